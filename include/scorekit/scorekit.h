@@ -1,0 +1,6 @@
+#ifndef SCOREKIT_H
+#define SCOREKIT_H
+#include "core.h"
+#include "rng.h"
+#include "tensor.h"
+#endif
