@@ -1,0 +1,127 @@
+/* scorekit graphs: a static float32 computation graph with symbolic
+ * reverse-mode differentiation. sk_grad appends gradient nodes built from the
+ * same primitive ops, so the gradient of a gradient is another sk_grad call
+ * (exact and sliced score matching differentiate through tr(∇ₓs) and
+ * vᵀ∇ₓ(vᵀs) this way).
+ *
+ * Building uses sticky errors: the first shape error is recorded on the graph,
+ * later builder calls return SK_NONE, and sk_graph_compile reports the error
+ * with the op and the shapes. */
+#ifndef SCOREKIT_GRAPH_H
+#define SCOREKIT_GRAPH_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sk_graph sk_graph;
+/* A node of a graph: an index, valid for the graph that made it. */
+typedef int32_t sk_node;
+#define SK_NONE ((sk_node)-1)
+
+/* A new empty graph (NULL + last error on allocation failure). */
+SK_API sk_graph *sk_graph_new(void);
+SK_API void sk_graph_free(sk_graph *g);
+/* The first build error recorded on `g`, or SK_OK. */
+SK_API sk_status sk_graph_status(const sk_graph *g);
+SK_API int sk_graph_num_nodes(const sk_graph *g);
+
+/* ---- leaves ---- */
+/* A data input of the given shape. After compilation its buffer is
+ * sk_graph_data(g, node) (fill it before sk_graph_run), or point it at caller
+ * memory with sk_graph_bind. */
+SK_API sk_node sk_input(sk_graph *g, const char *name, int ndim, const int64_t *shape);
+/* A parameter living in caller memory (`data`, numel floats) that must stay
+ * valid while the graph runs; rebind with sk_graph_bind. */
+SK_API sk_node sk_param(sk_graph *g, const char *name, int ndim, const int64_t *shape, float *data);
+/* A constant filled with `value`. */
+SK_API sk_node sk_fill(sk_graph *g, float value, int ndim, const int64_t *shape);
+SK_API sk_node sk_scalar(sk_graph *g, float value);
+
+/* ---- primitives ---- */
+/* op(a) @ op(b) for 2-D a, b; op transposes when the flag is set. */
+SK_API sk_node sk_matmul(sk_graph *g, sk_node a, sk_node b, int trans_a, int trans_b);
+/* Elementwise with numpy broadcasting. */
+SK_API sk_node sk_add(sk_graph *g, sk_node a, sk_node b);
+SK_API sk_node sk_sub(sk_graph *g, sk_node a, sk_node b);
+SK_API sk_node sk_mul(sk_graph *g, sk_node a, sk_node b);
+SK_API sk_node sk_div(sk_graph *g, sk_node a, sk_node b);
+SK_API sk_node sk_neg(sk_graph *g, sk_node a);
+/* alpha * a + beta. */
+SK_API sk_node sk_affine(sk_graph *g, sk_node a, float alpha, float beta);
+SK_API sk_node sk_exp(sk_graph *g, sk_node a);
+SK_API sk_node sk_log(sk_graph *g, sk_node a);
+SK_API sk_node sk_sqrt(sk_graph *g, sk_node a);
+SK_API sk_node sk_tanh(sk_graph *g, sk_node a);
+SK_API sk_node sk_sigmoid(sk_graph *g, sk_node a);
+/* log(1 + e^a), stable for any a. */
+SK_API sk_node sk_softplus(sk_graph *g, sk_node a);
+/* 1 where a > 0, else 0; its gradient is zero. */
+SK_API sk_node sk_step(sk_graph *g, sk_node a);
+/* Sum `a` down to `shape`, which `a`'s shape broadcasts from (numpy rules). */
+SK_API sk_node sk_sum_to(sk_graph *g, sk_node a, int ndim, const int64_t *shape);
+/* Broadcast `a` up to `shape`. */
+SK_API sk_node sk_expand(sk_graph *g, sk_node a, int ndim, const int64_t *shape);
+SK_API sk_node sk_reshape(sk_graph *g, sk_node a, int ndim, const int64_t *shape);
+/* Reorder axes: output axis i is input axis perm[i]. */
+SK_API sk_node sk_permute(sk_graph *g, sk_node a, const int *perm);
+SK_API sk_node sk_concat(sk_graph *g, sk_node a, sk_node b, int axis);
+SK_API sk_node sk_slice(sk_graph *g, sk_node a, int axis, int64_t start, int64_t len);
+SK_API sk_node sk_pad(sk_graph *g, sk_node a, int axis, int64_t before, int64_t after);
+/* Rows of `a` (axis 0) at the integer values of `idx` (1-D, stored as floats). */
+SK_API sk_node sk_gather(sk_graph *g, sk_node a, sk_node idx);
+/* out (rows, ...) = 0; out[idx[i]] += a[i]. */
+SK_API sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows);
+/* log Σ exp over the last axis, which is kept with size 1. */
+SK_API sk_node sk_logsumexp(sk_graph *g, sk_node a);
+SK_API sk_node sk_stop_grad(sk_graph *g, sk_node a);
+
+/* ---- composites ---- */
+SK_API sk_node sk_square(sk_graph *g, sk_node a);
+/* Sum over one axis (negative counts from the end). */
+SK_API sk_node sk_sum(sk_graph *g, sk_node a, int axis, int keepdim);
+/* Sum / mean of all elements, rank 0. */
+SK_API sk_node sk_sum_all(sk_graph *g, sk_node a);
+SK_API sk_node sk_mean_all(sk_graph *g, sk_node a);
+SK_API sk_node sk_transpose(sk_graph *g, sk_node a);
+SK_API sk_node sk_silu(sk_graph *g, sk_node a);
+SK_API sk_node sk_elu(sk_graph *g, sk_node a);
+/* log softmax over the last axis. */
+SK_API sk_node sk_log_softmax(sk_graph *g, sk_node a);
+
+/* ---- differentiation ---- */
+/* Appends to `g` the nodes of the vector-Jacobian product of `y` with the
+ * cotangent `dy` (same shape as y; SK_NONE means y has one element and dy = 1)
+ * with respect to each wrt[i], written to grads[i] (a zero constant where y
+ * does not depend on wrt[i]). The result is differentiable again. */
+SK_API sk_status sk_grad(sk_graph *g, sk_node y, sk_node dy, int n, const sk_node *wrt,
+                         sk_node *grads);
+
+/* ---- shapes ---- */
+SK_API int sk_node_ndim(const sk_graph *g, sk_node n);
+/* Borrowed, valid while `g` lives. */
+SK_API const int64_t *sk_node_shape(const sk_graph *g, sk_node n);
+SK_API int64_t sk_node_numel(const sk_graph *g, sk_node n);
+
+/* ---- compile and run ---- */
+/* Plans execution of the nodes the outputs need: prunes the rest, orders
+ * them, and assigns buffers by liveness (reusing a buffer after its last
+ * consumer) in one arena; inputs, parameters, constants and outputs are
+ * pinned. Call once, after building. */
+SK_API sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs);
+/* Runs the plan. Performs no heap allocation. */
+SK_API sk_status sk_graph_run(sk_graph *g);
+/* The buffer of a compiled input, output or parameter node (numel floats),
+ * valid until sk_graph_free; NULL for an intermediate whose buffer is shared. */
+SK_API float *sk_graph_data(sk_graph *g, sk_node n);
+/* Points an input or parameter at caller memory of its numel floats. */
+SK_API sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data);
+/* Bytes of the compiled arena (intermediates, inputs, constants). */
+SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,258 @@
+/* Symbolic reverse-mode differentiation. Every rule is written with the
+ * graph's own builders, so the gradient nodes it appends can be differentiated
+ * again (tinygrad's compute_gradient shape: prune, reverse walk, accumulate,
+ * unbroadcast once in the engine). */
+#include <string.h>
+
+#include "graph/internal.h"
+
+/* The contributions to the adjoints of a node's inputs, given its adjoint dy.
+ * A contribution may have the output's (broadcast) shape; the engine sums it
+ * down to the input's shape. SK_NONE = no gradient flows to that input. */
+typedef void (*grad_rule)(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]);
+
+#define IN0 (g->nodes[y].in[0])
+#define IN1 (g->nodes[y].in[1])
+
+static void grad_matmul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  int ta = g->nodes[y].ip[0], tb = g->nodes[y].ip[1];
+  sk_node a = IN0, b = IN1;
+  /* C = op(A) op(B): each case's gradients are again matmuls with flags. */
+  if (!ta && !tb) {
+    dx[0] = sk_matmul(g, dy, b, 0, 1);
+    dx[1] = sk_matmul(g, a, dy, 1, 0);
+  } else if (!ta && tb) {
+    dx[0] = sk_matmul(g, dy, b, 0, 0);
+    dx[1] = sk_matmul(g, dy, a, 1, 0);
+  } else if (ta && !tb) {
+    dx[0] = sk_matmul(g, b, dy, 0, 1);
+    dx[1] = sk_matmul(g, a, dy, 0, 0);
+  } else {
+    dx[0] = sk_matmul(g, b, dy, 1, 1);
+    dx[1] = sk_matmul(g, dy, a, 1, 1);
+  }
+}
+
+static void grad_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  (void)g;
+  (void)y;
+  dx[0] = dx[1] = dy;
+}
+
+static void grad_sub(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  (void)y;
+  dx[0] = dy;
+  dx[1] = sk_neg(g, dy);
+}
+
+static void grad_mul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, IN1);
+  dx[1] = sk_mul(g, dy, IN0);
+}
+
+/* d(a/b)/db = −(a/b)/b. */
+static void grad_div(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_div(g, dy, IN1);
+  dx[1] = sk_neg(g, sk_mul(g, dy, sk_div(g, y, IN1)));
+}
+
+static void grad_neg(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  (void)y;
+  dx[0] = sk_neg(g, dy);
+}
+
+static void grad_affine(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_affine(g, dy, g->nodes[y].fp[0], 0.0f);
+}
+
+static void grad_exp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) { dx[0] = sk_mul(g, dy, y); }
+static void grad_log(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) { dx[0] = sk_div(g, dy, IN0); }
+
+static void grad_sqrt(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_div(g, sk_affine(g, dy, 0.5f, 0.0f), y);
+}
+
+/* tanh' = 1 − tanh². */
+static void grad_tanh(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, sk_affine(g, sk_mul(g, y, y), -1.0f, 1.0f));
+}
+
+/* σ' = σ(1 − σ). */
+static void grad_sigmoid(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, sk_mul(g, y, sk_affine(g, y, -1.0f, 1.0f)));
+}
+
+/* softplus' = σ. */
+static void grad_softplus(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, sk_sigmoid(g, IN0));
+}
+
+static void grad_none(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  (void)g;
+  (void)y;
+  (void)dy;
+  dx[0] = dx[1] = SK_NONE;
+}
+
+static void grad_sum_to(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *x = &g->nodes[IN0];
+  int64_t shape[SK_MAX_DIMS];
+  memcpy(shape, x->shape, sizeof shape);
+  dx[0] = sk_expand(g, dy, x->ndim, shape);
+}
+
+static void grad_expand(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *x = &g->nodes[IN0];
+  int64_t shape[SK_MAX_DIMS];
+  memcpy(shape, x->shape, sizeof shape);
+  dx[0] = sk_sum_to(g, dy, x->ndim, shape);
+}
+
+static void grad_reshape(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *x = &g->nodes[IN0];
+  int64_t shape[SK_MAX_DIMS];
+  memcpy(shape, x->shape, sizeof shape);
+  dx[0] = sk_reshape(g, dy, x->ndim, shape);
+}
+
+static void grad_permute(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  int inv[SK_MAX_DIMS];
+  for (int i = 0; i < g->nodes[y].ndim; i++) inv[g->nodes[y].ip[i]] = i;
+  dx[0] = sk_permute(g, dy, inv);
+}
+
+static void grad_concat(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  int axis = g->nodes[y].ip[0];
+  int64_t la = g->nodes[IN0].shape[axis], lb = g->nodes[IN1].shape[axis];
+  dx[0] = sk_slice(g, dy, axis, 0, la);
+  dx[1] = sk_slice(g, dy, axis, la, lb);
+}
+
+static void grad_slice(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  int axis = g->nodes[y].ip[0];
+  int64_t start = g->nodes[y].ip[1], len = g->nodes[y].shape[axis];
+  int64_t total = g->nodes[IN0].shape[axis];
+  dx[0] = sk_pad(g, dy, axis, start, total - start - len);
+}
+
+static void grad_pad(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  int axis = g->nodes[y].ip[0];
+  dx[0] = sk_slice(g, dy, axis, g->nodes[y].ip[1], g->nodes[IN0].shape[axis]);
+}
+
+static void grad_gather(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_scatter_add(g, dy, IN1, g->nodes[IN0].shape[0]);
+  dx[1] = SK_NONE;
+}
+
+static void grad_scatter_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_gather(g, dy, IN1);
+  dx[1] = SK_NONE;
+}
+
+/* ∂ lse / ∂x = softmax(x) = exp(x − lse). */
+static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, sk_exp(g, sk_sub(g, IN0, y)));
+}
+
+static const grad_rule rules[SK_OP_COUNT] = {
+    [SK_OP_INPUT] = grad_none,       [SK_OP_PARAM] = grad_none,
+    [SK_OP_CONST] = grad_none,       [SK_OP_MATMUL] = grad_matmul,
+    [SK_OP_ADD] = grad_add,          [SK_OP_SUB] = grad_sub,
+    [SK_OP_MUL] = grad_mul,          [SK_OP_DIV] = grad_div,
+    [SK_OP_NEG] = grad_neg,          [SK_OP_AFFINE] = grad_affine,
+    [SK_OP_EXP] = grad_exp,          [SK_OP_LOG] = grad_log,
+    [SK_OP_SQRT] = grad_sqrt,        [SK_OP_TANH] = grad_tanh,
+    [SK_OP_SIGMOID] = grad_sigmoid,  [SK_OP_SOFTPLUS] = grad_softplus,
+    [SK_OP_STEP] = grad_none,        [SK_OP_SUM_TO] = grad_sum_to,
+    [SK_OP_EXPAND] = grad_expand,    [SK_OP_RESHAPE] = grad_reshape,
+    [SK_OP_PERMUTE] = grad_permute,  [SK_OP_CONCAT] = grad_concat,
+    [SK_OP_SLICE] = grad_slice,      [SK_OP_PAD] = grad_pad,
+    [SK_OP_GATHER] = grad_gather,    [SK_OP_SCATTER_ADD] = grad_scatter_add,
+    [SK_OP_LOGSUMEXP] = grad_logsumexp, [SK_OP_STOP_GRAD] = grad_none,
+};
+
+int sk__op_has_grad_rule(int op);
+int sk__op_has_grad_rule(int op) { return op >= 0 && op < SK_OP_COUNT && rules[op] != NULL; }
+
+sk_status sk_grad(sk_graph *g, sk_node y, sk_node dy, int n, const sk_node *wrt, sk_node *grads) {
+  if (g->status != SK_OK) return sk__fail(g->status, "sk_grad: graph has an error: %s", g->error);
+  if (y < 0 || y >= g->n || n < 0) return sk__fail(SK_ERR_INVALID, "sk_grad: invalid output node");
+  for (int i = 0; i < n; i++)
+    if (wrt[i] < 0 || wrt[i] >= g->n)
+      return sk__fail(SK_ERR_INVALID, "sk_grad: invalid node %d in wrt[%d]", wrt[i], i);
+  const int count = y + 1; /* nodes after y cannot feed it */
+  uint8_t *dep = sk__calloc((size_t)count, 1);  /* depends on some wrt */
+  uint8_t *need = sk__calloc((size_t)count, 1); /* y depends on it */
+  sk_node *adj = sk__malloc((size_t)count * sizeof *adj);
+  if (!dep || !need || !adj) {
+    sk__free(dep);
+    sk__free(need);
+    sk__free(adj);
+    return sk__fail(SK_ERR_NOMEM, "sk_grad: out of memory");
+  }
+  for (int i = 0; i < n; i++)
+    if (wrt[i] < count) dep[wrt[i]] = 1;
+  for (int i = 0; i < count; i++) {
+    const sk__node *nd = &g->nodes[i];
+    if (nd->op == SK_OP_STOP_GRAD) continue;
+    for (int k = 0; k < sk__op_arity(nd->op); k++)
+      if (dep[nd->in[k]]) dep[i] = 1;
+  }
+  need[y] = 1;
+  for (int i = count - 1; i >= 0; i--) {
+    adj[i] = SK_NONE;
+    if (!need[i]) continue;
+    for (int k = 0; k < sk__op_arity(g->nodes[i].op); k++) need[g->nodes[i].in[k]] = 1;
+  }
+  if (dy == SK_NONE) {
+    if (g->nodes[y].numel != 1) {
+      sk__free(dep);
+      sk__free(need);
+      sk__free(adj);
+      return sk__fail(SK_ERR_SHAPE, "sk_grad: output has %lld elements; give a cotangent",
+                      (long long)g->nodes[y].numel);
+    }
+    int64_t shape[SK_MAX_DIMS];
+    memcpy(shape, g->nodes[y].shape, sizeof shape);
+    dy = sk_fill(g, 1.0f, g->nodes[y].ndim, shape);
+  } else if (dy < 0 || dy >= g->n || g->nodes[dy].numel != g->nodes[y].numel ||
+             g->nodes[dy].ndim != g->nodes[y].ndim) {
+    sk__free(dep);
+    sk__free(need);
+    sk__free(adj);
+    return sk__fail(SK_ERR_SHAPE, "sk_grad: the cotangent's shape differs from the output's");
+  }
+  adj[y] = dy;
+  for (int i = count - 1; i >= 0 && g->status == SK_OK; i--) {
+    if (adj[i] == SK_NONE || !dep[i]) continue;
+    const sk__op op = g->nodes[i].op;
+    if (sk__op_arity(op) == 0) continue;
+    sk_node dx[2] = {SK_NONE, SK_NONE};
+    rules[op](g, i, adj[i], dx);
+    for (int k = 0; k < sk__op_arity(op); k++) {
+      sk_node x = g->nodes[i].in[k];
+      if (dx[k] == SK_NONE || !dep[x] || g->status != SK_OK) continue;
+      /* Unbroadcast once, here, for every rule. */
+      int64_t shape[SK_MAX_DIMS];
+      memcpy(shape, g->nodes[x].shape, sizeof shape);
+      sk_node c = sk_sum_to(g, dx[k], g->nodes[x].ndim, shape);
+      adj[x] = adj[x] == SK_NONE ? c : sk_add(g, adj[x], c);
+    }
+  }
+  for (int i = 0; i < n && g->status == SK_OK; i++) {
+    sk_node w = wrt[i];
+    if (w < count && adj[w] != SK_NONE) {
+      grads[i] = adj[w];
+    } else {
+      int64_t shape[SK_MAX_DIMS];
+      memcpy(shape, g->nodes[w].shape, sizeof shape);
+      grads[i] = sk_fill(g, 0.0f, g->nodes[w].ndim, shape);
+    }
+  }
+  sk__free(dep);
+  sk__free(need);
+  sk__free(adj);
+  if (g->status != SK_OK) return sk__fail(g->status, "sk_grad: %s", g->error);
+  return SK_OK;
+}

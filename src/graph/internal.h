@@ -1,0 +1,69 @@
+/* Private graph structures shared by build.c, grad.c, plan.c and run.c, and the
+ * interface a kernel backend implements (kernels/cpu today). */
+#ifndef SK_GRAPH_INTERNAL_H
+#define SK_GRAPH_INTERNAL_H
+
+#include "core/internal.h"
+#include "scorekit/graph.h"
+
+typedef enum sk__op {
+#define X(e, name, arity, smooth) SK_OP_##e,
+#include "graph/ops.def"
+#undef X
+  SK_OP_COUNT
+} sk__op;
+
+typedef struct sk__node {
+  sk__op op;
+  int ndim;
+  int64_t shape[SK_MAX_DIMS];
+  int64_t numel;
+  sk_node in[2];
+  int32_t ip[SK_MAX_DIMS]; /* integer parameters (flags, axes, offsets) */
+  float fp[2];             /* float parameters (constants, affine) */
+  float *data;             /* leaves: bound memory; after compile: the buffer */
+  char *name;              /* inputs and parameters */
+} sk__node;
+
+typedef struct sk__step {
+  sk_node node;
+} sk__step;
+
+struct sk_graph {
+  sk__node *nodes;
+  int n, cap;
+  sk_status status;
+  char error[256];
+  /* compiled plan */
+  int compiled;
+  float *arena;
+  size_t arena_floats;
+  sk_node *exec; /* nodes to run, in order */
+  int n_exec;
+  sk_node *outs;
+  int n_outs;
+};
+
+const char *sk__op_name(sk__op op);
+int sk__op_arity(sk__op op);
+int sk__op_smooth(sk__op op);
+
+/* Appends a node with inputs and shape; records the first error. */
+sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, const int64_t *shape);
+
+/* The first build error's message. */
+const char *sk__graph_error(const sk_graph *g);
+
+/* The work of one op, as the backend sees it: output, inputs and shapes. */
+typedef struct sk__exec {
+  sk__op op;
+  float *out;
+  const float *in[2];
+  const sk__node *node, *a, *b; /* shapes and parameters */
+} sk__exec;
+
+/* The CPU backend (kernels/cpu/dispatch.c). */
+sk_status sk__cpu_exec(const sk__exec *e);
+void sk__cpu_init(void);
+
+#endif

@@ -1,0 +1,59 @@
+/* The CPU kernels: one function per op family, outputs first, then inputs,
+ * then sizes. Every fast path has a naive reference beside it that a test
+ * compares against. Parallel loops split independent outputs in fixed chunks,
+ * so 1 and N threads give the same bits. */
+#ifndef SK_KERNELS_CPU_H
+#define SK_KERNELS_CPU_H
+
+#include <stdint.h>
+
+#include "core/internal.h"
+
+/* c (m, n) = op(a) (m, k) @ op(b) (k, n); a is (k, m) when ta, b is (n, k) when tb. */
+void sk__matmul(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k, int ta,
+                int tb);
+void sk__matmul_naive(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                      int ta, int tb);
+void sk__kernels_init(void);
+
+/* Shapes padded to 4-D (leading 1s), as the broadcasting kernels use them. */
+typedef struct sk__shape4 {
+  int64_t d[4];
+} sk__shape4;
+sk__shape4 sk__shape4_of(int ndim, const int64_t *shape);
+
+typedef enum { SK_BIN_ADD, SK_BIN_SUB, SK_BIN_MUL, SK_BIN_DIV } sk__binop;
+/* out (so) = a (sa) op b (sb) with numpy broadcasting. */
+void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__shape4 sa,
+                sk__shape4 sb, sk__binop op);
+
+typedef enum {
+  SK_UN_NEG, SK_UN_AFFINE, SK_UN_EXP, SK_UN_LOG, SK_UN_SQRT, SK_UN_TANH, SK_UN_SIGMOID,
+  SK_UN_SOFTPLUS, SK_UN_STEP
+} sk__unop;
+/* out (n) = f(a) (n); alpha and beta for affine. */
+void sk__unary(float *out, const float *a, int64_t n, sk__unop op, float alpha, float beta);
+
+/* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not. */
+void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa);
+/* out (so) = a (sa) broadcast. */
+void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa);
+/* out = a with axes reordered: out axis i is a's axis perm[i] (perm of 4). */
+void sk__permute(float *out, const float *a, sk__shape4 sa, const int perm[4]);
+/* Along one axis, with `outer` blocks before it and `inner` floats after it:
+ * out = [a, b] (concat), out = a[start : start + len] (slice), out = [0, a, 0] (pad). */
+void sk__concat(float *out, const float *a, const float *b, int64_t outer, int64_t la, int64_t lb,
+                int64_t inner);
+void sk__slice(float *out, const float *a, int64_t outer, int64_t la, int64_t start, int64_t len,
+               int64_t inner);
+void sk__pad(float *out, const float *a, int64_t outer, int64_t la, int64_t before, int64_t lo,
+             int64_t inner);
+/* out (n, row) = a[idx[i]]; false if an index is not an integer in [0, rows). */
+int sk__gather(float *out, const float *a, const float *idx, int64_t n, int64_t rows, int64_t row);
+/* out (rows, row) = 0; out[idx[i]] += a[i]. */
+int sk__scatter_add(float *out, const float *a, const float *idx, int64_t n, int64_t rows,
+                    int64_t row);
+/* out (rows) = log Σ_j exp(a[r, j]) over cols. */
+void sk__logsumexp(float *out, const float *a, int64_t rows, int64_t cols);
+
+#endif
