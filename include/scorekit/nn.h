@@ -1,0 +1,105 @@
+/* scorekit networks: score models built from graph ops, with all parameters
+ * in one contiguous buffer (named views in PyTorch's nn.Linear layout), and
+ * the Adam optimiser with an EMA of the weights. */
+#ifndef SCOREKIT_NN_H
+#define SCOREKIT_NN_H
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Smooth activations only: a ReLU net has a zero second derivative almost
+ * everywhere, which silently breaks esm and ssm. */
+typedef enum sk_activation {
+  SK_ACT_SOFTPLUS,
+  SK_ACT_ELU,
+  SK_ACT_SILU,
+  SK_ACT_TANH,
+  SK_ACT_COUNT
+} sk_activation;
+
+SK_API const char *sk_activation_name(sk_activation a);
+/* SK_ACT_COUNT for an unknown name. */
+SK_API sk_activation sk_activation_parse(const char *name);
+
+typedef enum sk_model_kind {
+  SK_MODEL_MLP,    /* s(x) = f(x) */
+  SK_MODEL_NCMLP,  /* s(x, σ) = f([x, log σ]) / σ (NCSNv2's parameterisation) */
+  SK_MODEL_CLASSIFIER, /* logits(x, σ) = f([x, log σ]), K outputs */
+  SK_MODEL_KIND_COUNT
+} sk_model_kind;
+
+typedef struct sk_model_config {
+  sk_model_kind kind;
+  int dim;     /* data dimension d */
+  int hidden;  /* width of every hidden layer */
+  int depth;   /* number of hidden layers (>= 1) */
+  int classes; /* outputs of a classifier; ignored otherwise */
+  sk_activation act;
+} sk_model_config;
+
+typedef struct sk_model sk_model;
+
+/* A model with zero weights (see sk_model_init). NULL + last error on bad
+ * config (dim, hidden, depth, classes out of range) or allocation failure. */
+SK_API sk_model *sk_model_new(const sk_model_config *cfg);
+SK_API void sk_model_free(sk_model *m);
+SK_API const sk_model_config *sk_model_get_config(const sk_model *m);
+/* PyTorch's nn.Linear default initialisation (weights and biases uniform in
+ * ±1/√fan_in), drawn from the counter-based RNG for `seed`. */
+SK_API void sk_model_init(sk_model *m, uint64_t seed);
+
+/* The parameter buffer (sk_model_num_params floats), in tensor order. */
+SK_API size_t sk_model_num_params(const sk_model *m);
+SK_API float *sk_model_params(sk_model *m);
+/* Named tensors: "mlp.{i}.weight" (out, in) and "mlp.{i}.bias" (out); the
+ * prefix is "ncmlp" for SK_MODEL_NCMLP and "clf" for a classifier. */
+SK_API int sk_model_num_tensors(const sk_model *m);
+SK_API const char *sk_model_tensor_name(const sk_model *m, int i);
+SK_API int sk_model_tensor_ndim(const sk_model *m, int i);
+SK_API const int64_t *sk_model_tensor_shape(const sk_model *m, int i);
+/* Offset of tensor i in the parameter buffer, in floats. */
+SK_API size_t sk_model_tensor_offset(const sk_model *m, int i);
+
+/* Parameter nodes of `m` in graph `g`, bound to the model's buffer (or to
+ * `params` if not NULL: e.g. the EMA copy), one per tensor written to out
+ * (sk_model_num_tensors entries). */
+SK_API sk_status sk_model_bind(sk_model *m, sk_graph *g, float *params, sk_node *out);
+/* The network's output for a batch x (B, dim): the score (B, dim), or the
+ * logits (B, classes) for a classifier. sigma (B, 1) is required by the
+ * noise-conditional kinds and ignored (pass SK_NONE) by SK_MODEL_MLP. */
+SK_API sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
+                              sk_node sigma);
+
+/* ---- Adam (Kingma & Ba 2015) with an EMA of the weights ---- */
+typedef struct sk_adam_config {
+  float lr, beta1, beta2, eps;
+  float clip_norm; /* clip the global gradient norm to this; 0 = off */
+  float ema_rate;  /* ema ← rate·ema + (1 − rate)·θ after each step; 0 = off */
+} sk_adam_config;
+
+/* β1 0.9, β2 0.999, ε 1e-8, lr 1e-3, no clipping, EMA 0.999. */
+SK_API sk_adam_config sk_adam_config_default(void);
+
+typedef struct sk_adam sk_adam;
+/* Optimiser state (moments, EMA) for n parameters; the EMA starts at `params`. */
+SK_API sk_adam *sk_adam_new(const sk_adam_config *cfg, size_t n, const float *params);
+SK_API void sk_adam_free(sk_adam *a);
+/* One update of params (n) from grads (n). Returns the gradient's global norm
+ * before clipping in *grad_norm (may be NULL). SK_ERR_NUMERIC if a gradient
+ * is not finite (nothing is changed then). */
+SK_API sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *grad_norm);
+SK_API int64_t sk_adam_steps(const sk_adam *a);
+/* First and second moments and the EMA weights (n floats each), for
+ * checkpoints; writable so that a resumed run can restore them. */
+SK_API float *sk_adam_m(sk_adam *a);
+SK_API float *sk_adam_v(sk_adam *a);
+SK_API float *sk_adam_ema(sk_adam *a);
+SK_API void sk_adam_set_steps(sk_adam *a, int64_t t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
