@@ -1,0 +1,243 @@
+/* An in-memory data set: rows, optional integer labels, and reproducible
+ * shuffled mini-batches whose position can be saved and restored. */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "scorekit/data.h"
+
+/* Labels travel as floats; above 2^24 they would no longer be exact integers. */
+#define DATASET_MAX_LABEL (1 << 24)
+#define DATASET_SIGMA_ROWS 1000
+
+struct sk_dataset {
+  sk_tensor *x; /* (n, d), owned */
+  int64_t n;
+  int d;
+  int32_t *labels; /* (n) or NULL */
+  int classes;     /* 0 without labels */
+  uint32_t *perm;  /* (n): the current epoch's order */
+  int64_t epoch, cursor;
+  sk_rng rng_at_epoch_start;
+};
+
+sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
+  sk_status st = SK_OK;
+  sk_dataset *ds = NULL;
+  if (out) *out = NULL;
+  if (!out || !x) {
+    st = sk__fail(SK_ERR_INVALID, "sk_dataset_new: NULL %s", !out ? "out" : "x");
+    goto fail;
+  }
+  if (sk_tensor_ndim(x) != 2) {
+    st = sk__fail(SK_ERR_SHAPE, "sk_dataset_new: x has rank %d, expected 2 (n, d)",
+                  sk_tensor_ndim(x));
+    goto fail;
+  }
+  const int64_t n = sk_tensor_shape(x)[0], d = sk_tensor_shape(x)[1];
+  if (n < 1 || n > (int64_t)UINT32_MAX || d < 1 || d > INT32_MAX) {
+    st = sk__fail(SK_ERR_SHAPE,
+                  "sk_dataset_new: x has shape (%lld, %lld), expected 1 <= n < 2^32, d >= 1",
+                  (long long)n, (long long)d);
+    goto fail;
+  }
+  const float *xd = sk_tensor_cdata(x);
+  for (int64_t i = 0; i < n * d; i++) {
+    if (!isfinite(xd[i])) {
+      st = sk__fail(SK_ERR_NUMERIC, "sk_dataset_new: x[%lld, %lld] is %g", (long long)(i / d),
+                    (long long)(i % d), (double)xd[i]);
+      goto fail;
+    }
+  }
+  if (labels) {
+    if (sk_tensor_ndim(labels) != 1 || sk_tensor_shape(labels)[0] != n) {
+      st = sk__fail(
+          SK_ERR_SHAPE,
+          "sk_dataset_new: labels have rank %d, first dimension %lld; expected shape (%lld)",
+          sk_tensor_ndim(labels),
+          sk_tensor_ndim(labels) > 0 ? (long long)sk_tensor_shape(labels)[0] : 0LL, (long long)n);
+      goto fail;
+    }
+    const float *ld = sk_tensor_cdata(labels);
+    for (int64_t i = 0; i < n; i++) {
+      if (!(ld[i] >= 0 && ld[i] < DATASET_MAX_LABEL) || ld[i] != floorf(ld[i])) {
+        st = sk__fail(SK_ERR_INVALID,
+                      "sk_dataset_new: label %lld is %g, expected an integer in 0..%d",
+                      (long long)i, (double)ld[i], DATASET_MAX_LABEL - 1);
+        goto fail;
+      }
+    }
+  }
+  ds = sk__calloc(1, sizeof *ds);
+  if (!ds || !(ds->perm = sk__malloc((size_t)n * sizeof(uint32_t))) ||
+      (labels && !(ds->labels = sk__malloc((size_t)n * sizeof(int32_t))))) {
+    st = sk__fail(SK_ERR_NOMEM, "sk_dataset_new: out of memory for %lld rows", (long long)n);
+    goto fail;
+  }
+  ds->n = n;
+  ds->d = (int)d;
+  if (labels) {
+    const float *ld = sk_tensor_cdata(labels);
+    int32_t mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+      ds->labels[i] = (int32_t)ld[i];
+      mx = SK_MAX(mx, ds->labels[i]);
+    }
+    ds->classes = (int)mx + 1;
+    sk_tensor_free(labels);
+  }
+  ds->x = x;
+  *out = ds;
+  return SK_OK;
+fail:
+  if (ds) {
+    sk__free(ds->perm);
+    sk__free(ds->labels);
+    sk__free(ds);
+  }
+  sk_tensor_free(x);
+  sk_tensor_free(labels);
+  return st;
+}
+
+void sk_dataset_free(sk_dataset *ds) {
+  if (!ds) return;
+  sk_tensor_free(ds->x);
+  sk__free(ds->labels);
+  sk__free(ds->perm);
+  sk__free(ds);
+}
+
+int64_t sk_dataset_size(const sk_dataset *ds) { return ds->n; }
+int sk_dataset_dim(const sk_dataset *ds) { return ds->d; }
+int sk_dataset_classes(const sk_dataset *ds) { return ds->classes; }
+const float *sk_dataset_x(const sk_dataset *ds) { return sk_tensor_cdata(ds->x); }
+const int32_t *sk_dataset_labels(const sk_dataset *ds) { return ds->labels; }
+
+/* Fisher-Yates (Durstenfeld) over the identity, drawing from r. */
+static void shuffle(uint32_t *perm, int64_t n, sk_rng *r) {
+  for (int64_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    const uint32_t j = sk_rng_below(r, (uint32_t)(i + 1));
+    const uint32_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+}
+
+sk_status sk_dataset_batch(sk_dataset *ds, sk_rng *r, int64_t b, float *x, int32_t *labels) {
+  if (!ds || !r)
+    return sk__fail(SK_ERR_INVALID, "sk_dataset_batch: NULL %s", !ds ? "dataset" : "rng");
+  if (b < 0 || (uint64_t)b > SIZE_MAX / sizeof(float) / (size_t)ds->d)
+    return sk__fail(SK_ERR_INVALID, "sk_dataset_batch: batch size %lld", (long long)b);
+  if (b > 0 && !x) return sk__fail(SK_ERR_INVALID, "sk_dataset_batch: NULL x");
+  const float *xd = sk_tensor_cdata(ds->x);
+  const size_t row = (size_t)ds->d * sizeof(float);
+  for (int64_t i = 0; i < b; i++) {
+    if (ds->cursor == ds->n) {
+      ds->epoch++;
+      ds->cursor = 0;
+    }
+    if (ds->cursor == 0) {
+      ds->rng_at_epoch_start = *r;
+      shuffle(ds->perm, ds->n, r);
+    }
+    const uint32_t src = ds->perm[ds->cursor++];
+    memcpy(x + (size_t)i * ds->d, xd + (size_t)src * ds->d, row);
+    if (labels) labels[i] = ds->labels ? ds->labels[src] : -1;
+  }
+  return SK_OK;
+}
+
+sk_dataset_pos sk_dataset_get_pos(const sk_dataset *ds) {
+  sk_dataset_pos p = {ds->epoch, ds->cursor, ds->rng_at_epoch_start};
+  return p;
+}
+
+sk_status sk_dataset_set_pos(sk_dataset *ds, sk_dataset_pos pos) {
+  if (!ds) return sk__fail(SK_ERR_INVALID, "sk_dataset_set_pos: NULL dataset");
+  if (pos.epoch < 0 || pos.cursor < 0 || pos.cursor > ds->n)
+    return sk__fail(
+        SK_ERR_INVALID,
+        "sk_dataset_set_pos: epoch %lld, cursor %lld; expected epoch >= 0, cursor in 0..%lld",
+        (long long)pos.epoch, (long long)pos.cursor, (long long)ds->n);
+  ds->epoch = pos.epoch;
+  ds->cursor = pos.cursor;
+  ds->rng_at_epoch_start = pos.rng_at_epoch_start;
+  /* Mid-epoch the rest of the order is needed: redraw it from a copy, so the
+   * caller's own rng is left where the caller restored it. */
+  if (pos.cursor > 0) {
+    sk_rng r = pos.rng_at_epoch_start;
+    shuffle(ds->perm, ds->n, &r);
+  }
+  return SK_OK;
+}
+
+sk_status sk_dataset_stats(const sk_dataset *ds, float *mean, float *std) {
+  if (!ds || !mean || !std)
+    return sk__fail(SK_ERR_INVALID, "sk_dataset_stats: NULL %s",
+                    !ds     ? "dataset"
+                    : !mean ? "mean"
+                            : "std");
+  const float *xd = sk_tensor_cdata(ds->x);
+  const int64_t n = ds->n;
+  const int d = ds->d;
+  /* Two passes per dimension in double: no cancellation in the variance. */
+#pragma omp parallel for schedule(static) if ((double)n * d > 1e6)
+  for (int j = 0; j < d; j++) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) m += xd[(size_t)i * d + j];
+    m /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+      const double t = xd[(size_t)i * d + j] - m;
+      v += t * t;
+    }
+    mean[j] = (float)m;
+    std[j] = (float)sqrt(v / (double)n);
+  }
+  return SK_OK;
+}
+
+sk_status sk_dataset_sigma_range(const sk_dataset *ds, float *sigma_max, float *sigma_min) {
+  if (!ds || !sigma_max || !sigma_min)
+    return sk__fail(SK_ERR_INVALID, "sk_dataset_sigma_range: NULL argument");
+  const int64_t n = ds->n;
+  const int d = ds->d;
+  if (n < 2)
+    return sk__fail(SK_ERR_INVALID, "sk_dataset_sigma_range: %lld row, need at least 2",
+                    (long long)n);
+  const float *xd = sk_tensor_cdata(ds->x);
+  const int64_t m = SK_MIN(n, (int64_t)DATASET_SIGMA_ROWS);
+  /* The largest distance is the same whatever order the maxima combine in, so
+   * the answer does not depend on the number of threads. */
+  double best = 0;
+#pragma omp parallel for schedule(dynamic, 8) reduction(max : best) if ((double)m * m * d > 1e6)
+  for (int64_t a = 0; a < m; a++) {
+    const float *xa = xd + (size_t)(a * n / m) * d;
+    for (int64_t b = a + 1; b < m; b++) {
+      const float *xb = xd + (size_t)(b * n / m) * d;
+      double s = 0;
+      for (int j = 0; j < d; j++) {
+        const double t = (double)xa[j] - xb[j];
+        s += t * t;
+      }
+      if (s > best) best = s;
+    }
+  }
+  float *mean = sk__malloc((size_t)d * 2 * sizeof(float));
+  if (!mean) return sk__fail(SK_ERR_NOMEM, "sk_dataset_sigma_range: out of memory");
+  float *std = mean + d;
+  sk_dataset_stats(ds, mean, std);
+  double spread = 0;
+  for (int j = 0; j < d; j++) spread += std[j];
+  spread /= d;
+  sk__free(mean);
+  const double smax = sqrt(best), smin = 0.01 * spread;
+  if (!(smax > 0) || !((float)smin > 0) || !isfinite((float)smax))
+    return sk__fail(SK_ERR_NUMERIC,
+                    "sk_dataset_sigma_range: degenerate data (largest distance %g, mean std %g)",
+                    smax, spread);
+  *sigma_max = (float)smax;
+  *sigma_min = (float)smin;
+  return SK_OK;
+}
