@@ -18,7 +18,10 @@
 #ifndef SCOREKIT_H
 #define SCOREKIT_H
 #include "core.h"
+#include "data.h"
 #include "graph.h"
+#include "nn.h"
 #include "rng.h"
+#include "score.h"
 #include "tensor.h"
 #endif
