@@ -1,0 +1,69 @@
+/* scorekit pictures: a dependency-free PNG writer and raster plots of 2-D
+ * samples, score fields and image batches. Every file is written atomically. */
+#ifndef SCOREKIT_PLOT_H
+#define SCOREKIT_PLOT_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Writes pixels (height, width, channels) row-major, 8 bits per sample, as a
+ * PNG: channels 3 is RGB, 1 is grey. 1 <= width, height <= 32768. The file
+ * appears whole or not at all (SK_ERR_IO, SK_ERR_NOMEM leave no file). */
+SK_API sk_status sk_png_write(const char *path, int width, int height, int channels,
+                              const uint8_t *pixels);
+
+/* A data-space rectangle; y grows upward in every plot. */
+typedef struct sk_plot_bounds {
+  float xmin, xmax, ymin, ymax;
+} sk_plot_bounds;
+
+/* A square rectangle covering the finite points of pts (n, 2) with a 5%
+ * margin on each side, centred on their bounding box; [-1, 1]^2 when there
+ * are none. */
+SK_API sk_plot_bounds sk_plot_auto_bounds(const float *pts, int64_t n);
+
+/* Scatter plot of size x size pixels (64 <= size <= 8192) with a white
+ * background, light grid and tick labels: `ref` (n_ref, 2), e.g. the data, in
+ * light grey-blue under `pts` (n_pts, 2), e.g. samples, in a strong colour.
+ * Dots are anti-aliased and alpha-blended with an opacity that falls with the
+ * number of points, so density shows. Either set may be NULL with count 0;
+ * non-finite points are skipped, points outside b are clipped. Needs
+ * xmin < xmax, ymin < ymax, all finite (SK_ERR_INVALID). */
+SK_API sk_status sk_plot_scatter(const char *path, int size, sk_plot_bounds b, const float *ref,
+                                 int64_t n_ref, const float *pts, int64_t n_pts);
+
+/* Vector field on a grid x grid lattice (2 <= grid <= 256) over b, with
+ * `ref` points underneath as in sk_plot_scatter. vectors (grid*grid, 2) are
+ * given at the points of sk_plot_field_points (row-major, y from ymin upward,
+ * x fastest) and drawn as arrows centred on their point, coloured by
+ * magnitude; lengths are log-compressed (small vectors stay visible) and
+ * scaled so the longest spans one cell. Non-finite vectors are skipped. */
+SK_API sk_status sk_plot_field(const char *path, int size, sk_plot_bounds b, int grid,
+                               const float *vectors, const float *ref, int64_t n_ref);
+
+/* Writes the grid*grid lattice points (grid*grid, 2) matching sk_plot_field
+ * into pts (caller-owned, grid*grid*2 floats): cell centres,
+ * x_i = xmin + (i + 1/2)(xmax - xmin)/grid, row j has y_j likewise.
+ * Does nothing when pts is NULL or grid < 1. */
+SK_API void sk_plot_field_points(sk_plot_bounds b, int grid, float *pts);
+
+/* Tiles n images (n, c, h, w), NCHW with c 1 (grey) or 3 (RGB), values
+ * clamped to [0, 1] (NaN as 0), in `cols` columns (cols <= 0: ceil(sqrt n))
+ * separated by a 2-pixel dark border, and writes the mosaic as a PNG. */
+SK_API sk_status sk_image_grid(const char *path, const float *images, int n, int c, int h, int w,
+                               int cols);
+
+/* Scatter plot of n_groups (1..64) point sets in distinct colours, e.g.
+ * guided samples per class, over optional `ref` points as in sk_plot_scatter.
+ * groups[g] is (counts[g], 2); a group may be NULL with count 0. */
+SK_API sk_status sk_plot_groups(const char *path, int size, sk_plot_bounds b, const float *ref,
+                                int64_t n_ref, int n_groups, const float *const *groups,
+                                const int64_t *counts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
