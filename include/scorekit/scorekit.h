@@ -19,8 +19,10 @@
 #define SCOREKIT_H
 #include "core.h"
 #include "data.h"
+#include "eval.h"
 #include "graph.h"
 #include "nn.h"
+#include "plot.h"
 #include "rng.h"
 #include "score.h"
 #include "tensor.h"
