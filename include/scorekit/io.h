@@ -1,0 +1,92 @@
+/* scorekit file formats: NumPy .npy arrays (read and write) and numeric CSV
+ * tables (read), loaded into float32 tensors with every size validated first. */
+#ifndef SCOREKIT_IO_H
+#define SCOREKIT_IO_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Loads the .npy file at `path` (format version 1.0, 2.0 or 3.0) into a new
+ * float32 tensor of the file's shape; on success *out owns it (free with
+ * sk_tensor_free), on failure *out is NULL and sk_last_error() names the path
+ * and the problem.
+ *
+ * Accepted dtypes, little-endian or byte-order-free: f4, f8, i1, i2, i4, i8,
+ * u1, u2, u4, u8, b1 (bool: nonzero -> 1). Values are converted to float32:
+ * integers must satisfy |v| <= 2^24 so they stay exact, f8 values must be
+ * finite and within float32 range, and NaN/Inf are rejected; those errors are
+ * SK_ERR_NUMERIC and name the flat (row-major) index. Rank 0..SK_MAX_DIMS, C
+ * order only. The header dict ('descr', 'fortran_order', 'shape' in any order,
+ * any whitespace, optional trailing comma) may be padded in any way.
+ *
+ * Errors: SK_ERR_IO (cannot open or read, not a regular file), SK_ERR_FORMAT
+ * (bad magic, header length > 65536 or past the end of the file, unparsable
+ * header, negative or overflowing shape, data shorter than the shape needs:
+ * "truncated", or longer: "trailing bytes"), SK_ERR_UNSUPPORTED (version,
+ * big-endian, dtype, fortran_order True, rank > SK_MAX_DIMS), SK_ERR_NUMERIC,
+ * SK_ERR_NOMEM, SK_ERR_INVALID (NULL arguments). */
+SK_API sk_status sk_npy_load(const char *path, sk_tensor **out);
+
+/* Writes `t` to `path` as .npy version 1.0 ('<f4', C order, header padded to
+ * 64 bytes), atomically: readers see the old file or the whole new one, and
+ * nothing is left behind on failure. Values are written as they are (NaN
+ * included, though sk_npy_load rejects it). Errors: SK_ERR_INVALID, SK_ERR_IO,
+ * SK_ERR_NOMEM. */
+SK_API sk_status sk_npy_save(const char *path, const sk_tensor *t);
+
+/* Same as sk_npy_save from a raw row-major buffer of prod(shape) floats
+ * (0 <= ndim <= SK_MAX_DIMS, every shape[i] >= 0; `data` may be NULL only
+ * when the product is 0). */
+SK_API sk_status sk_npy_save_f32(const char *path, int ndim, const int64_t *shape,
+                                 const float *data);
+
+/* Writes n int32 values (e.g. class labels) as a 1-D '<i4' .npy file,
+ * atomically. `data` may be NULL only when n == 0. */
+SK_API sk_status sk_npy_save_i32(const char *path, int64_t n, const int32_t *data);
+
+/* How sk_csv_load reads a table. */
+typedef struct sk_csv_options {
+  int header;       /* -1: auto-detect (the first row is a header if one of its
+                       non-empty fields is not a number; "nan" and "inf" count as
+                       numbers), 0: no header, 1: the first row is a header */
+  int label_column; /* -1: none; else the 0-based column holding an integer class
+                       label >= 0 (any column; it is removed from x) */
+  char delimiter;   /* 0: auto-detect from the first non-comment line among ',', ';',
+                       '\t' (the most frequent outside quotes); whitespace-separated
+                       if none occurs. Otherwise that character. */
+} sk_csv_options;
+
+/* The defaults: {header -1, label_column -1, delimiter 0}. */
+SK_API sk_csv_options sk_csv_options_default(void);
+
+/* Loads a CSV file of numeric columns. On success *x owns an (n, d) float32
+ * tensor and, if opt->label_column >= 0, *labels an (n,) float32 tensor of the
+ * integer labels (both freed with sk_tensor_free); on failure both are NULL.
+ * `opt` NULL means the defaults; `labels` may be NULL only when there is no
+ * label column.
+ *
+ * Blank lines and lines whose first non-blank character is '#' are skipped;
+ * CRLF line ends and a leading UTF-8 byte-order mark are accepted; fields
+ * may be surrounded by spaces or tabs and may be double-quoted ("1.5", with
+ * "" for a quote inside). Numbers are
+ * decimal (sign, digits, point, exponent) read with C-locale strtod whatever
+ * setlocale says. Labels are integer-valued numbers in 0..2^24.
+ *
+ * Errors name the path, the 1-based line and 1-based column: SK_ERR_FORMAT for
+ * ragged rows ("expected d fields, got k"), a non-numeric or empty field (shown,
+ * truncated), a bad label, an unterminated quote, a NUL byte, an empty file or
+ * one with no data rows, a line longer than 1 MiB, more than 1e6 columns, a
+ * label column past the last column or no feature column left;
+ * SK_ERR_NUMERIC for NaN/Inf or values outside float32 range; SK_ERR_UNSUPPORTED
+ * for a table too large to index in memory; SK_ERR_IO, SK_ERR_NOMEM,
+ * SK_ERR_INVALID (bad options or arguments). */
+SK_API sk_status sk_csv_load(const char *path, const sk_csv_options *opt, sk_tensor **x,
+                             sk_tensor **labels);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
