@@ -21,9 +21,11 @@
 #include "data.h"
 #include "eval.h"
 #include "graph.h"
+#include "io.h"
 #include "nn.h"
 #include "plot.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "score.h"
 #include "tensor.h"
 #endif
