@@ -74,6 +74,10 @@ sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, con
   if (g->compiled) return build_fail(g, SK_ERR_STATE, "%s: graph already compiled", sk__op_name(op));
   if (ndim < 0 || ndim > SK_MAX_DIMS)
     return build_fail(g, SK_ERR_SHAPE, "%s: rank %d outside 0..%d", sk__op_name(op), ndim, SK_MAX_DIMS);
+  /* `shape` may point into g->nodes, which the growth below can move. */
+  int64_t dims[SK_MAX_DIMS];
+  for (int i = 0; i < ndim; i++) dims[i] = shape[i];
+  shape = dims;
   int64_t numel = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0 || (shape[i] && numel > INT64_MAX / 8 / shape[i]))
