@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages scorekit needs, if any is missing.
+set -euo pipefail
+pkgs=(build-essential cmake libopenblas-dev zlib1g-dev pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
