@@ -1,0 +1,147 @@
+/* Execution properties: no heap allocation in sk_graph_run, the same bits on
+ * 1 and 2 threads for whole training steps, fast kernels against naive ones. */
+#include <omp.h>
+#include <stdatomic.h>
+
+#include "kernels/cpu/kernels.h"
+#include "scorekit/scorekit.h"
+#include "test.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COUNT_LIBC_MALLOC 0
+#else
+/* Interpose the C allocator for the whole process (OpenMP and BLAS too). */
+#define COUNT_LIBC_MALLOC 1
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static atomic_long libc_allocs;
+void *malloc(size_t n) {
+  atomic_fetch_add(&libc_allocs, 1);
+  return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+  atomic_fetch_add(&libc_allocs, 1);
+  return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+  atomic_fetch_add(&libc_allocs, 1);
+  return __libc_realloc(p, n);
+}
+#endif
+
+static sk_model *make_model(sk_model_kind kind, int hidden, int depth) {
+  sk_model_config cfg = {kind, 2, hidden, depth, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&cfg);
+  sk_model_init(m, 7);
+  return m;
+}
+
+static void fill_inputs(sk_loss_graph *lg, sk_rng *r) {
+  sk_graph *g = lg->g;
+  sk_rng_normal(r, sk_graph_data(g, lg->x), (size_t)sk_node_numel(g, lg->x));
+  if (lg->z != SK_NONE) sk_rng_normal(r, sk_graph_data(g, lg->z), (size_t)sk_node_numel(g, lg->z));
+  if (lg->v != SK_NONE) sk_rng_normal(r, sk_graph_data(g, lg->v), (size_t)sk_node_numel(g, lg->v));
+  if (lg->sigma != SK_NONE) {
+    float *s = sk_graph_data(g, lg->sigma);
+    for (int i = 0; i < lg->rows; i++) s[i] = 0.05f + 0.1f * (float)(i % 10);
+  }
+}
+
+TEST(run_does_not_allocate) {
+  sk_model *m = make_model(SK_MODEL_MLP, 128, 2);
+  sk_loss_graph lg;
+  CHECK_OK(sk_loss_graph_new(m, SK_OBJ_SSM_VR, 512, 1, &lg));
+  sk_rng r = sk_rng_make(1, 1);
+  fill_inputs(&lg, &r);
+#if COUNT_LIBC_MALLOC
+  CHECK(atomic_load(&libc_allocs) > 0); /* the interposition is live */
+#endif
+  CHECK_OK(sk_graph_run(lg.g)); /* warm-up: the thread pool starts here */
+  uint64_t before = sk_debug_alloc_count();
+#if COUNT_LIBC_MALLOC
+  long libc_before = atomic_load(&libc_allocs);
+#endif
+  for (int i = 0; i < 5; i++) CHECK_OK(sk_graph_run(lg.g));
+  CHECK_EQ_INT(sk_debug_alloc_count(), before);
+#if COUNT_LIBC_MALLOC
+  CHECK_EQ_INT(atomic_load(&libc_allocs), libc_before);
+#endif
+  sk_loss_graph_free(&lg);
+  sk_model_free(m);
+}
+
+/* Three Adam steps of a loss at a size where every parallel path is taken. */
+static void train3(sk_objective obj, sk_model_kind kind, int threads, float *out, size_t n) {
+  omp_set_num_threads(threads);
+  sk_model *m = make_model(kind, 128, 2);
+  sk_loss_graph lg;
+  if (sk_loss_graph_new(m, obj, 1024, 1, &lg) != SK_OK) return;
+  sk_adam_config ac = sk_adam_config_default();
+  sk_adam *a = sk_adam_new(&ac, sk_model_num_params(m), sk_model_params(m));
+  float *grads = malloc(n * sizeof *grads);
+  sk_rng r = sk_rng_make(3, 0);
+  for (int step = 0; step < 3; step++) {
+    fill_inputs(&lg, &r);
+    sk_graph_run(lg.g);
+    for (int i = 0; i < lg.n_grads; i++)
+      memcpy(grads + sk_model_tensor_offset(m, i), sk_graph_data(lg.g, lg.grads[i]),
+             (size_t)sk_node_numel(lg.g, lg.grads[i]) * sizeof(float));
+    sk_adam_step(a, sk_model_params(m), grads, NULL);
+  }
+  memcpy(out, sk_model_params(m), n * sizeof *out);
+  free(grads);
+  sk_adam_free(a);
+  sk_loss_graph_free(&lg);
+  sk_model_free(m);
+}
+
+static int same_bits(sk_objective obj, sk_model_kind kind) {
+  sk_model *m = make_model(kind, 128, 2);
+  size_t n = sk_model_num_params(m);
+  sk_model_free(m);
+  float *p1 = calloc(n, sizeof *p1), *p2 = calloc(n, sizeof *p2);
+  train3(obj, kind, 1, p1, n);
+  train3(obj, kind, 2, p2, n);
+  int same = memcmp(p1, p2, n * sizeof *p1) == 0;
+  int moved = 0;
+  for (size_t i = 0; i < n; i++) moved |= p1[i] != 0;
+  free(p1);
+  free(p2);
+  omp_set_num_threads(2);
+  return same && moved;
+}
+
+TEST(same_bits_on_1_and_2_threads_ncsn) { CHECK(same_bits(SK_OBJ_NCSN, SK_MODEL_NCMLP)); }
+TEST(same_bits_on_1_and_2_threads_ssm_vr) { CHECK(same_bits(SK_OBJ_SSM_VR, SK_MODEL_MLP)); }
+TEST(same_bits_on_1_and_2_threads_esm) { CHECK(same_bits(SK_OBJ_ESM, SK_MODEL_MLP)); }
+
+TEST(matmul_fast_matches_naive) {
+  static const int64_t sizes[][3] = {{3, 5, 4}, {17, 33, 9}, {128, 128, 512}, {512, 2, 128},
+                                     {70, 130, 65}, {1, 1, 1}};
+  sk_rng r = sk_rng_make(11, 0);
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2];
+    float *a = malloc((size_t)(m * k) * sizeof *a), *b = malloc((size_t)(k * n) * sizeof *b);
+    float *c1 = malloc((size_t)(m * n) * sizeof *c1), *c2 = malloc((size_t)(m * n) * sizeof *c2);
+    sk_rng_normal(&r, a, (size_t)(m * k));
+    sk_rng_normal(&r, b, (size_t)(k * n));
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        sk__kernels_init();
+        sk__matmul(c1, a, b, m, n, k, ta, tb);
+        sk__matmul_naive(c2, a, b, m, n, k, ta, tb);
+        for (int64_t i = 0; i < m * n; i++)
+          CHECK_NEAR(c1[i], c2[i], 1e-4 * sqrt((double)k) * (1 + fabs(c2[i])));
+      }
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+  }
+}
+
+TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
+          TEST_ENTRY(same_bits_on_1_and_2_threads_ssm_vr),
+          TEST_ENTRY(same_bits_on_1_and_2_threads_esm), TEST_ENTRY(matmul_fast_matches_naive))
