@@ -28,4 +28,5 @@
 #include "safetensors.h"
 #include "score.h"
 #include "tensor.h"
+#include "train.h"
 #endif

@@ -1,0 +1,194 @@
+/* Model checkpoints: safetensors with the weights under nn.Linear names, the
+ * EMA weights under "ema.", and the config as JSON in the metadata. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/internal.h"
+#include "io/json.h"
+#include "scorekit/safetensors.h"
+#include "scorekit/train.h"
+
+static const char *kind_name(sk_model_kind k) {
+  return k == SK_MODEL_MLP ? "mlp" : k == SK_MODEL_NCMLP ? "ncmlp" : "classifier";
+}
+
+static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info *info) {
+  const sk_model_config *c = sk_model_get_config(m);
+  sk__jbuf_puts(b, "{\"format\":\"scorekit-model\",\"version\":1,\"kind\":");
+  sk__jbuf_string(b, kind_name(c->kind), strlen(kind_name(c->kind)));
+  sk__jbuf_puts(b, ",\"dim\":");
+  sk__jbuf_int(b, c->dim);
+  sk__jbuf_puts(b, ",\"hidden\":");
+  sk__jbuf_int(b, c->hidden);
+  sk__jbuf_puts(b, ",\"depth\":");
+  sk__jbuf_int(b, c->depth);
+  sk__jbuf_puts(b, ",\"classes\":");
+  sk__jbuf_int(b, c->kind == SK_MODEL_CLASSIFIER ? c->classes : 0);
+  sk__jbuf_puts(b, ",\"activation\":");
+  sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
+  if (info) {
+    const char *obj = sk_objective_name(info->objective);
+    sk__jbuf_puts(b, ",\"objective\":");
+    sk__jbuf_string(b, obj, strlen(obj));
+    sk__jbuf_puts(b, ",\"sigma\":");
+    sk__jbuf_float(b, info->sigma);
+    sk__jbuf_puts(b, ",\"sigmas\":[");
+    for (int i = 0; i < info->n_sigmas; i++) {
+      if (i) sk__jbuf_puts(b, ",");
+      sk__jbuf_float(b, info->sigmas[i]);
+    }
+    sk__jbuf_puts(b, "],\"steps\":");
+    sk__jbuf_int(b, info->steps);
+    sk__jbuf_puts(b, ",\"seed\":");
+    sk__jbuf_int(b, (int64_t)info->seed);
+    sk__jbuf_puts(b, ",\"data\":");
+    sk__jbuf_string(b, info->data, strlen(info->data));
+  }
+  return sk__jbuf_puts(b, "}");
+}
+
+sk_status sk_model_save(const char *path, const sk_model *m, const float *ema,
+                        const sk_model_info *info) {
+  const int nt = sk_model_num_tensors(m);
+  sk_named_tensor *t = sk__calloc((size_t)(2 * nt), sizeof *t);
+  char(*names)[64] = sk__calloc((size_t)nt, sizeof *names);
+  sk__jbuf b;
+  sk__jbuf_init(&b);
+  sk_status st = (!t || !names) ? sk__fail(SK_ERR_NOMEM, "%s: out of memory", path) : SK_OK;
+  if (st == SK_OK) st = config_json(&b, m, info);
+  int n = 0;
+  const float *params = sk_model_params((sk_model *)m);
+  for (int i = 0; st == SK_OK && i < nt; i++) {
+    for (int pass = 0; pass < (ema ? 2 : 1); pass++) {
+      sk_named_tensor *x = &t[n++];
+      if (pass == 0) {
+        x->name = sk_model_tensor_name(m, i);
+      } else {
+        snprintf(names[i], sizeof names[i], "ema.%s", sk_model_tensor_name(m, i));
+        x->name = names[i];
+      }
+      x->ndim = sk_model_tensor_ndim(m, i);
+      for (int k = 0; k < x->ndim; k++) x->shape[k] = sk_model_tensor_shape(m, i)[k];
+      x->data = (pass ? ema : params) + sk_model_tensor_offset(m, i);
+    }
+  }
+  if (st == SK_OK) {
+    const char *meta[2] = {"scorekit", b.data};
+    st = sk_safetensors_save(path, t, n, meta, 1);
+  }
+  sk__jbuf_free(&b);
+  sk__free(t);
+  sk__free(names);
+  return st;
+}
+
+static int get_int(const sk__json *root, const char *key, int64_t *out) {
+  return sk__json_int(sk__json_get(root, key), out);
+}
+
+sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info) {
+  *out = NULL;
+  sk_safetensors *st = NULL;
+  sk_status s = sk_safetensors_load(path, &st);
+  if (s != SK_OK) return s;
+  const char *meta = sk_safetensors_meta(st, "scorekit");
+  sk__json_doc *doc = NULL;
+  size_t off;
+  if (!meta) {
+    sk_safetensors_free(st);
+    return sk__fail(SK_ERR_FORMAT, "%s: not a scorekit model (no \"scorekit\" metadata)", path);
+  }
+  char what[300];
+  snprintf(what, sizeof what, "%s: metadata", path);
+  s = sk__json_parse(what, meta, strlen(meta), &doc, &off);
+  if (s != SK_OK) {
+    sk_safetensors_free(st);
+    return s;
+  }
+  const sk__json *root = sk__json_root(doc);
+  int64_t dim, hidden, depth, classes = 0;
+  size_t klen = 0, alen = 0;
+  const char *kind = sk__json_string(sk__json_get(root, "kind"), &klen);
+  const char *act = sk__json_string(sk__json_get(root, "activation"), &alen);
+  sk_model_config cfg = {0};
+  if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
+      !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
+      hidden > 1 << 16 || depth < 1 || depth > 62) {
+    s = sk__fail(SK_ERR_FORMAT, "%s: model config lacks kind/activation/dim/hidden/depth or has "
+                                "them out of range", path);
+    goto done;
+  }
+  get_int(root, "classes", &classes);
+  cfg.kind = strcmp(kind, "mlp") == 0     ? SK_MODEL_MLP
+             : strcmp(kind, "ncmlp") == 0 ? SK_MODEL_NCMLP
+             : strcmp(kind, "classifier") == 0 ? SK_MODEL_CLASSIFIER
+                                               : SK_MODEL_KIND_COUNT;
+  cfg.act = sk_activation_parse(act);
+  cfg.dim = (int)dim;
+  cfg.hidden = (int)hidden;
+  cfg.depth = (int)depth;
+  cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
+  if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
+    s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path, kind, act);
+    goto done;
+  }
+  sk_model *m = sk_model_new(&cfg);
+  if (!m) {
+    s = SK_ERR_INVALID;
+    goto done;
+  }
+  for (int i = 0; i < sk_model_num_tensors(m); i++) {
+    char name[80];
+    snprintf(name, sizeof name, "%s%s", use_ema ? "ema." : "", sk_model_tensor_name(m, i));
+    const sk_tensor *t;
+    if (sk_safetensors_get(st, name, &t) != SK_OK) {
+      s = sk__fail(SK_ERR_FORMAT, "%s: tensor %s is missing%s", path, name,
+                   use_ema ? " (saved without EMA weights?)" : "");
+      sk_model_free(m);
+      goto done;
+    }
+    int ok = sk_tensor_ndim(t) == sk_model_tensor_ndim(m, i);
+    for (int k = 0; ok && k < sk_tensor_ndim(t); k++)
+      ok = sk_tensor_shape(t)[k] == sk_model_tensor_shape(m, i)[k];
+    if (!ok) {
+      s = sk__fail(SK_ERR_FORMAT, "%s: tensor %s has the wrong shape for the config", path, name);
+      sk_model_free(m);
+      goto done;
+    }
+    memcpy(sk_model_params(m) + sk_model_tensor_offset(m, i), sk_tensor_cdata(t),
+           (size_t)sk_tensor_numel(t) * sizeof(float));
+  }
+  if (info) {
+    memset(info, 0, sizeof *info);
+    size_t olen = 0, dlen = 0;
+    const char *obj = sk__json_string(sk__json_get(root, "objective"), &olen);
+    info->objective = obj ? sk_objective_parse(obj) : SK_OBJ_COUNT;
+    double v;
+    if (sk__json_number(sk__json_get(root, "sigma"), &v)) info->sigma = (float)v;
+    const sk__json *sig = sk__json_get(root, "sigmas");
+    size_t ns = sk__json_len(sig);
+    if (ns > SK_MAX_LEVELS) ns = 0;
+    for (size_t i = 0; i < ns; i++) {
+      if (!sk__json_number(sk__json_at(sig, i), &v) || !(v > 0) || !isfinite(v)) {
+        s = sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] is not a positive number", path, i);
+        sk_model_free(m);
+        goto done;
+      }
+      info->sigmas[i] = (float)v;
+    }
+    info->n_sigmas = (int)ns;
+    int64_t steps = 0, seed = 0;
+    get_int(root, "steps", &steps);
+    get_int(root, "seed", &seed);
+    info->steps = steps;
+    info->seed = (uint64_t)seed;
+    const char *data = sk__json_string(sk__json_get(root, "data"), &dlen);
+    if (data) snprintf(info->data, sizeof info->data, "%s", data);
+  }
+  *out = m;
+done:
+  sk__json_doc_free(doc);
+  sk_safetensors_free(st);
+  return s;
+}
