@@ -1,13 +1,29 @@
-/* The scorekit command-line program. */
+/* The scorekit command-line program: subcommand dispatch. */
 #include <stdio.h>
 #include <string.h>
 
-#include "scorekit/scorekit.h"
+#include "cli.h"
+
+static const char usage[] =
+    "usage: scorekit COMMAND [flags]\n"
+    "\n"
+    "Score-based generative modeling: learn ∇ₓ log p(x) of a data set.\n"
+    "\n"
+    "commands\n"
+    "  train     train a score network or a noise-conditional classifier\n"
+    "  help      this text; `scorekit COMMAND --help` documents each command\n";
 
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-    printf("usage: scorekit COMMAND [flags]\n");
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    fputs(usage, stderr);
+    return 2;
   }
-  return 0;
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+  fprintf(stderr, "scorekit: unknown command \"%s\"\n%s", cmd, usage);
+  return 2;
 }

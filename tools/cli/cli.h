@@ -1,0 +1,23 @@
+/* Shared pieces of the scorekit program: strict flag parsing and data loading. */
+#ifndef SK_CLI_H
+#define SK_CLI_H
+
+#include "scorekit/scorekit.h"
+
+/* Prints "scorekit: <msg>" to stderr and returns 1 (the exit code). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
+int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
+int cli_float(const char *flag, const char *s, double lo, double hi, double *out);
+/* A comma-separated list of positive floats. */
+int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n);
+
+/* A data set from a built-in name (n points drawn from seed), a .csv or a .npy
+ * file (labels from a CSV column or a .npy label file). */
+int cli_load_data(const char *spec, long long n, unsigned long long seed, int label_column,
+                  const char *labels_path, sk_dataset **out);
+
+int cmd_train(int argc, char **argv);
+
+#endif

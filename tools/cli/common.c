@@ -1,0 +1,138 @@
+/* Flag parsing that rejects anything that is not exactly a number in range,
+ * and loading a data set by name or file. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("scorekit: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return 1;
+}
+
+int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || errno || v < lo || v > hi) {
+    cli_fail("%s: expected an integer in %lld..%lld, got \"%s\"", flag, lo, hi, s);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+int cli_float(const char *flag, const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+    cli_fail("%s: expected a number in [%g, %g], got \"%s\"", flag, lo, hi, s);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n) {
+  char buf[8192];
+  if (strlen(s) >= sizeof buf) {
+    cli_fail("%s: list too long", flag);
+    return 0;
+  }
+  strcpy(buf, s);
+  *n = 0;
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    double v;
+    if (*n == cap) {
+      cli_fail("%s: more than %d values", flag, cap);
+      return 0;
+    }
+    if (!cli_float(flag, tok, 1e-6, 1e6, &v)) return 0;
+    out[(*n)++] = (float)v;
+  }
+  if (*n == 0) {
+    cli_fail("%s: empty list", flag);
+    return 0;
+  }
+  return 1;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+int cli_load_data(const char *spec, long long n, unsigned long long seed, int label_column,
+                  const char *labels_path, sk_dataset **out) {
+  sk_tensor *x = NULL, *labels = NULL;
+  sk_status st;
+  int classes = sk_toy_classes(spec);
+  if (classes >= 0) {
+    x = sk_tensor_new(2, (int64_t[]){n, 2});
+    int32_t *lab = malloc((size_t)n * sizeof *lab);
+    if (!x || !lab) {
+      free(lab);
+      sk_tensor_free(x);
+      return cli_fail("out of memory for %lld points", n), 0;
+    }
+    sk_rng r = sk_rng_make(seed, 0x64617461); /* "data" */
+    st = sk_toy_sample(spec, &r, n, sk_tensor_data(x), lab);
+    if (st == SK_OK && classes > 0) {
+      labels = sk_tensor_new(1, (int64_t[]){n});
+      if (labels)
+        for (long long i = 0; i < n; i++) sk_tensor_data(labels)[i] = (float)lab[i];
+    }
+    free(lab);
+  } else if (ends_with(spec, ".csv")) {
+    sk_csv_options opt = sk_csv_options_default();
+    opt.label_column = label_column;
+    st = sk_csv_load(spec, &opt, &x, label_column >= 0 ? &labels : NULL);
+  } else if (ends_with(spec, ".npy")) {
+    st = sk_npy_load(spec, &x);
+    if (st == SK_OK && sk_tensor_ndim(x) != 2) {
+      sk_tensor_free(x);
+      return cli_fail("%s: expected a 2-D array (rows, dimensions), got rank %d", spec,
+                      sk_tensor_ndim(x)),
+             0;
+    }
+    if (st == SK_OK && labels_path) {
+      st = sk_npy_load(labels_path, &labels);
+      if (st == SK_OK && (sk_tensor_ndim(labels) != 1 || sk_tensor_shape(labels)[0] != sk_tensor_shape(x)[0])) {
+        sk_tensor_free(x);
+        sk_tensor_free(labels);
+        return cli_fail("%s: expected %lld labels in a 1-D array", labels_path,
+                        (long long)sk_tensor_shape(x)[0]),
+               0;
+      }
+    }
+  } else {
+    fputs("scorekit: --data: unknown data set or file type \"", stderr);
+    fputs(spec, stderr);
+    fputs("\"; built-in sets:", stderr);
+    for (int i = 0; i < sk_toy_count(); i++) fprintf(stderr, " %s", sk_toy_name(i));
+    fputs("; files: .csv, .npy\n", stderr);
+    return 0;
+  }
+  if (st != SK_OK) {
+    sk_tensor_free(x);
+    sk_tensor_free(labels);
+    cli_fail("%s", sk_last_error());
+    return 0;
+  }
+  st = sk_dataset_new(x, labels, out); /* takes both */
+  if (st != SK_OK) {
+    cli_fail("%s: %s", spec, sk_last_error());
+    return 0;
+  }
+  return 1;
+}

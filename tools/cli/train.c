@@ -1,0 +1,267 @@
+/* `scorekit train`: fit a score model (or a noise-conditional classifier)
+ * and write DIR/model.safetensors, DIR/state.safetensors and DIR/log.csv. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: scorekit train [flags] --out DIR\n"
+    "\n"
+    "Trains a score network (or, with --objective classifier, a noise-conditional\n"
+    "classifier) and writes DIR/model.safetensors (weights, EMA weights, config),\n"
+    "DIR/state.safetensors (optimiser state, for --resume) and DIR/log.csv.\n"
+    "\n"
+    "data\n"
+    "  --data NAME|FILE      built-in: mog8 moons swissroll checkerboard rings pinwheel\n"
+    "                        2spirals; or a .csv / .npy file of rows (default mog8)\n"
+    "  --n-data N            points drawn from a built-in set (default 20000)\n"
+    "  --label-column K      CSV column (0-based) holding integer class labels\n"
+    "  --labels FILE.npy     labels for a .npy data file\n"
+    "objective\n"
+    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn)\n"
+    "  --sigma S             dsm's noise level; the level a noise-conditional model is\n"
+    "                        trained at by esm/ssm/ssm-vr (default 0.1)\n"
+    "  --levels L            ncsn/classifier: size of the geometric σ ladder (default 10)\n"
+    "  --sigma-max S, --sigma-min S\n"
+    "                        its ends (default: chosen from the data and printed)\n"
+    "  --sigmas S1,S2,...    an explicit ladder, largest first\n"
+    "  --projections M       ssm/ssm-vr: projections per sample (default 1)\n"
+    "  --rademacher          ssm/ssm-vr: ±1 projections instead of Gaussian\n"
+    "model\n"
+    "  --model mlp|ncmlp     unconditional s(x) or s(x, σ) = f([x, log σ])/σ\n"
+    "                        (default ncmlp for ncsn, mlp otherwise)\n"
+    "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
+    "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
+    "optimisation\n"
+    "  --steps N             total steps (default 3000)   --batch-size B (default 128)\n"
+    "  --lr LR               Adam step size (default 1e-3)\n"
+    "  --clip C              clip the gradient norm to C (default off)\n"
+    "  --ema R               EMA rate of the weights, saved beside them (default 0.999)\n"
+    "  --seed S              (default 0)\n"
+    "output\n"
+    "  --out DIR             where to write (created if needed)\n"
+    "  --resume DIR          continue the run saved in DIR (pass the same flags)\n"
+    "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
+    "  --quiet               no progress bar\n";
+
+static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(long long step, long long total, float loss, double t0, double t_first,
+                     long long first) {
+  double el = now() - t0, rate = (step - first) / fmax(now() - t_first, 1e-9);
+  double eta = rate > 0 ? (double)(total - step) / rate : 0;
+  int width = 30, done = (int)((double)width * (double)step / (double)total);
+  char bar[64];
+  for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
+  bar[width] = 0;
+  fprintf(stderr, "\r[%s] %lld/%lld  loss %.4g  %.0f steps/s  %.0fs  ETA %.0fs   ", bar, step,
+          total, loss, rate, el, eta);
+}
+
+int cmd_train(int argc, char **argv) {
+  const char *data = "mog8", *out = NULL, *resume = NULL, *labels_path = NULL;
+  const char *obj_name = "ncsn", *model_name = NULL, *act_name = "softplus", *sigmas_arg = NULL;
+  long long n_data = 20000, label_column = -1, levels = 10, projections = 1, hidden = 128,
+            depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
+  double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
+  int rademacher = 0, quiet = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *f = argv[i];
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    if (!strcmp(f, "--rademacher")) {
+      rademacher = 1;
+      continue;
+    }
+    if (!strcmp(f, "--quiet")) {
+      quiet = 1;
+      continue;
+    }
+    if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit train --help)", f);
+    const char *v = argv[++i];
+    int ok = 1;
+    if (!strcmp(f, "--data")) data = v;
+    else if (!strcmp(f, "--out")) out = v;
+    else if (!strcmp(f, "--resume")) resume = v;
+    else if (!strcmp(f, "--labels")) labels_path = v;
+    else if (!strcmp(f, "--objective")) obj_name = v;
+    else if (!strcmp(f, "--model")) model_name = v;
+    else if (!strcmp(f, "--activation")) act_name = v;
+    else if (!strcmp(f, "--sigmas")) sigmas_arg = v;
+    else if (!strcmp(f, "--n-data")) ok = cli_int(f, v, 2, 100000000, &n_data);
+    else if (!strcmp(f, "--label-column")) ok = cli_int(f, v, 0, 1000000, &label_column);
+    else if (!strcmp(f, "--levels")) ok = cli_int(f, v, 1, SK_MAX_LEVELS, &levels);
+    else if (!strcmp(f, "--projections")) ok = cli_int(f, v, 1, 1024, &projections);
+    else if (!strcmp(f, "--hidden")) ok = cli_int(f, v, 1, 65536, &hidden);
+    else if (!strcmp(f, "--depth")) ok = cli_int(f, v, 1, 62, &depth);
+    else if (!strcmp(f, "--steps")) ok = cli_int(f, v, 1, 1000000000, &steps);
+    else if (!strcmp(f, "--batch-size")) ok = cli_int(f, v, 1, 1 << 20, &batch);
+    else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &seed);
+    else if (!strcmp(f, "--checkpoint-every")) ok = cli_int(f, v, 1, 1000000000, &every);
+    else if (!strcmp(f, "--sigma")) ok = cli_float(f, v, 1e-6, 1e6, &sigma);
+    else if (!strcmp(f, "--sigma-max")) ok = cli_float(f, v, 1e-6, 1e6, &sigma_max);
+    else if (!strcmp(f, "--sigma-min")) ok = cli_float(f, v, 1e-6, 1e6, &sigma_min);
+    else if (!strcmp(f, "--lr")) ok = cli_float(f, v, 1e-12, 10, &lr);
+    else if (!strcmp(f, "--clip")) ok = cli_float(f, v, 0, 1e12, &clip);
+    else if (!strcmp(f, "--ema")) ok = cli_float(f, v, 0, 0.999999, &ema);
+    else return cli_fail("unknown flag %s (see scorekit train --help)", f);
+    if (!ok) return 1;
+  }
+  if (!out) return cli_fail("--out DIR is required (see scorekit train --help)");
+  sk_objective obj = sk_objective_parse(obj_name);
+  if (obj == SK_OBJ_COUNT)
+    return cli_fail("--objective: unknown \"%s\" (esm, dsm, ssm, ssm-vr, ncsn, classifier)", obj_name);
+  sk_activation act = sk_activation_parse(act_name);
+  if (act == SK_ACT_COUNT)
+    return cli_fail("--activation: unknown \"%s\" (softplus, elu, silu, tanh)", act_name);
+  sk_model_kind kind = obj == SK_OBJ_CLASSIFIER ? SK_MODEL_CLASSIFIER
+                       : obj == SK_OBJ_NCSN     ? SK_MODEL_NCMLP
+                                                : SK_MODEL_MLP;
+  if (model_name) {
+    if (obj == SK_OBJ_CLASSIFIER) return cli_fail("--model does not apply to --objective classifier");
+    if (!strcmp(model_name, "mlp")) kind = SK_MODEL_MLP;
+    else if (!strcmp(model_name, "ncmlp")) kind = SK_MODEL_NCMLP;
+    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp)", model_name);
+  }
+  if (sigma_max && sigma_min && sigma_min >= sigma_max)
+    return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
+
+  sk_dataset *ds = NULL;
+  if (!cli_load_data(data, n_data, (unsigned long long)seed, (int)label_column, labels_path, &ds))
+    return 1;
+  sk_model_info info = {.objective = obj, .sigma = (float)sigma, .seed = (uint64_t)seed};
+  snprintf(info.data, sizeof info.data, "%s", data);
+  const int laddered = obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER;
+  if (laddered) {
+    if (sigmas_arg) {
+      if (!cli_float_list("--sigmas", sigmas_arg, info.sigmas, SK_MAX_LEVELS, &info.n_sigmas)) {
+        sk_dataset_free(ds);
+        return 1;
+      }
+      for (int i = 1; i < info.n_sigmas; i++)
+        if (info.sigmas[i] >= info.sigmas[i - 1]) {
+          sk_dataset_free(ds);
+          return cli_fail("--sigmas: the ladder must decrease, largest first");
+        }
+    } else {
+      float smax = 0, smin = 0;
+      if (!sigma_max || !sigma_min) {
+        if (sk_dataset_sigma_range(ds, &smax, &smin) != SK_OK) {
+          sk_dataset_free(ds);
+          return cli_fail("%s: cannot choose a σ ladder: %s", data, sk_last_error());
+        }
+      }
+      if (sigma_max) smax = (float)sigma_max;
+      if (sigma_min) smin = (float)sigma_min;
+      if (smin >= smax) {
+        sk_dataset_free(ds);
+        return cli_fail("σ ladder: σ_min %g is not below σ_max %g", smin, smax);
+      }
+      info.n_sigmas = (int)levels;
+      for (int i = 0; i < levels; i++)
+        info.sigmas[i] = levels == 1 ? smax
+                                     : (float)(smax * pow(smin / smax, (double)i / (double)(levels - 1)));
+    }
+    fprintf(stderr, "σ ladder: %d levels, %.4g ... %.4g (geometric, largest first)\n", info.n_sigmas,
+            info.sigmas[0], info.sigmas[info.n_sigmas - 1]);
+  }
+  int classes = sk_dataset_classes(ds);
+  if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
+    sk_dataset_free(ds);
+    return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
+  }
+  sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
+  sk_model *m = sk_model_new(&mc);
+  if (!m) {
+    sk_dataset_free(ds);
+    return cli_fail("%s", sk_last_error());
+  }
+  sk_model_init(m, (uint64_t)seed);
+  sk_train_config tc = {obj, (int)batch, (int)projections, rademacher, (float)sigma, info.n_sigmas,
+                        info.sigmas, sk_adam_config_default(), (uint64_t)seed};
+  tc.adam.lr = (float)lr;
+  tc.adam.clip_norm = (float)clip;
+  tc.adam.ema_rate = (float)ema;
+  sk_trainer *t = NULL;
+  int rc = 1;
+  FILE *log = NULL;
+  if (sk_trainer_new(m, ds, &tc, &t) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  if (resume && sk_trainer_resume(t, resume) != SK_OK) {
+    cli_fail("--resume: %s", sk_last_error());
+    goto done;
+  }
+  if (sk_trainer_steps(t) > steps) {
+    cli_fail("--resume: the checkpoint is at step %lld, past --steps %lld",
+             (long long)sk_trainer_steps(t), steps);
+    goto done;
+  }
+  /* Everything is validated: only now touch the output directory. */
+  if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+    cli_fail("%s: cannot create: %s", out, strerror(errno));
+    goto done;
+  }
+  char log_path[4096];
+  snprintf(log_path, sizeof log_path, "%s/log.csv", out);
+  int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
+  log = fopen(log_path, fresh ? "w" : "a");
+  if (!log || (fresh && !write_log_header(log))) {
+    cli_fail("%s: cannot write: %s", log_path, strerror(errno));
+    goto done;
+  }
+  const int bar = !quiet && isatty(2);
+  const long long first = sk_trainer_steps(t);
+  fprintf(stderr, "training %s (%s %d×%d %s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n",
+          obj_name, kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
+          (int)depth, (int)hidden, act_name, sk_model_num_params(m), data, first + 1, steps, batch);
+  double t0 = now(), t_first = t0;
+  float loss = 0, gnorm = 0;
+  for (long long s = first + 1; s <= steps; s++) {
+    if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
+      if (bar) fputc('\n', stderr);
+      cli_fail("training stopped: %s; the last checkpoint in %s is kept", sk_last_error(), out);
+      goto done;
+    }
+    fprintf(log, "%lld,%.9g,%.9g,%.3f\n", s, loss, gnorm, now() - t0);
+    if ((every && s % every == 0 && s != steps)) {
+      if (sk_trainer_save(t, out, &info) != SK_OK) {
+        cli_fail("%s", sk_last_error());
+        goto done;
+      }
+      fflush(log);
+    }
+    if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
+  }
+  if (bar) fputc('\n', stderr);
+  if (sk_trainer_save(t, out, &info) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  fprintf(stderr, "final loss %.5g after %lld steps in %.1fs; wrote %s/model.safetensors\n", loss,
+          steps, now() - t0, out);
+  rc = 0;
+done:
+  if (log && fclose(log) != 0 && rc == 0) rc = cli_fail("%s/log.csv: write failed", out);
+  sk_trainer_free(t);
+  sk_model_free(m);
+  sk_dataset_free(ds);
+  return rc;
+}
