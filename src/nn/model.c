@@ -59,6 +59,7 @@ sk_model *sk_model_new(const sk_model_config *cfg) {
     return NULL;
   }
   m->cfg = *cfg;
+  if (cfg->kind != SK_MODEL_CLASSIFIER) m->cfg.classes = 0; /* configs compare equal */
   const int in0 = cfg->dim + (cfg->kind == SK_MODEL_MLP ? 0 : 1);
   const int out = cfg->kind == SK_MODEL_CLASSIFIER ? cfg->classes : cfg->dim;
   size_t off = 0;

@@ -145,6 +145,11 @@ int cmd_train(int argc, char **argv) {
   sk_dataset *ds = NULL;
   if (!cli_load_data(data, n_data, (unsigned long long)seed, (int)label_column, labels_path, &ds))
     return 1;
+  int classes = sk_dataset_classes(ds);
+  if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
+    sk_dataset_free(ds);
+    return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
+  }
   sk_model_info info = {.objective = obj, .sigma = (float)sigma, .seed = (uint64_t)seed};
   snprintf(info.data, sizeof info.data, "%s", data);
   const int laddered = obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER;
@@ -178,13 +183,8 @@ int cmd_train(int argc, char **argv) {
         info.sigmas[i] = levels == 1 ? smax
                                      : (float)(smax * pow(smin / smax, (double)i / (double)(levels - 1)));
     }
-    fprintf(stderr, "σ ladder: %d levels, %.4g ... %.4g (geometric, largest first)\n", info.n_sigmas,
+    printf("σ ladder: %d levels, %.4g ... %.4g (geometric, largest first)\n", info.n_sigmas,
             info.sigmas[0], info.sigmas[info.n_sigmas - 1]);
-  }
-  int classes = sk_dataset_classes(ds);
-  if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
-    sk_dataset_free(ds);
-    return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
   }
   sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
   sk_model *m = sk_model_new(&mc);
@@ -229,9 +229,10 @@ int cmd_train(int argc, char **argv) {
   }
   const int bar = !quiet && isatty(2);
   const long long first = sk_trainer_steps(t);
-  fprintf(stderr, "training %s (%s %d×%d %s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n",
+  printf("training %s (%s %d×%d %s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n",
           obj_name, kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
           (int)depth, (int)hidden, act_name, sk_model_num_params(m), data, first + 1, steps, batch);
+  fflush(stdout);
   double t0 = now(), t_first = t0;
   float loss = 0, gnorm = 0;
   for (long long s = first + 1; s <= steps; s++) {
@@ -255,7 +256,7 @@ int cmd_train(int argc, char **argv) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
-  fprintf(stderr, "final loss %.5g after %lld steps in %.1fs; wrote %s/model.safetensors\n", loss,
+  printf("final loss %.5g after %lld steps in %.1fs; wrote %s/model.safetensors\n", loss,
           steps, now() - t0, out);
   rc = 0;
 done:
