@@ -24,6 +24,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-  fprintf(stderr, "scorekit: unknown command \"%s\"\n%s", cmd, usage);
+  fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;
 }
