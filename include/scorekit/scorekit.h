@@ -26,6 +26,7 @@
 #include "plot.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "sample.h"
 #include "score.h"
 #include "tensor.h"
 #include "train.h"

@@ -19,5 +19,6 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
                   const char *labels_path, sk_dataset **out);
 
 int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const char usage[] =
     "\n"
     "commands\n"
     "  train     train a score network or a noise-conditional classifier\n"
+    "  sample    draw samples with (annealed) Langevin dynamics\n"
     "  help      this text; `scorekit COMMAND --help` documents each command\n";
 
 int main(int argc, char **argv) {
@@ -24,6 +25,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+  if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;
 }
