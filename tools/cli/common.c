@@ -100,19 +100,17 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
   } else if (ends_with(spec, ".npy")) {
     st = sk_npy_load(spec, &x);
     if (st == SK_OK && sk_tensor_ndim(x) != 2) {
+      int rank = sk_tensor_ndim(x);
       sk_tensor_free(x);
-      return cli_fail("%s: expected a 2-D array (rows, dimensions), got rank %d", spec,
-                      sk_tensor_ndim(x)),
-             0;
+      return cli_fail("%s: expected a 2-D array (rows, dimensions), got rank %d", spec, rank), 0;
     }
     if (st == SK_OK && labels_path) {
       st = sk_npy_load(labels_path, &labels);
       if (st == SK_OK && (sk_tensor_ndim(labels) != 1 || sk_tensor_shape(labels)[0] != sk_tensor_shape(x)[0])) {
+        long long rows = (long long)sk_tensor_shape(x)[0];
         sk_tensor_free(x);
         sk_tensor_free(labels);
-        return cli_fail("%s: expected %lld labels in a 1-D array", labels_path,
-                        (long long)sk_tensor_shape(x)[0]),
-               0;
+        return cli_fail("%s: expected %lld labels in a 1-D array", labels_path, rows), 0;
       }
     }
   } else {
