@@ -1,8 +1,11 @@
-/* scorekit samplers: Langevin and annealed Langevin dynamics (MATH.md, toy
- * convention: x ← x + (α/2) s(x, σ) + √α z) with a trained score model. */
+/* scorekit sampling: the score-function interface samplers call (a trained
+ * model, an analytic Gaussian mixture, or a guided combination), and Langevin
+ * and annealed Langevin dynamics (MATH.md, toy convention:
+ * x ← x + (α/2) s(x, σ) + √α z). */
 #ifndef SCOREKIT_SAMPLE_H
 #define SCOREKIT_SAMPLE_H
 
+#include "data.h"
 #include "nn.h"
 #include "rng.h"
 
@@ -10,20 +13,42 @@
 extern "C" {
 #endif
 
+/* Rows a score function evaluates per call, at most. */
+#define SK_SCORE_ROWS 2048
+
+typedef struct sk_score_fn sk_score_fn;
+
+/* A trained score model (borrowed; it must outlive the function): a compiled
+ * forward graph, run once per call with no allocation. An unconditional model
+ * ignores σ. */
+SK_API sk_status sk_score_fn_model(sk_model *m, sk_score_fn **out);
+/* The exact score ∇ₓ log p_σ(x) of a Gaussian mixture (borrowed). */
+SK_API sk_status sk_score_fn_gmm(const sk_gmm *g, sk_score_fn **out);
+/* Classifier guidance: base(x, σ) + w ∇ₓ log p(y | x, σ), with p(y | x, σ) from
+ * a trained noise-conditional classifier (SK_MODEL_CLASSIFIER). Borrows both. */
+SK_API sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifier, int y, float w,
+                                          sk_score_fn **out);
+/* The same with the exact posterior of a Gaussian mixture as the classifier. */
+SK_API sk_status sk_score_fn_guided_gmm(sk_score_fn *base, const sk_gmm *g, int y, float w,
+                                        sk_score_fn **out);
+SK_API void sk_score_fn_free(sk_score_fn *f);
+SK_API int sk_score_fn_dim(const sk_score_fn *f);
+/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= SK_SCORE_ROWS. */
+SK_API sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out);
+
 typedef struct sk_langevin_config {
-  int n_sigmas;         /* annealed: the ladder, largest first; 1 level = plain Langevin */
-  const float *sigmas;  /* plain Langevin with an unconditional model: ignored */
+  int n_sigmas;         /* the ladder, largest first; 1 level = plain Langevin at that σ */
+  const float *sigmas;
   int steps_per_level;  /* T */
-  float eps;            /* α_i = eps · σ_i² / σ_L² (plain Langevin: α = eps) */
+  float eps;            /* α_i = eps · σ_i² / σ_L² */
   int denoise;          /* final x ← x + σ_L² s(x, σ_L) (NCSNv2) */
 } sk_langevin_config;
 
-/* Runs (annealed) Langevin dynamics on the n rows of x (n, dim) in place,
- * starting from the values x holds, with the noise of `r` (advanced). Rows
- * are processed in fixed chunks, so the result is the same bits for any
- * number of threads. Works with an unconditional (SK_MODEL_MLP) or a
- * noise-conditional model. Errors: a classifier model, bad config. */
-SK_API sk_status sk_langevin(sk_model *m, const sk_langevin_config *cfg, sk_rng *r, float *x,
+/* Runs (annealed) Langevin dynamics on the n rows of x (n, d) in place,
+ * starting from the values x holds, with the noise of `r` (advanced). Rows go
+ * in fixed chunks of SK_SCORE_ROWS, so the bits never depend on the number of
+ * threads. SK_ERR_NUMERIC naming the sample if one diverges. */
+SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
 
 #ifdef __cplusplus

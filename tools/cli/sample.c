@@ -102,10 +102,18 @@ int cmd_sample(int argc, char **argv) {
     for (size_t i = 0; i < nd; i++) x[i] *= s1;
   }
   sk_langevin_config lc = {cond ? info.n_sigmas : 1, info.sigmas, (int)steps, (float)eps, denoise};
+  if (!cond) lc.sigmas = &s1;
+  sk_score_fn *fn = NULL;
+  if (sk_score_fn_model(m, &fn) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
   printf("%s Langevin: %lld samples, %d level%s × %lld steps, ε = %.3g (toy convention)\n",
          cond ? "annealed" : "plain", n, lc.n_sigmas, lc.n_sigmas > 1 ? "s" : "", steps, eps);
   fflush(stdout);
-  if (sk_langevin(m, &lc, &r, x, n) != SK_OK) {
+  sk_status st = sk_langevin(fn, &lc, &r, x, n);
+  sk_score_fn_free(fn);
+  if (st != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }

@@ -1,0 +1,175 @@
+/* Score functions behind one interface: a compiled model graph, an analytic
+ * mixture, and classifier guidance on top of either. */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "scorekit/sample.h"
+
+typedef enum { FN_MODEL, FN_GMM, FN_GUIDED_MODEL, FN_GUIDED_GMM } fn_kind;
+
+struct sk_score_fn {
+  fn_kind kind;
+  int dim;
+  const sk_gmm *gmm;
+  sk_score_fn *base;
+  int y;
+  float w;
+  /* compiled graph: model score, or the classifier's ∇ₓ log p(y | x, σ) */
+  sk_graph *g;
+  sk_node x, sigma, out;
+  int conditional;
+  float *tmp; /* (SK_SCORE_ROWS, d): the guidance term */
+};
+
+void sk_score_fn_free(sk_score_fn *f) {
+  if (!f) return;
+  sk_graph_free(f->g);
+  sk__free(f->tmp);
+  sk__free(f);
+}
+
+int sk_score_fn_dim(const sk_score_fn *f) { return f->dim; }
+
+static sk_score_fn *alloc_fn(fn_kind kind, int dim) {
+  sk_score_fn *f = sk__calloc(1, sizeof *f);
+  if (!f) {
+    sk__fail(SK_ERR_NOMEM, "score function: out of memory");
+    return NULL;
+  }
+  f->kind = kind;
+  f->dim = dim;
+  f->x = f->sigma = f->out = SK_NONE;
+  return f;
+}
+
+/* The forward graph of model m on SK_SCORE_ROWS rows; with guidance_y >= 0
+ * (a classifier), the gradient of log softmax(logits)_y with respect to x. */
+static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
+  const sk_model_config *c = sk_model_get_config(m);
+  f->g = sk_graph_new();
+  if (!f->g) return SK_ERR_NOMEM;
+  sk_graph *g = f->g;
+  sk_node p[128];
+  sk_status st = sk_model_bind(m, g, NULL, p);
+  if (st != SK_OK) return st;
+  f->conditional = c->kind != SK_MODEL_MLP;
+  f->x = sk_input(g, "x", 2, (int64_t[]){SK_SCORE_ROWS, c->dim});
+  if (f->conditional) f->sigma = sk_input(g, "sigma", 2, (int64_t[]){SK_SCORE_ROWS, 1});
+  sk_node y = sk_model_apply(m, g, p, f->x, f->sigma);
+  if (guidance_y >= 0) {
+    /* Rows are independent, so the gradient of the sum is each row's own. */
+    sk_node logp = sk_slice(g, sk_log_softmax(g, y), 1, guidance_y, 1);
+    st = sk_grad(g, sk_sum_all(g, logp), SK_NONE, 1, &f->x, &y);
+    if (st != SK_OK) return st;
+  }
+  f->out = y;
+  return sk_graph_compile(g, 1, &f->out);
+}
+
+sk_status sk_score_fn_model(sk_model *m, sk_score_fn **out) {
+  *out = NULL;
+  const sk_model_config *c = sk_model_get_config(m);
+  if (c->kind == SK_MODEL_CLASSIFIER)
+    return sk__fail(SK_ERR_INVALID, "score function: a classifier is not a score model");
+  sk_score_fn *f = alloc_fn(FN_MODEL, c->dim);
+  if (!f) return SK_ERR_NOMEM;
+  sk_status st = compile_model(f, m, -1);
+  if (st != SK_OK) {
+    sk_score_fn_free(f);
+    return st;
+  }
+  *out = f;
+  return SK_OK;
+}
+
+sk_status sk_score_fn_gmm(const sk_gmm *g, sk_score_fn **out) {
+  *out = alloc_fn(FN_GMM, sk_gmm_dim(g));
+  if (!*out) return SK_ERR_NOMEM;
+  (*out)->gmm = g;
+  return SK_OK;
+}
+
+static sk_status guided_common(sk_score_fn *base, int dim, int y, int classes, float w,
+                               fn_kind kind, sk_score_fn **out) {
+  *out = NULL;
+  if (dim != base->dim)
+    return sk__fail(SK_ERR_SHAPE, "guidance: the classifier's data have %d dimensions, the score "
+                                  "model's %d", dim, base->dim);
+  if (y < 0 || y >= classes)
+    return sk__fail(SK_ERR_INVALID, "guidance: class %d outside 0..%d", y, classes - 1);
+  if (!isfinite(w)) return sk__fail(SK_ERR_INVALID, "guidance: weight %g is not finite", w);
+  sk_score_fn *f = alloc_fn(kind, dim);
+  if (!f) return SK_ERR_NOMEM;
+  f->base = base;
+  f->y = y;
+  f->w = w;
+  f->tmp = sk__malloc((size_t)SK_SCORE_ROWS * (size_t)dim * sizeof(float));
+  if (!f->tmp) {
+    sk_score_fn_free(f);
+    return sk__fail(SK_ERR_NOMEM, "guidance: out of memory");
+  }
+  *out = f;
+  return SK_OK;
+}
+
+sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifier, int y, float w,
+                                   sk_score_fn **out) {
+  const sk_model_config *c = sk_model_get_config(classifier);
+  if (c->kind != SK_MODEL_CLASSIFIER)
+    return sk__fail(SK_ERR_INVALID, "guidance: the model given as classifier is a score model");
+  sk_status st = guided_common(base, c->dim, y, c->classes, w, FN_GUIDED_MODEL, out);
+  if (st != SK_OK) return st;
+  st = compile_model(*out, classifier, y);
+  if (st != SK_OK) {
+    sk_score_fn_free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
+sk_status sk_score_fn_guided_gmm(sk_score_fn *base, const sk_gmm *g, int y, float w,
+                                 sk_score_fn **out) {
+  sk_status st = guided_common(base, sk_gmm_dim(g), y, sk_gmm_components(g), w, FN_GUIDED_GMM, out);
+  if (st == SK_OK) (*out)->gmm = g;
+  return st;
+}
+
+/* Runs the compiled graph on n rows (the rest of its rows are padding). */
+static sk_status run_graph(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out) {
+  const size_t nd = (size_t)n * (size_t)f->dim;
+  memcpy(sk_graph_data(f->g, f->x), x, nd * sizeof(float));
+  if (f->conditional) {
+    float *s = sk_graph_data(f->g, f->sigma);
+    for (int64_t i = 0; i < SK_SCORE_ROWS; i++) s[i] = sigma;
+  }
+  sk_status st = sk_graph_run(f->g);
+  if (st == SK_OK) memcpy(out, sk_graph_data(f->g, f->out), nd * sizeof(float));
+  return st;
+}
+
+sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out) {
+  if (n < 1 || n > SK_SCORE_ROWS)
+    return sk__fail(SK_ERR_INVALID, "score function: %lld rows outside 1..%d", (long long)n,
+                    SK_SCORE_ROWS);
+  if (!(sigma > 0) && f->conditional)
+    return sk__fail(SK_ERR_INVALID, "score function: σ must be positive, got %g", sigma);
+  sk_status st;
+  const size_t nd = (size_t)n * (size_t)f->dim;
+  switch (f->kind) {
+  case FN_MODEL:
+    return run_graph(f, x, n, sigma, out);
+  case FN_GMM:
+    return sk_gmm_score(f->gmm, sigma, x, n, out);
+  case FN_GUIDED_MODEL:
+  case FN_GUIDED_GMM:
+    st = sk_score_fn_eval(f->base, x, n, sigma, out);
+    if (st != SK_OK) return st;
+    st = f->kind == FN_GUIDED_MODEL ? run_graph(f, x, n, sigma, f->tmp)
+                                    : sk_gmm_log_posterior_grad(f->gmm, sigma, x, n, NULL, f->y, f->tmp);
+    if (st != SK_OK) return st;
+    for (size_t i = 0; i < nd; i++) out[i] += f->w * f->tmp[i];
+    return SK_OK;
+  }
+  return SK_ERR_STATE;
+}
