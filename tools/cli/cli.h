@@ -20,5 +20,7 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 
 #endif

@@ -12,6 +12,8 @@ static const char usage[] =
     "commands\n"
     "  train     train a score network or a noise-conditional classifier\n"
     "  sample    draw samples with (annealed) Langevin dynamics\n"
+    "  eval      sample-quality metrics against a data set\n"
+    "  score     evaluate a trained score model on given points\n"
     "  help      this text; `scorekit COMMAND --help` documents each command\n";
 
 int main(int argc, char **argv) {
@@ -26,6 +28,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
   if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
+  if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+  if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# tools/load_model.py reproduces scorekit's scores to 1e-5 for several model
+# kinds, activations and noise levels, with PyTorch when installed and with
+# NumPy alone. Usage: tools_roundtrip.sh SCOREKIT SOURCE_DIR
+set -euo pipefail
+sk=$1; src=$2
+py=/usr/bin/python3
+if ! $py -c 'import numpy' 2>/dev/null; then echo "no numpy for $py: skipped"; exit 77; fi
+backends=numpy
+$py -c 'import torch' 2>/dev/null && backends="numpy torch"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+$py -c "import numpy as np; np.save('$tmp/x.npy', (np.random.RandomState(0).randn(500, 2) * 4).astype(np.float32))"
+n=0
+for spec in "ncsn softplus" "dsm elu" "ssm-vr silu" "esm tanh"; do
+  set -- $spec
+  $sk train --quiet --objective "$1" --activation "$2" --steps 30 --hidden 32 --depth 2 \
+    --n-data 500 --out "$tmp/$1" >/dev/null
+  for sigma in 0.05 3; do
+    for ema in "" --ema; do
+      $sk score --model "$tmp/$1/model.safetensors" --input "$tmp/x.npy" --sigma $sigma $ema \
+        --out "$tmp/s.npy"
+      for b in $backends; do
+        $py "$src/tools/load_model.py" "$tmp/$1/model.safetensors" --x "$tmp/x.npy" \
+          --sigma $sigma $ema --expect "$tmp/s.npy" --backend "$b" | tail -1
+        n=$((n + 1))
+      done
+    done
+  done
+done
+echo "$n comparisons within 1e-5 ($backends)"
