@@ -22,5 +22,6 @@ int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

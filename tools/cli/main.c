@@ -10,6 +10,7 @@ static const char usage[] =
     "Score-based generative modeling: learn ∇ₓ log p(x) of a data set.\n"
     "\n"
     "commands\n"
+    "  demo      train, sample, evaluate and draw on built-in data (the quick tour)\n"
     "  train     train a score network or a noise-conditional classifier\n"
     "  sample    draw samples with (annealed) Langevin dynamics\n"
     "  eval      sample-quality metrics against a data set\n"
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
   if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
+  if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;
 }

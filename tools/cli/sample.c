@@ -15,10 +15,10 @@ static const char usage[] =
     "or plain Langevin (α = ε) with an unconditional model.\n"
     "\n"
     "  --model FILE          a model.safetensors written by scorekit train\n"
-    "  --ema                 use the EMA weights instead of the raw ones\n"
+    "  --raw                 use the raw weights instead of their EMA (the default)\n"
     "  --n N                 number of samples (default 5000)\n"
     "  --steps-per-level T   Langevin steps per noise level (default 100)\n"
-    "  --eps E               step size ε (default 0.2·σ_L² for annealed, 1e-3 plain)\n"
+    "  --eps E               step size ε (default 0.2·σ_L² annealed, 1e-3 plain)\n"
     "  --denoise             final Tweedie step x ← x + σ_L² s(x, σ_L)\n"
     "  --init gaussian|uniform\n"
     "                        start from N(0, σ_1² I) (default) or U[-R, R]^d\n"
@@ -31,15 +31,15 @@ int cmd_sample(int argc, char **argv) {
   const char *model_path = NULL, *out = NULL, *plot = NULL, *init = "gaussian";
   long long n = 5000, steps = 100, seed = 0;
   double eps = 0, range = 8;
-  int use_ema = 0, denoise = 0;
+  int use_ema = 1, denoise = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage, stdout);
       return 0;
     }
-    if (!strcmp(f, "--ema")) {
-      use_ema = 1;
+    if (!strcmp(f, "--raw")) {
+      use_ema = 0;
       continue;
     }
     if (!strcmp(f, "--denoise")) {
