@@ -64,6 +64,38 @@ TEST(demo_mog8_quality) {
   CHECK(json_number(json, "covered") == 8);
   CHECK(json_number(json, "max_weight_err") <= 0.03);
   CHECK(mmd2 <= thr);
+  /* Classifier guidance at w = 1: >= 95% of each class's samples in its own
+   * component (the demo's guided.json). */
+  snprintf(path, sizeof path, "%s/run/guided.json", dir);
+  f = fopen(path, "r");
+  CHECK(f);
+  size_t got = fread(json, 1, sizeof json - 1, f);
+  json[got] = 0;
+  fclose(f);
+  printf("  guided: %s", json);
+  const char *p = strchr(json, '[');
+  CHECK(p);
+  for (int y = 0; y < 8; y++) {
+    char *end;
+    double share = strtod(p + 1, &end);
+    CHECK(end != p + 1 && share >= 0.95);
+    p = end;
+  }
+  /* w = 0 is the prior: every mode about 1/8. */
+  snprintf(cmd, sizeof cmd,
+           "%s sample --model %s/run/model.safetensors --classifier %s/run/classifier/model.safetensors"
+           " --class 3 --guidance 0 --n 2000 --steps-per-level 50 --out %s/w0.npy > /dev/null && "
+           "%s eval --samples %s/w0.npy --data mog8 --json > %s/w0.json",
+           SK_CLI_PATH, dir, dir, dir, SK_CLI_PATH, dir, dir);
+  CHECK(system(cmd) == 0);
+  snprintf(path, sizeof path, "%s/w0.json", dir);
+  f = fopen(path, "r");
+  CHECK(f);
+  got = fread(json, 1, sizeof json - 1, f);
+  json[got] = 0;
+  fclose(f);
+  printf("  w = 0: %s", json);
+  CHECK(json_number(json, "covered") == 8 && json_number(json, "max_weight_err") <= 0.03);
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   CHECK(system(cmd) == 0);
 }

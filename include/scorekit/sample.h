@@ -19,21 +19,28 @@ extern "C" {
 typedef struct sk_score_fn sk_score_fn;
 
 /* A trained score model (borrowed; it must outlive the function): a compiled
- * forward graph, run once per call with no allocation. An unconditional model
- * ignores σ. */
-SK_API sk_status sk_score_fn_model(sk_model *m, sk_score_fn **out);
+ * forward graph for up to `rows` rows (1..SK_SCORE_ROWS), run once per call
+ * with no allocation. An unconditional model ignores σ. */
+SK_API sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out);
 /* The exact score ∇ₓ log p_σ(x) of a Gaussian mixture (borrowed). */
 SK_API sk_status sk_score_fn_gmm(const sk_gmm *g, sk_score_fn **out);
 /* Classifier guidance: base(x, σ) + w ∇ₓ log p(y | x, σ), with p(y | x, σ) from
- * a trained noise-conditional classifier (SK_MODEL_CLASSIFIER). Borrows both. */
+ * a trained noise-conditional classifier (SK_MODEL_CLASSIFIER), for as many
+ * rows as `base` takes. Borrows both. */
 SK_API sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifier, int y, float w,
                                           sk_score_fn **out);
 /* The same with the exact posterior of a Gaussian mixture as the classifier. */
 SK_API sk_status sk_score_fn_guided_gmm(sk_score_fn *base, const sk_gmm *g, int y, float w,
                                         sk_score_fn **out);
 SK_API void sk_score_fn_free(sk_score_fn *f);
+/* Share of rows of x (n, d) whose most probable class under a classifier
+ * model at noise level σ is their label (n). */
+SK_API sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,
+                                        int64_t n, float sigma, double *accuracy);
 SK_API int sk_score_fn_dim(const sk_score_fn *f);
-/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= SK_SCORE_ROWS. */
+/* The most rows one call takes (SK_SCORE_ROWS for an analytic law). */
+SK_API int sk_score_fn_rows(const sk_score_fn *f);
+/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= sk_score_fn_rows(f). */
 SK_API sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out);
 
 typedef struct sk_langevin_config {
@@ -46,8 +53,8 @@ typedef struct sk_langevin_config {
 
 /* Runs (annealed) Langevin dynamics on the n rows of x (n, d) in place,
  * starting from the values x holds, with the noise of `r` (advanced). Rows go
- * in fixed chunks of SK_SCORE_ROWS, so the bits never depend on the number of
- * threads. SK_ERR_NUMERIC naming the sample if one diverges. */
+ * in fixed chunks of sk_score_fn_rows(f), so the bits never depend on the
+ * number of threads. SK_ERR_NUMERIC naming the sample if one diverges. */
 SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
 

@@ -18,12 +18,13 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
       return sk__fail(SK_ERR_INVALID, "langevin: σ_%d = %g is not positive", i + 1, cfg->sigmas[i]);
   if (n <= 0) return SK_OK;
   const int d = sk_score_fn_dim(f);
-  const size_t chunk = (size_t)SK_SCORE_ROWS * (size_t)d;
+  const int64_t rows = sk_score_fn_rows(f);
+  const size_t chunk = (size_t)rows * (size_t)d;
   float *score = sk__malloc(chunk * sizeof(float)), *z = sk__malloc(chunk * sizeof(float));
   sk_status st = score && z ? SK_OK : sk__fail(SK_ERR_NOMEM, "langevin: out of memory");
   const float sL = cfg->sigmas[L - 1];
-  for (int64_t c0 = 0; st == SK_OK && c0 < n; c0 += SK_SCORE_ROWS) {
-    const int64_t nr = SK_MIN((int64_t)SK_SCORE_ROWS, n - c0);
+  for (int64_t c0 = 0; st == SK_OK && c0 < n; c0 += rows) {
+    const int64_t nr = SK_MIN(rows, n - c0);
     const size_t nd = (size_t)nr * (size_t)d;
     float *xc = x + c0 * d;
     for (int i = 0; i < L && st == SK_OK; i++) {

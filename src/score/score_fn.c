@@ -11,6 +11,7 @@ typedef enum { FN_MODEL, FN_GMM, FN_GUIDED_MODEL, FN_GUIDED_GMM } fn_kind;
 struct sk_score_fn {
   fn_kind kind;
   int dim;
+  int rows; /* most rows a call takes */
   const sk_gmm *gmm;
   sk_score_fn *base;
   int y;
@@ -19,7 +20,7 @@ struct sk_score_fn {
   sk_graph *g;
   sk_node x, sigma, out;
   int conditional;
-  float *tmp; /* (SK_SCORE_ROWS, d): the guidance term */
+  float *tmp; /* (rows, d): the guidance term */
 };
 
 void sk_score_fn_free(sk_score_fn *f) {
@@ -30,6 +31,7 @@ void sk_score_fn_free(sk_score_fn *f) {
 }
 
 int sk_score_fn_dim(const sk_score_fn *f) { return f->dim; }
+int sk_score_fn_rows(const sk_score_fn *f) { return f->rows; }
 
 static sk_score_fn *alloc_fn(fn_kind kind, int dim) {
   sk_score_fn *f = sk__calloc(1, sizeof *f);
@@ -39,11 +41,12 @@ static sk_score_fn *alloc_fn(fn_kind kind, int dim) {
   }
   f->kind = kind;
   f->dim = dim;
+  f->rows = SK_SCORE_ROWS;
   f->x = f->sigma = f->out = SK_NONE;
   return f;
 }
 
-/* The forward graph of model m on SK_SCORE_ROWS rows; with guidance_y >= 0
+/* The forward graph of model m on f->rows rows; with guidance_y >= 0
  * (a classifier), the gradient of log softmax(logits)_y with respect to x. */
 static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
   const sk_model_config *c = sk_model_get_config(m);
@@ -54,8 +57,8 @@ static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
   sk_status st = sk_model_bind(m, g, NULL, p);
   if (st != SK_OK) return st;
   f->conditional = c->kind != SK_MODEL_MLP;
-  f->x = sk_input(g, "x", 2, (int64_t[]){SK_SCORE_ROWS, c->dim});
-  if (f->conditional) f->sigma = sk_input(g, "sigma", 2, (int64_t[]){SK_SCORE_ROWS, 1});
+  f->x = sk_input(g, "x", 2, (int64_t[]){f->rows, c->dim});
+  if (f->conditional) f->sigma = sk_input(g, "sigma", 2, (int64_t[]){f->rows, 1});
   sk_node y = sk_model_apply(m, g, p, f->x, f->sigma);
   if (guidance_y >= 0) {
     /* Rows are independent, so the gradient of the sum is each row's own. */
@@ -67,13 +70,16 @@ static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
   return sk_graph_compile(g, 1, &f->out);
 }
 
-sk_status sk_score_fn_model(sk_model *m, sk_score_fn **out) {
+sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out) {
   *out = NULL;
   const sk_model_config *c = sk_model_get_config(m);
   if (c->kind == SK_MODEL_CLASSIFIER)
     return sk__fail(SK_ERR_INVALID, "score function: a classifier is not a score model");
+  if (rows < 1 || rows > SK_SCORE_ROWS)
+    return sk__fail(SK_ERR_INVALID, "score function: rows %d outside 1..%d", rows, SK_SCORE_ROWS);
   sk_score_fn *f = alloc_fn(FN_MODEL, c->dim);
   if (!f) return SK_ERR_NOMEM;
+  f->rows = rows;
   sk_status st = compile_model(f, m, -1);
   if (st != SK_OK) {
     sk_score_fn_free(f);
@@ -102,9 +108,10 @@ static sk_status guided_common(sk_score_fn *base, int dim, int y, int classes, f
   sk_score_fn *f = alloc_fn(kind, dim);
   if (!f) return SK_ERR_NOMEM;
   f->base = base;
+  f->rows = base->rows;
   f->y = y;
   f->w = w;
-  f->tmp = sk__malloc((size_t)SK_SCORE_ROWS * (size_t)dim * sizeof(float));
+  f->tmp = sk__malloc((size_t)f->rows * (size_t)dim * sizeof(float));
   if (!f->tmp) {
     sk_score_fn_free(f);
     return sk__fail(SK_ERR_NOMEM, "guidance: out of memory");
@@ -141,7 +148,7 @@ static sk_status run_graph(sk_score_fn *f, const float *x, int64_t n, float sigm
   memcpy(sk_graph_data(f->g, f->x), x, nd * sizeof(float));
   if (f->conditional) {
     float *s = sk_graph_data(f->g, f->sigma);
-    for (int64_t i = 0; i < SK_SCORE_ROWS; i++) s[i] = sigma;
+    for (int64_t i = 0; i < f->rows; i++) s[i] = sigma;
   }
   sk_status st = sk_graph_run(f->g);
   if (st == SK_OK) memcpy(out, sk_graph_data(f->g, f->out), nd * sizeof(float));
@@ -149,9 +156,9 @@ static sk_status run_graph(sk_score_fn *f, const float *x, int64_t n, float sigm
 }
 
 sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out) {
-  if (n < 1 || n > SK_SCORE_ROWS)
+  if (n < 1 || n > f->rows)
     return sk__fail(SK_ERR_INVALID, "score function: %lld rows outside 1..%d", (long long)n,
-                    SK_SCORE_ROWS);
+                    f->rows);
   if (!(sigma > 0) && f->conditional)
     return sk__fail(SK_ERR_INVALID, "score function: σ must be positive, got %g", sigma);
   sk_status st;
@@ -172,4 +179,31 @@ sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigm
     return SK_OK;
   }
   return SK_ERR_STATE;
+}
+
+sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,
+                                 int64_t n, float sigma, double *accuracy) {
+  const sk_model_config *c = sk_model_get_config(classifier);
+  if (c->kind != SK_MODEL_CLASSIFIER) return sk__fail(SK_ERR_INVALID, "accuracy: not a classifier");
+  sk_score_fn f = {.kind = FN_MODEL, .dim = c->dim, .rows = SK_SCORE_ROWS, .x = SK_NONE,
+                   .sigma = SK_NONE, .out = SK_NONE};
+  sk_status st = compile_model(&f, classifier, -1);
+  int64_t right = 0;
+  for (int64_t r = 0; st == SK_OK && r < n; r += SK_SCORE_ROWS) {
+    int64_t nr = SK_MIN((int64_t)SK_SCORE_ROWS, n - r);
+    memcpy(sk_graph_data(f.g, f.x), x + r * c->dim, (size_t)(nr * c->dim) * sizeof(float));
+    float *s = sk_graph_data(f.g, f.sigma);
+    for (int64_t i = 0; i < SK_SCORE_ROWS; i++) s[i] = sigma;
+    st = sk_graph_run(f.g);
+    const float *logits = sk_graph_data(f.g, f.out);
+    for (int64_t i = 0; st == SK_OK && i < nr; i++) {
+      int best = 0;
+      for (int k = 1; k < c->classes; k++)
+        if (logits[i * c->classes + k] > logits[i * c->classes + best]) best = k;
+      right += best == labels[r + i];
+    }
+  }
+  sk_graph_free(f.g);
+  if (st == SK_OK) *accuracy = n > 0 ? (double)right / (double)n : 0.0;
+  return st;
 }

@@ -15,7 +15,12 @@ static const char usage[] =
     "5000) with annealed Langevin dynamics from the EMA weights, prints the\n"
     "metrics, and writes DIR/model.safetensors, DIR/samples.npy,\n"
     "DIR/samples.png (samples over data), DIR/score-field.png (the learned score\n"
-    "at a middle noise level) and DIR/metrics.json. DIR defaults to out/demo.\n";
+    "at a middle noise level) and DIR/metrics.json. For a labelled set it then\n"
+    "trains a noise-conditional classifier (DIR/classifier/) and draws 500\n"
+    "classifier-guided samples per class (w = 1): DIR/guided.png and\n"
+    "DIR/guided.json. DIR defaults to out/demo.\n";
+
+enum { GRID = 32 }; /* score-field arrows a side */
 
 static int field_plot(const char *dir, sk_dataset *data) {
   char path[4096];
@@ -23,11 +28,10 @@ static int field_plot(const char *dir, sk_dataset *data) {
   static sk_model_info info;
   sk_model *m = NULL;
   sk_score_fn *fn = NULL;
-  if (sk_model_load(path, 1, &m, &info) != SK_OK || sk_score_fn_model(m, &fn) != SK_OK) {
+  if (sk_model_load(path, 1, &m, &info) != SK_OK || sk_score_fn_model(m, GRID * GRID, &fn) != SK_OK) {
     sk_model_free(m);
     return cli_fail("%s", sk_last_error()), 0;
   }
-  enum { GRID = 32 };
   float pts[GRID * GRID * 2], vec[GRID * GRID * 2];
   sk_plot_bounds b = sk_plot_auto_bounds(sk_dataset_x(data), sk_dataset_size(data));
   sk_plot_field_points(b, GRID, pts);
@@ -43,6 +47,70 @@ static int field_plot(const char *dir, sk_dataset *data) {
   if (ok) printf("wrote %s (σ = %.3g)\n", path, sigma);
   else cli_fail("%s", sk_last_error());
   sk_score_fn_free(fn);
+  sk_model_free(m);
+  return ok;
+}
+
+/* Classifier guidance: per class, n samples of s(x, σ) + ∇ₓ log p(y | x, σ)
+ * from the demo's score model and classifier; DIR/guided.png, and for a
+ * mixture the share of each class's samples in its own component. */
+static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n, uint64_t seed,
+                  FILE *json) {
+  char path[4096];
+  static sk_model_info info;
+  sk_model *m = NULL, *clf = NULL;
+  sk_score_fn *base = NULL;
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  int ok = sk_model_load(path, 1, &m, &info) == SK_OK && sk_score_fn_model(m, (int)n, &base) == SK_OK;
+  snprintf(path, sizeof path, "%s/classifier/model.safetensors", dir);
+  ok = ok && sk_model_load(path, 1, &clf, NULL) == SK_OK;
+  const int K = ok ? sk_model_get_config(clf)->classes : 0;
+  float *x = malloc((size_t)(n * K * 2) * sizeof *x), *post = NULL;
+  const float **groups = malloc((size_t)K * sizeof *groups);
+  int64_t *counts = malloc((size_t)K * sizeof *counts);
+  sk_gmm *law = sk_gmm_builtin(data);
+  if (law) post = malloc((size_t)(n * sk_gmm_components(law)) * sizeof *post);
+  const float sL = info.sigmas[info.n_sigmas - 1];
+  if (json) fprintf(json, "{\"guidance\":1,\"per_class\":[");
+  for (int y = 0; ok && y < K; y++) {
+    sk_score_fn *g = NULL;
+    float *xy = x + (size_t)y * (size_t)n * 2;
+    sk_rng r = sk_rng_make(seed, 0x67756964 + (uint64_t)y); /* "guid" */
+    sk_rng_normal(&r, xy, (size_t)n * 2);
+    for (int64_t i = 0; i < n * 2; i++) xy[i] *= info.sigmas[0];
+    sk_langevin_config lc = {info.n_sigmas, info.sigmas, 50, 0.2f * sL * sL, 0};
+    ok = sk_score_fn_guided_model(base, clf, y, 1.0f, &g) == SK_OK &&
+         sk_langevin(g, &lc, &r, xy, n) == SK_OK;
+    sk_score_fn_free(g);
+    groups[y] = xy;
+    counts[y] = n;
+    if (ok && law && y < sk_gmm_components(law) &&
+        sk_gmm_posterior(law, 0, xy, n, post) == SK_OK) {
+      const int k = sk_gmm_components(law);
+      int64_t own = 0;
+      for (int64_t i = 0; i < n; i++) {
+        int best = 0;
+        for (int j = 1; j < k; j++)
+          if (post[i * k + j] > post[i * k + best]) best = j;
+        own += best == y;
+      }
+      printf("  class %d: %.3f of its guided samples in component %d\n", y, (double)own / n, y);
+      if (json) fprintf(json, "%s%.6g", y ? "," : "", (double)own / n);
+    }
+  }
+  if (json) fprintf(json, "]}\n");
+  snprintf(path, sizeof path, "%s/guided.png", dir);
+  ok = ok && sk_plot_groups(path, 800, sk_plot_auto_bounds(sk_dataset_x(ref), sk_dataset_size(ref)),
+                            sk_dataset_x(ref), sk_dataset_size(ref), K, groups, counts) == SK_OK;
+  if (ok) printf("wrote %s\n", path);
+  else cli_fail("%s", sk_last_error());
+  sk_gmm_free(law);
+  free(post);
+  free(x);
+  free(groups);
+  free(counts);
+  sk_score_fn_free(base);
+  sk_model_free(clf);
   sk_model_free(m);
   return ok;
 }
@@ -111,6 +179,23 @@ int cmd_demo(int argc, char **argv) {
   int rc = cmd_eval((int)(sizeof evalj / sizeof *evalj), evalj);
   stdout = keep;
   if (fclose(jf) != 0 || rc != 0) return cli_fail("%s: write failed", json);
-  printf("wrote %s\ndone: the pictures are %s and %s/score-field.png\n", json, png, dir);
+  printf("wrote %s\n", json);
+  if (sk_toy_classes(data) > 1) { /* classifier guidance, one colour a class */
+    char cdir[4096], gjson[4096];
+    snprintf(cdir, sizeof cdir, "%s/classifier", dir);
+    snprintf(gjson, sizeof gjson, "%s/guided.json", dir);
+    char *ctrain[] = {"--data", (char *)data, "--objective", "classifier", "--steps", "3000",
+                      "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", cdir};
+    if (cmd_train((int)(sizeof ctrain / sizeof *ctrain), ctrain) != 0) return 1;
+    if (!cli_load_data(data, n, (unsigned long long)seed + 1, -1, NULL, &ref)) return 1;
+    FILE *gj = fopen(gjson, "w");
+    int ok2 = gj && guided(dir, data, ref, 500, (uint64_t)seed, gj);
+    if (gj && fclose(gj) != 0) ok2 = 0;
+    sk_dataset_free(ref);
+    if (!ok2) return cli_fail("%s: guided sampling failed", gjson);
+    printf("wrote %s\n", gjson);
+  }
+  printf("done: the pictures are %s/samples.png, %s/score-field.png and %s/guided.png\n", dir, dir,
+         dir);
   return 0;
 }

@@ -45,7 +45,7 @@ int cmd_score(int argc, char **argv) {
   float *s = NULL;
   int rc = 1;
   if (sk_model_load(model_path, use_ema, &m, &info) != SK_OK || sk_npy_load(input, &x) != SK_OK ||
-      sk_score_fn_model(m, &fn) != SK_OK) {
+      sk_score_fn_model(m, SK_SCORE_ROWS, &fn) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }

@@ -258,6 +258,19 @@ int cmd_train(int argc, char **argv) {
   }
   printf("final loss %.5g after %lld steps in %.1fs; wrote %s/model.safetensors\n", loss,
           steps, now() - t0, out);
+  if (obj == SK_OBJ_CLASSIFIER && sk_toy_classes(data) > 0) {
+    /* Fresh draws the classifier never saw, clean (the ladder's smallest σ). */
+    enum { HELD_OUT = 5000 };
+    float *hx = malloc(HELD_OUT * 2 * sizeof *hx);
+    int32_t *hy = malloc(HELD_OUT * sizeof *hy);
+    sk_rng hr = sk_rng_make((uint64_t)seed + 1, 0x686f6c64); /* "hold" */
+    double acc = 0;
+    if (hx && hy && sk_toy_sample(data, &hr, HELD_OUT, hx, hy) == SK_OK &&
+        sk_classifier_accuracy(m, hx, hy, HELD_OUT, info.sigmas[info.n_sigmas - 1], &acc) == SK_OK)
+      printf("classifier accuracy on %d clean held-out points: %.4f\n", HELD_OUT, acc);
+    free(hx);
+    free(hy);
+  }
   rc = 0;
 done:
   if (log && fclose(log) != 0 && rc == 0) rc = cli_fail("%s/log.csv: write failed", out);
