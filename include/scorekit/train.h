@@ -60,12 +60,13 @@ SK_API void sk_trainer_free(sk_trainer *t);
 SK_API sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm);
 SK_API int64_t sk_trainer_steps(const sk_trainer *t);
 SK_API const float *sk_trainer_ema(sk_trainer *t);
-/* Checkpoint: DIR/model.safetensors (weights, EMA, config) and
- * DIR/state.safetensors (Adam moments, step, RNG and data positions), each
- * written atomically. `info` fills the model file's metadata. */
+/* Checkpoint: DIR/state.safetensors (weights, EMA, Adam moments, step, RNG
+ * and data positions: all a resume needs, in one atomically written file),
+ * then DIR/model.safetensors (weights, EMA, config: the export). `info` fills
+ * the model file's metadata. */
 SK_API sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info);
-/* Restores what sk_trainer_save wrote into a trainer built with the same
- * config, so that continuing gives the same bits as never stopping. */
+/* Restores DIR/state.safetensors into a trainer built with the same config,
+ * so that continuing gives the same bits as never stopping. */
 SK_API sk_status sk_trainer_resume(sk_trainer *t, const char *dir);
 
 #ifdef __cplusplus

@@ -145,8 +145,9 @@ sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
   for (int i = 0; i < t->lg.n_grads; i++) {
     const float *gi = sk_graph_data(g, t->lg.grads[i]);
     int64_t n = sk_node_numel(g, t->lg.grads[i]);
+    /* Beyond 1e18 Adam's g² overflows float: as fatal as a NaN. */
     for (int64_t j = 0; j < n; j++)
-      if (!isfinite(gi[j]))
+      if (!(fabsf(gi[j]) <= 1e18f))
         return sk__fail(SK_ERR_NUMERIC, "step %lld: the gradient of %s is %g at element %lld",
                         (long long)t->step + 1, sk_model_tensor_name(t->m, i), gi[j], (long long)j);
     memcpy(t->grads + sk_model_tensor_offset(t->m, i), gi, (size_t)n * sizeof(float));
@@ -165,18 +166,26 @@ static sk_status join(char *buf, size_t cap, const char *dir, const char *file) 
   return SK_OK;
 }
 
+/* The architecture as one string, so a resume into another model fails. */
+static void arch_string(const sk_model *m, char *buf, size_t cap) {
+  const sk_model_config *c = sk_model_get_config(m);
+  snprintf(buf, cap, "%d/%d/%d/%d/%d/%s", (int)c->kind, c->dim, c->hidden, c->depth, c->classes,
+           sk_activation_name(c->act));
+}
+
 sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info) {
   char path[4096];
   sk_status st = join(path, sizeof path, dir, "state.safetensors");
   if (st != SK_OK) return st;
   /* Positions as decimal strings: JSON numbers are doubles and lose bits. */
   sk_dataset_pos pos = sk_dataset_get_pos(t->ds);
-  char state[512];
+  char arch[128], state[768];
+  arch_string(t->m, arch, sizeof arch);
   snprintf(state, sizeof state,
-           "{\"step\":\"%lld\",\"adam_steps\":\"%lld\",\"data\":\"%llu\",\"noise\":\"%llu\","
+           "{\"arch\":\"%s\",\"step\":\"%lld\",\"adam_steps\":\"%lld\",\"data\":\"%llu\",\"noise\":\"%llu\","
            "\"proj\":\"%llu\",\"level\":\"%llu\",\"epoch\":\"%lld\",\"cursor\":\"%lld\","
            "\"epoch_rng\":\"%llu\",\"epoch_rng_seed\":\"%llu\",\"epoch_rng_stream\":\"%llu\"}",
-           (long long)t->step, (long long)sk_adam_steps(t->adam),
+           arch, (long long)t->step, (long long)sk_adam_steps(t->adam),
            (unsigned long long)t->r_data.offset, (unsigned long long)t->r_noise.offset,
            (unsigned long long)t->r_proj.offset, (unsigned long long)t->r_level.offset,
            (long long)pos.epoch, (long long)pos.cursor,
@@ -184,12 +193,14 @@ sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *i
            (unsigned long long)pos.rng_at_epoch_start.seed,
            (unsigned long long)pos.rng_at_epoch_start.stream);
   size_t np = sk_model_num_params(t->m);
-  sk_named_tensor ts[2] = {{"adam.m", 1, {(int64_t)np}, sk_adam_m(t->adam)},
+  /* Everything a resume needs is in this one file, written atomically, so a
+   * crash between the two files below can never pair mismatched halves. */
+  sk_named_tensor ts[4] = {{"params", 1, {(int64_t)np}, sk_model_params(t->m)},
+                           {"ema", 1, {(int64_t)np}, sk_adam_ema(t->adam)},
+                           {"adam.m", 1, {(int64_t)np}, sk_adam_m(t->adam)},
                            {"adam.v", 1, {(int64_t)np}, sk_adam_v(t->adam)}};
   const char *meta[2] = {"scorekit_state", state};
-  /* The state goes first: a model file never claims more steps than the
-   * state beside it can continue from. */
-  st = sk_safetensors_save(path, ts, 2, meta, 1);
+  st = sk_safetensors_save(path, ts, 4, meta, 1);
   if (st != SK_OK) return st;
   st = join(path, sizeof path, dir, "model.safetensors");
   if (st != SK_OK) return st;
@@ -211,54 +222,52 @@ static int field_u64(const char *json, const char *key, unsigned long long *out)
 
 sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
   char path[4096];
-  sk_status st = join(path, sizeof path, dir, "model.safetensors");
+  sk_status st = join(path, sizeof path, dir, "state.safetensors");
   if (st != SK_OK) return st;
-  sk_model *saved = NULL;
-  st = sk_model_load(path, 0, &saved, NULL);
-  if (st != SK_OK) return st;
-  size_t np = sk_model_num_params(t->m);
-  if (sk_model_num_params(saved) != np ||
-      memcmp(sk_model_get_config(saved), sk_model_get_config(t->m), sizeof(sk_model_config)) != 0) {
-    sk_model_free(saved);
-    return sk__fail(SK_ERR_INVALID, "%s: the saved model's architecture differs from this run's", path);
-  }
-  sk_model *ema = NULL;
-  st = sk_model_load(path, 1, &ema, NULL);
-  if (st != SK_OK) {
-    sk_model_free(saved);
-    return st;
-  }
-  join(path, sizeof path, dir, "state.safetensors");
+  const size_t np = sk_model_num_params(t->m);
   sk_safetensors *sf = NULL;
   st = sk_safetensors_load(path, &sf);
-  const sk_tensor *tm = NULL, *tv = NULL;
-  const char *meta = sf ? sk_safetensors_meta(sf, "scorekit_state") : NULL;
+  if (st != SK_OK) return st;
+  const sk_tensor *tp = NULL, *te = NULL, *tm = NULL, *tv = NULL;
+  const char *meta = sk_safetensors_meta(sf, "scorekit_state");
   unsigned long long v[11];
   static const char *const keys[11] = {"step", "adam_steps", "data", "noise", "proj", "level",
                                        "epoch", "cursor", "epoch_rng", "epoch_rng_seed",
                                        "epoch_rng_stream"};
-  int ok = st == SK_OK && meta && sk_safetensors_get(sf, "adam.m", &tm) == SK_OK &&
-           sk_safetensors_get(sf, "adam.v", &tv) == SK_OK && sk_tensor_numel(tm) == (int64_t)np &&
-           sk_tensor_numel(tv) == (int64_t)np;
+  int ok = meta && sk_safetensors_get(sf, "params", &tp) == SK_OK &&
+           sk_safetensors_get(sf, "ema", &te) == SK_OK &&
+           sk_safetensors_get(sf, "adam.m", &tm) == SK_OK &&
+           sk_safetensors_get(sf, "adam.v", &tv) == SK_OK;
   for (int i = 0; ok && i < 11; i++) ok = field_u64(meta, keys[i], &v[i]);
-  if (ok) {
-    memcpy(sk_model_params(t->m), sk_model_params(saved), np * sizeof(float));
-    memcpy(sk_adam_ema(t->adam), sk_model_params(ema), np * sizeof(float));
-    memcpy(sk_adam_m(t->adam), sk_tensor_cdata(tm), np * sizeof(float));
-    memcpy(sk_adam_v(t->adam), sk_tensor_cdata(tv), np * sizeof(float));
-    t->step = (int64_t)v[0];
-    sk_adam_set_steps(t->adam, (int64_t)v[1]);
-    t->r_data.offset = v[2];
-    t->r_noise.offset = v[3];
-    t->r_proj.offset = v[4];
-    t->r_level.offset = v[5];
-    sk_dataset_pos pos = {(int64_t)v[6], (int64_t)v[7], {v[9], v[10], v[8]}};
-    st = sk_dataset_set_pos(t->ds, pos);
-  } else if (st == SK_OK) {
-    st = sk__fail(SK_ERR_FORMAT, "%s: not a scorekit training state for this model", path);
+  if (!ok) {
+    sk_safetensors_free(sf);
+    return sk__fail(SK_ERR_FORMAT, "%s: not a scorekit training state", path);
   }
+  char arch[128], want[160];
+  arch_string(t->m, arch, sizeof arch);
+  snprintf(want, sizeof want, "\"arch\":\"%s\"", arch);
+  if (!strstr(meta, want)) {
+    sk_safetensors_free(sf);
+    return sk__fail(SK_ERR_INVALID, "%s: saved for another architecture than this run's", path);
+  }
+  if (sk_tensor_numel(tp) != (int64_t)np || sk_tensor_numel(te) != (int64_t)np ||
+      sk_tensor_numel(tm) != (int64_t)np || sk_tensor_numel(tv) != (int64_t)np) {
+    sk_safetensors_free(sf);
+    return sk__fail(SK_ERR_INVALID, "%s: saved for a model of %lld parameters, this one has %zu",
+                    path, (long long)sk_tensor_numel(tp), np);
+  }
+  memcpy(sk_model_params(t->m), sk_tensor_cdata(tp), np * sizeof(float));
+  memcpy(sk_adam_ema(t->adam), sk_tensor_cdata(te), np * sizeof(float));
+  memcpy(sk_adam_m(t->adam), sk_tensor_cdata(tm), np * sizeof(float));
+  memcpy(sk_adam_v(t->adam), sk_tensor_cdata(tv), np * sizeof(float));
+  t->step = (int64_t)v[0];
+  sk_adam_set_steps(t->adam, (int64_t)v[1]);
+  t->r_data.offset = v[2];
+  t->r_noise.offset = v[3];
+  t->r_proj.offset = v[4];
+  t->r_level.offset = v[5];
+  sk_dataset_pos pos = {(int64_t)v[6], (int64_t)v[7], {v[9], v[10], v[8]}};
+  st = sk_dataset_set_pos(t->ds, pos);
   sk_safetensors_free(sf);
-  sk_model_free(saved);
-  sk_model_free(ema);
   return st;
 }

@@ -54,6 +54,29 @@ static const char usage[] =
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
+/* After a resume, drop log lines past the checkpoint's step (written after
+ * the last checkpoint by a run that then died), so each step appears once. */
+static int trim_log(const char *path, long long last_step) {
+  FILE *in = fopen(path, "r");
+  if (!in) return 1;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.trim", path);
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    fclose(in);
+    return 0;
+  }
+  char line[512];
+  while (fgets(line, sizeof line, in)) {
+    char *end;
+    long long step = strtoll(line, &end, 10);
+    if (end == line || step <= last_step) fputs(line, out);
+  }
+  fclose(in);
+  if (fclose(out) != 0 || rename(tmp, path) != 0) return 0;
+  return 1;
+}
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -222,6 +245,10 @@ int cmd_train(int argc, char **argv) {
   char log_path[4096];
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
+  if (!fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) {
+    cli_fail("%s: cannot rewrite: %s", log_path, strerror(errno));
+    goto done;
+  }
   log = fopen(log_path, fresh ? "w" : "a");
   if (!log || (fresh && !write_log_header(log))) {
     cli_fail("%s: cannot write: %s", log_path, strerror(errno));
