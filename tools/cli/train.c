@@ -67,10 +67,14 @@ static int trim_log(const char *path, long long last_step) {
     return 0;
   }
   char line[512];
+  int header = 1;
   while (fgets(line, sizeof line, in)) {
     char *end;
     long long step = strtoll(line, &end, 10);
-    if (end == line || step <= last_step) fputs(line, out);
+    size_t len = strlen(line);
+    int whole = len > 0 && line[len - 1] == '\n'; /* a kill can cut the last line */
+    if (header || (whole && end != line && *end == ',' && step <= last_step)) fputs(line, out);
+    header = 0;
   }
   fclose(in);
   if (fclose(out) != 0 || rename(tmp, path) != 0) return 0;
@@ -270,16 +274,20 @@ int cmd_train(int argc, char **argv) {
     }
     fprintf(log, "%lld,%.9g,%.9g,%.3f\n", s, loss, gnorm, now() - t0);
     if ((every && s % every == 0 && s != steps)) {
+      /* The log first: it must reach at least as far as any checkpoint. */
+      if (fflush(log) != 0) {
+        cli_fail("%s: write failed", log_path);
+        goto done;
+      }
       if (sk_trainer_save(t, out, &info) != SK_OK) {
         cli_fail("%s", sk_last_error());
         goto done;
       }
-      fflush(log);
     }
     if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
   }
   if (bar) fputc('\n', stderr);
-  if (sk_trainer_save(t, out, &info) != SK_OK) {
+  if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
