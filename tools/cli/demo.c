@@ -9,14 +9,16 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: scorekit demo [--out DIR] [--data NAME] [--steps N] [--n N] [--seed S]\n"
+    "usage: scorekit demo [--out DIR] [--data NAME] [--steps N] [--classifier-steps N]\n"
+    "                     [--n N] [--seed S]\n"
     "\n"
     "Trains ncsn on a built-in 2-D set (default mog8), draws N samples (default\n"
     "5000) with annealed Langevin dynamics from the EMA weights, prints the\n"
     "metrics, and writes DIR/model.safetensors, DIR/samples.npy,\n"
     "DIR/samples.png (samples over data), DIR/score-field.png (the learned score\n"
     "at a middle noise level) and DIR/metrics.json. For a labelled set it then\n"
-    "trains a noise-conditional classifier (DIR/classifier/) and draws 500\n"
+    "trains a noise-conditional classifier (DIR/classifier/, --classifier-steps,\n"
+    "default 3000) and draws 500\n"
     "classifier-guided samples per class (w = 1): DIR/guided.png and\n"
     "DIR/guided.json. DIR defaults to out/demo.\n";
 
@@ -117,7 +119,7 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
 
 int cmd_demo(int argc, char **argv) {
   const char *dir = "out/demo", *data = "mog8";
-  long long steps = 8000, n = 5000, seed = 0;
+  long long steps = 8000, clf_steps = 3000, n = 5000, seed = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -130,15 +132,17 @@ int cmd_demo(int argc, char **argv) {
     if (!strcmp(f, "--out")) dir = v;
     else if (!strcmp(f, "--data")) data = v;
     else if (!strcmp(f, "--steps")) ok = cli_int(f, v, 1, 100000000, &steps);
+    else if (!strcmp(f, "--classifier-steps")) ok = cli_int(f, v, 1, 100000000, &clf_steps);
     else if (!strcmp(f, "--n")) ok = cli_int(f, v, 2, 10000000, &n);
     else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &seed);
     else return cli_fail("unknown flag %s (see scorekit demo --help)", f);
     if (!ok) return 1;
   }
   if (sk_toy_classes(data) < 0) return cli_fail("--data: \"%s\" is not a built-in 2-D set", data);
-  char steps_s[32], n_s[32], seed_s[32], model[4096], samples[4096], png[4096], json[4096];
+  char steps_s[32], clf_steps_s[32], n_s[32], seed_s[32], model[4096], samples[4096], png[4096], json[4096];
   snprintf(steps_s, sizeof steps_s, "%lld", steps);
   snprintf(n_s, sizeof n_s, "%lld", n);
+  snprintf(clf_steps_s, sizeof clf_steps_s, "%lld", clf_steps);
   snprintf(seed_s, sizeof seed_s, "%lld", seed);
   snprintf(model, sizeof model, "%s/model.safetensors", dir);
   snprintf(samples, sizeof samples, "%s/samples.npy", dir);
@@ -184,7 +188,7 @@ int cmd_demo(int argc, char **argv) {
     char cdir[4096], gjson[4096];
     snprintf(cdir, sizeof cdir, "%s/classifier", dir);
     snprintf(gjson, sizeof gjson, "%s/guided.json", dir);
-    char *ctrain[] = {"--data", (char *)data, "--objective", "classifier", "--steps", "3000",
+    char *ctrain[] = {"--data", (char *)data, "--objective", "classifier", "--steps", clf_steps_s,
                       "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", cdir};
     if (cmd_train((int)(sizeof ctrain / sizeof *ctrain), ctrain) != 0) return 1;
     if (!cli_load_data(data, n, (unsigned long long)seed + 1, -1, NULL, &ref)) return 1;
