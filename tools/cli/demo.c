@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "usage: scorekit demo [--out DIR] [--data NAME] [--steps N] [--classifier-steps N]\n"
-    "                     [--n N] [--seed S]\n"
+    "                     [--n N] [--steps-per-level T] [--seed S]\n"
     "\n"
     "Trains ncsn on a built-in 2-D set (default mog8), draws N samples (default\n"
     "5000) with annealed Langevin dynamics from the EMA weights, prints the\n"
@@ -56,8 +56,8 @@ static int field_plot(const char *dir, sk_dataset *data) {
 /* Classifier guidance: per class, n samples of s(x, σ) + ∇ₓ log p(y | x, σ)
  * from the demo's score model and classifier; DIR/guided.png, and for a
  * mixture the share of each class's samples in its own component. */
-static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n, uint64_t seed,
-                  FILE *json) {
+static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n, int T,
+                  uint64_t seed, FILE *json) {
   char path[4096];
   static sk_model_info info;
   sk_model *m = NULL, *clf = NULL;
@@ -80,7 +80,7 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
     sk_rng r = sk_rng_make(seed, 0x67756964 + (uint64_t)y); /* "guid" */
     sk_rng_normal(&r, xy, (size_t)n * 2);
     for (int64_t i = 0; i < n * 2; i++) xy[i] *= info.sigmas[0];
-    sk_langevin_config lc = {info.n_sigmas, info.sigmas, 50, 0.2f * sL * sL, 0};
+    sk_langevin_config lc = {info.n_sigmas, info.sigmas, T, 0.2f * sL * sL, 0};
     ok = sk_score_fn_guided_model(base, clf, y, 1.0f, &g) == SK_OK &&
          sk_langevin(g, &lc, &r, xy, n) == SK_OK;
     sk_score_fn_free(g);
@@ -119,7 +119,7 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
 
 int cmd_demo(int argc, char **argv) {
   const char *dir = "out/demo", *data = "mog8";
-  long long steps = 8000, clf_steps = 3000, n = 5000, seed = 0;
+  long long steps = 8000, clf_steps = 3000, n = 5000, seed = 0, T = 50;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -134,15 +134,17 @@ int cmd_demo(int argc, char **argv) {
     else if (!strcmp(f, "--steps")) ok = cli_int(f, v, 1, 100000000, &steps);
     else if (!strcmp(f, "--classifier-steps")) ok = cli_int(f, v, 1, 100000000, &clf_steps);
     else if (!strcmp(f, "--n")) ok = cli_int(f, v, 2, 10000000, &n);
+    else if (!strcmp(f, "--steps-per-level")) ok = cli_int(f, v, 1, 1000000, &T);
     else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &seed);
     else return cli_fail("unknown flag %s (see scorekit demo --help)", f);
     if (!ok) return 1;
   }
   if (sk_toy_classes(data) < 0) return cli_fail("--data: \"%s\" is not a built-in 2-D set", data);
-  char steps_s[32], clf_steps_s[32], n_s[32], seed_s[32], model[4096], samples[4096], png[4096], json[4096];
+  char T_s[32], steps_s[32], clf_steps_s[32], n_s[32], seed_s[32], model[4096], samples[4096], png[4096], json[4096];
   snprintf(steps_s, sizeof steps_s, "%lld", steps);
   snprintf(n_s, sizeof n_s, "%lld", n);
   snprintf(clf_steps_s, sizeof clf_steps_s, "%lld", clf_steps);
+  snprintf(T_s, sizeof T_s, "%lld", T);
   snprintf(seed_s, sizeof seed_s, "%lld", seed);
   snprintf(model, sizeof model, "%s/model.safetensors", dir);
   snprintf(samples, sizeof samples, "%s/samples.npy", dir);
@@ -152,7 +154,7 @@ int cmd_demo(int argc, char **argv) {
   char *train[] = {"--data", (char *)data, "--objective", "ncsn", "--steps", steps_s,
                    "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", (char *)dir};
   if (cmd_train((int)(sizeof train / sizeof *train), train) != 0) return 1;
-  char *sample[] = {"--model", model, "--n", n_s, "--steps-per-level", "50", "--seed", seed_s,
+  char *sample[] = {"--model", model, "--n", n_s, "--steps-per-level", T_s, "--seed", seed_s,
                     "--out", samples};
   if (cmd_sample((int)(sizeof sample / sizeof *sample), sample) != 0) return 1;
   sk_dataset *ref = NULL;
@@ -193,7 +195,7 @@ int cmd_demo(int argc, char **argv) {
     if (cmd_train((int)(sizeof ctrain / sizeof *ctrain), ctrain) != 0) return 1;
     if (!cli_load_data(data, n, (unsigned long long)seed + 1, -1, NULL, &ref)) return 1;
     FILE *gj = fopen(gjson, "w");
-    int ok2 = gj && guided(dir, data, ref, 500, (uint64_t)seed, gj);
+    int ok2 = gj && guided(dir, data, ref, n < 500 ? n : 500, (int)T, (uint64_t)seed, gj);
     if (gj && fclose(gj) != 0) ok2 = 0;
     sk_dataset_free(ref);
     if (!ok2) return cli_fail("%s: guided sampling failed", gjson);
