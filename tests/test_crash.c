@@ -3,6 +3,7 @@
  * run that never stopped; a run that diverges stops with a message naming the
  * step and keeps its last good checkpoint. */
 #define _DEFAULT_SOURCE /* mkdtemp, usleep */
+#include <time.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,8 +32,18 @@ static int exists(const char *name) {
 #define FLAGS "--objective ncsn --n-data 2000 --steps 400 --hidden 64 --depth 2 --quiet " \
               "--checkpoint-every 7"
 
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 TEST(sigkill_then_resume_matches) {
+  /* Kill delays are fractions of an uninterrupted run's time, so the test
+   * makes progress on a slow (sanitizer) build as on a fast one. */
+  double t0 = now();
   CHECK_EQ_INT(sh("%s train " FLAGS " --out full > /dev/null", SK_CLI_PATH, ""), 0);
+  const double full = now() - t0;
   sk_rng r = sk_rng_make(77, 0);
   int kills = 0;
   for (int round = 0; round < 40; round++) {
@@ -48,7 +59,7 @@ TEST(sigkill_then_resume_matches) {
     }
     float u;
     sk_rng_uniform(&r, &u, 1);
-    usleep((useconds_t)(50000 + 250000 * u));
+    usleep((useconds_t)(1e6 * full * (0.15 + 0.45 * u)));
     int killed = kill(pid, SIGKILL) == 0;
     int status;
     waitpid(pid, &status, 0);
