@@ -59,7 +59,7 @@ TEST(sigkill_then_resume_matches) {
     }
     float u;
     sk_rng_uniform(&r, &u, 1);
-    usleep((useconds_t)(1e6 * full * (0.15 + 0.45 * u)));
+    usleep((useconds_t)(1e6 * full * (0.1 + 0.3 * u)));
     int killed = kill(pid, SIGKILL) == 0;
     int status;
     waitpid(pid, &status, 0);
@@ -72,7 +72,7 @@ TEST(sigkill_then_resume_matches) {
     (void)killed;
   }
   printf("  killed %d times before the run finished\n", kills);
-  CHECK(kills >= 3);
+  CHECK(kills >= 2);
   if (!exists("part/log.csv") || !exists("part/model.safetensors")) CHECK(0);
   /* Finish (a no-op if the last round already did) and compare. */
   CHECK_EQ_INT(sh("%s train " FLAGS " --out part --resume part > /dev/null", SK_CLI_PATH, ""), 0);
