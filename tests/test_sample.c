@@ -2,6 +2,8 @@
  * reproduces its moments; the NCSN paper's mode-weight experiment (plain
  * Langevin gets 0.8/0.2 wrong, annealed Langevin recovers it); guidance with
  * the exact posterior samples the conditional law. */
+#include <omp.h>
+
 #include "scorekit/scorekit.h"
 #include "test.h"
 
@@ -145,6 +147,51 @@ TEST(guidance_with_exact_posterior) {
   sk_gmm_free(g);
 }
 
+/* The exact score error: zero for the law's own score, the squared distance
+ * of the means for a shifted Gaussian (score −(x − μ) against −(x − μ')). */
+TEST(score_error_known_values) {
+  const float mu[2] = {0, 0}, mu2[2] = {3, 4}, cov[4] = {1, 0, 0, 1}, w = 1;
+  sk_gmm *a = sk_gmm_new(1, 2, &w, mu, cov), *b = sk_gmm_new(1, 2, &w, mu2, cov);
+  sk_score_fn *fa, *fb;
+  CHECK_OK(sk_score_fn_gmm(a, &fa));
+  CHECK_OK(sk_score_fn_gmm(b, &fb));
+  double e;
+  CHECK_OK(sk_score_error(fa, a, 0.5f, 3000, 1, &e));
+  CHECK_NEAR(e, 0, 1e-12);
+  /* At σ the covariance is (1 + σ²) I: the scores differ by (μ' − μ)/(1 + σ²). */
+  CHECK_OK(sk_score_error(fb, a, 0.5f, 3000, 1, &e));
+  CHECK_NEAR(e, 25.0 / (1.25 * 1.25), 1e-3);
+  sk_score_fn_free(fa);
+  sk_score_fn_free(fb);
+  sk_gmm_free(a);
+  sk_gmm_free(b);
+}
+
+/* A model's annealed Langevin run gives the same bits on 1 and 2 threads. */
+TEST(model_sampling_same_bits_any_threads) {
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 128, 3, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 5);
+  const float ladder[3] = {2.0f, 1.0f, 0.5f};
+  const int64_t n = 3000; /* two chunks: 2048 + 952 */
+  float *x[2];
+  for (int t = 0; t < 2; t++) {
+    omp_set_num_threads(t + 1);
+    sk_score_fn *f;
+    CHECK_OK(sk_score_fn_model(m, SK_SCORE_ROWS, &f));
+    x[t] = draw_start(n, 0, 2, 11);
+    sk_langevin_config lc = {3, ladder, 20, 0.05f, 1};
+    sk_rng r = sk_rng_make(12, 0);
+    CHECK_OK(sk_langevin(f, &lc, &r, x[t], n));
+    sk_score_fn_free(f);
+  }
+  omp_set_num_threads(2);
+  CHECK(memcmp(x[0], x[1], (size_t)n * 2 * sizeof(float)) == 0);
+  free(x[0]);
+  free(x[1]);
+  sk_model_free(m);
+}
+
 TEST(bad_configs_fail) {
   sk_gmm *g = sk_gmm_builtin("mog8");
   sk_score_fn *f, *h;
@@ -163,4 +210,5 @@ TEST(bad_configs_fail) {
 
 TEST_MAIN(TEST_ENTRY(langevin_gaussian_moments), TEST_ENTRY(ncsn_mode_weights),
           TEST_ENTRY(annealed_langevin_mog8_analytic), TEST_ENTRY(guidance_with_exact_posterior),
+          TEST_ENTRY(score_error_known_values), TEST_ENTRY(model_sampling_same_bits_any_threads),
           TEST_ENTRY(bad_configs_fail))

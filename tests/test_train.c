@@ -8,29 +8,15 @@
 #include "scorekit/scorekit.h"
 #include "test.h"
 
-/* E_{x ~ p_σ} ‖s(x, σ) − ∇ log p_σ(x)‖², with n samples from seed. */
+/* E_{x ~ p_σ} ‖s(x, σ) − ∇ log p_σ(x)‖², with n samples (sk_score_error). */
 static double score_error(sk_model *m, const sk_gmm *law, float sigma, int n) {
-  sk_graph *g = sk_graph_new();
-  sk_node p[64];
-  sk_model_bind(m, g, NULL, p);
-  sk_node x = sk_input(g, "x", 2, (int64_t[]){n, 2});
-  sk_node s = sk_input(g, "s", 2, (int64_t[]){n, 1});
-  int cond = sk_model_get_config(m)->kind != SK_MODEL_MLP;
-  sk_node y = sk_model_apply(m, g, p, x, cond ? s : SK_NONE);
-  if (sk_graph_compile(g, 1, &y) != SK_OK) return INFINITY;
-  sk_rng r = sk_rng_make(99, 5);
-  sk_gmm_sample(law, sigma, &r, n, sk_graph_data(g, x), NULL);
-  if (cond)
-    for (int i = 0; i < n; i++) sk_graph_data(g, s)[i] = sigma;
-  sk_graph_run(g);
-  float *truth = malloc((size_t)n * 2 * sizeof *truth);
-  sk_gmm_score(law, sigma, sk_graph_data(g, x), n, truth);
-  double e = 0;
-  const float *got = sk_graph_data(g, y);
-  for (int i = 0; i < 2 * n; i++) e += (double)(got[i] - truth[i]) * (got[i] - truth[i]);
-  free(truth);
-  sk_graph_free(g);
-  return e / n;
+  sk_score_fn *f = NULL;
+  double e = INFINITY;
+  if (sk_score_fn_model(m, SK_SCORE_ROWS, &f) != SK_OK ||
+      sk_score_error(f, law, sigma, n, 99, &e) != SK_OK)
+    fprintf(stderr, "score error: %s\n", sk_last_error());
+  sk_score_fn_free(f);
+  return e;
 }
 
 static sk_dataset *mog8_data(int n) {

@@ -33,6 +33,10 @@ SK_API sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifie
 SK_API sk_status sk_score_fn_guided_gmm(sk_score_fn *base, const sk_gmm *g, int y, float w,
                                         sk_score_fn **out);
 SK_API void sk_score_fn_free(sk_score_fn *f);
+/* The exact score error E_{x ~ p_σ} ‖f(x, σ) − ∇ₓ log p_σ(x)‖² of a score
+ * function against a Gaussian mixture, from n draws of p_σ (seed). */
+SK_API sk_status sk_score_error(sk_score_fn *f, const sk_gmm *law, float sigma, int64_t n,
+                                uint64_t seed, double *error);
 /* Share of rows of x (n, d) whose most probable class under a classifier
  * model at noise level σ is their label (n). */
 SK_API sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,

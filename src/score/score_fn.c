@@ -207,3 +207,31 @@ sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int
   if (st == SK_OK) *accuracy = n > 0 ? (double)right / (double)n : 0.0;
   return st;
 }
+
+sk_status sk_score_error(sk_score_fn *f, const sk_gmm *law, float sigma, int64_t n, uint64_t seed,
+                         double *error) {
+  const int d = f->dim;
+  if (sk_gmm_dim(law) != d)
+    return sk__fail(SK_ERR_SHAPE, "score error: the law has %d dimensions, the score %d",
+                    sk_gmm_dim(law), d);
+  if (n < 1) return sk__fail(SK_ERR_INVALID, "score error: n is %lld", (long long)n);
+  const size_t chunk = (size_t)f->rows * (size_t)d;
+  float *x = sk__malloc(chunk * sizeof(float)), *got = sk__malloc(chunk * sizeof(float)),
+        *want = sk__malloc(chunk * sizeof(float));
+  sk_status st = x && got && want ? SK_OK : sk__fail(SK_ERR_NOMEM, "score error: out of memory");
+  sk_rng r = sk_rng_make(seed, 0x65727272); /* "errr" */
+  double sum = 0;
+  for (int64_t r0 = 0; st == SK_OK && r0 < n; r0 += f->rows) {
+    const int64_t nr = SK_MIN((int64_t)f->rows, n - r0);
+    st = sk_gmm_sample(law, sigma, &r, nr, x, NULL);
+    if (st == SK_OK) st = sk_score_fn_eval(f, x, nr, sigma, got);
+    if (st == SK_OK) st = sk_gmm_score(law, sigma, x, nr, want);
+    for (int64_t i = 0; st == SK_OK && i < nr * d; i++)
+      sum += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+  }
+  if (st == SK_OK) *error = sum / (double)n;
+  sk__free(x);
+  sk__free(got);
+  sk__free(want);
+  return st;
+}
