@@ -239,7 +239,6 @@ TEST(finite_differences_every_case) {
 TEST(every_op_is_covered) {
   memset(op_seen, 0, sizeof op_seen);
   for (int i = 0; i < N_CASES; i++) check_case(&cases[i]);
-  extern int sk__op_has_grad_rule(int op);
   for (int op = 0; op < SK_OP_COUNT; op++) {
     if (!sk__op_has_grad_rule(op)) {
       fprintf(stderr, "op %s has no gradient rule\n", sk__op_name(op));

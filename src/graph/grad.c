@@ -172,7 +172,6 @@ static const grad_rule rules[SK_OP_COUNT] = {
     [SK_OP_LOGSUMEXP] = grad_logsumexp, [SK_OP_STOP_GRAD] = grad_none,
 };
 
-int sk__op_has_grad_rule(int op);
 int sk__op_has_grad_rule(int op) { return op >= 0 && op < SK_OP_COUNT && rules[op] != NULL; }
 
 sk_status sk_grad(sk_graph *g, sk_node y, sk_node dy, int n, const sk_node *wrt, sk_node *grads) {

@@ -25,10 +25,6 @@ typedef struct sk__node {
   char *name;              /* inputs and parameters */
 } sk__node;
 
-typedef struct sk__step {
-  sk_node node;
-} sk__step;
-
 struct sk_graph {
   sk__node *nodes;
   int n, cap;
@@ -47,6 +43,8 @@ struct sk_graph {
 const char *sk__op_name(sk__op op);
 int sk__op_arity(sk__op op);
 int sk__op_smooth(sk__op op);
+/* Whether the op table has a gradient rule for op (grad.c). */
+int sk__op_has_grad_rule(int op);
 
 /* Appends a node with inputs and shape; records the first error. */
 sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, const int64_t *shape);

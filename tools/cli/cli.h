@@ -2,6 +2,8 @@
 #ifndef SK_CLI_H
 #define SK_CLI_H
 
+#include <stdio.h>
+
 #include "scorekit/scorekit.h"
 
 /* Prints "scorekit: <msg>" to stderr and returns 1 (the exit code). */
@@ -21,6 +23,8 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* `scorekit eval` with its report written to `out`. */
+int cli_eval_to(FILE *out, int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 

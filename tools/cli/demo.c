@@ -176,14 +176,10 @@ int cmd_demo(int argc, char **argv) {
   char *eval[] = {"--samples", samples, "--data", (char *)data, "--seed", seed_s};
   if (cmd_eval((int)(sizeof eval / sizeof *eval), eval) != 0) return 1;
   /* The same metrics as JSON, for scripts. */
-  fflush(stdout);
-  FILE *keep = stdout;
   FILE *jf = fopen(json, "w");
   if (!jf) return cli_fail("%s: cannot write", json);
-  stdout = jf;
   char *evalj[] = {"--samples", samples, "--data", (char *)data, "--seed", seed_s, "--json"};
-  int rc = cmd_eval((int)(sizeof evalj / sizeof *evalj), evalj);
-  stdout = keep;
+  int rc = cli_eval_to(jf, (int)(sizeof evalj / sizeof *evalj), evalj);
   if (fclose(jf) != 0 || rc != 0) return cli_fail("%s: write failed", json);
   printf("wrote %s\n", json);
   if (sk_toy_classes(data) > 1) { /* classifier guidance, one colour a class */

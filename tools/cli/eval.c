@@ -35,14 +35,16 @@ static int compute(const float *x, int64_t n, const float *y, int64_t m, int d, 
          sk_sliced_wasserstein(x, n, y, m, d, 200, seed, &out->sw2) == SK_OK;
 }
 
-int cmd_eval(int argc, char **argv) {
+int cmd_eval(int argc, char **argv) { return cli_eval_to(stdout, argc, argv); }
+
+int cli_eval_to(FILE *out, int argc, char **argv) {
   const char *samples = NULL, *data = NULL;
   long long seed = 0;
   int json = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-      fputs(usage, stdout);
+      fputs(usage, out);
       return 0;
     }
     if (!strcmp(f, "--json")) {
@@ -109,31 +111,31 @@ int cmd_eval(int argc, char **argv) {
     }
   }
   if (json) {
-    printf("{\"n\":%lld,\"mmd2\":%.6g,\"energy\":%.6g,\"sliced_w2\":%.6g", (long long)n, got.mmd2,
+    fprintf(out, "{\"n\":%lld,\"mmd2\":%.6g,\"energy\":%.6g,\"sliced_w2\":%.6g", (long long)n, got.mmd2,
            got.energy, got.sw2);
     if (have_floor)
-      printf(",\"floor\":{\"mmd2\":%.6g,\"energy\":%.6g,\"sliced_w2\":%.6g}", floor.mmd2,
+      fprintf(out, ",\"floor\":{\"mmd2\":%.6g,\"energy\":%.6g,\"sliced_w2\":%.6g}", floor.mmd2,
              floor.energy, floor.sw2);
     if (mixture) {
-      printf(",\"within3\":%.6g,\"covered\":%d,\"max_weight_err\":%.6g,\"mean_log_density\":%.6g,"
+      fprintf(out, ",\"within3\":%.6g,\"covered\":%d,\"max_weight_err\":%.6g,\"mean_log_density\":%.6g,"
              "\"weights\":[",
              ms.within3, ms.covered, ms.max_weight_err, logp);
-      for (int j = 0; j < ms.k; j++) printf(j ? ",%.6g" : "%.6g", ms.weight[j]);
-      printf("]");
+      for (int j = 0; j < ms.k; j++) fprintf(out, j ? ",%.6g" : "%.6g", ms.weight[j]);
+      fprintf(out, "]");
     }
-    printf("}\n");
+    fprintf(out, "}\n");
   } else {
-    printf("%lld samples of %s against %s\n", (long long)n, samples, data);
-    printf("  %-22s %12s %14s\n", "metric", "samples", "data vs data");
-    printf("  %-22s %12.4g %14.4g\n", "MMD² (RBF, median h)", got.mmd2, floor.mmd2);
-    printf("  %-22s %12.4g %14.4g\n", "energy distance", got.energy, floor.energy);
-    printf("  %-22s %12.4g %14.4g\n", "sliced W2", got.sw2, floor.sw2);
+    fprintf(out, "%lld samples of %s against %s\n", (long long)n, samples, data);
+    fprintf(out, "  %-22s %12s %14s\n", "metric", "samples", "data vs data");
+    fprintf(out, "  %-22s %12.4g %14.4g\n", "MMD² (RBF, median h)", got.mmd2, floor.mmd2);
+    fprintf(out, "  %-22s %12.4g %14.4g\n", "energy distance", got.energy, floor.energy);
+    fprintf(out, "  %-22s %12.4g %14.4g\n", "sliced W2", got.sw2, floor.sw2);
     if (mixture) {
-      printf("  within 3 std of a mode: %.3f; modes covered: %d of %d; max mode-weight error %.3f\n",
+      fprintf(out, "  within 3 std of a mode: %.3f; modes covered: %d of %d; max mode-weight error %.3f\n",
              ms.within3, ms.covered, ms.k, ms.max_weight_err);
-      printf("  mode weights:");
-      for (int j = 0; j < ms.k; j++) printf(" %.3f", ms.weight[j]);
-      printf("\n  mean true log-density: %.4f\n", logp);
+      fprintf(out, "  mode weights:");
+      for (int j = 0; j < ms.k; j++) fprintf(out, " %.3f", ms.weight[j]);
+      fprintf(out, "\n  mean true log-density: %.4f\n", logp);
     }
   }
   rc = 0;
