@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages scorekit needs, if any is missing.
 set -euo pipefail
-pkgs=(build-essential cmake libopenblas-dev zlib1g-dev pkg-config python3-numpy)
+pkgs=(build-essential cmake libopenblas-dev libxsmm-dev zlib1g-dev pkg-config python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

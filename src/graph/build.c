@@ -39,6 +39,8 @@ void sk_graph_free(sk_graph *g) {
   sk__free(g->nodes);
   sk__free(g->arena);
   sk__free(g->exec);
+  sk__free(g->steps);
+  sk__free(g->packs);
   sk__free(g->outs);
   sk__free(g);
 }

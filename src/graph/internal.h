@@ -25,6 +25,21 @@ typedef struct sk__node {
   char *name;              /* inputs and parameters */
 } sk__node;
 
+/* How one planned node runs: its rows are split over the threads (units, 1
+ * when it runs whole on one thread); a barrier first when it reads a value
+ * another thread may still be writing, or writes memory another thread may
+ * still be reading. */
+typedef struct sk__step {
+  int64_t units;
+  int barrier;
+  float *packed; /* b^T (k, n) for a·b^T, or NULL */
+} sk__step;
+
+typedef struct sk__pack {
+  sk_node src; /* the leaf b (n, k); its data pointer is read at run time */
+  float *dst;  /* b^T (k, n) in the arena */
+} sk__pack;
+
 struct sk_graph {
   sk__node *nodes;
   int n, cap;
@@ -34,8 +49,12 @@ struct sk_graph {
   int compiled;
   float *arena;
   size_t arena_floats;
-  sk_node *exec; /* nodes to run, in order */
+  sk_node *exec;   /* nodes to run, in order */
   int n_exec;
+  sk__step *steps; /* per exec entry: how it runs (run.c) */
+  sk__pack *packs; /* b^T of a·b^T products with a leaf b, made at the start */
+  int n_packs;
+  int parallel;    /* enough work to start the thread pool for */
   sk_node *outs;
   int n_outs;
 };
@@ -58,10 +77,19 @@ typedef struct sk__exec {
   float *out;
   const float *in[2];
   const sk__node *node, *a, *b; /* shapes and parameters */
+  int64_t units;                /* how many row units the op was split into */
+  const float *packed;          /* b^T for a·b^T, or NULL */
 } sk__exec;
 
 /* The CPU backend (kernels/cpu/dispatch.c). */
-sk_status sk__cpu_exec(const sk__exec *e);
 void sk__cpu_init(void);
+/* Output rows [r0, r1) of e's units. */
+sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1);
+/* The number of units y is split into: rows of its first dimension, or 1. */
+int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
+/* Whether y's row r reads only row r of its input `which` (x). */
+int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which);
+/* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */
+void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1);
 
 #endif

@@ -10,10 +10,15 @@
 #define SK_ALIGN_FLOATS 16
 
 typedef struct slot {
-  size_t size;  /* floats */
+  size_t size; /* floats */
   size_t offset;
   int free;
+  int free_phase; /* the phase of the last reader, once free */
 } slot;
+
+/* a·b^T with fewer output columns than this is done as dot products
+ * (kernels/cpu/matmul.c), so b^T is not packed. */
+#define SK_PACK_MIN_COLS 8
 
 static int is_view(sk__op op) { return op == SK_OP_RESHAPE || op == SK_OP_STOP_GRAD; }
 
@@ -31,11 +36,20 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *uses = sk__calloc((size_t)n, sizeof *uses);     /* per storage root: consumers left */
   uint8_t *pinned = sk__calloc((size_t)n, 1);          /* per storage root */
   int *slot_of = sk__malloc((size_t)n * sizeof *slot_of);
-  slot *slots = sk__malloc((size_t)n * sizeof *slots);
+  slot *slots = sk__malloc((size_t)(2 * n) * sizeof *slots); /* values and packs */
+  int *cand = sk__malloc((size_t)n * sizeof *cand);
+  int *phase_of = sk__malloc((size_t)n * sizeof *phase_of);
+  int64_t *units = sk__calloc((size_t)n, sizeof *units);
+  int *pack_of = sk__malloc((size_t)n * sizeof *pack_of);
+  int *pack_src = sk__malloc((size_t)n * sizeof *pack_src);
+  int *pack_slot = sk__malloc((size_t)n * sizeof *pack_slot);
   g->exec = sk__malloc((size_t)n * sizeof *g->exec);
+  g->steps = sk__calloc((size_t)n, sizeof *g->steps);
+  g->packs = sk__calloc((size_t)n, sizeof *g->packs);
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
-  if (!need || !root || !uses || !pinned || !slot_of || !slots || !g->exec || !g->outs) {
+  if (!need || !root || !uses || !pinned || !slot_of || !slots || !cand || !phase_of || !units ||
+      !pack_of || !pack_src || !pack_slot || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
   }
@@ -56,31 +70,110 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   }
   for (int i = 0; i < n_out; i++) pinned[root[outs[i]]] = 1;
 
-  /* Walk in order: give each computed value the smallest free slot that fits
-   * (or a new one), then release the inputs whose last consumer this was. */
-  int n_slots = 0;
-  g->n_exec = 0;
+  /* Schedule: phases separated by barriers, as few as the dependencies
+   * allow. Each op splits its output rows over the threads; an op joins the
+   * current phase when every value it reads from this phase was written row
+   * for row by the same split (so by the same thread). Among the ready ops
+   * the earliest built that fits joins; when none fits, a new phase starts. */
+  int n_cand = 0;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    if (!need[i] || is_view(nd->op)) continue;
-    if (nd->op == SK_OP_PARAM) continue;
+    if (need[i] && !is_view(nd->op) && sk__op_arity(nd->op) > 0) cand[n_cand++] = i;
+  }
+  for (int i = 0; i < n; i++) phase_of[i] = -1;
+  for (int c = 0; c < n_cand; c++) {
+    const sk__node *nd = &g->nodes[cand[c]];
+    units[cand[c]] = sk__cpu_units(nd, &g->nodes[nd->in[0]],
+                                   sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
+  }
+  int phase = 0, left = n_cand;
+  g->n_exec = 0;
+  while (left > 0) {
+    int pick = -1, pick_ready = -1;
+    for (int c = 0; c < n_cand && pick < 0; c++) {
+      const int i = cand[c];
+      if (i < 0) continue;
+      const sk__node *nd = &g->nodes[i];
+      int ready = 1, fits = 1;
+      for (int k = 0; k < sk__op_arity(nd->op); k++) {
+        const int x = nd->in[k], r = root[x];
+        const int leaf = sk__op_arity(g->nodes[r].op) == 0;
+        if (!leaf && phase_of[r] < 0) ready = 0;
+        else if (!leaf && phase_of[r] == phase) {
+          const sk__node *xn = &g->nodes[x], *rn = &g->nodes[r];
+          const int same_split = units[r] == units[i] &&
+                                 (units[i] == 1 || (sk__cpu_row_aligned(nd, xn, k) &&
+                                                    xn->shape[0] == rn->shape[0]));
+          fits &= same_split;
+        }
+      }
+      if (!ready) continue;
+      if (pick_ready < 0) pick_ready = c;
+      if (fits) pick = c;
+    }
+    if (pick < 0) { /* nothing fits: a barrier, then the earliest ready op */
+      pick = pick_ready;
+      phase++;
+    }
+    const int i = cand[pick];
+    cand[pick] = -1;
+    phase_of[i] = phase;
+    g->exec[g->n_exec++] = i;
+    left--;
+  }
+
+  /* Buffers, in the scheduled order: each value takes the smallest free slot
+   * that fits (or a new one); a slot becomes free after its value's last
+   * reader, and reusable only from the next phase on, past the barrier that
+   * ends every read of it. */
+  int n_slots = 0;
+  for (int i = 0; i < n; i++) { /* leaves that need storage of their own */
+    const sk__node *nd = &g->nodes[i];
+    if (!need[i] || sk__op_arity(nd->op) > 0 || nd->op == SK_OP_PARAM) continue;
+    slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0};
+    slot_of[i] = n_slots++;
+  }
+  for (int s = 0; s < g->n_exec; s++) {
+    const int i = g->exec[s];
+    const sk__node *nd = &g->nodes[i];
     int best = -1;
     if (!pinned[i])
-      for (int s = 0; s < n_slots; s++)
-        if (slots[s].free && slots[s].size >= (size_t)nd->numel &&
-            (best < 0 || slots[s].size < slots[best].size))
-          best = s;
+      for (int q = 0; q < n_slots; q++)
+        if (slots[q].free && slots[q].free_phase < phase_of[i] &&
+            slots[q].size >= (size_t)nd->numel && (best < 0 || slots[q].size < slots[best].size))
+          best = q;
     if (best < 0) {
       best = n_slots++;
-      slots[best].size = (size_t)nd->numel;
+      slots[best] = (slot){(size_t)nd->numel, 0, 0, 0};
     }
     slots[best].free = 0;
     slot_of[i] = best;
-    if (sk__op_arity(nd->op) > 0) g->exec[g->n_exec++] = i;
     for (int k = 0; k < sk__op_arity(nd->op); k++) {
       int r = root[nd->in[k]];
-      if (--uses[r] == 0 && !pinned[r] && slot_of[r] >= 0) slots[slot_of[r]].free = 1;
+      if (--uses[r] == 0 && !pinned[r] && slot_of[r] >= 0) {
+        slots[slot_of[r]].free = 1;
+        slots[slot_of[r]].free_phase = phase_of[i];
+      }
     }
+  }
+  /* a·b^T with a leaf b (a parameter, mostly): b^T is packed once per run,
+   * before the first phase, into a slot of its own per distinct b. */
+  int n_packs = 0;
+  for (int s = 0; s < g->n_exec; s++) {
+    const sk__node *nd = &g->nodes[g->exec[s]];
+    const sk__node *b = nd->op == SK_OP_MATMUL ? &g->nodes[nd->in[1]] : NULL;
+    pack_of[s] = -1;
+    if (!b || nd->ip[0] || !nd->ip[1] || nd->shape[1] <= SK_PACK_MIN_COLS ||
+        sk__op_arity(g->nodes[root[nd->in[1]]].op) != 0)
+      continue;
+    int p = 0;
+    while (p < n_packs && pack_src[p] != nd->in[1]) p++;
+    if (p == n_packs) {
+      pack_src[n_packs++] = nd->in[1];
+      slots[n_slots] = (slot){(size_t)b->numel, 0, 0, 0};
+      pack_slot[p] = n_slots++;
+    }
+    pack_of[s] = p;
   }
   size_t total = 0;
   for (int s = 0; s < n_slots; s++) {
@@ -112,6 +205,22 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       for (int64_t j = 0; j < nd->numel; j++) nd->data[j] = nd->fp[0];
     if (nd->op == SK_OP_INPUT) memset(nd->data, 0, (size_t)nd->numel * sizeof(float));
   }
+  double work = 0.0;
+  for (int s = 0; s < g->n_exec; s++) {
+    const sk__node *nd = &g->nodes[g->exec[s]];
+    sk__step *step = &g->steps[s];
+    step->units = units[g->exec[s]];
+    step->barrier = s > 0 && phase_of[g->exec[s]] != phase_of[g->exec[s - 1]];
+    step->packed = pack_of[s] >= 0 ? base + slots[pack_slot[pack_of[s]]].offset : NULL;
+    work += (double)nd->numel;
+    if (nd->op == SK_OP_MATMUL)
+      work += (double)nd->numel * (double)g->nodes[nd->in[0]].shape[nd->ip[0] ? 0 : 1] / 16.0;
+  }
+  g->n_packs = n_packs;
+  for (int p = 0; p < n_packs; p++)
+    g->packs[p] = (sk__pack){pack_src[p], base + slots[pack_slot[p]].offset};
+  /* Below this much work a parallel region costs more than it saves. */
+  g->parallel = work >= 65536.0;
   g->compiled = 1;
 done:
   sk__free(need);
@@ -120,11 +229,21 @@ done:
   sk__free(pinned);
   sk__free(slot_of);
   sk__free(slots);
+  sk__free(cand);
+  sk__free(phase_of);
+  sk__free(units);
+  sk__free(pack_of);
+  sk__free(pack_src);
+  sk__free(pack_slot);
   if (st != SK_OK) {
     sk__free(g->exec);
+    sk__free(g->steps);
+    sk__free(g->packs);
     sk__free(g->outs);
     sk__free(g->arena);
     g->exec = NULL;
+    g->steps = NULL;
+    g->packs = NULL;
     g->outs = NULL;
     g->arena = NULL;
   }

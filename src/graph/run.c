@@ -1,22 +1,58 @@
-/* Execution of a compiled graph: one backend call per planned node, no
- * allocation. */
+/* Execution of a compiled graph: every planned node in order, its rows split
+ * over the threads of one parallel region; no allocation. */
+#include <omp.h>
+#include <stdatomic.h>
+
 #include "graph/internal.h"
+
+/* Units [u0, u1) of `units` for thread t of nt: contiguous blocks, a
+ * function of (units, t, nt) only, so two ops with as many units split them
+ * the same way. One unit goes to thread 0, the caller's own thread, so a
+ * kernel's error message lands where sk_last_error reads it. */
+static void split(int64_t units, int t, int nt, int64_t *u0, int64_t *u1) {
+  *u0 = (units * t + nt - 1) / nt;
+  *u1 = (units * (t + 1) + nt - 1) / nt;
+}
 
 sk_status sk_graph_run(sk_graph *g) {
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
-  for (int s = 0; s < g->n_exec; s++) {
-    const sk__node *nd = &g->nodes[g->exec[s]];
-    sk__exec e = {.op = nd->op, .out = nd->data, .node = nd};
-    e.a = &g->nodes[nd->in[0]];
-    e.in[0] = e.a->data;
-    if (sk__op_arity(nd->op) > 1) {
-      e.b = &g->nodes[nd->in[1]];
-      e.in[1] = e.b->data;
+  atomic_int failed = SK_OK;
+  /* One parallel region for the whole graph; threads meet only at the
+   * barriers the plan placed (graph/plan.c). */
+#pragma omp parallel if (g->parallel)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int p = 0; p < g->n_packs; p++) {
+      const sk__node *b = &g->nodes[g->packs[p].src];
+      int64_t u0, u1;
+      split(b->shape[1], t, nt, &u0, &u1);
+      sk__cpu_pack(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1);
     }
-    sk_status st = sk__cpu_exec(&e);
-    if (st != SK_OK) return st;
+    if (g->n_packs) {
+#pragma omp barrier
+    }
+    for (int s = 0; s < g->n_exec; s++) {
+      const sk__step *step = &g->steps[s];
+      if (step->barrier) {
+#pragma omp barrier
+      }
+      int64_t u0, u1;
+      split(step->units, t, nt, &u0, &u1);
+      if (u0 >= u1 || atomic_load_explicit(&failed, memory_order_relaxed) != SK_OK) continue;
+      const sk__node *nd = &g->nodes[g->exec[s]];
+      sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = step->units,
+                    .packed = step->packed};
+      e.a = &g->nodes[nd->in[0]];
+      e.in[0] = e.a->data;
+      if (sk__op_arity(nd->op) > 1) {
+        e.b = &g->nodes[nd->in[1]];
+        e.in[1] = e.b->data;
+      }
+      sk_status st = sk__cpu_exec(&e, u0, u1);
+      if (st != SK_OK) atomic_store(&failed, st);
+    }
   }
-  return SK_OK;
+  return (sk_status)atomic_load(&failed);
 }
 
 float *sk_graph_data(sk_graph *g, sk_node n) {

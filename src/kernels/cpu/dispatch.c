@@ -16,33 +16,77 @@ static void around_axis(const sk__node *n, int axis, int64_t *outer, int64_t *in
 
 static sk__shape4 s4(const sk__node *n) { return sk__shape4_of(n->ndim, n->shape); }
 
-sk_status sk__cpu_exec(const sk__exec *e) {
+/* Rows of the output's first dimension, the unit the executor splits an op
+ * into; 1 for an op that runs whole on one thread. */
+int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b) {
+  if (y->ndim == 0 || y->numel == 0) return 1;
+  const int64_t rows = y->shape[0];
+  switch (y->op) {
+  case SK_OP_ADD: case SK_OP_SUB: case SK_OP_MUL: case SK_OP_DIV:
+    /* A 1-D output needs the elementwise paths (no broadcast inside a row). */
+    if (y->ndim == 1 && !((a->numel == y->numel || a->numel == 1) &&
+                          (b->numel == y->numel || b->numel == 1)))
+      return 1;
+    return rows;
+  case SK_OP_EXPAND:
+    return y->ndim == 1 ? 1 : rows;
+  case SK_OP_CONCAT: case SK_OP_SLICE: case SK_OP_PAD:
+    return y->ip[0] == 0 ? 1 : rows;
+  case SK_OP_PERMUTE: case SK_OP_GATHER: case SK_OP_SCATTER_ADD:
+    return 1;
+  case SK_OP_LOGSUMEXP:
+    return y->ndim == 1 ? 1 : rows;
+  default:
+    return rows;
+  }
+}
+
+/* Whether output row r reads only row r of input `which`: then a producer
+ * that split its rows the same way needs no barrier before this op. */
+int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which) {
+  if (x->ndim != y->ndim || x->ndim == 0 || x->shape[0] != y->shape[0]) return 0;
+  switch (y->op) {
+  case SK_OP_MATMUL: return which == 0 && !y->ip[0];
+  case SK_OP_PERMUTE: case SK_OP_GATHER: case SK_OP_SCATTER_ADD: return 0;
+  case SK_OP_CONCAT: case SK_OP_SLICE: case SK_OP_PAD: return y->ip[0] != 0;
+  default: return 1;
+  }
+}
+
+sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
   const sk__node *y = e->node, *a = e->a, *b = e->b;
   float *out = e->out;
   const float *x0 = e->in[0], *x1 = e->in[1];
+  /* The element range of rows [r0, r1); all of it for a 1-unit op. */
+  const int64_t units = e->units, per = units ? y->numel / units : 0;
+  const int64_t e0 = r0 * per, e1 = r1 * per;
   switch (e->op) {
   case SK_OP_MATMUL: {
     int ta = y->ip[0], tb = y->ip[1];
     int64_t k = ta ? a->shape[0] : a->shape[1];
-    sk__matmul(out, x0, x1, y->shape[0], y->shape[1], k, ta, tb);
+    sk__matmul_rows(out, x0, x1, e->packed, y->shape[0], y->shape[1], k, ta, tb, r0, r1);
     break;
   }
-  case SK_OP_ADD: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_ADD); break;
-  case SK_OP_SUB: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_SUB); break;
-  case SK_OP_MUL: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_MUL); break;
-  case SK_OP_DIV: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_DIV); break;
-  case SK_OP_NEG: sk__unary(out, x0, y->numel, SK_UN_NEG, 0, 0); break;
-  case SK_OP_AFFINE: sk__unary(out, x0, y->numel, SK_UN_AFFINE, y->fp[0], y->fp[1]); break;
-  case SK_OP_EXP: sk__unary(out, x0, y->numel, SK_UN_EXP, 0, 0); break;
-  case SK_OP_LOG: sk__unary(out, x0, y->numel, SK_UN_LOG, 0, 0); break;
-  case SK_OP_SQRT: sk__unary(out, x0, y->numel, SK_UN_SQRT, 0, 0); break;
-  case SK_OP_TANH: sk__unary(out, x0, y->numel, SK_UN_TANH, 0, 0); break;
-  case SK_OP_SIGMOID: sk__unary(out, x0, y->numel, SK_UN_SIGMOID, 0, 0); break;
-  case SK_OP_SOFTPLUS: sk__unary(out, x0, y->numel, SK_UN_SOFTPLUS, 0, 0); break;
-  case SK_OP_STEP: sk__unary(out, x0, y->numel, SK_UN_STEP, 0, 0); break;
-  case SK_OP_SUM_TO: sk__sum_to(out, x0, s4(y), s4(a)); break;
-  case SK_OP_EXPAND: sk__expand(out, x0, s4(y), s4(a)); break;
+  case SK_OP_ADD: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_ADD, e0, e1); break;
+  case SK_OP_SUB: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_SUB, e0, e1); break;
+  case SK_OP_MUL: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_MUL, e0, e1); break;
+  case SK_OP_DIV: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_DIV, e0, e1); break;
+  case SK_OP_NEG: sk__unary(out, x0, SK_UN_NEG, 0, 0, e0, e1); break;
+  case SK_OP_AFFINE: sk__unary(out, x0, SK_UN_AFFINE, y->fp[0], y->fp[1], e0, e1); break;
+  case SK_OP_EXP: sk__unary(out, x0, SK_UN_EXP, 0, 0, e0, e1); break;
+  case SK_OP_LOG: sk__unary(out, x0, SK_UN_LOG, 0, 0, e0, e1); break;
+  case SK_OP_SQRT: sk__unary(out, x0, SK_UN_SQRT, 0, 0, e0, e1); break;
+  case SK_OP_TANH: sk__unary(out, x0, SK_UN_TANH, 0, 0, e0, e1); break;
+  case SK_OP_SIGMOID: sk__unary(out, x0, SK_UN_SIGMOID, 0, 0, e0, e1); break;
+  case SK_OP_SOFTPLUS: sk__unary(out, x0, SK_UN_SOFTPLUS, 0, 0, e0, e1); break;
+  case SK_OP_STEP: sk__unary(out, x0, SK_UN_STEP, 0, 0, e0, e1); break;
+  case SK_OP_SUM_TO: sk__sum_to(out, x0, s4(y), s4(a), e0, e1); break;
+  case SK_OP_EXPAND: sk__expand(out, x0, s4(y), s4(a), e0, e1); break;
   case SK_OP_PERMUTE: {
+    if (a->ndim == 2) { /* the common case: a blocked transpose */
+      sk__transpose_rows(out, x0, a->shape[0], a->shape[1], 0, a->shape[1]);
+      break;
+    }
     /* Pad the permutation to 4-D: leading axes stay in place. */
     int p[4], off = 4 - a->ndim;
     for (int i = 0; i < 4; i++) p[i] = i < off ? i : y->ip[i - off] + off;
@@ -52,19 +96,23 @@ sk_status sk__cpu_exec(const sk__exec *e) {
   case SK_OP_CONCAT: {
     int64_t outer, inner, axis = y->ip[0];
     around_axis(y, (int)axis, &outer, &inner);
-    sk__concat(out, x0, x1, outer, a->shape[axis], b->shape[axis], inner);
+    /* Rows of dim 0 are blocks of `outer` when axis > 0. */
+    const int64_t o0 = units == 1 ? 0 : r0 * (outer / units), o1 = units == 1 ? outer : r1 * (outer / units);
+    sk__concat(out, x0, x1, a->shape[axis], b->shape[axis], inner, o0, o1);
     break;
   }
   case SK_OP_SLICE: {
     int64_t outer, inner, axis = y->ip[0];
     around_axis(y, (int)axis, &outer, &inner);
-    sk__slice(out, x0, outer, a->shape[axis], y->ip[1], y->shape[axis], inner);
+    const int64_t o0 = units == 1 ? 0 : r0 * (outer / units), o1 = units == 1 ? outer : r1 * (outer / units);
+    sk__slice(out, x0, a->shape[axis], y->ip[1], y->shape[axis], inner, o0, o1);
     break;
   }
   case SK_OP_PAD: {
     int64_t outer, inner, axis = y->ip[0];
     around_axis(y, (int)axis, &outer, &inner);
-    sk__pad(out, x0, outer, a->shape[axis], y->ip[1], y->shape[axis], inner);
+    const int64_t o0 = units == 1 ? 0 : r0 * (outer / units), o1 = units == 1 ? outer : r1 * (outer / units);
+    sk__pad(out, x0, a->shape[axis], y->ip[1], y->shape[axis], inner, o0, o1);
     break;
   }
   case SK_OP_GATHER: {
@@ -83,11 +131,17 @@ sk_status sk__cpu_exec(const sk__exec *e) {
   }
   case SK_OP_LOGSUMEXP: {
     int64_t cols = a->shape[a->ndim - 1];
-    sk__logsumexp(out, x0, cols ? a->numel / cols : 0, cols);
+    if (units == 1) sk__logsumexp(out, x0, cols, 0, cols ? a->numel / cols : 0);
+    else sk__logsumexp(out, x0, cols, e0, e1);
     break;
   }
   default:
     return sk__fail(SK_ERR_UNSUPPORTED, "no CPU kernel for op %s", sk__op_name(e->op));
   }
   return SK_OK;
+}
+
+/* b^T for a·b^T products whose b is a leaf: packed once per run. */
+void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1) {
+  sk__transpose_rows(bt, b, n, k, r0, r1);
 }

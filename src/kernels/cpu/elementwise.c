@@ -5,9 +5,6 @@
 
 #include "kernels/cpu/kernels.h"
 
-/* Below this many elements a parallel region costs more than it saves. */
-#define SK_PAR_MIN 16384
-
 sk__shape4 sk__shape4_of(int ndim, const int64_t *shape) {
   sk__shape4 s = {{1, 1, 1, 1}};
   for (int i = 0; i < ndim; i++) s.d[4 - ndim + i] = shape[i];
@@ -34,12 +31,11 @@ static inline float binop(float x, float y, sk__binop op) {
   }
 }
 
-#define BIN_LOOP(EXPR)                                                     \
-  _Pragma("omp parallel for schedule(static) if (n >= SK_PAR_MIN)")        \
-  for (int64_t i = 0; i < n; i++) out[i] = EXPR;
+#define BIN_LOOP(EXPR) \
+  for (int64_t i = e0; i < e1; i++) out[i] = EXPR;
 
 void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__shape4 sa,
-                sk__shape4 sb, sk__binop op) {
+                sk__shape4 sb, sk__binop op, int64_t e0, int64_t e1) {
   const int64_t n = numel4(so);
   const int64_t na = numel4(sa), nb = numel4(sb);
   if (na == n && nb == n) {
@@ -53,26 +49,52 @@ void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__s
   }
   if (na == n && nb == 1) {
     const float y = b[0];
-    BIN_LOOP(binop(a[i], y, op))
+    switch (op) {
+    case SK_BIN_ADD: BIN_LOOP(a[i] + y) break;
+    case SK_BIN_SUB: BIN_LOOP(a[i] - y) break;
+    case SK_BIN_MUL: BIN_LOOP(a[i] * y) break;
+    case SK_BIN_DIV: BIN_LOOP(a[i] / y) break;
+    }
     return;
   }
   if (nb == n && na == 1) {
     const float x = a[0];
-    BIN_LOOP(binop(x, b[i], op))
+    switch (op) {
+    case SK_BIN_ADD: BIN_LOOP(x + b[i]) break;
+    case SK_BIN_SUB: BIN_LOOP(x - b[i]) break;
+    case SK_BIN_MUL: BIN_LOOP(x * b[i]) break;
+    case SK_BIN_DIV: BIN_LOOP(x / b[i]) break;
+    }
     return;
   }
   int64_t ta[4], tb[4];
   bstrides(sa, so, ta);
   bstrides(sb, so, tb);
   const int64_t d1 = so.d[1], d2 = so.d[2], d3 = so.d[3];
-  const int64_t outer = so.d[0] * d1 * d2;
-#pragma omp parallel for schedule(static) if (n >= SK_PAR_MIN)
-  for (int64_t r = 0; r < outer; r++) {
+  if (d3 == 0) return;
+  for (int64_t r = e0 / d3; r < e1 / d3; r++) {
     int64_t i0 = r / (d1 * d2), i1 = (r / d2) % d1, i2 = r % d2;
     const float *pa = a + i0 * ta[0] + i1 * ta[1] + i2 * ta[2];
     const float *pb = b + i0 * tb[0] + i1 * tb[1] + i2 * tb[2];
-    float *po = out + r * d3;
-    for (int64_t j = 0; j < d3; j++) po[j] = binop(pa[j * ta[3]], pb[j * tb[3]], op);
+    float *restrict po = out + r * d3;
+    /* The two common broadcasts get loops the compiler vectorises. */
+    if (ta[3] == 1 && tb[3] == 1)
+      switch (op) {
+      case SK_BIN_ADD: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] + pb[j]; break;
+      case SK_BIN_SUB: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] - pb[j]; break;
+      case SK_BIN_MUL: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] * pb[j]; break;
+      case SK_BIN_DIV: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] / pb[j]; break;
+      }
+    else if (ta[3] == 1 && tb[3] == 0) {
+      const float y = pb[0];
+      switch (op) {
+      case SK_BIN_ADD: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] + y; break;
+      case SK_BIN_SUB: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] - y; break;
+      case SK_BIN_MUL: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] * y; break;
+      case SK_BIN_DIV: for (int64_t j = 0; j < d3; j++) po[j] = pa[j] / y; break;
+      }
+    } else
+      for (int64_t j = 0; j < d3; j++) po[j] = binop(pa[j * ta[3]], pb[j * tb[3]], op);
   }
 }
 
@@ -127,19 +149,16 @@ static inline float sigmoidf(float x) {
   return x >= 0.0f ? r : e * r;
 }
 
-/* Elements per task: fixed, so the split never depends on the thread count
- * (each element is computed alone anyway). */
-#define SK_UN_CHUNK 8192
-
 #define UN_LOOP(EXPR)                 \
   for (int64_t i = 0; i < n; i++) {   \
     const float x = a[i];             \
     out[i] = EXPR;                    \
   }
 
-/* One chunk; compiled for AVX-512, AVX2 and the baseline, chosen at load
- * time by the CPU (gcc's target_clones), whatever the build machine was. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void unary_chunk(
+/* Compiled for AVX-512, AVX2 and the baseline, chosen at load time by the
+ * CPU (gcc's target_clones), whatever the build machine was. The clones give
+ * the same bits: ISO C mode forbids contracting a*b+c into an FMA. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void unary_run(
     float *restrict out, const float *restrict a, int64_t n, sk__unop op, float alpha,
     float beta) {
   switch (op) {
@@ -155,13 +174,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void unary_c
   }
 }
 
-void sk__unary(float *out, const float *a, int64_t n, sk__unop op, float alpha, float beta) {
-  const int64_t chunks = (n + SK_UN_CHUNK - 1) / SK_UN_CHUNK;
-#pragma omp parallel for schedule(static) if (n >= SK_PAR_MIN)
-  for (int64_t c = 0; c < chunks; c++) {
-    const int64_t i0 = c * SK_UN_CHUNK;
-    unary_chunk(out + i0, a + i0, SK_MIN(SK_UN_CHUNK, n - i0), op, alpha, beta);
-  }
+void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta, int64_t e0,
+               int64_t e1) {
+  if (e0 < e1) unary_run(out + e0, a + e0, e1 - e0, op, alpha, beta);
 }
 
 /* The scalar references the fast paths are tested against. */

@@ -1,7 +1,12 @@
 /* The CPU kernels: one function per op family, outputs first, then inputs,
  * then sizes. Every fast path has a naive reference beside it that a test
- * compares against. Parallel loops split independent outputs in fixed chunks,
- * so 1 and N threads give the same bits. */
+ * compares against.
+ *
+ * Kernels run on a range of output rows [r0, r1) (rows along the output's
+ * first dimension) and never start threads themselves: the executor
+ * (graph/run.c) splits each op's rows over the threads of one parallel
+ * region. Every output element is computed the same way whatever range it
+ * falls in, so 1 and N threads give the same bits. */
 #ifndef SK_KERNELS_CPU_H
 #define SK_KERNELS_CPU_H
 
@@ -9,12 +14,25 @@
 
 #include "core/internal.h"
 
-/* c (m, n) = op(a) (m, k) @ op(b) (k, n); a is (k, m) when ta, b is (n, k) when tb. */
+void sk__kernels_init(void);
+
+/* c (m, n) = op(a) (m, k) @ op(b) (k, n); a is (k, m) when ta, b is (n, k)
+ * when tb. Rows [r0, r1) of c. `bt`, when not NULL, is b^T already packed as
+ * (k, n) (for tb = 1): the fast path for a constant right operand. */
+void sk__matmul_rows(float *c, const float *a, const float *b, const float *bt, int64_t m,
+                     int64_t n, int64_t k, int ta, int tb, int64_t r0, int64_t r1);
+/* All rows, on the calling thread (tests and callers outside a graph). */
 void sk__matmul(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k, int ta,
                 int tb);
 void sk__matmul_naive(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
                       int ta, int tb);
-void sk__kernels_init(void);
+/* Tests: 1 makes sk__matmul_rows skip the JIT kernels and use its portable
+ * loops, so both paths are checked on a machine that has the JIT. */
+void sk__matmul_force_portable(int on);
+/* Rows [r0, r1) of t (cols, rows) = s^T for s (rows, cols): t's rows are s's
+ * columns. */
+void sk__transpose_rows(float *t, const float *s, int64_t rows, int64_t cols, int64_t r0,
+                        int64_t r1);
 
 /* Shapes padded to 4-D (leading 1s), as the broadcasting kernels use them. */
 typedef struct sk__shape4 {
@@ -23,37 +41,43 @@ typedef struct sk__shape4 {
 sk__shape4 sk__shape4_of(int ndim, const int64_t *shape);
 
 typedef enum { SK_BIN_ADD, SK_BIN_SUB, SK_BIN_MUL, SK_BIN_DIV } sk__binop;
-/* out (so) = a (sa) op b (sb) with numpy broadcasting. */
+/* out (so) = a (sa) op b (sb) with numpy broadcasting; output elements
+ * [e0, e1), which must be whole rows of so's last dimension unless a and b
+ * each have so's element count or one element. */
 void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__shape4 sa,
-                sk__shape4 sb, sk__binop op);
+                sk__shape4 sb, sk__binop op, int64_t e0, int64_t e1);
 
 typedef enum {
   SK_UN_NEG, SK_UN_AFFINE, SK_UN_EXP, SK_UN_LOG, SK_UN_SQRT, SK_UN_TANH, SK_UN_SIGMOID,
   SK_UN_SOFTPLUS, SK_UN_STEP
 } sk__unop;
-/* out (n) = f(a) (n); alpha and beta for affine. */
-void sk__unary(float *out, const float *a, int64_t n, sk__unop op, float alpha, float beta);
+/* out[i] = f(a[i]) for i in [e0, e1); alpha and beta for affine. */
+void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta, int64_t e0,
+               int64_t e1);
 
-/* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not. */
-void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa);
-/* out (so) = a (sa) broadcast. */
-void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa);
+/* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not;
+ * output elements [e0, e1). Each element adds its inputs in increasing order. */
+void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
+/* out (so) = a (sa) broadcast; output elements [e0, e1), whole rows of so's
+ * last dimension. */
+void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
 /* out = a with axes reordered: out axis i is a's axis perm[i] (perm of 4). */
 void sk__permute(float *out, const float *a, sk__shape4 sa, const int perm[4]);
 /* Along one axis, with `outer` blocks before it and `inner` floats after it:
- * out = [a, b] (concat), out = a[start : start + len] (slice), out = [0, a, 0] (pad). */
-void sk__concat(float *out, const float *a, const float *b, int64_t outer, int64_t la, int64_t lb,
-                int64_t inner);
-void sk__slice(float *out, const float *a, int64_t outer, int64_t la, int64_t start, int64_t len,
-               int64_t inner);
-void sk__pad(float *out, const float *a, int64_t outer, int64_t la, int64_t before, int64_t lo,
-             int64_t inner);
+ * out = [a, b] (concat), out = a[start : start + len] (slice), out = [0, a, 0]
+ * (pad); outer blocks [o0, o1). */
+void sk__concat(float *out, const float *a, const float *b, int64_t la, int64_t lb, int64_t inner,
+                int64_t o0, int64_t o1);
+void sk__slice(float *out, const float *a, int64_t la, int64_t start, int64_t len, int64_t inner,
+               int64_t o0, int64_t o1);
+void sk__pad(float *out, const float *a, int64_t la, int64_t before, int64_t lo, int64_t inner,
+             int64_t o0, int64_t o1);
 /* out (n, row) = a[idx[i]]; false if an index is not an integer in [0, rows). */
 int sk__gather(float *out, const float *a, const float *idx, int64_t n, int64_t rows, int64_t row);
 /* out (rows, row) = 0; out[idx[i]] += a[i]. */
 int sk__scatter_add(float *out, const float *a, const float *idx, int64_t n, int64_t rows,
                     int64_t row);
-/* out (rows) = log Σ_j exp(a[r, j]) over cols. */
-void sk__logsumexp(float *out, const float *a, int64_t rows, int64_t cols);
+/* out[r] = log Σ_j exp(a[r, j]) over cols, for rows [r0, r1). */
+void sk__logsumexp(float *out, const float *a, int64_t cols, int64_t r0, int64_t r1);
 
 #endif

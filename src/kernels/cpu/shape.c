@@ -10,57 +10,78 @@ static void strides4(sk__shape4 s, int64_t st[4]) {
   for (int i = 2; i >= 0; i--) st[i] = st[i + 1] * s.d[i + 1];
 }
 
-/* Each output element accumulates its inputs in increasing input order, on
- * one thread: the same bits for any thread count. Threads split the output's
- * kept dimensions only. */
-void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa) {
+/* Each output element adds its inputs in increasing input order, whatever
+ * range of outputs a call covers: the same bits for any thread count. */
+void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1) {
+  if (e0 >= e1) return;
   int64_t os[4], as[4];
   strides4(so, os);
   strides4(sa, as);
-  int64_t no = so.d[0] * so.d[1] * so.d[2] * so.d[3];
-  for (int64_t i = 0; i < no; i++) out[i] = 0.0f;
-  /* Reduced dims step the output by 0. */
-  int64_t ostep[4];
-  for (int i = 0; i < 4; i++) ostep[i] = so.d[i] == 1 ? 0 : os[i];
-  /* Common case: leading dims reduced, trailing row kept (bias gradients). */
+  const int64_t no = so.d[0] * so.d[1] * so.d[2] * so.d[3];
+  const int64_t na = sa.d[0] * sa.d[1] * sa.d[2] * sa.d[3];
+  /* Leading dims reduced, trailing ones kept (bias gradients): rows of a
+   * added to the output range, vectorised along it. */
   int lead = 0;
   while (lead < 4 && so.d[lead] == 1) lead++;
-  int trailing_kept = 1;
+  int trailing_kept = lead < 4;
   for (int i = lead; i < 4; i++) trailing_kept &= so.d[i] == sa.d[i];
-  if (trailing_kept && lead < 4) {
-    const int64_t rows = sa.d[0] * sa.d[1] * sa.d[2] * sa.d[3] / no;
-#pragma omp parallel for schedule(static) if (no >= 64 && rows * no >= 65536)
-    for (int64_t j0 = 0; j0 < no; j0 += 64) {
-      int64_t j1 = SK_MIN(no, j0 + 64);
-      for (int64_t r = 0; r < rows; r++) {
-        const float *ar = a + r * no;
-        for (int64_t j = j0; j < j1; j++) out[j] += ar[j];
-      }
+  if (trailing_kept) {
+    const int64_t rows = na / no;
+    float *restrict o = out;
+    for (int64_t j = e0; j < e1; j++) o[j] = 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+      const float *restrict ar = a + r * no;
+      for (int64_t j = e0; j < e1; j++) o[j] += ar[j];
     }
     return;
   }
-  for (int64_t i0 = 0; i0 < sa.d[0]; i0++)
-    for (int64_t i1 = 0; i1 < sa.d[1]; i1++)
-      for (int64_t i2 = 0; i2 < sa.d[2]; i2++) {
-        const float *pa = a + i0 * as[0] + i1 * as[1] + i2 * as[2];
-        float *po = out + i0 * ostep[0] + i1 * ostep[1] + i2 * ostep[2];
-        if (ostep[3] == 0) {
-          float s = po[0];
-          for (int64_t j = 0; j < sa.d[3]; j++) s += pa[j];
-          po[0] = s;
-        } else {
-          for (int64_t j = 0; j < sa.d[3]; j++) po[j] += pa[j];
-        }
-      }
+  /* Leading dims kept, trailing ones reduced (row sums): each output adds a
+   * contiguous run. */
+  int trail = 4;
+  while (trail > 0 && so.d[trail - 1] == 1) trail--;
+  int leading_kept = 1;
+  for (int i = 0; i < trail; i++) leading_kept &= so.d[i] == sa.d[i];
+  if (leading_kept) {
+    const int64_t run = na / no;
+    for (int64_t j = e0; j < e1; j++) {
+      const float *ar = a + j * run;
+      float s = 0.0f;
+      for (int64_t r = 0; r < run; r++) s += ar[r];
+      out[j] = s;
+    }
+    return;
+  }
+  /* Anything else: each output walks the input positions that map to it. */
+  int64_t rd[4], rs[4]; /* reduced dims' extents and input strides */
+  for (int i = 0; i < 4; i++) {
+    const int reduced = so.d[i] == 1 && sa.d[i] != 1;
+    rd[i] = reduced ? sa.d[i] : 1;
+    rs[i] = reduced ? as[i] : 0;
+  }
+  for (int64_t j = e0; j < e1; j++) {
+    int64_t base = 0, rem = j;
+    for (int i = 0; i < 4; i++) {
+      const int64_t idx = rem / os[i];
+      rem %= os[i];
+      base += so.d[i] == 1 ? 0 : idx * as[i];
+    }
+    float s = 0.0f;
+    for (int64_t i0 = 0; i0 < rd[0]; i0++)
+      for (int64_t i1 = 0; i1 < rd[1]; i1++)
+        for (int64_t i2 = 0; i2 < rd[2]; i2++)
+          for (int64_t i3 = 0; i3 < rd[3]; i3++)
+            s += a[base + i0 * rs[0] + i1 * rs[1] + i2 * rs[2] + i3 * rs[3]];
+    out[j] = s;
+  }
 }
 
-void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa) {
+void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1) {
   int64_t as[4], st[4];
   strides4(sa, as);
   for (int i = 0; i < 4; i++) st[i] = sa.d[i] == 1 ? 0 : as[i];
-  const int64_t outer = so.d[0] * so.d[1] * so.d[2], d3 = so.d[3];
-#pragma omp parallel for schedule(static) if (outer * d3 >= 16384)
-  for (int64_t r = 0; r < outer; r++) {
+  const int64_t d3 = so.d[3];
+  if (d3 == 0) return;
+  for (int64_t r = e0 / d3; r < e1 / d3; r++) {
     int64_t i0 = r / (so.d[1] * so.d[2]), i1 = (r / so.d[2]) % so.d[1], i2 = r % so.d[2];
     const float *pa = a + i0 * st[0] + i1 * st[1] + i2 * st[2];
     float *po = out + r * d3;
@@ -86,27 +107,30 @@ void sk__permute(float *out, const float *a, sk__shape4 sa, const int perm[4]) {
           out[o++] = a[i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3]];
 }
 
-void sk__concat(float *out, const float *a, const float *b, int64_t outer, int64_t la, int64_t lb,
-                int64_t inner) {
-  for (int64_t r = 0; r < outer; r++) {
-    memcpy(out, a + r * la * inner, (size_t)(la * inner) * sizeof(float));
-    out += la * inner;
-    memcpy(out, b + r * lb * inner, (size_t)(lb * inner) * sizeof(float));
-    out += lb * inner;
+void sk__concat(float *out, const float *a, const float *b, int64_t la, int64_t lb, int64_t inner,
+                int64_t o0, int64_t o1) {
+  const int64_t lo = la + lb;
+  for (int64_t r = o0; r < o1; r++) {
+    float *po = out + r * lo * inner;
+    memcpy(po, a + r * la * inner, (size_t)(la * inner) * sizeof(float));
+    memcpy(po + la * inner, b + r * lb * inner, (size_t)(lb * inner) * sizeof(float));
   }
 }
 
-void sk__slice(float *out, const float *a, int64_t outer, int64_t la, int64_t start, int64_t len,
-               int64_t inner) {
-  for (int64_t r = 0; r < outer; r++)
+void sk__slice(float *out, const float *a, int64_t la, int64_t start, int64_t len, int64_t inner,
+               int64_t o0, int64_t o1) {
+  for (int64_t r = o0; r < o1; r++)
     memcpy(out + r * len * inner, a + (r * la + start) * inner, (size_t)(len * inner) * sizeof(float));
 }
 
-void sk__pad(float *out, const float *a, int64_t outer, int64_t la, int64_t before, int64_t lo,
-             int64_t inner) {
-  memset(out, 0, (size_t)(outer * lo * inner) * sizeof(float));
-  for (int64_t r = 0; r < outer; r++)
-    memcpy(out + (r * lo + before) * inner, a + r * la * inner, (size_t)(la * inner) * sizeof(float));
+void sk__pad(float *out, const float *a, int64_t la, int64_t before, int64_t lo, int64_t inner,
+             int64_t o0, int64_t o1) {
+  for (int64_t r = o0; r < o1; r++) {
+    float *po = out + r * lo * inner;
+    memset(po, 0, (size_t)(before * inner) * sizeof(float));
+    memcpy(po + before * inner, a + r * la * inner, (size_t)(la * inner) * sizeof(float));
+    memset(po + (before + la) * inner, 0, (size_t)((lo - before - la) * inner) * sizeof(float));
+  }
 }
 
 static int index_ok(float v, int64_t rows, int64_t *out) {
@@ -135,9 +159,8 @@ int sk__scatter_add(float *out, const float *a, const float *idx, int64_t n, int
   return 1;
 }
 
-void sk__logsumexp(float *out, const float *a, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static) if (rows * cols >= 16384)
-  for (int64_t r = 0; r < rows; r++) {
+void sk__logsumexp(float *out, const float *a, int64_t cols, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
     const float *ar = a + r * cols;
     float m = ar[0];
     for (int64_t j = 1; j < cols; j++) m = fmaxf(m, ar[j]);
