@@ -59,7 +59,7 @@ torch_run() { # ENV TORCH_THREADS OPENBLAS_THREADS
 echo "# annealed Langevin, $n particles x 10 levels x $steps steps, ncmlp 3x128 softplus" \
   "(trained $train_steps steps)"
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), nproc $(nproc);" \
-  "env as found: $(env | grep -E '^(OMP_|OPENBLAS_|GLIBC_TUNABLES=)' | sort | tr '\n' ' ')"
+  "env as found: $(env | grep -E '^(OMP_|OPENBLAS_|GLIBC_TUNABLES=)' | sort | paste -sd' ')"
 echo "# torch configurations (TORCH_CONFIGS=${TORCH_CONFIGS:-full}): env torch-threads/OpenBLAS-threads;" \
   "tuned env: ${TUNED_ENV[*]}"
 echo "# median of $reps, interleaved (scorekit, then each torch configuration, per repeat);" \

@@ -81,8 +81,7 @@ OPENBLAS_CORETYPE=SkylakeX "$peak" --only sgemm --gemm-n "${GEMM_N:-2048}" >>"$t
 echo "# scorekit vs PyTorch (CPU) — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), nproc $(nproc)," \
   "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
-echo "# env as found: $(env | grep -E '^(OMP_|GOMP_|OPENBLAS_|GLIBC_TUNABLES=|MALLOC_)' | sort |
-  tr '\n' ' ')"
+echo "# env as found: $(env | grep -E '^(OMP_|GOMP_|OPENBLAS_|GLIBC_TUNABLES=|MALLOC_)' | sort | paste -sd' ')"
 echo "# scorekit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
   "$(grep -m1 CMAKE_C_COMPILER: "$build/CMakeCache.txt" | sed 's/.*=//'), Release;" \
   "threads: $sk_threads (default) and 1, env as found;" \
