@@ -1,18 +1,21 @@
 /* Throughput of scorekit on the foundation workloads: one forward + backward
  * of a 3 × 128 softplus MLP at batch 512, and one training step (loss graph +
- * Adam) of each score-matching objective. bench/torch_mlp.py is the PyTorch
- * twin; bench/run.sh runs both and prints the comparison. */
+ * Adam) of each score-matching objective, at the small size (2-3 × 128,
+ * batch 512 or 128) and at a big one (4 × 512, batch 4096) where the matrix
+ * products dominate. bench/torch_mlp.py is the PyTorch twin; bench/run.sh runs
+ * both and prints the comparison. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "scorekit/scorekit.h"
 
-enum { BATCH = 512, DIM = 2, HIDDEN = 128, MAX_TENSORS = 16, MAX_REPEATS = 101 };
+enum { DIM = 2, MAX_TENSORS = 16, MAX_REPEATS = 101 };
 
 /* The ncsn ladder: σ_i geometric from SIGMA_FIRST down to SIGMA_LAST. */
 #define N_LEVELS 10
@@ -23,17 +26,24 @@ enum { BATCH = 512, DIM = 2, HIDDEN = 128, MAX_TENSORS = 16, MAX_REPEATS = 101 }
 typedef struct workload {
   const char *name;
   sk_model_kind kind;
-  int depth;
+  int depth;       /* hidden layers */
+  int hidden;      /* their width */
+  int batch;
   int train;       /* 0: forward + backward of mean(s²); 1: loss graph + Adam */
   sk_objective obj;
 } workload;
 
+/* bench/torch_mlp.py's WORKLOADS lists the same names and sizes. */
 static const workload workloads[] = {
-    {"mlp-fwd-bwd", SK_MODEL_MLP, 3, 0, SK_OBJ_COUNT},
-    {"dsm", SK_MODEL_MLP, 2, 1, SK_OBJ_DSM},
-    {"ssm-vr", SK_MODEL_MLP, 2, 1, SK_OBJ_SSM_VR},
-    {"esm", SK_MODEL_MLP, 2, 1, SK_OBJ_ESM},
-    {"ncsn", SK_MODEL_NCMLP, 3, 1, SK_OBJ_NCSN},
+    {"mlp-fwd-bwd", SK_MODEL_MLP, 3, 128, 512, 0, SK_OBJ_COUNT},
+    {"dsm", SK_MODEL_MLP, 2, 128, 512, 1, SK_OBJ_DSM},
+    {"ssm", SK_MODEL_MLP, 2, 128, 512, 1, SK_OBJ_SSM},
+    {"ssm-vr", SK_MODEL_MLP, 2, 128, 512, 1, SK_OBJ_SSM_VR},
+    {"esm", SK_MODEL_MLP, 2, 128, 512, 1, SK_OBJ_ESM},
+    {"ncsn", SK_MODEL_NCMLP, 3, 128, 512, 1, SK_OBJ_NCSN},
+    {"ncsn-b128", SK_MODEL_NCMLP, 3, 128, 128, 1, SK_OBJ_NCSN},
+    {"big-ncsn", SK_MODEL_NCMLP, 4, 512, 4096, 1, SK_OBJ_NCSN},
+    {"big-ssm-vr", SK_MODEL_MLP, 4, 512, 4096, 1, SK_OBJ_SSM_VR},
 };
 enum { N_WORKLOADS = sizeof workloads / sizeof workloads[0] };
 
@@ -75,7 +85,7 @@ static void fill_normal(float *dst, size_t n, uint64_t stream) {
  * --dump), so a check run compares the same numbers. */
 static void fill_inputs(bench *b) {
   sk_graph *g = b->g;
-  fill_normal(sk_graph_data(g, b->x), (size_t)BATCH * DIM, 1);
+  fill_normal(sk_graph_data(g, b->x), (size_t)b->w->batch * DIM, 1);
   if (!b->w->train) return;
   sk_loss_graph *lg = &b->lg;
   if (lg->z != SK_NONE) fill_normal(sk_graph_data(g, lg->z), (size_t)lg->rows * DIM, 2);
@@ -97,14 +107,14 @@ static void fill_inputs(bench *b) {
 static void bench_init(bench *b, const workload *w) {
   memset(b, 0, sizeof *b);
   b->w = w;
-  sk_model_config cfg = {w->kind, DIM, HIDDEN, w->depth, 0, SK_ACT_SOFTPLUS};
+  sk_model_config cfg = {w->kind, DIM, w->hidden, w->depth, 0, SK_ACT_SOFTPLUS};
   b->m = sk_model_new(&cfg);
   if (!b->m) die("sk_model_new");
   sk_model_init(b->m, 42);
   b->n_tensors = sk_model_num_tensors(b->m);
   if (b->n_tensors > MAX_TENSORS) die("model has too many tensors");
   if (w->train) {
-    check(sk_loss_graph_new(b->m, w->obj, BATCH, 1, &b->lg), "sk_loss_graph_new");
+    check(sk_loss_graph_new(b->m, w->obj, w->batch, 1, &b->lg), "sk_loss_graph_new");
     b->g = b->lg.g;
     b->x = b->lg.x;
     b->loss = b->lg.loss;
@@ -120,7 +130,7 @@ static void bench_init(bench *b, const workload *w) {
     b->g = g;
     sk_node p[MAX_TENSORS];
     check(sk_model_bind(b->m, g, NULL, p), "sk_model_bind");
-    b->x = sk_input(g, "x", 2, (int64_t[]){BATCH, DIM});
+    b->x = sk_input(g, "x", 2, (int64_t[]){w->batch, DIM});
     sk_node s = sk_model_apply(b->m, g, p, b->x, SK_NONE);
     b->loss = sk_mean_all(g, sk_square(g, s));
     check(sk_grad(g, b->loss, SK_NONE, b->n_tensors, p, b->grad_nodes), "sk_grad");
@@ -223,7 +233,7 @@ static void bench_dump(bench *b, const char *root) {
   }
   int64_t np = (int64_t)sk_model_num_params(b->m);
   save(dir, "params", 1, &np, sk_model_params(b->m));
-  int64_t xs[2] = {BATCH, DIM}, ss[2] = {BATCH, 1};
+  int64_t xs[2] = {b->w->batch, DIM}, ss[2] = {b->w->batch, 1};
   save(dir, "x", 2, xs, sk_graph_data(b->g, b->x));
   if (b->w->train) {
     sk_loss_graph *lg = &b->lg;
@@ -263,11 +273,13 @@ static void usage(void) {
   fprintf(stderr,
           "usage: bench_mlp [--only NAME] [--threads K] [--iters N] [--repeats R] [--warmup SEC]\n"
           "                 [--dump DIR]\n"
-          "  workloads: mlp-fwd-bwd dsm ssm-vr esm ncsn\n"
+          "  workloads: mlp-fwd-bwd dsm ssm ssm-vr esm ncsn ncsn-b128 big-ncsn big-ssm-vr\n"
           "  --threads 0 (default) keeps scorekit's default thread count\n"
           "  --iters 0 (default) picks about 0.25 s per repeat; --repeats defaults to 7\n"
           "  --dump DIR writes inputs, parameters and one step's results for\n"
-          "  torch_mlp.py --check instead of timing\n");
+          "  torch_mlp.py --check instead of timing\n"
+          "  prints per workload FLOPS NAME F (matmul FLOPs per step), RESULT NAME\n"
+          "  STEPS/s ..., and MAXRSS NAME KiB (this process's peak resident set)\n");
   exit(2);
 }
 
@@ -290,13 +302,15 @@ int main(int argc, char **argv) {
     usage();
   if (threads > 0) sk_set_num_threads(threads);
   int found = 0;
-  printf("# scorekit threads %d, batch %d\n", sk_get_num_threads(), BATCH);
+  printf("# scorekit threads %d\n", sk_get_num_threads());
   for (int k = 0; k < N_WORKLOADS; k++) {
     const workload *w = &workloads[k];
     if (only && strcmp(only, w->name) != 0) continue;
     found = 1;
     bench b;
     bench_init(&b, w);
+    /* The training step adds only Adam, which has no product, to the graph. */
+    printf("FLOPS %s %.0f\n", w->name, sk_graph_matmul_flops(b.g));
     if (dump) {
       bench_dump(&b, dump);
       printf("dumped %s (%zu parameters)\n", w->name, sk_model_num_params(b.m));
@@ -305,6 +319,10 @@ int main(int argc, char **argv) {
       double sec = bench_time(&b, warmup, iters, repeats, &used);
       printf("RESULT %s %.2f steps/s (%.1f us/step, median of %d x %d)\n", w->name, 1.0 / sec,
              1e6 * sec, repeats, used);
+      /* The peak of the whole process so far, so it means one workload only
+       * when run.sh runs one per process (--only). */
+      struct rusage ru;
+      if (getrusage(RUSAGE_SELF, &ru) == 0) printf("MAXRSS %s %ld\n", w->name, ru.ru_maxrss);
     }
     fflush(stdout);
     bench_free(&b);

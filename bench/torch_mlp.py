@@ -5,38 +5,46 @@ timed the same way (warm-up, then the median of repeats of N steps).
   torch_mlp.py [--threads K] [--only NAME] [--iters N] [--repeats R] [--warmup SEC]
   torch_mlp.py --check DIR   # DIR from `bench_mlp --dump DIR`: recompute
                              # scorekit's loss, gradients and Adam step
+Prints, per workload, RESULT NAME STEPS/s ... and MAXRSS NAME KiB (the
+process's peak resident set, as bench_mlp does).
 """
 import argparse
 import os
+import resource
 import sys
 import time
 
 import numpy as np
 import torch
 
-BATCH, DIM, HIDDEN = 512, 2, 128
+DIM = 2
 N_LEVELS, SIGMA_FIRST, SIGMA_LAST, DSM_SIGMA = 10, 1.0, 0.01, 0.1
 
-# name: (noise-conditional, hidden layers, objective or None for fwd+bwd)
+# name: (noise-conditional, hidden layers, width, batch, objective or None for
+# fwd+bwd), as bench_mlp.c's workloads[]
 WORKLOADS = {
-    "mlp-fwd-bwd": (False, 3, None),
-    "dsm": (False, 2, "dsm"),
-    "ssm-vr": (False, 2, "ssm-vr"),
-    "esm": (False, 2, "esm"),
-    "ncsn": (True, 3, "ncsn"),
+    "mlp-fwd-bwd": (False, 3, 128, 512, None),
+    "dsm": (False, 2, 128, 512, "dsm"),
+    "ssm": (False, 2, 128, 512, "ssm"),
+    "ssm-vr": (False, 2, 128, 512, "ssm-vr"),
+    "esm": (False, 2, 128, 512, "esm"),
+    "ncsn": (True, 3, 128, 512, "ncsn"),
+    "ncsn-b128": (True, 3, 128, 128, "ncsn"),
+    "big-ncsn": (True, 4, 512, 4096, "ncsn"),
+    "big-ssm-vr": (False, 4, 512, 4096, "ssm-vr"),
 }
 
 
 class Score(torch.nn.Module):
     """s(x) = f(x), or s(x, σ) = f([x, log σ]) / σ as scorekit's SK_MODEL_NCMLP."""
 
-    def __init__(self, conditional, depth):
+    def __init__(self, conditional, depth, hidden):
         super().__init__()
         self.conditional = conditional
         layers, width = [], DIM + (1 if conditional else 0)
         for _ in range(depth):
-            layers += [torch.nn.Linear(width, HIDDEN), torch.nn.Softplus()]
-            width = HIDDEN
+            layers += [torch.nn.Linear(width, hidden), torch.nn.Softplus()]
+            width = hidden
         layers.append(torch.nn.Linear(width, DIM))
         self.mlp = torch.nn.Sequential(*layers)
 
@@ -83,9 +91,12 @@ def loss_fn(model, obj, inp):
         return half_sq_rows(sigma * model(x + sigma * z, sigma) + z).mean()
     x = x.detach().requires_grad_(True)
     s = model(x)
-    if obj == "ssm-vr":
-        (gv,) = torch.autograd.grad((v * s).sum(), x, create_graph=True)  # ∇ₓ(vᵀs)
-        return ((v * gv).sum(dim=1) + half_sq_rows(s)).mean()
+    if obj in ("ssm", "ssm-vr"):
+        u = (v * s).sum(dim=1)  # vᵀs per row
+        (gv,) = torch.autograd.grad(u.sum(), x, create_graph=True)  # ∇ₓ(vᵀs)
+        # ssm's second term is ½(vᵀs)², ssm-vr's its expectation over v, ½‖s‖²
+        second = 0.5 * u.square() if obj == "ssm" else half_sq_rows(s)
+        return ((v * gv).sum(dim=1) + second).mean()
     if obj == "esm":
         tr = 0
         for j in range(DIM):
@@ -95,29 +106,29 @@ def loss_fn(model, obj, inp):
     raise ValueError(obj)
 
 
-def make_inputs(obj, gen):
+def make_inputs(obj, batch, gen):
     """Fixed inputs drawn as bench_mlp.c draws them (in distribution, not bits)."""
-    inp = {"x": torch.randn(BATCH, DIM, generator=gen)}
+    inp = {"x": torch.randn(batch, DIM, generator=gen)}
     if obj in ("dsm", "ncsn"):
-        inp["z"] = torch.randn(BATCH, DIM, generator=gen)
-    if obj == "ssm-vr":
-        inp["v"] = torch.randn(BATCH, DIM, generator=gen)
+        inp["z"] = torch.randn(batch, DIM, generator=gen)
+    if obj in ("ssm", "ssm-vr"):
+        inp["v"] = torch.randn(batch, DIM, generator=gen)
     if obj == "dsm":
-        inp["sigma"] = torch.full((BATCH, 1), DSM_SIGMA)
+        inp["sigma"] = torch.full((batch, 1), DSM_SIGMA)
     if obj == "ncsn":
         ladder = SIGMA_FIRST * (SIGMA_LAST / SIGMA_FIRST) ** (
             torch.arange(N_LEVELS, dtype=torch.float32) / (N_LEVELS - 1))
-        inp["sigma"] = ladder[torch.randint(N_LEVELS, (BATCH, 1), generator=gen)]
+        inp["sigma"] = ladder[torch.randint(N_LEVELS, (batch, 1), generator=gen)]
     return inp
 
 
 class Bench:
     def __init__(self, name):
-        cond, depth, self.obj = WORKLOADS[name]
+        cond, depth, hidden, batch, self.obj = WORKLOADS[name]
         torch.manual_seed(42)
-        self.model = Score(cond, depth)
+        self.model = Score(cond, depth, hidden)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3) if self.obj else None
-        self.inp = make_inputs(self.obj, torch.Generator().manual_seed(1234))
+        self.inp = make_inputs(self.obj, batch, torch.Generator().manual_seed(1234))
 
     def step(self):
         if self.opt:
@@ -160,7 +171,7 @@ def check(root, names):
         d = os.path.join(root, name)
         if not os.path.isdir(d):
             continue
-        cond, depth, obj = WORKLOADS[name]
+        cond, depth, _, _, obj = WORKLOADS[name]
         load = lambda f: np.load(os.path.join(d, f + ".npy"))
         flat = load("params")
         with open(os.path.join(d, "tensors.txt")) as f:
@@ -210,12 +221,15 @@ def main():
     if a.check:
         torch.set_num_threads(1)
         sys.exit(1 if check(a.check, names) else 0)
-    print(f"# torch {torch.__version__} threads {torch.get_num_threads()}, batch {BATCH}")
+    print(f"# torch {torch.__version__} threads {torch.get_num_threads()}")
     for name in names:
         b = Bench(name)
         sec, iters = bench_time(b, a.warmup, a.iters, a.repeats)
         print(f"RESULT {name} {1 / sec:.2f} steps/s ({1e6 * sec:.1f} us/step, "
-              f"median of {a.repeats} x {iters})", flush=True)
+              f"median of {a.repeats} x {iters})")
+        # ru_maxrss is in KiB on Linux; one workload per process (--only) makes
+        # it that workload's peak.
+        print(f"MAXRSS {name} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,8 @@ SK_API float *sk_graph_data(sk_graph *g, sk_node n);
 SK_API sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data);
 /* Bytes of the compiled arena (intermediates, inputs, constants). */
 SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
+/* The matmul FLOPs (2·m·n·k each) of one sk_graph_run; 0 before compilation. */
+SK_API double sk_graph_matmul_flops(const sk_graph *g);
 
 #ifdef __cplusplus
 }
