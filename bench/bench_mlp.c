@@ -166,6 +166,7 @@ static void gather_grads(bench *b) {
 /* One timed step: the graph, and for training the gradient gather and Adam. */
 static void bench_step(bench *b) {
   check(sk_graph_run(b->g), "sk_graph_run");
+  if (getenv("SK_BENCH_GRAPH_ONLY")) return;
   if (b->w->train) {
     gather_grads(b);
     check(sk_adam_step(b->adam, sk_model_params(b->m), b->grads, NULL), "sk_adam_step");
@@ -285,7 +286,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   const char *only = NULL, *dump = NULL;
-  int iters = 0, repeats = 7, threads = 0;
+  int iters = 0, repeats = 7, threads = 0, profile = 0;
   double warmup = 0.5;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -296,6 +297,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--warmup") == 0) warmup = atof(argv[++i]);
     else if (strcmp(a, "--dump") == 0) dump = argv[++i];
     else if (strcmp(a, "--threads") == 0) threads = atoi(argv[++i]);
+    else if (strcmp(a, "--profile") == 0) profile = atoi(argv[++i]);
     else usage();
   }
   if (repeats < 1 || repeats > MAX_REPEATS || iters < 0 || threads < 0 || !(warmup >= 0))
@@ -311,7 +313,12 @@ int main(int argc, char **argv) {
     bench_init(&b, w);
     /* The training step adds only Adam, which has no product, to the graph. */
     printf("FLOPS %s %.0f\n", w->name, sk_graph_matmul_flops(b.g));
-    if (dump) {
+    int steps = 0, barriers = 0;
+    sk_graph_plan_counts(b.g, &steps, &barriers);
+    printf("# plan %s: %d ops, %d barriers\n", w->name, steps, barriers);
+    if (profile > 0) {
+      check(sk_graph_profile(b.g, profile, stdout), "sk_graph_profile");
+    } else if (dump) {
       bench_dump(&b, dump);
       printf("dumped %s (%zu parameters)\n", w->name, sk_model_num_params(b.m));
     } else {

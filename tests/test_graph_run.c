@@ -73,11 +73,12 @@ TEST(run_does_not_allocate) {
 }
 
 /* Three Adam steps of a loss at a size where every parallel path is taken. */
-static void train3(sk_objective obj, sk_model_kind kind, int threads, float *out, size_t n) {
+static void train3(sk_objective obj, sk_model_kind kind, int threads, int rows, float *out,
+                   size_t n) {
   omp_set_num_threads(threads);
   sk_model *m = make_model(kind, 128, 2);
   sk_loss_graph lg;
-  if (sk_loss_graph_new(m, obj, 1024, 1, &lg) != SK_OK) return;
+  if (sk_loss_graph_new(m, obj, rows, 1, &lg) != SK_OK) return;
   sk_adam_config ac = sk_adam_config_default();
   sk_adam *a = sk_adam_new(&ac, sk_model_num_params(m), sk_model_params(m));
   float *grads = malloc(n * sizeof *grads);
@@ -102,9 +103,17 @@ static int same_bits(sk_objective obj, sk_model_kind kind) {
   size_t n = sk_model_num_params(m);
   sk_model_free(m);
   float *p1 = calloc(n, sizeof *p1), *p2 = calloc(n, sizeof *p2);
-  train3(obj, kind, 1, p1, n);
-  train3(obj, kind, 2, p2, n);
-  int same = memcmp(p1, p2, n * sizeof *p1) == 0;
+  int same = 1;
+  /* A batch of 1024, and one (1000) that no split divides evenly, on 2 and
+   * 3 threads (more threads than cores is allowed). */
+  static const int rows[2] = {1024, 1000};
+  for (int r = 0; r < 2; r++) {
+    train3(obj, kind, 1, rows[r], p1, n);
+    for (int t = 2; t <= 3; t++) {
+      train3(obj, kind, t, rows[r], p2, n);
+      same &= memcmp(p1, p2, n * sizeof *p1) == 0;
+    }
+  }
   int moved = 0;
   for (size_t i = 0; i < n; i++) moved |= p1[i] != 0;
   free(p1);
@@ -117,31 +126,96 @@ TEST(same_bits_on_1_and_2_threads_ncsn) { CHECK(same_bits(SK_OBJ_NCSN, SK_MODEL_
 TEST(same_bits_on_1_and_2_threads_ssm_vr) { CHECK(same_bits(SK_OBJ_SSM_VR, SK_MODEL_MLP)); }
 TEST(same_bits_on_1_and_2_threads_esm) { CHECK(same_bits(SK_OBJ_ESM, SK_MODEL_MLP)); }
 
-TEST(matmul_fast_matches_naive) {
-  static const int64_t sizes[][3] = {{3, 5, 4}, {17, 33, 9}, {128, 128, 512}, {512, 2, 128},
-                                     {70, 130, 65}, {1, 1, 1}};
+/* Every path of the product (JIT and portable; NN, NT packed and not, TN
+ * thin and wide, TT) against the naive loop, and split into row ranges the
+ * way threads and tiles split it: the same bits as one call. */
+static void check_matmul_paths(int portable) {
+  static const int64_t sizes[][3] = {{3, 5, 4},      {17, 33, 9},  {128, 128, 512}, {512, 2, 128},
+                                     {70, 130, 65},  {1, 1, 1},    {128, 3, 512},   {300, 7, 1500},
+                                     {33, 200, 2050}};
+  sk__matmul_force_portable(portable);
   sk_rng r = sk_rng_make(11, 0);
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
     int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2];
     float *a = malloc((size_t)(m * k) * sizeof *a), *b = malloc((size_t)(k * n) * sizeof *b);
+    float *bt = malloc((size_t)(k * n) * sizeof *bt);
     float *c1 = malloc((size_t)(m * n) * sizeof *c1), *c2 = malloc((size_t)(m * n) * sizeof *c2);
+    float *c3 = malloc((size_t)(m * n) * sizeof *c3);
     sk_rng_normal(&r, a, (size_t)(m * k));
     sk_rng_normal(&r, b, (size_t)(k * n));
+    sk__transpose_rows(bt, b, n, k, 0, k); /* b as (n, k): bt (k, n) */
     for (int ta = 0; ta < 2; ta++)
-      for (int tb = 0; tb < 2; tb++) {
-        sk__kernels_init();
-        sk__matmul(c1, a, b, m, n, k, ta, tb);
-        sk__matmul_naive(c2, a, b, m, n, k, ta, tb);
-        for (int64_t i = 0; i < m * n; i++)
-          CHECK_NEAR(c1[i], c2[i], 1e-4 * sqrt((double)k) * (1 + fabs(c2[i])));
-      }
+      for (int tb = 0; tb < 2; tb++)
+        for (int packed = 0; packed <= tb; packed++) {
+          const float *pk = packed ? bt : NULL;
+          sk__matmul_rows(c1, a, b, pk, m, n, k, ta, tb, 0, m);
+          sk__matmul_naive(c2, a, b, m, n, k, ta, tb);
+          for (int64_t i = 0; i < m * n; i++)
+            CHECK_NEAR(c1[i], c2[i], 1e-4 * sqrt((double)k) * (1 + fabs(c2[i])));
+          /* Uneven ranges: 1 row, then 7, then the rest. */
+          int64_t cut[4] = {0, SK_MIN(1, m), SK_MIN(8, m), m};
+          for (int q = 0; q < 3; q++)
+            sk__matmul_rows(c3, a, b, pk, m, n, k, ta, tb, cut[q], cut[q + 1]);
+          if (memcmp(c1, c3, (size_t)(m * n) * sizeof *c1) != 0) fprintf(stderr, "split differs: %lld %lld %lld ta %d tb %d packed %d portable %d\n", (long long)m, (long long)n, (long long)k, ta, tb, packed, portable);
+          CHECK(memcmp(c1, c3, (size_t)(m * n) * sizeof *c1) == 0);
+        }
     free(a);
     free(b);
+    free(bt);
     free(c1);
     free(c2);
+    free(c3);
   }
+  sk__matmul_force_portable(0);
+}
+
+TEST(matmul_jit_matches_naive_and_splits_exactly) {
+  sk__kernels_init();
+  check_matmul_paths(0);
+}
+TEST(matmul_portable_matches_naive_and_splits_exactly) {
+  sk__kernels_init();
+  check_matmul_paths(1);
+}
+
+/* The vectorised softplus and sigmoid against double precision over
+ * [-87, 100] (below -87.3 e^x is subnormal and flushed to 0): within 5 and 3
+ * units in the last place (measured 4.2 and 2.6). */
+static double ulps(float got, double want) {
+  const float w = (float)want;
+  const float step = nextafterf(fabsf(w), INFINITY) - fabsf(w);
+  return fabs((double)got - want) / step;
+}
+
+TEST(softplus_and_sigmoid_within_a_few_ulp) {
+  enum { N = 400001 };
+  float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *z = malloc(N * sizeof *z);
+  for (int i = 0; i < N; i++) x[i] = -87.0f + 187.0f * (float)i / (N - 1);
+  sk__unary(y, x, SK_UN_SOFTPLUS, 0, 0, 0, N);
+  sk__unary(z, x, SK_UN_SIGMOID, 0, 0, 0, N);
+  double worst_sp = 0, worst_sg = 0;
+  for (int i = 0; i < N; i++) {
+    const double xd = x[i];
+    const double sp = xd > 0 ? xd + log1p(exp(-xd)) : log1p(exp(xd)), sg = 1.0 / (1.0 + exp(-xd));
+    worst_sp = fmax(worst_sp, ulps(y[i], sp));
+    worst_sg = fmax(worst_sg, ulps(z[i], sg));
+  }
+  CHECK(worst_sp <= 5.0);
+  CHECK(worst_sg <= 3.0);
+  /* The edges: large |x|, NaN passes through. */
+  float e[4] = {-1000.0f, 1000.0f, NAN, 0.0f}, o[4];
+  sk__unary(o, e, SK_UN_SOFTPLUS, 0, 0, 0, 4);
+  CHECK(o[0] == 0.0f && o[1] == 1000.0f && isnan(o[2]) && fabsf(o[3] - 0.6931472f) < 1e-7f);
+  sk__unary(o, e, SK_UN_SIGMOID, 0, 0, 0, 4);
+  CHECK(o[0] == 0.0f && o[1] == 1.0f && isnan(o[2]) && o[3] == 0.5f);
+  free(x);
+  free(y);
+  free(z);
 }
 
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
           TEST_ENTRY(same_bits_on_1_and_2_threads_ssm_vr),
-          TEST_ENTRY(same_bits_on_1_and_2_threads_esm), TEST_ENTRY(matmul_fast_matches_naive))
+          TEST_ENTRY(same_bits_on_1_and_2_threads_esm),
+          TEST_ENTRY(matmul_jit_matches_naive_and_splits_exactly),
+          TEST_ENTRY(matmul_portable_matches_naive_and_splits_exactly),
+          TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp))

@@ -10,6 +10,8 @@
 #ifndef SCOREKIT_GRAPH_H
 #define SCOREKIT_GRAPH_H
 
+#include <stdio.h>
+
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -122,6 +124,12 @@ SK_API sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data);
 SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
 /* The matmul FLOPs (2·m·n·k each) of one sk_graph_run; 0 before compilation. */
 SK_API double sk_graph_matmul_flops(const sk_graph *g);
+/* The ops one sk_graph_run executes and the thread barriers between them;
+ * 0 before compilation, 1 after. */
+SK_API int sk_graph_plan_counts(const sk_graph *g, int *steps, int *barriers);
+/* Runs each planned op `reps` times on the calling thread and prints one
+ * line per op (name, shape, microseconds) to `out`: where a run's time goes. */
+SK_API sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out);
 
 #ifdef __cplusplus
 }

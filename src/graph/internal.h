@@ -29,10 +29,19 @@ typedef struct sk__node {
  * when it runs whole on one thread); a barrier first when it reads a value
  * another thread may still be writing, or writes memory another thread may
  * still be reading. */
+/* Threads and tiles split an op's rows at multiples of this. */
+#define SK_SPLIT_ROWS 16
+
 typedef struct sk__step {
   int64_t units;
   int barrier;
   float *packed; /* b^T (k, n) for a·b^T, or NULL */
+  /* Consecutive steps of one phase with the same units form a group that
+   * runs tile by tile: every op of the group on rows [r, r + tile) before the
+   * next tile, so the values passed along stay in cache. Set on a group's
+   * first step: the step after the group, and the tile's rows. */
+  int group_end;
+  int64_t tile;
 } sk__step;
 
 typedef struct sk__pack {

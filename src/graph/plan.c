@@ -14,11 +14,18 @@ typedef struct slot {
   size_t offset;
   int free;
   int free_phase; /* the phase of the last reader, once free */
+  /* The split of the values it held: units and floats per unit. A slot is
+   * reused only by a value split the same way, so each byte is written by
+   * the same thread run after run and stays in that core's cache. */
+  int64_t units, per;
 } slot;
 
 /* a·b^T with fewer output columns than this is done as dot products
  * (kernels/cpu/matmul.c), so b^T is not packed. */
 #define SK_PACK_MIN_COLS 8
+/* A tile's rows: about this many floats of the widest value in its group
+ * (32 KiB), so that the values a group passes along stay in L1/L2. */
+#define SK_TILE_FLOATS 8192
 
 static int is_view(sk__op op) { return op == SK_OP_RESHAPE || op == SK_OP_STOP_GRAD; }
 
@@ -35,6 +42,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *root = sk__malloc((size_t)n * sizeof *root);    /* node -> node owning its storage */
   int *uses = sk__calloc((size_t)n, sizeof *uses);     /* per storage root: consumers left */
   uint8_t *pinned = sk__calloc((size_t)n, 1);          /* per storage root */
+  uint8_t *fixed = sk__calloc((size_t)n, 1);           /* constants, folded or not */
   int *slot_of = sk__malloc((size_t)n * sizeof *slot_of);
   slot *slots = sk__malloc((size_t)(2 * n) * sizeof *slots); /* values and packs */
   int *cand = sk__malloc((size_t)n * sizeof *cand);
@@ -48,7 +56,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   g->packs = sk__calloc((size_t)n, sizeof *g->packs);
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
-  if (!need || !root || !uses || !pinned || !slot_of || !slots || !cand || !phase_of || !units ||
+  if (!need || !root || !uses || !pinned || !fixed || !slot_of || !slots || !cand || !phase_of || !units ||
       !pack_of || !pack_src || !pack_slot || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
@@ -67,6 +75,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     if (!need[i]) continue;
     if (sk__op_arity(nd->op) == 0) pinned[i] = 1;
     for (int k = 0; k < sk__op_arity(nd->op); k++) uses[root[nd->in[k]]]++;
+    /* Constant folding: an op of constants only is computed once, here. */
+    int all_const = sk__op_arity(nd->op) > 0 && !is_view(nd->op);
+    for (int k = 0; k < sk__op_arity(nd->op); k++) all_const &= fixed[root[nd->in[k]]];
+    fixed[i] = nd->op == SK_OP_CONST || all_const;
+    if (fixed[i]) pinned[i] = 1;
   }
   for (int i = 0; i < n_out; i++) pinned[root[outs[i]]] = 1;
 
@@ -74,30 +87,34 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
    * allow. Each op splits its output rows over the threads; an op joins the
    * current phase when every value it reads from this phase was written row
    * for row by the same split (so by the same thread). Among the ready ops
-   * the earliest built that fits joins; when none fits, a new phase starts. */
+   * that fit, one split like the op before it joins (so that groups grow,
+   * see sk__step), else the earliest built; when none fits, a new phase
+   * starts with the earliest ready op. */
   int n_cand = 0;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    if (need[i] && !is_view(nd->op) && sk__op_arity(nd->op) > 0) cand[n_cand++] = i;
+    if (need[i] && !is_view(nd->op) && sk__op_arity(nd->op) > 0 && !fixed[i]) cand[n_cand++] = i;
   }
   for (int i = 0; i < n; i++) phase_of[i] = -1;
-  for (int c = 0; c < n_cand; c++) {
-    const sk__node *nd = &g->nodes[cand[c]];
-    units[cand[c]] = sk__cpu_units(nd, &g->nodes[nd->in[0]],
-                                   sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
+  for (int i = 0; i < n; i++) {
+    const sk__node *nd = &g->nodes[i];
+    if (need[i] && sk__op_arity(nd->op) > 0 && !is_view(nd->op))
+      units[i] = sk__cpu_units(nd, &g->nodes[nd->in[0]],
+                               sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
   }
   int phase = 0, left = n_cand;
+  int64_t last_units = -1;
   g->n_exec = 0;
   while (left > 0) {
-    int pick = -1, pick_ready = -1;
-    for (int c = 0; c < n_cand && pick < 0; c++) {
+    int pick = -1, pick_ready = -1, pick_same = -1;
+    for (int c = 0; c < n_cand && pick_same < 0; c++) {
       const int i = cand[c];
       if (i < 0) continue;
       const sk__node *nd = &g->nodes[i];
       int ready = 1, fits = 1;
       for (int k = 0; k < sk__op_arity(nd->op); k++) {
         const int x = nd->in[k], r = root[x];
-        const int leaf = sk__op_arity(g->nodes[r].op) == 0;
+        const int leaf = sk__op_arity(g->nodes[r].op) == 0 || fixed[r];
         if (!leaf && phase_of[r] < 0) ready = 0;
         else if (!leaf && phase_of[r] == phase) {
           const sk__node *xn = &g->nodes[x], *rn = &g->nodes[r];
@@ -109,8 +126,10 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       }
       if (!ready) continue;
       if (pick_ready < 0) pick_ready = c;
-      if (fits) pick = c;
+      if (fits && pick < 0) pick = c;
+      if (fits && units[i] == last_units) pick_same = c;
     }
+    if (pick_same >= 0) pick = pick_same;
     if (pick < 0) { /* nothing fits: a barrier, then the earliest ready op */
       pick = pick_ready;
       phase++;
@@ -118,6 +137,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     const int i = cand[pick];
     cand[pick] = -1;
     phase_of[i] = phase;
+    last_units = units[i];
     g->exec[g->n_exec++] = i;
     left--;
   }
@@ -127,10 +147,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
    * reader, and reusable only from the next phase on, past the barrier that
    * ends every read of it. */
   int n_slots = 0;
-  for (int i = 0; i < n; i++) { /* leaves that need storage of their own */
+  for (int i = 0; i < n; i++) { /* leaves and folded constants */
     const sk__node *nd = &g->nodes[i];
-    if (!need[i] || sk__op_arity(nd->op) > 0 || nd->op == SK_OP_PARAM) continue;
-    slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0};
+    if (!need[i] || is_view(nd->op) || nd->op == SK_OP_PARAM) continue;
+    if (sk__op_arity(nd->op) > 0 && !fixed[i]) continue;
+    slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0, 0, 0};
     slot_of[i] = n_slots++;
   }
   for (int s = 0; s < g->n_exec; s++) {
@@ -140,11 +161,12 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     if (!pinned[i])
       for (int q = 0; q < n_slots; q++)
         if (slots[q].free && slots[q].free_phase < phase_of[i] &&
+            slots[q].units == units[i] && slots[q].per == nd->numel / SK_MAX(1, units[i]) &&
             slots[q].size >= (size_t)nd->numel && (best < 0 || slots[q].size < slots[best].size))
           best = q;
     if (best < 0) {
       best = n_slots++;
-      slots[best] = (slot){(size_t)nd->numel, 0, 0, 0};
+      slots[best] = (slot){(size_t)nd->numel, 0, 0, 0, units[i], nd->numel / SK_MAX(1, units[i])};
     }
     slots[best].free = 0;
     slot_of[i] = best;
@@ -170,7 +192,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     while (p < n_packs && pack_src[p] != nd->in[1]) p++;
     if (p == n_packs) {
       pack_src[n_packs++] = nd->in[1];
-      slots[n_slots] = (slot){(size_t)b->numel, 0, 0, 0};
+      slots[n_slots] = (slot){(size_t)b->numel, 0, 0, 0, 0, 0};
       pack_slot[p] = n_slots++;
     }
     pack_of[s] = p;
@@ -205,6 +227,18 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       for (int64_t j = 0; j < nd->numel; j++) nd->data[j] = nd->fp[0];
     if (nd->op == SK_OP_INPUT) memset(nd->data, 0, (size_t)nd->numel * sizeof(float));
   }
+  for (int i = 0; i < n; i++) { /* the folded constants, in build order */
+    const sk__node *nd = &g->nodes[i];
+    if (!need[i] || !fixed[i] || sk__op_arity(nd->op) == 0) continue;
+    sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = units[i]};
+    e.a = &g->nodes[nd->in[0]];
+    e.in[0] = e.a->data;
+    if (sk__op_arity(nd->op) > 1) {
+      e.b = &g->nodes[nd->in[1]];
+      e.in[1] = e.b->data;
+    }
+    if ((st = sk__cpu_exec(&e, 0, units[i])) != SK_OK) goto done;
+  }
   double work = 0.0;
   for (int s = 0; s < g->n_exec; s++) {
     const sk__node *nd = &g->nodes[g->exec[s]];
@@ -215,6 +249,20 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     work += (double)nd->numel;
     if (nd->op == SK_OP_MATMUL)
       work += (double)nd->numel * (double)g->nodes[nd->in[0]].shape[nd->ip[0] ? 0 : 1] / 16.0;
+  }
+  /* Groups and their tiles (see sk__step). */
+  for (int s = 0; s < g->n_exec;) {
+    int e = s + 1;
+    int64_t width = g->nodes[g->exec[s]].numel / SK_MAX(1, units[g->exec[s]]);
+    while (e < g->n_exec && !g->steps[e].barrier && units[g->exec[e]] == units[g->exec[s]]) {
+      width = SK_MAX(width, g->nodes[g->exec[e]].numel / SK_MAX(1, units[g->exec[e]]));
+      e++;
+    }
+    g->steps[s].group_end = e;
+    g->steps[s].tile =
+        SK_MAX(SK_SPLIT_ROWS, SK_TILE_FLOATS / SK_MAX(1, width)) / SK_SPLIT_ROWS * SK_SPLIT_ROWS;
+    for (int q = s + 1; q < e; q++) g->steps[q].group_end = 0;
+    s = e;
   }
   g->n_packs = n_packs;
   for (int p = 0; p < n_packs; p++)
@@ -227,6 +275,7 @@ done:
   sk__free(root);
   sk__free(uses);
   sk__free(pinned);
+  sk__free(fixed);
   sk__free(slot_of);
   sk__free(slots);
   sk__free(cand);

@@ -5,13 +5,16 @@
 
 #include "graph/internal.h"
 
-/* Units [u0, u1) of `units` for thread t of nt: contiguous blocks, a
- * function of (units, t, nt) only, so two ops with as many units split them
- * the same way. One unit goes to thread 0, the caller's own thread, so a
- * kernel's error message lands where sk_last_error reads it. */
+/* Units [u0, u1) of `units` for thread t of nt: contiguous runs of whole
+ * 16-unit blocks (the matrix product computes rows in absolute blocks of 16,
+ * kernels/cpu/matmul.c), a function of (units, t, nt) only, so two ops with
+ * as many units split them the same way. A 1-unit op goes to thread 0, the
+ * caller's own thread, so a kernel's error message lands where sk_last_error
+ * reads it. */
 static void split(int64_t units, int t, int nt, int64_t *u0, int64_t *u1) {
-  *u0 = (units * t + nt - 1) / nt;
-  *u1 = (units * (t + 1) + nt - 1) / nt;
+  const int64_t blocks = (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+  *u0 = SK_MIN(units, SK_SPLIT_ROWS * ((blocks * t + nt - 1) / nt));
+  *u1 = SK_MIN(units, SK_SPLIT_ROWS * ((blocks * (t + 1) + nt - 1) / nt));
 }
 
 sk_status sk_graph_run(sk_graph *g) {
@@ -31,25 +34,32 @@ sk_status sk_graph_run(sk_graph *g) {
     if (g->n_packs) {
 #pragma omp barrier
     }
-    for (int s = 0; s < g->n_exec; s++) {
-      const sk__step *step = &g->steps[s];
-      if (step->barrier) {
+    for (int s = 0; s < g->n_exec;) {
+      const sk__step *first = &g->steps[s];
+      const int end = first->group_end;
+      if (first->barrier) {
 #pragma omp barrier
       }
       int64_t u0, u1;
-      split(step->units, t, nt, &u0, &u1);
-      if (u0 >= u1 || atomic_load_explicit(&failed, memory_order_relaxed) != SK_OK) continue;
-      const sk__node *nd = &g->nodes[g->exec[s]];
-      sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = step->units,
-                    .packed = step->packed};
-      e.a = &g->nodes[nd->in[0]];
-      e.in[0] = e.a->data;
-      if (sk__op_arity(nd->op) > 1) {
-        e.b = &g->nodes[nd->in[1]];
-        e.in[1] = e.b->data;
+      split(first->units, t, nt, &u0, &u1);
+      for (int64_t r0 = u0; r0 < u1; r0 += first->tile) {
+        const int64_t r1 = SK_MIN(u1, r0 + first->tile);
+        for (int q = s; q < end; q++) {
+          if (atomic_load_explicit(&failed, memory_order_relaxed) != SK_OK) break;
+          const sk__node *nd = &g->nodes[g->exec[q]];
+          sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = first->units,
+                        .packed = g->steps[q].packed};
+          e.a = &g->nodes[nd->in[0]];
+          e.in[0] = e.a->data;
+          if (sk__op_arity(nd->op) > 1) {
+            e.b = &g->nodes[nd->in[1]];
+            e.in[1] = e.b->data;
+          }
+          sk_status st = sk__cpu_exec(&e, r0, r1);
+          if (st != SK_OK) atomic_store(&failed, st);
+        }
       }
-      sk_status st = sk__cpu_exec(&e, u0, u1);
-      if (st != SK_OK) atomic_store(&failed, st);
+      s = end;
     }
   }
   return (sk_status)atomic_load(&failed);

@@ -1,5 +1,8 @@
 /* Counts over a compiled plan, for benchmarks and profiles: what a run of the
  * graph costs, independent of how the kernels do it. */
+#include <stdio.h>
+#include <time.h>
+
 #include "graph/internal.h"
 
 double sk_graph_matmul_flops(const sk_graph *g) {
@@ -14,4 +17,56 @@ double sk_graph_matmul_flops(const sk_graph *g) {
     flops += 2.0 * (double)n->shape[0] * (double)n->shape[1] * k;
   }
   return flops;
+}
+
+int sk_graph_plan_counts(const sk_graph *g, int *steps, int *barriers) {
+  if (!g || !g->compiled) return 0;
+  int b = g->n_packs > 0;
+  for (int i = 0; i < g->n_exec; i++) b += g->steps[i].barrier;
+  if (steps) *steps = g->n_exec;
+  if (barriers) *barriers = b;
+  return 1;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
+  if (!g || !g->compiled) return sk__fail(SK_ERR_STATE, "profile: graph not compiled");
+  if (reps < 1) return sk__fail(SK_ERR_INVALID, "profile: reps must be >= 1");
+  sk_status st = sk_graph_run(g); /* packs b^T and warms the kernels */
+  if (st != SK_OK) return st;
+  double total = 0.0;
+  for (int s = 0; s < g->n_exec; s++) {
+    const sk__node *nd = &g->nodes[g->exec[s]];
+    sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = g->steps[s].units,
+                  .packed = g->steps[s].packed};
+    e.a = &g->nodes[nd->in[0]];
+    e.in[0] = e.a->data;
+    if (sk__op_arity(nd->op) > 1) {
+      e.b = &g->nodes[nd->in[1]];
+      e.in[1] = e.b->data;
+    }
+    double t0 = now_s();
+    for (int r = 0; r < reps; r++)
+      if ((st = sk__cpu_exec(&e, 0, e.units)) != SK_OK) return st;
+    const double us = 1e6 * (now_s() - t0) / reps;
+    total += us;
+    fprintf(out, "%4d %-10s %c%c (", s, sk__op_name(nd->op), g->steps[s].barrier ? '|' : ' ',
+            g->steps[s].packed ? 'p' : ' ');
+    for (int d = 0; d < nd->ndim; d++) fprintf(out, d ? ",%lld" : "%lld", (long long)nd->shape[d]);
+    fprintf(out, ")");
+    if (nd->op == SK_OP_MATMUL) fprintf(out, " t%d%d k=%lld", nd->ip[0], nd->ip[1],
+                                        (long long)(nd->ip[0] ? e.a->shape[0] : e.a->shape[1]));
+    fprintf(out, " %.2f us", us);
+    if (g->steps[s].group_end)
+      fprintf(out, "  [group of %d: %lld units, tiles of %lld]", g->steps[s].group_end - s,
+              (long long)g->steps[s].units, (long long)g->steps[s].tile);
+    fprintf(out, "\n");
+  }
+  fprintf(out, "total %.1f us on one thread\n", total);
+  return SK_OK;
 }

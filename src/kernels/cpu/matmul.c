@@ -1,7 +1,8 @@
 /* Matrix products. libxsmm's JIT kernels (AVX-512 or AVX2, generated for the
  * exact shape at first use) serve every product whose left operand is not
  * transposed twice; where the JIT is not available (another architecture) a
- * portable loop or OpenBLAS does. Measured on this project's 2-core AMD EPYC
+ * portable loop does. OpenBLAS is linked for libxsmm's own fallbacks and kept
+ * to one thread. Measured on this project's 2-core AMD EPYC
  * (docs/PERFORMANCE.md): libxsmm 180–210 GFLOP/s on the 128-wide products of
  * the toy models, OpenBLAS's (environment-forced) Haswell kernel about 100.
  *
@@ -22,8 +23,6 @@
 
 #include "kernels/cpu/kernels.h"
 
-/* m·n·k above which the portable path calls OpenBLAS. */
-#define SK_MM_BLAS_MIN 32768
 /* Output columns at or below which a·b^T is done as dot products. */
 #define SK_MM_THIN 8
 /* Columns of c per libxsmm call: keeps the first operand's panel (k × 128
@@ -84,17 +83,14 @@ static void mm_dot_rows(float *c, const float *a, const float *b, int64_t n, int
     for (int64_t j = 0; j < n; j++) c[i * n + j] = dot(a + i * k, b + j * k, k);
 }
 
-/* The portable path: row-times-matrix as axpys when b's rows are contiguous
- * (tb = 0), dot products otherwise; OpenBLAS for large products. */
-static void mm_rows_portable(float *c, const float *a, const float *b, int64_t m, int64_t n,
-                             int64_t k, int ta, int tb, int64_t r0, int64_t r1) {
-  if ((r1 - r0) * n * k >= SK_MM_BLAS_MIN) {
-    const float *ai = ta ? a + r0 : a + r0 * k;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)(r1 - r0), (blasint)n, (blasint)k, 1.0f, ai, (blasint)(ta ? m : k), b,
-                (blasint)(tb ? k : n), 0.0f, c + r0 * n, (blasint)n);
-    return;
-  }
+/* The portable path (no JIT, or both operands transposed): row-times-matrix
+ * as axpys when b's rows are contiguous (tb = 0), dot products otherwise.
+ * Not OpenBLAS: its result for a row depends on how many rows a call has
+ * (its edge kernels differ), which would make the bits depend on the thread
+ * split. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_rows_portable(
+    float *restrict c, const float *a, const float *b, int64_t m, int64_t n, int64_t k, int ta,
+    int tb, int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; i++) {
     float *restrict ci = c + i * n;
     if (!tb) {
@@ -104,6 +100,8 @@ static void mm_rows_portable(float *c, const float *a, const float *b, int64_t m
         const float *restrict bk = b + kk * n;
         for (int64_t j = 0; j < n; j++) ci[j] += aik * bk[j];
       }
+    } else if (!ta) {
+      for (int64_t j = 0; j < n; j++) ci[j] = dot(a + i * k, b + j * k, k);
     } else {
       for (int64_t j = 0; j < n; j++) {
         const float *restrict bj = b + j * k;
@@ -115,25 +113,113 @@ static void mm_rows_portable(float *c, const float *a, const float *b, int64_t m
   }
 }
 
-/* c rows [r0, r1) = op(a)·bk with bk (k, n) row-major, through libxsmm, in
- * blocks of SK_MM_NB columns and SK_MM_KB of k. False if no kernel could be
- * generated (the caller falls back). */
+/* libxsmm's kernels do not give a row of c the same bits whatever the rows
+ * of the call: the generator blocks rows (its N) by the count it is given.
+ * Measured on libxsmm 1.17 (tests/test_graph_run.c checks it on the machine
+ * at hand): a call whose rows start at a multiple of SK_MM_RB and number a
+ * multiple of SK_MM_RB gives each row the bits of a 16-row call, for every
+ * column-block width M ≤ 128 except 65–80 (split into 64 + the rest). So
+ * the body of a range is one call, the last rows of c (m mod 16) another,
+ * and a block that a range cuts (a caller's own split; the executor splits
+ * at multiples of 16) is computed whole into scratch and its rows copied. */
+#define SK_MM_RB 16
+
+static libxsmm_smmfunction xsmm(libxsmm_blasint mm, libxsmm_blasint nn, libxsmm_blasint kk,
+                                libxsmm_blasint lda, libxsmm_blasint ldb, libxsmm_blasint ldc,
+                                int beta1, int flags) {
+  const float one = 1.0f, zero = 0.0f;
+  return libxsmm_smmdispatch(mm, nn, kk, &lda, &ldb, &ldc, &one, beta1 ? &one : &zero, &flags,
+                             NULL);
+}
+
+/* A column block's width: SK_MM_NB, or what is left, never 65–80. */
+static int64_t col_block(int64_t left) {
+  const int64_t nb = SK_MIN(SK_MM_NB, left);
+  return nb > 64 && nb <= 80 ? 64 : nb;
+}
+
+/* c rows [r0, r1) = op(a)·bk with bk (k, n) row-major, through libxsmm: column
+ * blocks (col_block), k blocks of SK_MM_KB (partial sums added in that fixed
+ * order), rows as above. False if no kernel could be generated. */
 static int mm_rows_xsmm(float *c, const float *a, const float *bk, int64_t m, int64_t n,
                         int64_t k, int ta, int64_t r0, int64_t r1) {
-  const float one = 1.0f, zero = 0.0f;
+  float scratch[2][SK_MM_RB * SK_MM_NB];
   const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const libxsmm_blasint lda = (libxsmm_blasint)n, ldb = (libxsmm_blasint)(ta ? m : k),
-                        ldc = (libxsmm_blasint)n, rows = (libxsmm_blasint)(r1 - r0);
-  for (int64_t j0 = 0; j0 < n; j0 += SK_MM_NB) {
-    const libxsmm_blasint nb = (libxsmm_blasint)SK_MIN(SK_MM_NB, n - j0);
+  const libxsmm_blasint ldb = (libxsmm_blasint)(ta ? m : k);
+  /* Up to 4 pieces: a cut head block, the aligned body, c's last block, a
+   * cut tail block. Each: first row, rows, and whether it goes to scratch. */
+  int64_t p_i0[4], p_rows[4];
+  int p_scr[4], np = 0;
+  const int64_t mb = m / SK_MM_RB * SK_MM_RB; /* rows in whole blocks */
+  int64_t i = r0;
+  if (i % SK_MM_RB && i < mb) { /* head cut: its block, whole, into scratch */
+    const int64_t i0 = i / SK_MM_RB * SK_MM_RB;
+    p_i0[np] = i0, p_rows[np] = SK_MM_RB, p_scr[np++] = 1;
+    i = i0 + SK_MM_RB;
+  }
+  if (i < r1 && i < mb) {
+    const int64_t end = SK_MIN(mb, r1 / SK_MM_RB * SK_MM_RB);
+    if (end > i) {
+      p_i0[np] = i, p_rows[np] = end - i, p_scr[np++] = 0;
+      i = end;
+    }
+    if (i < r1 && i < mb) { /* tail cut */
+      p_i0[np] = i, p_rows[np] = SK_MM_RB, p_scr[np++] = 1;
+      i += SK_MM_RB;
+    }
+  }
+  if (i < r1) /* c's last, short block: whole when the range reaches it */
+    p_i0[np] = mb, p_rows[np] = m - mb, p_scr[np++] = r0 > mb;
+  for (int64_t j0 = 0, nb; j0 < n; j0 += nb) {
+    nb = col_block(n - j0);
     for (int64_t k0 = 0; k0 < k; k0 += SK_MM_KB) {
       const libxsmm_blasint kb = (libxsmm_blasint)SK_MIN(SK_MM_KB, k - k0);
-      libxsmm_smmfunction f =
-          libxsmm_smmdispatch(nb, rows, kb, &lda, &ldb, &ldc, &one, k0 ? &one : &zero, &flags, NULL);
-      if (!f) return 0;
-      const float *ak = ta ? a + k0 * m + r0 : a + r0 * k + k0;
-      f(bk + k0 * n + j0, ak, c + r0 * n + j0);
+      for (int p = 0, used = 0; p < np; p++) {
+        const int64_t i0 = p_i0[p];
+        float *dst = p_scr[p] ? scratch[used++] : c + i0 * n + j0;
+        libxsmm_smmfunction f = xsmm((libxsmm_blasint)nb, (libxsmm_blasint)p_rows[p], kb,
+                                     (libxsmm_blasint)n, ldb,
+                                     p_scr[p] ? (libxsmm_blasint)nb : (libxsmm_blasint)n, k0 > 0,
+                                     flags);
+        if (!f) return 0;
+        f(bk + k0 * n + j0, ta ? a + k0 * m + i0 : a + i0 * k + k0, dst);
+      }
     }
+    for (int p = 0, used = 0; p < np; p++) { /* the cut blocks' rows */
+      if (!p_scr[p]) continue;
+      const float *src = scratch[used++];
+      for (int64_t r = SK_MAX(p_i0[p], r0); r < SK_MIN(p_i0[p] + p_rows[p], r1); r++)
+        memcpy(c + r * n + j0, src + (r - p_i0[p]) * nb, (size_t)nb * sizeof(float));
+    }
+  }
+  return 1;
+}
+
+/* c rows [r0, r1) = a^T·b for a thin b (n ≤ SK_MM_THIN columns, a weight
+ * gradient's input layer): libxsmm vectorises along c's columns, which are
+ * too few here, so d = c^T (n, rows) = b^T·a[:, rows] is made instead, wide
+ * along the rows, a block of SK_MM_RB at a time, and transposed into c.
+ * False if no kernel was generated. */
+static int mm_tn_thin(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                      int64_t r0, int64_t r1) {
+  float d[SK_MM_THIN * SK_MM_RB];
+  libxsmm_smmfunction f[2] = {NULL, NULL}; /* the kernel for k0 = 0, and after */
+  libxsmm_blasint fk[2] = {0, 0}, fw[2] = {0, 0};
+  for (int64_t i0 = r0 / SK_MM_RB * SK_MM_RB; i0 < r1; i0 += SK_MM_RB) {
+    const libxsmm_blasint w = (libxsmm_blasint)SK_MIN(SK_MM_RB, m - i0);
+    for (int64_t k0 = 0; k0 < k; k0 += SK_MM_KB) {
+      const libxsmm_blasint kb = (libxsmm_blasint)SK_MIN(SK_MM_KB, k - k0);
+      if (!f[k0 > 0] || kb != fk[k0 > 0] || w != fw[k0 > 0]) {
+        f[k0 > 0] = xsmm(w, (libxsmm_blasint)n, kb, (libxsmm_blasint)m, (libxsmm_blasint)n, w,
+                         k0 > 0, LIBXSMM_GEMM_FLAG_TRANS_B);
+        fk[k0 > 0] = kb;
+        fw[k0 > 0] = w;
+        if (!f[k0 > 0]) return 0;
+      }
+      f[k0 > 0](a + k0 * m + i0, b + k0 * n, d);
+    }
+    for (int64_t i = SK_MAX(i0, r0); i < SK_MIN(i0 + w, r1); i++)
+      for (int64_t j = 0; j < n; j++) c[i * n + j] = d[j * w + (i - i0)];
   }
   return 1;
 }
@@ -150,6 +236,7 @@ void sk__matmul_rows(float *c, const float *a, const float *b, const float *bt, 
     mm_dot_rows(c, a, b, n, k, r0, r1);
     return;
   }
+  if (jit && ta && !tb && n <= SK_MM_THIN && mm_tn_thin(c, a, b, m, n, k, r0, r1)) return;
   if (jit && !(ta && tb) && mm_rows_xsmm(c, a, tb ? bt : b, m, n, k, ta, r0, r1)) return;
   mm_rows_portable(c, a, b, m, n, k, ta, tb, r0, r1);
 }

@@ -12,8 +12,9 @@ static void strides4(sk__shape4 s, int64_t st[4]) {
 
 /* Each output element adds its inputs in increasing input order, whatever
  * range of outputs a call covers: the same bits for any thread count. */
-void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1) {
-  if (e0 >= e1) return;
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void sum_to_run(
+    float *restrict out, const float *restrict a, sk__shape4 so, sk__shape4 sa, int64_t e0,
+    int64_t e1) {
   int64_t os[4], as[4];
   strides4(so, os);
   strides4(sa, as);
@@ -73,6 +74,10 @@ void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_
             s += a[base + i0 * rs[0] + i1 * rs[1] + i2 * rs[2] + i3 * rs[3]];
     out[j] = s;
   }
+}
+
+void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1) {
+  if (e0 < e1) sum_to_run(out, a, so, sa, e0, e1);
 }
 
 void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1) {
