@@ -213,9 +213,57 @@ TEST(softplus_and_sigmoid_within_a_few_ulp) {
   free(z);
 }
 
+/* Adam from gradients in parts equals Adam from one flat buffer (the same
+ * rule, element by element; without clipping the bits agree), on any thread
+ * count; a bad gradient changes nothing and names its part. */
+TEST(adam_parts_match_flat) {
+  enum { R0 = 300, C0 = 129, R1 = 300, N = R0 * C0 + R1 }; /* above the parallel size */
+  float *g = malloc(N * sizeof *g), *p1 = malloc(N * sizeof *p1), *p2 = malloc(N * sizeof *p2);
+  sk_rng r = sk_rng_make(5, 0);
+  sk_rng_normal(&r, p1, N);
+  memcpy(p2, p1, N * sizeof *p1);
+  for (int clip = 0; clip < 2; clip++) {
+    sk_adam_config ac = sk_adam_config_default();
+    ac.clip_norm = clip ? 1.0f : 0.0f;
+    sk_adam *a1 = sk_adam_new(&ac, N, p1), *a2 = sk_adam_new(&ac, N, p2);
+    for (int step = 0; step < 3; step++) {
+      sk_rng_normal(&r, g, N);
+      omp_set_num_threads(1 + step % 2);
+      const sk_adam_part parts[2] = {{g, 0, R0, C0}, {g + R0 * C0, R0 * C0, R1, 1}};
+      float n1 = 0, n2 = 0;
+      CHECK_OK(sk_adam_step(a1, p1, g, &n1));
+      CHECK_OK(sk_adam_step_parts(a2, p2, 2, parts, &n2));
+      CHECK_NEAR(n1, n2, 1e-5 * n1);
+      for (int i = 0; i < N; i++) {
+        if (clip) CHECK_NEAR(p1[i], p2[i], 1e-6);
+        else if (p1[i] != p2[i]) {
+          CHECK(p1[i] == p2[i]);
+          break;
+        }
+      }
+    }
+    /* A NaN: an error naming part 1, element 7, and nothing moves. */
+    memcpy(p1, p2, N * sizeof *p1);
+    g[R0 * C0 + 7] = NAN;
+    const sk_adam_part parts[2] = {{g, 0, R0, C0}, {g + R0 * C0, R0 * C0, R1, 1}};
+    CHECK(sk_adam_step_parts(a2, p2, 2, parts, NULL) == SK_ERR_NUMERIC);
+    CHECK(strstr(sk_last_error(), "part 1 element 7") != NULL);
+    CHECK(memcmp(p1, p2, N * sizeof *p1) == 0);
+    g[R0 * C0 + 7] = 3e18f; /* finite, but its square overflows float */
+    CHECK(sk_adam_step_parts(a2, p2, 2, parts, NULL) == SK_ERR_NUMERIC);
+    CHECK_EQ_INT(sk_adam_steps(a2), 3);
+    sk_adam_free(a1);
+    sk_adam_free(a2);
+  }
+  omp_set_num_threads(2);
+  free(g);
+  free(p1);
+  free(p2);
+}
+
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
           TEST_ENTRY(same_bits_on_1_and_2_threads_ssm_vr),
           TEST_ENTRY(same_bits_on_1_and_2_threads_esm),
           TEST_ENTRY(matmul_jit_matches_naive_and_splits_exactly),
           TEST_ENTRY(matmul_portable_matches_naive_and_splits_exactly),
-          TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp))
+          TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat))

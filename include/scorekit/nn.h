@@ -91,6 +91,22 @@ SK_API void sk_adam_free(sk_adam *a);
  * before clipping in *grad_norm (may be NULL). SK_ERR_NUMERIC if a gradient
  * is not finite (nothing is changed then). */
 SK_API sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *grad_norm);
+/* The gradient of one tensor, where a graph left it: rows × cols floats
+ * for params[offset ...]. */
+typedef struct sk_adam_part {
+  const float *grad;
+  size_t offset, rows, cols;
+} sk_adam_part;
+/* The same update with the gradients in parts (one per tensor), read where
+ * the graph wrote them: no gather into one buffer, and each part is split
+ * over the threads by rows exactly as the graph split the op that wrote it,
+ * so every core updates what it computed. SK_ERR_NUMERIC if a gradient is
+ * not finite or beyond 1e18 in magnitude (its square would overflow float),
+ * naming the part and element; nothing is changed then. The norm is summed in
+ * 16-row blocks, so its bits differ from sk_adam_step's (not between thread
+ * counts). */
+SK_API sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts,
+                                    const sk_adam_part *parts, float *grad_norm);
 SK_API int64_t sk_adam_steps(const sk_adam *a);
 /* First and second moments and the EMA weights (n floats each), for
  * checkpoints; writable so that a resumed run can restore them. */

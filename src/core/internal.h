@@ -38,4 +38,18 @@ static inline bool sk__add_size(size_t a, size_t b, size_t *out) {
 #define SK_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SK_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Threads split an op's rows at multiples of this (the matrix product
+ * computes rows in absolute blocks of 16, kernels/cpu/matmul.c). */
+#define SK_SPLIT_ROWS 16
+
+/* Rows [u0, u1) of `units` for thread t of nt: contiguous runs of whole
+ * SK_SPLIT_ROWS blocks, a function of (units, t, nt) only, so that every op
+ * (and the optimiser, nn/adam.c) with as many rows splits them the same way
+ * and each row stays with one thread. A single row goes to thread 0. */
+static inline void sk__split(int64_t units, int t, int nt, int64_t *u0, int64_t *u1) {
+  const int64_t blocks = (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+  *u0 = SK_MIN(units, SK_SPLIT_ROWS * ((blocks * t + nt - 1) / nt));
+  *u1 = SK_MIN(units, SK_SPLIT_ROWS * ((blocks * (t + 1) + nt - 1) / nt));
+}
+
 #endif

@@ -29,9 +29,6 @@ typedef struct sk__node {
  * when it runs whole on one thread); a barrier first when it reads a value
  * another thread may still be writing, or writes memory another thread may
  * still be reading. */
-/* Threads and tiles split an op's rows at multiples of this. */
-#define SK_SPLIT_ROWS 16
-
 typedef struct sk__step {
   int64_t units;
   int barrier;

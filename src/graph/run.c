@@ -5,18 +5,6 @@
 
 #include "graph/internal.h"
 
-/* Units [u0, u1) of `units` for thread t of nt: contiguous runs of whole
- * 16-unit blocks (the matrix product computes rows in absolute blocks of 16,
- * kernels/cpu/matmul.c), a function of (units, t, nt) only, so two ops with
- * as many units split them the same way. A 1-unit op goes to thread 0, the
- * caller's own thread, so a kernel's error message lands where sk_last_error
- * reads it. */
-static void split(int64_t units, int t, int nt, int64_t *u0, int64_t *u1) {
-  const int64_t blocks = (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
-  *u0 = SK_MIN(units, SK_SPLIT_ROWS * ((blocks * t + nt - 1) / nt));
-  *u1 = SK_MIN(units, SK_SPLIT_ROWS * ((blocks * (t + 1) + nt - 1) / nt));
-}
-
 sk_status sk_graph_run(sk_graph *g) {
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
   atomic_int failed = SK_OK;
@@ -28,7 +16,7 @@ sk_status sk_graph_run(sk_graph *g) {
     for (int p = 0; p < g->n_packs; p++) {
       const sk__node *b = &g->nodes[g->packs[p].src];
       int64_t u0, u1;
-      split(b->shape[1], t, nt, &u0, &u1);
+      sk__split(b->shape[1], t, nt, &u0, &u1);
       sk__cpu_pack(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1);
     }
     if (g->n_packs) {
@@ -41,7 +29,7 @@ sk_status sk_graph_run(sk_graph *g) {
 #pragma omp barrier
       }
       int64_t u0, u1;
-      split(first->units, t, nt, &u0, &u1);
+      sk__split(first->units, t, nt, &u0, &u1);
       for (int64_t r0 = u0; r0 < u1; r0 += first->tile) {
         const int64_t r1 = SK_MIN(u1, r0 + first->tile);
         for (int q = s; q < end; q++) {

@@ -1,6 +1,7 @@
 /* Adam with bias correction, optional global-norm clipping and an EMA of the
  * weights (the update rule of torch.optim.Adam, no weight decay). */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -11,6 +12,8 @@ struct sk_adam {
   size_t n;
   int64_t t;
   float *m, *v, *ema; /* (n) each */
+  double *partial;    /* sk_adam_step_parts: Σ g² per block */
+  size_t n_partial;
 };
 
 sk_adam_config sk_adam_config_default(void) {
@@ -43,6 +46,7 @@ void sk_adam_free(sk_adam *a) {
   sk__free(a->m);
   sk__free(a->v);
   sk__free(a->ema);
+  sk__free(a->partial);
   sk__free(a);
 }
 
@@ -115,3 +119,88 @@ float *sk_adam_m(sk_adam *a) { return a->m; }
 float *sk_adam_v(sk_adam *a) { return a->v; }
 float *sk_adam_ema(sk_adam *a) { return a->ema; }
 void sk_adam_set_steps(sk_adam *a, int64_t t) { a->t = t; }
+
+/* Whether some gradient of the parts is not finite or beyond 1e18 in
+ * magnitude (only looked for when Σ g² is not finite or above 1e36). */
+static int any_bad(int n_parts, const sk_adam_part *parts, int *part, size_t *elem) {
+  for (int p = 0; p < n_parts; p++)
+    for (size_t i = 0; i < parts[p].rows * parts[p].cols; i++)
+      if (!(fabsf(parts[p].grad[i]) <= 1e18f)) {
+        *part = p;
+        *elem = i;
+        return 1;
+      }
+  return 0;
+}
+
+sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts, const sk_adam_part *parts,
+                             float *grad_norm) {
+  size_t blocks = 0, total = 0;
+  for (int p = 0; p < n_parts; p++) {
+    const size_t rows = parts[p].rows, n = rows * parts[p].cols;
+    if (parts[p].offset > a->n || n > a->n - parts[p].offset || (n && !parts[p].grad))
+      return sk__fail(SK_ERR_INVALID, "adam: part %d (%zu at %zu) is outside the %zu parameters",
+                      p, n, parts[p].offset, a->n);
+    blocks += (rows + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+    total += n;
+  }
+  if (blocks > a->n_partial) { /* once, on the first step */
+    double *pp = sk__realloc(a->partial, blocks * sizeof *pp);
+    if (!pp) return sk__fail(SK_ERR_NOMEM, "adam: out of memory");
+    a->partial = pp;
+    a->n_partial = blocks;
+  }
+  double *psq = a->partial;
+  const float b1 = a->cfg.beta1, b2 = a->cfg.beta2;
+  const float c1 = 1.0f - powf(b1, (float)(a->t + 1)), c2 = 1.0f - powf(b2, (float)(a->t + 1));
+  adam_coef c = {1.0f, b1, b2, a->cfg.lr / c1, 1.0f / sqrtf(c2), a->cfg.eps, a->cfg.ema_rate};
+  double sq = 0.0;
+  int bad = 0, bad_part = 0;
+  size_t bad_elem = 0;
+  /* One region: block statistics, a barrier, the same total on every
+   * thread (summed in block order), then the update of the same rows. */
+#pragma omp parallel if (total >= 16384) firstprivate(c)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    size_t base = 0;
+    for (int p = 0; p < n_parts; p++) {
+      const size_t cols = parts[p].cols;
+      int64_t u0, u1;
+      sk__split((int64_t)parts[p].rows, t, nt, &u0, &u1);
+      for (int64_t r = u0; r < u1; r += SK_SPLIT_ROWS) {
+        const size_t q = base + (size_t)r / SK_SPLIT_ROWS;
+        psq[q] = sum_sq(parts[p].grad + (size_t)r * cols, (size_t)SK_MIN(SK_SPLIT_ROWS, u1 - r) * cols);
+      }
+      base += (parts[p].rows + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+    }
+#pragma omp barrier
+    double s = 0.0;
+    for (size_t q = 0; q < blocks; q++) s += psq[q];
+    /* Σ g² ≤ 1e36 bounds every |g| by 1e18; above, look (a rare path). */
+    int b = !isfinite(s);
+    if (!b && s > 1e36) b = any_bad(n_parts, parts, &(int){0}, &(size_t){0});
+    if (t == 0) sq = s, bad = b;
+    if (!b) {
+      const float norm = (float)sqrt(s);
+      if (a->cfg.clip_norm > 0 && norm > a->cfg.clip_norm) c.scale = a->cfg.clip_norm / (norm + 1e-6f);
+      for (int p = 0; p < n_parts; p++) {
+        const size_t cols = parts[p].cols, off = parts[p].offset;
+        int64_t u0, u1;
+        sk__split((int64_t)parts[p].rows, t, nt, &u0, &u1);
+        if (u0 >= u1) continue;
+        const size_t i0 = off + (size_t)u0 * cols, len = (size_t)(u1 - u0) * cols;
+        adam_update(params + i0, a->m + i0, a->v + i0, a->ema + i0,
+                    parts[p].grad + (size_t)u0 * cols, len, c);
+      }
+    }
+  }
+  if (bad) {
+    if (any_bad(n_parts, parts, &bad_part, &bad_elem))
+      return sk__fail(SK_ERR_NUMERIC, "adam: gradient part %d element %zu is %g", bad_part,
+                      bad_elem, parts[bad_part].grad[bad_elem]);
+    return sk__fail(SK_ERR_NUMERIC, "adam: gradient norm overflows");
+  }
+  if (grad_norm) *grad_norm = (float)sqrt(sq);
+  a->t++;
+  return SK_OK;
+}

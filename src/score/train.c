@@ -24,7 +24,7 @@ struct sk_trainer {
   int64_t step;
   float *batch;   /* (batch, d) */
   int32_t *labels; /* (batch) */
-  float *grads;   /* (n_params) */
+  sk_adam_part *parts; /* (n_grads): where the graph leaves each gradient */
 };
 
 void sk_trainer_free(sk_trainer *t) {
@@ -33,7 +33,7 @@ void sk_trainer_free(sk_trainer *t) {
   sk_adam_free(t->adam);
   sk__free(t->batch);
   sk__free(t->labels);
-  sk__free(t->grads);
+  sk__free(t->parts);
   sk__free(t);
 }
 
@@ -83,8 +83,8 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
   t->adam = sk_adam_new(&cfg->adam, np, sk_model_params(m));
   t->batch = sk__malloc((size_t)cfg->batch * (size_t)mc->dim * sizeof(float));
   t->labels = sk__malloc((size_t)cfg->batch * sizeof(int32_t));
-  t->grads = sk__malloc(np * sizeof(float));
-  if (!t->adam || !t->batch || !t->labels || !t->grads) {
+  t->parts = sk__malloc((size_t)SK_MAX(1, t->lg.n_grads) * sizeof *t->parts);
+  if (!t->adam || !t->batch || !t->labels || !t->parts) {
     st = t->adam ? sk__fail(SK_ERR_NOMEM, "train: out of memory") : SK_ERR_INVALID;
     sk_trainer_free(t);
     return st;
@@ -142,17 +142,23 @@ sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
   if (loss) *loss = l;
   if (!isfinite(l))
     return sk__fail(SK_ERR_NUMERIC, "step %lld: the loss is %g", (long long)t->step + 1, l);
+  /* The gradients where the graph left them: no gather, and each thread
+   * updates the rows it computed (sk_adam_step_parts). */
+  sk_adam_part *parts = t->parts;
   for (int i = 0; i < t->lg.n_grads; i++) {
-    const float *gi = sk_graph_data(g, t->lg.grads[i]);
-    int64_t n = sk_node_numel(g, t->lg.grads[i]);
-    /* Beyond 1e18 Adam's g² overflows float: as fatal as a NaN. */
-    for (int64_t j = 0; j < n; j++)
-      if (!(fabsf(gi[j]) <= 1e18f))
-        return sk__fail(SK_ERR_NUMERIC, "step %lld: the gradient of %s is %g at element %lld",
-                        (long long)t->step + 1, sk_model_tensor_name(t->m, i), gi[j], (long long)j);
-    memcpy(t->grads + sk_model_tensor_offset(t->m, i), gi, (size_t)n * sizeof(float));
+    const int64_t n = sk_node_numel(g, t->lg.grads[i]);
+    const int64_t rows = sk_model_tensor_shape(t->m, i)[0];
+    parts[i] = (sk_adam_part){sk_graph_data(g, t->lg.grads[i]), sk_model_tensor_offset(t->m, i),
+                              (size_t)rows, (size_t)(rows ? n / rows : 0)};
   }
-  st = sk_adam_step(t->adam, sk_model_params(t->m), t->grads, grad_norm);
+  st = sk_adam_step_parts(t->adam, sk_model_params(t->m), t->lg.n_grads, parts, grad_norm);
+  if (st == SK_ERR_NUMERIC) /* name the tensor and element */
+    for (int i = 0; i < t->lg.n_grads; i++)
+      for (size_t j = 0; j < parts[i].rows * parts[i].cols; j++)
+        if (!(fabsf(parts[i].grad[j]) <= 1e18f))
+          return sk__fail(SK_ERR_NUMERIC, "step %lld: the gradient of %s is %g at element %zu",
+                          (long long)t->step + 1, sk_model_tensor_name(t->m, i), parts[i].grad[j],
+                          j);
   if (st != SK_OK) return st;
   t->step++;
   return SK_OK;
