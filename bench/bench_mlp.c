@@ -164,16 +164,8 @@ static void gather_grads(bench *b) {
 }
 
 /* One timed step: the graph, and for training the gradient gather and Adam. */
-double dbg_tg, dbg_ta; long dbg_n;
-static void dbg_print(void) { if (dbg_n) fprintf(stderr, "graph %.1f us, adam %.1f us\n", 1e6*dbg_tg/dbg_n, 1e6*dbg_ta/dbg_n); }
-static double now(void);
 static void bench_step(bench *b) {
-  double t0 = now();
   check(sk_graph_run(b->g), "sk_graph_run");
-  double t1 = now();
-  dbg_tg += t1 - t0; dbg_n++;
-  if (dbg_n == 1) atexit(dbg_print);
-  if (getenv("SK_BENCH_GRAPH_ONLY")) return;
   if (b->w->train) {
     /* The gradients where the graph left them (sk_adam_step_parts), as the
      * trainer does. */
@@ -188,7 +180,6 @@ static void bench_step(bench *b) {
     check(sk_adam_step_parts(b->adam, sk_model_params(b->m), b->n_tensors, parts, NULL),
           "sk_adam_step_parts");
   }
-  dbg_ta += now() - t1;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -24,8 +24,8 @@ typedef struct slot {
  * (kernels/cpu/matmul.c), so b^T is not packed. */
 #define SK_PACK_MIN_COLS 8
 /* A tile's rows: about this many floats of the widest value in its group
- * (32 KiB), so that the values a group passes along stay in L1/L2. */
-#define SK_TILE_FLOATS 8192
+ * (128 KiB), so that the values a group passes along stay in L1/L2. */
+#define SK_TILE_FLOATS 32768
 
 static int is_view(sk__op op) { return op == SK_OP_RESHAPE || op == SK_OP_STOP_GRAD; }
 

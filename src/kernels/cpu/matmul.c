@@ -30,7 +30,7 @@
 #define SK_MM_NB 128
 /* k per libxsmm call for long reductions (the batch of a weight gradient):
  * partial sums are added in this fixed order. */
-#define SK_MM_KB 1024
+#define SK_MM_KB 256
 
 static int jit_ok;
 static atomic_int force_portable;
@@ -170,26 +170,35 @@ static int mm_rows_xsmm(float *c, const float *a, const float *bk, int64_t m, in
   }
   if (i < r1) /* c's last, short block: whole when the range reaches it */
     p_i0[np] = mb, p_rows[np] = m - mb, p_scr[np++] = r0 > mb;
-  for (int64_t j0 = 0, nb; j0 < n; j0 += nb) {
-    nb = col_block(n - j0);
-    for (int64_t k0 = 0; k0 < k; k0 += SK_MM_KB) {
-      const libxsmm_blasint kb = (libxsmm_blasint)SK_MIN(SK_MM_KB, k - k0);
-      for (int p = 0, used = 0; p < np; p++) {
-        const int64_t i0 = p_i0[p];
-        float *dst = p_scr[p] ? scratch[used++] : c + i0 * n + j0;
-        libxsmm_smmfunction f = xsmm((libxsmm_blasint)nb, (libxsmm_blasint)p_rows[p], kb,
-                                     (libxsmm_blasint)n, ldb,
-                                     p_scr[p] ? (libxsmm_blasint)nb : (libxsmm_blasint)n, k0 > 0,
-                                     flags);
-        if (!f) return 0;
-        f(bk + k0 * n + j0, ta ? a + k0 * m + i0 : a + i0 * k + k0, dst);
+  for (int p = 0, used = 0; p < np; p++) {
+    const int64_t i0 = p_i0[p];
+    const libxsmm_blasint rows = (libxsmm_blasint)p_rows[p];
+    const float *ap = ta ? a + i0 : a + i0 * k;
+    if (!p_scr[p]) { /* k blocks outermost: each panel of b is used for all rows */
+      for (int64_t k0 = 0; k0 < k; k0 += SK_MM_KB) {
+        const libxsmm_blasint kb = (libxsmm_blasint)SK_MIN(SK_MM_KB, k - k0);
+        for (int64_t j0 = 0, nb; j0 < n; j0 += nb) {
+          nb = col_block(n - j0);
+          libxsmm_smmfunction f = xsmm((libxsmm_blasint)nb, rows, kb, (libxsmm_blasint)n, ldb,
+                                       (libxsmm_blasint)n, k0 > 0, flags);
+          if (!f) return 0;
+          f(bk + k0 * n + j0, ta ? ap + k0 * m : ap + k0, c + i0 * n + j0);
+        }
       }
+      continue;
     }
-    for (int p = 0, used = 0; p < np; p++) { /* the cut blocks' rows */
-      if (!p_scr[p]) continue;
-      const float *src = scratch[used++];
-      for (int64_t r = SK_MAX(p_i0[p], r0); r < SK_MIN(p_i0[p] + p_rows[p], r1); r++)
-        memcpy(c + r * n + j0, src + (r - p_i0[p]) * nb, (size_t)nb * sizeof(float));
+    float *dst = scratch[used++ & 1]; /* a cut block, a column block at a time */
+    for (int64_t j0 = 0, nb; j0 < n; j0 += nb) {
+      nb = col_block(n - j0);
+      for (int64_t k0 = 0; k0 < k; k0 += SK_MM_KB) {
+        const libxsmm_blasint kb = (libxsmm_blasint)SK_MIN(SK_MM_KB, k - k0);
+        libxsmm_smmfunction f = xsmm((libxsmm_blasint)nb, rows, kb, (libxsmm_blasint)n, ldb,
+                                     (libxsmm_blasint)nb, k0 > 0, flags);
+        if (!f) return 0;
+        f(bk + k0 * n + j0, ta ? ap + k0 * m : ap + k0, dst);
+      }
+      for (int64_t r = SK_MAX(i0, r0); r < SK_MIN(i0 + rows, r1); r++)
+        memcpy(c + r * n + j0, dst + (r - i0) * nb, (size_t)nb * sizeof(float));
     }
   }
   return 1;
