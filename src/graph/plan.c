@@ -29,6 +29,57 @@ typedef struct slot {
 
 static int is_view(sk__op op) { return op == SK_OP_RESHAPE || op == SK_OP_STOP_GRAD; }
 
+/* Whether two nodes compute the same value: the same op on the same inputs
+ * with the same parameters and shape. */
+static int same_node(const sk__node *x, const sk__node *y) {
+  return x->op == y->op && x->in[0] == y->in[0] && x->in[1] == y->in[1] && x->ndim == y->ndim &&
+         memcmp(x->shape, y->shape, sizeof x->shape) == 0 && memcmp(x->ip, y->ip, sizeof x->ip) == 0 &&
+         memcmp(x->fp, y->fp, sizeof x->fp) == 0;
+}
+
+static uint64_t node_hash(const sk__node *x) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a over the fields same_node compares */
+  const uint64_t words[6] = {(uint64_t)x->op, (uint64_t)(uint32_t)x->in[0],
+                             (uint64_t)(uint32_t)x->in[1], (uint64_t)x->ndim,
+                             (uint64_t)x->shape[0], (uint64_t)(uint32_t)x->ip[0]};
+  for (int i = 0; i < 6; i++) h = (h ^ words[i]) * 1099511628211ull;
+  return h;
+}
+
+/* Common subexpressions: a needed node that repeats an earlier one (after its
+ * inputs were themselves merged) becomes an alias of it, and its readers
+ * read the earlier one. Gradient graphs repeat much (the same sigmoid of a
+ * layer's input in every backward pass through it). Leaves stay distinct. */
+static sk_status merge_common(sk_graph *g, const uint8_t *need, int *alias) {
+  const int n = g->n;
+  int cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  int *table = sk__malloc((size_t)cap * sizeof *table);
+  if (!table) return sk__fail(SK_ERR_NOMEM, "compile: out of memory");
+  for (int i = 0; i < cap; i++) table[i] = -1;
+  for (int i = 0; i < n; i++) {
+    alias[i] = -1;
+    sk__node *nd = &g->nodes[i];
+    const int arity = sk__op_arity(nd->op);
+    if (!need[i] || arity == 0) continue;
+    for (int k = 0; k < arity; k++)
+      if (alias[nd->in[k]] >= 0) nd->in[k] = alias[nd->in[k]];
+    uint64_t h = node_hash(nd);
+    for (int pos = (int)(h & (uint64_t)(cap - 1));; pos = (pos + 1) & (cap - 1)) {
+      if (table[pos] < 0) {
+        table[pos] = i;
+        break;
+      }
+      if (same_node(&g->nodes[table[pos]], nd)) {
+        alias[i] = table[pos];
+        break;
+      }
+    }
+  }
+  sk__free(table);
+  return SK_OK;
+}
+
 sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   if (g->status != SK_OK) return sk__fail(g->status, "graph build failed: %s", sk__graph_error(g));
   if (g->compiled) return sk__fail(SK_ERR_STATE, "graph already compiled");
@@ -43,6 +94,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *uses = sk__calloc((size_t)n, sizeof *uses);     /* per storage root: consumers left */
   uint8_t *pinned = sk__calloc((size_t)n, 1);          /* per storage root */
   uint8_t *fixed = sk__calloc((size_t)n, 1);           /* constants, folded or not */
+  int *alias = sk__malloc((size_t)n * sizeof *alias);  /* the earlier twin it merged into */
   int *slot_of = sk__malloc((size_t)n * sizeof *slot_of);
   slot *slots = sk__malloc((size_t)(2 * n) * sizeof *slots); /* values and packs */
   int *cand = sk__malloc((size_t)n * sizeof *cand);
@@ -56,7 +108,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   g->packs = sk__calloc((size_t)n, sizeof *g->packs);
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
-  if (!need || !root || !uses || !pinned || !fixed || !slot_of || !slots || !cand || !phase_of || !units ||
+  if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
       !pack_of || !pack_src || !pack_slot || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
@@ -68,11 +120,12 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     if (!need[i]) continue;
     for (int k = 0; k < sk__op_arity(g->nodes[i].op); k++) need[g->nodes[i].in[k]] = 1;
   }
+  if ((st = merge_common(g, need, alias)) != SK_OK) goto done;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    root[i] = is_view(nd->op) ? root[nd->in[0]] : i;
+    root[i] = alias[i] >= 0 ? root[alias[i]] : is_view(nd->op) ? root[nd->in[0]] : i;
     slot_of[i] = -1;
-    if (!need[i]) continue;
+    if (!need[i] || alias[i] >= 0) continue;
     if (sk__op_arity(nd->op) == 0) pinned[i] = 1;
     for (int k = 0; k < sk__op_arity(nd->op); k++) uses[root[nd->in[k]]]++;
     /* Constant folding: an op of constants only is computed once, here. */
@@ -93,12 +146,13 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int n_cand = 0;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    if (need[i] && !is_view(nd->op) && sk__op_arity(nd->op) > 0 && !fixed[i]) cand[n_cand++] = i;
+    if (need[i] && alias[i] < 0 && !is_view(nd->op) && sk__op_arity(nd->op) > 0 && !fixed[i])
+      cand[n_cand++] = i;
   }
   for (int i = 0; i < n; i++) phase_of[i] = -1;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    if (need[i] && sk__op_arity(nd->op) > 0 && !is_view(nd->op))
+    if (need[i] && alias[i] < 0 && sk__op_arity(nd->op) > 0 && !is_view(nd->op))
       units[i] = sk__cpu_units(nd, &g->nodes[nd->in[0]],
                                sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
   }
@@ -149,7 +203,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int n_slots = 0;
   for (int i = 0; i < n; i++) { /* leaves and folded constants */
     const sk__node *nd = &g->nodes[i];
-    if (!need[i] || is_view(nd->op) || nd->op == SK_OP_PARAM) continue;
+    if (!need[i] || alias[i] >= 0 || is_view(nd->op) || nd->op == SK_OP_PARAM) continue;
     if (sk__op_arity(nd->op) > 0 && !fixed[i]) continue;
     slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0, 0, 0};
     slot_of[i] = n_slots++;
@@ -218,8 +272,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     sk__node *nd = &g->nodes[i];
     if (!need[i] || nd->op == SK_OP_PARAM) continue;
     if (nd->op == SK_OP_INPUT && nd->data) continue; /* bound before compile */
-    if (is_view(nd->op)) {
-      nd->data = g->nodes[nd->in[0]].data; /* earlier, so already placed */
+    if (alias[i] >= 0 || is_view(nd->op)) { /* earlier, so already placed */
+      nd->data = g->nodes[alias[i] >= 0 ? alias[i] : nd->in[0]].data;
       continue;
     }
     nd->data = base + slots[slot_of[i]].offset;
@@ -229,7 +283,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   }
   for (int i = 0; i < n; i++) { /* the folded constants, in build order */
     const sk__node *nd = &g->nodes[i];
-    if (!need[i] || !fixed[i] || sk__op_arity(nd->op) == 0) continue;
+    if (!need[i] || alias[i] >= 0 || !fixed[i] || sk__op_arity(nd->op) == 0) continue;
     sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = units[i]};
     e.a = &g->nodes[nd->in[0]];
     e.in[0] = e.a->data;
@@ -276,6 +330,7 @@ done:
   sk__free(uses);
   sk__free(pinned);
   sk__free(fixed);
+  sk__free(alias);
   sk__free(slot_of);
   sk__free(slots);
   sk__free(cand);
