@@ -165,7 +165,8 @@ static inline float sigmoidf(float x) {
 
 /* Compiled for AVX-512, AVX2 and the baseline, chosen at load time by the
  * CPU (gcc's target_clones), whatever the build machine was. The clones give
- * the same bits: ISO C mode forbids contracting a*b+c into an FMA. */
+ * one machine the same bits on every thread; the AVX-512 clone fuses
+ * multiply-adds (CMakeLists.txt), so its bits differ from the others. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void unary_run(
     float *restrict out, const float *restrict a, int64_t n, sk__unop op, float alpha,
     float beta) {
