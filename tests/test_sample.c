@@ -167,29 +167,47 @@ TEST(score_error_known_values) {
   sk_gmm_free(b);
 }
 
-/* A model's annealed Langevin run gives the same bits on 1 and 2 threads. */
+/* A model's annealed Langevin run gives the same bits on 1, 2 and 3 threads
+ * (chunks run in parallel, each with its own graph and its own place in the
+ * noise sequence), with guidance too, and leaves the generator where a
+ * sequential run would: past L·T draws of each chunk, rounded to blocks of 4. */
 TEST(model_sampling_same_bits_any_threads) {
   sk_model_config mc = {SK_MODEL_NCMLP, 2, 128, 3, 0, SK_ACT_SOFTPLUS};
-  sk_model *m = sk_model_new(&mc);
+  sk_model_config cc = {SK_MODEL_CLASSIFIER, 2, 64, 2, 4, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc), *clf = sk_model_new(&cc);
   sk_model_init(m, 5);
+  sk_model_init(clf, 6);
   const float ladder[3] = {2.0f, 1.0f, 0.5f};
-  const int64_t n = 3000; /* two chunks: 2048 + 952 */
-  float *x[2];
-  for (int t = 0; t < 2; t++) {
-    omp_set_num_threads(t + 1);
-    sk_score_fn *f;
-    CHECK_OK(sk_score_fn_model(m, SK_SCORE_ROWS, &f));
-    x[t] = draw_start(n, 0, 2, 11);
-    sk_langevin_config lc = {3, ladder, 20, 0.05f, 1};
-    sk_rng r = sk_rng_make(12, 0);
-    CHECK_OK(sk_langevin(f, &lc, &r, x[t], n));
-    sk_score_fn_free(f);
+  const int64_t n = 1301; /* chunks of 512: 512 + 512 + 277 */
+  const int steps = 20;
+  for (int guided = 0; guided < 2; guided++) {
+    float *x[3];
+    uint64_t offset[3];
+    for (int t = 0; t < 3; t++) {
+      omp_set_num_threads(t + 1);
+      sk_score_fn *f, *g = NULL;
+      CHECK_OK(sk_score_fn_model(m, 512, &f));
+      if (guided) CHECK_OK(sk_score_fn_guided_model(f, clf, 1, 0.5f, &g));
+      x[t] = draw_start(n, 0, 2, 11);
+      sk_langevin_config lc = {3, ladder, steps, 0.05f, 1};
+      sk_rng r = sk_rng_make(12, 0);
+      r.offset = 5; /* not a multiple of 4: the first draw rounds it up */
+      CHECK_OK(sk_langevin(g ? g : f, &lc, &r, x[t], n));
+      offset[t] = r.offset;
+      sk_score_fn_free(g);
+      sk_score_fn_free(f);
+    }
+    for (int t = 1; t < 3; t++) {
+      CHECK(memcmp(x[0], x[t], (size_t)n * 2 * sizeof(float)) == 0);
+      CHECK(offset[t] == offset[0]);
+    }
+    /* 8, then per chunk 3 levels × 20 steps of 512·2 (or 277·2 = 554 → 556). */
+    CHECK(offset[0] == 8 + 60ull * (1024 + 1024 + 556));
+    for (int t = 0; t < 3; t++) free(x[t]);
   }
   omp_set_num_threads(2);
-  CHECK(memcmp(x[0], x[1], (size_t)n * 2 * sizeof(float)) == 0);
-  free(x[0]);
-  free(x[1]);
   sk_model_free(m);
+  sk_model_free(clf);
 }
 
 TEST(bad_configs_fail) {

@@ -2,6 +2,7 @@
  * SC 2011) and the draws built on it. Value i of a stream comes from block
  * i / 4, lane i % 4, so any split of the work across threads gives the same bits. */
 #include <math.h>
+#include <omp.h>
 
 #include "core/internal.h"
 #include "scorekit/rng.h"
@@ -64,7 +65,7 @@ static void sk_rng_fill(sk_rng *r, float *out, size_t n, int kind) {
   uint64_t first = (r->offset + 3) / 4;
   int64_t nblocks = (int64_t)((n + 3) / 4);
   const sk_rng rr = *r;
-#pragma omp parallel for schedule(static) if (nblocks > 4096)
+#pragma omp parallel for schedule(static) if (nblocks > 4096 && !omp_in_parallel())
   for (int64_t b = 0; b < nblocks; b++) {
     uint32_t u[4];
     float v[4];

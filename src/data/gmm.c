@@ -244,7 +244,7 @@ static sk_status gmm_query(const sk_gmm *g, float sigma, const float *x, int64_t
     return sk__fail(SK_ERR_NOMEM, "%s: out of memory for scratch", fn);
   }
   const size_t dd = (size_t)d * d;
-#pragma omp parallel for schedule(static) num_threads(nt) if ((double)n * k * d * d > 32768.0)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((double)n * k * d * d > 32768.0 && !omp_in_parallel())
   for (int64_t i = 0; i < n; i++) {
     double *lj = scratch + (size_t)omp_get_thread_num() * per;
     double *z = lj + k, *sc = z + d;

@@ -10,7 +10,7 @@ sk_status sk_graph_run(sk_graph *g) {
   atomic_int failed = SK_OK;
   /* One parallel region for the whole graph; threads meet only at the
    * barriers the plan placed (graph/plan.c). */
-#pragma omp parallel if (g->parallel)
+#pragma omp parallel if (g->parallel && !omp_in_parallel())
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     for (int p = 0; p < g->n_packs; p++) {

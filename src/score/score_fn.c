@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "score/internal.h"
 #include "scorekit/sample.h"
 
 typedef enum { FN_MODEL, FN_GMM, FN_GUIDED_MODEL, FN_GUIDED_GMM } fn_kind;
@@ -14,6 +15,8 @@ struct sk_score_fn {
   int rows; /* most rows a call takes */
   const sk_gmm *gmm;
   sk_score_fn *base;
+  int owns_base; /* a clone's base is its own */
+  sk_model *model; /* the score model, or the classifier of a guided function */
   int y;
   float w;
   /* compiled graph: model score, or the classifier's ∇ₓ log p(y | x, σ) */
@@ -25,6 +28,7 @@ struct sk_score_fn {
 
 void sk_score_fn_free(sk_score_fn *f) {
   if (!f) return;
+  if (f->owns_base) sk_score_fn_free(f->base);
   sk_graph_free(f->g);
   sk__free(f->tmp);
   sk__free(f);
@@ -80,6 +84,7 @@ sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out) {
   sk_score_fn *f = alloc_fn(FN_MODEL, c->dim);
   if (!f) return SK_ERR_NOMEM;
   f->rows = rows;
+  f->model = m;
   sk_status st = compile_model(f, m, -1);
   if (st != SK_OK) {
     sk_score_fn_free(f);
@@ -127,6 +132,7 @@ sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifier, int 
     return sk__fail(SK_ERR_INVALID, "guidance: the model given as classifier is a score model");
   sk_status st = guided_common(base, c->dim, y, c->classes, w, FN_GUIDED_MODEL, out);
   if (st != SK_OK) return st;
+  (*out)->model = classifier;
   st = compile_model(*out, classifier, y);
   if (st != SK_OK) {
     sk_score_fn_free(*out);
@@ -140,6 +146,30 @@ sk_status sk_score_fn_guided_gmm(sk_score_fn *base, const sk_gmm *g, int y, floa
   sk_status st = guided_common(base, sk_gmm_dim(g), y, sk_gmm_components(g), w, FN_GUIDED_GMM, out);
   if (st == SK_OK) (*out)->gmm = g;
   return st;
+}
+
+sk_status sk__score_fn_clone(const sk_score_fn *f, sk_score_fn **out) {
+  sk_score_fn *base = NULL;
+  sk_status st;
+  *out = NULL;
+  switch (f->kind) {
+  case FN_MODEL:
+    return sk_score_fn_model(f->model, f->rows, out);
+  case FN_GMM:
+    return sk_score_fn_gmm(f->gmm, out);
+  case FN_GUIDED_MODEL:
+  case FN_GUIDED_GMM:
+    if ((st = sk__score_fn_clone(f->base, &base)) != SK_OK) return st;
+    st = f->kind == FN_GUIDED_MODEL ? sk_score_fn_guided_model(base, f->model, f->y, f->w, out)
+                                    : sk_score_fn_guided_gmm(base, f->gmm, f->y, f->w, out);
+    if (st != SK_OK) {
+      sk_score_fn_free(base);
+      return st;
+    }
+    (*out)->owns_base = 1;
+    return SK_OK;
+  }
+  return sk__fail(SK_ERR_STATE, "score function: unknown kind");
 }
 
 /* Runs the compiled graph on n rows (the rest of its rows are padding). */
