@@ -257,6 +257,14 @@ void sk__matmul(float *c, const float *a, const float *b, int64_t m, int64_t n, 
 
 void sk__transpose_rows(float *t, const float *s, int64_t rows, int64_t cols, int64_t r0,
                         int64_t r1) {
+  if (r0 >= r1 || rows == 0) return;
+  /* libxsmm's transpose (column-major terms: s's columns [r0, r1) are an
+   * (r1 - r0) × rows matrix with leading dimension cols). */
+  if (jit_ok) {
+    libxsmm_otrans(t + r0 * rows, s + r0, sizeof(float), (libxsmm_blasint)(r1 - r0),
+                   (libxsmm_blasint)rows, (libxsmm_blasint)cols, (libxsmm_blasint)rows);
+    return;
+  }
   /* 16 × 16 tiles: both sides touch whole cache lines. */
   for (int64_t j0 = r0; j0 < r1; j0 += 16)
     for (int64_t i0 = 0; i0 < rows; i0 += 16) {
