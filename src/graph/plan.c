@@ -18,6 +18,7 @@ typedef struct slot {
   size_t offset;
   int free;
   int free_phase; /* the phase of the last reader, once free */
+  int free_group; /* the group that alone read it row for row, or -1 */
   /* The split of the values it held: units and floats per unit. A slot is
    * reused only by a value split the same way, so each byte is written by
    * the same thread run after run and stays in that core's cache. */
@@ -105,6 +106,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *phase_of = sk__malloc((size_t)n * sizeof *phase_of);
   int64_t *units = sk__calloc((size_t)n, sizeof *units);
   int *pack_of = sk__malloc((size_t)n * sizeof *pack_of);
+  int *group_of = sk__malloc((size_t)n * sizeof *group_of);
+  int *agroup = sk__malloc((size_t)n * sizeof *agroup);
   int *pack_src = sk__malloc((size_t)n * sizeof *pack_src);
   int *pack_slot = sk__malloc((size_t)n * sizeof *pack_slot);
   g->exec = sk__malloc((size_t)n * sizeof *g->exec);
@@ -113,7 +116,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
   if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
-      !pack_of || !pack_src || !pack_slot || !g->exec || !g->steps || !g->packs || !g->outs) {
+      !pack_of || !group_of || !agroup || !pack_src || !pack_slot || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
   }
@@ -131,7 +134,9 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     slot_of[i] = -1;
     if (!need[i] || alias[i] >= 0) continue;
     if (sk__op_arity(nd->op) == 0) pinned[i] = 1;
-    for (int k = 0; k < sk__op_arity(nd->op); k++) uses[root[nd->in[k]]]++;
+    /* A view is no reader: the readers of the view read its root. */
+    if (!is_view(nd->op))
+      for (int k = 0; k < sk__op_arity(nd->op); k++) uses[root[nd->in[k]]]++;
     /* Constant folding: an op of constants only is computed once, here. */
     int all_const = sk__op_arity(nd->op) > 0 && !is_view(nd->op);
     for (int k = 0; k < sk__op_arity(nd->op); k++) all_const &= fixed[root[nd->in[k]]];
@@ -200,16 +205,38 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     left--;
   }
 
+  /* Groups (see sk__step): consecutive steps of one phase with as many
+   * units. A value read only row for row, and only within one group, may
+   * hand its slot to a later value of the same group: each thread has read
+   * its rows of a tile before it writes that tile's rows of the next. */
+  for (int s = 0, gid = -1; s < g->n_exec; s++) {
+    const int i = g->exec[s], prev = s ? g->exec[s - 1] : -1;
+    if (s == 0 || phase_of[i] != phase_of[prev] || units[i] != units[prev]) gid++;
+    group_of[i] = gid;
+  }
+  for (int i = 0; i < n; i++) agroup[i] = -2; /* -2: no reader yet; -1: not group-local */
+  for (int s = 0; s < g->n_exec; s++) {
+    const int c = g->exec[s];
+    const sk__node *nd = &g->nodes[c];
+    for (int k = 0; k < sk__op_arity(nd->op); k++) {
+      const int x = nd->in[k], r = root[x];
+      const int aligned = units[c] > 1 && units[r] == units[c] && phase_of[r] == phase_of[c] &&
+                          sk__cpu_row_aligned(nd, &g->nodes[x], k) &&
+                          g->nodes[x].shape[0] == g->nodes[r].shape[0];
+      agroup[r] = aligned && (agroup[r] == -2 || agroup[r] == group_of[c]) ? group_of[c] : -1;
+    }
+  }
+
   /* Buffers, in the scheduled order: each value takes the smallest free slot
    * that fits (or a new one); a slot becomes free after its value's last
-   * reader, and reusable only from the next phase on, past the barrier that
-   * ends every read of it. */
+   * reader, and reusable from the next phase on (past the barrier that ends
+   * every read of it), or at once within the group that read it row for row. */
   int n_slots = 0;
   for (int i = 0; i < n; i++) { /* leaves and folded constants */
     const sk__node *nd = &g->nodes[i];
     if (!need[i] || alias[i] >= 0 || is_view(nd->op) || nd->op == SK_OP_PARAM) continue;
     if (sk__op_arity(nd->op) > 0 && !fixed[i]) continue;
-    slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0, 0, 0};
+    slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0, -1, 0, 0};
     slot_of[i] = n_slots++;
   }
   for (int s = 0; s < g->n_exec; s++) {
@@ -218,13 +245,15 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     int best = -1;
     if (!pinned[i])
       for (int q = 0; q < n_slots; q++)
-        if (slots[q].free && slots[q].free_phase < phase_of[i] &&
+        if (slots[q].free &&
+            (slots[q].free_phase < phase_of[i] ||
+             (slots[q].free_group >= 0 && slots[q].free_group == group_of[i])) &&
             slots[q].units == units[i] && slots[q].per == nd->numel / SK_MAX(1, units[i]) &&
             slots[q].size >= (size_t)nd->numel && (best < 0 || slots[q].size < slots[best].size))
           best = q;
     if (best < 0) {
       best = n_slots++;
-      slots[best] = (slot){(size_t)nd->numel, 0, 0, 0, units[i], nd->numel / SK_MAX(1, units[i])};
+      slots[best] = (slot){(size_t)nd->numel, 0, 0, 0, -1, units[i], nd->numel / SK_MAX(1, units[i])};
     }
     slots[best].free = 0;
     slot_of[i] = best;
@@ -233,6 +262,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       if (--uses[r] == 0 && !pinned[r] && slot_of[r] >= 0) {
         slots[slot_of[r]].free = 1;
         slots[slot_of[r]].free_phase = phase_of[i];
+        slots[slot_of[r]].free_group = agroup[r] >= 0 ? agroup[r] : -1;
       }
     }
   }
@@ -250,7 +280,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     while (p < n_packs && pack_src[p] != nd->in[1]) p++;
     if (p == n_packs) {
       pack_src[n_packs++] = nd->in[1];
-      slots[n_slots] = (slot){(size_t)b->numel, 0, 0, 0, 0, 0};
+      slots[n_slots] = (slot){(size_t)b->numel, 0, 0, 0, -1, 0, 0};
       pack_slot[p] = n_slots++;
     }
     pack_of[s] = p;
@@ -353,6 +383,8 @@ done:
   sk__free(phase_of);
   sk__free(units);
   sk__free(pack_of);
+  sk__free(group_of);
+  sk__free(agroup);
   sk__free(pack_src);
   sk__free(pack_slot);
   if (st != SK_OK) {
