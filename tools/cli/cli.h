@@ -10,6 +10,9 @@
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
+/* Creates directory `path` and its missing parents (mkdir -p); 0, or -1 with
+ * errno set. */
+int cli_mkdirs(const char *path);
 int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, double *out);
 /* A comma-separated list of positive floats. */

@@ -242,7 +242,7 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   /* Everything is validated: only now touch the output directory. */
-  if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+  if (cli_mkdirs(out) != 0) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
