@@ -134,6 +134,9 @@ TEST(train_from_csv_with_labels) {
   CHECK(exists("csvrun/model.safetensors") && exists("csvrun/log.csv"));
   CHECK_EQ_INT(run("train --data two.csv --label-column 2 --objective classifier --steps 20 --hidden 16 --depth 1 --out clf --quiet"), 0);
   CHECK(exists("clf/model.safetensors"));
+  /* --out makes missing parents, as the README's `out/demo` needs. */
+  CHECK_EQ_INT(run("train --data two.csv --objective dsm --steps 5 --hidden 8 --depth 1 --out deep/er/run --quiet"), 0);
+  CHECK(exists("deep/er/run/model.safetensors"));
 }
 
 static int same_file(const char *a, const char *b) {
