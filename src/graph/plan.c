@@ -1,7 +1,9 @@
-/* Compilation: prune to what the outputs need, keep the build order (already
- * topological: a node is added after its inputs), and give every value a
- * buffer by liveness, reusing one after its last consumer (ggml_gallocr's
- * idea). Views (reshape, stop_grad) share their input's buffer. */
+/* Compilation: prune to what the outputs need, merge repeated nodes, fold
+ * constants, schedule the ops into phases separated by thread barriers (every
+ * op splits its rows over the threads), give every value a buffer by liveness
+ * (ggml_gallocr's idea, made safe for threads: see the buffer loop), and set
+ * up the packed right operands and the tiled groups the executor runs
+ * (run.c). Views (reshape, stop_grad) share their input's buffer. */
 #define _DEFAULT_SOURCE /* madvise */
 #include <string.h>
 #include <sys/mman.h>
