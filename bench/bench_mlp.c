@@ -282,12 +282,13 @@ static void bench_dump(bench *b, const char *root) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_mlp [--only NAME] [--threads K] [--iters N] [--repeats R] [--warmup SEC]\n"
-          "                 [--dump DIR]\n"
+          "                 [--dump DIR] [--profile N]\n"
           "  workloads: mlp-fwd-bwd dsm ssm ssm-vr esm ncsn ncsn-b128 big-ncsn big-ssm-vr\n"
           "  --threads 0 (default) keeps scorekit's default thread count\n"
           "  --iters 0 (default) picks about 0.25 s per repeat; --repeats defaults to 7\n"
           "  --dump DIR writes inputs, parameters and one step's results for\n"
           "  torch_mlp.py --check instead of timing\n"
+          "  --profile N prints the plan, each op timed over N runs on one thread\n"
           "  prints per workload FLOPS NAME F (matmul FLOPs per step), RESULT NAME\n"
           "  STEPS/s ..., and MAXRSS NAME KiB (this process's peak resident set)\n");
   exit(2);
@@ -309,7 +310,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--profile") == 0) profile = atoi(argv[++i]);
     else usage();
   }
-  if (repeats < 1 || repeats > MAX_REPEATS || iters < 0 || threads < 0 || !(warmup >= 0))
+  if (repeats < 1 || repeats > MAX_REPEATS || iters < 0 || threads < 0 || profile < 0 ||
+      !(warmup >= 0))
     usage();
   if (threads > 0) sk_set_num_threads(threads);
   int found = 0;
