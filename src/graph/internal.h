@@ -33,6 +33,13 @@ typedef struct sk__step {
   int64_t units;
   int barrier;
   float *packed; /* b^T (k, n) for a·b^T, or NULL */
+  /* A reduction over the rows of the batch (a weight's gradient a^T·b, a
+   * bias's sum over rows) done in two halves of the rows, fixed whatever the
+   * thread count, each by the thread that computed those rows, then added:
+   * no thread reads another's rows, so none of them has to take cache lines
+   * back from another core when it next writes them. Two partial results,
+   * or NULL. */
+  float *halves;
   /* Consecutive steps of one phase with the same units form a group that
    * runs tile by tile: every op of the group on rows [r, r + tile) before the
    * next tile, so the values passed along stay in cache. Set on a group's
@@ -95,6 +102,14 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1);
 int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
 /* Whether y's row r reads only row r of its input `which` (x). */
 int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which);
+/* Runs step s (one with halves, see sk__step) as thread t of nt; every
+ * thread must enter it (it holds a barrier). */
+sk_status sk__run_halves(sk_graph *g, int s, int t, int nt);
+/* e's value over rows [k0, k1) of the rows it reduces (a weight gradient
+ * a^T·b, a row sum), into out. */
+void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1);
+/* out[i] = x[i] + y[i] for i in [e0, e1). */
+void sk__cpu_add(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
 /* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1);
 

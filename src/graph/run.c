@@ -5,6 +5,30 @@
 
 #include "graph/internal.h"
 
+sk_status sk__run_halves(sk_graph *g, int s, int t, int nt) {
+  const sk__step *step = &g->steps[s];
+  const sk__node *nd = &g->nodes[g->exec[s]], *a = &g->nodes[nd->in[0]];
+  const int64_t rows = a->shape[0], n = nd->numel;
+  for (int p = 0; p < 2; p++) {
+    if (t != p % nt) continue;
+    int64_t k0, k1;
+    sk__split(rows, p, 2, &k0, &k1);
+    sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .a = a, .in = {a->data, NULL},
+                  .units = step->units};
+    if (sk__op_arity(nd->op) > 1) {
+      e.b = &g->nodes[nd->in[1]];
+      e.in[1] = e.b->data;
+    }
+    sk__cpu_reduce_rows(&e, step->halves + p * n, k0, k1);
+  }
+#pragma omp barrier
+  int64_t u0, u1;
+  sk__split(step->units, t, nt, &u0, &u1);
+  const int64_t per = n / SK_MAX(1, step->units);
+  sk__cpu_add(nd->data, step->halves, step->halves + n, u0 * per, u1 * per);
+  return SK_OK;
+}
+
 sk_status sk_graph_run(sk_graph *g) {
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
   atomic_int failed = SK_OK;
@@ -27,6 +51,11 @@ sk_status sk_graph_run(sk_graph *g) {
       const int end = first->group_end;
       if (first->barrier) {
 #pragma omp barrier
+      }
+      if (first->halves) {
+        sk__run_halves(g, s, t, nt);
+        s = end;
+        continue;
       }
       int64_t u0, u1;
       sk__split(first->units, t, nt, &u0, &u1);

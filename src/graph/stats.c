@@ -52,11 +52,13 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
     }
     double t0 = now_s();
     for (int r = 0; r < reps; r++)
-      if ((st = sk__cpu_exec(&e, 0, e.units)) != SK_OK) return st;
+      if ((st = g->steps[s].halves ? sk__run_halves(g, s, 0, 1) : sk__cpu_exec(&e, 0, e.units)) !=
+          SK_OK)
+        return st;
     const double us = 1e6 * (now_s() - t0) / reps;
     total += us;
     fprintf(out, "%4d %-10s %c%c (", s, sk__op_name(nd->op), g->steps[s].barrier ? '|' : ' ',
-            g->steps[s].packed ? 'p' : ' ');
+            g->steps[s].packed ? 'p' : g->steps[s].halves ? 'h' : ' ');
     for (int d = 0; d < nd->ndim; d++) fprintf(out, d ? ",%lld" : "%lld", (long long)nd->shape[d]);
     fprintf(out, ")");
     if (nd->op == SK_OP_MATMUL) fprintf(out, " t%d%d k=%lld", nd->ip[0], nd->ip[1],

@@ -145,3 +145,17 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1) {
   sk__transpose_rows(bt, b, n, k, r0, r1);
 }
+
+void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) {
+  const sk__node *y = e->node;
+  if (e->op == SK_OP_MATMUL) { /* out (m, n) = a[k0:k1]^T · b[k0:k1] */
+    const int64_t m = y->shape[0], n = y->shape[1];
+    sk__matmul_rows(out, e->in[0] + k0 * m, e->in[1] + k0 * n, NULL, m, n, k1 - k0, 1, 0, 0, m);
+  } else { /* a row sum: out (n) = Σ rows [k0, k1) of a (rows, n) */
+    sk__sum_rows(out, e->in[0], y->numel, k0, k1);
+  }
+}
+
+void sk__cpu_add(float *out, const float *x, const float *y, int64_t e0, int64_t e1) {
+  sk__add_halves(out, x, y, e0, e1);
+}

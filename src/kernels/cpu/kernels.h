@@ -58,6 +58,10 @@ void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta,
 /* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not;
  * output elements [e0, e1). Each element adds its inputs in increasing order. */
 void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
+/* out (n) = Σ of rows [r0, r1) of a (rows, n), in row order. */
+void sk__sum_rows(float *out, const float *a, int64_t n, int64_t r0, int64_t r1);
+/* out[i] = x[i] + y[i] for i in [e0, e1). */
+void sk__add_halves(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
 /* out (so) = a (sa) broadcast; output elements [e0, e1), whole rows of so's
  * last dimension. */
 void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);

@@ -80,6 +80,18 @@ void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_
   if (e0 < e1) sum_to_run(out, a, so, sa, e0, e1);
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sk__sum_rows(
+    float *restrict out, const float *restrict a, int64_t n, int64_t r0, int64_t r1) {
+  for (int64_t j = 0; j < n; j++) out[j] = 0.0f;
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t j = 0; j < n; j++) out[j] += a[r * n + j];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sk__add_halves(
+    float *restrict out, const float *restrict x, const float *restrict y, int64_t e0, int64_t e1) {
+  for (int64_t i = e0; i < e1; i++) out[i] = x[i] + y[i];
+}
+
 void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1) {
   int64_t as[4], st[4];
   strides4(sa, as);
