@@ -22,7 +22,7 @@ double sk_graph_matmul_flops(const sk_graph *g) {
 int sk_graph_plan_counts(const sk_graph *g, int *steps, int *barriers) {
   if (!g || !g->compiled) return 0;
   int b = g->n_packs > 0;
-  for (int i = 0; i < g->n_exec; i++) b += g->steps[i].barrier;
+  for (int i = 0; i < g->n_exec; i++) b += g->steps[i].barrier + (g->steps[i].halves != NULL);
   if (steps) *steps = g->n_exec;
   if (barriers) *barriers = b;
   return 1;
