@@ -94,6 +94,9 @@ typedef struct sk__exec {
   const float *packed;          /* b^T for a·b^T, or NULL */
 } sk__exec;
 
+/* The work of node i as the backend sees it, split into `units` rows. */
+sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed);
+
 /* The CPU backend (kernels/cpu/dispatch.c). */
 void sk__cpu_init(void);
 /* Output rows [r0, r1) of e's units. */

@@ -5,6 +5,18 @@
 
 #include "graph/internal.h"
 
+sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed) {
+  const sk__node *nd = &g->nodes[i];
+  sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = units, .packed = packed};
+  e.a = &g->nodes[nd->in[0]];
+  e.in[0] = e.a->data;
+  if (sk__op_arity(nd->op) > 1) {
+    e.b = &g->nodes[nd->in[1]];
+    e.in[1] = e.b->data;
+  }
+  return e;
+}
+
 sk_status sk__run_halves(sk_graph *g, int s, int t, int nt) {
   const sk__step *step = &g->steps[s];
   const sk__node *nd = &g->nodes[g->exec[s]], *a = &g->nodes[nd->in[0]];
@@ -13,12 +25,7 @@ sk_status sk__run_halves(sk_graph *g, int s, int t, int nt) {
     if (t != p % nt) continue;
     int64_t k0, k1;
     sk__split(rows, p, 2, &k0, &k1);
-    sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .a = a, .in = {a->data, NULL},
-                  .units = step->units};
-    if (sk__op_arity(nd->op) > 1) {
-      e.b = &g->nodes[nd->in[1]];
-      e.in[1] = e.b->data;
-    }
+    const sk__exec e = sk__exec_of(g, g->exec[s], step->units, NULL);
     sk__cpu_reduce_rows(&e, step->halves + p * n, k0, k1);
   }
 #pragma omp barrier
@@ -63,15 +70,7 @@ sk_status sk_graph_run(sk_graph *g) {
         const int64_t r1 = SK_MIN(u1, r0 + first->tile);
         for (int q = s; q < end; q++) {
           if (atomic_load_explicit(&failed, memory_order_relaxed) != SK_OK) break;
-          const sk__node *nd = &g->nodes[g->exec[q]];
-          sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = first->units,
-                        .packed = g->steps[q].packed};
-          e.a = &g->nodes[nd->in[0]];
-          e.in[0] = e.a->data;
-          if (sk__op_arity(nd->op) > 1) {
-            e.b = &g->nodes[nd->in[1]];
-            e.in[1] = e.b->data;
-          }
+          const sk__exec e = sk__exec_of(g, g->exec[q], first->units, g->steps[q].packed);
           sk_status st = sk__cpu_exec(&e, r0, r1);
           if (st != SK_OK) atomic_store(&failed, st);
         }

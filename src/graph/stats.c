@@ -42,14 +42,7 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
   double total = 0.0;
   for (int s = 0; s < g->n_exec; s++) {
     const sk__node *nd = &g->nodes[g->exec[s]];
-    sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = g->steps[s].units,
-                  .packed = g->steps[s].packed};
-    e.a = &g->nodes[nd->in[0]];
-    e.in[0] = e.a->data;
-    if (sk__op_arity(nd->op) > 1) {
-      e.b = &g->nodes[nd->in[1]];
-      e.in[1] = e.b->data;
-    }
+    const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed);
     double t0 = now_s();
     for (int r = 0; r < reps; r++)
       if ((st = g->steps[s].halves ? sk__run_halves(g, s, 0, 1) : sk__cpu_exec(&e, 0, e.units)) !=
