@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <stdatomic.h>
 
+#include "graph/internal.h"
 #include "kernels/cpu/kernels.h"
 #include "scorekit/scorekit.h"
 #include "test.h"
@@ -261,9 +262,76 @@ TEST(adam_parts_match_flat) {
   free(p2);
 }
 
+/* A chain of elementwise ops whose inputs come in every form a fused run
+ * reads (full, a row broadcast as either operand, a column, a scalar), with
+ * an output in the middle of the chain and a product reading it: y3 and z,
+ * computed on `threads` threads, fused or not, into out (rows·w + rows·5). */
+static int fused_chain(int fused, int threads, float *out) {
+  enum { ROWS = 1000, W = 37 };
+  sk__graph_fusion(fused);
+  omp_set_num_threads(threads);
+  sk_graph *g = sk_graph_new();
+  float bias[W], wts[W * 5];
+  for (int j = 0; j < W; j++) bias[j] = 0.1f * (float)(j % 7) - 0.3f;
+  for (int j = 0; j < W * 5; j++) wts[j] = 0.01f * (float)(j % 13) - 0.05f;
+  sk_node x = sk_input(g, "x", 2, (int64_t[]){ROWS, W});
+  sk_node col = sk_input(g, "col", 2, (int64_t[]){ROWS, 1});
+  sk_node b = sk_param(g, "b", 1, (int64_t[]){W}, bias);
+  sk_node wm = sk_param(g, "w", 2, (int64_t[]){W, 5}, wts);
+  sk_node y2 = sk_add(g, sk_mul(g, x, x), b);
+  sk_node y3 = sk_mul(g, y2, col);
+  sk_node y5 = sk_softplus(g, sk_sub(g, y3, sk_scalar(g, 0.5f)));
+  sk_node y8 = sk_mul(g, sk_sigmoid(g, sk_div(g, b, sk_affine(g, y5, 2.0f, 1.0f))), y3);
+  sk_node z = sk_matmul(g, sk_tanh(g, sk_exp(g, sk_neg(g, y8))), wm, 0, 0);
+  sk_node outs[2] = {y3, z};
+  if (sk_graph_compile(g, 2, outs) != SK_OK) return -1;
+  sk_rng r = sk_rng_make(5, 0);
+  sk_rng_normal(&r, sk_graph_data(g, x), ROWS * W);
+  sk_rng_normal(&r, sk_graph_data(g, col), ROWS);
+  if (sk_graph_run(g) != SK_OK) return -1;
+  memcpy(out, sk_graph_data(g, y3), ROWS * W * sizeof *out);
+  memcpy(out + ROWS * W, sk_graph_data(g, z), ROWS * 5 * sizeof *out);
+  const int kept = g->n_fused;
+  sk_graph_free(g);
+  sk__graph_fusion(1);
+  omp_set_num_threads(2);
+  return kept;
+}
+
+/* Fused runs give the bits of the ops run one by one, on any thread count,
+ * and keep values in scratch: in this chain and in whole training steps. */
+TEST(fused_runs_match_unfused) {
+  enum { N = 1000 * 37 + 1000 * 5 };
+  float *ref = malloc(N * sizeof *ref), *got = malloc(N * sizeof *got);
+  CHECK_EQ_INT(fused_chain(0, 1, ref), 0);
+  for (int t = 1; t <= 3; t++) {
+    CHECK(fused_chain(1, t, got) >= 4);
+    CHECK(memcmp(ref, got, N * sizeof *ref) == 0);
+  }
+  free(ref);
+  free(got);
+  static const sk_objective objs[3] = {SK_OBJ_NCSN, SK_OBJ_SSM_VR, SK_OBJ_ESM};
+  for (int o = 0; o < 3; o++) {
+    const sk_model_kind kind = objs[o] == SK_OBJ_NCSN ? SK_MODEL_NCMLP : SK_MODEL_MLP;
+    sk_model *m = make_model(kind, 128, 2);
+    size_t n = sk_model_num_params(m);
+    sk_model_free(m);
+    float *p1 = calloc(n, sizeof *p1), *p2 = calloc(n, sizeof *p2);
+    sk__graph_fusion(0);
+    train3(objs[o], kind, 2, 1000, p1, n);
+    sk__graph_fusion(1);
+    train3(objs[o], kind, 2, 1000, p2, n);
+    CHECK(memcmp(p1, p2, n * sizeof *p1) == 0);
+    free(p1);
+    free(p2);
+  }
+  omp_set_num_threads(2);
+}
+
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
           TEST_ENTRY(same_bits_on_1_and_2_threads_ssm_vr),
           TEST_ENTRY(same_bits_on_1_and_2_threads_esm),
           TEST_ENTRY(matmul_jit_matches_naive_and_splits_exactly),
           TEST_ENTRY(matmul_portable_matches_naive_and_splits_exactly),
-          TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat))
+          TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat),
+          TEST_ENTRY(fused_runs_match_unfused))

@@ -46,7 +46,20 @@ typedef struct sk__step {
    * first step: the step after the group, and the tile's rows. */
   int group_end;
   int64_t tile;
+  /* Consecutive elementwise steps of a group over values of one shape
+   * (sk__cpu_blockwise) form a fused run, done block by block of rows (at
+   * most SK_FUSE_FLOATS floats): every op of the run on one block before
+   * the next. A value read only inside its run lives in one of the thread's
+   * SK_FUSE_REGS scratch blocks, which stay in L1, and never reaches its
+   * buffer. Set on a run's first step: the step after the run. Per step:
+   * where its output and inputs are, 0 for the buffer, r + 1 for scratch
+   * block r. */
+  int fuse_end;
+  int8_t reg_out, reg_in[2];
 } sk__step;
+
+#define SK_FUSE_REGS 8
+#define SK_FUSE_FLOATS 1024
 
 typedef struct sk__pack {
   sk_node src; /* the leaf b (n, k); its data pointer is read at run time */
@@ -67,6 +80,7 @@ struct sk_graph {
   sk__step *steps; /* per exec entry: how it runs (run.c) */
   sk__pack *packs; /* b^T of a·b^T products with a leaf b, made at the start */
   int n_packs;
+  int n_fused;     /* values fused runs keep in scratch (see sk__step) */
   int parallel;    /* enough work to start the thread pool for */
   sk_node *outs;
   int n_outs;
@@ -80,6 +94,10 @@ int sk__op_has_grad_rule(int op);
 
 /* Appends a node with inputs and shape; records the first error. */
 sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, const int64_t *shape);
+
+/* Fused runs on (the default) or off for graphs compiled from now on: tests
+ * compare the two bit for bit. */
+void sk__graph_fusion(int on);
 
 /* The first build error's message. */
 const char *sk__graph_error(const sk_graph *g);
@@ -113,6 +131,15 @@ sk_status sk__run_halves(sk_graph *g, int s, int t, int nt);
 void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1);
 /* out[i] = x[i] + y[i] for i in [e0, e1). */
 void sk__cpu_add(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
+/* Whether y can run block by block of its rows in a fused run: an
+ * elementwise op on a (rows, w) value, w <= SK_FUSE_FLOATS, whose inputs are
+ * the same size, scalars, rows (w) or columns (rows, 1). */
+int sk__cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b);
+/* Rows [r0, r1) of a blockwise op: into out (a scratch block) or, when out
+ * is NULL, its buffer; from in[k] (a scratch block holding those rows) or,
+ * when in[k] is NULL, the input's buffer. */
+void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
+                        int64_t r1);
 /* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1);
 

@@ -4,6 +4,7 @@
  * (ggml_gallocr's idea, made safe for threads: see the buffer loop), and set
  * up the packed right operands and the tiled groups the executor runs
  * (run.c). Views (reshape, stop_grad) share their input's buffer. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "graph/internal.h"
@@ -89,6 +90,96 @@ static sk_status merge_common(sk_graph *g, const uint8_t *need, int *alias) {
   return SK_OK;
 }
 
+/* The scratch blocks of fused run [s0, s1) (see sk__step): a value gets one
+ * when all its readers are later steps of the run and it is not pinned (an
+ * output or a constant), and gives it back after its last reader, never
+ * sooner, so no op writes the block it reads. With every block taken, a
+ * value goes to its buffer as it would unfused. reads[r] and last[r]: the
+ * readers of value r and the step of the last; reg_of: -1 for every value
+ * on entry and on return. Returns how many values stay in scratch. */
+static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uint8_t *pinned,
+                         const int *reads, const int *last, int *reg_of) {
+  int held[SK_FUSE_REGS], kept = 0;
+  for (int r = 0; r < SK_FUSE_REGS; r++) held[r] = -1;
+  for (int s = s0; s < s1; s++) {
+    const int i = g->exec[s];
+    const sk__node *nd = &g->nodes[i];
+    sk__step *step = &g->steps[s];
+    const int arity = sk__op_arity(nd->op);
+    for (int k = 0; k < arity; k++) {
+      const int r = root[nd->in[k]];
+      step->reg_in[k] = (int8_t)(reg_of[r] + 1);
+    }
+    int inside = 0; /* readers in the rest of the run */
+    for (int q = s + 1; q < s1; q++) {
+      const sk__node *c = &g->nodes[g->exec[q]];
+      for (int k = 0; k < sk__op_arity(c->op); k++) inside += root[c->in[k]] == i;
+    }
+    step->reg_out = 0;
+    if (!pinned[i] && reads[i] > 0 && inside == reads[i])
+      for (int r = 0; r < SK_FUSE_REGS; r++)
+        if (held[r] < 0) {
+          held[r] = i;
+          reg_of[i] = r;
+          step->reg_out = (int8_t)(r + 1);
+          kept++;
+          break;
+        }
+    for (int k = 0; k < arity; k++) {
+      const int r = root[nd->in[k]];
+      if (reg_of[r] >= 0 && last[r] == s) held[reg_of[r]] = -1;
+    }
+  }
+  for (int s = s0; s < s1; s++) reg_of[g->exec[s]] = -1;
+  return kept;
+}
+
+static atomic_int fusion_on = 1;
+void sk__graph_fusion(int on) { atomic_store(&fusion_on, on); }
+
+static int blockwise_step(const sk_graph *g, const int64_t *units, int s) {
+  const int i = g->exec[s];
+  const sk__node *nd = &g->nodes[i];
+  return units[i] > 1 && units[i] == nd->shape[0] &&
+         sk__cpu_blockwise(nd, &g->nodes[nd->in[0]],
+                           sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
+}
+
+/* Fused runs (see sk__step): in every group, the maximal runs of blockwise
+ * steps over values of one shape that keep a value in scratch. Returns how
+ * many values the runs keep there. */
+static int plan_fusion(sk_graph *g, const int *root, const uint8_t *pinned, const int64_t *units,
+                       int *reads, int *last, int *reg_of) {
+  for (int i = 0; i < g->n; i++) reads[i] = 0, last[i] = -1, reg_of[i] = -1;
+  for (int s = 0; s < g->n_exec; s++) {
+    const sk__node *nd = &g->nodes[g->exec[s]];
+    for (int k = 0; k < sk__op_arity(nd->op); k++) {
+      const int r = root[nd->in[k]];
+      reads[r]++;
+      last[r] = s;
+    }
+  }
+  int kept = 0;
+  for (int s = 0; s < g->n_exec;) {
+    const int end = g->steps[s].group_end;
+    for (int q = s; q < end;) {
+      const sk__node *first = &g->nodes[g->exec[q]];
+      int e = q;
+      while (e < end && blockwise_step(g, units, e) &&
+             memcmp(g->nodes[g->exec[e]].shape, first->shape, sizeof first->shape) == 0)
+        e++;
+      if (e - q >= 2) {
+        const int k = plan_run_regs(g, q, e, root, pinned, reads, last, reg_of);
+        g->steps[q].fuse_end = k > 0 ? e : 0;
+        kept += k;
+      }
+      q = SK_MAX(e, q + 1);
+    }
+    s = end;
+  }
+  return kept;
+}
+
 sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   if (g->status != SK_OK) return sk__fail(g->status, "graph build failed: %s", sk__graph_error(g));
   if (g->compiled) return sk__fail(SK_ERR_STATE, "graph already compiled");
@@ -115,13 +206,15 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *agroup = sk__malloc((size_t)n * sizeof *agroup);
   int *pack_src = sk__malloc((size_t)n * sizeof *pack_src);
   int *pack_slot = sk__malloc((size_t)n * sizeof *pack_slot);
+  int *last_read = sk__malloc((size_t)n * sizeof *last_read);
+  int *reg_of = sk__malloc((size_t)n * sizeof *reg_of);
   g->exec = sk__malloc((size_t)n * sizeof *g->exec);
   g->steps = sk__calloc((size_t)n, sizeof *g->steps);
   g->packs = sk__calloc((size_t)n, sizeof *g->packs);
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
   if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
-      !pack_of || !halves_slot || !group_of || !agroup || !pack_src || !pack_slot || !g->exec || !g->steps || !g->packs || !g->outs) {
+      !pack_of || !halves_slot || !group_of || !agroup || !pack_src || !pack_slot || !last_read || !reg_of || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
   }
@@ -374,6 +467,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     for (int q = s + 1; q < e; q++) g->steps[q].group_end = 0;
     s = e;
   }
+  /* cand (free since the schedule) counts each value's readers. */
+  g->n_fused = atomic_load(&fusion_on) ? plan_fusion(g, root, pinned, units, cand, last_read, reg_of) : 0;
   g->n_packs = n_packs;
   for (int p = 0; p < n_packs; p++)
     g->packs[p] = (sk__pack){pack_src[p], base + slots[pack_slot[p]].offset};
@@ -398,6 +493,8 @@ done:
   sk__free(agroup);
   sk__free(pack_src);
   sk__free(pack_slot);
+  sk__free(last_read);
+  sk__free(reg_of);
   if (st != SK_OK) {
     sk__free(g->exec);
     sk__free(g->steps);

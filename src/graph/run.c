@@ -36,6 +36,25 @@ sk_status sk__run_halves(sk_graph *g, int s, int t, int nt) {
   return SK_OK;
 }
 
+/* Rows [r0, r1) of the fused run that starts at step s (see sk__step):
+ * block by block of rows, every op of the run on a block before the next. */
+static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
+                      float (*scratch)[SK_FUSE_FLOATS]) {
+  const sk__step *first = &g->steps[s];
+  const sk__node *y = &g->nodes[g->exec[s]];
+  const int64_t block = SK_MAX(1, SK_FUSE_FLOATS / (y->numel / y->shape[0]));
+  for (int64_t b0 = r0; b0 < r1; b0 += block) {
+    const int64_t b1 = SK_MIN(r1, b0 + block);
+    for (int q = s; q < first->fuse_end; q++) {
+      const sk__step *st = &g->steps[q];
+      const sk__exec e = sk__exec_of(g, g->exec[q], first->units, NULL);
+      const float *in[2] = {st->reg_in[0] ? scratch[st->reg_in[0] - 1] : NULL,
+                            st->reg_in[1] ? scratch[st->reg_in[1] - 1] : NULL};
+      sk__cpu_exec_block(&e, st->reg_out ? scratch[st->reg_out - 1] : NULL, in, b0, b1);
+    }
+  }
+}
+
 sk_status sk_graph_run(sk_graph *g) {
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
   atomic_int failed = SK_OK;
@@ -44,6 +63,8 @@ sk_status sk_graph_run(sk_graph *g) {
 #pragma omp parallel if (g->parallel && !omp_in_parallel())
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    /* This thread's scratch blocks for fused runs. */
+    _Alignas(64) float scratch[SK_FUSE_REGS][SK_FUSE_FLOATS];
     for (int p = 0; p < g->n_packs; p++) {
       const sk__node *b = &g->nodes[g->packs[p].src];
       int64_t u0, u1;
@@ -70,6 +91,11 @@ sk_status sk_graph_run(sk_graph *g) {
         const int64_t r1 = SK_MIN(u1, r0 + first->tile);
         for (int q = s; q < end; q++) {
           if (atomic_load_explicit(&failed, memory_order_relaxed) != SK_OK) break;
+          if (g->steps[q].fuse_end) {
+            run_fused(g, q, r0, r1, scratch);
+            q = g->steps[q].fuse_end - 1;
+            continue;
+          }
           const sk__exec e = sk__exec_of(g, g->exec[q], first->units, g->steps[q].packed);
           sk_status st = sk__cpu_exec(&e, r0, r1);
           if (st != SK_OK) atomic_store(&failed, st);

@@ -159,3 +159,71 @@ void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) 
 void sk__cpu_add(float *out, const float *x, const float *y, int64_t e0, int64_t e1) {
   sk__add_halves(out, x, y, e0, e1);
 }
+
+/* How a blockwise op (see sk__cpu_blockwise) reads an input of y (rows, w). */
+typedef enum { IN_FULL, IN_SCALAR, IN_ROW, IN_COL, IN_NONE } in_kind;
+
+static in_kind input_kind(const sk__node *y, const sk__node *x) {
+  const int64_t rows = y->shape[0], w = y->numel / rows;
+  if (x->numel == y->numel) return IN_FULL; /* elementwise, whatever its shape */
+  if (x->numel == 1) return IN_SCALAR;
+  if (x->numel == w && (x->ndim == 1 || (x->ndim == 2 && x->shape[0] == 1))) return IN_ROW;
+  if (x->ndim == 2 && x->shape[0] == rows && x->shape[1] == 1) return IN_COL;
+  return IN_NONE;
+}
+
+int sk__cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b) {
+  switch (y->op) {
+  case SK_OP_ADD: case SK_OP_SUB: case SK_OP_MUL: case SK_OP_DIV:
+    if (input_kind(y, b) == IN_NONE) return 0;
+    break;
+  case SK_OP_NEG: case SK_OP_AFFINE: case SK_OP_EXP: case SK_OP_LOG: case SK_OP_SQRT:
+  case SK_OP_TANH: case SK_OP_SIGMOID: case SK_OP_SOFTPLUS: case SK_OP_STEP:
+    break;
+  default:
+    return 0;
+  }
+  return y->ndim == 2 && y->shape[0] > 1 && y->numel / y->shape[0] <= SK_FUSE_FLOATS &&
+         input_kind(y, a) != IN_NONE;
+}
+
+/* The 4-D shape of rows [r0, r1) of input x of y, and where they start. */
+static const float *block_input(const sk__node *y, const sk__node *x, const float *data,
+                                int64_t r0, int64_t r1, sk__shape4 *s) {
+  const int64_t w = y->numel / y->shape[0];
+  switch (input_kind(y, x)) {
+  case IN_FULL: *s = (sk__shape4){{1, 1, r1 - r0, w}}; return data + r0 * w;
+  case IN_ROW: *s = (sk__shape4){{1, 1, 1, w}}; return data;
+  case IN_COL: *s = (sk__shape4){{1, 1, r1 - r0, 1}}; return data + r0;
+  default: *s = (sk__shape4){{1, 1, 1, 1}}; return data;
+  }
+}
+
+void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
+                        int64_t r1) {
+  const sk__node *y = e->node;
+  const int64_t w = y->numel / y->shape[0], n = (r1 - r0) * w;
+  const sk__shape4 so = {{1, 1, r1 - r0, w}}, full = so;
+  sk__shape4 sa, sb;
+  const float *x0 = in[0] ? (sa = full, in[0]) : block_input(y, e->a, e->in[0], r0, r1, &sa);
+  float *o = out ? out : e->out + r0 * w;
+  switch (e->op) {
+  case SK_OP_ADD: case SK_OP_SUB: case SK_OP_MUL: case SK_OP_DIV: {
+    const float *x1 = in[1] ? (sb = full, in[1]) : block_input(y, e->b, e->in[1], r0, r1, &sb);
+    const sk__binop op = e->op == SK_OP_ADD ? SK_BIN_ADD : e->op == SK_OP_SUB ? SK_BIN_SUB
+                       : e->op == SK_OP_MUL ? SK_BIN_MUL : SK_BIN_DIV;
+    sk__binary(o, x0, x1, so, sa, sb, op, 0, n);
+    break;
+  }
+  case SK_OP_NEG: sk__unary(o, x0, SK_UN_NEG, 0, 0, 0, n); break;
+  case SK_OP_AFFINE: sk__unary(o, x0, SK_UN_AFFINE, y->fp[0], y->fp[1], 0, n); break;
+  case SK_OP_EXP: sk__unary(o, x0, SK_UN_EXP, 0, 0, 0, n); break;
+  case SK_OP_LOG: sk__unary(o, x0, SK_UN_LOG, 0, 0, 0, n); break;
+  case SK_OP_SQRT: sk__unary(o, x0, SK_UN_SQRT, 0, 0, 0, n); break;
+  case SK_OP_TANH: sk__unary(o, x0, SK_UN_TANH, 0, 0, 0, n); break;
+  case SK_OP_SIGMOID: sk__unary(o, x0, SK_UN_SIGMOID, 0, 0, 0, n); break;
+  case SK_OP_SOFTPLUS: sk__unary(o, x0, SK_UN_SOFTPLUS, 0, 0, 0, n); break;
+  case SK_OP_STEP: sk__unary(o, x0, SK_UN_STEP, 0, 0, 0, n); break;
+  default: break; /* sk__cpu_blockwise admits no other op */
+  }
+}

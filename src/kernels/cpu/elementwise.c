@@ -74,10 +74,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void binary_
   bstrides(sb, so, tb);
   const int64_t d1 = so.d[1], d2 = so.d[2], d3 = so.d[3];
   if (d3 == 0) return;
+  /* 2-D outputs (the common case) need no division per row. */
+  const int flat = so.d[0] == 1 && d1 == 1;
   for (int64_t r = e0 / d3; r < e1 / d3; r++) {
-    int64_t i0 = r / (d1 * d2), i1 = (r / d2) % d1, i2 = r % d2;
-    const float *pa = a + i0 * ta[0] + i1 * ta[1] + i2 * ta[2];
-    const float *pb = b + i0 * tb[0] + i1 * tb[1] + i2 * tb[2];
+    const float *pa, *pb;
+    if (flat) {
+      pa = a + r * ta[2];
+      pb = b + r * tb[2];
+    } else {
+      int64_t i0 = r / (d1 * d2), i1 = (r / d2) % d1, i2 = r % d2;
+      pa = a + i0 * ta[0] + i1 * ta[1] + i2 * ta[2];
+      pb = b + i0 * tb[0] + i1 * tb[1] + i2 * tb[2];
+    }
     float *restrict po = out + r * d3;
     /* The two common broadcasts get loops the compiler vectorises. */
     if (ta[3] == 1 && tb[3] == 1)

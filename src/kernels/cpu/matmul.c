@@ -25,6 +25,8 @@
 
 /* Output columns at or below which a·b^T is done as dot products. */
 #define SK_MM_THIN 8
+/* The longest thin a·b whose b^T is made on the stack (32 KiB). */
+#define SK_MM_THIN_K 1024
 /* Columns of c per libxsmm call: keeps the first operand's panel (k × 128
  * floats) in L2 for large products. */
 #define SK_MM_NB 128
@@ -82,38 +84,105 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static float dot(
  * are dot()'s. */
 typedef float sk__v16 __attribute__((vector_size(64)));
 
+/* The pairwise sum of dot()'s 16 partial sums. */
+static inline float sum16(sk__v16 s) {
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++) s[l] += s[l + w];
+  return s[0];
+}
+
+/* Rows [i, i + R) × columns [j, j + 2) of c = a·b^T: 2R independent sums,
+ * so that the adds' latency is hidden. */
+#define MM_DOT_BLOCK(R)                                                   \
+  do {                                                                    \
+    const float *b0 = b + j * k, *b1 = b0 + k;                            \
+    sk__v16 s0[R] = {{0}}, s1[R] = {{0}};                                 \
+    for (int64_t kk = 0; kk < kb; kk += 16) {                             \
+      sk__v16 y0, y1;                                                     \
+      memcpy(&y0, b0 + kk, sizeof y0);                                    \
+      memcpy(&y1, b1 + kk, sizeof y1);                                    \
+      for (int q = 0; q < R; q++) {                                       \
+        sk__v16 x;                                                        \
+        memcpy(&x, a + (i + q) * k + kk, sizeof x);                       \
+        s0[q] += x * y0;                                                  \
+        s1[q] += x * y1;                                                  \
+      }                                                                   \
+    }                                                                     \
+    for (int q = 0; q < R; q++) {                                         \
+      const float *ai = a + (i + q) * k;                                  \
+      for (int64_t kk = kb, l = 0; kk < k; kk++, l++) {                   \
+        s0[q][l] += ai[kk] * b0[kk];                                      \
+        s1[q][l] += ai[kk] * b1[kk];                                      \
+      }                                                                   \
+      c[(i + q) * n + j] = sum16(s0[q]);                                  \
+      c[(i + q) * n + j + 1] = sum16(s1[q]);                              \
+    }                                                                     \
+  } while (0)
+
+/* sum16 of 16 vectors at once, in the same order for each: every level
+ * adds lanes l and l + w of two vectors into one, so 15 vector adds give
+ * the 16 sums, v[0]'s in lane 0 to v[15]'s in lane 15. */
+#define SHUF(x, y, ...) __builtin_shufflevector(x, y, __VA_ARGS__)
+__attribute__((always_inline)) static inline void sum16x16(const sk__v16 v[16], sk__v16 *out) {
+  sk__v16 h1[8], h2[4], h3[2];
+  for (int p = 0; p < 8; p++)
+    h1[p] = SHUF(v[2 * p], v[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+            SHUF(v[2 * p], v[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  for (int p = 0; p < 4; p++)
+    h2[p] = SHUF(h1[2 * p], h1[2 * p + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+            SHUF(h1[2 * p], h1[2 * p + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  for (int p = 0; p < 2; p++)
+    h3[p] = SHUF(h2[2 * p], h2[2 * p + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+            SHUF(h2[2 * p], h2[2 * p + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  *out = SHUF(h3[0], h3[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+         SHUF(h3[0], h3[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_dot_rows(
     float *restrict c, const float *restrict a, const float *restrict b, int64_t n, int64_t k,
     int64_t r0, int64_t r1) {
   const int64_t kb = k / 16 * 16;
-  for (int64_t i = r0; i < r1; i++) {
-    const float *ai = a + i * k;
+  int64_t i = r0;
+  /* 8 rows × 2 columns: 16 independent sums, reduced together. */
+  for (; i + 8 <= r1 && n >= 2; i += 8) {
     int64_t j = 0;
     for (; j + 2 <= n; j += 2) {
       const float *b0 = b + j * k, *b1 = b0 + k;
-      sk__v16 s0 = {0}, s1 = {0};
+      sk__v16 s[16] = {{0}};
       for (int64_t kk = 0; kk < kb; kk += 16) {
-        sk__v16 x, y0, y1;
-        memcpy(&x, ai + kk, sizeof x);
+        sk__v16 y0, y1;
         memcpy(&y0, b0 + kk, sizeof y0);
         memcpy(&y1, b1 + kk, sizeof y1);
-        s0 += x * y0;
-        s1 += x * y1;
-      }
-      for (int64_t kk = kb, l = 0; kk < k; kk++, l++) {
-        s0[l] += ai[kk] * b0[kk];
-        s1[l] += ai[kk] * b1[kk];
-      }
-      for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++) {
-          s0[l] += s0[l + w];
-          s1[l] += s1[l + w];
+        for (int q = 0; q < 8; q++) {
+          sk__v16 x;
+          memcpy(&x, a + (i + q) * k + kk, sizeof x);
+          s[2 * q] += x * y0;
+          s[2 * q + 1] += x * y1;
         }
-      c[i * n + j] = s0[0];
-      c[i * n + j + 1] = s1[0];
+      }
+      for (int q = 0; q < 8; q++) {
+        const float *ai = a + (i + q) * k;
+        for (int64_t kk = kb, l = 0; kk < k; kk++, l++) {
+          s[2 * q][l] += ai[kk] * b0[kk];
+          s[2 * q + 1][l] += ai[kk] * b1[kk];
+        }
+      }
+      sk__v16 r;
+      sum16x16(s, &r);
+      if (n == 2) {
+        memcpy(c + i * 2, &r, sizeof r);
+      } else {
+        for (int q = 0; q < 8; q++) {
+          c[(i + q) * n + j] = r[2 * q];
+          c[(i + q) * n + j + 1] = r[2 * q + 1];
+        }
+      }
     }
-    for (; j < n; j++) c[i * n + j] = dot(ai, b + j * k, k);
+    for (; j < n; j++)
+      for (int q = 0; q < 8; q++) c[(i + q) * n + j] = dot(a + (i + q) * k, b + j * k, k);
   }
+  for (; i < r1; i++)
+    for (int64_t j = 0; j < n; j++) c[i * n + j] = dot(a + i * k, b + j * k, k);
 }
 
 /* The portable path (no JIT, or both operands transposed): row-times-matrix
@@ -276,6 +345,14 @@ void sk__matmul_rows(float *c, const float *a, const float *b, const float *bt, 
   const int jit = jit_ok && !atomic_load_explicit(&force_portable, memory_order_relaxed);
   if (!ta && tb && (n <= SK_MM_THIN || (!bt && jit))) {
     mm_dot_rows(c, a, b, n, k, r0, r1);
+    return;
+  }
+  if (!ta && !tb && n <= SK_MM_THIN && k <= SK_MM_THIN_K) {
+    /* A thin b (k, n) as b^T on the stack: the dot products above. */
+    float bt_local[SK_MM_THIN * SK_MM_THIN_K];
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t kk = 0; kk < k; kk++) bt_local[j * k + kk] = b[kk * n + j];
+    mm_dot_rows(c, a, bt_local, n, k, r0, r1);
     return;
   }
   if (jit && ta && !tb && n <= SK_MM_THIN && mm_tn_thin(c, a, b, m, n, k, r0, r1)) return;

@@ -98,12 +98,21 @@ void sk__expand(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_
   for (int i = 0; i < 4; i++) st[i] = sa.d[i] == 1 ? 0 : as[i];
   const int64_t d3 = so.d[3];
   if (d3 == 0) return;
+  /* 2-D outputs (the common case) need no division per row. */
+  const int flat = so.d[0] == 1 && so.d[1] == 1;
   for (int64_t r = e0 / d3; r < e1 / d3; r++) {
-    int64_t i0 = r / (so.d[1] * so.d[2]), i1 = (r / so.d[2]) % so.d[1], i2 = r % so.d[2];
-    const float *pa = a + i0 * st[0] + i1 * st[1] + i2 * st[2];
+    const float *pa;
+    if (flat) {
+      pa = a + r * st[2];
+    } else {
+      int64_t i0 = r / (so.d[1] * so.d[2]), i1 = (r / so.d[2]) % so.d[1], i2 = r % so.d[2];
+      pa = a + i0 * st[0] + i1 * st[1] + i2 * st[2];
+    }
     float *po = out + r * d3;
     if (st[3] == 0)
       for (int64_t j = 0; j < d3; j++) po[j] = pa[0];
+    else if (d3 <= 8)
+      for (int64_t j = 0; j < d3; j++) po[j] = pa[j];
     else
       memcpy(po, pa, (size_t)d3 * sizeof(float));
   }
