@@ -119,8 +119,10 @@ void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__s
  * coefficients), scaled by 2^n through the exponent bits; 0 below −87.3
  * (where e^x is subnormal). */
 static inline float exp_neg(float x0) {
-  /* Ternaries, not fmaxf: they compile to vector selects; NaN is kept below. */
-  const float x = x0 > -87.3f ? x0 : -87.3f;
+  /* Ternaries, not fmaxf: they compile to vector selects. A NaN passes the
+   * clamp and makes p, so the result, NaN: no separate NaN result, which
+   * made GCC evaluate the callers' polynomials twice (softplus 1.5× slower). */
+  const float x = x0 < -87.3f ? -87.3f : x0;
   const float n = floorf(x * 1.44269504088896341f + 0.5f);
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -130,10 +132,15 @@ static inline float exp_neg(float x0) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
+  /* 2^n from the bits of n + 1.5·2^23, whose low bits are the integer n in
+   * [-126, 0]: no float-to-int conversion, undefined for a NaN. */
+  const float shifted = n + 12582912.0f;
+  uint32_t bits;
+  memcpy(&bits, &shifted, sizeof bits);
+  bits = (bits - 0x4B400000u + 127u) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
-  return x0 != x0 ? x0 : (x0 < -87.3f ? 0.0f : p * scale);
+  return x0 < -87.3f ? 0.0f : p * scale;
 }
 
 /* log(1 + y) for y in [0, 1] as y·q(y), q a degree-8 polynomial fitted to
