@@ -203,12 +203,18 @@ TEST(softplus_and_sigmoid_within_a_few_ulp) {
   }
   CHECK(worst_sp <= 4.0);
   CHECK(worst_sg <= 3.0);
-  /* The edges: large |x|, NaN passes through. */
-  float e[4] = {-1000.0f, 1000.0f, NAN, 0.0f}, o[4];
-  sk__unary(o, e, SK_UN_SOFTPLUS, 0, 0, 0, 4);
-  CHECK(o[0] == 0.0f && o[1] == 1000.0f && isnan(o[2]) && fabsf(o[3] - 0.6931472f) < 1e-7f);
-  sk__unary(o, e, SK_UN_SIGMOID, 0, 0, 0, 4);
-  CHECK(o[0] == 0.0f && o[1] == 1.0f && isnan(o[2]) && o[3] == 0.5f);
+  /* The edges: large |x|, NaN passes through; at the start of a 36-float
+   * call (the vector loop) and at its end (the scalar tail). */
+  float e[36], o[36];
+  for (int i = 0; i < 36; i++) e[i] = 0.25f;
+  for (int at = 0; at <= 32; at += 32) {
+    e[at] = -1000.0f, e[at + 1] = 1000.0f, e[at + 2] = NAN, e[at + 3] = 0.0f;
+    sk__unary(o, e, SK_UN_SOFTPLUS, 0, 0, 0, 36);
+    CHECK(o[at] == 0.0f && o[at + 1] == 1000.0f && isnan(o[at + 2]) &&
+          fabsf(o[at + 3] - 0.6931472f) < 1e-7f);
+    sk__unary(o, e, SK_UN_SIGMOID, 0, 0, 0, 36);
+    CHECK(o[at] == 0.0f && o[at + 1] == 1.0f && isnan(o[at + 2]) && o[at + 3] == 0.5f);
+  }
   free(x);
   free(y);
   free(z);
