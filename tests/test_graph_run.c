@@ -133,7 +133,8 @@ TEST(same_bits_on_1_and_2_threads_esm) { CHECK(same_bits(SK_OBJ_ESM, SK_MODEL_ML
 static void check_matmul_paths(int portable) {
   static const int64_t sizes[][3] = {{3, 5, 4},      {17, 33, 9},  {128, 128, 512}, {512, 2, 128},
                                      {70, 130, 65},  {1, 1, 1},    {128, 3, 512},   {300, 7, 1500},
-                                     {33, 200, 2050}};
+                                     {33, 200, 2050}, {6, 100, 300},  {2, 130, 257},
+                                     {100, 6, 300}};
   sk__matmul_force_portable(portable);
   sk_rng r = sk_rng_make(11, 0);
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {

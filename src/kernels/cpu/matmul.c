@@ -306,33 +306,60 @@ static int mm_rows_xsmm(float *c, const float *a, const float *bk, int64_t m, in
   return 1;
 }
 
-/* c rows [r0, r1) = a^T·b for a thin b (n ≤ SK_MM_THIN columns, a weight
- * gradient's input layer): libxsmm vectorises along c's columns, which are
- * too few here, so d = c^T (n, rows) = b^T·a[:, rows] is made instead, wide
- * along the rows, a block of SK_MM_RB at a time, and transposed into c.
- * False if no kernel was generated. */
-static int mm_tn_thin(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
-                      int64_t r0, int64_t r1) {
-  float d[SK_MM_THIN * SK_MM_RB];
-  libxsmm_smmfunction f[2] = {NULL, NULL}; /* the kernel for k0 = 0, and after */
-  libxsmm_blasint fk[2] = {0, 0}, fw[2] = {0, 0};
-  for (int64_t i0 = r0 / SK_MM_RB * SK_MM_RB; i0 < r1; i0 += SK_MM_RB) {
-    const libxsmm_blasint w = (libxsmm_blasint)SK_MIN(SK_MM_RB, m - i0);
-    for (int64_t k0 = 0; k0 < k; k0 += SK_MM_KB) {
-      const libxsmm_blasint kb = (libxsmm_blasint)SK_MIN(SK_MM_KB, k - k0);
-      if (!f[k0 > 0] || kb != fk[k0 > 0] || w != fw[k0 > 0]) {
-        f[k0 > 0] = xsmm(w, (libxsmm_blasint)n, kb, (libxsmm_blasint)m, (libxsmm_blasint)n, w,
-                         k0 > 0, LIBXSMM_GEMM_FLAG_TRANS_B);
-        fk[k0 > 0] = kb;
-        fw[k0 > 0] = w;
-        if (!f[k0 > 0]) return 0;
-      }
-      f[k0 > 0](a + k0 * m + i0, b + k0 * n, d);
+/* x^T·y for a thin x (k, p), p ≤ SK_MM_THIN, with rows of stride xs, and y
+ * (k, ·) with rows of stride ys, over y's columns [q0, q1): element (i, j)
+ * goes to d[i·di + j·dj]. Each sum runs over k in order, in blocks of 64
+ * columns held in L1, so any split of the columns gives the same bits. The
+ * thin products of a weight gradient (an input or output layer): libxsmm
+ * vectorises along an output's columns, too few on one side or the other. */
+/* One block of 16·CV columns from j0 for a p known at compile time: the
+ * p × CV sums stay in registers. */
+#define TN_SMALL_BLOCK(P, CV)                                               \
+  do {                                                                      \
+    sk__v16 acc[P][CV];                                                     \
+    for (int i = 0; i < (P); i++)                                           \
+      for (int cc = 0; cc < (CV); cc++) acc[i][cc] = (sk__v16){0};          \
+    for (int64_t kk = 0; kk < k; kk++) {                                    \
+      const float *yk = y + kk * ys + j0, *xk = x + kk * xs;                \
+      for (int cc = 0; cc < (CV); cc++) {                                   \
+        sk__v16 yv;                                                         \
+        memcpy(&yv, yk + 16 * cc, sizeof yv);                               \
+        for (int i = 0; i < (P); i++) acc[i][cc] += xk[i] * yv;             \
+      }                                                                     \
+    }                                                                       \
+    for (int i = 0; i < (P); i++)                                           \
+      for (int cc = 0; cc < (CV); cc++) {                                   \
+        const sk__v16 v = acc[i][cc];                                       \
+        float *di0 = d + i * di + (j0 + 16 * cc) * dj;                      \
+        if (dj == 1)                                                        \
+          memcpy(di0, &v, sizeof v);                                        \
+        else                                                                \
+          for (int l = 0; l < 16; l++) di0[l * dj] = v[l];                  \
+      }                                                                     \
+  } while (0)
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_tn_small(
+    float *restrict d, int64_t di, int64_t dj, const float *restrict x, int64_t xs, int64_t p,
+    const float *restrict y, int64_t ys, int64_t k, int64_t q0, int64_t q1) {
+  int64_t j0 = q0;
+  const int64_t step = p <= 4 ? 64 : 32;
+  for (; j0 + step <= q1; j0 += step) switch (p) {
+    case 1: TN_SMALL_BLOCK(1, 4); break;
+    case 2: TN_SMALL_BLOCK(2, 4); break;
+    case 3: TN_SMALL_BLOCK(3, 4); break;
+    case 4: TN_SMALL_BLOCK(4, 4); break;
+    case 5: TN_SMALL_BLOCK(5, 2); break;
+    case 6: TN_SMALL_BLOCK(6, 2); break;
+    case 7: TN_SMALL_BLOCK(7, 2); break;
+    default: TN_SMALL_BLOCK(8, 2); break;
     }
-    for (int64_t i = SK_MAX(i0, r0); i < SK_MIN(i0 + w, r1); i++)
-      for (int64_t j = 0; j < n; j++) c[i * n + j] = d[j * w + (i - i0)];
-  }
-  return 1;
+  /* The last columns one at a time, in the same order. */
+  for (; j0 < q1; j0++)
+    for (int64_t i = 0; i < p; i++) {
+      float acc = 0.0f;
+      for (int64_t kk = 0; kk < k; kk++) acc += x[kk * xs + i] * y[kk * ys + j0];
+      d[i * di + j0 * dj] = acc;
+    }
 }
 
 void sk__matmul_rows(float *c, const float *a, const float *b, const float *bt, int64_t m,
@@ -355,7 +382,14 @@ void sk__matmul_rows(float *c, const float *a, const float *b, const float *bt, 
     mm_dot_rows(c, a, bt_local, n, k, r0, r1);
     return;
   }
-  if (jit && ta && !tb && n <= SK_MM_THIN && mm_tn_thin(c, a, b, m, n, k, r0, r1)) return;
+  if (ta && !tb && m <= SK_MM_THIN) { /* c rows [r0, r1) = a[:, r0:r1]^T·b */
+    mm_tn_small(c + r0 * n, n, 1, a + r0, m, r1 - r0, b, n, k, 0, n);
+    return;
+  }
+  if (ta && !tb && n <= SK_MM_THIN) { /* c^T columns [r0, r1) = b^T·a[:, r0:r1] */
+    mm_tn_small(c, 1, n, b, n, n, a, m, k, r0, r1);
+    return;
+  }
   if (jit && !(ta && tb) && mm_rows_xsmm(c, a, tb ? bt : b, m, n, k, ta, r0, r1)) return;
   mm_rows_portable(c, a, b, m, n, k, ta, tb, r0, r1);
 }
