@@ -123,9 +123,9 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1);
 int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
 /* Whether y's row r reads only row r of its input `which` (x). */
 int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which);
-/* Runs step s (one with halves, see sk__step) as thread t of nt; every
- * thread must enter it (it holds a barrier). */
-sk_status sk__run_halves(sk_graph *g, int s, int t, int nt);
+/* Runs steps [s, end) (with halves, see sk__step) as thread t of nt: every
+ * half, a barrier, every sum. Every thread must enter it. */
+sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt);
 /* e's value over rows [k0, k1) of the rows it reduces (a weight gradient
  * a^T·b, a row sum), into out. */
 void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1);

@@ -134,6 +134,18 @@ static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uin
   return kept;
 }
 
+/* Whether node i is a reduction over its batch done in halves (see sk__step):
+ * a weight gradient a^T·b or a bias's row sum, thin ones too (a thread that
+ * reads another's rows of a wide activation, even for a 2-column result,
+ * makes that thread's next writes to those lines slow: measured 6.7 µs →
+ * 20 µs for a bias add of 512 × 128), once the batch is long enough. */
+static int in_halves(const sk_graph *g, int i) {
+  const sk__node *nd = &g->nodes[i], *a = &g->nodes[nd->in[0]];
+  const int tn = nd->op == SK_OP_MATMUL && nd->ip[0] && !nd->ip[1];
+  const int rowsum = nd->op == SK_OP_SUM_TO && a->ndim == 2 && nd->numel == a->shape[1];
+  return (tn || rowsum) && a->shape[0] >= SK_HALVES_MIN_ROWS;
+}
+
 static atomic_int fusion_on = 1;
 void sk__graph_fusion(int on) { atomic_store(&fusion_on, on); }
 
@@ -247,9 +259,10 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
    * allow. Each op splits its output rows over the threads; an op joins the
    * current phase when every value it reads from this phase was written row
    * for row by the same split (so by the same thread). Among the ready ops
-   * that fit, one split like the op before it joins (so that groups grow,
-   * see sk__step), else the earliest built; when none fits, a new phase
-   * starts with the earliest ready op. */
+   * that fit, after a reduction done in halves another one joins (so that
+   * they share a barrier, see run.c), else one split like the op before it
+   * (so that groups grow, see sk__step), else the earliest built; when none
+   * fits, a new phase starts with the earliest ready op. */
   int n_cand = 0;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
@@ -265,10 +278,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   }
   int phase = 0, left = n_cand;
   int64_t last_units = -1;
+  int last_half = 0;
   g->n_exec = 0;
   while (left > 0) {
-    int pick = -1, pick_ready = -1, pick_same = -1;
-    for (int c = 0; c < n_cand && pick_same < 0; c++) {
+    int pick = -1, pick_ready = -1, pick_same = -1, pick_half = -1;
+    for (int c = 0; c < n_cand && pick_half < 0; c++) {
       const int i = cand[c];
       if (i < 0) continue;
       const sk__node *nd = &g->nodes[i];
@@ -288,9 +302,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       if (!ready) continue;
       if (pick_ready < 0) pick_ready = c;
       if (fits && pick < 0) pick = c;
-      if (fits && units[i] == last_units) pick_same = c;
+      if (fits && units[i] == last_units && pick_same < 0) pick_same = c;
+      if (fits && last_half && in_halves(g, i)) pick_half = c;
     }
     if (pick_same >= 0) pick = pick_same;
+    if (pick_half >= 0) pick = pick_half;
     if (pick < 0) { /* nothing fits: a barrier, then the earliest ready op */
       pick = pick_ready;
       phase++;
@@ -299,6 +315,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     cand[pick] = -1;
     phase_of[i] = phase;
     last_units = units[i];
+    last_half = in_halves(g, i);
     g->exec[g->n_exec++] = i;
     left--;
   }
@@ -383,17 +400,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     }
     pack_of[s] = p;
   }
-  /* Reductions over the batch's rows done in halves (see sk__step): every
-   * weight gradient a^T·b and bias row sum, thin ones too (a thread that
-   * reads another's rows of a wide activation, even for a 2-column result,
-   * makes that thread's next writes to those lines slow: measured 6.7 µs →
-   * 20 µs for a bias add of 512 × 128), once the batch is long enough. */
+  /* Reductions over the batch's rows done in halves (see in_halves). */
   for (int s = 0; s < g->n_exec; s++) {
-    const sk__node *nd = &g->nodes[g->exec[s]], *a = &g->nodes[nd->in[0]];
-    const int tn = nd->op == SK_OP_MATMUL && nd->ip[0] && !nd->ip[1];
-    const int rowsum = nd->op == SK_OP_SUM_TO && a->ndim == 2 && nd->numel == a->shape[1];
+    const sk__node *nd = &g->nodes[g->exec[s]];
     halves_slot[s] = -1;
-    if ((tn || rowsum) && a->shape[0] >= SK_HALVES_MIN_ROWS) {
+    if (in_halves(g, g->exec[s])) {
       slots[n_slots] = (slot){(size_t)(2 * nd->numel), 0, 0, 0, -1, 0, 0};
       halves_slot[s] = n_slots++;
     }
@@ -455,7 +466,18 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   for (int s = 0; s < g->n_exec;) {
     int e = s + 1;
     int64_t width = g->nodes[g->exec[s]].numel / SK_MAX(1, units[g->exec[s]]);
-    /* A step with halves is a group of its own (it holds a barrier). */
+    /* Steps with halves group with each other only: every half of the
+     * group, one barrier, every sum (run.c), so none may read another's
+     * result. */
+    if (g->steps[s].halves)
+      while (e < g->n_exec && !g->steps[e].barrier && g->steps[e].halves) {
+        const sk__node *nd = &g->nodes[g->exec[e]];
+        int reads_group = 0;
+        for (int k = 0; k < sk__op_arity(nd->op); k++)
+          for (int q = s; q < e; q++) reads_group |= root[nd->in[k]] == g->exec[q];
+        if (reads_group) break;
+        e++;
+      }
     while (e < g->n_exec && !g->steps[e].barrier && units[g->exec[e]] == units[g->exec[s]] &&
            !g->steps[s].halves && !g->steps[e].halves) {
       width = SK_MAX(width, g->nodes[g->exec[e]].numel / SK_MAX(1, units[g->exec[e]]));

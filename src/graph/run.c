@@ -17,22 +17,29 @@ sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *p
   return e;
 }
 
-sk_status sk__run_halves(sk_graph *g, int s, int t, int nt) {
-  const sk__step *step = &g->steps[s];
-  const sk__node *nd = &g->nodes[g->exec[s]], *a = &g->nodes[nd->in[0]];
-  const int64_t rows = a->shape[0], n = nd->numel;
-  for (int p = 0; p < 2; p++) {
-    if (t != p % nt) continue;
-    int64_t k0, k1;
-    sk__split(rows, p, 2, &k0, &k1);
-    const sk__exec e = sk__exec_of(g, g->exec[s], step->units, NULL);
-    sk__cpu_reduce_rows(&e, step->halves + p * n, k0, k1);
+sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt) {
+  for (int q = s; q < end; q++) {
+    const sk__step *step = &g->steps[q];
+    const sk__node *nd = &g->nodes[g->exec[q]], *a = &g->nodes[nd->in[0]];
+    const int64_t rows = a->shape[0], n = nd->numel;
+    for (int p = 0; p < 2; p++) {
+      if (t != p % nt) continue;
+      int64_t k0, k1;
+      sk__split(rows, p, 2, &k0, &k1);
+      const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL);
+      sk__cpu_reduce_rows(&e, step->halves + p * n, k0, k1);
+    }
   }
 #pragma omp barrier
-  int64_t u0, u1;
-  sk__split(step->units, t, nt, &u0, &u1);
-  const int64_t per = n / SK_MAX(1, step->units);
-  sk__cpu_add(nd->data, step->halves, step->halves + n, u0 * per, u1 * per);
+  for (int q = s; q < end; q++) {
+    const sk__step *step = &g->steps[q];
+    const sk__node *nd = &g->nodes[g->exec[q]];
+    const int64_t n = nd->numel;
+    int64_t u0, u1;
+    sk__split(step->units, t, nt, &u0, &u1);
+    const int64_t per = n / SK_MAX(1, step->units);
+    sk__cpu_add(nd->data, step->halves, step->halves + n, u0 * per, u1 * per);
+  }
   return SK_OK;
 }
 
@@ -81,7 +88,7 @@ sk_status sk_graph_run(sk_graph *g) {
 #pragma omp barrier
       }
       if (first->halves) {
-        sk__run_halves(g, s, t, nt);
+        sk__run_halves(g, s, end, t, nt);
         s = end;
         continue;
       }

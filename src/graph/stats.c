@@ -22,7 +22,9 @@ double sk_graph_matmul_flops(const sk_graph *g) {
 int sk_graph_plan_counts(const sk_graph *g, int *steps, int *barriers) {
   if (!g || !g->compiled) return 0;
   int b = g->n_packs > 0;
-  for (int i = 0; i < g->n_exec; i++) b += g->steps[i].barrier + (g->steps[i].halves != NULL);
+  /* A group of steps with halves holds one barrier (run.c). */
+  for (int i = 0; i < g->n_exec; i++)
+    b += g->steps[i].barrier + (g->steps[i].halves && g->steps[i].group_end);
   if (steps) *steps = g->n_exec;
   if (barriers) *barriers = b;
   return 1;
@@ -45,7 +47,7 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
     const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed);
     double t0 = now_s();
     for (int r = 0; r < reps; r++)
-      if ((st = g->steps[s].halves ? sk__run_halves(g, s, 0, 1) : sk__cpu_exec(&e, 0, e.units)) !=
+      if ((st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1) : sk__cpu_exec(&e, 0, e.units)) !=
           SK_OK)
         return st;
     const double us = 1e6 * (now_s() - t0) / reps;
