@@ -134,7 +134,7 @@ static void check_matmul_paths(int portable) {
   static const int64_t sizes[][3] = {{3, 5, 4},      {17, 33, 9},  {128, 128, 512}, {512, 2, 128},
                                      {70, 130, 65},  {1, 1, 1},    {128, 3, 512},   {300, 7, 1500},
                                      {33, 200, 2050}, {6, 100, 300},  {2, 130, 257},
-                                     {100, 6, 300}};
+                                     {100, 6, 300},   {70, 0, 260}};
   sk__matmul_force_portable(portable);
   sk_rng r = sk_rng_make(11, 0);
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -271,14 +271,17 @@ TEST(adam_parts_match_flat) {
 
 /* A chain of elementwise ops whose inputs come in every form a fused run
  * reads (full, a row broadcast as either operand, a column, a scalar), with
- * an output in the middle of the chain and a product reading it: y3 and z,
- * computed on `threads` threads, fused or not, into out (rows·w + rows·5). */
-static int fused_chain(int fused, int threads, float *out) {
-  enum { ROWS = 1000, W = 37 };
+ * outputs in the middle of the chain (one a softplus: its vector loop and
+ * scalar tail may round differently), more values alive at once than there
+ * are scratch blocks, and a product reading the end: y3, y5 and z, computed
+ * on `threads` threads, fused or not, into out (2·ROWS·W + ROWS·5). W = 37
+ * gives blocks of 16 rows in tiles of 208; W = 528 blocks of one row. */
+enum { ROWS = 1000, W_MAX = 528 };
+static int fused_chain(int fused, int threads, int W, float *out) {
   sk__graph_fusion(fused);
   omp_set_num_threads(threads);
   sk_graph *g = sk_graph_new();
-  float bias[W], wts[W * 5];
+  float bias[W_MAX], wts[W_MAX * 5];
   for (int j = 0; j < W; j++) bias[j] = 0.1f * (float)(j % 7) - 0.3f;
   for (int j = 0; j < W * 5; j++) wts[j] = 0.01f * (float)(j % 13) - 0.05f;
   sk_node x = sk_input(g, "x", 2, (int64_t[]){ROWS, W});
@@ -289,31 +292,55 @@ static int fused_chain(int fused, int threads, float *out) {
   sk_node y3 = sk_mul(g, y2, col);
   sk_node y5 = sk_softplus(g, sk_sub(g, y3, sk_scalar(g, 0.5f)));
   sk_node y8 = sk_mul(g, sk_sigmoid(g, sk_div(g, b, sk_affine(g, y5, 2.0f, 1.0f))), y3);
-  sk_node z = sk_matmul(g, sk_tanh(g, sk_exp(g, sk_neg(g, y8))), wm, 0, 0);
-  sk_node outs[2] = {y3, z};
-  if (sk_graph_compile(g, 2, outs) != SK_OK) return -1;
+  sk_node v[10], y9 = y8;
+  for (int i = 0; i < 10; i++) v[i] = sk_affine(g, y8, 0.1f * (float)(i + 1), (float)i);
+  for (int i = 0; i < 10; i++) y9 = sk_add(g, y9, v[i]);
+  sk_node z = sk_matmul(g, sk_tanh(g, sk_exp(g, sk_neg(g, sk_mul(g, y9, y9)))), wm, 0, 0);
+  sk_node outs[3] = {y3, y5, z};
+  /* Fusion is chosen at compile time; the default is restored at once. */
+  const int compiled = sk_graph_compile(g, 3, outs) == SK_OK;
+  sk__graph_fusion(1);
+  if (!compiled) {
+    sk_graph_free(g);
+    omp_set_num_threads(2);
+    return -1;
+  }
   sk_rng r = sk_rng_make(5, 0);
   sk_rng_normal(&r, sk_graph_data(g, x), ROWS * W);
   sk_rng_normal(&r, sk_graph_data(g, col), ROWS);
-  if (sk_graph_run(g) != SK_OK) return -1;
-  memcpy(out, sk_graph_data(g, y3), ROWS * W * sizeof *out);
-  memcpy(out + ROWS * W, sk_graph_data(g, z), ROWS * 5 * sizeof *out);
+  const int ran = sk_graph_run(g) == SK_OK;
+  omp_set_num_threads(2);
+  if (!ran) {
+    sk_graph_free(g);
+    return -1;
+  }
+  memcpy(out, sk_graph_data(g, y3), (size_t)(ROWS * W) * sizeof *out);
+  memcpy(out + ROWS * W, sk_graph_data(g, y5), (size_t)(ROWS * W) * sizeof *out);
+  memcpy(out + 2 * ROWS * W, sk_graph_data(g, z), ROWS * 5 * sizeof *out);
   const int kept = g->n_fused;
   sk_graph_free(g);
-  sk__graph_fusion(1);
-  omp_set_num_threads(2);
   return kept;
 }
 
 /* Fused runs give the bits of the ops run one by one, on any thread count,
  * and keep values in scratch: in this chain and in whole training steps. */
 TEST(fused_runs_match_unfused) {
-  enum { N = 1000 * 37 + 1000 * 5 };
+  enum { N = 2 * ROWS * W_MAX + ROWS * 5 };
   float *ref = malloc(N * sizeof *ref), *got = malloc(N * sizeof *got);
-  CHECK_EQ_INT(fused_chain(0, 1, ref), 0);
-  for (int t = 1; t <= 3; t++) {
-    CHECK(fused_chain(1, t, got) >= 4);
-    CHECK(memcmp(ref, got, N * sizeof *ref) == 0);
+  static const int widths[2] = {37, W_MAX};
+  for (int wi = 0; wi < 2; wi++) {
+    const int w = widths[wi];
+    const size_t n = (size_t)(2 * ROWS * w + ROWS * 5);
+    CHECK_EQ_INT(fused_chain(0, 1, w, ref), 0);
+    for (int t = 1; t <= 3; t++) {
+      CHECK(fused_chain(1, t, w, got) >= 10);
+      for (size_t i = 0; i < n; i++)
+        if (memcmp(&ref[i], &got[i], sizeof *ref) != 0) {
+          fprintf(stderr, "w %d t %d: first difference at %zu: %g vs %g\n", w, t, i, ref[i], got[i]);
+          break;
+        }
+      CHECK(memcmp(ref, got, n * sizeof *ref) == 0);
+    }
   }
   free(ref);
   free(got);

@@ -61,6 +61,16 @@ typedef struct sk__step {
 #define SK_FUSE_REGS 8
 #define SK_FUSE_FLOATS 1024
 
+/* The rows of a fused run's block for values w floats wide: as many as fit
+ * in SK_FUSE_FLOATS, a multiple of 16 floats so that every block starts
+ * where a tile's vector loop would be (a kernel's vector body and its scalar
+ * tail may round differently); 0 if not even one such block fits. */
+static inline int64_t sk__fuse_rows(int64_t w) {
+  int64_t g = 16; /* the rows that make a multiple of 16 floats: 16 / gcd(w, 16) */
+  while (g > 1 && (w * (g / 2)) % 16 == 0) g /= 2;
+  return w > 0 && g * w <= SK_FUSE_FLOATS ? SK_FUSE_FLOATS / (g * w) * g : 0;
+}
+
 typedef struct sk__pack {
   sk_node src; /* the leaf b (n, k); its data pointer is read at run time */
   float *dst;  /* b^T (k, n) in the arena */
@@ -132,7 +142,7 @@ void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1);
 /* out[i] = x[i] + y[i] for i in [e0, e1). */
 void sk__cpu_add(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
 /* Whether y can run block by block of its rows in a fused run: an
- * elementwise op on a (rows, w) value, w <= SK_FUSE_FLOATS, whose inputs are
+ * elementwise op on a (rows, w) value, sk__fuse_rows(w) > 0, whose inputs are
  * the same size, scalars, rows (w) or columns (rows, 1). */
 int sk__cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b);
 /* Rows [r0, r1) of a blockwise op: into out (a scratch block) or, when out

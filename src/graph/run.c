@@ -49,7 +49,7 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
                       float (*scratch)[SK_FUSE_FLOATS]) {
   const sk__step *first = &g->steps[s];
   const sk__node *y = &g->nodes[g->exec[s]];
-  const int64_t block = SK_MAX(1, SK_FUSE_FLOATS / (y->numel / y->shape[0]));
+  const int64_t block = sk__fuse_rows(y->numel / y->shape[0]);
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
     const int64_t b1 = SK_MIN(r1, b0 + block);
     for (int q = s; q < first->fuse_end; q++) {

@@ -183,7 +183,7 @@ int sk__cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b) {
   default:
     return 0;
   }
-  return y->ndim == 2 && y->shape[0] > 1 && y->numel / y->shape[0] <= SK_FUSE_FLOATS &&
+  return y->ndim == 2 && y->shape[0] > 1 && sk__fuse_rows(y->numel / y->shape[0]) > 0 &&
          input_kind(y, a) != IN_NONE;
 }
 

@@ -364,7 +364,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_tn_s
 
 void sk__matmul_rows(float *c, const float *a, const float *b, const float *bt, int64_t m,
                      int64_t n, int64_t k, int ta, int tb, int64_t r0, int64_t r1) {
-  if (r0 >= r1) return;
+  if (r0 >= r1 || n == 0) return; /* n = 0: c has no elements */
   if (k == 0) {
     memset(c + r0 * n, 0, (size_t)((r1 - r0) * n) * sizeof(float));
     return;
