@@ -128,7 +128,9 @@ SK_API double sk_graph_matmul_flops(const sk_graph *g);
  * 0 before compilation, 1 after. */
 SK_API int sk_graph_plan_counts(const sk_graph *g, int *steps, int *barriers);
 /* Runs each planned op `reps` times on the calling thread and prints one
- * line per op (name, shape, microseconds) to `out`: where a run's time goes. */
+ * line per op (name, shape, microseconds) to `out`: where a run's time goes.
+ * Each op runs alone over all its rows, not tiled or fused as in
+ * sk_graph_run, so its data is in cache and the times are a lower bound. */
 SK_API sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out);
 
 #ifdef __cplusplus
