@@ -322,6 +322,39 @@ static int fused_chain(int fused, int threads, int W, float *out) {
   return kept;
 }
 
+/* A reduction in halves (a^T·b over 512 rows) whose input a is made whole by
+ * one thread (a concat along the rows) in the same phase: its two halves run
+ * on two threads, so a barrier must come between them; and the result is
+ * right. */
+TEST(halved_reduction_waits_for_its_inputs) {
+  sk_graph *g = sk_graph_new();
+  sk_node p = sk_input(g, "p", 2, (int64_t[]){256, 1});
+  sk_node q = sk_input(g, "q", 2, (int64_t[]){256, 1});
+  sk_node b = sk_input(g, "b", 2, (int64_t[]){512, 3});
+  sk_node a = sk_concat(g, sk_exp(g, p), sk_exp(g, q), 0);
+  sk_node c = sk_matmul(g, a, b, 1, 0); /* (1, 3) */
+  CHECK_OK(sk_graph_compile(g, 1, &c));
+  int steps = 0, barriers = 0;
+  CHECK(sk_graph_plan_counts(g, &steps, &barriers));
+  /* Before the concat (its inputs are split by rows), before the halves,
+   * and inside them. */
+  CHECK_EQ_INT(barriers, 3);
+  float *pd = sk_graph_data(g, p), *qd = sk_graph_data(g, q), *bd = sk_graph_data(g, b);
+  for (int i = 0; i < 256; i++) pd[i] = 0.001f * (float)i, qd[i] = -0.001f * (float)i;
+  for (int i = 0; i < 512 * 3; i++) bd[i] = (float)(i % 7) - 3.0f;
+  for (int rep = 0; rep < 20; rep++) {
+    CHECK_OK(sk_graph_run(g));
+    const float *cd = sk_graph_data(g, c);
+    for (int j = 0; j < 3; j++) {
+      double want = 0.0;
+      for (int i = 0; i < 512; i++)
+        want += exp(i < 256 ? 0.001 * i : -0.001 * (i - 256)) * (double)bd[i * 3 + j];
+      CHECK_NEAR(cd[j], want, 1e-3 * (1.0 + fabs(want)));
+    }
+  }
+  sk_graph_free(g);
+}
+
 /* Fused runs give the bits of the ops run one by one, on any thread count,
  * and keep values in scratch: in this chain and in whole training steps. */
 TEST(fused_runs_match_unfused) {
@@ -368,4 +401,5 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(matmul_jit_matches_naive_and_splits_exactly),
           TEST_ENTRY(matmul_portable_matches_naive_and_splits_exactly),
           TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat),
-          TEST_ENTRY(fused_runs_match_unfused))
+          TEST_ENTRY(fused_runs_match_unfused),
+          TEST_ENTRY(halved_reduction_waits_for_its_inputs))

@@ -113,7 +113,9 @@ SK_API int64_t sk_node_numel(const sk_graph *g, sk_node n);
  * consumer) in one arena; inputs, parameters, constants and outputs are
  * pinned. Call once, after building. */
 SK_API sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs);
-/* Runs the plan. Performs no heap allocation. */
+/* Runs the plan, on the OpenMP threads (the same bits on any number).
+ * Performs no heap allocation; each thread uses about 100 KiB of its stack
+ * (scratch blocks of fused element-wise runs, thin products' operands). */
 SK_API sk_status sk_graph_run(sk_graph *g);
 /* The buffer of a compiled input, output or parameter node (numel floats),
  * valid until sk_graph_free; NULL for an intermediate whose buffer is shared. */

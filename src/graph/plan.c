@@ -293,7 +293,9 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
         if (!leaf && phase_of[r] < 0) ready = 0;
         else if (!leaf && phase_of[r] == phase) {
           const sk__node *xn = &g->nodes[x], *rn = &g->nodes[r];
-          const int same_split = units[r] == units[i] &&
+          /* A reduction in halves reads every row on two threads, however
+           * its output is split: it never shares a phase with its inputs. */
+          const int same_split = units[r] == units[i] && !in_halves(g, i) &&
                                  (units[i] == 1 || (sk__cpu_row_aligned(nd, xn, k) &&
                                                     xn->shape[0] == rn->shape[0]));
           fits &= same_split;
