@@ -9,7 +9,6 @@
 
 #include "graph/internal.h"
 
-
 /* Floats are placed at 64-byte boundaries. */
 #define SK_ALIGN_FLOATS 16
 
@@ -226,7 +225,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
   if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
-      !pack_of || !halves_slot || !group_of || !agroup || !pack_src || !pack_slot || !last_read || !reg_of || !g->exec || !g->steps || !g->packs || !g->outs) {
+      !pack_of || !halves_slot || !group_of || !agroup || !pack_src || !pack_slot || !last_read ||
+      !reg_of || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
   }
@@ -492,7 +492,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     s = e;
   }
   /* cand (free since the schedule) counts each value's readers. */
-  g->n_fused = atomic_load(&fusion_on) ? plan_fusion(g, root, pinned, units, cand, last_read, reg_of) : 0;
+  g->n_fused =
+      atomic_load(&fusion_on) ? plan_fusion(g, root, pinned, units, cand, last_read, reg_of) : 0;
   g->n_packs = n_packs;
   for (int p = 0; p < n_packs; p++)
     g->packs[p] = (sk__pack){pack_src[p], base + slots[pack_slot[p]].offset};

@@ -46,10 +46,10 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
     const sk__node *nd = &g->nodes[g->exec[s]];
     const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed);
     double t0 = now_s();
-    for (int r = 0; r < reps; r++)
-      if ((st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1) : sk__cpu_exec(&e, 0, e.units)) !=
-          SK_OK)
-        return st;
+    for (int r = 0; r < reps; r++) {
+      st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1) : sk__cpu_exec(&e, 0, e.units);
+      if (st != SK_OK) return st;
+    }
     const double us = 1e6 * (now_s() - t0) / reps;
     total += us;
     fprintf(out, "%4d %-10s %c%c (", s, sk__op_name(nd->op), g->steps[s].barrier ? '|' : ' ',

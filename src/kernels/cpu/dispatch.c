@@ -53,6 +53,30 @@ int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which) {
   }
 }
 
+/* The elementwise ops: out (so) = op(x0 (sa)), or op(x0 (sa), x1 (sb)),
+ * elements [e0, e1). False for any other op. Whole rows (sk__cpu_exec) and
+ * fused blocks (sk__cpu_exec_block) both come here. */
+static int elementwise(const sk__exec *e, float *out, const float *x0, const float *x1,
+                       sk__shape4 so, sk__shape4 sa, sk__shape4 sb, int64_t e0, int64_t e1) {
+  const float alpha = e->node->fp[0], beta = e->node->fp[1];
+  switch (e->op) {
+  case SK_OP_ADD: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_ADD, e0, e1); return 1;
+  case SK_OP_SUB: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_SUB, e0, e1); return 1;
+  case SK_OP_MUL: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_MUL, e0, e1); return 1;
+  case SK_OP_DIV: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_DIV, e0, e1); return 1;
+  case SK_OP_NEG: sk__unary(out, x0, SK_UN_NEG, 0, 0, e0, e1); return 1;
+  case SK_OP_AFFINE: sk__unary(out, x0, SK_UN_AFFINE, alpha, beta, e0, e1); return 1;
+  case SK_OP_EXP: sk__unary(out, x0, SK_UN_EXP, 0, 0, e0, e1); return 1;
+  case SK_OP_LOG: sk__unary(out, x0, SK_UN_LOG, 0, 0, e0, e1); return 1;
+  case SK_OP_SQRT: sk__unary(out, x0, SK_UN_SQRT, 0, 0, e0, e1); return 1;
+  case SK_OP_TANH: sk__unary(out, x0, SK_UN_TANH, 0, 0, e0, e1); return 1;
+  case SK_OP_SIGMOID: sk__unary(out, x0, SK_UN_SIGMOID, 0, 0, e0, e1); return 1;
+  case SK_OP_SOFTPLUS: sk__unary(out, x0, SK_UN_SOFTPLUS, 0, 0, e0, e1); return 1;
+  case SK_OP_STEP: sk__unary(out, x0, SK_UN_STEP, 0, 0, e0, e1); return 1;
+  default: return 0;
+  }
+}
+
 sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
   const sk__node *y = e->node, *a = e->a, *b = e->b;
   float *out = e->out;
@@ -60,6 +84,7 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
   /* The element range of rows [r0, r1); all of it for a 1-unit op. */
   const int64_t units = e->units, per = units ? y->numel / units : 0;
   const int64_t e0 = r0 * per, e1 = r1 * per;
+  if (elementwise(e, out, x0, x1, s4(y), s4(a), b ? s4(b) : s4(a), e0, e1)) return SK_OK;
   switch (e->op) {
   case SK_OP_MATMUL: {
     int ta = y->ip[0], tb = y->ip[1];
@@ -67,19 +92,6 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
     sk__matmul_rows(out, x0, x1, e->packed, y->shape[0], y->shape[1], k, ta, tb, r0, r1);
     break;
   }
-  case SK_OP_ADD: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_ADD, e0, e1); break;
-  case SK_OP_SUB: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_SUB, e0, e1); break;
-  case SK_OP_MUL: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_MUL, e0, e1); break;
-  case SK_OP_DIV: sk__binary(out, x0, x1, s4(y), s4(a), s4(b), SK_BIN_DIV, e0, e1); break;
-  case SK_OP_NEG: sk__unary(out, x0, SK_UN_NEG, 0, 0, e0, e1); break;
-  case SK_OP_AFFINE: sk__unary(out, x0, SK_UN_AFFINE, y->fp[0], y->fp[1], e0, e1); break;
-  case SK_OP_EXP: sk__unary(out, x0, SK_UN_EXP, 0, 0, e0, e1); break;
-  case SK_OP_LOG: sk__unary(out, x0, SK_UN_LOG, 0, 0, e0, e1); break;
-  case SK_OP_SQRT: sk__unary(out, x0, SK_UN_SQRT, 0, 0, e0, e1); break;
-  case SK_OP_TANH: sk__unary(out, x0, SK_UN_TANH, 0, 0, e0, e1); break;
-  case SK_OP_SIGMOID: sk__unary(out, x0, SK_UN_SIGMOID, 0, 0, e0, e1); break;
-  case SK_OP_SOFTPLUS: sk__unary(out, x0, SK_UN_SOFTPLUS, 0, 0, e0, e1); break;
-  case SK_OP_STEP: sk__unary(out, x0, SK_UN_STEP, 0, 0, e0, e1); break;
   case SK_OP_SUM_TO: sk__sum_to(out, x0, s4(y), s4(a), e0, e1); break;
   case SK_OP_EXPAND: sk__expand(out, x0, s4(y), s4(a), e0, e1); break;
   case SK_OP_PERMUTE: {
@@ -207,23 +219,9 @@ void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2],
   sk__shape4 sa, sb;
   const float *x0 = in[0] ? (sa = full, in[0]) : block_input(y, e->a, e->in[0], r0, r1, &sa);
   float *o = out ? out : e->out + r0 * w;
-  switch (e->op) {
-  case SK_OP_ADD: case SK_OP_SUB: case SK_OP_MUL: case SK_OP_DIV: {
-    const float *x1 = in[1] ? (sb = full, in[1]) : block_input(y, e->b, e->in[1], r0, r1, &sb);
-    const sk__binop op = e->op == SK_OP_ADD ? SK_BIN_ADD : e->op == SK_OP_SUB ? SK_BIN_SUB
-                       : e->op == SK_OP_MUL ? SK_BIN_MUL : SK_BIN_DIV;
-    sk__binary(o, x0, x1, so, sa, sb, op, 0, n);
-    break;
-  }
-  case SK_OP_NEG: sk__unary(o, x0, SK_UN_NEG, 0, 0, 0, n); break;
-  case SK_OP_AFFINE: sk__unary(o, x0, SK_UN_AFFINE, y->fp[0], y->fp[1], 0, n); break;
-  case SK_OP_EXP: sk__unary(o, x0, SK_UN_EXP, 0, 0, 0, n); break;
-  case SK_OP_LOG: sk__unary(o, x0, SK_UN_LOG, 0, 0, 0, n); break;
-  case SK_OP_SQRT: sk__unary(o, x0, SK_UN_SQRT, 0, 0, 0, n); break;
-  case SK_OP_TANH: sk__unary(o, x0, SK_UN_TANH, 0, 0, 0, n); break;
-  case SK_OP_SIGMOID: sk__unary(o, x0, SK_UN_SIGMOID, 0, 0, 0, n); break;
-  case SK_OP_SOFTPLUS: sk__unary(o, x0, SK_UN_SOFTPLUS, 0, 0, 0, n); break;
-  case SK_OP_STEP: sk__unary(o, x0, SK_UN_STEP, 0, 0, 0, n); break;
-  default: break; /* sk__cpu_blockwise admits no other op */
-  }
+  const float *x1 = NULL;
+  sb = sa;
+  if (sk__op_arity(e->op) > 1)
+    x1 = in[1] ? (sb = full, in[1]) : block_input(y, e->b, e->in[1], r0, r1, &sb);
+  elementwise(e, o, x0, x1, so, sa, sb, 0, n); /* sk__cpu_blockwise admits no other op */
 }

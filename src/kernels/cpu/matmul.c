@@ -78,50 +78,12 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static float dot(
   return s[0];
 }
 
-/* c = a·b^T by dot products of rows: thin outputs, and b^T not packed.
- * Two columns at a time share the loads of a's row; each dot product keeps
- * dot()'s order (16 interleaved partial sums, added pairwise), so the bits
- * are dot()'s. */
 typedef float sk__v16 __attribute__((vector_size(64)));
 
-/* The pairwise sum of dot()'s 16 partial sums. */
-static inline float sum16(sk__v16 s) {
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; l++) s[l] += s[l + w];
-  return s[0];
-}
-
-/* Rows [i, i + R) × columns [j, j + 2) of c = a·b^T: 2R independent sums,
- * so that the adds' latency is hidden. */
-#define MM_DOT_BLOCK(R)                                                   \
-  do {                                                                    \
-    const float *b0 = b + j * k, *b1 = b0 + k;                            \
-    sk__v16 s0[R] = {{0}}, s1[R] = {{0}};                                 \
-    for (int64_t kk = 0; kk < kb; kk += 16) {                             \
-      sk__v16 y0, y1;                                                     \
-      memcpy(&y0, b0 + kk, sizeof y0);                                    \
-      memcpy(&y1, b1 + kk, sizeof y1);                                    \
-      for (int q = 0; q < R; q++) {                                       \
-        sk__v16 x;                                                        \
-        memcpy(&x, a + (i + q) * k + kk, sizeof x);                       \
-        s0[q] += x * y0;                                                  \
-        s1[q] += x * y1;                                                  \
-      }                                                                   \
-    }                                                                     \
-    for (int q = 0; q < R; q++) {                                         \
-      const float *ai = a + (i + q) * k;                                  \
-      for (int64_t kk = kb, l = 0; kk < k; kk++, l++) {                   \
-        s0[q][l] += ai[kk] * b0[kk];                                      \
-        s1[q][l] += ai[kk] * b1[kk];                                      \
-      }                                                                   \
-      c[(i + q) * n + j] = sum16(s0[q]);                                  \
-      c[(i + q) * n + j + 1] = sum16(s1[q]);                              \
-    }                                                                     \
-  } while (0)
-
-/* sum16 of 16 vectors at once, in the same order for each: every level
- * adds lanes l and l + w of two vectors into one, so 15 vector adds give
- * the 16 sums, v[0]'s in lane 0 to v[15]'s in lane 15. */
+/* The pairwise sums of 16 vectors at once, in dot()'s order for each
+ * (lane l plus lane l + w, for w = 8, 4, 2, 1): every level adds lanes l and
+ * l + w of two vectors into one, so 15 vector adds give the 16 sums, v[0]'s
+ * in lane 0 to v[15]'s in lane 15. */
 #define SHUF(x, y, ...) __builtin_shufflevector(x, y, __VA_ARGS__)
 __attribute__((always_inline)) static inline void sum16x16(const sk__v16 v[16], sk__v16 *out) {
   sk__v16 h1[8], h2[4], h3[2];
@@ -138,6 +100,11 @@ __attribute__((always_inline)) static inline void sum16x16(const sk__v16 v[16], 
          SHUF(h3[0], h3[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
 }
 
+/* c = a·b^T by dot products of rows: thin outputs, and b^T not packed.
+ * Blocks of 8 rows × 2 columns share their loads and keep 16 sums apart (so
+ * the adds' latency is hidden), each in dot()'s order (16 interleaved
+ * partial sums, then added pairwise by sum16x16), so every element has the
+ * bits of dot(), which does the rows and columns left over. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_dot_rows(
     float *restrict c, const float *restrict a, const float *restrict b, int64_t n, int64_t k,
     int64_t r0, int64_t r1) {
@@ -306,14 +273,8 @@ static int mm_rows_xsmm(float *c, const float *a, const float *bk, int64_t m, in
   return 1;
 }
 
-/* x^T·y for a thin x (k, p), p ≤ SK_MM_THIN, with rows of stride xs, and y
- * (k, ·) with rows of stride ys, over y's columns [q0, q1): element (i, j)
- * goes to d[i·di + j·dj]. Each sum runs over k in order, in blocks of 64
- * columns held in L1, so any split of the columns gives the same bits. The
- * thin products of a weight gradient (an input or output layer): libxsmm
- * vectorises along an output's columns, too few on one side or the other. */
-/* One block of 16·CV columns from j0 for a p known at compile time: the
- * p × CV sums stay in registers. */
+/* One block of mm_tn_small: 16·CV columns from j0 for a p known at compile
+ * time, so that the p × CV sums stay in registers. */
 #define TN_SMALL_BLOCK(P, CV)                                               \
   do {                                                                      \
     sk__v16 acc[P][CV];                                                     \
@@ -338,6 +299,13 @@ static int mm_rows_xsmm(float *c, const float *a, const float *bk, int64_t m, in
       }                                                                     \
   } while (0)
 
+/* x^T·y for a thin x (k, p), p ≤ SK_MM_THIN, with rows of stride xs, and y
+ * (k, ·) with rows of stride ys, over y's columns [q0, q1): element (i, j)
+ * goes to d[i·di + j·dj]. Each sum runs over k in order, in registers for
+ * blocks of 64 (p ≤ 4) or 32 columns, one at a time for the rest, so any
+ * split of the columns gives the same bits. The thin products of a weight
+ * gradient (an input or output layer): libxsmm vectorises along an output's
+ * columns, too few on one side or the other. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_tn_small(
     float *restrict d, int64_t di, int64_t dj, const float *restrict x, int64_t xs, int64_t p,
     const float *restrict y, int64_t ys, int64_t k, int64_t q0, int64_t q1) {
