@@ -13,6 +13,7 @@
  * them fail. Same contracts as malloc/calloc/realloc/free. */
 void *sk__malloc(size_t n);
 void *sk__calloc(size_t count, size_t size);
+void *sk__calloc_lines(size_t count, size_t size); /* zeroed, 64-byte aligned */
 void *sk__realloc(void *p, size_t n);
 void sk__free(void *p);
 char *sk__strdup(const char *s);

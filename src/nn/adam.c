@@ -29,8 +29,10 @@ sk_adam *sk_adam_new(const sk_adam_config *cfg, size_t n, const float *params) {
     return NULL;
   }
   sk_adam *a = sk__calloc(1, sizeof *a);
-  if (!a || !(a->m = sk__calloc(n, sizeof(float))) || !(a->v = sk__calloc(n, sizeof(float))) ||
-      !(a->ema = sk__malloc(n * sizeof(float)))) {
+  /* Aligned like the parameters, so the update's vectors fall on lines. */
+  if (!a || !(a->m = sk__calloc_lines(n, sizeof(float))) ||
+      !(a->v = sk__calloc_lines(n, sizeof(float))) ||
+      !(a->ema = sk__calloc_lines(n, sizeof(float)))) {
     sk_adam_free(a);
     sk__fail(SK_ERR_NOMEM, "adam: out of memory");
     return NULL;

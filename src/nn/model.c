@@ -79,7 +79,7 @@ sk_model *sk_model_new(const sk_model_config *cfg) {
     off += (size_t)fan_out;
   }
   m->n_params = off;
-  m->params = sk__calloc(off, sizeof(float));
+  m->params = sk__calloc_lines(off, sizeof(float));
   if (!m->params) {
     sk__free(m);
     sk__fail(SK_ERR_NOMEM, "model: out of memory for %zu parameters", off);
