@@ -5,7 +5,9 @@
 # (steps/s) and cost (matmul GFLOP/s as a share of the peak, peak RSS).
 # Usage: bench/run.sh [--quick] [--ald]
 #   --quick: ROUNDS=1 REPEATS=5 WARMUP=0.2 TORCH_CONFIGS=quick unless set.
-#   --ald: then runs bench/ald.sh (annealed Langevin; ALD_REPEATS, default 5).
+#   --ald: then runs bench/ald.sh (annealed Langevin; ALD_REPEATS, default 5),
+#     against ALD_TORCH_CONFIGS (default quick: PyTorch's as-found
+#     configurations but 1/1 take 40-100 s a run here and never win).
 #   ROUNDS (default 3): interleaved rounds; per round and workload, scorekit
 #     (default threads, 2 here), torch in every configuration, then scorekit
 #     at 1 thread. Each cell is the median of the rounds' medians.
@@ -211,5 +213,5 @@ echo "RSS = the process's peak resident set (getrusage), one process per workloa
 
 if ((ald)); then
   echo
-  "$root/bench/ald.sh" "${ALD_REPEATS:-5}"
+  TORCH_CONFIGS=${ALD_TORCH_CONFIGS:-quick} "$root/bench/ald.sh" "${ALD_REPEATS:-5}"
 fi
