@@ -269,6 +269,49 @@ TEST(adam_parts_match_flat) {
   free(p2);
 }
 
+/* The EMA: with a rate, ema ← r·ema + (1 − r)·θ after each step; with rate
+ * 0 (off) no step writes it and sk_adam_ema gives the weights themselves,
+ * through either step function, and a failed step leaves it as it was. */
+TEST(adam_ema_on_and_off) {
+  enum { N = 40000 };
+  float *g = malloc(N * sizeof *g), *p = malloc(N * sizeof *p), *prev = malloc(N * sizeof *prev);
+  for (int on = 0; on < 2; on++) {
+    sk_rng r = sk_rng_make(6, 0);
+    sk_rng_normal(&r, p, N);
+    sk_adam_config ac = sk_adam_config_default();
+    ac.lr = 0.1f;
+    ac.ema_rate = on ? 0.5f : 0.0f;
+    sk_adam *a = sk_adam_new(&ac, N, p);
+    CHECK(memcmp(sk_adam_ema(a), p, N * sizeof *p) == 0);
+    for (int step = 0; step < 3; step++) {
+      memcpy(prev, sk_adam_ema(a), N * sizeof *prev);
+      sk_rng_normal(&r, g, N);
+      const sk_adam_part part = {g, 0, N, 1};
+      if (step == 1) CHECK_OK(sk_adam_step(a, p, g, NULL));
+      else CHECK_OK(sk_adam_step_parts(a, p, 1, &part, NULL));
+      const float *e = sk_adam_ema(a);
+      if (!on) {
+        CHECK(memcmp(e, p, N * sizeof *p) == 0);
+      } else {
+        int far = 0;
+        for (int i = 0; i < N; i++)
+          far |= fabsf(e[i] - (0.5f * prev[i] + 0.5f * p[i])) > 1e-6f * (1.0f + fabsf(p[i]));
+        CHECK(!far);
+        CHECK(memcmp(e, p, N * sizeof *p) != 0);
+      }
+    }
+    memcpy(prev, sk_adam_ema(a), N * sizeof *prev);
+    g[11] = NAN;
+    const sk_adam_part part = {g, 0, N, 1};
+    CHECK(sk_adam_step_parts(a, p, 1, &part, NULL) == SK_ERR_NUMERIC);
+    CHECK(memcmp(sk_adam_ema(a), prev, N * sizeof *prev) == 0);
+    sk_adam_free(a);
+  }
+  free(g);
+  free(p);
+  free(prev);
+}
+
 /* A chain of elementwise ops whose inputs come in every form a fused run
  * reads (full, a row broadcast as either operand, a column, a scalar), with
  * outputs in the middle of the chain (one a softplus: its vector loop and
@@ -401,5 +444,6 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(matmul_jit_matches_naive_and_splits_exactly),
           TEST_ENTRY(matmul_portable_matches_naive_and_splits_exactly),
           TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat),
+          TEST_ENTRY(adam_ema_on_and_off),
           TEST_ENTRY(fused_runs_match_unfused),
           TEST_ENTRY(halved_reduction_waits_for_its_inputs))

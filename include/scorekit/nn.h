@@ -109,7 +109,10 @@ SK_API sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts,
                                     const sk_adam_part *parts, float *grad_norm);
 SK_API int64_t sk_adam_steps(const sk_adam *a);
 /* First and second moments and the EMA weights (n floats each), for
- * checkpoints; writable so that a resumed run can restore them. */
+ * checkpoints; writable so that a resumed run can restore them. With
+ * ema_rate 0 the EMA is the weights themselves: no step writes it, and
+ * sk_adam_ema first copies in the parameters that the last step updated
+ * (that memory must still be live then). */
 SK_API float *sk_adam_m(sk_adam *a);
 SK_API float *sk_adam_v(sk_adam *a);
 SK_API float *sk_adam_ema(sk_adam *a);

@@ -12,6 +12,9 @@ struct sk_adam {
   size_t n;
   int64_t t;
   float *m, *v, *ema; /* (n) each */
+  /* ema_rate 0: no step writes ema, which is then the parameters that the
+   * last step updated (copied into ema by sk_adam_ema). */
+  const float *live;
   double *partial;    /* sk_adam_step_parts: Σ g² per block */
   size_t n_partial;
 };
@@ -71,20 +74,28 @@ typedef struct adam_coef {
 } adam_coef;
 
 /* The update of elements [0, n), elementwise (so any split gives the same
- * bits), vectorised for the CPU at hand. */
+ * bits), vectorised for the CPU at hand; with the EMA off, one loop without
+ * its stream (a branch inside the loop became a blend that still read and
+ * wrote ema: ncsn-b128 +3.4 % without it). */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void adam_update(
     float *restrict p, float *restrict m, float *restrict v, float *restrict e,
     const float *restrict grads, size_t n, adam_coef c) {
-  for (size_t i = 0; i < n; i++) {
-    const float g = grads[i] * c.scale;
-    const float mi = c.b1 * m[i] + (1.0f - c.b1) * g;
-    const float vi = c.b2 * v[i] + (1.0f - c.b2) * g * g;
-    const float pi = p[i] - c.step * mi / (sqrtf(vi) * c.rc2 + c.eps);
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi;
-    e[i] = c.er > 0 ? c.er * e[i] + (1.0f - c.er) * pi : pi;
+#define ADAM_LOOP(EMA)                                                     \
+  for (size_t i = 0; i < n; i++) {                                         \
+    const float g = grads[i] * c.scale;                                    \
+    const float mi = c.b1 * m[i] + (1.0f - c.b1) * g;                      \
+    const float vi = c.b2 * v[i] + (1.0f - c.b2) * g * g;                  \
+    const float pi = p[i] - c.step * mi / (sqrtf(vi) * c.rc2 + c.eps);     \
+    m[i] = mi;                                                             \
+    v[i] = vi;                                                             \
+    p[i] = pi;                                                             \
+    EMA;                                                                   \
   }
+  if (c.er > 0)
+    ADAM_LOOP(e[i] = c.er * e[i] + (1.0f - c.er) * pi)
+  else
+    ADAM_LOOP((void)e)
+#undef ADAM_LOOP
 }
 
 /* Elements per parallel task. */
@@ -113,13 +124,17 @@ sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *gra
     const size_t i0 = ch * SK_ADAM_CHUNK, len = SK_MIN(SK_ADAM_CHUNK, a->n - i0);
     adam_update(params + i0, a->m + i0, a->v + i0, a->ema + i0, grads + i0, len, c);
   }
+  a->live = params;
   return SK_OK;
 }
 
 int64_t sk_adam_steps(const sk_adam *a) { return a->t; }
 float *sk_adam_m(sk_adam *a) { return a->m; }
 float *sk_adam_v(sk_adam *a) { return a->v; }
-float *sk_adam_ema(sk_adam *a) { return a->ema; }
+float *sk_adam_ema(sk_adam *a) {
+  if (a->cfg.ema_rate == 0 && a->live) memcpy(a->ema, a->live, a->n * sizeof(float));
+  return a->ema;
+}
 void sk_adam_set_steps(sk_adam *a, int64_t t) { a->t = t; }
 
 /* Whether some gradient of the parts is not finite or beyond 1e18 in
@@ -203,6 +218,7 @@ sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts, const sk_ad
     return sk__fail(SK_ERR_NUMERIC, "adam: gradient norm overflows");
   }
   if (grad_norm) *grad_norm = (float)sqrt(sq);
+  a->live = params;
   a->t++;
   return SK_OK;
 }
