@@ -7,7 +7,8 @@
 #   --quick: ROUNDS=1 REPEATS=5 WARMUP=0.2 TORCH_CONFIGS=quick unless set.
 #   --ald: then runs bench/ald.sh (annealed Langevin; ALD_REPEATS, default 5),
 #     against ALD_TORCH_CONFIGS (default quick: PyTorch's as-found
-#     configurations but 1/1 take 40-100 s a run here and never win).
+#     configurations take 40-100 s a run here and never win; quick keeps
+#     only found 1/1 of them).
 #   ROUNDS (default 3): interleaved rounds; per round and workload, scorekit
 #     (default threads, 2 here), torch in every configuration, then scorekit
 #     at 1 thread. Each cell is the median of the rounds' medians.

@@ -425,14 +425,12 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       goto done;
     }
   }
-  size_t bytes;
-  if (!sk__mul_size(total ? total : 1, sizeof(float), &bytes) ||
-      !(g->arena = sk__malloc(bytes + 64))) {
+  if (!(g->arena = sk__calloc_lines(total ? total : 1, sizeof(float)))) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a %zu-float arena", total);
     goto done;
   }
   g->arena_floats = total;
-  float *base = (float *)(((uintptr_t)g->arena + 63) & ~(uintptr_t)63);
+  float *base = g->arena; /* zeroed, on a cache line: so is every slot */
   for (int i = 0; i < n; i++) {
     sk__node *nd = &g->nodes[i];
     if (!need[i] || nd->op == SK_OP_PARAM) continue;
@@ -444,7 +442,6 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     nd->data = base + slots[slot_of[i]].offset;
     if (nd->op == SK_OP_CONST)
       for (int64_t j = 0; j < nd->numel; j++) nd->data[j] = nd->fp[0];
-    if (nd->op == SK_OP_INPUT) memset(nd->data, 0, (size_t)nd->numel * sizeof(float));
   }
   for (int i = 0; i < n; i++) { /* the folded constants, in build order */
     const sk__node *nd = &g->nodes[i];
