@@ -163,23 +163,23 @@ static void gather_grads(bench *b) {
   }
 }
 
-/* One timed step: the graph, and for training the gradient gather and Adam. */
+/* One timed step: the graph, and for training Adam on the gradients where
+ * the graph left them, in the graph's parallel region, as the trainer does
+ * (sk_adam_step_graph). */
 static void bench_step(bench *b) {
-  check(sk_graph_run(b->g), "sk_graph_run");
-  if (b->w->train) {
-    /* The gradients where the graph left them (sk_adam_step_parts), as the
-     * trainer does. */
-    sk_adam_part parts[MAX_TENSORS];
-    for (int i = 0; i < b->n_tensors; i++) {
-      const int64_t *sh = sk_model_tensor_shape(b->m, i);
-      const int64_t n = sk_node_numel(b->g, b->grad_nodes[i]);
-      parts[i] = (sk_adam_part){sk_graph_data(b->g, b->grad_nodes[i]),
-                                sk_model_tensor_offset(b->m, i), (size_t)sh[0],
-                                (size_t)(n / sh[0])};
-    }
-    check(sk_adam_step_parts(b->adam, sk_model_params(b->m), b->n_tensors, parts, NULL),
-          "sk_adam_step_parts");
+  if (!b->w->train) {
+    check(sk_graph_run(b->g), "sk_graph_run");
+    return;
   }
+  sk_adam_part parts[MAX_TENSORS];
+  for (int i = 0; i < b->n_tensors; i++) {
+    const int64_t *sh = sk_model_tensor_shape(b->m, i);
+    const int64_t n = sk_node_numel(b->g, b->grad_nodes[i]);
+    parts[i] = (sk_adam_part){sk_graph_data(b->g, b->grad_nodes[i]),
+                              sk_model_tensor_offset(b->m, i), (size_t)sh[0], (size_t)(n / sh[0])};
+  }
+  check(sk_adam_step_graph(b->adam, b->g, NULL, sk_model_params(b->m), b->n_tensors, parts, NULL),
+        "sk_adam_step_graph");
 }
 
 static int cmp_double(const void *a, const void *b) {

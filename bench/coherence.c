@@ -9,6 +9,10 @@
  *             partial sum read by the thread that adds it up): A's copies
  *             become shared, and A's write must invalidate B's first.
  *   write     B writes the buffer: A's write takes the lines back from B.
+ *   nt        as read, but A writes with non-temporal stores (both writes):
+ *             the lines go to memory, no copy has to be taken away first,
+ *             and B reads them from memory (how nn/adam.c stores the
+ *             parameters on several threads).
  *
  * and B's own read of A's lines is timed too (remote read). Prints one line
  * per pattern and size: nanoseconds per 64-byte line, median of the rounds.
@@ -19,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static double now(void) {
   struct timespec ts;
@@ -41,12 +48,30 @@ static float sum(const float *b, size_t n) {
   return t;
 }
 
+/* fill with non-temporal stores where the CPU has AVX-512 (else fill). */
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void fill_nt512(float *b, size_t n, float v) {
+  const __m512 x = _mm512_set1_ps(v);
+  for (size_t i = 0; i < n; i += 16) _mm512_stream_ps(b + i, x);
+  _mm_sfence();
+}
+#endif
+static void fill_nt(float *b, size_t n, float v) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) {
+    fill_nt512(b, n, v);
+    return;
+  }
+#endif
+  fill(b, n, v);
+}
+
 static int cmp(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
 
-enum { LOCAL, READ, WRITE };
+enum { LOCAL, READ, WRITE, NT };
 
 /* Median ns per line of A's second write (and of B's read, for READ). */
 static void measure(int pattern, size_t bytes, int rounds, double *a_ns, double *b_ns) {
@@ -62,18 +87,18 @@ static void measure(int pattern, size_t bytes, int rounds, double *a_ns, double 
   {
     const int t = omp_get_thread_num();
     for (int r = 0; r < rounds; r++) {
-      if (t == 0) fill(buf, n, (float)r);
+      if (t == 0) (pattern == NT ? fill_nt : fill)(buf, n, (float)r);
 #pragma omp barrier
       if (t == 1) {
         const double t0 = now();
-        if (pattern == READ) sink = sum(buf, n);
+        if (pattern == READ || pattern == NT) sink = sum(buf, n);
         if (pattern == WRITE) fill(buf, n, (float)-r);
         tb[r] = (now() - t0) / (double)lines;
       }
 #pragma omp barrier
       if (t == 0) {
         const double t0 = now();
-        fill(buf, n, (float)(r + 1));
+        (pattern == NT ? fill_nt : fill)(buf, n, (float)(r + 1));
         ta[r] = (now() - t0) / (double)lines;
       }
 #pragma omp barrier
@@ -102,16 +127,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "coherence: --rounds must be 1..1000000\n");
     return 2;
   }
-  static const char *what[3] = {"local (B does nothing)", "after B read the lines",
-                                "after B wrote the lines"};
+  static const char *what[4] = {"local (B does nothing)", "after B read the lines",
+                                "after B wrote the lines", "non-temporal, after B read"};
   static const size_t sizes[2] = {32 << 10, 256 << 10};
   printf("# ns per 64-byte line, median of %d rounds, 2 threads\n", rounds);
   for (int s = 0; s < 2; s++)
-    for (int p = LOCAL; p <= WRITE; p++) {
+    for (int p = LOCAL; p <= NT; p++) {
       double a, b;
       measure(p, sizes[s], rounds, &a, &b);
-      printf("COHERENCE %3zu KiB  A rewrites, %-24s %6.2f", sizes[s] >> 10, what[p], a);
-      if (p == READ) printf("   (B's read of A's lines %.2f)", b);
+      printf("COHERENCE %3zu KiB  A rewrites, %-27s %6.2f", sizes[s] >> 10, what[p], a);
+      if (p == READ || p == NT) printf("   (B's read of A's lines %.2f)", b);
       printf("\n");
     }
   return 0;

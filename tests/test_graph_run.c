@@ -74,18 +74,36 @@ TEST(run_does_not_allocate) {
 }
 
 /* Three Adam steps of a loss at a size where every parallel path is taken. */
-static void train3(sk_objective obj, sk_model_kind kind, int threads, int rows, float *out,
-                   size_t n) {
+/* Three training steps: the graph, then Adam on the gathered gradients
+ * (fused = 0), or both in one parallel region with Adam on the gradients
+ * where the graph left them (fused = 1, sk_adam_step_graph, as the trainer
+ * runs; on several threads its parameter stores bypass the cache). Without
+ * clipping the two give the same bits. */
+static void train3(sk_objective obj, sk_model_kind kind, int threads, int rows, int fused,
+                   float *out, size_t n) {
   omp_set_num_threads(threads);
   sk_model *m = make_model(kind, 128, 2);
   sk_loss_graph lg;
   if (sk_loss_graph_new(m, obj, rows, 1, &lg) != SK_OK) return;
   sk_adam_config ac = sk_adam_config_default();
+  if (rows % 16) ac.ema_rate = 0; /* both loops of the update */
   sk_adam *a = sk_adam_new(&ac, sk_model_num_params(m), sk_model_params(m));
   float *grads = malloc(n * sizeof *grads);
   sk_rng r = sk_rng_make(3, 0);
   for (int step = 0; step < 3; step++) {
     fill_inputs(&lg, &r);
+    if (fused) {
+      sk_adam_part parts[16];
+      for (int i = 0; i < lg.n_grads && i < 16; i++) {
+        const int64_t rows_i = sk_model_tensor_shape(m, i)[0];
+        parts[i] = (sk_adam_part){sk_graph_data(lg.g, lg.grads[i]), sk_model_tensor_offset(m, i),
+                                  (size_t)rows_i,
+                                  (size_t)(sk_node_numel(lg.g, lg.grads[i]) / rows_i)};
+      }
+      sk_adam_step_graph(a, lg.g, sk_graph_data(lg.g, lg.loss), sk_model_params(m), lg.n_grads,
+                         parts, NULL);
+      continue;
+    }
     sk_graph_run(lg.g);
     for (int i = 0; i < lg.n_grads; i++)
       memcpy(grads + sk_model_tensor_offset(m, i), sk_graph_data(lg.g, lg.grads[i]),
@@ -109,11 +127,12 @@ static int same_bits(sk_objective obj, sk_model_kind kind) {
    * 3 threads (more threads than cores is allowed). */
   static const int rows[2] = {1024, 1000};
   for (int r = 0; r < 2; r++) {
-    train3(obj, kind, 1, rows[r], p1, n);
-    for (int t = 2; t <= 3; t++) {
-      train3(obj, kind, t, rows[r], p2, n);
-      same &= memcmp(p1, p2, n * sizeof *p1) == 0;
-    }
+    train3(obj, kind, 1, rows[r], 0, p1, n);
+    for (int t = 1; t <= 3; t++)
+      for (int fused = t == 1; fused < 2; fused++) {
+        train3(obj, kind, t, rows[r], fused, p2, n);
+        same &= memcmp(p1, p2, n * sizeof *p1) == 0;
+      }
   }
   int moved = 0;
   for (size_t i = 0; i < n; i++) moved |= p1[i] != 0;
@@ -428,14 +447,55 @@ TEST(fused_runs_match_unfused) {
     sk_model_free(m);
     float *p1 = calloc(n, sizeof *p1), *p2 = calloc(n, sizeof *p2);
     sk__graph_fusion(0);
-    train3(objs[o], kind, 2, 1000, p1, n);
+    train3(objs[o], kind, 2, 1000, 1, p1, n);
     sk__graph_fusion(1);
-    train3(objs[o], kind, 2, 1000, p2, n);
+    train3(objs[o], kind, 2, 1000, 1, p2, n);
     CHECK(memcmp(p1, p2, n * sizeof *p1) == 0);
     free(p1);
     free(p2);
   }
   omp_set_num_threads(2);
+}
+
+/* sk_adam_step_graph: nothing moves when the guard (the loss) is not
+ * finite, on 1 or 2 threads; otherwise the step counts. */
+TEST(adam_step_graph_guard) {
+  sk_model *m = make_model(SK_MODEL_MLP, 64, 2);
+  sk_loss_graph lg;
+  CHECK_OK(sk_loss_graph_new(m, SK_OBJ_DSM, 256, 1, &lg));
+  sk_adam_config ac = sk_adam_config_default();
+  const size_t n = sk_model_num_params(m);
+  sk_adam *a = sk_adam_new(&ac, n, sk_model_params(m));
+  float *before = malloc(n * sizeof *before);
+  memcpy(before, sk_model_params(m), n * sizeof *before);
+  sk_adam_part parts[16];
+  for (int i = 0; i < lg.n_grads && i < 16; i++) {
+    const int64_t rows = sk_model_tensor_shape(m, i)[0];
+    parts[i] = (sk_adam_part){sk_graph_data(lg.g, lg.grads[i]), sk_model_tensor_offset(m, i),
+                              (size_t)rows, (size_t)(sk_node_numel(lg.g, lg.grads[i]) / rows)};
+  }
+  sk_rng r = sk_rng_make(8, 0);
+  fill_inputs(&lg, &r);
+  const float bad = NAN;
+  for (int t = 1; t <= 2; t++) {
+    omp_set_num_threads(t);
+    CHECK(sk_adam_step_graph(a, lg.g, &bad, sk_model_params(m), lg.n_grads, parts, NULL) ==
+          SK_ERR_NUMERIC);
+    CHECK(strstr(sk_last_error(), "loss is nan") != NULL);
+    CHECK(memcmp(before, sk_model_params(m), n * sizeof *before) == 0);
+    CHECK_EQ_INT(sk_adam_steps(a), 0);
+  }
+  float norm = 0;
+  CHECK_OK(sk_adam_step_graph(a, lg.g, sk_graph_data(lg.g, lg.loss), sk_model_params(m),
+                              lg.n_grads, parts, &norm));
+  CHECK(norm > 0);
+  CHECK_EQ_INT(sk_adam_steps(a), 1);
+  CHECK(memcmp(before, sk_model_params(m), n * sizeof *before) != 0);
+  omp_set_num_threads(2);
+  free(before);
+  sk_adam_free(a);
+  sk_loss_graph_free(&lg);
+  sk_model_free(m);
 }
 
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
@@ -446,4 +506,4 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat),
           TEST_ENTRY(adam_ema_on_and_off),
           TEST_ENTRY(fused_runs_match_unfused),
-          TEST_ENTRY(halved_reduction_waits_for_its_inputs))
+          TEST_ENTRY(halved_reduction_waits_for_its_inputs), TEST_ENTRY(adam_step_graph_guard))

@@ -117,6 +117,16 @@ SK_API sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs);
  * Performs no heap allocation; each thread uses about 100 KiB of its stack
  * (scratch blocks of fused element-wise runs, thin products' operands). */
 SK_API sk_status sk_graph_run(sk_graph *g);
+/* Work for the threads that ran a graph, right after it: called as
+ * fn(ctx, t, nt) on each thread t of the nt, like a kernel over its share.
+ * fn may meet the others with `#pragma omp barrier` (every thread calls it,
+ * so every one must reach each barrier). */
+typedef void (*sk_graph_then_fn)(void *ctx, int t, int nt);
+/* sk_graph_run, then fn on the same threads in the same parallel region,
+ * after a barrier (every value of the graph is complete): no second start of
+ * the threads, and each finds the rows it computed still in its cache. fn is
+ * not called if the run fails. */
+SK_API sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx);
 /* The buffer of a compiled input, output or parameter node (numel floats),
  * valid until sk_graph_free; NULL for an intermediate whose buffer is shared. */
 SK_API float *sk_graph_data(sk_graph *g, sk_node n);

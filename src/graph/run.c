@@ -62,7 +62,9 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
   }
 }
 
-sk_status sk_graph_run(sk_graph *g) {
+sk_status sk_graph_run(sk_graph *g) { return sk_graph_run_then(g, NULL, NULL); }
+
+sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
   atomic_int failed = SK_OK;
   /* One parallel region for the whole graph; threads meet only at the
@@ -109,6 +111,10 @@ sk_status sk_graph_run(sk_graph *g) {
         }
       }
       s = end;
+    }
+    if (fn) {
+#pragma omp barrier
+      if (atomic_load(&failed) == SK_OK) fn(ctx, t, nt);
     }
   }
   return (sk_status)atomic_load(&failed);

@@ -135,15 +135,11 @@ static sk_status fill(sk_trainer *t) {
 
 sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
   sk_status st = fill(t);
-  if (st == SK_OK) st = sk_graph_run(t->lg.g);
   if (st != SK_OK) return st;
   sk_graph *g = t->lg.g;
-  const float l = sk_graph_data(g, t->lg.loss)[0];
-  if (loss) *loss = l;
-  if (!isfinite(l))
-    return sk__fail(SK_ERR_NUMERIC, "step %lld: the loss is %g", (long long)t->step + 1, l);
-  /* The gradients where the graph left them: no gather, and each thread
-   * updates the rows it computed (sk_adam_step_parts). */
+  /* The gradients where the graph will leave them: no gather, and each
+   * thread updates the rows it computed, in the graph's own parallel region
+   * (sk_adam_step_graph); nothing is updated if the loss is not finite. */
   sk_adam_part *parts = t->parts;
   for (int i = 0; i < t->lg.n_grads; i++) {
     const int64_t n = sk_node_numel(g, t->lg.grads[i]);
@@ -151,7 +147,13 @@ sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
     parts[i] = (sk_adam_part){sk_graph_data(g, t->lg.grads[i]), sk_model_tensor_offset(t->m, i),
                               (size_t)rows, (size_t)(rows ? n / rows : 0)};
   }
-  st = sk_adam_step_parts(t->adam, sk_model_params(t->m), t->lg.n_grads, parts, grad_norm);
+  const float *lp = sk_graph_data(g, t->lg.loss);
+  st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), t->lg.n_grads, parts, grad_norm);
+  if (st != SK_OK && st != SK_ERR_NUMERIC) return st;
+  const float l = lp[0];
+  if (loss) *loss = l;
+  if (!isfinite(l))
+    return sk__fail(SK_ERR_NUMERIC, "step %lld: the loss is %g", (long long)t->step + 1, l);
   if (st == SK_ERR_NUMERIC) /* name the tensor and element */
     for (int i = 0; i < t->lg.n_grads; i++)
       for (size_t j = 0; j < parts[i].rows * parts[i].cols; j++)
