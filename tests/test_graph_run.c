@@ -457,6 +457,31 @@ TEST(fused_runs_match_unfused) {
   omp_set_num_threads(2);
 }
 
+/* sk__barrier: in each round every thread writes its slot, meets the others,
+ * and must then see every slot of that round, and no thread may write the
+ * next round's before all have looked (2, 3 and 4 threads, the last two more
+ * than this machine's cores). */
+TEST(barrier_orders_rounds) {
+  enum { ROUNDS = 20000 };
+  for (int nt = 2; nt <= 4; nt++) {
+    sk__barrier b = {0};
+    atomic_int slot[4] = {0}, bad = 0;
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), n = omp_get_num_threads();
+      int sense = 0;
+      for (int r = 1; r <= ROUNDS; r++) {
+        atomic_store_explicit(&slot[t], r, memory_order_relaxed);
+        sk__barrier_wait(&b, n, &sense);
+        for (int u = 0; u < n; u++)
+          if (atomic_load_explicit(&slot[u], memory_order_relaxed) != r) atomic_store(&bad, 1);
+        sk__barrier_wait(&b, n, &sense);
+      }
+    }
+    CHECK(atomic_load(&bad) == 0);
+  }
+}
+
 /* sk_adam_step_graph: nothing moves when the guard (the loss) is not
  * finite, on 1 or 2 threads; otherwise the step counts. */
 TEST(adam_step_graph_guard) {
@@ -506,4 +531,5 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat),
           TEST_ENTRY(adam_ema_on_and_off),
           TEST_ENTRY(fused_runs_match_unfused),
-          TEST_ENTRY(halved_reduction_waits_for_its_inputs), TEST_ENTRY(adam_step_graph_guard))
+          TEST_ENTRY(halved_reduction_waits_for_its_inputs), TEST_ENTRY(adam_step_graph_guard),
+          TEST_ENTRY(barrier_orders_rounds))

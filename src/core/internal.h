@@ -3,6 +3,7 @@
 #ifndef SK_CORE_INTERNAL_H
 #define SK_CORE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,16 @@ static inline bool sk__add_size(size_t a, size_t b, size_t *out) {
 #include <assert.h>
 #define SK_ASSERT(c) assert(c)
 #endif
+
+/* A barrier for the threads of one parallel region, cheaper than OpenMP's
+ * (see core/threads.c). Zero it before the region; every thread keeps its
+ * own sense, 0 at the start, and all nt threads must call each wait. */
+typedef struct sk__barrier {
+  atomic_int arrived;
+  char apart[60]; /* arrivals and the release on different lines */
+  atomic_int sense;
+} sk__barrier;
+void sk__barrier_wait(sk__barrier *b, int nt, int *sense);
 
 #define SK_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SK_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -92,6 +92,7 @@ struct sk_graph {
   int n_packs;
   int n_fused;     /* values fused runs keep in scratch (see sk__step) */
   int parallel;    /* enough work to start the thread pool for */
+  sk__barrier barrier; /* where the threads of a run meet */
   sk_node *outs;
   int n_outs;
 };
@@ -134,8 +135,9 @@ int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
 /* Whether y's row r reads only row r of its input `which` (x). */
 int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which);
 /* Runs steps [s, end) (with halves, see sk__step) as thread t of nt: every
- * half, a barrier, every sum. Every thread must enter it. */
-sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt);
+ * half, a barrier (g->barrier, with the thread's sense), every sum. Every
+ * thread must enter it. */
+sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense);
 /* e's value over rows [k0, k1) of the rows it reduces (a weight gradient
  * a^T·b, a row sum), into out. */
 void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1);

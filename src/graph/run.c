@@ -17,7 +17,7 @@ sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *p
   return e;
 }
 
-sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt) {
+sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense) {
   for (int q = s; q < end; q++) {
     const sk__step *step = &g->steps[q];
     const sk__node *nd = &g->nodes[g->exec[q]], *a = &g->nodes[nd->in[0]];
@@ -30,7 +30,7 @@ sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt) {
       sk__cpu_reduce_rows(&e, step->halves + p * n, k0, k1);
     }
   }
-#pragma omp barrier
+  sk__barrier_wait(&g->barrier, nt, sense);
   for (int q = s; q < end; q++) {
     const sk__step *step = &g->steps[q];
     const sk__node *nd = &g->nodes[g->exec[q]];
@@ -67,11 +67,14 @@ sk_status sk_graph_run(sk_graph *g) { return sk_graph_run_then(g, NULL, NULL); }
 sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
   atomic_int failed = SK_OK;
+  atomic_store_explicit(&g->barrier.arrived, 0, memory_order_relaxed);
+  atomic_store_explicit(&g->barrier.sense, 0, memory_order_relaxed);
   /* One parallel region for the whole graph; threads meet only at the
    * barriers the plan placed (graph/plan.c). */
 #pragma omp parallel if (g->parallel && !omp_in_parallel())
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int sense = 0; /* this thread's, for g->barrier */
     /* This thread's scratch blocks for fused runs. */
     _Alignas(64) float scratch[SK_FUSE_REGS][SK_FUSE_FLOATS];
     for (int p = 0; p < g->n_packs; p++) {
@@ -80,17 +83,13 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
       sk__split(b->shape[1], t, nt, &u0, &u1);
       sk__cpu_pack(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1);
     }
-    if (g->n_packs) {
-#pragma omp barrier
-    }
+    if (g->n_packs) sk__barrier_wait(&g->barrier, nt, &sense);
     for (int s = 0; s < g->n_exec;) {
       const sk__step *first = &g->steps[s];
       const int end = first->group_end;
-      if (first->barrier) {
-#pragma omp barrier
-      }
+      if (first->barrier) sk__barrier_wait(&g->barrier, nt, &sense);
       if (first->halves) {
-        sk__run_halves(g, s, end, t, nt);
+        sk__run_halves(g, s, end, t, nt, &sense);
         s = end;
         continue;
       }
@@ -113,7 +112,7 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
       s = end;
     }
     if (fn) {
-#pragma omp barrier
+      sk__barrier_wait(&g->barrier, nt, &sense);
       if (atomic_load(&failed) == SK_OK) fn(ctx, t, nt);
     }
   }

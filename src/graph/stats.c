@@ -47,7 +47,7 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
     const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed);
     double t0 = now_s();
     for (int r = 0; r < reps; r++) {
-      st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1) : sk__cpu_exec(&e, 0, e.units);
+      st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1, &(int){0}) : sk__cpu_exec(&e, 0, e.units);
       if (st != SK_OK) return st;
     }
     const double us = 1e6 * (now_s() - t0) / reps;

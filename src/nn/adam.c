@@ -221,6 +221,7 @@ typedef struct adam_run {
   size_t blocks;
   adam_coef c;
   const float *guard; /* skip the step if *guard is not finite (or NULL) */
+  sk__barrier barrier;
   double sq;          /* Σ g², from thread 0 */
   int bad, skipped;
 } adam_run;
@@ -273,7 +274,8 @@ static void adam_body(void *ctx, int t, int nt) {
     }
     base += (parts[p].rows + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
   }
-#pragma omp barrier
+  int sense = 0;
+  sk__barrier_wait(&r->barrier, nt, &sense);
   double s = 0.0;
   for (size_t q = 0; q < r->blocks; q++) s += psq[q];
   /* Σ g² ≤ 1e36 bounds every |g| by 1e18; above, look (a rare path). */
