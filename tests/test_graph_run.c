@@ -235,9 +235,45 @@ TEST(softplus_and_sigmoid_within_a_few_ulp) {
     sk__unary(o, e, SK_UN_SIGMOID, 0, 0, 0, 36);
     CHECK(o[at] == 0.0f && o[at + 1] == 1.0f && isnan(o[at + 2]) && o[at + 3] == 0.5f);
   }
+  /* The pair kernel (softplus and sigmoid from one exponential) gives the
+   * bits of the two ops over the same range: vector body and tail, the
+   * edges included. */
+  float *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+  for (int i = 0; i < 36; i++) x[N - 36 + i] = e[i];
+  x[N - 40] = INFINITY, x[N - 39] = -INFINITY, x[N - 38] = -0.0f, x[N - 37] = 1e-30f;
+  static const int range[4][2] = {{0, N}, {N - 40, N}, {5, 42}, {7, 7 + 16}};
+  for (int k = 0; k < 4; k++) {
+    const int r0 = range[k][0], r1 = range[k][1];
+    sk__unary(y, x, SK_UN_SOFTPLUS, 0, 0, r0, r1);
+    sk__unary(z, x, SK_UN_SIGMOID, 0, 0, r0, r1);
+    sk__softplus_sigmoid(p, q, x, r0, r1);
+    CHECK(memcmp(p + r0, y + r0, (size_t)(r1 - r0) * sizeof *p) == 0);
+    CHECK(memcmp(q + r0, z + r0, (size_t)(r1 - r0) * sizeof *q) == 0);
+  }
+  free(p);
+  free(q);
   free(x);
   free(y);
   free(z);
+}
+
+/* The plan computes sigmoid(x) beside softplus(x) (the backward pass's
+ * derivative, scheduled into the forward pass) as one pair in a fused run:
+ * one pair per hidden layer of a training step. */
+TEST(softplus_layers_pair_with_their_derivative) {
+  sk_model *m = make_model(SK_MODEL_NCMLP, 128, 3);
+  sk_loss_graph lg;
+  CHECK_OK(sk_loss_graph_new(m, SK_OBJ_NCSN, 512, 1, &lg));
+  int pairs = 0;
+  for (int s = 0; s < lg.g->n_exec; s++) {
+    if (!lg.g->steps[s].pair) continue;
+    pairs++;
+    CHECK(lg.g->nodes[lg.g->exec[s]].op == SK_OP_SOFTPLUS);
+    CHECK(lg.g->nodes[lg.g->exec[s + 1]].op == SK_OP_SIGMOID);
+  }
+  CHECK_EQ_INT(pairs, 3);
+  sk_loss_graph_free(&lg);
+  sk_model_free(m);
 }
 
 /* Adam from gradients in parts equals Adam from one flat buffer (the same
@@ -532,4 +568,5 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(adam_ema_on_and_off),
           TEST_ENTRY(fused_runs_match_unfused),
           TEST_ENTRY(halved_reduction_waits_for_its_inputs), TEST_ENTRY(adam_step_graph_guard),
-          TEST_ENTRY(barrier_orders_rounds))
+          TEST_ENTRY(barrier_orders_rounds),
+          TEST_ENTRY(softplus_layers_pair_with_their_derivative))

@@ -56,6 +56,10 @@ typedef struct sk__step {
    * block r. */
   int fuse_end;
   int8_t reg_out, reg_in[2];
+  /* Inside a fused run: this step is softplus(x) and the next sigmoid(x)
+   * (a softplus layer's derivative, scheduled beside it): both from one
+   * e^−|x| (sk__cpu_exec_pair). */
+  int8_t pair;
 } sk__step;
 
 #define SK_FUSE_REGS 8
@@ -152,6 +156,12 @@ int sk__cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b);
  * when in[k] is NULL, the input's buffer. */
 void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
                         int64_t r1);
+/* Rows [r0, r1) of sp = softplus(x) and sg = sigmoid(x), one fused run's
+ * pair of steps over the same input (see sk__step's pair): into out_sp,
+ * out_sg (scratch blocks) or, when NULL, the steps' buffers; from in (a
+ * scratch block) or, when NULL, x's buffer. The bits of the two ops. */
+void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
+                       const float *in, int64_t r0, int64_t r1);
 /* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1);
 

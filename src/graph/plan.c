@@ -183,6 +183,14 @@ static int plan_fusion(sk_graph *g, const int *root, const uint8_t *pinned, cons
         const int k = plan_run_regs(g, q, e, root, pinned, reads, last, reg_of);
         g->steps[q].fuse_end = k > 0 ? e : 0;
         kept += k;
+        for (int p = q; k > 0 && p + 1 < e; p++) {
+          const sk__node *a = &g->nodes[g->exec[p]], *b = &g->nodes[g->exec[p + 1]];
+          if (a->op == SK_OP_SOFTPLUS && b->op == SK_OP_SIGMOID &&
+              root[a->in[0]] == root[b->in[0]]) {
+            g->steps[p].pair = 1;
+            p++;
+          }
+        }
       }
       q = SK_MAX(e, q + 1);
     }
@@ -262,7 +270,10 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
    * that fit, after a reduction done in halves another one joins (so that
    * they share a barrier, see run.c), else one split like the op before it
    * (so that groups grow, see sk__step), else the earliest built; when none
-   * fits, a new phase starts with the earliest ready op. */
+   * fits, a new phase starts with the earliest ready op. Right after
+   * softplus(x), sigmoid(x) goes first if it fits: the backward pass's
+   * derivative, computed with the softplus from one e^−|x| (sk__step's
+   * pair), and x need not be kept until the backward pass. */
   int n_cand = 0;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
@@ -278,11 +289,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   }
   int phase = 0, left = n_cand;
   int64_t last_units = -1;
-  int last_half = 0;
+  int last_half = 0, last_softplus = -1; /* the input of a softplus just picked */
   g->n_exec = 0;
   while (left > 0) {
-    int pick = -1, pick_ready = -1, pick_same = -1, pick_half = -1;
-    for (int c = 0; c < n_cand && pick_half < 0; c++) {
+    int pick = -1, pick_ready = -1, pick_same = -1, pick_half = -1, pick_pair = -1;
+    for (int c = 0; c < n_cand && pick_half < 0 && pick_pair < 0; c++) {
       const int i = cand[c];
       if (i < 0) continue;
       const sk__node *nd = &g->nodes[i];
@@ -306,9 +317,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       if (fits && pick < 0) pick = c;
       if (fits && units[i] == last_units && pick_same < 0) pick_same = c;
       if (fits && last_half && in_halves(g, i)) pick_half = c;
+      if (fits && nd->op == SK_OP_SIGMOID && root[nd->in[0]] == last_softplus) pick_pair = c;
     }
     if (pick_same >= 0) pick = pick_same;
     if (pick_half >= 0) pick = pick_half;
+    if (pick_pair >= 0) pick = pick_pair;
     if (pick < 0) { /* nothing fits: a barrier, then the earliest ready op */
       pick = pick_ready;
       phase++;
@@ -318,6 +331,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     phase_of[i] = phase;
     last_units = units[i];
     last_half = in_halves(g, i);
+    last_softplus = g->nodes[i].op == SK_OP_SOFTPLUS ? root[g->nodes[i].in[0]] : -1;
     g->exec[g->n_exec++] = i;
     left--;
   }

@@ -57,6 +57,14 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
       const sk__exec e = sk__exec_of(g, g->exec[q], first->units, NULL);
       const float *in[2] = {st->reg_in[0] ? scratch[st->reg_in[0] - 1] : NULL,
                             st->reg_in[1] ? scratch[st->reg_in[1] - 1] : NULL};
+      if (st->pair) {
+        const sk__step *st2 = &g->steps[q + 1];
+        const sk__exec e2 = sk__exec_of(g, g->exec[q + 1], first->units, NULL);
+        sk__cpu_exec_pair(&e, &e2, st->reg_out ? scratch[st->reg_out - 1] : NULL,
+                          st2->reg_out ? scratch[st2->reg_out - 1] : NULL, in[0], b0, b1);
+        q++;
+        continue;
+      }
       sk__cpu_exec_block(&e, st->reg_out ? scratch[st->reg_out - 1] : NULL, in, b0, b1);
     }
   }

@@ -153,6 +153,15 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
   return SK_OK;
 }
 
+void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
+                       const float *in, int64_t r0, int64_t r1) {
+  const sk__node *y = sp->node;
+  const int64_t w = y->numel / y->shape[0];
+  const float *x = in ? in : sp->in[0] + r0 * w;
+  sk__softplus_sigmoid(out_sp ? out_sp : sp->out + r0 * w, out_sg ? out_sg : sg->out + r0 * w, x,
+                       0, (r1 - r0) * w);
+}
+
 /* b^T for a·b^T products whose b is a leaf: packed once per run. */
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1) {
   sk__transpose_rows(bt, b, n, k, r0, r1);

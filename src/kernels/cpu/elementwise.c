@@ -202,6 +202,29 @@ void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta,
   if (e0 < e1) unary_run(out + e0, a + e0, e1 - e0, op, alpha, beta);
 }
 
+/* softplus(x) into sp and sigmoid(x) into sg from one e^−|x|: the operations
+ * of softplusf and sigmoidf, so the bits of each in a vector body (tested). A softplus layer's
+ * backward pass needs sigmoid of the same input; the plan computes it in the
+ * forward pass beside the softplus (graph/plan.c). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void softplus_sigmoid_run(
+    float *restrict sp, float *restrict sg, const float *restrict a, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float x = a[i], e = exp_neg(-fabsf(x)), r = 1.0f / (1.0f + e);
+    sp[i] = (x > 0.0f ? x : 0.0f) + log1p_unit(e);
+    sg[i] = x >= 0.0f ? r : e * r;
+  }
+}
+
+void sk__softplus_sigmoid(float *sp, float *sg, const float *a, int64_t e0, int64_t e1) {
+  /* Whole vectors here; the last n mod 16 elements through the two ops' own
+   * loops, whose tails (a vectorised epilogue, then scalar code) round as
+   * they would for the same range, and need not match this loop's. */
+  const int64_t body = e0 < e1 ? (e1 - e0) / 16 * 16 : 0;
+  if (body > 0) softplus_sigmoid_run(sp + e0, sg + e0, a + e0, body);
+  sk__unary(sp, a, SK_UN_SOFTPLUS, 0, 0, e0 + body, e1);
+  sk__unary(sg, a, SK_UN_SIGMOID, 0, 0, e0 + body, e1);
+}
+
 /* The scalar references the fast paths are tested against. */
 float sk__softplus_ref(float x);
 float sk__sigmoid_ref(float x);
