@@ -111,7 +111,8 @@ SK_API sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts,
  * point into g), in one parallel region: each thread goes from the graph's
  * last op straight to the update of the rows it computed. If guard is not
  * NULL (a value of g, such as its loss) and *guard is not finite after the
- * run, nothing is updated and the result is SK_ERR_NUMERIC. */
+ * run, nothing is updated and the result is SK_ERR_NUMERIC. Parts outside
+ * the parameters are an error before the graph runs. */
 SK_API sk_status sk_adam_step_graph(sk_adam *a, sk_graph *g, const float *guard, float *params,
                                     int n_parts, const sk_adam_part *parts, float *grad_norm);
 SK_API int64_t sk_adam_steps(const sk_adam *a);

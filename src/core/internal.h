@@ -41,9 +41,11 @@ static inline bool sk__add_size(size_t a, size_t b, size_t *out) {
  * (see core/threads.c). Zero it before the region; every thread keeps its
  * own sense, 0 at the start, and all nt threads must call each wait. */
 typedef struct sk__barrier {
-  atomic_int arrived;
-  char apart[60]; /* arrivals and the release on different lines */
+  char before[64]; /* the two words on lines of their own, however the */
+  atomic_int arrived; /* struct around it is aligned */
+  char apart[60];
   atomic_int sense;
+  char after[60];
 } sk__barrier;
 void sk__barrier_wait(sk__barrier *b, int nt, int *sense);
 
