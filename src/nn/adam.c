@@ -114,19 +114,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void adam_up
 __attribute__((target("avx512f"))) static void adam_update_stream(
     float *restrict p, float *restrict m, float *restrict v, float *restrict e,
     const float *restrict grads, size_t n, adam_coef c) {
+  /* Up to the first 64-byte line of p, and the tail, the plain loop. */
   size_t i = 0;
-#define ADAM_ONE(i)                                                        \
-  do {                                                                     \
-    const float g = grads[i] * c.scale;                                    \
-    const float mi = c.b1 * m[i] + (1.0f - c.b1) * g;                      \
-    const float vi = c.b2 * v[i] + (1.0f - c.b2) * g * g;                  \
-    const float pi = p[i] - c.step * mi / (sqrtf(vi) * c.rc2 + c.eps);     \
-    m[i] = mi;                                                             \
-    v[i] = vi;                                                             \
-    p[i] = pi;                                                             \
-    if (c.er > 0) e[i] = c.er * e[i] + (1.0f - c.er) * pi;                 \
-  } while (0)
-  for (; i < n && ((uintptr_t)(p + i) & 63); i++) ADAM_ONE(i);
+  while (i < n && ((uintptr_t)(p + i) & 63)) i++;
+  adam_update(p, m, v, e, grads, i, c);
   const __m512 scale = _mm512_set1_ps(c.scale), b1 = _mm512_set1_ps(c.b1),
                b2 = _mm512_set1_ps(c.b2), nb1 = _mm512_set1_ps(1.0f - c.b1),
                nb2 = _mm512_set1_ps(1.0f - c.b2), step = _mm512_set1_ps(c.step),
@@ -152,9 +143,8 @@ __attribute__((target("avx512f"))) static void adam_update_stream(
                                                   _mm512_mul_ps(ner, pi))))
   else
     ADAM_16((void)e)
-  for (; i < n; i++) ADAM_ONE(i);
+  adam_update(p + i, m + i, v + i, e + i, grads + i, n - i, c);
 #undef ADAM_16
-#undef ADAM_ONE
   _mm_sfence();
 }
 #endif

@@ -203,9 +203,9 @@ void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta,
 }
 
 /* softplus(x) into sp and sigmoid(x) into sg from one e^−|x|: the operations
- * of softplusf and sigmoidf, so the bits of each in a vector body (tested). A softplus layer's
- * backward pass needs sigmoid of the same input; the plan computes it in the
- * forward pass beside the softplus (graph/plan.c). */
+ * of softplusf and sigmoidf, so the bits of each in a vector body (tested).
+ * A softplus layer's backward pass needs sigmoid of the same input; the plan
+ * computes it in the forward pass beside the softplus (graph/plan.c). */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void softplus_sigmoid_run(
     float *restrict sp, float *restrict sg, const float *restrict a, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
