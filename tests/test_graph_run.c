@@ -165,7 +165,7 @@ static void check_matmul_paths(int portable) {
     float *c3 = malloc((size_t)(m * n) * sizeof *c3);
     sk_rng_normal(&r, a, (size_t)(m * k));
     sk_rng_normal(&r, b, (size_t)(k * n));
-    sk__transpose_rows(bt, b, n, k, 0, k); /* b as (n, k): bt (k, n) */
+    sk__transpose_rows(bt, b, n, k, 0, k, 0); /* b as (n, k): bt (k, n) */
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++)
         for (int packed = 0; packed <= tb; packed++) {
@@ -189,6 +189,41 @@ static void check_matmul_paths(int portable) {
     free(c3);
   }
   sk__matmul_force_portable(0);
+}
+
+/* The pack's transpose, plain and streamed (non-temporal stores on AVX-512
+ * where rows % 16 == 0 and t is on a line), over column ranges split the way
+ * threads split them: every element in place, nothing outside the range
+ * written. */
+TEST(transpose_rows_streamed_and_plain) {
+  sk__kernels_init();
+  static const int64_t shapes[][2] = {{128, 128}, {128, 3}, {16, 17}, {48, 130}, {33, 40}, {512, 2}};
+  for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
+    const int64_t rows = shapes[q][0], cols = shapes[q][1];
+    float *s = malloc((size_t)(rows * cols) * sizeof *s);
+    float *t = aligned_alloc(64, (size_t)((rows * cols + 15) / 16 * 16) * sizeof *t);
+    for (int64_t i = 0; i < rows * cols; i++) s[i] = (float)i;
+    for (int stream = 0; stream < 2; stream++)
+      for (int unaligned = 0; unaligned < 2; unaligned++) {
+        float *d = t + unaligned; /* off the line: the plain path */
+        const int64_t n = rows * cols - unaligned;
+        for (int64_t i = 0; i < n; i++) d[i] = -1.0f;
+        const int64_t cut[4] = {0, SK_MIN(cols, 5), SK_MIN(cols, 37), cols};
+        for (int c = 0; c < 3; c++) {
+          sk__transpose_rows(d, s, rows, cols - unaligned, SK_MIN(cut[c], cols - unaligned),
+                             SK_MIN(cut[c + 1], cols - unaligned), stream);
+        }
+        int bad = 0;
+        for (int64_t j = 0; j < cols - unaligned; j++)
+          for (int64_t i = 0; i < rows; i++) bad += d[j * rows + i] != s[i * (cols - unaligned) + j];
+        for (int64_t i = (cols - unaligned) * rows; i < n; i++) bad += d[i] != -1.0f;
+        if (bad) fprintf(stderr, "transpose %lld x %lld stream %d unaligned %d: %d wrong\n",
+                         (long long)rows, (long long)cols, stream, unaligned, bad);
+        CHECK(bad == 0);
+      }
+    free(s);
+    free(t);
+  }
 }
 
 TEST(matmul_jit_matches_naive_and_splits_exactly) {
@@ -568,6 +603,7 @@ TEST(adam_step_graph_guard) {
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
           TEST_ENTRY(same_bits_on_1_and_2_threads_ssm_vr),
           TEST_ENTRY(same_bits_on_1_and_2_threads_esm),
+          TEST_ENTRY(transpose_rows_streamed_and_plain),
           TEST_ENTRY(matmul_jit_matches_naive_and_splits_exactly),
           TEST_ENTRY(matmul_portable_matches_naive_and_splits_exactly),
           TEST_ENTRY(softplus_and_sigmoid_within_a_few_ulp), TEST_ENTRY(adam_parts_match_flat),

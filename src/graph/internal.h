@@ -163,6 +163,9 @@ void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2],
 void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
                        const float *in, int64_t r0, int64_t r1);
 /* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */
-void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1);
+/* shared 1: other threads read bt (stored past the cache, see
+ * sk__transpose_rows). */
+void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
+                  int shared);
 
 #endif

@@ -89,7 +89,7 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
       const sk__node *b = &g->nodes[g->packs[p].src];
       int64_t u0, u1;
       sk__split(b->shape[1], t, nt, &u0, &u1);
-      sk__cpu_pack(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1);
+      sk__cpu_pack(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1, nt > 1);
     }
     if (g->n_packs) sk__barrier_wait(&g->barrier, nt, &sense);
     for (int s = 0; s < g->n_exec;) {

@@ -96,7 +96,7 @@ sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
   case SK_OP_EXPAND: sk__expand(out, x0, s4(y), s4(a), e0, e1); break;
   case SK_OP_PERMUTE: {
     if (a->ndim == 2) { /* the common case: a blocked transpose */
-      sk__transpose_rows(out, x0, a->shape[0], a->shape[1], 0, a->shape[1]);
+      sk__transpose_rows(out, x0, a->shape[0], a->shape[1], 0, a->shape[1], 0);
       break;
     }
     /* Pad the permutation to 4-D: leading axes stay in place. */
@@ -163,8 +163,9 @@ void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, fl
 }
 
 /* b^T for a·b^T products whose b is a leaf: packed once per run. */
-void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1) {
-  sk__transpose_rows(bt, b, n, k, r0, r1);
+void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
+                  int shared) {
+  sk__transpose_rows(bt, b, n, k, r0, r1, shared);
 }
 
 void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) {

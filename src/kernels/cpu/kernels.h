@@ -30,9 +30,10 @@ void sk__matmul_naive(float *c, const float *a, const float *b, int64_t m, int64
  * loops, so both paths are checked on a machine that has the JIT. */
 void sk__matmul_force_portable(int on);
 /* Rows [r0, r1) of t (cols, rows) = s^T for s (rows, cols): t's rows are s's
- * columns. */
+ * columns. stream 1: stored past the cache where the CPU can (AVX-512, rows
+ * a multiple of 16, t on a 64-byte line), for a t that other threads read. */
 void sk__transpose_rows(float *t, const float *s, int64_t rows, int64_t cols, int64_t r0,
-                        int64_t r1);
+                        int64_t r1, int stream);
 
 /* Shapes padded to 4-D (leading 1s), as the broadcasting kernels use them. */
 typedef struct sk__shape4 {
