@@ -313,6 +313,60 @@ TEST(softplus_layers_pair_with_their_derivative) {
   sk_model_free(m);
 }
 
+/* The sigmoid-derivative kernel gives the bits of the ops it stands for,
+ * affine(y, −1, 1), y · that, x · that (and the first two alone), over
+ * every tail length after one to two vectors from an unaligned start, with
+ * edge values, in place too; and the plan uses it in second-order steps:
+ * once per hidden layer in ssm-vr (three ops), twice in esm. */
+TEST(sigmoid_derivative_fuses_with_the_ops_bits) {
+  enum { N = 4099 };
+  float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *t = malloc(N * sizeof *t);
+  float *ref = malloc(N * sizeof *ref), *got = malloc(N * sizeof *got);
+  sk_rng r = sk_rng_make(21, 0);
+  sk_rng_normal(&r, x, N);
+  for (int i = 0; i < N; i++) y[i] = 1.0f / (1.0f + expf(-3.0f * x[(i * 7) % N]));
+  y[5] = 0.0f, y[6] = 1.0f, y[7] = NAN, y[8] = 1e-40f, x[9] = INFINITY, y[10] = -0.0f;
+  for (int k = -1; k < 32; k++) {
+    const int r0 = k < 0 ? 0 : 3, r1 = k < 0 ? N : 3 + 16 + k;
+    const sk__shape4 sh = {{1, 1, 1, N}};
+    for (int with_x = 0; with_x < 2; with_x++) {
+      sk__unary(t, y, SK_UN_AFFINE, -1.0f, 1.0f, r0, r1);
+      sk__binary(ref, y, t, sh, sh, sh, SK_BIN_MUL, r0, r1);
+      if (with_x) sk__binary(ref, x, ref, sh, sh, sh, SK_BIN_MUL, r0, r1);
+      sk__sigmoid_grad_mul(got, with_x ? x : NULL, y, r0, r1);
+      CHECK(memcmp(got + r0, ref + r0, (size_t)(r1 - r0) * sizeof *got) == 0);
+      memcpy(got, x, N * sizeof *got); /* in place: out is x */
+      sk__sigmoid_grad_mul(got, with_x ? got : NULL, y, r0, r1);
+      CHECK(memcmp(got + r0, ref + r0, (size_t)(r1 - r0) * sizeof *got) == 0);
+    }
+  }
+  free(x);
+  free(y);
+  free(t);
+  free(ref);
+  free(got);
+  static const sk_objective objs[2] = {SK_OBJ_SSM_VR, SK_OBJ_ESM};
+  static const int want[2][2] = {{2, 0}, {0, 2}}; /* three-op, two-op */
+  for (int o = 0; o < 2; o++) {
+    sk_model *m = make_model(SK_MODEL_MLP, 128, 2);
+    sk_loss_graph lg;
+    CHECK_OK(sk_loss_graph_new(m, objs[o], 512, 1, &lg));
+    int n3 = 0, n2 = 0;
+    for (int s = 0; s < lg.g->n_exec; s++) {
+      const int d = lg.g->steps[s].dsig;
+      if (!d) continue;
+      CHECK(lg.g->nodes[lg.g->exec[s]].op == SK_OP_AFFINE);
+      CHECK(lg.g->nodes[lg.g->exec[s + 1]].op == SK_OP_MUL);
+      if (d < 3) CHECK(lg.g->nodes[lg.g->exec[s + 2]].op == SK_OP_MUL);
+      n3 += d < 3, n2 += d == 3;
+    }
+    CHECK_EQ_INT(n3, want[o][0]);
+    CHECK_EQ_INT(n2, want[o][1]);
+    sk_loss_graph_free(&lg);
+    sk_model_free(m);
+  }
+}
+
 /* Adam from gradients in parts equals Adam from one flat buffer (the same
  * rule, element by element; without clipping the bits agree), on any thread
  * count; a bad gradient changes nothing and names its part. */
@@ -611,4 +665,5 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(fused_runs_match_unfused),
           TEST_ENTRY(halved_reduction_waits_for_its_inputs), TEST_ENTRY(adam_step_graph_guard),
           TEST_ENTRY(barrier_orders_rounds),
-          TEST_ENTRY(softplus_layers_pair_with_their_derivative))
+          TEST_ENTRY(softplus_layers_pair_with_their_derivative),
+          TEST_ENTRY(sigmoid_derivative_fuses_with_the_ops_bits))

@@ -60,6 +60,12 @@ typedef struct sk__step {
    * (a softplus layer's derivative, scheduled beside it): both from one
    * e^−|x| (sk__cpu_exec_pair). */
   int8_t pair;
+  /* Inside a fused run: this step is affine(y, −1, 1), the next y · that
+   * and the one after x · that (a sigmoid's derivative times a gradient,
+   * graph/grad.c), the first two read nowhere else: all three in one pass
+   * (sk__cpu_exec_sigmoid_grad); 1 + the input of the third that is x. 3:
+   * the first two alone (y(1 − y) is read twice, as in esm). */
+  int8_t dsig;
 } sk__step;
 
 /* 2048 floats (16 rows of 128) against 1024: +0.5-1.2 % on every toy step
@@ -163,6 +169,8 @@ void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2],
  * pair of steps over the same input (see sk__step's pair): into out_sp,
  * out_sg (scratch blocks) or, when NULL, the steps' buffers; from in (a
  * scratch block) or, when NULL, x's buffer. The bits of the two ops. */
+void sk__cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, float *out,
+                               const float *y, const float *x, int64_t r0, int64_t r1);
 void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
                        const float *in, int64_t r0, int64_t r1);
 /* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */

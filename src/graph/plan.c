@@ -156,6 +156,30 @@ static int blockwise_step(const sk_graph *g, const int64_t *units, int s) {
                            sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
 }
 
+/* Whether steps p, p + 1 (, p + 2) of a fused run that ends at step end are
+ * affine(y, −1, 1), y · that (, x · that), each value but the last held in
+ * scratch and read only by the next step, y and x full-size (see
+ * sk__step.dsig): 1 + the input of the third that is x, 3 for the first two
+ * alone, 0 for neither. */
+static int sigmoid_grad_at(const sk_graph *g, int p, int end, const int *root, const int *reads) {
+  const int ia = g->exec[p], ib = g->exec[p + 1];
+  const sk__node *a = &g->nodes[ia], *b = &g->nodes[ib];
+  if (a->op != SK_OP_AFFINE || a->fp[0] != -1.0f || a->fp[1] != 1.0f || b->op != SK_OP_MUL ||
+      !g->steps[p].reg_out || reads[ia] != 1 || g->nodes[a->in[0]].numel != b->numel)
+    return 0;
+  const int y = root[a->in[0]];
+  if (!((root[b->in[0]] == y && root[b->in[1]] == ia) ||
+        (root[b->in[1]] == y && root[b->in[0]] == ia)))
+    return 0;
+  if (p + 2 < end && g->steps[p + 1].reg_out && reads[ib] == 1) {
+    const sk__node *c = &g->nodes[g->exec[p + 2]];
+    const int kx = c->op != SK_OP_MUL ? -1 : root[c->in[0]] == ib ? 1 : root[c->in[1]] == ib ? 0 : -1;
+    /* (y(1 − y))² is not this; x full-size, not broadcast. */
+    if (kx >= 0 && root[c->in[kx]] != ib && g->nodes[c->in[kx]].numel == c->numel) return 1 + kx;
+  }
+  return 3;
+}
+
 /* Fused runs (see sk__step): in every group, the maximal runs of blockwise
  * steps over values of one shape that keep a value in scratch. Returns how
  * many values the runs keep there. */
@@ -189,6 +213,8 @@ static int plan_fusion(sk_graph *g, const int *root, const uint8_t *pinned, cons
               root[a->in[0]] == root[b->in[0]]) {
             g->steps[p].pair = 1;
             p++;
+          } else if ((g->steps[p].dsig = (int8_t)sigmoid_grad_at(g, p, e, root, reads))) {
+            p += g->steps[p].dsig < 3 ? 2 : 1;
           }
         }
       }

@@ -57,6 +57,17 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
       const sk__exec e = sk__exec_of(g, g->exec[q], first->units, NULL);
       const float *in[2] = {st->reg_in[0] ? scratch[st->reg_in[0] - 1] : NULL,
                             st->reg_in[1] ? scratch[st->reg_in[1] - 1] : NULL};
+      if (st->dsig) { /* 1, 2: three steps, x · y(1 − y); 3: two, y(1 − y) */
+        const int kx = st->dsig < 3 ? st->dsig - 1 : -1, last = q + (kx >= 0 ? 2 : 1);
+        const sk__step *sc = &g->steps[last];
+        const sk__exec ec = sk__exec_of(g, g->exec[last], first->units, NULL);
+        sk__cpu_exec_sigmoid_grad(&e, &ec, kx, sc->reg_out ? scratch[sc->reg_out - 1] : NULL,
+                                  in[0],
+                                  kx >= 0 && sc->reg_in[kx] ? scratch[sc->reg_in[kx] - 1] : NULL,
+                                  b0, b1);
+        q = last;
+        continue;
+      }
       if (st->pair) {
         const sk__step *st2 = &g->steps[q + 1];
         const sk__exec e2 = sk__exec_of(g, g->exec[q + 1], first->units, NULL);

@@ -162,6 +162,17 @@ void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, fl
                        0, (r1 - r0) * w);
 }
 
+/* Rows [r0, r1) of c = x · (y · (1 − y)), or of c = y · (1 − y) for kx < 0
+ * (see sk__step.dsig): a is the affine that reads y, c's input kx is x; out,
+ * y and x are scratch blocks, or NULL for their buffers. */
+void sk__cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, float *out,
+                               const float *y, const float *x, int64_t r0, int64_t r1) {
+  const sk__node *z = c->node;
+  const int64_t w = z->numel / z->shape[0], n = (r1 - r0) * w;
+  if (kx >= 0 && !x) x = c->in[kx] + r0 * w;
+  sk__sigmoid_grad_mul(out ? out : c->out + r0 * w, x, y ? y : a->in[0] + r0 * w, 0, n);
+}
+
 /* b^T for a·b^T products whose b is a leaf: packed once per run. */
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
                   int shared) {

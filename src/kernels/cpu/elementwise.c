@@ -225,6 +225,27 @@ void sk__softplus_sigmoid(float *sp, float *sg, const float *a, int64_t e0, int6
   sk__unary(sg, a, SK_UN_SIGMOID, 0, 0, e0 + body, e1);
 }
 
+/* x · (y · (1 − y)): a sigmoid's derivative, y(1 − y) for y = σ(z), times
+ * the gradient x, as the graph spells it (affine(y, −1, 1), y · that, x ·
+ * that; graph/grad.c) in one pass, or y · (1 − y) alone for x NULL (where
+ * the derivative is read twice). Each op rounds as it does alone:
+ * 1 − y is what affine's −1·y + 1 gives fused or not, and no product here
+ * is added to anything, so every clone and the tail give the ops' bits. out
+ * may be x or y (an op's output may take the buffer of an input that dies
+ * there). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void sigmoid_grad_run(
+    float *out, const float *x, const float *y, int64_t n) {
+  if (!x) {
+    for (int64_t i = 0; i < n; i++) out[i] = y[i] * (1.0f - y[i]);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) out[i] = x[i] * (y[i] * (1.0f - y[i]));
+}
+
+void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0, int64_t e1) {
+  if (e0 < e1) sigmoid_grad_run(out + e0, x ? x + e0 : NULL, y + e0, e1 - e0);
+}
+
 /* The scalar references the fast paths are tested against. */
 float sk__softplus_ref(float x);
 float sk__sigmoid_ref(float x);

@@ -60,6 +60,9 @@ void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta,
  * of SK_UN_SOFTPLUS and SK_UN_SIGMOID over the same range; sp, sg and a do
  * not overlap. */
 void sk__softplus_sigmoid(float *sp, float *sg, const float *a, int64_t e0, int64_t e1);
+/* out = x · (y · (1 − y)) over [e0, e1), with the bits of the three ops
+ * affine(y, −1, 1), y · that, x · that; x NULL: y · (1 − y), the first two. */
+void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
 /* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not;
  * output elements [e0, e1). Each element adds its inputs in increasing order. */
 void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
