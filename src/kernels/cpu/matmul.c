@@ -432,6 +432,8 @@ void sk__transpose_rows(float *t, const float *s, int64_t rows, int64_t cols, in
     transpose_stream(t, s, rows, cols, r0, r1);
     return;
   }
+#else
+  (void)stream;
 #endif
   /* libxsmm's transpose (column-major terms: s's columns [r0, r1) are an
    * (r1 - r0) × rows matrix with leading dimension cols). */
