@@ -169,13 +169,15 @@ void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2],
  * pair of steps over the same input (see sk__step's pair): into out_sp,
  * out_sg (scratch blocks) or, when NULL, the steps' buffers; from in (a
  * scratch block) or, when NULL, x's buffer. The bits of the two ops. */
-void sk__cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, float *out,
-                               const float *y, const float *x, int64_t r0, int64_t r1);
 void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
                        const float *in, int64_t r0, int64_t r1);
-/* Rows [r0, r1) of bt (k, n) = b^T for b (n, k). */
-/* shared 1: other threads read bt (stored past the cache, see
- * sk__transpose_rows). */
+/* Rows [r0, r1) of a fused run's sigmoid derivative (see sk__step's dsig):
+ * a is the affine step, c the last step, whose input kx is x (kx < 0: no x);
+ * out, y and x are scratch blocks or, when NULL, the buffers. */
+void sk__cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, float *out,
+                               const float *y, const float *x, int64_t r0, int64_t r1);
+/* Rows [r0, r1) of bt (k, n) = b^T for b (n, k); shared 1: other threads
+ * read bt (stored past the cache, see sk__transpose_rows). */
 void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
                   int shared);
 
