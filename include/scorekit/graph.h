@@ -136,6 +136,10 @@ SK_API sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data);
 SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
 /* The matmul FLOPs (2·m·n·k each) of one sk_graph_run; 0 before compilation. */
 SK_API double sk_graph_matmul_flops(const sk_graph *g);
+/* The floating-point operations of one sk_graph_run, every op counted by its
+ * row of the op table (products 2·m·n·k, elementwise ops one per output,
+ * reductions one per input); 0 before compilation. */
+SK_API double sk_graph_flops(const sk_graph *g);
 /* The ops one sk_graph_run executes and the thread barriers between them;
  * 0 before compilation, 1 after. */
 SK_API int sk_graph_plan_counts(const sk_graph *g, int *steps, int *barriers);

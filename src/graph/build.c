@@ -6,26 +6,64 @@
 
 #include "graph/internal.h"
 
-static const char *const op_names[] = {
-#define X(e, name, arity, smooth) name,
+/* Every op's shape rule, declared here and defined below, for the table. */
+#define X(e, id, arity, smooth, view, rows, flops)                                          \
+  static int shape_##id(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap);
 #include "graph/ops.def"
 #undef X
-};
-static const int op_arity[] = {
-#define X(e, name, arity, smooth) arity,
-#include "graph/ops.def"
-#undef X
-};
-static const int op_smooth[] = {
-#define X(e, name, arity, smooth) smooth,
-#include "graph/ops.def"
-#undef X
-};
-_Static_assert(sizeof op_names / sizeof op_names[0] == SK_OP_COUNT, "op table");
 
-const char *sk__op_name(sk__op op) { return op < SK_OP_COUNT ? op_names[op] : "?"; }
-int sk__op_arity(sk__op op) { return op_arity[op]; }
-int sk__op_smooth(sk__op op) { return op_smooth[op]; }
+/* The op table (graph/ops.def), one row per op. */
+typedef int (*shape_rule)(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap);
+static const struct op_info {
+  const char *name;
+  int arity, smooth, view;
+  sk__rows rows;
+  sk__flops flops;
+  shape_rule shape;
+} ops[] = {
+#define X(e, id, arity, smooth, view, rows, flops)                                          \
+  {#id, arity, smooth, view, SK__ROWS_##rows, SK__FLOPS_##flops, shape_##id},
+#include "graph/ops.def"
+#undef X
+};
+_Static_assert(sizeof ops / sizeof ops[0] == SK_OP_COUNT, "op table");
+
+const char *sk__op_name(sk__op op) { return (unsigned)op < SK_OP_COUNT ? ops[op].name : "?"; }
+int sk__op_arity(sk__op op) { return ops[op].arity; }
+int sk__op_smooth(sk__op op) { return ops[op].smooth; }
+int sk__op_view(sk__op op) { return ops[op].view; }
+sk__rows sk__op_rows(sk__op op) { return ops[op].rows; }
+
+int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
+  if (x->ndim != y->ndim || x->ndim == 0 || x->shape[0] != y->shape[0]) return 0;
+  switch (ops[y->op].rows) {
+  case SK__ROWS_EACH: return 1;
+  case SK__ROWS_IN0: return which == 0 && !y->ip[0];
+  case SK__ROWS_AXIS: return y->ip[0] != 0;
+  case SK__ROWS_NONE: return 0;
+  }
+  return 0;
+}
+
+double sk__op_flops(const sk__node *y, const sk__node *a) {
+  switch (ops[y->op].flops) {
+  case SK__FLOPS_ELEM: return (double)y->numel;
+  case SK__FLOPS_IN: return a ? (double)a->numel : 0.0;
+  case SK__FLOPS_MATMUL: /* a multiply and an add per term of each inner product */
+    return 2.0 * (double)y->numel * (double)(y->ip[0] ? a->shape[0] : a->shape[1]);
+  case SK__FLOPS_NONE: return 0.0;
+  }
+  return 0.0;
+}
+
+int sk__op_shape(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  why[0] = 0;
+  if (!ops[y->op].shape(y, a, b, why, cap)) return 0;
+  int64_t numel = 1;
+  for (int i = 0; i < y->ndim; i++) numel *= y->shape[i];
+  y->numel = numel;
+  return 1;
+}
 
 sk_graph *sk_graph_new(void) {
   sk_graph *g = sk__calloc(1, sizeof *g);
@@ -37,7 +75,7 @@ void sk_graph_free(sk_graph *g) {
   if (!g) return;
   for (int i = 0; i < g->n; i++) sk__free(g->nodes[i].name);
   sk__free(g->nodes);
-  sk__free(g->arena);
+  if (g->arena) g->be->free(g->arena);
   sk__free(g->exec);
   sk__free(g->steps);
   sk__free(g->packs);
@@ -47,13 +85,6 @@ void sk_graph_free(sk_graph *g) {
 
 sk_status sk_graph_status(const sk_graph *g) { return g->status; }
 int sk_graph_num_nodes(const sk_graph *g) { return g->n; }
-
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
-  size_t k = (size_t)snprintf(buf, cap, "(");
-  for (int i = 0; i < ndim && k < cap; i++)
-    k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
-  if (k < cap) snprintf(buf + k, cap - k, ")");
-}
 
 /* Records the first error on the graph and returns SK_NONE. */
 static sk_node build_fail(sk_graph *g, sk_status st, const char *fmt, ...)
@@ -71,21 +102,46 @@ static sk_node build_fail(sk_graph *g, sk_status st, const char *fmt, ...) {
 
 static int valid(const sk_graph *g, sk_node n) { return n >= 0 && n < g->n; }
 
-sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, const int64_t *shape) {
-  if (g->status != SK_OK) return SK_NONE;
-  if (g->compiled) return build_fail(g, SK_ERR_STATE, "%s: graph already compiled", sk__op_name(op));
-  if (ndim < 0 || ndim > SK_MAX_DIMS)
-    return build_fail(g, SK_ERR_SHAPE, "%s: rank %d outside 0..%d", sk__op_name(op), ndim, SK_MAX_DIMS);
-  /* `shape` may point into g->nodes, which the growth below can move. */
-  int64_t dims[SK_MAX_DIMS];
-  for (int i = 0; i < ndim; i++) dims[i] = shape[i];
-  shape = dims;
+/* A node of op on inputs a, b (SK_NONE for none) with y's parameters (ip,
+ * fp; for a leaf and for sum_to, expand and reshape, the shape asked for):
+ * checked by the op's shape rule, which sets the shape. */
+static sk__node proto(sk__op op, sk_node a, sk_node b) {
+  sk__node y;
+  memset(&y, 0, sizeof y);
+  y.op = op;
+  y.in[0] = a;
+  y.in[1] = b;
+  return y;
+}
+
+/* Checks y's inputs and runs its shape rule; 0 (with the error recorded on
+ * the graph) if either fails. */
+static int shaped(sk_graph *g, sk__node *y) {
+  if (g->status != SK_OK) return 0;
+  const char *name = sk__op_name(y->op);
+  if (g->compiled) return build_fail(g, SK_ERR_STATE, "%s: graph already compiled", name), 0;
+  for (int k = 0; k < sk__op_arity(y->op); k++)
+    if (!valid(g, y->in[k]))
+      return build_fail(g, SK_ERR_INVALID, "%s: invalid node %d", name, y->in[k]), 0;
+  if (y->ndim < 0 || y->ndim > SK_MAX_DIMS)
+    return build_fail(g, SK_ERR_SHAPE, "%s: rank %d outside 0..%d", name, y->ndim, SK_MAX_DIMS), 0;
+  const sk__node *a = sk__op_arity(y->op) > 0 ? &g->nodes[y->in[0]] : NULL;
+  const sk__node *b = sk__op_arity(y->op) > 1 ? &g->nodes[y->in[1]] : NULL;
+  char why[192];
+  if (!sk__op_shape(y, a, b, why, sizeof why))
+    return build_fail(g, SK_ERR_SHAPE, "%s: %s", name, why), 0;
   int64_t numel = 1;
-  for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0 || (shape[i] && numel > INT64_MAX / 8 / shape[i]))
-      return build_fail(g, SK_ERR_SHAPE, "%s: bad dimension %lld", sk__op_name(op), (long long)shape[i]);
-    numel *= shape[i];
+  for (int i = 0; i < y->ndim; i++) {
+    if (y->shape[i] < 0 || (y->shape[i] && numel > INT64_MAX / 8 / y->shape[i]))
+      return build_fail(g, SK_ERR_SHAPE, "%s: bad dimension %lld", name, (long long)y->shape[i]), 0;
+    numel *= y->shape[i];
   }
+  y->numel = numel;
+  return 1;
+}
+
+/* Appends y, already shaped. */
+static sk_node append(sk_graph *g, const sk__node *y) {
   if (g->n == g->cap) {
     int cap = g->cap ? 2 * g->cap : 64;
     sk__node *p = sk__realloc(g->nodes, (size_t)cap * sizeof *p);
@@ -93,16 +149,11 @@ sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, con
     g->nodes = p;
     g->cap = cap;
   }
-  sk__node *nd = &g->nodes[g->n];
-  memset(nd, 0, sizeof *nd);
-  nd->op = op;
-  nd->ndim = ndim;
-  for (int i = 0; i < ndim; i++) nd->shape[i] = shape[i];
-  nd->numel = numel;
-  nd->in[0] = a;
-  nd->in[1] = b;
+  g->nodes[g->n] = *y;
   return g->n++;
 }
+
+static sk_node add(sk_graph *g, sk__node *y) { return shaped(g, y) ? append(g, y) : SK_NONE; }
 
 int sk_node_ndim(const sk_graph *g, sk_node n) { return valid(g, n) ? g->nodes[n].ndim : 0; }
 const int64_t *sk_node_shape(const sk_graph *g, sk_node n) {
@@ -110,10 +161,19 @@ const int64_t *sk_node_shape(const sk_graph *g, sk_node n) {
 }
 int64_t sk_node_numel(const sk_graph *g, sk_node n) { return valid(g, n) ? g->nodes[n].numel : 0; }
 
+/* Sets y's shape to (ndim, shape) for the rules that take it as a parameter;
+ * a rank out of range is left for shaped() to report. */
+static void ask_shape(sk__node *y, int ndim, const int64_t *shape) {
+  y->ndim = ndim;
+  for (int i = 0; i >= 0 && i < ndim && i < SK_MAX_DIMS; i++) y->shape[i] = shape[i];
+}
+
 /* ---- leaves ---- */
 
 static sk_node leaf(sk_graph *g, sk__op op, const char *name, int ndim, const int64_t *shape) {
-  sk_node n = sk__add_node(g, op, SK_NONE, SK_NONE, ndim, shape);
+  sk__node y = proto(op, SK_NONE, SK_NONE);
+  ask_shape(&y, ndim, shape);
+  sk_node n = add(g, &y);
   if (n == SK_NONE || !name) return n;
   g->nodes[n].name = sk__strdup(name);
   if (!g->nodes[n].name) return build_fail(g, SK_ERR_NOMEM, "out of memory for a node name");
@@ -132,101 +192,121 @@ sk_node sk_param(sk_graph *g, const char *name, int ndim, const int64_t *shape, 
 }
 
 sk_node sk_fill(sk_graph *g, float value, int ndim, const int64_t *shape) {
-  sk_node n = sk__add_node(g, SK_OP_CONST, SK_NONE, SK_NONE, ndim, shape);
+  sk_node n = leaf(g, SK_OP_CONST, NULL, ndim, shape);
   if (n != SK_NONE) g->nodes[n].fp[0] = value;
   return n;
 }
 
 sk_node sk_scalar(sk_graph *g, float value) { return sk_fill(g, value, 0, NULL); }
 
-/* ---- shape rules ---- */
+/* ---- shape rules (one per op, named in ops.def) ---- */
 
-#define CHECK_IN(g, x)                                                                 \
-  do {                                                                                 \
-    if ((g)->status != SK_OK) return SK_NONE;                                          \
-    if (!valid(g, x)) return build_fail(g, SK_ERR_INVALID, "%s: invalid node %d", __func__, x); \
-  } while (0)
-
-static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
-
-sk_node sk_matmul(sk_graph *g, sk_node a, sk_node b, int trans_a, int trans_b) {
-  CHECK_IN(g, a);
-  CHECK_IN(g, b);
-  const sk__node *A = N(g, a), *B = N(g, b);
-  char sa[64], sb[64];
-  shape_str(sa, sizeof sa, A->ndim, A->shape);
-  shape_str(sb, sizeof sb, B->ndim, B->shape);
-  if (A->ndim != 2 || B->ndim != 2)
-    return build_fail(g, SK_ERR_SHAPE, "matmul: operands must be 2-D, got %s and %s", sa, sb);
-  int64_t m = trans_a ? A->shape[1] : A->shape[0], ka = trans_a ? A->shape[0] : A->shape[1];
-  int64_t kb = trans_b ? B->shape[1] : B->shape[0], nn = trans_b ? B->shape[0] : B->shape[1];
-  if (ka != kb)
-    return build_fail(g, SK_ERR_SHAPE, "matmul: inner dimensions differ: %s%s @ %s%s", sa,
-                      trans_a ? "^T" : "", sb, trans_b ? "^T" : "");
-  int64_t shape[2] = {m, nn};
-  sk_node n = sk__add_node(g, SK_OP_MATMUL, a, b, 2, shape);
-  if (n != SK_NONE) {
-    g->nodes[n].ip[0] = trans_a != 0;
-    g->nodes[n].ip[1] = trans_b != 0;
-  }
-  return n;
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+  size_t k = (size_t)snprintf(buf, cap, "(");
+  for (int i = 0; i < ndim && k < cap; i++)
+    k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+  if (k < cap) snprintf(buf + k, cap - k, ")");
 }
 
-/* numpy broadcasting of two shapes; 0 on mismatch. */
-static int broadcast_shape(const sk__node *A, const sk__node *B, int *ndim, int64_t *shape) {
-  int nd = SK_MAX(A->ndim, B->ndim);
-  for (int i = 0; i < nd; i++) {
-    int ia = A->ndim - nd + i, ib = B->ndim - nd + i;
-    int64_t da = ia >= 0 ? A->shape[ia] : 1, db = ib >= 0 ? B->shape[ib] : 1;
-    if (da != db && da != 1 && db != 1) return 0;
-    shape[i] = da == 1 ? db : da;
+/* Writes "what: (shape of a) and (shape of b)"-style messages. */
+static int why2(char *why, size_t cap, const char *what, const sk__node *a, const sk__node *b) {
+  char sa[64], sb[64];
+  shape_str(sa, sizeof sa, a->ndim, a->shape);
+  shape_str(sb, sizeof sb, b->ndim, b->shape);
+  snprintf(why, cap, what, sa, sb);
+  return 0;
+}
+
+static int why_shapes(char *why, size_t cap, const char *what, const sk__node *a, int ndim,
+                      const int64_t *shape) {
+  char sa[64], sb[64];
+  shape_str(sa, sizeof sa, a->ndim, a->shape);
+  shape_str(sb, sizeof sb, ndim, shape);
+  snprintf(why, cap, what, sa, sb);
+  return 0;
+}
+
+/* Leaves have the shape they were given. */
+static int shape_leaf(sk__node *y) {
+  for (int i = 0; i < y->ndim; i++)
+    if (y->shape[i] < 0) return 0;
+  return 1;
+}
+static int shape_input(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_leaf(y) || (snprintf(why, cap, "negative dimension"), 0);
+}
+static int shape_param(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_input(y, a, b, why, cap);
+}
+static int shape_const(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_input(y, a, b, why, cap);
+}
+
+static int shape_matmul(sk__node *y, const sk__node *A, const sk__node *B, char *why, size_t cap) {
+  const int ta = y->ip[0], tb = y->ip[1];
+  if (A->ndim != 2 || B->ndim != 2)
+    return why2(why, cap, "operands must be 2-D, got %s and %s", A, B);
+  const int64_t m = ta ? A->shape[1] : A->shape[0], ka = ta ? A->shape[0] : A->shape[1];
+  const int64_t kb = tb ? B->shape[1] : B->shape[0], n = tb ? B->shape[0] : B->shape[1];
+  if (ka != kb) {
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "inner dimensions differ: %%s%s @ %%s%s", ta ? "^T" : "",
+             tb ? "^T" : "");
+    return why2(why, cap, fmt, A, B);
   }
-  *ndim = nd;
+  y->ndim = 2;
+  y->shape[0] = m;
+  y->shape[1] = n;
   return 1;
 }
 
-static sk_node binary(sk_graph *g, sk__op op, sk_node a, sk_node b) {
-  CHECK_IN(g, a);
-  CHECK_IN(g, b);
-  int nd;
-  int64_t shape[SK_MAX_DIMS];
-  if (!broadcast_shape(N(g, a), N(g, b), &nd, shape)) {
-    char sa[64], sb[64];
-    shape_str(sa, sizeof sa, N(g, a)->ndim, N(g, a)->shape);
-    shape_str(sb, sizeof sb, N(g, b)->ndim, N(g, b)->shape);
-    return build_fail(g, SK_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", sk__op_name(op), sa, sb);
+/* numpy broadcasting of two shapes. */
+static int shape_binary(sk__node *y, const sk__node *A, const sk__node *B, char *why, size_t cap) {
+  const int nd = SK_MAX(A->ndim, B->ndim);
+  for (int i = 0; i < nd; i++) {
+    const int ia = A->ndim - nd + i, ib = B->ndim - nd + i;
+    const int64_t da = ia >= 0 ? A->shape[ia] : 1, db = ib >= 0 ? B->shape[ib] : 1;
+    if (da != db && da != 1 && db != 1) return why2(why, cap, "shapes %s and %s do not broadcast", A, B);
+    y->shape[i] = da == 1 ? db : da;
   }
-  return sk__add_node(g, op, a, b, nd, shape);
+  y->ndim = nd;
+  return 1;
+}
+static int shape_add(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_binary(y, a, b, why, cap);
+}
+static int shape_sub(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_binary(y, a, b, why, cap);
+}
+static int shape_mul(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_binary(y, a, b, why, cap);
+}
+static int shape_div(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
+  return shape_binary(y, a, b, why, cap);
 }
 
-sk_node sk_add(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_ADD, a, b); }
-sk_node sk_sub(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_SUB, a, b); }
-sk_node sk_mul(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_MUL, a, b); }
-sk_node sk_div(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_DIV, a, b); }
-
-static sk_node unary(sk_graph *g, sk__op op, sk_node a) {
-  CHECK_IN(g, a);
-  return sk__add_node(g, op, a, SK_NONE, N(g, a)->ndim, N(g, a)->shape);
+/* The input's shape. */
+static int shape_same(sk__node *y, const sk__node *a) {
+  y->ndim = a->ndim;
+  memcpy(y->shape, a->shape, sizeof y->shape);
+  return 1;
 }
-
-sk_node sk_neg(sk_graph *g, sk_node a) { return unary(g, SK_OP_NEG, a); }
-sk_node sk_exp(sk_graph *g, sk_node a) { return unary(g, SK_OP_EXP, a); }
-sk_node sk_log(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOG, a); }
-sk_node sk_sqrt(sk_graph *g, sk_node a) { return unary(g, SK_OP_SQRT, a); }
-sk_node sk_tanh(sk_graph *g, sk_node a) { return unary(g, SK_OP_TANH, a); }
-sk_node sk_sigmoid(sk_graph *g, sk_node a) { return unary(g, SK_OP_SIGMOID, a); }
-sk_node sk_softplus(sk_graph *g, sk_node a) { return unary(g, SK_OP_SOFTPLUS, a); }
-sk_node sk_step(sk_graph *g, sk_node a) { return unary(g, SK_OP_STEP, a); }
-sk_node sk_stop_grad(sk_graph *g, sk_node a) { return unary(g, SK_OP_STOP_GRAD, a); }
-
-sk_node sk_affine(sk_graph *g, sk_node a, float alpha, float beta) {
-  sk_node n = unary(g, SK_OP_AFFINE, a);
-  if (n != SK_NONE) {
-    g->nodes[n].fp[0] = alpha;
-    g->nodes[n].fp[1] = beta;
+#define SAME_SHAPE(id)                                                                        \
+  static int shape_##id(sk__node *y, const sk__node *a, const sk__node *b, char *why,        \
+                        size_t cap) {                                                        \
+    return shape_same(y, a);                                                                 \
   }
-  return n;
-}
+SAME_SHAPE(neg)
+SAME_SHAPE(affine)
+SAME_SHAPE(exp)
+SAME_SHAPE(log)
+SAME_SHAPE(sqrt)
+SAME_SHAPE(tanh)
+SAME_SHAPE(sigmoid)
+SAME_SHAPE(softplus)
+SAME_SHAPE(step)
+SAME_SHAPE(stop_grad)
+#undef SAME_SHAPE
 
 /* Can `from` broadcast to `to` (numpy rules)? */
 static int broadcasts_to(int nf, const int64_t *from, int nt, const int64_t *to) {
@@ -245,162 +325,240 @@ static int same_shape(int na, const int64_t *a, int nb, const int64_t *b) {
   return 1;
 }
 
-sk_node sk_sum_to(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
-  CHECK_IN(g, a);
-  const sk__node *A = N(g, a);
-  if (!broadcasts_to(ndim, shape, A->ndim, A->shape)) {
-    char sa[64], sb[64];
-    shape_str(sa, sizeof sa, A->ndim, A->shape);
-    shape_str(sb, sizeof sb, ndim, shape);
-    return build_fail(g, SK_ERR_SHAPE, "sum_to: %s cannot be summed to %s", sa, sb);
-  }
-  if (same_shape(ndim, shape, A->ndim, A->shape)) return a;
-  return sk__add_node(g, SK_OP_SUM_TO, a, SK_NONE, ndim, shape);
+/* The shape asked for (y's) must broadcast to the input's. */
+static int shape_sum_to(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
+  if (broadcasts_to(y->ndim, y->shape, A->ndim, A->shape)) return 1;
+  return why_shapes(why, cap, "%s cannot be summed to %s", A, y->ndim, y->shape);
 }
 
-sk_node sk_expand(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
-  CHECK_IN(g, a);
-  const sk__node *A = N(g, a);
-  if (!broadcasts_to(A->ndim, A->shape, ndim, shape)) {
-    char sa[64], sb[64];
-    shape_str(sa, sizeof sa, A->ndim, A->shape);
-    shape_str(sb, sizeof sb, ndim, shape);
-    return build_fail(g, SK_ERR_SHAPE, "expand: %s does not broadcast to %s", sa, sb);
-  }
-  if (same_shape(ndim, shape, A->ndim, A->shape)) return a;
-  return sk__add_node(g, SK_OP_EXPAND, a, SK_NONE, ndim, shape);
+/* The input's shape must broadcast to the one asked for. */
+static int shape_expand(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
+  if (broadcasts_to(A->ndim, A->shape, y->ndim, y->shape)) return 1;
+  return why_shapes(why, cap, "%s does not broadcast to %s", A, y->ndim, y->shape);
 }
 
-sk_node sk_reshape(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
-  CHECK_IN(g, a);
+static int shape_reshape(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
   int64_t numel = 1;
-  for (int i = 0; i < ndim; i++) numel *= shape[i] >= 0 ? shape[i] : 0;
-  if (ndim < 0 || ndim > SK_MAX_DIMS || numel != N(g, a)->numel) {
-    char sa[64], sb[64];
-    shape_str(sa, sizeof sa, N(g, a)->ndim, N(g, a)->shape);
-    shape_str(sb, sizeof sb, ndim, shape);
-    return build_fail(g, SK_ERR_SHAPE, "reshape: %s to %s changes the element count", sa, sb);
+  for (int i = 0; i < y->ndim; i++) numel *= y->shape[i] >= 0 ? y->shape[i] : 0;
+  if (numel == A->numel) return 1;
+  return why_shapes(why, cap, "%s to %s changes the element count", A, y->ndim, y->shape);
+}
+
+static int shape_permute(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
+  int seen[SK_MAX_DIMS] = {0};
+  for (int i = 0; i < A->ndim; i++) {
+    const int p = y->ip[i];
+    if (p < 0 || p >= A->ndim || seen[p]++) {
+      snprintf(why, cap, "axes are not a permutation of 0..%d", A->ndim - 1);
+      return 0;
+    }
+    y->shape[i] = A->shape[p];
   }
-  if (same_shape(ndim, shape, N(g, a)->ndim, N(g, a)->shape)) return a;
-  return sk__add_node(g, SK_OP_RESHAPE, a, SK_NONE, ndim, shape);
+  y->ndim = A->ndim;
+  return 1;
+}
+
+static int shape_concat(sk__node *y, const sk__node *A, const sk__node *B, char *why, size_t cap) {
+  const int axis = y->ip[0];
+  int ok = A->ndim == B->ndim && axis >= 0 && axis < A->ndim;
+  for (int i = 0; ok && i < A->ndim; i++) ok = i == axis || A->shape[i] == B->shape[i];
+  if (!ok) {
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "%%s and %%s along axis %d", axis);
+    return why2(why, cap, fmt, A, B);
+  }
+  shape_same(y, A);
+  y->shape[axis] += B->shape[axis];
+  return 1;
+}
+
+static int shape_slice(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
+  /* ip: axis, start; the length is asked for as the axis's size in ip[2]. */
+  const int axis = y->ip[0];
+  const int64_t start = y->ip[1], len = y->ip[2];
+  if (axis < 0 || axis >= A->ndim || start < 0 || len < 0 || start + len > A->shape[axis]) {
+    snprintf(why, cap, "[%lld, %lld) of axis %d out of range", (long long)start,
+             (long long)(start + len), axis);
+    return 0;
+  }
+  shape_same(y, A);
+  y->shape[axis] = len;
+  return 1;
+}
+
+static int shape_pad(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
+  /* ip: axis, zeros before, zeros after. */
+  const int axis = y->ip[0];
+  if (axis < 0 || axis >= A->ndim || y->ip[1] < 0 || y->ip[2] < 0) {
+    snprintf(why, cap, "bad axis %d or widths", axis);
+    return 0;
+  }
+  shape_same(y, A);
+  y->shape[axis] += (int64_t)y->ip[1] + y->ip[2];
+  return 1;
+}
+
+static int shape_gather(sk__node *y, const sk__node *A, const sk__node *I, char *why, size_t cap) {
+  if (A->ndim < 1 || I->ndim != 1) {
+    snprintf(why, cap, "need a rank >= 1 source and a 1-D index");
+    return 0;
+  }
+  shape_same(y, A);
+  y->shape[0] = I->shape[0];
+  return 1;
+}
+
+/* The output's rows are asked for in ip[0]. */
+static int shape_scatter_add(sk__node *y, const sk__node *A, const sk__node *I, char *why,
+                             size_t cap) {
+  if (A->ndim < 1 || I->ndim != 1 || I->shape[0] != A->shape[0] || y->ip[0] < 0) {
+    snprintf(why, cap, "need a 1-D index with one entry per row");
+    return 0;
+  }
+  shape_same(y, A);
+  y->shape[0] = y->ip[0];
+  return 1;
+}
+
+static int shape_logsumexp(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
+  if (A->ndim < 1 || A->shape[A->ndim - 1] < 1) {
+    snprintf(why, cap, "need a non-empty last axis");
+    return 0;
+  }
+  shape_same(y, A);
+  y->shape[A->ndim - 1] = 1;
+  return 1;
+}
+
+/* ---- primitive builders ---- */
+
+static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
+
+sk_node sk_matmul(sk_graph *g, sk_node a, sk_node b, int trans_a, int trans_b) {
+  sk__node y = proto(SK_OP_MATMUL, a, b);
+  y.ip[0] = trans_a != 0;
+  y.ip[1] = trans_b != 0;
+  return add(g, &y);
+}
+
+static sk_node binary(sk_graph *g, sk__op op, sk_node a, sk_node b) {
+  sk__node y = proto(op, a, b);
+  return add(g, &y);
+}
+
+sk_node sk_add(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_ADD, a, b); }
+sk_node sk_sub(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_SUB, a, b); }
+sk_node sk_mul(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_MUL, a, b); }
+sk_node sk_div(sk_graph *g, sk_node a, sk_node b) { return binary(g, SK_OP_DIV, a, b); }
+
+static sk_node unary(sk_graph *g, sk__op op, sk_node a) { return binary(g, op, a, SK_NONE); }
+
+sk_node sk_neg(sk_graph *g, sk_node a) { return unary(g, SK_OP_NEG, a); }
+sk_node sk_exp(sk_graph *g, sk_node a) { return unary(g, SK_OP_EXP, a); }
+sk_node sk_log(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOG, a); }
+sk_node sk_sqrt(sk_graph *g, sk_node a) { return unary(g, SK_OP_SQRT, a); }
+sk_node sk_tanh(sk_graph *g, sk_node a) { return unary(g, SK_OP_TANH, a); }
+sk_node sk_sigmoid(sk_graph *g, sk_node a) { return unary(g, SK_OP_SIGMOID, a); }
+sk_node sk_softplus(sk_graph *g, sk_node a) { return unary(g, SK_OP_SOFTPLUS, a); }
+sk_node sk_step(sk_graph *g, sk_node a) { return unary(g, SK_OP_STEP, a); }
+sk_node sk_stop_grad(sk_graph *g, sk_node a) { return unary(g, SK_OP_STOP_GRAD, a); }
+
+sk_node sk_affine(sk_graph *g, sk_node a, float alpha, float beta) {
+  sk__node y = proto(SK_OP_AFFINE, a, SK_NONE);
+  y.fp[0] = alpha;
+  y.fp[1] = beta;
+  return add(g, &y);
+}
+
+/* sum_to, expand and reshape to a shape equal to the input's are the input. */
+static sk_node to_shape(sk_graph *g, sk__op op, sk_node a, int ndim, const int64_t *shape) {
+  sk__node y = proto(op, a, SK_NONE);
+  ask_shape(&y, ndim, shape);
+  if (!shaped(g, &y)) return SK_NONE;
+  if (same_shape(y.ndim, y.shape, N(g, a)->ndim, N(g, a)->shape)) return a;
+  return append(g, &y);
+}
+
+sk_node sk_sum_to(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
+  return to_shape(g, SK_OP_SUM_TO, a, ndim, shape);
+}
+sk_node sk_expand(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
+  return to_shape(g, SK_OP_EXPAND, a, ndim, shape);
+}
+sk_node sk_reshape(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
+  return to_shape(g, SK_OP_RESHAPE, a, ndim, shape);
 }
 
 sk_node sk_permute(sk_graph *g, sk_node a, const int *perm) {
-  CHECK_IN(g, a);
-  const sk__node *A = N(g, a);
-  int seen[SK_MAX_DIMS] = {0}, identity = 1;
-  int64_t shape[SK_MAX_DIMS];
-  for (int i = 0; i < A->ndim; i++) {
-    if (perm[i] < 0 || perm[i] >= A->ndim || seen[perm[i]]++)
-      return build_fail(g, SK_ERR_SHAPE, "permute: axes are not a permutation of 0..%d", A->ndim - 1);
-    shape[i] = A->shape[perm[i]];
+  if (g->status != SK_OK) return SK_NONE;
+  if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "permute: invalid node %d", a);
+  sk__node y = proto(SK_OP_PERMUTE, a, SK_NONE);
+  int identity = 1;
+  for (int i = 0; i < N(g, a)->ndim; i++) {
+    y.ip[i] = perm[i];
     identity &= perm[i] == i;
   }
-  if (identity) return a;
-  const int nd = A->ndim; /* A dangles once a node is added */
-  sk_node n = sk__add_node(g, SK_OP_PERMUTE, a, SK_NONE, nd, shape);
-  if (n != SK_NONE)
-    for (int i = 0; i < nd; i++) g->nodes[n].ip[i] = perm[i];
-  return n;
+  if (!shaped(g, &y)) return SK_NONE;
+  return identity ? a : append(g, &y);
 }
 
 static int norm_axis(int axis, int ndim) { return axis < 0 ? axis + ndim : axis; }
 
 sk_node sk_concat(sk_graph *g, sk_node a, sk_node b, int axis) {
-  CHECK_IN(g, a);
-  CHECK_IN(g, b);
-  const sk__node *A = N(g, a), *B = N(g, b);
-  axis = norm_axis(axis, A->ndim);
-  int ok = A->ndim == B->ndim && axis >= 0 && axis < A->ndim;
-  for (int i = 0; ok && i < A->ndim; i++) ok = i == axis || A->shape[i] == B->shape[i];
-  if (!ok) {
-    char sa[64], sb[64];
-    shape_str(sa, sizeof sa, A->ndim, A->shape);
-    shape_str(sb, sizeof sb, B->ndim, B->shape);
-    return build_fail(g, SK_ERR_SHAPE, "concat: %s and %s along axis %d", sa, sb, axis);
-  }
-  int64_t shape[SK_MAX_DIMS];
-  memcpy(shape, A->shape, sizeof shape);
-  shape[axis] += B->shape[axis];
-  sk_node n = sk__add_node(g, SK_OP_CONCAT, a, b, A->ndim, shape);
-  if (n != SK_NONE) g->nodes[n].ip[0] = axis;
-  return n;
+  if (g->status != SK_OK) return SK_NONE;
+  if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "concat: invalid node %d", a);
+  sk__node y = proto(SK_OP_CONCAT, a, b);
+  y.ip[0] = norm_axis(axis, N(g, a)->ndim);
+  return add(g, &y);
 }
 
 sk_node sk_slice(sk_graph *g, sk_node a, int axis, int64_t start, int64_t len) {
-  CHECK_IN(g, a);
-  const sk__node *A = N(g, a);
-  axis = norm_axis(axis, A->ndim);
-  if (axis < 0 || axis >= A->ndim || start < 0 || len < 0 || start + len > A->shape[axis] ||
-      start > INT32_MAX)
+  if (g->status != SK_OK) return SK_NONE;
+  if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "slice: invalid node %d", a);
+  if (start < 0 || len < 0 || start > INT32_MAX || len > INT32_MAX)
     return build_fail(g, SK_ERR_SHAPE, "slice: [%lld, %lld) of axis %d out of range",
                       (long long)start, (long long)(start + len), axis);
-  if (start == 0 && len == A->shape[axis]) return a;
-  int64_t shape[SK_MAX_DIMS];
-  memcpy(shape, A->shape, sizeof shape);
-  shape[axis] = len;
-  sk_node n = sk__add_node(g, SK_OP_SLICE, a, SK_NONE, A->ndim, shape);
-  if (n != SK_NONE) {
-    g->nodes[n].ip[0] = axis;
-    g->nodes[n].ip[1] = (int32_t)start;
-  }
-  return n;
+  sk__node y = proto(SK_OP_SLICE, a, SK_NONE);
+  y.ip[0] = norm_axis(axis, N(g, a)->ndim);
+  y.ip[1] = (int32_t)start;
+  y.ip[2] = (int32_t)len;
+  if (!shaped(g, &y)) return SK_NONE;
+  return start == 0 && len == N(g, a)->shape[y.ip[0]] ? a : append(g, &y);
 }
 
 sk_node sk_pad(sk_graph *g, sk_node a, int axis, int64_t before, int64_t after) {
-  CHECK_IN(g, a);
-  const sk__node *A = N(g, a);
-  axis = norm_axis(axis, A->ndim);
-  if (axis < 0 || axis >= A->ndim || before < 0 || after < 0 || before > INT32_MAX)
+  if (g->status != SK_OK) return SK_NONE;
+  if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "pad: invalid node %d", a);
+  if (before < 0 || after < 0 || before > INT32_MAX || after > INT32_MAX)
     return build_fail(g, SK_ERR_SHAPE, "pad: bad axis %d or widths", axis);
-  if (before == 0 && after == 0) return a;
-  int64_t shape[SK_MAX_DIMS];
-  memcpy(shape, A->shape, sizeof shape);
-  shape[axis] += before + after;
-  sk_node n = sk__add_node(g, SK_OP_PAD, a, SK_NONE, A->ndim, shape);
-  if (n != SK_NONE) {
-    g->nodes[n].ip[0] = axis;
-    g->nodes[n].ip[1] = (int32_t)before;
-  }
-  return n;
+  sk__node y = proto(SK_OP_PAD, a, SK_NONE);
+  y.ip[0] = norm_axis(axis, N(g, a)->ndim);
+  y.ip[1] = (int32_t)before;
+  y.ip[2] = (int32_t)after;
+  if (!shaped(g, &y)) return SK_NONE;
+  return before == 0 && after == 0 ? a : append(g, &y);
 }
 
-sk_node sk_gather(sk_graph *g, sk_node a, sk_node idx) {
-  CHECK_IN(g, a);
-  CHECK_IN(g, idx);
-  const sk__node *A = N(g, a), *I = N(g, idx);
-  if (A->ndim < 1 || I->ndim != 1)
-    return build_fail(g, SK_ERR_SHAPE, "gather: need a rank >= 1 source and a 1-D index");
-  int64_t shape[SK_MAX_DIMS];
-  memcpy(shape, A->shape, sizeof shape);
-  shape[0] = I->shape[0];
-  return sk__add_node(g, SK_OP_GATHER, a, idx, A->ndim, shape);
-}
+sk_node sk_gather(sk_graph *g, sk_node a, sk_node idx) { return binary(g, SK_OP_GATHER, a, idx); }
 
 sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows) {
-  CHECK_IN(g, a);
-  CHECK_IN(g, idx);
-  const sk__node *A = N(g, a), *I = N(g, idx);
-  if (A->ndim < 1 || I->ndim != 1 || I->shape[0] != A->shape[0] || rows < 0)
+  if (g->status != SK_OK) return SK_NONE;
+  if (rows < 0 || rows > INT32_MAX)
     return build_fail(g, SK_ERR_SHAPE, "scatter_add: need a 1-D index with one entry per row");
-  int64_t shape[SK_MAX_DIMS];
-  memcpy(shape, A->shape, sizeof shape);
-  shape[0] = rows;
-  return sk__add_node(g, SK_OP_SCATTER_ADD, a, idx, A->ndim, shape);
+  sk__node y = proto(SK_OP_SCATTER_ADD, a, idx);
+  y.ip[0] = (int32_t)rows;
+  return add(g, &y);
 }
 
-sk_node sk_logsumexp(sk_graph *g, sk_node a) {
-  CHECK_IN(g, a);
-  const sk__node *A = N(g, a);
-  if (A->ndim < 1 || A->shape[A->ndim - 1] < 1)
-    return build_fail(g, SK_ERR_SHAPE, "logsumexp: need a non-empty last axis");
-  int64_t shape[SK_MAX_DIMS];
-  memcpy(shape, A->shape, sizeof shape);
-  shape[A->ndim - 1] = 1;
-  return sk__add_node(g, SK_OP_LOGSUMEXP, a, SK_NONE, A->ndim, shape);
-}
+sk_node sk_logsumexp(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOGSUMEXP, a); }
 
 /* ---- composites ---- */
+
+#define CHECK_IN(g, x)                                                                 \
+  do {                                                                                 \
+    if ((g)->status != SK_OK) return SK_NONE;                                          \
+    if (!valid(g, x)) return build_fail(g, SK_ERR_INVALID, "%s: invalid node %d", __func__, x); \
+  } while (0)
 
 sk_node sk_square(sk_graph *g, sk_node a) { return sk_mul(g, a, a); }
 

@@ -155,21 +155,18 @@ static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_exp(g, sk_sub(g, IN0, y)));
 }
 
+/* Leaves, stop_grad and step pass no gradient on. */
+#define grad_input grad_none
+#define grad_param grad_none
+#define grad_const grad_none
+#define grad_step grad_none
+#define grad_stop_grad grad_none
+
+/* One rule per row of ops.def: a row without grad_<id> does not compile. */
 static const grad_rule rules[SK_OP_COUNT] = {
-    [SK_OP_INPUT] = grad_none,       [SK_OP_PARAM] = grad_none,
-    [SK_OP_CONST] = grad_none,       [SK_OP_MATMUL] = grad_matmul,
-    [SK_OP_ADD] = grad_add,          [SK_OP_SUB] = grad_sub,
-    [SK_OP_MUL] = grad_mul,          [SK_OP_DIV] = grad_div,
-    [SK_OP_NEG] = grad_neg,          [SK_OP_AFFINE] = grad_affine,
-    [SK_OP_EXP] = grad_exp,          [SK_OP_LOG] = grad_log,
-    [SK_OP_SQRT] = grad_sqrt,        [SK_OP_TANH] = grad_tanh,
-    [SK_OP_SIGMOID] = grad_sigmoid,  [SK_OP_SOFTPLUS] = grad_softplus,
-    [SK_OP_STEP] = grad_none,        [SK_OP_SUM_TO] = grad_sum_to,
-    [SK_OP_EXPAND] = grad_expand,    [SK_OP_RESHAPE] = grad_reshape,
-    [SK_OP_PERMUTE] = grad_permute,  [SK_OP_CONCAT] = grad_concat,
-    [SK_OP_SLICE] = grad_slice,      [SK_OP_PAD] = grad_pad,
-    [SK_OP_GATHER] = grad_gather,    [SK_OP_SCATTER_ADD] = grad_scatter_add,
-    [SK_OP_LOGSUMEXP] = grad_logsumexp, [SK_OP_STOP_GRAD] = grad_none,
+#define X(e, id, arity, smooth, view, rows, flops) [SK_OP_##e] = grad_##id,
+#include "graph/ops.def"
+#undef X
 };
 
 int sk__op_has_grad_rule(int op) { return op >= 0 && op < SK_OP_COUNT && rules[op] != NULL; }

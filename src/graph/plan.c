@@ -24,20 +24,6 @@ typedef struct slot {
   int64_t units, per;
 } slot;
 
-/* a·b^T with fewer output columns than this is done as dot products
- * (kernels/cpu/matmul.c), so b^T is not packed. */
-#define SK_PACK_MIN_COLS 8
-/* Rows a reduction needs before it is done in halves. */
-#define SK_HALVES_MIN_ROWS 256
-/* A tile's rows: about this many floats of the widest value in its group
- * (32 KiB), so that the values a group passes along stay in L2, but never
- * fewer than SK_TILE_MIN_ROWS, below which the products lose speed (measured
- * on the 4 × 512 model: 64 rows 15 steps/s, 16 rows 12.5). */
-#define SK_TILE_FLOATS 8192
-#define SK_TILE_MIN_ROWS 64
-
-static int is_view(sk__op op) { return op == SK_OP_RESHAPE || op == SK_OP_STOP_GRAD; }
-
 /* Whether two nodes compute the same value: the same op on the same inputs
  * with the same parameters and shape. */
 static int same_node(const sk__node *x, const sk__node *y) {
@@ -133,16 +119,11 @@ static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uin
   return kept;
 }
 
-/* Whether node i is a reduction over its batch done in halves (see sk__step):
- * a weight gradient a^T·b or a bias's row sum, thin ones too (a thread that
- * reads another's rows of a wide activation, even for a 2-column result,
- * makes that thread's next writes to those lines slow: measured 6.7 µs →
- * 20 µs for a bias add of 512 × 128), once the batch is long enough. */
+/* Whether node i is a reduction over its batch done in halves (see sk__step),
+ * as the backend decides. */
 static int in_halves(const sk_graph *g, int i) {
-  const sk__node *nd = &g->nodes[i], *a = &g->nodes[nd->in[0]];
-  const int tn = nd->op == SK_OP_MATMUL && nd->ip[0] && !nd->ip[1];
-  const int rowsum = nd->op == SK_OP_SUM_TO && a->ndim == 2 && nd->numel == a->shape[1];
-  return (tn || rowsum) && a->shape[0] >= SK_HALVES_MIN_ROWS;
+  const sk__node *nd = &g->nodes[i];
+  return g->be->halves && sk__op_arity(nd->op) > 0 && g->be->halves(nd, &g->nodes[nd->in[0]]);
 }
 
 static atomic_int fusion_on = 1;
@@ -151,9 +132,9 @@ void sk__graph_fusion(int on) { atomic_store(&fusion_on, on); }
 static int blockwise_step(const sk_graph *g, const int64_t *units, int s) {
   const int i = g->exec[s];
   const sk__node *nd = &g->nodes[i];
-  return units[i] > 1 && units[i] == nd->shape[0] &&
-         sk__cpu_blockwise(nd, &g->nodes[nd->in[0]],
-                           sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
+  return g->be->blockwise && g->be->fuse_rows && units[i] > 1 && units[i] == nd->shape[0] &&
+         g->be->blockwise(nd, &g->nodes[nd->in[0]],
+                          sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
 }
 
 /* Whether steps p, p + 1 (, p + 2) of a fused run that ends at step end are
@@ -209,11 +190,12 @@ static int plan_fusion(sk_graph *g, const int *root, const uint8_t *pinned, cons
         kept += k;
         for (int p = q; k > 0 && p + 1 < e; p++) {
           const sk__node *a = &g->nodes[g->exec[p]], *b = &g->nodes[g->exec[p + 1]];
-          if (a->op == SK_OP_SOFTPLUS && b->op == SK_OP_SIGMOID &&
+          if (g->be->exec_pair && a->op == SK_OP_SOFTPLUS && b->op == SK_OP_SIGMOID &&
               root[a->in[0]] == root[b->in[0]]) {
             g->steps[p].pair = 1;
             p++;
-          } else if ((g->steps[p].dsig = (int8_t)sigmoid_grad_at(g, p, e, root, reads))) {
+          } else if (g->be->exec_sigmoid_grad &&
+                     (g->steps[p].dsig = (int8_t)sigmoid_grad_at(g, p, e, root, reads))) {
             p += g->steps[p].dsig < 3 ? 2 : 1;
           }
         }
@@ -232,7 +214,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   for (int i = 0; i < n_out; i++)
     if (outs[i] < 0 || outs[i] >= g->n)
       return sk__fail(SK_ERR_INVALID, "compile: invalid output node %d", outs[i]);
-  sk__cpu_init();
+  g->be = sk__backend_default();
+  g->be->init();
   const int n = g->n;
   uint8_t *need = sk__calloc((size_t)n, 1);
   int *root = sk__malloc((size_t)n * sizeof *root);    /* node -> node owning its storage */
@@ -274,15 +257,15 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   if ((st = merge_common(g, need, alias)) != SK_OK) goto done;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    root[i] = alias[i] >= 0 ? root[alias[i]] : is_view(nd->op) ? root[nd->in[0]] : i;
+    root[i] = alias[i] >= 0 ? root[alias[i]] : sk__op_view(nd->op) ? root[nd->in[0]] : i;
     slot_of[i] = -1;
     if (!need[i] || alias[i] >= 0) continue;
     if (sk__op_arity(nd->op) == 0) pinned[i] = 1;
     /* A view is no reader: the readers of the view read its root. */
-    if (!is_view(nd->op))
+    if (!sk__op_view(nd->op))
       for (int k = 0; k < sk__op_arity(nd->op); k++) uses[root[nd->in[k]]]++;
     /* Constant folding: an op of constants only is computed once, here. */
-    int all_const = sk__op_arity(nd->op) > 0 && !is_view(nd->op);
+    int all_const = sk__op_arity(nd->op) > 0 && !sk__op_view(nd->op);
     for (int k = 0; k < sk__op_arity(nd->op); k++) all_const &= fixed[root[nd->in[k]]];
     fixed[i] = nd->op == SK_OP_CONST || all_const;
     if (fixed[i]) pinned[i] = 1;
@@ -303,15 +286,17 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int n_cand = 0;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    if (need[i] && alias[i] < 0 && !is_view(nd->op) && sk__op_arity(nd->op) > 0 && !fixed[i])
+    if (need[i] && alias[i] < 0 && !sk__op_view(nd->op) && sk__op_arity(nd->op) > 0 && !fixed[i])
       cand[n_cand++] = i;
   }
   for (int i = 0; i < n; i++) phase_of[i] = -1;
   for (int i = 0; i < n; i++) {
     const sk__node *nd = &g->nodes[i];
-    if (need[i] && alias[i] < 0 && sk__op_arity(nd->op) > 0 && !is_view(nd->op))
-      units[i] = sk__cpu_units(nd, &g->nodes[nd->in[0]],
-                               sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
+    if (need[i] && alias[i] < 0 && sk__op_arity(nd->op) > 0 && !sk__op_view(nd->op))
+      units[i] = sk__op_rows(nd->op) == SK__ROWS_NONE
+                     ? 1
+                     : g->be->units(nd, &g->nodes[nd->in[0]],
+                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
   }
   int phase = 0, left = n_cand;
   int64_t last_units = -1;
@@ -333,7 +318,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
           /* A reduction in halves reads every row on two threads, however
            * its output is split: it never shares a phase with its inputs. */
           const int same_split = units[r] == units[i] && !in_halves(g, i) &&
-                                 (units[i] == 1 || (sk__cpu_row_aligned(nd, xn, k) &&
+                                 (units[i] == 1 || (sk__row_aligned(nd, xn, k) &&
                                                     xn->shape[0] == rn->shape[0]));
           fits &= same_split;
         }
@@ -378,7 +363,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     for (int k = 0; k < sk__op_arity(nd->op); k++) {
       const int x = nd->in[k], r = root[x];
       const int aligned = units[c] > 1 && units[r] == units[c] && phase_of[r] == phase_of[c] &&
-                          sk__cpu_row_aligned(nd, &g->nodes[x], k) &&
+                          sk__row_aligned(nd, &g->nodes[x], k) &&
                           g->nodes[x].shape[0] == g->nodes[r].shape[0];
       agroup[r] = aligned && (agroup[r] == -2 || agroup[r] == group_of[c]) ? group_of[c] : -1;
     }
@@ -391,7 +376,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int n_slots = 0;
   for (int i = 0; i < n; i++) { /* leaves and folded constants */
     const sk__node *nd = &g->nodes[i];
-    if (!need[i] || alias[i] >= 0 || is_view(nd->op) || nd->op == SK_OP_PARAM) continue;
+    if (!need[i] || alias[i] >= 0 || sk__op_view(nd->op) || nd->op == SK_OP_PARAM) continue;
     if (sk__op_arity(nd->op) > 0 && !fixed[i]) continue;
     slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0, -1, 0, 0};
     slot_of[i] = n_slots++;
@@ -430,7 +415,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     const sk__node *nd = &g->nodes[g->exec[s]];
     const sk__node *b = nd->op == SK_OP_MATMUL ? &g->nodes[nd->in[1]] : NULL;
     pack_of[s] = -1;
-    if (!b || nd->ip[0] || !nd->ip[1] || nd->shape[1] <= SK_PACK_MIN_COLS ||
+    if (!b || !g->be->pack || !g->be->pack(nd, b) ||
         sk__op_arity(g->nodes[root[nd->in[1]]].op) != 0)
       continue;
     int p = 0;
@@ -465,7 +450,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       goto done;
     }
   }
-  if (!(g->arena = sk__calloc_lines(total ? total : 1, sizeof(float)))) {
+  if (!(g->arena = g->be->alloc(total))) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a %zu-float arena", total);
     goto done;
   }
@@ -475,7 +460,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     sk__node *nd = &g->nodes[i];
     if (!need[i] || nd->op == SK_OP_PARAM) continue;
     if (nd->op == SK_OP_INPUT && nd->data) continue; /* bound before compile */
-    if (alias[i] >= 0 || is_view(nd->op)) { /* earlier, so already placed */
+    if (alias[i] >= 0 || sk__op_view(nd->op)) { /* earlier, so already placed */
       nd->data = g->nodes[alias[i] >= 0 ? alias[i] : nd->in[0]].data;
       continue;
     }
@@ -487,7 +472,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     const sk__node *nd = &g->nodes[i];
     if (!need[i] || alias[i] >= 0 || !fixed[i] || sk__op_arity(nd->op) == 0) continue;
     const sk__exec e = sk__exec_of(g, i, units[i], NULL);
-    if ((st = sk__cpu_exec(&e, 0, units[i])) != SK_OK) goto done;
+    if ((st = g->be->exec(&e, 0, units[i])) != SK_OK) goto done;
   }
   double work = 0.0;
   for (int s = 0; s < g->n_exec; s++) {
@@ -523,8 +508,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       e++;
     }
     g->steps[s].group_end = e;
-    g->steps[s].tile =
-        SK_MAX(SK_TILE_MIN_ROWS, SK_TILE_FLOATS / SK_MAX(1, width)) / SK_SPLIT_ROWS * SK_SPLIT_ROWS;
+    g->steps[s].tile = g->be->tile_rows(width);
     for (int q = s + 1; q < e; q++) g->steps[q].group_end = 0;
     s = e;
   }
@@ -562,7 +546,7 @@ done:
     sk__free(g->steps);
     sk__free(g->packs);
     sk__free(g->outs);
-    sk__free(g->arena);
+    if (g->arena) g->be->free(g->arena);
     g->exec = NULL;
     g->steps = NULL;
     g->packs = NULL;

@@ -2,6 +2,7 @@
  * over the threads of one parallel region; no allocation. */
 #include <omp.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "graph/internal.h"
 
@@ -27,7 +28,7 @@ sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense)
       int64_t k0, k1;
       sk__split(rows, p, 2, &k0, &k1);
       const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL);
-      sk__cpu_reduce_rows(&e, step->halves + p * n, k0, k1);
+      g->be->reduce_rows(&e, step->halves + p * n, k0, k1);
     }
   }
   sk__barrier_wait(&g->barrier, nt, sense);
@@ -38,7 +39,7 @@ sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense)
     int64_t u0, u1;
     sk__split(step->units, t, nt, &u0, &u1);
     const int64_t per = n / SK_MAX(1, step->units);
-    sk__cpu_add(nd->data, step->halves, step->halves + n, u0 * per, u1 * per);
+    g->be->add(nd->data, step->halves, step->halves + n, u0 * per, u1 * per);
   }
   return SK_OK;
 }
@@ -49,7 +50,7 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
                       float (*scratch)[SK_FUSE_FLOATS]) {
   const sk__step *first = &g->steps[s];
   const sk__node *y = &g->nodes[g->exec[s]];
-  const int64_t block = sk__fuse_rows(y->numel / y->shape[0]);
+  const int64_t block = g->be->fuse_rows(y->numel / y->shape[0]);
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
     const int64_t b1 = SK_MIN(r1, b0 + block);
     for (int q = s; q < first->fuse_end; q++) {
@@ -61,7 +62,7 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
         const int kx = st->dsig < 3 ? st->dsig - 1 : -1, last = q + (kx >= 0 ? 2 : 1);
         const sk__step *sc = &g->steps[last];
         const sk__exec ec = sk__exec_of(g, g->exec[last], first->units, NULL);
-        sk__cpu_exec_sigmoid_grad(&e, &ec, kx, sc->reg_out ? scratch[sc->reg_out - 1] : NULL,
+        g->be->exec_sigmoid_grad(&e, &ec, kx, sc->reg_out ? scratch[sc->reg_out - 1] : NULL,
                                   in[0],
                                   kx >= 0 && sc->reg_in[kx] ? scratch[sc->reg_in[kx] - 1] : NULL,
                                   b0, b1);
@@ -71,13 +72,23 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
       if (st->pair) {
         const sk__step *st2 = &g->steps[q + 1];
         const sk__exec e2 = sk__exec_of(g, g->exec[q + 1], first->units, NULL);
-        sk__cpu_exec_pair(&e, &e2, st->reg_out ? scratch[st->reg_out - 1] : NULL,
+        g->be->exec_pair(&e, &e2, st->reg_out ? scratch[st->reg_out - 1] : NULL,
                           st2->reg_out ? scratch[st2->reg_out - 1] : NULL, in[0], b0, b1);
         q++;
         continue;
       }
-      sk__cpu_exec_block(&e, st->reg_out ? scratch[st->reg_out - 1] : NULL, in, b0, b1);
+      g->be->exec_block(&e, st->reg_out ? scratch[st->reg_out - 1] : NULL, in, b0, b1);
     }
+  }
+}
+
+/* The first failure of a run, on any thread: its status stops the others,
+ * and its message (sk_last_error is per thread) is kept for the caller. */
+static void record_failure(sk_graph *g, atomic_int *failed, sk_status st) {
+  int ok = SK_OK;
+  if (atomic_compare_exchange_strong(failed, &ok, (int)st)) {
+    strncpy(g->run_error, sk_last_error(), sizeof g->run_error - 1);
+    g->run_error[sizeof g->run_error - 1] = 0;
   }
 }
 
@@ -100,7 +111,7 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
       const sk__node *b = &g->nodes[g->packs[p].src];
       int64_t u0, u1;
       sk__split(b->shape[1], t, nt, &u0, &u1);
-      sk__cpu_pack(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1, nt > 1);
+      g->be->pack_rows(g->packs[p].dst, b->data, b->shape[0], b->shape[1], u0, u1, nt > 1);
     }
     if (g->n_packs) sk__barrier_wait(&g->barrier, nt, &sense);
     for (int s = 0; s < g->n_exec;) {
@@ -124,8 +135,8 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
             continue;
           }
           const sk__exec e = sk__exec_of(g, g->exec[q], first->units, g->steps[q].packed);
-          sk_status st = sk__cpu_exec(&e, r0, r1);
-          if (st != SK_OK) atomic_store(&failed, st);
+          sk_status st = g->be->exec(&e, r0, r1);
+          if (st != SK_OK) record_failure(g, &failed, st);
         }
       }
       s = end;
@@ -135,7 +146,9 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
       if (atomic_load(&failed) == SK_OK) fn(ctx, t, nt);
     }
   }
-  return (sk_status)atomic_load(&failed);
+  const sk_status st = (sk_status)atomic_load(&failed);
+  /* The message was set on the thread that failed, maybe not this one. */
+  return st == SK_OK ? SK_OK : sk__fail(st, "%s", g->run_error);
 }
 
 float *sk_graph_data(sk_graph *g, sk_node n) {
@@ -154,7 +167,7 @@ sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data) {
   if (g->compiled)
     for (int i = n + 1; i < g->n; i++) {
       sk__node *v = &g->nodes[i];
-      if ((v->op == SK_OP_RESHAPE || v->op == SK_OP_STOP_GRAD) && v->data &&
+      if (sk__op_view(v->op) && v->data &&
           v->in[0] >= 0 && g->nodes[v->in[0]].data)
         v->data = g->nodes[v->in[0]].data;
     }

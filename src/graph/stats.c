@@ -10,11 +10,17 @@ double sk_graph_matmul_flops(const sk_graph *g) {
   double flops = 0.0;
   for (int i = 0; i < g->n_exec; i++) {
     const sk__node *n = &g->nodes[g->exec[i]];
-    if (n->op != SK_OP_MATMUL) continue;
-    const sk__node *a = &g->nodes[n->in[0]];
-    /* One multiply and one add per term of each inner product. */
-    double k = (double)(n->ip[0] ? a->shape[0] : a->shape[1]);
-    flops += 2.0 * (double)n->shape[0] * (double)n->shape[1] * k;
+    if (n->op == SK_OP_MATMUL) flops += sk__op_flops(n, &g->nodes[n->in[0]]);
+  }
+  return flops;
+}
+
+double sk_graph_flops(const sk_graph *g) {
+  if (!g || !g->compiled) return 0.0;
+  double flops = 0.0;
+  for (int i = 0; i < g->n_exec; i++) {
+    const sk__node *n = &g->nodes[g->exec[i]];
+    flops += sk__op_flops(n, sk__op_arity(n->op) > 0 ? &g->nodes[n->in[0]] : NULL);
   }
   return flops;
 }
@@ -47,7 +53,7 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
     const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed);
     double t0 = now_s();
     for (int r = 0; r < reps; r++) {
-      st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1, &(int){0}) : sk__cpu_exec(&e, 0, e.units);
+      st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1, &(int){0}) : g->be->exec(&e, 0, e.units);
       if (st != SK_OK) return st;
     }
     const double us = 1e6 * (now_s() - t0) / reps;

@@ -1,11 +1,14 @@
-/* The CPU backend: maps a planned node to its kernel. */
+/* The CPU backend: its entry in the backend table (graph/backend.h), the
+ * kernel of every op, and its answers to the planner: how ops split over
+ * threads, which run block by block in fused runs, which reductions run in
+ * halves, which products pack their right operand, and the tiles. */
 #include <pthread.h>
 
-#include "graph/internal.h"
+#include "graph/backend.h"
 #include "kernels/cpu/kernels.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-void sk__cpu_init(void) { pthread_once(&init_once, sk__kernels_init); }
+static void cpu_init(void) { pthread_once(&init_once, sk__kernels_init); }
 
 /* Outer (before axis) and inner (after axis) element counts of a shape. */
 static void around_axis(const sk__node *n, int axis, int64_t *outer, int64_t *inner) {
@@ -17,8 +20,9 @@ static void around_axis(const sk__node *n, int axis, int64_t *outer, int64_t *in
 static sk__shape4 s4(const sk__node *n) { return sk__shape4_of(n->ndim, n->shape); }
 
 /* Rows of the output's first dimension, the unit the executor splits an op
- * into; 1 for an op that runs whole on one thread. */
-int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b) {
+ * into; 1 for an op that runs whole on one thread (the graph never asks for
+ * an op whose rows are NONE). */
+static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b) {
   if (y->ndim == 0 || y->numel == 0) return 1;
   const int64_t rows = y->shape[0];
   switch (y->op) {
@@ -41,119 +45,188 @@ int64_t sk__cpu_units(const sk__node *y, const sk__node *a, const sk__node *b) {
   }
 }
 
-/* Whether output row r reads only row r of input `which`: then a producer
- * that split its rows the same way needs no barrier before this op. */
-int sk__cpu_row_aligned(const sk__node *y, const sk__node *x, int which) {
-  if (x->ndim != y->ndim || x->ndim == 0 || x->shape[0] != y->shape[0]) return 0;
-  switch (y->op) {
-  case SK_OP_MATMUL: return which == 0 && !y->ip[0];
-  case SK_OP_PERMUTE: case SK_OP_GATHER: case SK_OP_SCATTER_ADD: return 0;
-  case SK_OP_CONCAT: case SK_OP_SLICE: case SK_OP_PAD: return y->ip[0] != 0;
-  default: return 1;
-  }
+/* The elementwise ops' kernels: binary (sk__binop + 1) or unary (sk__unop + 1). */
+static const struct { int8_t bin, un; } ew[SK_OP_COUNT] = {
+    [SK_OP_ADD] = {SK_BIN_ADD + 1, 0},         [SK_OP_SUB] = {SK_BIN_SUB + 1, 0},
+    [SK_OP_MUL] = {SK_BIN_MUL + 1, 0},         [SK_OP_DIV] = {SK_BIN_DIV + 1, 0},
+    [SK_OP_NEG] = {0, SK_UN_NEG + 1},          [SK_OP_AFFINE] = {0, SK_UN_AFFINE + 1},
+    [SK_OP_EXP] = {0, SK_UN_EXP + 1},          [SK_OP_LOG] = {0, SK_UN_LOG + 1},
+    [SK_OP_SQRT] = {0, SK_UN_SQRT + 1},        [SK_OP_TANH] = {0, SK_UN_TANH + 1},
+    [SK_OP_SIGMOID] = {0, SK_UN_SIGMOID + 1},  [SK_OP_SOFTPLUS] = {0, SK_UN_SOFTPLUS + 1},
+    [SK_OP_STEP] = {0, SK_UN_STEP + 1},
+};
+
+/* An elementwise op: out (so) = op(x0 (sa)), or op(x0 (sa), x1 (sb)),
+ * elements [e0, e1). Whole rows (cpu_elementwise) and fused blocks
+ * (cpu_exec_block) both come here. */
+static void elementwise(const sk__exec *e, float *out, const float *x0, const float *x1,
+                        sk__shape4 so, sk__shape4 sa, sk__shape4 sb, int64_t e0, int64_t e1) {
+  if (ew[e->op].bin)
+    sk__binary(out, x0, x1, so, sa, sb, (sk__binop)(ew[e->op].bin - 1), e0, e1);
+  else
+    sk__unary(out, x0, (sk__unop)(ew[e->op].un - 1), e->node->fp[0], e->node->fp[1], e0, e1);
 }
 
-/* The elementwise ops: out (so) = op(x0 (sa)), or op(x0 (sa), x1 (sb)),
- * elements [e0, e1). False for any other op. Whole rows (sk__cpu_exec) and
- * fused blocks (sk__cpu_exec_block) both come here. */
-static int elementwise(const sk__exec *e, float *out, const float *x0, const float *x1,
-                       sk__shape4 so, sk__shape4 sa, sk__shape4 sb, int64_t e0, int64_t e1) {
-  const float alpha = e->node->fp[0], beta = e->node->fp[1];
-  switch (e->op) {
-  case SK_OP_ADD: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_ADD, e0, e1); return 1;
-  case SK_OP_SUB: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_SUB, e0, e1); return 1;
-  case SK_OP_MUL: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_MUL, e0, e1); return 1;
-  case SK_OP_DIV: sk__binary(out, x0, x1, so, sa, sb, SK_BIN_DIV, e0, e1); return 1;
-  case SK_OP_NEG: sk__unary(out, x0, SK_UN_NEG, 0, 0, e0, e1); return 1;
-  case SK_OP_AFFINE: sk__unary(out, x0, SK_UN_AFFINE, alpha, beta, e0, e1); return 1;
-  case SK_OP_EXP: sk__unary(out, x0, SK_UN_EXP, 0, 0, e0, e1); return 1;
-  case SK_OP_LOG: sk__unary(out, x0, SK_UN_LOG, 0, 0, e0, e1); return 1;
-  case SK_OP_SQRT: sk__unary(out, x0, SK_UN_SQRT, 0, 0, e0, e1); return 1;
-  case SK_OP_TANH: sk__unary(out, x0, SK_UN_TANH, 0, 0, e0, e1); return 1;
-  case SK_OP_SIGMOID: sk__unary(out, x0, SK_UN_SIGMOID, 0, 0, e0, e1); return 1;
-  case SK_OP_SOFTPLUS: sk__unary(out, x0, SK_UN_SOFTPLUS, 0, 0, e0, e1); return 1;
-  case SK_OP_STEP: sk__unary(out, x0, SK_UN_STEP, 0, 0, e0, e1); return 1;
-  default: return 0;
-  }
+/* The element range of output rows [r0, r1); all of it for a 1-unit op. */
+static void elem_range(const sk__exec *e, int64_t r0, int64_t r1, int64_t *e0, int64_t *e1) {
+  const int64_t per = e->units ? e->node->numel / e->units : 0;
+  *e0 = r0 * per;
+  *e1 = r1 * per;
 }
 
-sk_status sk__cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
+/* ---- one kernel per op (ops.def), output rows [r0, r1) of e's units ---- */
+
+typedef sk_status (*cpu_kernel)(const sk__exec *e, int64_t r0, int64_t r1);
+
+/* Leaves and views never run: they hold memory, or share their input's. */
+static sk_status cpu_none(const sk__exec *e, int64_t r0, int64_t r1) {
+  return sk__fail(SK_ERR_UNSUPPORTED, "no CPU kernel runs op %s", sk__op_name(e->op));
+}
+#define cpu_input cpu_none
+#define cpu_param cpu_none
+#define cpu_const cpu_none
+#define cpu_reshape cpu_none
+#define cpu_stop_grad cpu_none
+
+static sk_status cpu_elementwise(const sk__exec *e, int64_t r0, int64_t r1) {
   const sk__node *y = e->node, *a = e->a, *b = e->b;
-  float *out = e->out;
-  const float *x0 = e->in[0], *x1 = e->in[1];
-  /* The element range of rows [r0, r1); all of it for a 1-unit op. */
-  const int64_t units = e->units, per = units ? y->numel / units : 0;
-  const int64_t e0 = r0 * per, e1 = r1 * per;
-  if (elementwise(e, out, x0, x1, s4(y), s4(a), b ? s4(b) : s4(a), e0, e1)) return SK_OK;
-  switch (e->op) {
-  case SK_OP_MATMUL: {
-    int ta = y->ip[0], tb = y->ip[1];
-    int64_t k = ta ? a->shape[0] : a->shape[1];
-    sk__matmul_rows(out, x0, x1, e->packed, y->shape[0], y->shape[1], k, ta, tb, r0, r1);
-    break;
+  int64_t e0, e1;
+  elem_range(e, r0, r1, &e0, &e1);
+  elementwise(e, e->out, e->in[0], e->in[1], s4(y), s4(a), b ? s4(b) : s4(a), e0, e1);
+  return SK_OK;
+}
+#define cpu_add cpu_elementwise
+#define cpu_sub cpu_elementwise
+#define cpu_mul cpu_elementwise
+#define cpu_div cpu_elementwise
+#define cpu_neg cpu_elementwise
+#define cpu_affine cpu_elementwise
+#define cpu_exp cpu_elementwise
+#define cpu_log cpu_elementwise
+#define cpu_sqrt cpu_elementwise
+#define cpu_tanh cpu_elementwise
+#define cpu_sigmoid cpu_elementwise
+#define cpu_softplus cpu_elementwise
+#define cpu_step cpu_elementwise
+
+static sk_status cpu_matmul(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *y = e->node, *a = e->a;
+  const int ta = y->ip[0], tb = y->ip[1];
+  const int64_t k = ta ? a->shape[0] : a->shape[1];
+  sk__matmul_rows(e->out, e->in[0], e->in[1], e->packed, y->shape[0], y->shape[1], k, ta, tb, r0,
+                  r1);
+  return SK_OK;
+}
+
+static sk_status cpu_sum_to(const sk__exec *e, int64_t r0, int64_t r1) {
+  int64_t e0, e1;
+  elem_range(e, r0, r1, &e0, &e1);
+  sk__sum_to(e->out, e->in[0], s4(e->node), s4(e->a), e0, e1);
+  return SK_OK;
+}
+
+static sk_status cpu_expand(const sk__exec *e, int64_t r0, int64_t r1) {
+  int64_t e0, e1;
+  elem_range(e, r0, r1, &e0, &e1);
+  sk__expand(e->out, e->in[0], s4(e->node), s4(e->a), e0, e1);
+  return SK_OK;
+}
+
+static sk_status cpu_permute(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *y = e->node, *a = e->a;
+  if (a->ndim == 2) { /* the common case: a blocked transpose */
+    sk__transpose_rows(e->out, e->in[0], a->shape[0], a->shape[1], 0, a->shape[1], 0);
+    return SK_OK;
   }
-  case SK_OP_SUM_TO: sk__sum_to(out, x0, s4(y), s4(a), e0, e1); break;
-  case SK_OP_EXPAND: sk__expand(out, x0, s4(y), s4(a), e0, e1); break;
-  case SK_OP_PERMUTE: {
-    if (a->ndim == 2) { /* the common case: a blocked transpose */
-      sk__transpose_rows(out, x0, a->shape[0], a->shape[1], 0, a->shape[1], 0);
-      break;
-    }
-    /* Pad the permutation to 4-D: leading axes stay in place. */
-    int p[4], off = 4 - a->ndim;
-    for (int i = 0; i < 4; i++) p[i] = i < off ? i : y->ip[i - off] + off;
-    sk__permute(out, x0, s4(a), p);
-    break;
-  }
-  case SK_OP_CONCAT: {
-    int64_t outer, inner, axis = y->ip[0];
-    around_axis(y, (int)axis, &outer, &inner);
-    /* Rows of dim 0 are blocks of `outer` when axis > 0. */
-    const int64_t o0 = units == 1 ? 0 : r0 * (outer / units), o1 = units == 1 ? outer : r1 * (outer / units);
-    sk__concat(out, x0, x1, a->shape[axis], b->shape[axis], inner, o0, o1);
-    break;
-  }
-  case SK_OP_SLICE: {
-    int64_t outer, inner, axis = y->ip[0];
-    around_axis(y, (int)axis, &outer, &inner);
-    const int64_t o0 = units == 1 ? 0 : r0 * (outer / units), o1 = units == 1 ? outer : r1 * (outer / units);
-    sk__slice(out, x0, a->shape[axis], y->ip[1], y->shape[axis], inner, o0, o1);
-    break;
-  }
-  case SK_OP_PAD: {
-    int64_t outer, inner, axis = y->ip[0];
-    around_axis(y, (int)axis, &outer, &inner);
-    const int64_t o0 = units == 1 ? 0 : r0 * (outer / units), o1 = units == 1 ? outer : r1 * (outer / units);
-    sk__pad(out, x0, a->shape[axis], y->ip[1], y->shape[axis], inner, o0, o1);
-    break;
-  }
-  case SK_OP_GATHER: {
-    int64_t row = a->shape[0] ? a->numel / a->shape[0] : 0;
-    if (!sk__gather(out, x0, x1, y->shape[0], a->shape[0], row))
-      return sk__fail(SK_ERR_INVALID, "gather: an index is not an integer in [0, %lld)",
-                      (long long)a->shape[0]);
-    break;
-  }
-  case SK_OP_SCATTER_ADD: {
-    int64_t row = a->shape[0] ? a->numel / a->shape[0] : 0;
-    if (!sk__scatter_add(out, x0, x1, a->shape[0], y->shape[0], row))
-      return sk__fail(SK_ERR_INVALID, "scatter_add: an index is not an integer in [0, %lld)",
-                      (long long)y->shape[0]);
-    break;
-  }
-  case SK_OP_LOGSUMEXP: {
-    int64_t cols = a->shape[a->ndim - 1];
-    if (units == 1) sk__logsumexp(out, x0, cols, 0, cols ? a->numel / cols : 0);
-    else sk__logsumexp(out, x0, cols, e0, e1);
-    break;
-  }
-  default:
-    return sk__fail(SK_ERR_UNSUPPORTED, "no CPU kernel for op %s", sk__op_name(e->op));
+  /* Pad the permutation to 4-D: leading axes stay in place. */
+  int p[4], off = 4 - a->ndim;
+  for (int i = 0; i < 4; i++) p[i] = i < off ? i : y->ip[i - off] + off;
+  sk__permute(e->out, e->in[0], s4(a), p);
+  return SK_OK;
+}
+
+/* The outer blocks (before the op's axis ip[0]) of output rows [r0, r1):
+ * rows of dim 0 are blocks of `outer` when the axis is not 0. */
+static void outer_range(const sk__exec *e, int64_t r0, int64_t r1, int64_t *outer, int64_t *inner,
+                        int64_t *o0, int64_t *o1) {
+  around_axis(e->node, e->node->ip[0], outer, inner);
+  *o0 = e->units == 1 ? 0 : r0 * (*outer / e->units);
+  *o1 = e->units == 1 ? *outer : r1 * (*outer / e->units);
+}
+
+static sk_status cpu_concat(const sk__exec *e, int64_t r0, int64_t r1) {
+  const int axis = e->node->ip[0];
+  int64_t outer, inner, o0, o1;
+  outer_range(e, r0, r1, &outer, &inner, &o0, &o1);
+  sk__concat(e->out, e->in[0], e->in[1], e->a->shape[axis], e->b->shape[axis], inner, o0, o1);
+  return SK_OK;
+}
+
+static sk_status cpu_slice(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *y = e->node;
+  const int axis = y->ip[0];
+  int64_t outer, inner, o0, o1;
+  outer_range(e, r0, r1, &outer, &inner, &o0, &o1);
+  sk__slice(e->out, e->in[0], e->a->shape[axis], y->ip[1], y->shape[axis], inner, o0, o1);
+  return SK_OK;
+}
+
+static sk_status cpu_pad(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *y = e->node;
+  const int axis = y->ip[0];
+  int64_t outer, inner, o0, o1;
+  outer_range(e, r0, r1, &outer, &inner, &o0, &o1);
+  sk__pad(e->out, e->in[0], e->a->shape[axis], y->ip[1], y->shape[axis], inner, o0, o1);
+  return SK_OK;
+}
+
+static sk_status cpu_gather(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *a = e->a;
+  const int64_t row = a->shape[0] ? a->numel / a->shape[0] : 0;
+  if (!sk__gather(e->out, e->in[0], e->in[1], e->node->shape[0], a->shape[0], row))
+    return sk__fail(SK_ERR_INVALID, "gather: an index is not an integer in [0, %lld)",
+                    (long long)a->shape[0]);
+  return SK_OK;
+}
+
+static sk_status cpu_scatter_add(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *a = e->a, *y = e->node;
+  const int64_t row = a->shape[0] ? a->numel / a->shape[0] : 0;
+  if (!sk__scatter_add(e->out, e->in[0], e->in[1], a->shape[0], y->shape[0], row))
+    return sk__fail(SK_ERR_INVALID, "scatter_add: an index is not an integer in [0, %lld)",
+                    (long long)y->shape[0]);
+  return SK_OK;
+}
+
+static sk_status cpu_logsumexp(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *a = e->a;
+  const int64_t cols = a->shape[a->ndim - 1];
+  if (e->units == 1) {
+    sk__logsumexp(e->out, e->in[0], cols, 0, cols ? a->numel / cols : 0);
+  } else {
+    int64_t e0, e1;
+    elem_range(e, r0, r1, &e0, &e1);
+    sk__logsumexp(e->out, e->in[0], cols, e0, e1);
   }
   return SK_OK;
 }
 
-void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
+/* One kernel per row of ops.def: a row without cpu_<id> does not compile. */
+static const cpu_kernel kernels[SK_OP_COUNT] = {
+#define X(e, id, arity, smooth, view, rows, flops) [SK_OP_##e] = cpu_##id,
+#include "graph/ops.def"
+#undef X
+};
+
+static int cpu_has_kernel(sk__op op) {
+  return (unsigned)op < SK_OP_COUNT && kernels[op] && kernels[op] != cpu_none;
+}
+
+static sk_status cpu_exec(const sk__exec *e, int64_t r0, int64_t r1) {
+  return kernels[e->op](e, r0, r1);
+}
+
+static void cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
                        const float *in, int64_t r0, int64_t r1) {
   const sk__node *y = sp->node;
   const int64_t w = y->numel / y->shape[0];
@@ -165,7 +238,7 @@ void sk__cpu_exec_pair(const sk__exec *sp, const sk__exec *sg, float *out_sp, fl
 /* Rows [r0, r1) of c = x · (y · (1 − y)), or of c = y · (1 − y) for kx < 0
  * (see sk__step.dsig): a is the affine that reads y, c's input kx is x; out,
  * y and x are scratch blocks, or NULL for their buffers. */
-void sk__cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, float *out,
+static void cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, float *out,
                                const float *y, const float *x, int64_t r0, int64_t r1) {
   const sk__node *z = c->node;
   const int64_t w = z->numel / z->shape[0], n = (r1 - r0) * w;
@@ -174,12 +247,12 @@ void sk__cpu_exec_sigmoid_grad(const sk__exec *a, const sk__exec *c, int kx, flo
 }
 
 /* b^T for a·b^T products whose b is a leaf: packed once per run. */
-void sk__cpu_pack(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
+static void cpu_pack_rows(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
                   int shared) {
   sk__transpose_rows(bt, b, n, k, r0, r1, shared);
 }
 
-void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) {
+static void cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) {
   const sk__node *y = e->node;
   if (e->op == SK_OP_MATMUL) { /* out (m, n) = a[k0:k1]^T · b[k0:k1] */
     const int64_t m = y->shape[0], n = y->shape[1];
@@ -189,11 +262,11 @@ void sk__cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) 
   }
 }
 
-void sk__cpu_add(float *out, const float *x, const float *y, int64_t e0, int64_t e1) {
+static void cpu_add_halves(float *out, const float *x, const float *y, int64_t e0, int64_t e1) {
   sk__add_halves(out, x, y, e0, e1);
 }
 
-/* How a blockwise op (see sk__cpu_blockwise) reads an input of y (rows, w). */
+/* How a blockwise op (see cpu_blockwise) reads an input of y (rows, w). */
 typedef enum { IN_FULL, IN_SCALAR, IN_ROW, IN_COL, IN_NONE } in_kind;
 
 static in_kind input_kind(const sk__node *y, const sk__node *x) {
@@ -205,19 +278,59 @@ static in_kind input_kind(const sk__node *y, const sk__node *x) {
   return IN_NONE;
 }
 
-int sk__cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b) {
-  switch (y->op) {
-  case SK_OP_ADD: case SK_OP_SUB: case SK_OP_MUL: case SK_OP_DIV:
-    if (input_kind(y, b) == IN_NONE) return 0;
-    break;
-  case SK_OP_NEG: case SK_OP_AFFINE: case SK_OP_EXP: case SK_OP_LOG: case SK_OP_SQRT:
-  case SK_OP_TANH: case SK_OP_SIGMOID: case SK_OP_SOFTPLUS: case SK_OP_STEP:
-    break;
-  default:
-    return 0;
-  }
-  return y->ndim == 2 && y->shape[0] > 1 && sk__fuse_rows(y->numel / y->shape[0]) > 0 &&
+/* Fused blocks of 2048 floats (16 rows of 128) against 1024: +0.5-1.2 % on
+ * every toy step (ABBA, 6 rounds each), each op called half as often; 4096
+ * no better; the big MLP the same. The rows of a fused run's block for values
+ * w floats wide: as many as fit in SK_FUSE_FLOATS, a multiple of 16 floats so
+ * that every block starts where a tile's vector loop would be (a kernel's
+ * vector body and its scalar tail may round differently); 0 if not even one
+ * such block fits. */
+static int64_t cpu_fuse_rows(int64_t w) {
+  int64_t g = 16; /* the rows that make a multiple of 16 floats: 16 / gcd(w, 16) */
+  while (g > 1 && (w * (g / 2)) % 16 == 0) g /= 2;
+  return w > 0 && g * w <= SK_FUSE_FLOATS ? SK_FUSE_FLOATS / (g * w) * g : 0;
+}
+
+/* An elementwise op on a (rows, w) value whose inputs are the same size,
+ * scalars, rows (w) or columns (rows, 1). */
+static int cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b) {
+  if (!ew[y->op].bin && !ew[y->op].un) return 0;
+  if (ew[y->op].bin && input_kind(y, b) == IN_NONE) return 0;
+  return y->ndim == 2 && y->shape[0] > 1 && cpu_fuse_rows(y->numel / y->shape[0]) > 0 &&
          input_kind(y, a) != IN_NONE;
+}
+
+/* Rows a reduction needs before it is done in halves. */
+#define SK_HALVES_MIN_ROWS 256
+
+/* A weight gradient a^T·b or a bias's row sum, thin ones too (a thread that
+ * reads another's rows of a wide activation, even for a 2-column result,
+ * makes that thread's next writes to those lines slow: measured 6.7 µs →
+ * 20 µs for a bias add of 512 × 128), once the batch is long enough. */
+static int cpu_halves(const sk__node *y, const sk__node *a) {
+  const int tn = y->op == SK_OP_MATMUL && y->ip[0] && !y->ip[1];
+  const int rowsum = y->op == SK_OP_SUM_TO && a->ndim == 2 && y->numel == a->shape[1];
+  return (tn || rowsum) && a->shape[0] >= SK_HALVES_MIN_ROWS;
+}
+
+/* a·b^T with fewer output columns than this is done as dot products
+ * (matmul.c), so b^T is not packed. */
+#define SK_PACK_MIN_COLS 8
+
+static int cpu_pack(const sk__node *y, const sk__node *b) {
+  return y->op == SK_OP_MATMUL && !y->ip[0] && y->ip[1] && y->shape[1] > SK_PACK_MIN_COLS;
+}
+
+/* A tile's rows: about this many floats of the widest value in its group
+ * (32 KiB), so that the values a group passes along stay in L2, but never
+ * fewer than SK_TILE_MIN_ROWS, below which the products lose speed (measured
+ * on the 4 × 512 model: 64 rows 15 steps/s, 16 rows 12.5). */
+#define SK_TILE_FLOATS 8192
+#define SK_TILE_MIN_ROWS 64
+
+static int64_t cpu_tile_rows(int64_t width) {
+  return SK_MAX(SK_TILE_MIN_ROWS, SK_TILE_FLOATS / SK_MAX(1, width)) / SK_SPLIT_ROWS *
+         SK_SPLIT_ROWS;
 }
 
 /* The 4-D shape of rows [r0, r1) of input x of y, and where they start. */
@@ -232,7 +345,7 @@ static const float *block_input(const sk__node *y, const sk__node *x, const floa
   }
 }
 
-void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
+static void cpu_exec_block(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
                         int64_t r1) {
   const sk__node *y = e->node;
   const int64_t w = y->numel / y->shape[0], n = (r1 - r0) * w;
@@ -244,5 +357,30 @@ void sk__cpu_exec_block(const sk__exec *e, float *out, const float *const in[2],
   sb = sa;
   if (sk__op_arity(e->op) > 1)
     x1 = in[1] ? (sb = full, in[1]) : block_input(y, e->b, e->in[1], r0, r1, &sb);
-  elementwise(e, o, x0, x1, so, sa, sb, 0, n); /* sk__cpu_blockwise admits no other op */
+  elementwise(e, o, x0, x1, so, sa, sb, 0, n); /* cpu_blockwise admits no other op */
 }
+
+static float *cpu_alloc(size_t floats) { return sk__calloc_lines(floats ? floats : 1, sizeof(float)); }
+static void cpu_free(float *p) { sk__free(p); }
+
+const sk__backend sk__backend_cpu = {
+    .name = "cpu",
+    .init = cpu_init,
+    .has_kernel = cpu_has_kernel,
+    .host_memory = 1,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .units = cpu_units,
+    .tile_rows = cpu_tile_rows,
+    .blockwise = cpu_blockwise,
+    .fuse_rows = cpu_fuse_rows,
+    .halves = cpu_halves,
+    .pack = cpu_pack,
+    .exec = cpu_exec,
+    .exec_block = cpu_exec_block,
+    .reduce_rows = cpu_reduce_rows,
+    .add = cpu_add_halves,
+    .pack_rows = cpu_pack_rows,
+    .exec_pair = cpu_exec_pair,
+    .exec_sigmoid_grad = cpu_exec_sigmoid_grad,
+};

@@ -1,8 +1,9 @@
 /* Matrix products. libxsmm's JIT kernels (AVX-512 or AVX2, generated for the
  * exact shape at first use) serve every product whose left operand is not
  * transposed twice; where the JIT is not available (another architecture) a
- * portable loop does. OpenBLAS is linked for libxsmm's own fallbacks and kept
- * to one thread. Measured on this project's 2-core AMD EPYC
+ * portable loop does. No product goes to BLAS (libxsmm's library needs it
+ * linked, for entry points scorekit does not call), so the host program's
+ * BLAS threads are left as it set them. Measured on this project's 2-core AMD EPYC
  * (docs/PERFORMANCE.md): libxsmm 180–210 GFLOP/s on the 128-wide products of
  * the toy models, OpenBLAS's (environment-forced) Haswell kernel about 100.
  *
@@ -16,7 +17,6 @@
  * Rows of c are independent and each element's k-sum runs in the same order
  * whatever rows a call covers (checked by test_graph_run), which is what makes
  * the thread split invisible in the bits. */
-#include <cblas.h>
 #include <libxsmm.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -42,9 +42,6 @@ static int jit_ok;
 static atomic_int force_portable;
 
 void sk__kernels_init(void) {
-  /* scorekit threads over rows itself; a threaded BLAS inside would
-   * oversubscribe the cores (see DESIGN.md). */
-  openblas_set_num_threads(1);
   libxsmm_init();
   /* The JIT needs AVX2 at least; below that (or off x86) it returns NULL. */
   float one = 1.0f, zero = 0.0f;

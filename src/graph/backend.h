@@ -1,0 +1,129 @@
+/* The interface between the graph and a kernel backend: the op table's facts,
+ * the node a kernel reads, and the table of functions a backend provides
+ * (capabilities, buffers, planning answers, execution). A backend is a folder
+ * under src/kernels/ that includes this header, never graph/internal.h, and
+ * one line in kernels/backends.def. docs/DESIGN.md says what each entry must
+ * do. */
+#ifndef SK_GRAPH_BACKEND_H
+#define SK_GRAPH_BACKEND_H
+
+#include "core/internal.h"
+#include "scorekit/graph.h"
+
+typedef enum sk__op {
+#define X(e, id, arity, smooth, view, rows, flops) SK_OP_##e,
+#include "graph/ops.def"
+#undef X
+  SK_OP_COUNT
+} sk__op;
+
+/* Which input rows output row r reads (ops.def's rows column). */
+typedef enum sk__rows { SK__ROWS_NONE, SK__ROWS_EACH, SK__ROWS_IN0, SK__ROWS_AXIS } sk__rows;
+typedef enum sk__flops { SK__FLOPS_NONE, SK__FLOPS_ELEM, SK__FLOPS_IN, SK__FLOPS_MATMUL } sk__flops;
+
+/* Integer parameters per node: a 2-D convolution's kernel, stride, padding,
+ * dilation and output padding (2 each) and its groups fit, with room. */
+#define SK__IPARAMS 16
+
+typedef struct sk__node {
+  sk__op op;
+  int ndim;
+  int64_t shape[SK_MAX_DIMS];
+  int64_t numel;
+  sk_node in[2];
+  int32_t ip[SK__IPARAMS]; /* integer parameters (flags, axes, offsets, windows) */
+  float fp[2];             /* float parameters (constants, affine) */
+  float *data;             /* leaves: bound memory; after compile: the buffer */
+  char *name;              /* inputs and parameters */
+} sk__node;
+
+const char *sk__op_name(sk__op op);
+int sk__op_arity(sk__op op);
+int sk__op_smooth(sk__op op);
+int sk__op_view(sk__op op);
+sk__rows sk__op_rows(sk__op op);
+/* Whether y's row r reads only row r of its input `which` (x), as the op
+ * declares (ops.def); 0 for an op whose rows are never split. */
+int sk__row_aligned(const sk__node *y, const sk__node *x, int which);
+/* Floating-point operations of one evaluation of y, from the op's flops
+ * column (a: its first input, or NULL for a leaf). */
+double sk__op_flops(const sk__node *y, const sk__node *a);
+
+/* The work of one op as a backend sees it: output, inputs and shapes. */
+typedef struct sk__exec {
+  sk__op op;
+  float *out;
+  const float *in[2];
+  const sk__node *node, *a, *b; /* shapes and parameters */
+  int64_t units;                /* how many row units the op was split into */
+  const float *packed;          /* b^T for a·b^T, or NULL */
+} sk__exec;
+
+/* The graph's executor gives every thread SK_FUSE_REGS scratch blocks of
+ * SK_FUSE_FLOATS floats for fused runs (see graph/internal.h, sk__step). */
+#define SK_FUSE_REGS 8
+#define SK_FUSE_FLOATS 2048
+
+/* A backend. The graph layer prunes, merges repeated nodes, folds constants,
+ * orders the ops into phases and plans buffers by liveness; it asks the
+ * backend how each op may be split and fused, and calls it to run them.
+ * Entries marked optional may be NULL: the planner then does without the
+ * corresponding optimisation. */
+typedef struct sk__backend {
+  const char *name;
+  /* Once, before the first graph is compiled with this backend. */
+  void (*init)(void);
+
+  /* Capabilities. */
+  int (*has_kernel)(sk__op op); /* exec runs op */
+  int host_memory;              /* buffers are host memory (sk_graph_data) */
+
+  /* Buffers: a compiled graph's arena, zeroed, on a 64-byte boundary. */
+  float *(*alloc)(size_t floats);
+  void (*free)(float *p);
+
+  /* Planning. units: how many row units y is split into across threads (1:
+   * whole on one thread; never more than 1 for an op whose rows are NONE).
+   * tile_rows: the rows of a group's tile for values `width` floats per row.
+   * Optional: blockwise (y can run block by block of its rows in a fused run,
+   * see sk__step), fuse_rows (a fused block's rows for values w wide, 0 if
+   * none fits in SK_FUSE_FLOATS), halves (y reduces over the rows of its
+   * input a in two fixed halves, see sk__step), pack (the b^T of a·b^T with
+   * a leaf b is packed once per run). */
+  int64_t (*units)(const sk__node *y, const sk__node *a, const sk__node *b);
+  int64_t (*tile_rows)(int64_t width);
+  int (*blockwise)(const sk__node *y, const sk__node *a, const sk__node *b);
+  int64_t (*fuse_rows)(int64_t w);
+  int (*halves)(const sk__node *y, const sk__node *a);
+  int (*pack)(const sk__node *y, const sk__node *b);
+
+  /* Execution, on the calling thread. exec: output rows [r0, r1) of e's
+   * units. exec_block: rows [r0, r1) of a blockwise op, into out (a scratch
+   * block) or, when out is NULL, its buffer; from in[k] (a scratch block
+   * holding those rows) or, when NULL, the input's buffer. reduce_rows: e's
+   * value over input rows [k0, k1) into out (halves). add: out = x + y over
+   * [e0, e1) (halves). pack_rows: rows [r0, r1) of bt (k, n) = b^T for b
+   * (n, k); shared: other threads read bt. */
+  sk_status (*exec)(const sk__exec *e, int64_t r0, int64_t r1);
+  void (*exec_block)(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
+                     int64_t r1);
+  void (*reduce_rows)(const sk__exec *e, float *out, int64_t k0, int64_t k1);
+  void (*add)(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
+  void (*pack_rows)(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
+                    int shared);
+  /* Optional fused patterns inside a fused run (see sk__step): rows [r0, r1)
+   * of sp = softplus(x) and sg = sigmoid(x) from one input, and of
+   * x · (y · (1 − y)) (kx < 0: y · (1 − y)) from a, the affine step, and c,
+   * the last step. Outputs and inputs are scratch blocks or, when NULL, the
+   * buffers. Each must give the bits of the ops it replaces. */
+  void (*exec_pair)(const sk__exec *sp, const sk__exec *sg, float *out_sp, float *out_sg,
+                    const float *in, int64_t r0, int64_t r1);
+  void (*exec_sigmoid_grad)(const sk__exec *a, const sk__exec *c, int kx, float *out,
+                            const float *y, const float *x, int64_t r0, int64_t r1);
+} sk__backend;
+
+/* The registered backends (kernels/backends.def), and the one graphs use. */
+const sk__backend *sk__backend_default(void);
+const sk__backend *sk__backend_by_name(const char *name);
+
+#endif
