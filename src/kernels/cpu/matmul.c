@@ -43,7 +43,7 @@ static atomic_int force_portable;
 
 void sk__kernels_init(void) {
   /* scorekit threads over rows itself; a threaded BLAS inside would
-   * oversubscribe the cores (see DESIGN.md). */
+   * oversubscribe the cores. */
   openblas_set_num_threads(1);
   libxsmm_init();
   /* The JIT needs AVX2 at least; below that (or off x86) it returns NULL. */
