@@ -81,7 +81,7 @@ def half_sq_rows(a):
 
 
 def loss_fn(model, obj, inp):
-    """The batch loss of MATH.md (per-sample sum over d, mean over rows)."""
+    """The batch loss of docs/MATH.md (per-sample sum over d, mean over rows)."""
     x, z, v, sigma = inp["x"], inp.get("z"), inp.get("v"), inp.get("sigma")
     if obj is None:  # the foundation workload: mean(s²)
         return model(x).square().mean()

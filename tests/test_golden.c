@@ -1,17 +1,42 @@
-/* Every objective's loss and parameter gradients against the float64
- * reference values in shared/ref (see its README), to 1e-5 relative. This
- * exercises the double backward through matmul + softplus end to end. */
+/* Every objective's loss and parameter gradients, the score and the trace of
+ * its Jacobian, against float64 reference values, to 1e-5 relative. This
+ * exercises the double backward through matmul + softplus end to end.
+ *
+ * The values live in tests/golden/ (NumPy .npy; meta.json lists them). They
+ * come from float64 PyTorch autograd on float32 inputs drawn from a fixed
+ * seed; the formulas are those of docs/MATH.md. To remake them (needs NumPy
+ * and PyTorch, e.g. Debian's python3-numpy and python3-torch; the test itself
+ * needs neither):
+ *
+ *   /usr/bin/python3 tools/make_golden.py
+ *
+ * A missing, unreadable or wrongly sized file fails the test, naming it. */
 #include "scorekit/io.h"
 #include "scorekit/scorekit.h"
 #include "test.h"
 
-#define REF SK_SHARED_DIR "/ref/"
+#define GOLDEN SK_SOURCE_DIR "/tests/golden/"
+#define TOL 1e-5
 
-static sk_tensor *load(const char *name) {
+/* The worst relative error seen by the running case. */
+static double worst_rel;
+
+/* Loads GOLDEN "<name>.npy" and checks it holds `numel` values. NULL, with a
+ * message naming the file, if it cannot. */
+static sk_tensor *load(const char *name, int64_t numel) {
   char path[512];
-  snprintf(path, sizeof path, REF "%s.npy", name);
+  snprintf(path, sizeof path, GOLDEN "%s.npy", name);
   sk_tensor *t = NULL;
-  if (sk_npy_load(path, &t) != SK_OK) fprintf(stderr, "cannot load %s: %s\n", path, sk_last_error());
+  if (sk_npy_load(path, &t) != SK_OK) {
+    fprintf(stderr, "  cannot load golden file %s: %s\n", path, sk_last_error());
+    return NULL;
+  }
+  if (sk_tensor_numel(t) != numel) {
+    fprintf(stderr, "  golden file %s holds %lld values, expected %lld\n", path,
+            (long long)sk_tensor_numel(t), (long long)numel);
+    sk_tensor_free(t);
+    return NULL;
+  }
   return t;
 }
 
@@ -22,11 +47,12 @@ static int close_rel(const char *what, const float *got, const sk_tensor *want, 
   double maxdiff = 0, scale = 0;
   for (int64_t i = 0; i < n; i++) {
     double d = fabs((double)got[i] - w[i]);
-    if (d > maxdiff) maxdiff = d, worst = i;
+    if (!(d <= maxdiff)) maxdiff = d, worst = i; /* a NaN is the worst */
     if (fabs(w[i]) > scale) scale = fabs(w[i]);
   }
   double rel = maxdiff / (scale > 0 ? scale : 1);
-  if (rel > tol) {
+  if (!(rel <= worst_rel)) worst_rel = rel;
+  if (!(rel <= tol)) {
     fprintf(stderr, "  %s: relative error %.3g > %.1g (element %lld: %.9g vs %.9g)\n", what, rel,
             tol, (long long)worst, got[worst], w[worst]);
     for (int64_t i = 0; i < n && i < 4; i++) fprintf(stderr, "    [%lld] %.9g vs %.9g\n", (long long)i, got[i], w[i]);
@@ -35,16 +61,62 @@ static int close_rel(const char *what, const float *got, const sk_tensor *want, 
   return 1;
 }
 
-/* Copies the reference weights "<prefix>.<i>.weight|bias" into the model. */
+/* Loads `name` and compares graph node `n` with it. */
+static int check_node(sk_graph *g, sk_node n, const char *name) {
+  const float *got = sk_graph_data(g, n);
+  if (!got) {
+    fprintf(stderr, "  %s: the graph holds no value for it\n", name);
+    return 0;
+  }
+  sk_tensor *want = load(name, sk_node_numel(g, n));
+  int ok = want && close_rel(name, got, want, TOL);
+  sk_tensor_free(want);
+  return ok;
+}
+
+/* Copies the golden weights "<prefix>.<i>.weight|bias" into the model. */
 static int load_weights(sk_model *m) {
   for (int i = 0; i < sk_model_num_tensors(m); i++) {
-    sk_tensor *t = load(sk_model_tensor_name(m, i));
+    int64_t numel = 1;
+    for (int k = 0; k < sk_model_tensor_ndim(m, i); k++) numel *= sk_model_tensor_shape(m, i)[k];
+    sk_tensor *t = load(sk_model_tensor_name(m, i), numel);
     if (!t) return 0;
     memcpy(sk_model_params(m) + sk_model_tensor_offset(m, i), sk_tensor_cdata(t),
-           (size_t)sk_tensor_numel(t) * sizeof(float));
+           (size_t)numel * sizeof(float));
     sk_tensor_free(t);
   }
   return 1;
+}
+
+/* Copies the (8, 2) golden input `name` into graph input `n`. */
+static int load_input(sk_graph *g, sk_node n, const char *name) {
+  sk_tensor *t = load(name, 16);
+  if (t) memcpy(sk_graph_data(g, n), sk_tensor_cdata(t), 16 * sizeof(float));
+  sk_tensor_free(t);
+  return t != NULL;
+}
+
+/* σ of each row: 0.1 for dsm, sigmas[levels[b]] for ncsn. */
+static int load_sigma(sk_graph *g, sk_node n, sk_objective obj) {
+  float *s = sk_graph_data(g, n);
+  if (obj == SK_OBJ_DSM) {
+    for (int b = 0; b < 8; b++) s[b] = 0.1f;
+    return 1;
+  }
+  sk_tensor *sig = load("sigmas", 10), *lev = load("levels", 8);
+  int ok = sig && lev;
+  for (int b = 0; ok && b < 8; b++) {
+    float l = sk_tensor_cdata(lev)[b];
+    if (!(l >= 0 && l < 10 && l == (int)l)) {
+      fprintf(stderr, "  golden file levels.npy: element %d is %g, not a level 0..9\n", b, l);
+      ok = 0;
+    } else {
+      s[b] = sk_tensor_cdata(sig)[(int)l];
+    }
+  }
+  sk_tensor_free(sig);
+  sk_tensor_free(lev);
+  return ok;
 }
 
 static int check_objective(sk_objective obj, const char *tag) {
@@ -52,76 +124,76 @@ static int check_objective(sk_objective obj, const char *tag) {
   sk_model_config cfg = {nc ? SK_MODEL_NCMLP : SK_MODEL_MLP, 2, 16, nc ? 3 : 2, 0, SK_ACT_SOFTPLUS};
   sk_model *m = sk_model_new(&cfg);
   sk_loss_graph lg;
-  int ok = m && load_weights(m) && sk_loss_graph_new(m, obj, 8, 1, &lg) == SK_OK;
-  if (!ok) {
+  memset(&lg, 0, sizeof lg);
+  if (!m || sk_loss_graph_new(m, obj, 8, 1, &lg) != SK_OK) {
     fprintf(stderr, "  setup failed: %s\n", sk_last_error());
     sk_model_free(m);
     return 0;
   }
-  sk_tensor *x = load("x"), *z = load("z"), *v = load("v"), *sig = load("sigmas"),
-            *lev = load("levels"), *meta_loss;
-  memcpy(sk_graph_data(lg.g, lg.x), sk_tensor_cdata(x), 16 * sizeof(float));
-  if (lg.z != SK_NONE) memcpy(sk_graph_data(lg.g, lg.z), sk_tensor_cdata(z), 16 * sizeof(float));
-  if (lg.v != SK_NONE) memcpy(sk_graph_data(lg.g, lg.v), sk_tensor_cdata(v), 16 * sizeof(float));
-  if (lg.sigma != SK_NONE) {
-    float *s = sk_graph_data(lg.g, lg.sigma);
-    for (int b = 0; b < 8; b++)
-      s[b] = obj == SK_OBJ_DSM ? 0.1f : sk_tensor_cdata(sig)[(int)sk_tensor_cdata(lev)[b]];
+  int ok = load_weights(m) && load_input(lg.g, lg.x, "x") &&
+           (lg.z == SK_NONE || load_input(lg.g, lg.z, "z")) &&
+           (lg.v == SK_NONE || load_input(lg.g, lg.v, "v")) &&
+           (lg.sigma == SK_NONE || load_sigma(lg.g, lg.sigma, obj));
+  if (ok && sk_graph_run(lg.g) != SK_OK) {
+    fprintf(stderr, "  run failed: %s\n", sk_last_error());
+    ok = 0;
   }
-  ok = sk_graph_run(lg.g) == SK_OK;
   char name[64];
   snprintf(name, sizeof name, "loss_%s", tag);
-  meta_loss = load(name);
-  ok = ok && meta_loss && close_rel(name, sk_graph_data(lg.g, lg.loss), meta_loss, 1e-5);
+  ok = ok && check_node(lg.g, lg.loss, name);
   for (int i = 0; ok && i < sk_model_num_tensors(m); i++) {
     snprintf(name, sizeof name, "grad_%s.%s", tag, sk_model_tensor_name(m, i));
-    sk_tensor *gr = load(name);
-    ok = gr && close_rel(name, sk_graph_data(lg.g, lg.grads[i]), gr, 1e-5);
-    sk_tensor_free(gr);
+    ok = check_node(lg.g, lg.grads[i], name);
   }
-  if (ok && obj == SK_OBJ_ESM) {
-    sk_tensor *score = load("score");
-    ok = score && close_rel("score", sk_graph_data(lg.g, lg.score), score, 1e-5);
-    sk_tensor_free(score);
-  }
-  sk_tensor_free(x);
-  sk_tensor_free(z);
-  sk_tensor_free(v);
-  sk_tensor_free(sig);
-  sk_tensor_free(lev);
-  sk_tensor_free(meta_loss);
+  if (ok && obj == SK_OBJ_ESM) ok = check_node(lg.g, lg.score, "score");
   sk_loss_graph_free(&lg);
   sk_model_free(m);
   return ok;
 }
 
-TEST(esm) { CHECK(check_objective(SK_OBJ_ESM, "esm")); }
-TEST(dsm) { CHECK(check_objective(SK_OBJ_DSM, "dsm")); }
-TEST(ssm) { CHECK(check_objective(SK_OBJ_SSM, "ssm")); }
-TEST(ssm_vr) { CHECK(check_objective(SK_OBJ_SSM_VR, "ssm_vr")); }
-TEST(ncsn) { CHECK(check_objective(SK_OBJ_NCSN, "ncsn")); }
+#define OBJECTIVE_TEST(name, obj)                                       \
+  TEST(name) {                                                          \
+    worst_rel = 0;                                                      \
+    int ok_ = check_objective(obj, #name);                              \
+    printf("  %s: worst relative error %.3g\n", #name, worst_rel);      \
+    CHECK(ok_);                                                         \
+  }
+
+OBJECTIVE_TEST(esm, SK_OBJ_ESM)
+OBJECTIVE_TEST(dsm, SK_OBJ_DSM)
+OBJECTIVE_TEST(ssm, SK_OBJ_SSM)
+OBJECTIVE_TEST(ssm_vr, SK_OBJ_SSM_VR)
+OBJECTIVE_TEST(ncsn, SK_OBJ_NCSN)
 
 /* The trace of ∇ₓs, built as the esm objective builds it, per sample. */
 TEST(trace) {
+  worst_rel = 0;
   sk_model_config cfg = {SK_MODEL_MLP, 2, 16, 2, 0, SK_ACT_SOFTPLUS};
   sk_model *m = sk_model_new(&cfg);
-  CHECK(load_weights(m));
+  CHECK(m);
   sk_graph *g = sk_graph_new();
   sk_node p[6];
-  CHECK_OK(sk_model_bind(m, g, NULL, p));
-  sk_node x = sk_input(g, "x", 2, (int64_t[]){8, 2});
-  sk_node s = sk_model_apply(m, g, p, x, SK_NONE), g0, g1;
-  CHECK_OK(sk_grad(g, sk_sum_all(g, sk_slice(g, s, 1, 0, 1)), SK_NONE, 1, &x, &g0));
-  CHECK_OK(sk_grad(g, sk_sum_all(g, sk_slice(g, s, 1, 1, 1)), SK_NONE, 1, &x, &g1));
-  sk_node tr = sk_reshape(g, sk_add(g, sk_slice(g, g0, 1, 0, 1), sk_slice(g, g1, 1, 1, 1)), 1,
-                          (int64_t[]){8});
-  CHECK_OK(sk_graph_compile(g, 1, &tr));
-  sk_tensor *xt = load("x"), *want = load("trace");
-  memcpy(sk_graph_data(g, x), sk_tensor_cdata(xt), 16 * sizeof(float));
-  CHECK_OK(sk_graph_run(g));
-  int ok = close_rel("trace", sk_graph_data(g, tr), want, 1e-5);
-  sk_tensor_free(xt);
-  sk_tensor_free(want);
+  int ok = g && load_weights(m) && sk_model_bind(m, g, NULL, p) == SK_OK;
+  sk_node x = SK_NONE, tr = SK_NONE;
+  if (ok) {
+    x = sk_input(g, "x", 2, (int64_t[]){8, 2});
+    sk_node s = sk_model_apply(m, g, p, x, SK_NONE), g0, g1;
+    ok = sk_grad(g, sk_sum_all(g, sk_slice(g, s, 1, 0, 1)), SK_NONE, 1, &x, &g0) == SK_OK &&
+         sk_grad(g, sk_sum_all(g, sk_slice(g, s, 1, 1, 1)), SK_NONE, 1, &x, &g1) == SK_OK;
+    if (ok) {
+      tr = sk_reshape(g, sk_add(g, sk_slice(g, g0, 1, 0, 1), sk_slice(g, g1, 1, 1, 1)), 1,
+                      (int64_t[]){8});
+      ok = sk_graph_compile(g, 1, &tr) == SK_OK;
+    }
+    if (!ok) fprintf(stderr, "  setup failed: %s\n", sk_last_error());
+  }
+  ok = ok && load_input(g, x, "x");
+  if (ok && sk_graph_run(g) != SK_OK) {
+    fprintf(stderr, "  run failed: %s\n", sk_last_error());
+    ok = 0;
+  }
+  ok = ok && check_node(g, tr, "trace");
+  printf("  trace: worst relative error %.3g\n", worst_rel);
   sk_graph_free(g);
   sk_model_free(m);
   CHECK(ok);

@@ -1,6 +1,6 @@
 /* scorekit sampling: the score-function interface samplers call (a trained
  * model, an analytic Gaussian mixture, or a guided combination), and Langevin
- * and annealed Langevin dynamics (MATH.md, toy convention:
+ * and annealed Langevin dynamics (docs/MATH.md, toy convention:
  * x ← x + (α/2) s(x, σ) + √α z). */
 #ifndef SCOREKIT_SAMPLE_H
 #define SCOREKIT_SAMPLE_H

@@ -1,5 +1,5 @@
-/* scorekit objectives: the score-matching losses of MATH.md (and the noise-
- * conditional classifier's cross-entropy) as graphs ready to train. */
+/* scorekit objectives: the score-matching losses of docs/MATH.md (and the
+ * noise-conditional classifier's cross-entropy) as graphs ready to train. */
 #ifndef SCOREKIT_SCORE_H
 #define SCOREKIT_SCORE_H
 

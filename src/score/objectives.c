@@ -1,4 +1,4 @@
-/* The objectives of MATH.md as graphs: per-sample loss summed over the data
+/* The objectives of docs/MATH.md as graphs: per-sample loss summed over the data
  * dimensions, batch loss the mean over rows. The second-order ones (esm, ssm,
  * ssm-vr) take ∇ₓ through sk_grad and are differentiated again for training. */
 #include <string.h>
