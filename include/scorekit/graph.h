@@ -123,12 +123,16 @@ SK_API sk_status sk_graph_run(sk_graph *g);
  * so every one must reach each barrier). */
 typedef void (*sk_graph_then_fn)(void *ctx, int t, int nt);
 /* sk_graph_run, then fn on the same threads in the same parallel region,
- * after a barrier (every value of the graph is complete): no second start of
- * the threads, and each finds the rows it computed still in its cache. fn is
- * not called if the run fails. */
+ * after a barrier (every value of the graph is complete, in host memory): no
+ * second start of the threads, and each finds the rows it computed still in
+ * its cache. fn is not called if the run fails. */
 SK_API sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx);
-/* The buffer of a compiled input, output or parameter node (numel floats),
- * valid until sk_graph_free; NULL for an intermediate whose buffer is shared. */
+/* The buffer of node n (numel floats, host memory), valid until
+ * sk_graph_free. NULL before compilation, for an invalid node, and for a node
+ * the outputs do not need (compilation pruned it). Inputs, outputs,
+ * parameters and constants keep their buffers to themselves; an intermediate
+ * value's buffer is reused by later values of the run, so after sk_graph_run
+ * it need not hold that value: ask for what you read as an output. */
 SK_API float *sk_graph_data(sk_graph *g, sk_node n);
 /* Points an input or parameter at caller memory of its numel floats. */
 SK_API sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data);
