@@ -129,7 +129,8 @@ typedef void (*sk_graph_then_fn)(void *ctx, int t, int nt);
 SK_API sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx);
 /* The buffer of node n (numel floats, host memory), valid until
  * sk_graph_free. NULL before compilation, for an invalid node, and for a node
- * the outputs do not need (compilation pruned it). Inputs, outputs,
+ * the outputs do not need (compilation pruned it), unless it is a parameter
+ * or an input bound to caller memory. Inputs, outputs,
  * parameters and constants keep their buffers to themselves; an intermediate
  * value's buffer is reused by later values of the run, so after sk_graph_run
  * it need not hold that value: ask for what you read as an output. */
