@@ -1,10 +1,12 @@
-/* scorekit core: status codes, the last-error message, allocation hooks and
- * threads. Every fallible call in scorekit returns an sk_status. */
+/* scorekit core: status codes, the last-error message, the version, threads
+ * and allocation hooks. Every fallible call in scorekit returns an sk_status. */
 #ifndef SCOREKIT_CORE_H
 #define SCOREKIT_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,6 +49,10 @@ SK_API const char *sk_last_error(void);
  * build on scorekit and want to report through the same channel). */
 SK_API sk_status sk_set_error(sk_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The version of the library loaded, "MAJOR.MINOR.PATCH": equal to
+ * SK_VERSION_STRING when it is the library these headers came with. */
+SK_API const char *sk_version(void);
 
 /* Number of threads scorekit's kernels use (OpenMP). n <= 0 restores the
  * default (OMP_NUM_THREADS or the number of cores). Results are the same bits
