@@ -30,4 +30,5 @@
 #include "score.h"
 #include "tensor.h"
 #include "train.h"
+#include "version.h"
 #endif

@@ -37,6 +37,11 @@ static inline bool sk__add_size(size_t a, size_t b, size_t *out) {
 #define SK_ASSERT(c) assert(c)
 #endif
 
+/* The team size for scorekit's next parallel region on this thread: the
+ * library's setting (sk_set_num_threads), else OpenMP's. Every parallel
+ * region in scorekit names it in a num_threads clause. */
+int sk__num_threads(void);
+
 /* A barrier for the threads of one parallel region, cheaper than OpenMP's
  * (see core/threads.c). Zero it before the region; every thread keeps its
  * own sense, 0 at the start, and all nt threads must call each wait. */

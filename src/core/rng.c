@@ -65,7 +65,8 @@ static void sk_rng_fill(sk_rng *r, float *out, size_t n, int kind) {
   uint64_t first = (r->offset + 3) / 4;
   int64_t nblocks = (int64_t)((n + 3) / 4);
   const sk_rng rr = *r;
-#pragma omp parallel for schedule(static) if (nblocks > 4096 && !omp_in_parallel())
+#pragma omp parallel for schedule(static) num_threads(sk__num_threads()) \
+    if (nblocks > 4096 && !omp_in_parallel())
   for (int64_t b = 0; b < nblocks; b++) {
     uint32_t u[4];
     float v[4];

@@ -1,19 +1,27 @@
-/* The thread count of scorekit's OpenMP pool, and the barrier its parallel
- * regions meet at. */
+/* The size of scorekit's OpenMP teams, and the barrier its parallel regions
+ * meet at. */
 #define _POSIX_C_SOURCE 200809L
 #include <omp.h>
 #include <sched.h>
 
 #include "core/internal.h"
 
-static int sk_default_threads = 0;
+/* One setting for the whole library, not OpenMP's per-thread nthreads-var:
+ * omp_set_num_threads() would set it for the calling thread only (a setting
+ * made on one thread would not apply to calls from another) and would change
+ * the application's own parallel regions on that thread. 0: OpenMP's own. */
+static atomic_int sk_team_size;
 
 void sk_set_num_threads(int n) {
-  if (sk_default_threads == 0) sk_default_threads = omp_get_max_threads();
-  omp_set_num_threads(n > 0 ? n : sk_default_threads);
+  atomic_store_explicit(&sk_team_size, n > 0 ? n : 0, memory_order_relaxed);
 }
 
-int sk_get_num_threads(void) { return omp_get_max_threads(); }
+int sk__num_threads(void) {
+  const int n = atomic_load_explicit(&sk_team_size, memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+}
+
+int sk_get_num_threads(void) { return sk__num_threads(); }
 
 /* Sense-reversing: the last thread to arrive resets the count and flips the
  * sense; the others spin on the sense, pausing, and after 256 pauses yield

@@ -183,7 +183,7 @@ sk_status sk_dataset_stats(const sk_dataset *ds, float *mean, float *std) {
   const int64_t n = ds->n;
   const int d = ds->d;
   /* Two passes per dimension in double: no cancellation in the variance. */
-#pragma omp parallel for schedule(static) if ((double)n * d > 1e6)
+#pragma omp parallel for schedule(static) num_threads(sk__num_threads()) if ((double)n * d > 1e6)
   for (int j = 0; j < d; j++) {
     double m = 0, v = 0;
     for (int64_t i = 0; i < n; i++) m += xd[(size_t)i * d + j];
@@ -211,7 +211,8 @@ sk_status sk_dataset_sigma_range(const sk_dataset *ds, float *sigma_max, float *
   /* The largest distance is the same whatever order the maxima combine in, so
    * the answer does not depend on the number of threads. */
   double best = 0;
-#pragma omp parallel for schedule(dynamic, 8) reduction(max : best) if ((double)m * m * d > 1e6)
+#pragma omp parallel for schedule(dynamic, 8) reduction(max : best) num_threads(sk__num_threads()) \
+    if ((double)m * m * d > 1e6)
   for (int64_t a = 0; a < m; a++) {
     const float *xa = xd + (size_t)(a * n / m) * d;
     for (int64_t b = a + 1; b < m; b++) {

@@ -237,7 +237,7 @@ static sk_status gmm_query(const sk_gmm *g, float sigma, const float *x, int64_t
   const bool want_grad = q == Q_SCORE || q == Q_LOG_POSTERIOR_GRAD;
   /* Per-thread scratch: lj (k), z (d), and the component scores (k, d). */
   const size_t per = (size_t)k + (size_t)d + (want_grad ? (size_t)k * d : 0);
-  const int nt = omp_get_max_threads();
+  const int nt = sk__num_threads();
   double *scratch = sk__malloc((size_t)nt * per * sizeof(double));
   if (!scratch) {
     factors_free(&f);

@@ -50,7 +50,7 @@ enum pair_fn { PAIR_RBF, PAIR_DIST };
  * exp(-gamma s) for PAIR_RBF and sqrt(s) for PAIR_DIST. */
 static double pair_sum(const float *a, int64_t na, const float *b, int64_t nb, int d, int same,
                        enum pair_fn fn, double gamma, double *rows) {
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(sk__num_threads())
   for (int64_t i = 0; i < na; i++) {
     const float *ai = a + i * d;
     double acc = 0;
@@ -113,7 +113,7 @@ static sk_status median_bandwidth(const float *x, int64_t n, const float *y, int
     int64_t p = s * N / S;
     pt[s] = p < n ? x + p * d : y + (p - n) * d;
   }
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(sk__num_threads())
   for (int64_t i = 0; i < S; i++) {
     size_t off = (size_t)(i * (2 * S - i - 1) / 2);
     for (int64_t j = i + 1; j < S; j++) dist[off + (size_t)(j - i - 1)] = sqrt(sqdist(pt[i], pt[j], d));
@@ -204,7 +204,7 @@ sk_status sk_sliced_wasserstein(const float *x, int64_t n, const float *y, int64
   if (n_proj < 1 || n_proj > SW_MAX_PROJ)
     return sk__fail(SK_ERR_INVALID, "sk_sliced_wasserstein: n_proj must be in 1..%d, got %d",
                     SW_MAX_PROJ, n_proj);
-  int nt = omp_get_max_threads();
+  int nt = sk__num_threads();
   size_t ndir, nscratch, bytes_dir, bytes_scratch;
   if (!sk__mul_size((size_t)n_proj, (size_t)d, &ndir) ||
       !sk__mul_size((size_t)(n + m), (size_t)nt, &nscratch) ||
@@ -281,7 +281,7 @@ sk_status sk_mode_stats_compute(const float *x, int64_t n, int d, int k, const f
   if (!(wsum > 0)) return sk__fail(SK_ERR_INVALID, "%s: weights sum to 0", fn);
   int *assign = sk__malloc((size_t)n * sizeof *assign);
   if (!assign) return sk__fail(SK_ERR_NOMEM, "%s: out of memory for %lld assignments", fn, (long long)n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(sk__num_threads())
   for (int64_t i = 0; i < n; i++) {
     int best = 0;
     double best_d = INFINITY;

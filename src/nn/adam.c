@@ -170,7 +170,7 @@ sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *gra
   const adam_coef c = {scale, b1, b2, a->cfg.lr / c1, 1.0f / sqrtf(c2), a->cfg.eps,
                        a->cfg.ema_rate};
   const size_t chunks = (a->n + SK_ADAM_CHUNK - 1) / SK_ADAM_CHUNK;
-#pragma omp parallel for schedule(static) if (chunks > 4)
+#pragma omp parallel for schedule(static) num_threads(sk__num_threads()) if (chunks > 4)
   for (size_t ch = 0; ch < chunks; ch++) {
     const size_t i0 = ch * SK_ADAM_CHUNK, len = SK_MIN(SK_ADAM_CHUNK, a->n - i0);
     adam_update(params + i0, a->m + i0, a->v + i0, a->ema + i0, grads + i0, len, c);
@@ -318,7 +318,7 @@ sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts, const sk_ad
   size_t total;
   sk_status st = adam_prepare(&r, a, params, n_parts, parts, &total);
   if (st != SK_OK) return st;
-#pragma omp parallel if (total >= 16384)
+#pragma omp parallel num_threads(sk__num_threads()) if (total >= 16384)
   adam_body(&r, omp_get_thread_num(), omp_get_num_threads());
   return adam_finish(&r, grad_norm);
 }

@@ -61,7 +61,7 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
   const uint64_t start = (r->offset + 3) / 4 * 4;
   const uint64_t per_draw = ((uint64_t)rows * (uint64_t)d + 3) / 4 * 4;
   const uint64_t per_chunk = per_draw * (uint64_t)L * (uint64_t)cfg->steps_per_level;
-  int nt = omp_get_max_threads();
+  int nt = sk__num_threads();
   if (nt > n_chunks) nt = (int)n_chunks;
   if (nt > SK_LANGEVIN_MAX_THREADS) nt = SK_LANGEVIN_MAX_THREADS;
   /* Each thread evaluates scores through its own copy (a compiled graph is

@@ -1,0 +1,55 @@
+/* sk_set_num_threads as core.h documents it: one setting for the whole
+ * library, made and seen from any thread, leaving the application's own
+ * OpenMP setting alone. */
+#include <omp.h>
+#include <pthread.h>
+
+#include "scorekit/core.h"
+#include "test.h"
+
+static void *get_from_thread(void *out) {
+  *(int *)out = sk_get_num_threads();
+  return NULL;
+}
+
+static void *set_from_thread(void *n) {
+  sk_set_num_threads(*(int *)n);
+  return NULL;
+}
+
+TEST(setting_is_library_wide) {
+  const int app = omp_get_max_threads();
+  sk_set_num_threads(app + 2);
+  CHECK_EQ_INT(sk_get_num_threads(), app + 2);
+  int seen = 0;
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, get_from_thread, &seen) == 0);
+  CHECK(pthread_join(th, NULL) == 0);
+  CHECK_EQ_INT(seen, app + 2);
+  int n = app + 3;
+  CHECK(pthread_create(&th, NULL, set_from_thread, &n) == 0);
+  CHECK(pthread_join(th, NULL) == 0);
+  CHECK_EQ_INT(sk_get_num_threads(), app + 3);
+  sk_set_num_threads(0);
+}
+
+TEST(application_setting_untouched) {
+  const int app = omp_get_max_threads();
+  sk_set_num_threads(app + 2);
+  CHECK_EQ_INT(omp_get_max_threads(), app);
+  sk_set_num_threads(0);
+  CHECK_EQ_INT(omp_get_max_threads(), app);
+}
+
+TEST(default_follows_openmp) {
+  const int app = omp_get_max_threads();
+  sk_set_num_threads(-1);
+  CHECK_EQ_INT(sk_get_num_threads(), app);
+  omp_set_num_threads(app + 1);
+  const int got = sk_get_num_threads();
+  omp_set_num_threads(app);
+  CHECK_EQ_INT(got, app + 1);
+}
+
+TEST_MAIN(TEST_ENTRY(setting_is_library_wide), TEST_ENTRY(application_setting_untouched),
+          TEST_ENTRY(default_follows_openmp))
