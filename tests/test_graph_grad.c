@@ -372,7 +372,7 @@ TEST(gradients_on_the_parallel_fused_path) {
     }
     sk_graph_free(g);
   }
-  sk_set_num_threads(2);
+  sk_set_num_threads(0);
   free(x0);
   free(cv);
   free(dir);

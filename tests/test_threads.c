@@ -4,7 +4,7 @@
 #include <omp.h>
 #include <pthread.h>
 
-#include "scorekit/core.h"
+#include "scorekit/graph.h"
 #include "test.h"
 
 static void *get_from_thread(void *out) {
@@ -51,5 +51,29 @@ TEST(default_follows_openmp) {
   CHECK_EQ_INT(got, app + 1);
 }
 
-TEST_MAIN(TEST_ENTRY(setting_is_library_wide), TEST_ENTRY(application_setting_untouched),
+static void record_team(void *ctx, int t, int nt) {
+  if (t == 0) *(int *)ctx = nt;
+}
+
+/* A graph's run starts its team with the library's setting, not the calling
+ * thread's OpenMP one. */
+TEST(graph_team_follows_setting) {
+  static float w[64 * 64];
+  sk_graph *g = sk_graph_new();
+  sk_node x = sk_input(g, "x", 2, (int64_t[]){256, 64});
+  sk_node y = sk_sum_all(g, sk_matmul(g, x, sk_param(g, "w", 2, (int64_t[]){64, 64}, w), 0, 1));
+  CHECK_OK(sk_graph_compile(g, 1, &y));
+  omp_set_num_threads(2);
+  int team = 0;
+  for (int n = 1; n <= 2; n++) {
+    sk_set_num_threads(n);
+    CHECK_OK(sk_graph_run_then(g, record_team, &team));
+    CHECK_EQ_INT(team, n);
+  }
+  sk_set_num_threads(0);
+  CHECK_EQ_INT(omp_get_max_threads(), 2);
+  sk_graph_free(g);
+}
+
+TEST_MAIN(TEST_ENTRY(graph_team_follows_setting), TEST_ENTRY(setting_is_library_wide), TEST_ENTRY(application_setting_untouched),
           TEST_ENTRY(default_follows_openmp))

@@ -101,7 +101,7 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
   atomic_store_explicit(&g->barrier.sense, 0, memory_order_relaxed);
   /* One parallel region for the whole graph; threads meet only at the
    * barriers the plan placed (graph/plan.c). */
-#pragma omp parallel if (g->parallel && !omp_in_parallel())
+#pragma omp parallel num_threads(sk__num_threads()) if (g->parallel && !omp_in_parallel())
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     int sense = 0; /* this thread's, for g->barrier */
