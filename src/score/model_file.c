@@ -1,10 +1,12 @@
-/* Model checkpoints: safetensors with the weights under nn.Linear names, the
- * EMA weights under "ema.", and the config as JSON in the metadata. */
+/* Model files (sk_model_save/load): safetensors with the weights under
+ * nn.Linear names, the EMA weights under "ema.", and the config as JSON in the
+ * metadata. It lives in the score layer, above io, because it needs the model
+ * (nn) and the objective names (score); io only knows the formats. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "io/internal.h"
+#include "core/internal.h"
 #include "io/json.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
