@@ -235,6 +235,62 @@ TEST(resume_rejects_bad_state) {
   CHECK(system(cmd) == 0);
 }
 
+/* Runs `call` with the k-th allocation failing, for k = 0, 1, ... until it
+ * succeeds: each failure must be SK_ERR_NOMEM with a message saying what ran
+ * out (ASan reports any leak). Returns the number of failures seen. */
+#define EVERY_ALLOCATION_FAILS(call, cleanup)                                       \
+  do {                                                                              \
+    int k_ = 0;                                                                     \
+    for (;; k_++) {                                                                 \
+      sk_set_error(SK_OK, "%s", "");                                                \
+      sk_debug_fail_alloc_after(k_);                                                \
+      sk_status s_ = (call);                                                        \
+      sk_debug_fail_alloc_after(-1);                                                \
+      if (s_ == SK_OK) break;                                                       \
+      if (s_ != SK_ERR_NOMEM || !strstr(sk_last_error(), "out of memory"))          \
+        fprintf(stderr, "%s, allocation %d: %s: %s\n", #call, k_, sk_status_str(s_), \
+                sk_last_error());                                                   \
+      CHECK_EQ_INT(s_, SK_ERR_NOMEM);                                               \
+      CHECK(strstr(sk_last_error(), "out of memory"));                              \
+      CHECK(k_ < 10000);                                                            \
+    }                                                                               \
+    cleanup;                                                                        \
+    CHECK(k_ >= 1);                                                                 \
+  } while (0)
+
+TEST(allocation_failures_are_nomem) {
+  char dir[] = "/tmp/sk_nomem_XXXXXX";
+  CHECK(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 2, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 1);
+  sk_dataset *ds = mog8_data(100);
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  for (int o = 0; o < 3; o++) {
+    const sk_objective obj[3] = {SK_OBJ_NCSN, SK_OBJ_ESM, SK_OBJ_SSM_VR};
+    sk_train_config tc = {obj[o], 16, 2, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+    sk_trainer *t = NULL;
+    EVERY_ALLOCATION_FAILS(sk_trainer_new(m, ds, &tc, &t), sk_trainer_free(t));
+  }
+  sk_score_fn *f = NULL, *g = NULL;
+  EVERY_ALLOCATION_FAILS(sk_score_fn_model(m, 64, &f), (void)0);
+  sk_gmm *law = sk_gmm_builtin("mog8");
+  EVERY_ALLOCATION_FAILS(sk_score_fn_gmm(law, &g), sk_score_fn_free(g));
+  sk_score_fn_free(f);
+  CHECK_OK(sk_model_save(path, m, sk_model_params(m), &info));
+  sk_model *back = NULL;
+  EVERY_ALLOCATION_FAILS(sk_model_load(path, 1, &back, NULL), sk_model_free(back));
+  sk_gmm_free(law);
+  sk_dataset_free(ds);
+  sk_model_free(m);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
 TEST(model_file_round_trip) {
   char dir[] = "/tmp/sk_model_XXXXXX";
   CHECK(mkdtemp(dir));
@@ -272,4 +328,5 @@ TEST(model_file_round_trip) {
 
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(resume_gives_same_bits),
-          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(model_file_round_trip))
+          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(allocation_failures_are_nomem),
+          TEST_ENTRY(model_file_round_trip))

@@ -8,6 +8,7 @@
 
 #include "core/internal.h"
 #include "io/json.h"
+#include "nn/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
@@ -67,15 +68,18 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
       return sk__fail(SK_ERR_INVALID, "train: data has %d classes, the classifier %d",
                       sk_dataset_classes(ds), mc->classes);
   }
+  /* Checked here so that a NULL from sk_adam_new below can only mean memory. */
+  sk_status st = sk__adam_check(&cfg->adam);
+  if (st != SK_OK) return st;
   sk_trainer *t = sk__calloc(1, sizeof *t);
-  if (!t) return sk__fail(SK_ERR_NOMEM, "train: out of memory");
+  if (!t) return sk__fail(SK_ERR_NOMEM, "train: out of memory for the trainer");
   t->m = m;
   t->ds = ds;
   t->cfg = *cfg;
   if (laddered) memcpy(t->sigmas, cfg->sigmas, (size_t)cfg->n_sigmas * sizeof(float));
   t->cfg.sigmas = t->sigmas;
   if (t->cfg.projections < 1) t->cfg.projections = 1;
-  sk_status st = sk_loss_graph_new(m, o, cfg->batch, t->cfg.projections, &t->lg);
+  st = sk_loss_graph_new(m, o, cfg->batch, t->cfg.projections, &t->lg);
   if (st != SK_OK) {
     sk__free(t);
     return st;
@@ -85,8 +89,12 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
   t->batch = sk__malloc((size_t)cfg->batch * (size_t)mc->dim * sizeof(float));
   t->labels = sk__malloc((size_t)cfg->batch * sizeof(int32_t));
   t->parts = sk__malloc((size_t)SK_MAX(1, t->lg.n_grads) * sizeof *t->parts);
-  if (!t->adam || !t->batch || !t->labels || !t->parts) {
-    st = t->adam ? sk__fail(SK_ERR_NOMEM, "train: out of memory") : SK_ERR_INVALID;
+  if (!t->adam)
+    st = sk__fail(SK_ERR_NOMEM, "train: out of memory for Adam's moments and EMA (3 × %zu floats)",
+                  np);
+  else if (!t->batch || !t->labels || !t->parts)
+    st = sk__fail(SK_ERR_NOMEM, "train: out of memory for a batch of %d", cfg->batch);
+  if (st != SK_OK) {
     sk_trainer_free(t);
     return st;
   }
