@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "scorekit/plot.h"
+#include "plot.h"
 #include "scorekit/rng.h"
 #include "test.h"
 
@@ -442,6 +442,10 @@ TEST(plot_bad_arguments) {
   sk_plot_bounds ok = {-1, 1, -1, 1}, flipped = {1, -1, -1, 1}, nan = {-1, 1, NAN, 1};
   CHECK_EQ_INT(sk_plot_scatter(tmp_path("bad.png"), 16, ok, p, 1, NULL, 0), SK_ERR_INVALID);
   CHECK(strstr(sk_last_error(), "size"));
+  /* The limits plot.h documents are the ones enforced. */
+  CHECK_EQ_INT(sk_plot_scatter(tmp_path("bad.png"), SK_PLOT_MAX_SIZE + 1, ok, p, 1, NULL, 0),
+               SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "in 64..4096, got 4097"));
   CHECK_EQ_INT(sk_plot_scatter(tmp_path("bad.png"), 100, flipped, p, 1, NULL, 0), SK_ERR_INVALID);
   CHECK_EQ_INT(sk_plot_scatter(tmp_path("bad.png"), 100, nan, p, 1, NULL, 0), SK_ERR_INVALID);
   CHECK_EQ_INT(sk_plot_scatter(tmp_path("bad.png"), 100, ok, NULL, 5, NULL, 0), SK_ERR_INVALID);

@@ -151,6 +151,146 @@ TEST(resume_gives_same_bits) {
   CHECK(system(cmd) == 0);
 }
 
+/* `text` with the first `from` replaced by `to`, in buf. */
+static const char *replaced(char *buf, size_t cap, const char *text, const char *from,
+                            const char *to) {
+  const char *at = strstr(text, from);
+  if (!at) return text;
+  snprintf(buf, cap, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+  return buf;
+}
+
+/* The state's metadata is read through the JSON parser: malformed text,
+ * duplicate keys, deep nesting, wrong types and out-of-range counters are
+ * one-line errors naming the file, and nothing is restored. */
+TEST(resume_rejects_bad_state) {
+  char dir[] = "/tmp/sk_state_XXXXXX";
+  CHECK(mkdtemp(dir));
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_train_config tc = {SK_OBJ_NCSN, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  sk_dataset *ds = mog8_data(100);
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 3);
+  sk_trainer *t;
+  CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+  for (int i = 0; i < 3; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  CHECK_OK(sk_trainer_save(t, dir, &info));
+  char path[256];
+  snprintf(path, sizeof path, "%s/state.safetensors", dir);
+  sk_safetensors *sf;
+  CHECK_OK(sk_safetensors_load(path, &sf));
+  char good[1024];
+  snprintf(good, sizeof good, "%s", sk_safetensors_meta(sf, "scorekit_state"));
+  sk_safetensors_free(sf);
+  const char *head = "{\"arch\":\"1/2/8/1/0/softplus\",\"step\":\"3\",\"adam_steps\":\"3\",";
+  CHECK(strncmp(good, head, strlen(head)) == 0);
+  char deep[128] = "{\"x\":", b1[1100]; /* 66 levels before the real text */
+  for (int i = 0; i < 65; i++) strcat(deep, "[");
+  strcat(deep, "{\"arch\"");
+  const size_t np = sk_model_num_params(m);
+  float *zeros = calloc(np, sizeof *zeros);
+  const struct {
+    const char *from, *to; /* applied to the good text */
+    sk_status want;
+    const char *msg;
+  } cases[] = {
+      {"\"}", "\"", SK_ERR_FORMAT, "training state: byte "},
+      {"\"step\":\"3\"", "\"step\":\"3\",\"step\":\"4\"", SK_ERR_FORMAT, "duplicate key"},
+      {"\"step\":\"3\"", "\"step\":3", SK_ERR_FORMAT, "\"step\" is missing or not a decimal"},
+      {"\"cursor\":\"30\",", "", SK_ERR_FORMAT, "\"cursor\" is missing"},
+      {"\"level\":\"", "\"level\":\"3 ", SK_ERR_FORMAT, "\"level\" is missing"},
+      {"\"proj\":\"0\"", "\"proj\":\"18446744073709551616\"", SK_ERR_FORMAT, "\"proj\""},
+      {"\"epoch\":\"0\"", "\"epoch\":\"9223372036854775808\"", SK_ERR_FORMAT, "\"epoch\""},
+      {"\"data\":\"", "\"data\":\"-", SK_ERR_FORMAT, "\"data\""},
+      {"1/2/8/1/0/softplus", "1/2/9/1/0/softplus", SK_ERR_INVALID, "another architecture"},
+      {"{\"arch\"", deep, SK_ERR_FORMAT, "nesting deeper than 64"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const char *meta[2] = {"scorekit_state",
+                           replaced(b1, sizeof b1, good, cases[k].from, cases[k].to)};
+    CHECK(meta[1] == b1);
+    sk_named_tensor ts[4] = {{"params", 1, {(int64_t)np}, zeros},
+                             {"ema", 1, {(int64_t)np}, zeros},
+                             {"adam.m", 1, {(int64_t)np}, zeros},
+                             {"adam.v", 1, {(int64_t)np}, zeros}};
+    CHECK_OK(sk_safetensors_save(path, ts, 4, meta, 1));
+    sk_status s = sk_trainer_resume(t, dir);
+    if (s != cases[k].want || !strstr(sk_last_error(), cases[k].msg))
+      fprintf(stderr, "case %zu: %s: %s\n", k, sk_status_str(s), sk_last_error());
+    CHECK_EQ_INT(s, cases[k].want);
+    CHECK(strstr(sk_last_error(), cases[k].msg));
+    CHECK(strstr(sk_last_error(), path));
+    CHECK(!strchr(sk_last_error(), '\n'));
+    CHECK_EQ_INT(sk_trainer_steps(t), 3);
+    CHECK(memcmp(sk_model_params(m), zeros, np * sizeof(float)) != 0); /* nothing restored */
+  }
+  free(zeros);
+  sk_trainer_free(t);
+  sk_model_free(m);
+  sk_dataset_free(ds);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* Runs `call` with the k-th allocation failing, for k = 0, 1, ... until it
+ * succeeds: each failure must be SK_ERR_NOMEM with a message saying what ran
+ * out (ASan reports any leak). Returns the number of failures seen. */
+#define EVERY_ALLOCATION_FAILS(call, cleanup)                                       \
+  do {                                                                              \
+    int k_ = 0;                                                                     \
+    for (;; k_++) {                                                                 \
+      sk_set_error(SK_OK, "%s", "");                                                \
+      sk_debug_fail_alloc_after(k_);                                                \
+      sk_status s_ = (call);                                                        \
+      sk_debug_fail_alloc_after(-1);                                                \
+      if (s_ == SK_OK) break;                                                       \
+      if (s_ != SK_ERR_NOMEM || !strstr(sk_last_error(), "out of memory"))          \
+        fprintf(stderr, "%s, allocation %d: %s: %s\n", #call, k_, sk_status_str(s_), \
+                sk_last_error());                                                   \
+      CHECK_EQ_INT(s_, SK_ERR_NOMEM);                                               \
+      CHECK(strstr(sk_last_error(), "out of memory"));                              \
+      CHECK(k_ < 10000);                                                            \
+    }                                                                               \
+    cleanup;                                                                        \
+    CHECK(k_ >= 1);                                                                 \
+  } while (0)
+
+TEST(allocation_failures_are_nomem) {
+  char dir[] = "/tmp/sk_nomem_XXXXXX";
+  CHECK(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 2, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 1);
+  sk_dataset *ds = mog8_data(100);
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  for (int o = 0; o < 3; o++) {
+    const sk_objective obj[3] = {SK_OBJ_NCSN, SK_OBJ_ESM, SK_OBJ_SSM_VR};
+    sk_train_config tc = {obj[o], 16, 2, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+    sk_trainer *t = NULL;
+    EVERY_ALLOCATION_FAILS(sk_trainer_new(m, ds, &tc, &t), sk_trainer_free(t));
+  }
+  sk_score_fn *f = NULL, *g = NULL;
+  EVERY_ALLOCATION_FAILS(sk_score_fn_model(m, 64, &f), (void)0);
+  sk_gmm *law = sk_gmm_builtin("mog8");
+  EVERY_ALLOCATION_FAILS(sk_score_fn_gmm(law, &g), sk_score_fn_free(g));
+  sk_score_fn_free(f);
+  CHECK_OK(sk_model_save(path, m, sk_model_params(m), &info));
+  sk_model *back = NULL;
+  EVERY_ALLOCATION_FAILS(sk_model_load(path, 1, &back, NULL), sk_model_free(back));
+  sk_gmm_free(law);
+  sk_dataset_free(ds);
+  sk_model_free(m);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
 TEST(model_file_round_trip) {
   char dir[] = "/tmp/sk_model_XXXXXX";
   CHECK(mkdtemp(dir));
@@ -188,4 +328,5 @@ TEST(model_file_round_trip) {
 
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(resume_gives_same_bits),
+          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(allocation_failures_are_nomem),
           TEST_ENTRY(model_file_round_trip))

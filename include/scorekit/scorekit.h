@@ -23,7 +23,6 @@
 #include "graph.h"
 #include "io.h"
 #include "nn.h"
-#include "plot.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "sample.h"

@@ -1,5 +1,15 @@
 /* A small strict JSON (RFC 8259) reader into a read-only tree, and a writer
- * buffer: the safetensors header and the model configs kept in its metadata. */
+ * buffer: the one JSON path of the library, for the safetensors header and the
+ * model configs and training state kept in its metadata.
+ *
+ * Kept rather than Debian's libjansson 2.14, after measuring it: jansson also
+ * rejects every malformed text of tests/test_json.c and reports positions, but
+ * its allocator hook (json_set_alloc_funcs) is process-wide, so a library using
+ * it can neither bound what a hostile header expands to (a 100 MB safetensors
+ * header of "[]," took 4.4 GB under jansson; the value cap below refuses it at
+ * 0.5 GB) nor make its allocations fail in tests without changing the host
+ * program's jansson. Its writer also prints 3.0f as "3.0" where existing
+ * model files hold "3". */
 #ifndef SK_IO_JSON_H
 #define SK_IO_JSON_H
 

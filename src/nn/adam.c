@@ -9,7 +9,7 @@
 #endif
 
 #include "core/internal.h"
-#include "scorekit/nn.h"
+#include "nn/internal.h"
 
 struct sk_adam {
   sk_adam_config cfg;
@@ -28,13 +28,17 @@ sk_adam_config sk_adam_config_default(void) {
   return c;
 }
 
-sk_adam *sk_adam_new(const sk_adam_config *cfg, size_t n, const float *params) {
+sk_status sk__adam_check(const sk_adam_config *cfg) {
   if (!(cfg->lr > 0) || !(cfg->beta1 >= 0 && cfg->beta1 < 1) || !(cfg->beta2 >= 0 && cfg->beta2 < 1) ||
-      !(cfg->eps > 0) || !(cfg->clip_norm >= 0) || !(cfg->ema_rate >= 0 && cfg->ema_rate < 1)) {
-    sk__fail(SK_ERR_INVALID, "adam: lr %g, betas (%g, %g), eps %g, clip %g or ema %g out of range",
-             cfg->lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->clip_norm, cfg->ema_rate);
-    return NULL;
-  }
+      !(cfg->eps > 0) || !(cfg->clip_norm >= 0) || !(cfg->ema_rate >= 0 && cfg->ema_rate < 1))
+    return sk__fail(SK_ERR_INVALID,
+                    "adam: lr %g, betas (%g, %g), eps %g, clip %g or ema %g out of range", cfg->lr,
+                    cfg->beta1, cfg->beta2, cfg->eps, cfg->clip_norm, cfg->ema_rate);
+  return SK_OK;
+}
+
+sk_adam *sk_adam_new(const sk_adam_config *cfg, size_t n, const float *params) {
+  if (sk__adam_check(cfg) != SK_OK) return NULL;
   sk_adam *a = sk__calloc(1, sizeof *a);
   /* Aligned like the parameters, so the update's vectors fall on lines. */
   if (!a || !(a->m = sk__calloc_lines(n, sizeof(float))) ||

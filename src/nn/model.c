@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include "scorekit/nn.h"
+#include "nn/internal.h"
 #include "scorekit/rng.h"
 
 #define SK_MAX_LAYERS 64
@@ -39,20 +39,21 @@ static const char *prefix(sk_model_kind k) {
   return k == SK_MODEL_MLP ? "mlp" : k == SK_MODEL_NCMLP ? "ncmlp" : "clf";
 }
 
-sk_model *sk_model_new(const sk_model_config *cfg) {
-  if (cfg->kind >= SK_MODEL_KIND_COUNT || cfg->act >= SK_ACT_COUNT) {
-    sk__fail(SK_ERR_INVALID, "model: unknown kind or activation");
-    return NULL;
-  }
+sk_status sk__model_check(const sk_model_config *cfg) {
+  if (cfg->kind >= SK_MODEL_KIND_COUNT || cfg->act >= SK_ACT_COUNT)
+    return sk__fail(SK_ERR_INVALID, "model: unknown kind or activation");
   if (cfg->dim < 1 || cfg->dim > 1 << 20 || cfg->hidden < 1 || cfg->hidden > 1 << 16 ||
       cfg->depth < 1 || cfg->depth > SK_MAX_LAYERS - 1 ||
-      (cfg->kind == SK_MODEL_CLASSIFIER && (cfg->classes < 2 || cfg->classes > 1 << 16))) {
-    sk__fail(SK_ERR_INVALID,
-             "model: dim %d, hidden %d, depth %d, classes %d out of range (dim 1..2^20, hidden "
-             "1..65536, depth 1..%d, classes 2..65536)",
-             cfg->dim, cfg->hidden, cfg->depth, cfg->classes, SK_MAX_LAYERS - 1);
-    return NULL;
-  }
+      (cfg->kind == SK_MODEL_CLASSIFIER && (cfg->classes < 2 || cfg->classes > 1 << 16)))
+    return sk__fail(SK_ERR_INVALID,
+                    "model: dim %d, hidden %d, depth %d, classes %d out of range (dim 1..2^20, "
+                    "hidden 1..65536, depth 1..%d, classes 2..65536)",
+                    cfg->dim, cfg->hidden, cfg->depth, cfg->classes, SK_MAX_LAYERS - 1);
+  return SK_OK;
+}
+
+sk_model *sk_model_new(const sk_model_config *cfg) {
+  if (sk__model_check(cfg) != SK_OK) return NULL;
   sk_model *m = sk__calloc(1, sizeof *m);
   if (!m) {
     sk__fail(SK_ERR_NOMEM, "model: out of memory");
@@ -122,7 +123,11 @@ sk_status sk_model_bind(sk_model *m, sk_graph *g, float *params, sk_node *out) {
   float *base = params ? params : m->params;
   for (int i = 0; i < m->n_tensors; i++) {
     out[i] = sk_param(g, m->t[i].name, m->t[i].ndim, m->t[i].shape, base + m->t[i].offset);
-    if (out[i] == SK_NONE) return sk__fail(sk_graph_status(g), "model: cannot bind parameters");
+    if (out[i] == SK_NONE) { /* the graph keeps its own words for sk_graph_compile */
+      const sk_status st = sk_graph_status(g);
+      return sk__fail(st, "model: %s binding %s to the graph",
+                      st == SK_ERR_NOMEM ? "out of memory" : "failed", m->t[i].name);
+    }
   }
   return SK_OK;
 }

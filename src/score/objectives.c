@@ -114,7 +114,7 @@ sk_status sk_loss_graph_new(sk_model *m, sk_objective obj, int batch, int projec
                     projections);
   out->rows = batch * proj;
   out->g = sk_graph_new();
-  if (!out->g) return SK_ERR_NOMEM;
+  if (!out->g) return sk__fail(SK_ERR_NOMEM, "loss: out of memory for the graph");
   sk_status st = build(m, obj, out->rows, out);
   if (st != SK_OK) sk_loss_graph_free(out);
   return st;

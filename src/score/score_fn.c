@@ -37,17 +37,14 @@ void sk_score_fn_free(sk_score_fn *f) {
 int sk_score_fn_dim(const sk_score_fn *f) { return f->dim; }
 int sk_score_fn_rows(const sk_score_fn *f) { return f->rows; }
 
-static sk_score_fn *alloc_fn(fn_kind kind, int dim) {
-  sk_score_fn *f = sk__calloc(1, sizeof *f);
-  if (!f) {
-    sk__fail(SK_ERR_NOMEM, "score function: out of memory");
-    return NULL;
-  }
+static sk_status alloc_fn(fn_kind kind, int dim, sk_score_fn **out) {
+  sk_score_fn *f = *out = sk__calloc(1, sizeof *f);
+  if (!f) return sk__fail(SK_ERR_NOMEM, "score function: out of memory");
   f->kind = kind;
   f->dim = dim;
   f->rows = SK_SCORE_ROWS;
   f->x = f->sigma = f->out = SK_NONE;
-  return f;
+  return SK_OK;
 }
 
 /* The forward graph of model m on f->rows rows; with guidance_y >= 0
@@ -55,7 +52,7 @@ static sk_score_fn *alloc_fn(fn_kind kind, int dim) {
 static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
   const sk_model_config *c = sk_model_get_config(m);
   f->g = sk_graph_new();
-  if (!f->g) return SK_ERR_NOMEM;
+  if (!f->g) return sk__fail(SK_ERR_NOMEM, "score function: out of memory for its graph");
   sk_graph *g = f->g;
   sk_node p[128];
   sk_status st = sk_model_bind(m, g, NULL, p);
@@ -81,11 +78,12 @@ sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out) {
     return sk__fail(SK_ERR_INVALID, "score function: a classifier is not a score model");
   if (rows < 1 || rows > SK_SCORE_ROWS)
     return sk__fail(SK_ERR_INVALID, "score function: rows %d outside 1..%d", rows, SK_SCORE_ROWS);
-  sk_score_fn *f = alloc_fn(FN_MODEL, c->dim);
-  if (!f) return SK_ERR_NOMEM;
+  sk_score_fn *f;
+  sk_status st = alloc_fn(FN_MODEL, c->dim, &f);
+  if (st != SK_OK) return st;
   f->rows = rows;
   f->model = m;
-  sk_status st = compile_model(f, m, -1);
+  st = compile_model(f, m, -1);
   if (st != SK_OK) {
     sk_score_fn_free(f);
     return st;
@@ -95,10 +93,9 @@ sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out) {
 }
 
 sk_status sk_score_fn_gmm(const sk_gmm *g, sk_score_fn **out) {
-  *out = alloc_fn(FN_GMM, sk_gmm_dim(g));
-  if (!*out) return SK_ERR_NOMEM;
-  (*out)->gmm = g;
-  return SK_OK;
+  sk_status st = alloc_fn(FN_GMM, sk_gmm_dim(g), out);
+  if (st == SK_OK) (*out)->gmm = g;
+  return st;
 }
 
 static sk_status guided_common(sk_score_fn *base, int dim, int y, int classes, float w,
@@ -110,8 +107,9 @@ static sk_status guided_common(sk_score_fn *base, int dim, int y, int classes, f
   if (y < 0 || y >= classes)
     return sk__fail(SK_ERR_INVALID, "guidance: class %d outside 0..%d", y, classes - 1);
   if (!isfinite(w)) return sk__fail(SK_ERR_INVALID, "guidance: weight %g is not finite", w);
-  sk_score_fn *f = alloc_fn(kind, dim);
-  if (!f) return SK_ERR_NOMEM;
+  sk_score_fn *f;
+  sk_status st = alloc_fn(kind, dim, &f);
+  if (st != SK_OK) return st;
   f->base = base;
   f->rows = base->rows;
   f->y = y;
@@ -208,7 +206,7 @@ sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigm
     for (size_t i = 0; i < nd; i++) out[i] += f->w * f->tmp[i];
     return SK_OK;
   }
-  return SK_ERR_STATE;
+  return sk__fail(SK_ERR_STATE, "score function: unknown kind");
 }
 
 sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "io/json.h"
+#include "nn/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
@@ -66,15 +68,18 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
       return sk__fail(SK_ERR_INVALID, "train: data has %d classes, the classifier %d",
                       sk_dataset_classes(ds), mc->classes);
   }
+  /* Checked here so that a NULL from sk_adam_new below can only mean memory. */
+  sk_status st = sk__adam_check(&cfg->adam);
+  if (st != SK_OK) return st;
   sk_trainer *t = sk__calloc(1, sizeof *t);
-  if (!t) return sk__fail(SK_ERR_NOMEM, "train: out of memory");
+  if (!t) return sk__fail(SK_ERR_NOMEM, "train: out of memory for the trainer");
   t->m = m;
   t->ds = ds;
   t->cfg = *cfg;
   if (laddered) memcpy(t->sigmas, cfg->sigmas, (size_t)cfg->n_sigmas * sizeof(float));
   t->cfg.sigmas = t->sigmas;
   if (t->cfg.projections < 1) t->cfg.projections = 1;
-  sk_status st = sk_loss_graph_new(m, o, cfg->batch, t->cfg.projections, &t->lg);
+  st = sk_loss_graph_new(m, o, cfg->batch, t->cfg.projections, &t->lg);
   if (st != SK_OK) {
     sk__free(t);
     return st;
@@ -84,8 +89,12 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
   t->batch = sk__malloc((size_t)cfg->batch * (size_t)mc->dim * sizeof(float));
   t->labels = sk__malloc((size_t)cfg->batch * sizeof(int32_t));
   t->parts = sk__malloc((size_t)SK_MAX(1, t->lg.n_grads) * sizeof *t->parts);
-  if (!t->adam || !t->batch || !t->labels || !t->parts) {
-    st = t->adam ? sk__fail(SK_ERR_NOMEM, "train: out of memory") : SK_ERR_INVALID;
+  if (!t->adam)
+    st = sk__fail(SK_ERR_NOMEM, "train: out of memory for Adam's moments and EMA (3 × %zu floats)",
+                  np);
+  else if (!t->batch || !t->labels || !t->parts)
+    st = sk__fail(SK_ERR_NOMEM, "train: out of memory for a batch of %d", cfg->batch);
+  if (st != SK_OK) {
     sk_trainer_free(t);
     return st;
   }
@@ -181,25 +190,57 @@ static void arch_string(const sk_model *m, char *buf, size_t cap) {
            sk_activation_name(c->act));
 }
 
+/* The counters of the state metadata, in the order they are written. */
+enum { N_COUNTERS = 11 };
+static const char *const counter_keys[N_COUNTERS] = {
+    "step",  "adam_steps", "data",      "noise",          "proj",           "level",
+    "epoch", "cursor",     "epoch_rng", "epoch_rng_seed", "epoch_rng_stream"};
+/* Those read back into int64_t fields (the rest are RNG offsets and seeds). */
+static const unsigned char counter_is_int64[N_COUNTERS] = {1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0};
+
+static void get_counters(const sk_trainer *t, uint64_t v[N_COUNTERS]) {
+  const sk_dataset_pos pos = sk_dataset_get_pos(t->ds);
+  const uint64_t c[N_COUNTERS] = {
+      (uint64_t)t->step,   (uint64_t)sk_adam_steps(t->adam),
+      t->r_data.offset,    t->r_noise.offset,
+      t->r_proj.offset,    t->r_level.offset,
+      (uint64_t)pos.epoch, (uint64_t)pos.cursor,
+      pos.rng_at_epoch_start.offset, pos.rng_at_epoch_start.seed,
+      pos.rng_at_epoch_start.stream};
+  memcpy(v, c, sizeof c);
+}
+
+/* The state metadata: {"arch":"...","step":"12",...}, through the same JSON
+ * writer as the safetensors header. Counters are decimal strings because a
+ * JSON number is a double to most readers and would lose bits past 2^53. */
+static sk_status state_json(const sk_trainer *t, sk__jbuf *b) {
+  char arch[128], num[32];
+  arch_string(t->m, arch, sizeof arch);
+  uint64_t v[N_COUNTERS];
+  get_counters(t, v);
+  sk__jbuf_puts(b, "{\"arch\":");
+  sk__jbuf_string(b, arch, strlen(arch));
+  for (int i = 0; i < N_COUNTERS; i++) {
+    sk__jbuf_puts(b, ",");
+    sk__jbuf_string(b, counter_keys[i], strlen(counter_keys[i]));
+    sk__jbuf_puts(b, ":");
+    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v[i]);
+    sk__jbuf_string(b, num, (size_t)n);
+  }
+  return sk__jbuf_puts(b, "}");
+}
+
 sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info) {
   char path[4096];
   sk_status st = join(path, sizeof path, dir, "state.safetensors");
   if (st != SK_OK) return st;
-  /* Positions as decimal strings: JSON numbers are doubles and lose bits. */
-  sk_dataset_pos pos = sk_dataset_get_pos(t->ds);
-  char arch[128], state[768];
-  arch_string(t->m, arch, sizeof arch);
-  snprintf(state, sizeof state,
-           "{\"arch\":\"%s\",\"step\":\"%lld\",\"adam_steps\":\"%lld\",\"data\":\"%llu\",\"noise\":\"%llu\","
-           "\"proj\":\"%llu\",\"level\":\"%llu\",\"epoch\":\"%lld\",\"cursor\":\"%lld\","
-           "\"epoch_rng\":\"%llu\",\"epoch_rng_seed\":\"%llu\",\"epoch_rng_stream\":\"%llu\"}",
-           arch, (long long)t->step, (long long)sk_adam_steps(t->adam),
-           (unsigned long long)t->r_data.offset, (unsigned long long)t->r_noise.offset,
-           (unsigned long long)t->r_proj.offset, (unsigned long long)t->r_level.offset,
-           (long long)pos.epoch, (long long)pos.cursor,
-           (unsigned long long)pos.rng_at_epoch_start.offset,
-           (unsigned long long)pos.rng_at_epoch_start.seed,
-           (unsigned long long)pos.rng_at_epoch_start.stream);
+  sk__jbuf state;
+  sk__jbuf_init(&state);
+  st = state_json(t, &state);
+  if (st != SK_OK) {
+    sk__jbuf_free(&state);
+    return st;
+  }
   size_t np = sk_model_num_params(t->m);
   /* Everything a resume needs is in this one file, written atomically, so a
    * crash between the two files below can never pair mismatched halves. */
@@ -207,8 +248,9 @@ sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *i
                            {"ema", 1, {(int64_t)np}, sk_adam_ema(t->adam)},
                            {"adam.m", 1, {(int64_t)np}, sk_adam_m(t->adam)},
                            {"adam.v", 1, {(int64_t)np}, sk_adam_v(t->adam)}};
-  const char *meta[2] = {"scorekit_state", state};
+  const char *meta[2] = {"scorekit_state", state.data};
   st = sk_safetensors_save(path, ts, 4, meta, 1);
+  sk__jbuf_free(&state);
   if (st != SK_OK) return st;
   st = join(path, sizeof path, dir, "model.safetensors");
   if (st != SK_OK) return st;
@@ -217,15 +259,50 @@ sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *i
   return sk_model_save(path, t->m, sk_adam_ema(t->adam), &mi);
 }
 
-static int field_u64(const char *json, const char *key, unsigned long long *out) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "\"%s\":\"", key);
-  const char *p = strstr(json, pat);
-  if (!p) return 0;
-  p += strlen(pat);
-  char *end;
-  *out = strtoull(p, &end, 10);
-  return end != p && *end == '"';
+/* A counter as written by state_json: 1 to 20 decimal digits, nothing else,
+ * within uint64_t (and int64_t when `is_int64`). */
+static int parse_counter(const char *s, size_t n, int is_int64, uint64_t *out) {
+  if (!s || n < 1 || n > 20) return 0;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    const uint64_t d = (uint64_t)(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return 0;
+    v = v * 10 + d;
+  }
+  if (is_int64 && v > (uint64_t)INT64_MAX) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Reads the state metadata of `path` into v, after checking it was saved
+ * for this architecture. */
+static sk_status parse_state(const sk_trainer *t, const char *path, const char *meta,
+                             uint64_t v[N_COUNTERS]) {
+  char what[4200];
+  snprintf(what, sizeof what, "%s: training state", path);
+  sk__json_doc *doc = NULL;
+  sk_status st = sk__json_parse(what, meta, strlen(meta), &doc, NULL);
+  if (st != SK_OK) return st;
+  const sk__json *root = sk__json_root(doc);
+  size_t n;
+  const char *arch = sk__json_string(sk__json_get(root, "arch"), &n);
+  char want[128];
+  arch_string(t->m, want, sizeof want);
+  if (!arch) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"arch\" is missing or not a string", what);
+  } else if (n != strlen(want) || memcmp(arch, want, n) != 0) {
+    st = sk__fail(SK_ERR_INVALID, "%s: saved for another architecture (%.64s) than this run's (%s)",
+                  path, arch, want);
+  }
+  for (int i = 0; st == SK_OK && i < N_COUNTERS; i++) {
+    const char *s = sk__json_string(sk__json_get(root, counter_keys[i]), &n);
+    if (!parse_counter(s, n, counter_is_int64[i], &v[i]))
+      st = sk__fail(SK_ERR_FORMAT, "%s: \"%s\" is missing or not a decimal string of a counter",
+                    what, counter_keys[i]);
+  }
+  sk__json_doc_free(doc);
+  return st;
 }
 
 sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
@@ -238,25 +315,19 @@ sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
   if (st != SK_OK) return st;
   const sk_tensor *tp = NULL, *te = NULL, *tm = NULL, *tv = NULL;
   const char *meta = sk_safetensors_meta(sf, "scorekit_state");
-  unsigned long long v[11];
-  static const char *const keys[11] = {"step", "adam_steps", "data", "noise", "proj", "level",
-                                       "epoch", "cursor", "epoch_rng", "epoch_rng_seed",
-                                       "epoch_rng_stream"};
+  uint64_t v[N_COUNTERS];
   int ok = meta && sk_safetensors_get(sf, "params", &tp) == SK_OK &&
            sk_safetensors_get(sf, "ema", &te) == SK_OK &&
            sk_safetensors_get(sf, "adam.m", &tm) == SK_OK &&
            sk_safetensors_get(sf, "adam.v", &tv) == SK_OK;
-  for (int i = 0; ok && i < 11; i++) ok = field_u64(meta, keys[i], &v[i]);
   if (!ok) {
     sk_safetensors_free(sf);
     return sk__fail(SK_ERR_FORMAT, "%s: not a scorekit training state", path);
   }
-  char arch[128], want[160];
-  arch_string(t->m, arch, sizeof arch);
-  snprintf(want, sizeof want, "\"arch\":\"%s\"", arch);
-  if (!strstr(meta, want)) {
+  st = parse_state(t, path, meta, v);
+  if (st != SK_OK) {
     sk_safetensors_free(sf);
-    return sk__fail(SK_ERR_INVALID, "%s: saved for another architecture than this run's", path);
+    return st;
   }
   if (sk_tensor_numel(tp) != (int64_t)np || sk_tensor_numel(te) != (int64_t)np ||
       sk_tensor_numel(tm) != (int64_t)np || sk_tensor_numel(tv) != (int64_t)np) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "scorekit/scorekit.h"
+#include "plot.h" /* the scorekit_plot library */
 
 /* Prints "scorekit: <msg>" to stderr and returns 1 (the exit code). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -5,8 +5,9 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "plot.h"
+
 #include "io/internal.h"
-#include "scorekit/plot.h"
 
 #define PNG_MAX_SIDE 32768
 /* Filtered image bytes; larger pictures are not what this writer is for. */

@@ -1,9 +1,12 @@
-/* scorekit pictures: a dependency-free PNG writer and raster plots of 2-D
- * samples, score fields and image batches. Every file is written atomically. */
+/* scorekit pictures: a PNG writer (on zlib) and raster plots of 2-D samples,
+ * score fields and image batches, each file written atomically. This is the
+ * scorekit_plot library, beside the library proper: pictures are a concern of
+ * the command-line program and the tests, which link it; libscorekit neither
+ * contains it nor needs zlib. */
 #ifndef SCOREKIT_PLOT_H
 #define SCOREKIT_PLOT_H
 
-#include "core.h"
+#include "scorekit/core.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,7 +28,13 @@ typedef struct sk_plot_bounds {
  * are none. */
 SK_API sk_plot_bounds sk_plot_auto_bounds(const float *pts, int64_t n);
 
-/* Scatter plot of size x size pixels (64 <= size <= 8192) with a white
+/* The side of a plot in pixels: its float canvas takes 12 bytes a pixel
+ * (200 MB at the largest). */
+#define SK_PLOT_MIN_SIZE 64
+#define SK_PLOT_MAX_SIZE 4096
+
+/* Scatter plot of size x size pixels (SK_PLOT_MIN_SIZE <= size <=
+ * SK_PLOT_MAX_SIZE, else SK_ERR_INVALID) with a white
  * background, light grid and tick labels: `ref` (n_ref, 2), e.g. the data, in
  * light grey-blue under `pts` (n_pts, 2), e.g. samples, in a strong colour.
  * Dots are anti-aliased and alpha-blended with an opacity that falls with the

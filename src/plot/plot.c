@@ -5,11 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "io/internal.h"
-#include "scorekit/plot.h"
+#include "plot.h"
 
-#define PLOT_MIN_SIZE 64
-#define PLOT_MAX_SIZE 4096
+#include "io/internal.h"
+
 #define FIELD_MAX_GRID 256
 #define GROUPS_MAX 64
 
@@ -170,9 +169,9 @@ static int label_width(double lo, double hi, int scale) {
 static sk_status canvas_init(canvas *c, const char *path, int size, sk_plot_bounds b) {
   memset(c, 0, sizeof *c);
   if (!path) return sk__fail(SK_ERR_INVALID, "plot: path is NULL");
-  if (size < PLOT_MIN_SIZE || size > PLOT_MAX_SIZE)
-    return sk__fail(SK_ERR_INVALID, "%s: plot size must be in %d..%d, got %d", path, PLOT_MIN_SIZE,
-                    PLOT_MAX_SIZE, size);
+  if (size < SK_PLOT_MIN_SIZE || size > SK_PLOT_MAX_SIZE)
+    return sk__fail(SK_ERR_INVALID, "%s: plot size must be in %d..%d, got %d", path, SK_PLOT_MIN_SIZE,
+                    SK_PLOT_MAX_SIZE, size);
   if (!isfinite(b.xmin) || !isfinite(b.xmax) || !isfinite(b.ymin) || !isfinite(b.ymax) ||
       !(b.xmin < b.xmax) || !(b.ymin < b.ymax))
     return sk__fail(SK_ERR_INVALID, "%s: bad plot bounds x [%g, %g], y [%g, %g]", path,

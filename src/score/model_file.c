@@ -1,11 +1,14 @@
-/* Model checkpoints: safetensors with the weights under nn.Linear names, the
- * EMA weights under "ema.", and the config as JSON in the metadata. */
+/* Model files (sk_model_save/load): safetensors with the weights under
+ * nn.Linear names, the EMA weights under "ema.", and the config as JSON in the
+ * metadata. It lives in the score layer, above io, because it needs the model
+ * (nn) and the objective names (score); io only knows the formats. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "io/internal.h"
+#include "core/internal.h"
 #include "io/json.h"
+#include "nn/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
@@ -133,9 +136,17 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path, kind, act);
     goto done;
   }
+  /* A config sk_model_new refuses is the file's fault; after this check a
+   * NULL from it can only mean memory. */
+  if (sk__model_check(&cfg) != SK_OK) {
+    char why[400]; /* copied: the message buffer is about to be rewritten */
+    snprintf(why, sizeof why, "%s", sk_last_error());
+    s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+    goto done;
+  }
   sk_model *m = sk_model_new(&cfg);
   if (!m) {
-    s = SK_ERR_INVALID;
+    s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
     goto done;
   }
   for (int i = 0; i < sk_model_num_tensors(m); i++) {

@@ -1,0 +1,15 @@
+/* Private to the nn layer and the layers above it: the checks behind
+ * sk_model_new and sk_adam_new, so that a caller told NULL can tell a
+ * config it must report from an allocation that failed. */
+#ifndef SK_NN_INTERNAL_H
+#define SK_NN_INTERNAL_H
+
+#include "scorekit/nn.h"
+
+/* SK_OK when sk_model_new accepts cfg; else SK_ERR_INVALID with the message
+ * sk_model_new would set. */
+sk_status sk__model_check(const sk_model_config *cfg);
+/* The same for sk_adam_new's config. */
+sk_status sk__adam_check(const sk_adam_config *cfg);
+
+#endif
