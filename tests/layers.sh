@@ -21,7 +21,7 @@ declare -A allowed=(
 )
 header_layer() {
   case $1 in
-    core.h | rng.h) echo core ;;
+    core.h | rng.h | version.h) echo core ;;
     tensor.h) echo tensor ;;
     graph.h) echo graph ;;
     io.h | safetensors.h) echo io ;;
