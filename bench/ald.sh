@@ -3,7 +3,8 @@
 # noise-conditional MLP (3 × 128 softplus): `scorekit sample` against the same
 # loop in PyTorch (bench/torch_ald.py) with the same weights, side by side,
 # with each side's peak RSS (/usr/bin/time -f %M). scorekit runs with its
-# default threads (2 here) in the environment as found; PyTorch in every
+# default threads (OpenMP's: one per core) in the environment as found;
+# PyTorch in every
 # configuration of TORCH_CONFIGS (bench/lib.sh: as found and tuned, torch
 # threads × OPENBLAS_NUM_THREADS), and the best as-found and best tuned ones
 # are compared. Both outputs are evaluated by `scorekit eval`, so the two

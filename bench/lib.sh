@@ -4,7 +4,8 @@
 
 # Configures every time (it is quick) because CMake globs bench/*.c: a new
 # benchmark source gets its target only from a fresh configure. Two jobs at
-# most, as the machine has two cores and may be timing something else.
+# most, so that on a 2-core machine the build leaves room for anything else
+# that is being timed.
 sk_build() {
   local root=$1 build=$2
   shift 2
@@ -20,8 +21,9 @@ sk_build() {
 # does its matrix products in the pthread OpenBLAS, whose own pool
 # torch.set_num_threads does not limit.
 #
-# TUNED_ENV: OpenBLAS's AVX-512 kernels (this environment exports
-# OPENBLAS_CORETYPE=Haswell, its AVX2 ones), and glibc malloc thresholds
+# TUNED_ENV: OpenBLAS's AVX-512 kernels (the environment may force others:
+# the one of docs/PERFORMANCE.md exports OPENBLAS_CORETYPE=Haswell, its AVX2
+# ones), and glibc malloc thresholds
 # raised so that each step's activations are not mmap'd and page-faulted
 # afresh (32 MiB is the largest mmap threshold glibc accepts; the big
 # workloads' activations are 8 MiB).

@@ -3,7 +3,8 @@
  * be faster) with AVX-512 and with AVX2, on 1 and 2 threads; and OpenBLAS
  * sgemm at 2048³, what a tuned kernel reaches on a large product. run.sh runs
  * it twice, the second time `--only sgemm` with OPENBLAS_CORETYPE=SkylakeX,
- * because the environment here forces OpenBLAS's Haswell (AVX2) kernels.
+ * because the environment may force other kernels (the one of
+ * docs/PERFORMANCE.md forces OpenBLAS's Haswell (AVX2) kernels).
  *
  * Prints lines `PEAK WHAT THREADS GFLOP/s`; every number is the best of
  * --repeats, since a peak is a ceiling and any disturbance only lowers it. */

@@ -6,12 +6,13 @@
 # Usage: bench/run.sh [--quick] [--ald]
 #   --quick: ROUNDS=1 REPEATS=5 WARMUP=0.2 TORCH_CONFIGS=quick unless set.
 #   --ald: then runs bench/ald.sh (annealed Langevin; ALD_REPEATS, default 5),
-#     against ALD_TORCH_CONFIGS (default quick: PyTorch's as-found
-#     configurations take 40-100 s a run here and never win; quick keeps
-#     only found 1/1 of them).
+#     against ALD_TORCH_CONFIGS (default quick: on the 2-core machine of
+#     docs/PERFORMANCE.md PyTorch's as-found configurations take 40-105 s a
+#     run and never win; quick keeps only found 1/1 of them).
 #   ROUNDS (default 3): interleaved rounds; per round and workload, scorekit
-#     (default threads, 2 here), torch in every configuration, then scorekit
-#     at 1 thread. Each cell is the median of the rounds' medians.
+#     (default threads: OpenMP's, one per core), torch in every
+#     configuration, then scorekit at 1 thread. Each cell is the median of
+#     the rounds' medians.
 #   RESULTS (optional): a file to keep the raw measurements in.
 #   REPEATS (default 7): repeats per measurement (the median is taken).
 #   WARMUP (default 0.5): seconds of warm-up per measurement.
@@ -144,8 +145,9 @@ for line in open(sys.argv[1]):
 peak = float(sys.argv[2])
 # A cell is the median of the rounds' medians (the middle of 3): the speed of
 # a typical round. The best of the rounds would favour whoever is measured
-# most often on this shared VM, whose speed swings by ±20 % over minutes, and
-# torch is measured in 8 configurations to scorekit's 1.
+# most often on a shared VM, whose speed can swing by ±20 % over minutes
+# (docs/PERFORMANCE.md), and torch is measured in 8 configurations to
+# scorekit's 1.
 for k, v in runs.items():
     v = sorted(v)
     rate[k] = v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])

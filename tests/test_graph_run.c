@@ -591,8 +591,8 @@ TEST(fused_runs_match_unfused) {
 
 /* sk__barrier: in each round every thread writes its slot, meets the others,
  * and must then see every slot of that round, and no thread may write the
- * next round's before all have looked (2, 3 and 4 threads, the last two more
- * than this machine's cores). */
+ * next round's before all have looked (2, 3 and 4 threads: on a 2-core
+ * machine the last two oversubscribe it). */
 TEST(barrier_orders_rounds) {
   enum { ROUNDS = 20000 };
   for (int nt = 2; nt <= 4; nt++) {

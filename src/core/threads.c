@@ -26,10 +26,10 @@ int sk_get_num_threads(void) { return sk__num_threads(); }
 /* Sense-reversing: the last thread to arrive resets the count and flips the
  * sense; the others spin on the sense, pausing, and after 256 pauses yield
  * the CPU at each look (with more threads than cores, the thread they wait
- * for may need it: ncsn on 3 threads here ran at 65 % of libgomp's speed
- * with 4096 pauses, at its speed with 256; on 2 threads 256 and 4096 do not
- * differ measurably). Measured on 2 threads here: 0.3-0.5 µs a barrier,
- * against 1.5-1.7 µs for `#pragma omp barrier` (libgomp). */
+ * for may need it: on a 2-core Zen 5, ncsn on 3 threads ran at 65 % of
+ * libgomp's speed with 4096 pauses, at its speed with 256; on 2 threads 256
+ * and 4096 do not differ measurably). Measured there on 2 threads: 0.3-0.5
+ * µs a barrier, against 1.5-1.7 µs for `#pragma omp barrier` (libgomp). */
 void sk__barrier_wait(sk__barrier *b, int nt, int *sense) {
   if (nt <= 1) return;
   const int s = !*sense;

@@ -111,9 +111,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void adam_up
  * the parameters stored with non-temporal stores. For a step on
  * several threads: every thread reads every parameter in the next step, and
  * an ordinary store to a line another core has read must first take that
- * core's copy away, 8.6-10 ns a line here against 0.6-1.5 ns for a
- * non-temporal store, while the readers load the lines from memory as fast
- * as from the other core's cache (bench/coherence.c). Adam 30-50 µs ->
+ * core's copy away: on a 2-core Zen 5, 8.6-10 ns a line against 0.6-1.5 ns
+ * for a non-temporal store, while the readers load the lines from memory as
+ * fast as from the other core's cache (bench/coherence.c). Adam 30-50 µs ->
  * 18 µs per ncsn-b128 step on 2 threads; +6 % for that step (A/B). */
 __attribute__((target("avx512f"))) static void adam_update_stream(
     float *restrict p, float *restrict m, float *restrict v, float *restrict e,
