@@ -35,6 +35,8 @@ static sk_node b_exp(sk_graph *g, const sk_node *x) { return sk_exp(g, x[0]); }
 static sk_node b_log(sk_graph *g, const sk_node *x) { return sk_log(g, x[0]); }
 static sk_node b_sqrt(sk_graph *g, const sk_node *x) { return sk_sqrt(g, x[0]); }
 static sk_node b_tanh(sk_graph *g, const sk_node *x) { return sk_tanh(g, x[0]); }
+static sk_node b_sin(sk_graph *g, const sk_node *x) { return sk_sin(g, x[0]); }
+static sk_node b_cos(sk_graph *g, const sk_node *x) { return sk_cos(g, x[0]); }
 static sk_node b_sigmoid(sk_graph *g, const sk_node *x) { return sk_sigmoid(g, x[0]); }
 static sk_node b_softplus(sk_graph *g, const sk_node *x) { return sk_softplus(g, x[0]); }
 static sk_node b_step(sk_graph *g, const sk_node *x) {
@@ -84,6 +86,8 @@ static const fd_case cases[] = {
     {"log", 1, {2}, {S2(3, 4)}, {0.5f}, {3}, {0}, 1, b_log},
     {"sqrt", 1, {2}, {S2(3, 4)}, {0.5f}, {3}, {0}, 1, b_sqrt},
     {"tanh", 1, {2}, {S2(3, 4)}, {-2}, {2}, {0}, 1, b_tanh},
+    {"sin", 1, {2}, {S2(3, 4)}, {-4}, {4}, {0}, 1, b_sin},
+    {"cos", 1, {2}, {S2(3, 4)}, {-4}, {4}, {0}, 1, b_cos},
     {"sigmoid", 1, {2}, {S2(3, 4)}, {-3}, {3}, {0}, 1, b_sigmoid},
     {"softplus", 1, {2}, {S2(3, 4)}, {-3}, {3}, {0}, 1, b_softplus},
     {"step", 1, {2}, {S2(3, 4)}, {-2}, {2}, {0}, 0, b_step},

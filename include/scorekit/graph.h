@@ -57,6 +57,8 @@ SK_API sk_node sk_exp(sk_graph *g, sk_node a);
 SK_API sk_node sk_log(sk_graph *g, sk_node a);
 SK_API sk_node sk_sqrt(sk_graph *g, sk_node a);
 SK_API sk_node sk_tanh(sk_graph *g, sk_node a);
+SK_API sk_node sk_sin(sk_graph *g, sk_node a);
+SK_API sk_node sk_cos(sk_graph *g, sk_node a);
 SK_API sk_node sk_sigmoid(sk_graph *g, sk_node a);
 /* log(1 + e^a), stable for any a. */
 SK_API sk_node sk_softplus(sk_graph *g, sk_node a);

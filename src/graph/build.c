@@ -302,6 +302,8 @@ SAME_SHAPE(exp)
 SAME_SHAPE(log)
 SAME_SHAPE(sqrt)
 SAME_SHAPE(tanh)
+SAME_SHAPE(sin)
+SAME_SHAPE(cos)
 SAME_SHAPE(sigmoid)
 SAME_SHAPE(softplus)
 SAME_SHAPE(step)
@@ -458,6 +460,8 @@ sk_node sk_exp(sk_graph *g, sk_node a) { return unary(g, SK_OP_EXP, a); }
 sk_node sk_log(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOG, a); }
 sk_node sk_sqrt(sk_graph *g, sk_node a) { return unary(g, SK_OP_SQRT, a); }
 sk_node sk_tanh(sk_graph *g, sk_node a) { return unary(g, SK_OP_TANH, a); }
+sk_node sk_sin(sk_graph *g, sk_node a) { return unary(g, SK_OP_SIN, a); }
+sk_node sk_cos(sk_graph *g, sk_node a) { return unary(g, SK_OP_COS, a); }
 sk_node sk_sigmoid(sk_graph *g, sk_node a) { return unary(g, SK_OP_SIGMOID, a); }
 sk_node sk_softplus(sk_graph *g, sk_node a) { return unary(g, SK_OP_SOFTPLUS, a); }
 sk_node sk_step(sk_graph *g, sk_node a) { return unary(g, SK_OP_STEP, a); }

@@ -77,6 +77,15 @@ static void grad_tanh(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_affine(g, sk_mul(g, y, y), -1.0f, 1.0f));
 }
 
+/* sin' = cos and cos' = −sin: each rule builds the other op, so derivatives of
+ * every order stay within the pair. */
+static void grad_sin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, sk_cos(g, IN0));
+}
+static void grad_cos(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_neg(g, sk_mul(g, dy, sk_sin(g, IN0)));
+}
+
 /* σ' = σ(1 − σ). */
 static void grad_sigmoid(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_mul(g, y, sk_affine(g, y, -1.0f, 1.0f)));

@@ -53,7 +53,8 @@ static const struct { int8_t bin, un; } ew[SK_OP_COUNT] = {
     [SK_OP_EXP] = {0, SK_UN_EXP + 1},          [SK_OP_LOG] = {0, SK_UN_LOG + 1},
     [SK_OP_SQRT] = {0, SK_UN_SQRT + 1},        [SK_OP_TANH] = {0, SK_UN_TANH + 1},
     [SK_OP_SIGMOID] = {0, SK_UN_SIGMOID + 1},  [SK_OP_SOFTPLUS] = {0, SK_UN_SOFTPLUS + 1},
-    [SK_OP_STEP] = {0, SK_UN_STEP + 1},
+    [SK_OP_STEP] = {0, SK_UN_STEP + 1},        [SK_OP_SIN] = {0, SK_UN_SIN + 1},
+    [SK_OP_COS] = {0, SK_UN_COS + 1},
 };
 
 /* An elementwise op: out (so) = op(x0 (sa)), or op(x0 (sa), x1 (sb)),
@@ -105,6 +106,8 @@ static sk_status cpu_elementwise(const sk__exec *e, int64_t r0, int64_t r1) {
 #define cpu_log cpu_elementwise
 #define cpu_sqrt cpu_elementwise
 #define cpu_tanh cpu_elementwise
+#define cpu_sin cpu_elementwise
+#define cpu_cos cpu_elementwise
 #define cpu_sigmoid cpu_elementwise
 #define cpu_softplus cpu_elementwise
 #define cpu_step cpu_elementwise

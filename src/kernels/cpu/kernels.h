@@ -50,7 +50,7 @@ void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__s
 
 typedef enum {
   SK_UN_NEG, SK_UN_AFFINE, SK_UN_EXP, SK_UN_LOG, SK_UN_SQRT, SK_UN_TANH, SK_UN_SIGMOID,
-  SK_UN_SOFTPLUS, SK_UN_STEP
+  SK_UN_SOFTPLUS, SK_UN_STEP, SK_UN_SIN, SK_UN_COS
 } sk__unop;
 /* out[i] = f(a[i]) for i in [e0, e1); alpha and beta for affine. */
 void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta, int64_t e0,
