@@ -82,6 +82,39 @@ SK_API sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows)
 SK_API sk_node sk_logsumexp(sk_graph *g, sk_node a);
 SK_API sk_node sk_stop_grad(sk_graph *g, sk_node a);
 
+/* ---- convolutions (NCHW) ---- */
+/* A 2-D convolution's geometry, as PyTorch's conv2d and conv_transpose2d
+ * take it: [0] along the height, [1] along the width. Zero-initialised (or
+ * a NULL pointer) it is stride 1, no padding, no dilation: a zero stride or
+ * dilation means 1. */
+typedef struct sk_conv2d_opts {
+  int stride[2];
+  int padding[2]; /* zeros on both sides */
+  int dilation[2];
+  /* sk_conv_transpose2d only, in [0, stride): rows and columns added at the
+   * end of the output, to reach an input size a strided convolution rounds
+   * down (the sizes H with the same convolution output differ by up to
+   * stride − 1). */
+  int output_padding[2];
+} sk_conv2d_opts;
+/* The cross-correlation of x (N, C, H, W) with w (O, C, KH, KW), zero
+ * padded: (N, O, OH, OW) with OH = (H + 2·padding − dilation·(KH − 1) − 1) /
+ * stride + 1 rounded down (the same along the width). No bias: add one of
+ * shape (O, 1, 1). Its gradients are sk_conv_transpose2d (for x) and
+ * sk_conv2d_weight (for w), whose own gradients are again these three. */
+SK_API sk_node sk_conv2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts);
+/* The transposed convolution (PyTorch's conv_transpose2d, ConvTranspose2d's
+ * forward; sk_conv2d's gradient with respect to its input) of x (N, O, H,
+ * W) with w (O, C, KH, KW): (N, C, OH, OW), OH = (H − 1)·stride −
+ * 2·padding + dilation·(KH − 1) + output_padding + 1. */
+SK_API sk_node sk_conv_transpose2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts);
+/* sk_conv2d's gradient with respect to its weight: for x (N, C, H, W) and
+ * an output gradient dy (N, O, OH, OW) of the convolution's output size,
+ * the (O, C, kh, kw) sums over the batch and positions of dy times the
+ * input under each kernel tap. */
+SK_API sk_node sk_conv2d_weight(sk_graph *g, sk_node x, sk_node dy, int kh, int kw,
+                                const sk_conv2d_opts *opts);
+
 /* ---- composites ---- */
 SK_API sk_node sk_square(sk_graph *g, sk_node a);
 /* Sum over one axis (negative counts from the end). */

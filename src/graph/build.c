@@ -33,6 +33,7 @@ int sk__op_arity(sk__op op) { return ops[op].arity; }
 int sk__op_smooth(sk__op op) { return ops[op].smooth; }
 int sk__op_view(sk__op op) { return ops[op].view; }
 sk__rows sk__op_rows(sk__op op) { return ops[op].rows; }
+sk__flops sk__op_flops_kind(sk__op op) { return ops[op].flops; }
 
 int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
   if (x->ndim != y->ndim || x->ndim == 0 || x->shape[0] != y->shape[0]) return 0;
@@ -40,9 +41,38 @@ int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
   case SK__ROWS_EACH: return 1;
   case SK__ROWS_IN0: return which == 0 && !y->ip[0];
   case SK__ROWS_AXIS: return y->ip[0] != 0;
+  case SK__ROWS_FIRST: return which == 0;
+  case SK__ROWS_WHOLE: return 0;
   case SK__ROWS_NONE: return 0;
   }
   return 0;
+}
+
+/* The output size along one axis of a convolution of an input `in` long:
+ * (in + 2·pad − dil·(k − 1) − 1) / stride + 1, rounded down; 0 where the
+ * dilated kernel does not fit the padded input. */
+static int64_t conv_out(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+/* The multiply-adds of a convolution op: per element of the convolution's
+ * output, one per input channel and kernel tap (padding included, as
+ * PyTorch's profiler counts them). */
+static double conv_macs(const sk__node *y, const sk__node *a) {
+  const int32_t *ip = y->ip;
+  const double taps = (double)ip[SK__CONV_KERNEL] * (double)ip[SK__CONV_KERNEL + 1];
+  switch (y->op) {
+  case SK_OP_CONV2D: return (double)y->numel * (double)a->shape[1] * taps;
+  case SK_OP_CONV_TRANSPOSE2D: return (double)a->numel * (double)y->shape[1] * taps;
+  default: { /* conv2d_weight (O, C, KH, KW) from x (N, C, H, W) */
+    const int64_t oh = conv_out(a->shape[2], ip[SK__CONV_KERNEL], ip[SK__CONV_STRIDE],
+                                ip[SK__CONV_PAD], ip[SK__CONV_DILATION]);
+    const int64_t ow = conv_out(a->shape[3], ip[SK__CONV_KERNEL + 1], ip[SK__CONV_STRIDE + 1],
+                                ip[SK__CONV_PAD + 1], ip[SK__CONV_DILATION + 1]);
+    return (double)y->numel * (double)a->shape[0] * (double)oh * (double)ow;
+  }
+  }
 }
 
 double sk__op_flops(const sk__node *y, const sk__node *a) {
@@ -51,6 +81,7 @@ double sk__op_flops(const sk__node *y, const sk__node *a) {
   case SK__FLOPS_IN: return a ? (double)a->numel : 0.0;
   case SK__FLOPS_MATMUL: /* a multiply and an add per term of each inner product */
     return 2.0 * (double)y->numel * (double)(y->ip[0] ? a->shape[0] : a->shape[1]);
+  case SK__FLOPS_CONV: return 2.0 * conv_macs(y, a);
   case SK__FLOPS_NONE: return 0.0;
   }
   return 0.0;
@@ -432,6 +463,172 @@ static int shape_logsumexp(sk__node *y, const sk__node *A, const sk__node *b, ch
   return 1;
 }
 
+/* The convolutions. conv2d: x (N, C, H, W) ⋆ w (O, C, KH, KW) → (N, O, OH,
+ * OW), OH = (H + 2·pad − dil·(KH − 1) − 1) / stride + 1 rounded down.
+ * conv_transpose2d: its transpose in x, x (N, O, OH, OW) with w (O, C, KH,
+ * KW) → (N, C, H, W), H = (OH − 1)·stride − 2·pad + dil·(KH − 1) + outpad
+ * + 1: with 0 <= outpad < stride the convolution of an H-row input has OH
+ * rows again, so that each op's gradient (graph/grad.c) has the shape of
+ * its input; outpad picks which of the stride's H (all give OH) it is.
+ * conv2d_weight: its transpose in w, x (N, C, H, W) and dy (N, O, OH, OW),
+ * dy the convolution's output size, → (O, C, KH, KW). */
+
+/* ip's parameters: positive stride, dilation and kernel, no negative
+ * padding, output padding below the stride (0 but for the transpose) and
+ * one group. */
+static int conv_params_ok(const sk__node *y, int transpose, char *why, size_t cap) {
+  const int32_t *ip = y->ip;
+  static const struct { int at, min; const char *what; } rule[] = {
+      {SK__CONV_STRIDE, 1, "stride (%d, %d) must be positive"},
+      {SK__CONV_DILATION, 1, "dilation (%d, %d) must be positive"},
+      {SK__CONV_PAD, 0, "padding (%d, %d) must not be negative"},
+      {SK__CONV_KERNEL, 1, "kernel %dx%d must not be empty"}};
+  for (size_t k = 0; k < sizeof rule / sizeof rule[0]; k++)
+    if (ip[rule[k].at] < rule[k].min || ip[rule[k].at + 1] < rule[k].min) {
+      snprintf(why, cap, rule[k].what, ip[rule[k].at], ip[rule[k].at + 1]);
+      return 0;
+    }
+  for (int d = 0; d < 2; d++) {
+    const int op = ip[SK__CONV_OUTPAD + d];
+    if (!transpose && op != 0) {
+      snprintf(why, cap, "output padding (%d, %d) applies to the transpose only",
+               ip[SK__CONV_OUTPAD], ip[SK__CONV_OUTPAD + 1]);
+      return 0;
+    }
+    if (op < 0 || op >= ip[SK__CONV_STRIDE + d]) {
+      snprintf(why, cap, "output padding (%d, %d) must be in [0, stride (%d, %d))",
+               ip[SK__CONV_OUTPAD], ip[SK__CONV_OUTPAD + 1], ip[SK__CONV_STRIDE],
+               ip[SK__CONV_STRIDE + 1]);
+      return 0;
+    }
+  }
+  if (ip[SK__CONV_GROUPS] != 1) {
+    snprintf(why, cap, "%d groups: only 1 is supported", ip[SK__CONV_GROUPS]);
+    return 0;
+  }
+  return 1;
+}
+
+/* Adds the operands' shapes to a message about the parameters. */
+static int and_shapes(char *why, size_t cap, const sk__node *A, const char *bname,
+                      const sk__node *B) {
+  char sa[64], sb[64];
+  const size_t k = strlen(why);
+  shape_str(sa, sizeof sa, A->ndim, A->shape);
+  shape_str(sb, sizeof sb, B->ndim, B->shape);
+  if (k < cap) snprintf(why + k, cap - k, " (input %s, %s %s)", sa, bname, sb);
+  return 0;
+}
+
+/* The dilated kernel fits x's (N, C, H, W) padded rows and columns. */
+static int conv_fits(const sk__node *y, const sk__node *X, char *why, size_t cap) {
+  const int32_t *ip = y->ip;
+  for (int d = 0; d < 2; d++) {
+    const int64_t span = (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) + 1;
+    if (span > X->shape[2 + d] + 2 * (int64_t)ip[SK__CONV_PAD + d]) {
+      char sx[64];
+      shape_str(sx, sizeof sx, X->ndim, X->shape);
+      snprintf(why, cap, "kernel %dx%d (dilation %d, %d) is larger than input %s padded by (%d, %d)",
+               ip[SK__CONV_KERNEL], ip[SK__CONV_KERNEL + 1], ip[SK__CONV_DILATION],
+               ip[SK__CONV_DILATION + 1], sx, ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* The convolution's output size for x's rows (d = 0) or columns (d = 1). */
+static int64_t conv_out_of(const sk__node *y, const sk__node *X, int d) {
+  const int32_t *ip = y->ip;
+  return conv_out(X->shape[2 + d], ip[SK__CONV_KERNEL + d], ip[SK__CONV_STRIDE + d],
+                  ip[SK__CONV_PAD + d], ip[SK__CONV_DILATION + d]);
+}
+
+/* The kernel size of weight w (.., .., KH, KW) into ip. */
+static int conv_kernel_from(sk__node *y, const sk__node *Wt, char *why, size_t cap) {
+  if (Wt->shape[2] > INT32_MAX || Wt->shape[3] > INT32_MAX) {
+    snprintf(why, cap, "kernel %lldx%lld too large", (long long)Wt->shape[2],
+             (long long)Wt->shape[3]);
+    return 0;
+  }
+  y->ip[SK__CONV_KERNEL] = (int32_t)Wt->shape[2];
+  y->ip[SK__CONV_KERNEL + 1] = (int32_t)Wt->shape[3];
+  return 1;
+}
+
+static int shape_conv2d(sk__node *y, const sk__node *X, const sk__node *Wt, char *why, size_t cap) {
+  if (X->ndim != 4 || Wt->ndim != 4)
+    return why2(why, cap, "input %s and weight %s must be 4-D: (N, C, H, W) and (O, C, KH, KW)",
+                X, Wt);
+  if (!conv_kernel_from(y, Wt, why, cap) || !conv_params_ok(y, 0, why, cap))
+    return and_shapes(why, cap, X, "weight", Wt);
+  if (X->shape[1] != Wt->shape[1])
+    return why2(why, cap, "input %s and weight %s differ in input channels (dimension 1)", X, Wt);
+  if (!conv_fits(y, X, why, cap)) return 0;
+  y->ndim = 4;
+  y->shape[0] = X->shape[0];
+  y->shape[1] = Wt->shape[0];
+  y->shape[2] = conv_out_of(y, X, 0);
+  y->shape[3] = conv_out_of(y, X, 1);
+  return 1;
+}
+
+static int shape_conv_transpose2d(sk__node *y, const sk__node *X, const sk__node *Wt, char *why,
+                                  size_t cap) {
+  if (X->ndim != 4 || Wt->ndim != 4)
+    return why2(why, cap, "input %s and weight %s must be 4-D: (N, O, H, W) and (O, C, KH, KW)",
+                X, Wt);
+  if (!conv_kernel_from(y, Wt, why, cap) || !conv_params_ok(y, 1, why, cap))
+    return and_shapes(why, cap, X, "weight", Wt);
+  if (X->shape[1] != Wt->shape[0])
+    return why2(why, cap, "input %s's channels are not weight %s's dimension 0", X, Wt);
+  if (X->shape[2] < 1 || X->shape[3] < 1)
+    return why2(why, cap, "input %s has no rows or no columns (weight %s)", X, Wt);
+  const int32_t *ip = y->ip;
+  int64_t out[2];
+  for (int d = 0; d < 2; d++)
+    out[d] = (X->shape[2 + d] - 1) * ip[SK__CONV_STRIDE + d] - 2 * (int64_t)ip[SK__CONV_PAD + d] +
+             (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) +
+             ip[SK__CONV_OUTPAD + d] + 1;
+  if (out[0] < 1 || out[1] < 1) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    snprintf(why, cap, "input %s gives an empty %lldx%lld output: padding (%d, %d) too large", sx,
+             (long long)out[0], (long long)out[1], ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
+    return 0;
+  }
+  y->ndim = 4;
+  y->shape[0] = X->shape[0];
+  y->shape[1] = Wt->shape[1];
+  y->shape[2] = out[0];
+  y->shape[3] = out[1];
+  return 1;
+}
+
+/* The kernel size is asked for in ip. */
+static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G, char *why,
+                               size_t cap) {
+  if (X->ndim != 4 || G->ndim != 4)
+    return why2(why, cap, "input %s and output gradient %s must be 4-D", X, G);
+  if (!conv_params_ok(y, 0, why, cap)) return and_shapes(why, cap, X, "output gradient", G);
+  if (X->shape[0] != G->shape[0])
+    return why2(why, cap, "input %s and output gradient %s differ in batch size", X, G);
+  if (!conv_fits(y, X, why, cap)) return 0;
+  const int64_t oh = conv_out_of(y, X, 0), ow = conv_out_of(y, X, 1);
+  if (G->shape[2] != oh || G->shape[3] != ow) {
+    char fmt[96];
+    snprintf(fmt, sizeof fmt, "output gradient %%s is not the %lldx%lld output of input %%s",
+             (long long)oh, (long long)ow);
+    return why2(why, cap, fmt, G, X);
+  }
+  y->ndim = 4;
+  y->shape[0] = G->shape[1];
+  y->shape[1] = X->shape[1];
+  y->shape[2] = y->ip[SK__CONV_KERNEL];
+  y->shape[3] = y->ip[SK__CONV_KERNEL + 1];
+  return 1;
+}
+
 /* ---- primitive builders ---- */
 
 static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
@@ -555,6 +752,39 @@ sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows) {
 }
 
 sk_node sk_logsumexp(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOGSUMEXP, a); }
+
+/* opts' parameters in y's ip (NULL: stride 1, no padding, no dilation; a
+ * zero stride or dilation means 1); the shape rules check them. */
+static void conv_opts_to(sk__node *y, const sk_conv2d_opts *o) {
+  for (int d = 0; d < 2; d++) {
+    y->ip[SK__CONV_STRIDE + d] = o && o->stride[d] ? o->stride[d] : 1;
+    y->ip[SK__CONV_PAD + d] = o ? o->padding[d] : 0;
+    y->ip[SK__CONV_DILATION + d] = o && o->dilation[d] ? o->dilation[d] : 1;
+    y->ip[SK__CONV_OUTPAD + d] = o ? o->output_padding[d] : 0;
+  }
+  y->ip[SK__CONV_GROUPS] = 1;
+}
+
+sk_node sk_conv2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts) {
+  sk__node y = proto(SK_OP_CONV2D, x, w);
+  conv_opts_to(&y, opts);
+  return add(g, &y);
+}
+
+sk_node sk_conv_transpose2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts) {
+  sk__node y = proto(SK_OP_CONV_TRANSPOSE2D, x, w);
+  conv_opts_to(&y, opts);
+  return add(g, &y);
+}
+
+sk_node sk_conv2d_weight(sk_graph *g, sk_node x, sk_node dy, int kh, int kw,
+                         const sk_conv2d_opts *opts) {
+  sk__node y = proto(SK_OP_CONV2D_WEIGHT, x, dy);
+  conv_opts_to(&y, opts);
+  y.ip[SK__CONV_KERNEL] = kh;
+  y.ip[SK__CONV_KERNEL + 1] = kw;
+  return add(g, &y);
+}
 
 /* ---- composites ---- */
 
