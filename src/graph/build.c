@@ -591,10 +591,11 @@ static int shape_conv_transpose2d(sk__node *y, const sk__node *X, const sk__node
              (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) +
              ip[SK__CONV_OUTPAD + d] + 1;
   if (out[0] < 1 || out[1] < 1) {
-    char sx[64];
+    char sx[64], sw[64];
     shape_str(sx, sizeof sx, X->ndim, X->shape);
-    snprintf(why, cap, "input %s gives an empty %lldx%lld output: padding (%d, %d) too large", sx,
-             (long long)out[0], (long long)out[1], ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
+    shape_str(sw, sizeof sw, Wt->ndim, Wt->shape);
+    snprintf(why, cap, "input %s and weight %s give a %lldx%lld output: padding (%d, %d) too large",
+             sx, sw, (long long)out[0], (long long)out[1], ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
     return 0;
   }
   y->ndim = 4;
