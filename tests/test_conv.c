@@ -325,6 +325,73 @@ TEST(run_does_not_allocate) {
   free(in);
 }
 
+/* The image composites against their definitions in double: group
+ * normalisation (biased variance, as PyTorch), nearest upsampling and
+ * average pooling. */
+TEST(image_composites_match_definitions) {
+  enum { N = 2, C = 6, H = 4, W = 6, G = 3, F = 2 };
+  const float eps = 1e-5f;
+  sk_graph *g = sk_graph_new();
+  sk_node x = sk_input(g, "x", 4, (int64_t[]){N, C, H, W});
+  sk_node ga = sk_input(g, "gamma", 1, (int64_t[]){C}), be = sk_input(g, "beta", 1, (int64_t[]){C});
+  sk_node gn = sk_group_norm(g, x, G, ga, be, eps);
+  sk_node up = sk_upsample_nearest2d(g, x, F), pool = sk_avg_pool2d(g, x, F);
+  CHECK_OK(sk_graph_status(g));
+  CHECK(sk_node_shape(g, up)[2] == F * H && sk_node_shape(g, up)[3] == F * W);
+  CHECK(sk_node_shape(g, pool)[2] == H / F && sk_node_shape(g, pool)[3] == W / F);
+  CHECK_OK(sk_graph_compile(g, 3, (sk_node[]){gn, up, pool}));
+  sk_rng r = sk_rng_make(4, 0);
+  float *X = sk_graph_data(g, x), *GA = sk_graph_data(g, ga), *BE = sk_graph_data(g, be);
+  sk_rng_normal(&r, X, N * C * H * W);
+  for (int i = 0; i < N * C * H * W; i++) X[i] = 3.0f * X[i] + 1.0f;
+  sk_rng_normal(&r, GA, C);
+  sk_rng_normal(&r, BE, C);
+  CHECK_OK(sk_graph_run(g));
+  const float *GN = sk_graph_data(g, gn), *UP = sk_graph_data(g, up), *PO = sk_graph_data(g, pool);
+  const int per = C / G * H * W;
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < G; k++) {
+      const float *xg = X + (n * C + k * (C / G)) * H * W;
+      double mean = 0.0, var = 0.0;
+      for (int i = 0; i < per; i++) mean += xg[i];
+      mean /= per;
+      for (int i = 0; i < per; i++) var += (xg[i] - mean) * (xg[i] - mean);
+      var /= per;
+      for (int i = 0; i < per; i++) {
+        const int c = k * (C / G) + i / (H * W);
+        const double want = (xg[i] - mean) / sqrt(var + eps) * GA[c] + BE[c];
+        CHECK_NEAR(GN[(n * C + k * (C / G)) * H * W + i], want, 1e-5 * (1 + fabs(want)));
+      }
+    }
+  for (int nc = 0; nc < N * C; nc++)
+    for (int h = 0; h < F * H; h++)
+      for (int w = 0; w < F * W; w++)
+        CHECK(UP[(nc * F * H + h) * F * W + w] == X[(nc * H + h / F) * W + w / F]);
+  for (int nc = 0; nc < N * C; nc++)
+    for (int h = 0; h < H / F; h++)
+      for (int w = 0; w < W / F; w++) {
+        double want = 0.0;
+        for (int a = 0; a < F; a++)
+          for (int b = 0; b < F; b++) want += X[(nc * H + h * F + a) * W + w * F + b];
+        want /= F * F;
+        CHECK_NEAR(PO[(nc * (H / F) + h) * (W / F) + w], want, 1e-6 * (1 + fabs(want)));
+      }
+  sk_graph_free(g);
+
+  g = sk_graph_new(); /* channels not a multiple of the groups; gamma of the wrong size */
+  x = sk_input(g, "x", 4, (int64_t[]){N, C, H, W});
+  CHECK(sk_group_norm(g, x, 4, SK_NONE, SK_NONE, eps) == SK_NONE);
+  CHECK(sk_graph_status(g) == SK_ERR_SHAPE);
+  sk_graph_free(g);
+  g = sk_graph_new();
+  x = sk_input(g, "x", 4, (int64_t[]){N, C, H, W});
+  ga = sk_input(g, "gamma", 1, (int64_t[]){C + 1});
+  CHECK(sk_group_norm(g, x, G, ga, SK_NONE, eps) == SK_NONE);
+  CHECK(sk_graph_compile(g, 1, &x) == SK_ERR_SHAPE);
+  CHECK(strstr(sk_last_error(), "group_norm") && strstr(sk_last_error(), "(7)"));
+  sk_graph_free(g);
+}
+
 /* sk_graph_flops counts 2 per multiply-add of each of the three ops. */
 TEST(flops_count_multiply_adds) {
   static const sk_conv2d_opts o = {{2, 1}, {1, 0}, {1, 1}, {0, 0}};
@@ -419,4 +486,5 @@ TEST(bad_geometry_is_a_named_shape_error) {
 
 TEST_MAIN(TEST_ENTRY(kernels_match_naive_and_split_exactly), TEST_ENTRY(values_match_direct_sums),
           TEST_ENTRY(same_bits_on_1_2_and_3_threads), TEST_ENTRY(run_does_not_allocate),
+          TEST_ENTRY(image_composites_match_definitions),
           TEST_ENTRY(flops_count_multiply_adds), TEST_ENTRY(bad_geometry_is_a_named_shape_error))

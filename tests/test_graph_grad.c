@@ -5,7 +5,7 @@
 #include "scorekit/scorekit.h"
 #include "test.h"
 
-#define MAX_IN 2
+#define MAX_IN 3
 
 typedef struct fd_case {
   const char *name;
@@ -113,6 +113,19 @@ static sk_node b_conv_net(sk_graph *g, const sk_node *x) {
   return sk_conv_transpose2d(g, h, x[1], &cv_t_s2p1);
 }
 
+/* The image composites: group normalisation with and without its scale
+ * and shift, nearest upsampling and average pooling. */
+static sk_node b_group_norm(sk_graph *g, const sk_node *x) {
+  return sk_group_norm(g, x[0], 2, x[1], x[2], 1e-5f);
+}
+static sk_node b_group_norm_plain(sk_graph *g, const sk_node *x) {
+  return sk_group_norm(g, x[0], 2, SK_NONE, SK_NONE, 1e-3f);
+}
+static sk_node b_upsample(sk_graph *g, const sk_node *x) {
+  return sk_square(g, sk_upsample_nearest2d(g, x[0], 2));
+}
+static sk_node b_avg_pool(sk_graph *g, const sk_node *x) { return sk_square(g, sk_avg_pool2d(g, x[0], 2)); }
+
 #define S2(a, b) {a, b}
 #define S3(a, b, c) {a, b, c}
 #define S4(a, b, c, d) {a, b, c, d}
@@ -164,6 +177,10 @@ static const fd_case cases[] = {
     {"conv_w_s2_p0_k2", 2, {4, 4}, {S4(2, 2, 5, 7), S4(2, 3, 2, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_s2p0},
     {"conv_w_d2_p1", 2, {4, 4}, {S4(2, 2, 7, 5), S4(2, 3, 5, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_d2p1},
     {"conv_net", 2, {4, 4}, {S4(2, 2, 5, 7), S4(3, 2, 3, 3)}, {-1, -0.5f}, {1, 0.5f}, {0}, 1, b_conv_net},
+    {"group_norm", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm},
+    {"group_norm_plain", 1, {2}, {S2(3, 8)}, {-2}, {2}, {0}, 1, b_group_norm_plain},
+    {"upsample_nearest2d", 1, {4}, {S4(2, 2, 3, 2)}, {-1}, {1}, {0}, 1, b_upsample},
+    {"avg_pool2d", 1, {4}, {S4(2, 2, 4, 6)}, {-1}, {1}, {0}, 1, b_avg_pool},
     {"mlp", 2, {2, 2}, {S2(4, 3), S2(5, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_mlp},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))

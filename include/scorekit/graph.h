@@ -128,6 +128,19 @@ SK_API sk_node sk_elu(sk_graph *g, sk_node a);
 /* log softmax over the last axis. */
 SK_API sk_node sk_log_softmax(sk_graph *g, sk_node a);
 
+/* Group normalisation (PyTorch's group_norm): x (N, C, ...) split into
+ * `groups` groups of C / groups channels, each standardised per sample over
+ * its channels and positions (mean, biased variance plus eps), then times
+ * gamma (C) plus beta (C) per channel; either may be SK_NONE. A composite of
+ * smooth primitives: differentiable to any order. */
+SK_API sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
+                             float eps);
+/* x (N, C, H, W) → (N, C, factor·H, factor·W), each pixel repeated (nearest). */
+SK_API sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor);
+/* x (N, C, H, W) → (N, C, H / factor, W / factor), the mean of each factor ×
+ * factor block; H and W must be multiples of factor. */
+SK_API sk_node sk_avg_pool2d(sk_graph *g, sk_node x, int factor);
+
 /* ---- differentiation ---- */
 /* Appends to `g` the nodes of the vector-Jacobian product of `y` with the
  * cotangent `dy` (same shape as y; SK_NONE means y has one element and dy = 1)

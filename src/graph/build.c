@@ -844,4 +844,92 @@ sk_node sk_elu(sk_graph *g, sk_node a) {
 
 sk_node sk_log_softmax(sk_graph *g, sk_node a) { return sk_sub(g, a, sk_logsumexp(g, a)); }
 
+/* ---- composites for image models ---- */
+
+/* Group normalisation (Wu and He 2018): x (N, C, ...) as (N, G, C/G · the
+ * rest), each group standardised with its mean and biased variance, then
+ * per channel times gamma (C) plus beta (C) where given. Every step is a
+ * smooth primitive, so its gradients of every order are too. */
+sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta, float eps) {
+  CHECK_IN(g, x);
+  const sk__node *X = N(g, x);
+  if (X->ndim < 2 || groups < 1 || X->shape[1] % groups != 0 || X->numel == 0) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE,
+                      "group_norm: input %s: need (N, C, ...) with C a multiple of %d groups, "
+                      "not empty", sx, groups);
+  }
+  const int nd = X->ndim;
+  int64_t shape[SK_MAX_DIMS], per_channel[SK_MAX_DIMS];
+  memcpy(shape, X->shape, sizeof shape);
+  const int64_t n = shape[0], c = shape[1], m = X->numel / (n * groups);
+  const int64_t grouped[3] = {n, groups, m}, stat[3] = {n, groups, 1};
+  for (int k = 0; k < 2; k++) {
+    const sk_node p = k ? beta : gamma;
+    if (p == SK_NONE) continue;
+    if (!valid(g, p)) return build_fail(g, SK_ERR_INVALID, "group_norm: invalid node %d", p);
+    if (N(g, p)->ndim != 1 || N(g, p)->shape[0] != c) {
+      char sx[64], sp[64];
+      shape_str(sx, sizeof sx, nd, shape);
+      shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
+      return build_fail(g, SK_ERR_SHAPE, "group_norm: %s %s for input %s: need (%lld)",
+                        k ? "beta" : "gamma", sp, sx, (long long)c);
+    }
+  }
+  const float inv_m = 1.0f / (float)m;
+  sk_node xg = sk_reshape(g, x, 3, grouped);
+  sk_node mean = sk_affine(g, sk_sum_to(g, xg, 3, stat), inv_m, 0.0f);
+  sk_node xc = sk_sub(g, xg, mean);
+  sk_node var_eps = sk_affine(g, sk_sum_to(g, sk_mul(g, xc, xc), 3, stat), inv_m, eps);
+  sk_node y = sk_reshape(g, sk_div(g, xc, sk_sqrt(g, var_eps)), nd, shape);
+  /* gamma and beta (C) as (C, 1, ...): they broadcast over the rest. */
+  per_channel[0] = c;
+  for (int i = 1; i < nd - 1; i++) per_channel[i] = 1;
+  if (gamma != SK_NONE) y = sk_mul(g, y, sk_reshape(g, gamma, nd - 1, per_channel));
+  if (beta != SK_NONE) y = sk_add(g, y, sk_reshape(g, beta, nd - 1, per_channel));
+  return y;
+}
+
+/* Each pixel of x (N, C, H, W) repeated into a factor × factor block, with
+ * the ranks the graph allows: the rows' copies side by side, then the
+ * widened rows copied below each other. */
+sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor) {
+  CHECK_IN(g, x);
+  const sk__node *X = N(g, x);
+  if (X->ndim != 4 || factor < 1) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE, "upsample_nearest2d: input %s, factor %d: need 4-D and >= 1",
+                      sx, factor);
+  }
+  const int64_t n = X->shape[0], c = X->shape[1], h = X->shape[2], w = X->shape[3], f = factor;
+  sk_node r = sk_reshape(g, x, 3, (int64_t[]){n * c * h, w, 1});
+  r = sk_reshape(g, sk_expand(g, r, 3, (int64_t[]){n * c * h, w, f}), 3,
+                 (int64_t[]){n * c * h, 1, w * f});
+  r = sk_expand(g, r, 3, (int64_t[]){n * c * h, f, w * f});
+  return sk_reshape(g, r, 4, (int64_t[]){n, c, h * f, w * f});
+}
+
+/* The mean of each factor × factor block of x (N, C, H, W), H and W
+ * multiples of factor: the rows' blocks summed, then the columns'. */
+sk_node sk_avg_pool2d(sk_graph *g, sk_node x, int factor) {
+  CHECK_IN(g, x);
+  const sk__node *X = N(g, x);
+  if (X->ndim != 4 || factor < 1 || X->shape[2] % factor || X->shape[3] % factor) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE,
+                      "avg_pool2d: input %s, factor %d: need 4-D with rows and columns multiples of it",
+                      sx, factor);
+  }
+  const int64_t n = X->shape[0], c = X->shape[1], h = X->shape[2], w = X->shape[3], f = factor;
+  sk_node r = sk_reshape(g, x, 3, (int64_t[]){n * c * (h / f), f, w});
+  r = sk_sum_to(g, r, 3, (int64_t[]){n * c * (h / f), 1, w});
+  r = sk_reshape(g, r, 2, (int64_t[]){n * c * (h / f) * (w / f), f});
+  r = sk_sum_to(g, r, 2, (int64_t[]){n * c * (h / f) * (w / f), 1});
+  return sk_affine(g, sk_reshape(g, r, 4, (int64_t[]){n, c, h / f, w / f}),
+                   1.0f / (float)(f * f), 0.0f);
+}
+
 const char *sk__graph_error(const sk_graph *g) { return g->error; }
