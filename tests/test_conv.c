@@ -69,9 +69,11 @@ static int close_to(const float *got, const float *want, const float *mag, int64
   return 1;
 }
 
-/* Every kernel on many geometries: within float rounding of the naive
- * double sums, and split into uneven ranges of rows (samples, or output
- * channels for the weight) the same bits as one call. */
+/* Every kernel on many geometries (planes of one chunk of positions and of
+ * several, output channels in whole and partial blocks, strides, padding
+ * and dilation): within float rounding of the naive double sums, and split
+ * into uneven ranges of rows (samples, or output channels for the weight)
+ * the same bits as one call. */
 TEST(kernels_match_naive_and_split_exactly) {
   /* n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw */
   static const int64_t geo[][13] = {
@@ -81,7 +83,8 @@ TEST(kernels_match_naive_and_split_exactly) {
       {2, 4, 11, 13, 5, 3, 3, 2, 3, 2, 2, 3, 2}, {2, 3, 10, 10, 2, 7, 7, 1, 1, 3, 3, 1, 1},
       {1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1, 1, 1},   {2, 2, 9, 9, 2, 2, 2, 4, 4, 0, 0, 1, 1},
       {9, 17, 6, 5, 19, 2, 3, 2, 2, 1, 1, 1, 1}, {3, 2, 5, 300, 17, 3, 3, 1, 1, 1, 1, 1, 1},
-      {2, 3, 8, 8, 4, 3, 3, 3, 3, 4, 4, 1, 1},
+      {2, 3, 8, 8, 4, 3, 3, 3, 3, 4, 4, 1, 1},   {2, 3, 20, 20, 5, 3, 3, 1, 1, 1, 1, 1, 1},
+      {2, 3, 27, 20, 4, 2, 2, 2, 2, 1, 0, 1, 1},
   };
   sk__kernels_init();
   sk_rng r = sk_rng_make(5, 0);
