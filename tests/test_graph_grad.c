@@ -5,7 +5,7 @@
 #include "scorekit/scorekit.h"
 #include "test.h"
 
-#define MAX_IN 2
+#define MAX_IN 3
 
 typedef struct fd_case {
   const char *name;
@@ -35,6 +35,8 @@ static sk_node b_exp(sk_graph *g, const sk_node *x) { return sk_exp(g, x[0]); }
 static sk_node b_log(sk_graph *g, const sk_node *x) { return sk_log(g, x[0]); }
 static sk_node b_sqrt(sk_graph *g, const sk_node *x) { return sk_sqrt(g, x[0]); }
 static sk_node b_tanh(sk_graph *g, const sk_node *x) { return sk_tanh(g, x[0]); }
+static sk_node b_sin(sk_graph *g, const sk_node *x) { return sk_sin(g, x[0]); }
+static sk_node b_cos(sk_graph *g, const sk_node *x) { return sk_cos(g, x[0]); }
 static sk_node b_sigmoid(sk_graph *g, const sk_node *x) { return sk_sigmoid(g, x[0]); }
 static sk_node b_softplus(sk_graph *g, const sk_node *x) { return sk_softplus(g, x[0]); }
 static sk_node b_step(sk_graph *g, const sk_node *x) {
@@ -67,8 +69,66 @@ static sk_node b_mlp(sk_graph *g, const sk_node *x) {
   return sk_softplus(g, sk_matmul(g, sk_tanh(g, x[0]), x[1], 0, 1));
 }
 
+/* Convolutions over strides 1 and 2, padding 0 and 1, dilation 2, odd
+ * sizes (5 × 7) that a stride-2 kernel does not cover exactly (so the
+ * input's gradient needs output padding), square and non-square kernels,
+ * several channels and two samples. */
+static const sk_conv2d_opts cv_s1p0 = {{1, 1}, {0, 0}, {1, 1}, {0, 0}};
+static const sk_conv2d_opts cv_s2p1 = {{2, 2}, {1, 1}, {1, 1}, {0, 0}};
+static const sk_conv2d_opts cv_s2p0 = {{2, 2}, {0, 0}, {1, 1}, {0, 0}};
+static const sk_conv2d_opts cv_d2p1 = {{1, 1}, {1, 1}, {2, 2}, {0, 0}};
+static const sk_conv2d_opts cv_mixed = {{2, 1}, {1, 0}, {1, 2}, {0, 0}};
+static const sk_conv2d_opts cv_t_s2p1 = {{2, 2}, {1, 1}, {1, 1}, {1, 1}};
+static const sk_conv2d_opts cv_t_s2d2 = {{2, 2}, {0, 1}, {2, 1}, {1, 0}};
+static sk_node b_conv_s1p0(sk_graph *g, const sk_node *x) { return sk_conv2d(g, x[0], x[1], &cv_s1p0); }
+static sk_node b_conv_s2p1(sk_graph *g, const sk_node *x) { return sk_conv2d(g, x[0], x[1], &cv_s2p1); }
+static sk_node b_conv_s2p0(sk_graph *g, const sk_node *x) { return sk_conv2d(g, x[0], x[1], &cv_s2p0); }
+static sk_node b_conv_d2p1(sk_graph *g, const sk_node *x) { return sk_conv2d(g, x[0], x[1], &cv_d2p1); }
+static sk_node b_conv_mixed(sk_graph *g, const sk_node *x) { return sk_conv2d(g, x[0], x[1], &cv_mixed); }
+static sk_node b_convt_s1p0(sk_graph *g, const sk_node *x) {
+  return sk_conv_transpose2d(g, x[0], x[1], NULL);
+}
+static sk_node b_convt_s2p1(sk_graph *g, const sk_node *x) {
+  return sk_conv_transpose2d(g, x[0], x[1], &cv_t_s2p1);
+}
+static sk_node b_convt_s2d2(sk_graph *g, const sk_node *x) {
+  return sk_conv_transpose2d(g, x[0], x[1], &cv_t_s2d2);
+}
+static sk_node b_convw_s1p0(sk_graph *g, const sk_node *x) {
+  return sk_conv2d_weight(g, x[0], x[1], 3, 3, &cv_s1p0);
+}
+static sk_node b_convw_s2p1(sk_graph *g, const sk_node *x) {
+  return sk_conv2d_weight(g, x[0], x[1], 3, 3, &cv_s2p1);
+}
+static sk_node b_convw_s2p0(sk_graph *g, const sk_node *x) {
+  return sk_conv2d_weight(g, x[0], x[1], 2, 2, &cv_s2p0);
+}
+static sk_node b_convw_d2p1(sk_graph *g, const sk_node *x) {
+  return sk_conv2d_weight(g, x[0], x[1], 3, 2, &cv_d2p1);
+}
+/* A nonlinearity between two convolutions: the second order then sees
+ * products of the three ops' gradients, not only bilinear forms. */
+static sk_node b_conv_net(sk_graph *g, const sk_node *x) {
+  sk_node h = sk_tanh(g, sk_conv2d(g, x[0], x[1], &cv_s2p1));
+  return sk_conv_transpose2d(g, h, x[1], &cv_t_s2p1);
+}
+
+/* The image composites: group normalisation with and without its scale
+ * and shift, nearest upsampling and average pooling. */
+static sk_node b_group_norm(sk_graph *g, const sk_node *x) {
+  return sk_group_norm(g, x[0], 2, x[1], x[2], 1e-5f);
+}
+static sk_node b_group_norm_plain(sk_graph *g, const sk_node *x) {
+  return sk_group_norm(g, x[0], 2, SK_NONE, SK_NONE, 1e-3f);
+}
+static sk_node b_upsample(sk_graph *g, const sk_node *x) {
+  return sk_square(g, sk_upsample_nearest2d(g, x[0], 2));
+}
+static sk_node b_avg_pool(sk_graph *g, const sk_node *x) { return sk_square(g, sk_avg_pool2d(g, x[0], 2)); }
+
 #define S2(a, b) {a, b}
 #define S3(a, b, c) {a, b, c}
+#define S4(a, b, c, d) {a, b, c, d}
 static const fd_case cases[] = {
     {"matmul", 2, {2, 2}, {S2(3, 4), S2(4, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_mm00},
     {"matmul_tb", 2, {2, 2}, {S2(3, 4), S2(5, 4)}, {-1, -1}, {1, 1}, {0}, 1, b_mm01},
@@ -84,6 +144,8 @@ static const fd_case cases[] = {
     {"log", 1, {2}, {S2(3, 4)}, {0.5f}, {3}, {0}, 1, b_log},
     {"sqrt", 1, {2}, {S2(3, 4)}, {0.5f}, {3}, {0}, 1, b_sqrt},
     {"tanh", 1, {2}, {S2(3, 4)}, {-2}, {2}, {0}, 1, b_tanh},
+    {"sin", 1, {2}, {S2(3, 4)}, {-4}, {4}, {0}, 1, b_sin},
+    {"cos", 1, {2}, {S2(3, 4)}, {-4}, {4}, {0}, 1, b_cos},
     {"sigmoid", 1, {2}, {S2(3, 4)}, {-3}, {3}, {0}, 1, b_sigmoid},
     {"softplus", 1, {2}, {S2(3, 4)}, {-3}, {3}, {0}, 1, b_softplus},
     {"step", 1, {2}, {S2(3, 4)}, {-2}, {2}, {0}, 0, b_step},
@@ -102,6 +164,23 @@ static const fd_case cases[] = {
     {"silu", 1, {2}, {S2(3, 4)}, {-3}, {3}, {0}, 1, b_silu},
     {"elu", 1, {2}, {S2(3, 4)}, {-2}, {2}, {0}, 0, b_elu},
     {"log_softmax", 1, {2}, {S2(3, 4)}, {-3}, {3}, {0}, 1, b_log_softmax},
+    {"conv2d_s1_p0", 2, {4, 4}, {S4(2, 3, 5, 7), S4(4, 3, 3, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_conv_s1p0},
+    {"conv2d_s2_p1", 2, {4, 4}, {S4(2, 3, 5, 7), S4(4, 3, 3, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_conv_s2p1},
+    {"conv2d_s2_p0_k2", 2, {4, 4}, {S4(2, 2, 5, 7), S4(3, 2, 2, 2)}, {-1, -1}, {1, 1}, {0}, 1, b_conv_s2p0},
+    {"conv2d_d2_p1", 2, {4, 4}, {S4(2, 2, 7, 5), S4(3, 2, 3, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_conv_d2p1},
+    {"conv2d_mixed", 2, {4, 4}, {S4(2, 2, 6, 7), S4(3, 2, 3, 2)}, {-1, -1}, {1, 1}, {0}, 1, b_conv_mixed},
+    {"conv_t_s1_p0_k2", 2, {4, 4}, {S4(2, 3, 4, 5), S4(3, 2, 2, 2)}, {-1, -1}, {1, 1}, {0}, 1, b_convt_s1p0},
+    {"conv_t_s2_p1_op1", 2, {4, 4}, {S4(2, 3, 3, 4), S4(3, 2, 3, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_convt_s2p1},
+    {"conv_t_s2_d2_op", 2, {4, 4}, {S4(2, 2, 3, 4), S4(2, 3, 2, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_convt_s2d2},
+    {"conv_w_s1_p0", 2, {4, 4}, {S4(2, 3, 5, 7), S4(2, 4, 3, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_s1p0},
+    {"conv_w_s2_p1", 2, {4, 4}, {S4(2, 3, 5, 7), S4(2, 4, 3, 4)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_s2p1},
+    {"conv_w_s2_p0_k2", 2, {4, 4}, {S4(2, 2, 5, 7), S4(2, 3, 2, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_s2p0},
+    {"conv_w_d2_p1", 2, {4, 4}, {S4(2, 2, 7, 5), S4(2, 3, 5, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_d2p1},
+    {"conv_net", 2, {4, 4}, {S4(2, 2, 5, 7), S4(3, 2, 3, 3)}, {-1, -0.5f}, {1, 0.5f}, {0}, 1, b_conv_net},
+    {"group_norm", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm},
+    {"group_norm_plain", 1, {2}, {S2(3, 8)}, {-2}, {2}, {0}, 1, b_group_norm_plain},
+    {"upsample_nearest2d", 1, {4}, {S4(2, 2, 3, 2)}, {-1}, {1}, {0}, 1, b_upsample},
+    {"avg_pool2d", 1, {4}, {S4(2, 2, 4, 6)}, {-1}, {1}, {0}, 1, b_avg_pool},
     {"mlp", 2, {2, 2}, {S2(4, 3), S2(5, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_mlp},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -283,6 +362,12 @@ TEST(row_alignment_is_declared) {
   sk_node t = sk_transpose(g, a), m = sk_matmul(g, a, a, 1, 0), c = sk_concat(g, h, h, 0);
   sk_node r = sk_gather(g, a, i), e = sk_exp(g, a), mm = sk_matmul(g, a, a, 0, 0);
   sk_node s = sk_sum(g, a, 1, 1), col = sk_concat(g, a, a, 1);
+  /* A weight whose first dimension is the batch's, and a weight gradient
+   * the shape of the input: neither is read row for row. */
+  sk_node xc = sk_input(g, "xc", 4, (int64_t[]){8, 8, 5, 5});
+  sk_node wc = sk_input(g, "wc", 4, (int64_t[]){8, 8, 3, 3});
+  sk_node cv = sk_conv2d(g, xc, wc, NULL), ct = sk_conv_transpose2d(g, cv, wc, NULL);
+  sk_node cw = sk_conv2d_weight(g, ct, cv, 3, 3, NULL);
   CHECK_OK(sk_graph_status(g));
   const sk__node *N = g->nodes;
   CHECK(!sk__row_aligned(&N[t], &N[a], 0));
@@ -293,6 +378,10 @@ TEST(row_alignment_is_declared) {
   CHECK(sk__row_aligned(&N[mm], &N[a], 0) && !sk__row_aligned(&N[mm], &N[a], 1));
   CHECK(sk__row_aligned(&N[s], &N[a], 0));
   CHECK(sk__row_aligned(&N[col], &N[a], 0) && sk__row_aligned(&N[col], &N[a], 1));
+  CHECK(sk__row_aligned(&N[cv], &N[xc], 0) && !sk__row_aligned(&N[cv], &N[wc], 1));
+  CHECK(sk__row_aligned(&N[ct], &N[cv], 0) && !sk__row_aligned(&N[ct], &N[wc], 1));
+  CHECK(N[cw].shape[0] == N[ct].shape[0] && N[cw].ndim == N[ct].ndim);
+  CHECK(!sk__row_aligned(&N[cw], &N[ct], 0) && !sk__row_aligned(&N[cw], &N[cv], 1));
   sk_graph_free(g);
 }
 

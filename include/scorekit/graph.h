@@ -57,6 +57,8 @@ SK_API sk_node sk_exp(sk_graph *g, sk_node a);
 SK_API sk_node sk_log(sk_graph *g, sk_node a);
 SK_API sk_node sk_sqrt(sk_graph *g, sk_node a);
 SK_API sk_node sk_tanh(sk_graph *g, sk_node a);
+SK_API sk_node sk_sin(sk_graph *g, sk_node a);
+SK_API sk_node sk_cos(sk_graph *g, sk_node a);
 SK_API sk_node sk_sigmoid(sk_graph *g, sk_node a);
 /* log(1 + e^a), stable for any a. */
 SK_API sk_node sk_softplus(sk_graph *g, sk_node a);
@@ -80,6 +82,39 @@ SK_API sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows)
 SK_API sk_node sk_logsumexp(sk_graph *g, sk_node a);
 SK_API sk_node sk_stop_grad(sk_graph *g, sk_node a);
 
+/* ---- convolutions (NCHW) ---- */
+/* A 2-D convolution's geometry, as PyTorch's conv2d and conv_transpose2d
+ * take it: [0] along the height, [1] along the width. Zero-initialised (or
+ * a NULL pointer) it is stride 1, no padding, no dilation: a zero stride or
+ * dilation means 1. */
+typedef struct sk_conv2d_opts {
+  int stride[2];
+  int padding[2]; /* zeros on both sides */
+  int dilation[2];
+  /* sk_conv_transpose2d only, in [0, stride): rows and columns added at the
+   * end of the output, to reach an input size a strided convolution rounds
+   * down (the sizes H with the same convolution output differ by up to
+   * stride − 1). */
+  int output_padding[2];
+} sk_conv2d_opts;
+/* The cross-correlation of x (N, C, H, W) with w (O, C, KH, KW), zero
+ * padded: (N, O, OH, OW) with OH = (H + 2·padding − dilation·(KH − 1) − 1) /
+ * stride + 1 rounded down (the same along the width). No bias: add one of
+ * shape (O, 1, 1). Its gradients are sk_conv_transpose2d (for x) and
+ * sk_conv2d_weight (for w), whose own gradients are again these three. */
+SK_API sk_node sk_conv2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts);
+/* The transposed convolution (PyTorch's conv_transpose2d, ConvTranspose2d's
+ * forward; sk_conv2d's gradient with respect to its input) of x (N, O, H,
+ * W) with w (O, C, KH, KW): (N, C, OH, OW), OH = (H − 1)·stride −
+ * 2·padding + dilation·(KH − 1) + output_padding + 1. */
+SK_API sk_node sk_conv_transpose2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts);
+/* sk_conv2d's gradient with respect to its weight: for x (N, C, H, W) and
+ * an output gradient dy (N, O, OH, OW) of the convolution's output size,
+ * the (O, C, kh, kw) sums over the batch and positions of dy times the
+ * input under each kernel tap. */
+SK_API sk_node sk_conv2d_weight(sk_graph *g, sk_node x, sk_node dy, int kh, int kw,
+                                const sk_conv2d_opts *opts);
+
 /* ---- composites ---- */
 SK_API sk_node sk_square(sk_graph *g, sk_node a);
 /* Sum over one axis (negative counts from the end). */
@@ -92,6 +127,19 @@ SK_API sk_node sk_silu(sk_graph *g, sk_node a);
 SK_API sk_node sk_elu(sk_graph *g, sk_node a);
 /* log softmax over the last axis. */
 SK_API sk_node sk_log_softmax(sk_graph *g, sk_node a);
+
+/* Group normalisation (PyTorch's group_norm): x (N, C, ...) split into
+ * `groups` groups of C / groups channels, each standardised per sample over
+ * its channels and positions (mean, biased variance plus eps), then times
+ * gamma (C) plus beta (C) per channel; either may be SK_NONE. A composite of
+ * smooth primitives: differentiable to any order. */
+SK_API sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
+                             float eps);
+/* x (N, C, H, W) → (N, C, factor·H, factor·W), each pixel repeated (nearest). */
+SK_API sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor);
+/* x (N, C, H, W) → (N, C, H / factor, W / factor), the mean of each factor ×
+ * factor block; H and W must be multiples of factor. */
+SK_API sk_node sk_avg_pool2d(sk_graph *g, sk_node x, int factor);
 
 /* ---- differentiation ---- */
 /* Appends to `g` the nodes of the vector-Jacobian product of `y` with the

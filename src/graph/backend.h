@@ -18,12 +18,29 @@ typedef enum sk__op {
 } sk__op;
 
 /* Which input rows output row r reads (ops.def's rows column). */
-typedef enum sk__rows { SK__ROWS_NONE, SK__ROWS_EACH, SK__ROWS_IN0, SK__ROWS_AXIS } sk__rows;
-typedef enum sk__flops { SK__FLOPS_NONE, SK__FLOPS_ELEM, SK__FLOPS_IN, SK__FLOPS_MATMUL } sk__flops;
+typedef enum sk__rows {
+  SK__ROWS_NONE, SK__ROWS_EACH, SK__ROWS_IN0, SK__ROWS_AXIS, SK__ROWS_FIRST, SK__ROWS_WHOLE
+} sk__rows;
+typedef enum sk__flops {
+  SK__FLOPS_NONE, SK__FLOPS_ELEM, SK__FLOPS_IN, SK__FLOPS_MATMUL, SK__FLOPS_CONV
+} sk__flops;
 
 /* Integer parameters per node: a 2-D convolution's kernel, stride, padding,
  * dilation and output padding (2 each) and its groups fit, with room. */
 #define SK__IPARAMS 16
+
+/* Where the three convolution ops (conv2d, conv_transpose2d, conv2d_weight)
+ * keep their parameters in ip: pairs (height, width) from these indices,
+ * then the groups. The transpose's output padding is rows and columns added
+ * at the end of its output; the others keep it 0. */
+enum {
+  SK__CONV_STRIDE = 0,
+  SK__CONV_PAD = 2,
+  SK__CONV_DILATION = 4,
+  SK__CONV_OUTPAD = 6,
+  SK__CONV_KERNEL = 8,
+  SK__CONV_GROUPS = 10 /* 1: every output channel reads every input channel */
+};
 
 typedef struct sk__node {
   sk__op op;
@@ -42,6 +59,7 @@ int sk__op_arity(sk__op op);
 int sk__op_smooth(sk__op op);
 int sk__op_view(sk__op op);
 sk__rows sk__op_rows(sk__op op);
+sk__flops sk__op_flops_kind(sk__op op);
 /* Whether y's row r reads only row r of its input `which` (x), as the op
  * declares (ops.def); 0 for an op whose rows are never split. */
 int sk__row_aligned(const sk__node *y, const sk__node *x, int which);

@@ -33,6 +33,7 @@ int sk__op_arity(sk__op op) { return ops[op].arity; }
 int sk__op_smooth(sk__op op) { return ops[op].smooth; }
 int sk__op_view(sk__op op) { return ops[op].view; }
 sk__rows sk__op_rows(sk__op op) { return ops[op].rows; }
+sk__flops sk__op_flops_kind(sk__op op) { return ops[op].flops; }
 
 int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
   if (x->ndim != y->ndim || x->ndim == 0 || x->shape[0] != y->shape[0]) return 0;
@@ -40,9 +41,38 @@ int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
   case SK__ROWS_EACH: return 1;
   case SK__ROWS_IN0: return which == 0 && !y->ip[0];
   case SK__ROWS_AXIS: return y->ip[0] != 0;
+  case SK__ROWS_FIRST: return which == 0;
+  case SK__ROWS_WHOLE: return 0;
   case SK__ROWS_NONE: return 0;
   }
   return 0;
+}
+
+/* The output size along one axis of a convolution of an input `in` long:
+ * (in + 2·pad − dil·(k − 1) − 1) / stride + 1, rounded down; 0 where the
+ * dilated kernel does not fit the padded input. */
+static int64_t conv_out(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+/* The multiply-adds of a convolution op: per element of the convolution's
+ * output, one per input channel and kernel tap (padding included, as
+ * PyTorch's profiler counts them). */
+static double conv_macs(const sk__node *y, const sk__node *a) {
+  const int32_t *ip = y->ip;
+  const double taps = (double)ip[SK__CONV_KERNEL] * (double)ip[SK__CONV_KERNEL + 1];
+  switch (y->op) {
+  case SK_OP_CONV2D: return (double)y->numel * (double)a->shape[1] * taps;
+  case SK_OP_CONV_TRANSPOSE2D: return (double)a->numel * (double)y->shape[1] * taps;
+  default: { /* conv2d_weight (O, C, KH, KW) from x (N, C, H, W) */
+    const int64_t oh = conv_out(a->shape[2], ip[SK__CONV_KERNEL], ip[SK__CONV_STRIDE],
+                                ip[SK__CONV_PAD], ip[SK__CONV_DILATION]);
+    const int64_t ow = conv_out(a->shape[3], ip[SK__CONV_KERNEL + 1], ip[SK__CONV_STRIDE + 1],
+                                ip[SK__CONV_PAD + 1], ip[SK__CONV_DILATION + 1]);
+    return (double)y->numel * (double)a->shape[0] * (double)oh * (double)ow;
+  }
+  }
 }
 
 double sk__op_flops(const sk__node *y, const sk__node *a) {
@@ -51,6 +81,7 @@ double sk__op_flops(const sk__node *y, const sk__node *a) {
   case SK__FLOPS_IN: return a ? (double)a->numel : 0.0;
   case SK__FLOPS_MATMUL: /* a multiply and an add per term of each inner product */
     return 2.0 * (double)y->numel * (double)(y->ip[0] ? a->shape[0] : a->shape[1]);
+  case SK__FLOPS_CONV: return 2.0 * conv_macs(y, a);
   case SK__FLOPS_NONE: return 0.0;
   }
   return 0.0;
@@ -302,6 +333,8 @@ SAME_SHAPE(exp)
 SAME_SHAPE(log)
 SAME_SHAPE(sqrt)
 SAME_SHAPE(tanh)
+SAME_SHAPE(sin)
+SAME_SHAPE(cos)
 SAME_SHAPE(sigmoid)
 SAME_SHAPE(softplus)
 SAME_SHAPE(step)
@@ -430,6 +463,173 @@ static int shape_logsumexp(sk__node *y, const sk__node *A, const sk__node *b, ch
   return 1;
 }
 
+/* The convolutions. conv2d: x (N, C, H, W) ⋆ w (O, C, KH, KW) → (N, O, OH,
+ * OW), OH = (H + 2·pad − dil·(KH − 1) − 1) / stride + 1 rounded down.
+ * conv_transpose2d: its transpose in x, x (N, O, OH, OW) with w (O, C, KH,
+ * KW) → (N, C, H, W), H = (OH − 1)·stride − 2·pad + dil·(KH − 1) + outpad
+ * + 1: with 0 <= outpad < stride the convolution of an H-row input has OH
+ * rows again, so that each op's gradient (graph/grad.c) has the shape of
+ * its input; outpad picks which of the stride's H (all give OH) it is.
+ * conv2d_weight: its transpose in w, x (N, C, H, W) and dy (N, O, OH, OW),
+ * dy the convolution's output size, → (O, C, KH, KW). */
+
+/* ip's parameters: positive stride, dilation and kernel, no negative
+ * padding, output padding below the stride (0 but for the transpose) and
+ * one group. */
+static int conv_params_ok(const sk__node *y, int transpose, char *why, size_t cap) {
+  const int32_t *ip = y->ip;
+  static const struct { int at, min; const char *what; } rule[] = {
+      {SK__CONV_STRIDE, 1, "stride (%d, %d) must be positive"},
+      {SK__CONV_DILATION, 1, "dilation (%d, %d) must be positive"},
+      {SK__CONV_PAD, 0, "padding (%d, %d) must not be negative"},
+      {SK__CONV_KERNEL, 1, "kernel %dx%d must not be empty"}};
+  for (size_t k = 0; k < sizeof rule / sizeof rule[0]; k++)
+    if (ip[rule[k].at] < rule[k].min || ip[rule[k].at + 1] < rule[k].min) {
+      snprintf(why, cap, rule[k].what, ip[rule[k].at], ip[rule[k].at + 1]);
+      return 0;
+    }
+  for (int d = 0; d < 2; d++) {
+    const int op = ip[SK__CONV_OUTPAD + d];
+    if (!transpose && op != 0) {
+      snprintf(why, cap, "output padding (%d, %d) applies to the transpose only",
+               ip[SK__CONV_OUTPAD], ip[SK__CONV_OUTPAD + 1]);
+      return 0;
+    }
+    if (op < 0 || op >= ip[SK__CONV_STRIDE + d]) {
+      snprintf(why, cap, "output padding (%d, %d) must be in [0, stride (%d, %d))",
+               ip[SK__CONV_OUTPAD], ip[SK__CONV_OUTPAD + 1], ip[SK__CONV_STRIDE],
+               ip[SK__CONV_STRIDE + 1]);
+      return 0;
+    }
+  }
+  if (ip[SK__CONV_GROUPS] != 1) {
+    snprintf(why, cap, "%d groups: only 1 is supported", ip[SK__CONV_GROUPS]);
+    return 0;
+  }
+  return 1;
+}
+
+/* Adds the operands' shapes to a message about the parameters. */
+static int and_shapes(char *why, size_t cap, const sk__node *A, const char *bname,
+                      const sk__node *B) {
+  char sa[64], sb[64];
+  const size_t k = strlen(why);
+  shape_str(sa, sizeof sa, A->ndim, A->shape);
+  shape_str(sb, sizeof sb, B->ndim, B->shape);
+  if (k < cap) snprintf(why + k, cap - k, " (input %s, %s %s)", sa, bname, sb);
+  return 0;
+}
+
+/* The dilated kernel fits x's (N, C, H, W) padded rows and columns. */
+static int conv_fits(const sk__node *y, const sk__node *X, char *why, size_t cap) {
+  const int32_t *ip = y->ip;
+  for (int d = 0; d < 2; d++) {
+    const int64_t span = (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) + 1;
+    if (span > X->shape[2 + d] + 2 * (int64_t)ip[SK__CONV_PAD + d]) {
+      char sx[64];
+      shape_str(sx, sizeof sx, X->ndim, X->shape);
+      snprintf(why, cap, "kernel %dx%d (dilation %d, %d) is larger than input %s padded by (%d, %d)",
+               ip[SK__CONV_KERNEL], ip[SK__CONV_KERNEL + 1], ip[SK__CONV_DILATION],
+               ip[SK__CONV_DILATION + 1], sx, ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* The convolution's output size for x's rows (d = 0) or columns (d = 1). */
+static int64_t conv_out_of(const sk__node *y, const sk__node *X, int d) {
+  const int32_t *ip = y->ip;
+  return conv_out(X->shape[2 + d], ip[SK__CONV_KERNEL + d], ip[SK__CONV_STRIDE + d],
+                  ip[SK__CONV_PAD + d], ip[SK__CONV_DILATION + d]);
+}
+
+/* The kernel size of weight w (.., .., KH, KW) into ip. */
+static int conv_kernel_from(sk__node *y, const sk__node *Wt, char *why, size_t cap) {
+  if (Wt->shape[2] > INT32_MAX || Wt->shape[3] > INT32_MAX) {
+    snprintf(why, cap, "kernel %lldx%lld too large", (long long)Wt->shape[2],
+             (long long)Wt->shape[3]);
+    return 0;
+  }
+  y->ip[SK__CONV_KERNEL] = (int32_t)Wt->shape[2];
+  y->ip[SK__CONV_KERNEL + 1] = (int32_t)Wt->shape[3];
+  return 1;
+}
+
+static int shape_conv2d(sk__node *y, const sk__node *X, const sk__node *Wt, char *why, size_t cap) {
+  if (X->ndim != 4 || Wt->ndim != 4)
+    return why2(why, cap, "input %s and weight %s must be 4-D: (N, C, H, W) and (O, C, KH, KW)",
+                X, Wt);
+  if (!conv_kernel_from(y, Wt, why, cap) || !conv_params_ok(y, 0, why, cap))
+    return and_shapes(why, cap, X, "weight", Wt);
+  if (X->shape[1] != Wt->shape[1])
+    return why2(why, cap, "input %s and weight %s differ in input channels (dimension 1)", X, Wt);
+  if (!conv_fits(y, X, why, cap)) return 0;
+  y->ndim = 4;
+  y->shape[0] = X->shape[0];
+  y->shape[1] = Wt->shape[0];
+  y->shape[2] = conv_out_of(y, X, 0);
+  y->shape[3] = conv_out_of(y, X, 1);
+  return 1;
+}
+
+static int shape_conv_transpose2d(sk__node *y, const sk__node *X, const sk__node *Wt, char *why,
+                                  size_t cap) {
+  if (X->ndim != 4 || Wt->ndim != 4)
+    return why2(why, cap, "input %s and weight %s must be 4-D: (N, O, H, W) and (O, C, KH, KW)",
+                X, Wt);
+  if (!conv_kernel_from(y, Wt, why, cap) || !conv_params_ok(y, 1, why, cap))
+    return and_shapes(why, cap, X, "weight", Wt);
+  if (X->shape[1] != Wt->shape[0])
+    return why2(why, cap, "input %s's channels are not weight %s's dimension 0", X, Wt);
+  if (X->shape[2] < 1 || X->shape[3] < 1)
+    return why2(why, cap, "input %s has no rows or no columns (weight %s)", X, Wt);
+  const int32_t *ip = y->ip;
+  int64_t out[2];
+  for (int d = 0; d < 2; d++)
+    out[d] = (X->shape[2 + d] - 1) * ip[SK__CONV_STRIDE + d] - 2 * (int64_t)ip[SK__CONV_PAD + d] +
+             (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) +
+             ip[SK__CONV_OUTPAD + d] + 1;
+  if (out[0] < 1 || out[1] < 1) {
+    char sx[64], sw[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    shape_str(sw, sizeof sw, Wt->ndim, Wt->shape);
+    snprintf(why, cap, "input %s and weight %s give a %lldx%lld output: padding (%d, %d) too large",
+             sx, sw, (long long)out[0], (long long)out[1], ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
+    return 0;
+  }
+  y->ndim = 4;
+  y->shape[0] = X->shape[0];
+  y->shape[1] = Wt->shape[1];
+  y->shape[2] = out[0];
+  y->shape[3] = out[1];
+  return 1;
+}
+
+/* The kernel size is asked for in ip. */
+static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G, char *why,
+                               size_t cap) {
+  if (X->ndim != 4 || G->ndim != 4)
+    return why2(why, cap, "input %s and output gradient %s must be 4-D", X, G);
+  if (!conv_params_ok(y, 0, why, cap)) return and_shapes(why, cap, X, "output gradient", G);
+  if (X->shape[0] != G->shape[0])
+    return why2(why, cap, "input %s and output gradient %s differ in batch size", X, G);
+  if (!conv_fits(y, X, why, cap)) return 0;
+  const int64_t oh = conv_out_of(y, X, 0), ow = conv_out_of(y, X, 1);
+  if (G->shape[2] != oh || G->shape[3] != ow) {
+    char fmt[96];
+    snprintf(fmt, sizeof fmt, "output gradient %%s is not the %lldx%lld output of input %%s",
+             (long long)oh, (long long)ow);
+    return why2(why, cap, fmt, G, X);
+  }
+  y->ndim = 4;
+  y->shape[0] = G->shape[1];
+  y->shape[1] = X->shape[1];
+  y->shape[2] = y->ip[SK__CONV_KERNEL];
+  y->shape[3] = y->ip[SK__CONV_KERNEL + 1];
+  return 1;
+}
+
 /* ---- primitive builders ---- */
 
 static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
@@ -458,6 +658,8 @@ sk_node sk_exp(sk_graph *g, sk_node a) { return unary(g, SK_OP_EXP, a); }
 sk_node sk_log(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOG, a); }
 sk_node sk_sqrt(sk_graph *g, sk_node a) { return unary(g, SK_OP_SQRT, a); }
 sk_node sk_tanh(sk_graph *g, sk_node a) { return unary(g, SK_OP_TANH, a); }
+sk_node sk_sin(sk_graph *g, sk_node a) { return unary(g, SK_OP_SIN, a); }
+sk_node sk_cos(sk_graph *g, sk_node a) { return unary(g, SK_OP_COS, a); }
 sk_node sk_sigmoid(sk_graph *g, sk_node a) { return unary(g, SK_OP_SIGMOID, a); }
 sk_node sk_softplus(sk_graph *g, sk_node a) { return unary(g, SK_OP_SOFTPLUS, a); }
 sk_node sk_step(sk_graph *g, sk_node a) { return unary(g, SK_OP_STEP, a); }
@@ -552,6 +754,39 @@ sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows) {
 
 sk_node sk_logsumexp(sk_graph *g, sk_node a) { return unary(g, SK_OP_LOGSUMEXP, a); }
 
+/* opts' parameters in y's ip (NULL: stride 1, no padding, no dilation; a
+ * zero stride or dilation means 1); the shape rules check them. */
+static void conv_opts_to(sk__node *y, const sk_conv2d_opts *o) {
+  for (int d = 0; d < 2; d++) {
+    y->ip[SK__CONV_STRIDE + d] = o && o->stride[d] ? o->stride[d] : 1;
+    y->ip[SK__CONV_PAD + d] = o ? o->padding[d] : 0;
+    y->ip[SK__CONV_DILATION + d] = o && o->dilation[d] ? o->dilation[d] : 1;
+    y->ip[SK__CONV_OUTPAD + d] = o ? o->output_padding[d] : 0;
+  }
+  y->ip[SK__CONV_GROUPS] = 1;
+}
+
+sk_node sk_conv2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts) {
+  sk__node y = proto(SK_OP_CONV2D, x, w);
+  conv_opts_to(&y, opts);
+  return add(g, &y);
+}
+
+sk_node sk_conv_transpose2d(sk_graph *g, sk_node x, sk_node w, const sk_conv2d_opts *opts) {
+  sk__node y = proto(SK_OP_CONV_TRANSPOSE2D, x, w);
+  conv_opts_to(&y, opts);
+  return add(g, &y);
+}
+
+sk_node sk_conv2d_weight(sk_graph *g, sk_node x, sk_node dy, int kh, int kw,
+                         const sk_conv2d_opts *opts) {
+  sk__node y = proto(SK_OP_CONV2D_WEIGHT, x, dy);
+  conv_opts_to(&y, opts);
+  y.ip[SK__CONV_KERNEL] = kh;
+  y.ip[SK__CONV_KERNEL + 1] = kw;
+  return add(g, &y);
+}
+
 /* ---- composites ---- */
 
 #define CHECK_IN(g, x)                                                                 \
@@ -608,5 +843,93 @@ sk_node sk_elu(sk_graph *g, sk_node a) {
 }
 
 sk_node sk_log_softmax(sk_graph *g, sk_node a) { return sk_sub(g, a, sk_logsumexp(g, a)); }
+
+/* ---- composites for image models ---- */
+
+/* Group normalisation (Wu and He 2018): x (N, C, ...) as (N, G, C/G · the
+ * rest), each group standardised with its mean and biased variance, then
+ * per channel times gamma (C) plus beta (C) where given. Every step is a
+ * smooth primitive, so its gradients of every order are too. */
+sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta, float eps) {
+  CHECK_IN(g, x);
+  const sk__node *X = N(g, x);
+  if (X->ndim < 2 || groups < 1 || X->shape[1] % groups != 0 || X->numel == 0) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE,
+                      "group_norm: input %s: need (N, C, ...) with C a multiple of %d groups, "
+                      "not empty", sx, groups);
+  }
+  const int nd = X->ndim;
+  int64_t shape[SK_MAX_DIMS], per_channel[SK_MAX_DIMS];
+  memcpy(shape, X->shape, sizeof shape);
+  const int64_t n = shape[0], c = shape[1], m = X->numel / (n * groups);
+  const int64_t grouped[3] = {n, groups, m}, stat[3] = {n, groups, 1};
+  for (int k = 0; k < 2; k++) {
+    const sk_node p = k ? beta : gamma;
+    if (p == SK_NONE) continue;
+    if (!valid(g, p)) return build_fail(g, SK_ERR_INVALID, "group_norm: invalid node %d", p);
+    if (N(g, p)->ndim != 1 || N(g, p)->shape[0] != c) {
+      char sx[64], sp[64];
+      shape_str(sx, sizeof sx, nd, shape);
+      shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
+      return build_fail(g, SK_ERR_SHAPE, "group_norm: %s %s for input %s: need (%lld)",
+                        k ? "beta" : "gamma", sp, sx, (long long)c);
+    }
+  }
+  const float inv_m = 1.0f / (float)m;
+  sk_node xg = sk_reshape(g, x, 3, grouped);
+  sk_node mean = sk_affine(g, sk_sum_to(g, xg, 3, stat), inv_m, 0.0f);
+  sk_node xc = sk_sub(g, xg, mean);
+  sk_node var_eps = sk_affine(g, sk_sum_to(g, sk_mul(g, xc, xc), 3, stat), inv_m, eps);
+  sk_node y = sk_reshape(g, sk_div(g, xc, sk_sqrt(g, var_eps)), nd, shape);
+  /* gamma and beta (C) as (C, 1, ...): they broadcast over the rest. */
+  per_channel[0] = c;
+  for (int i = 1; i < nd - 1; i++) per_channel[i] = 1;
+  if (gamma != SK_NONE) y = sk_mul(g, y, sk_reshape(g, gamma, nd - 1, per_channel));
+  if (beta != SK_NONE) y = sk_add(g, y, sk_reshape(g, beta, nd - 1, per_channel));
+  return y;
+}
+
+/* Each pixel of x (N, C, H, W) repeated into a factor × factor block, with
+ * the ranks the graph allows: the rows' copies side by side, then the
+ * widened rows copied below each other. */
+sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor) {
+  CHECK_IN(g, x);
+  const sk__node *X = N(g, x);
+  if (X->ndim != 4 || factor < 1) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE, "upsample_nearest2d: input %s, factor %d: need 4-D and >= 1",
+                      sx, factor);
+  }
+  const int64_t n = X->shape[0], c = X->shape[1], h = X->shape[2], w = X->shape[3], f = factor;
+  sk_node r = sk_reshape(g, x, 3, (int64_t[]){n * c * h, w, 1});
+  r = sk_reshape(g, sk_expand(g, r, 3, (int64_t[]){n * c * h, w, f}), 3,
+                 (int64_t[]){n * c * h, 1, w * f});
+  r = sk_expand(g, r, 3, (int64_t[]){n * c * h, f, w * f});
+  return sk_reshape(g, r, 4, (int64_t[]){n, c, h * f, w * f});
+}
+
+/* The mean of each factor × factor block of x (N, C, H, W), H and W
+ * multiples of factor: the rows' blocks summed, then the columns'. */
+sk_node sk_avg_pool2d(sk_graph *g, sk_node x, int factor) {
+  CHECK_IN(g, x);
+  const sk__node *X = N(g, x);
+  if (X->ndim != 4 || factor < 1 || X->shape[2] % factor || X->shape[3] % factor) {
+    char sx[64];
+    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE,
+                      "avg_pool2d: input %s, factor %d: need 4-D with rows and columns multiples of it",
+                      sx, factor);
+  }
+  const int64_t n = X->shape[0], c = X->shape[1], h = X->shape[2], w = X->shape[3], f = factor;
+  sk_node r = sk_reshape(g, x, 3, (int64_t[]){n * c * (h / f), f, w});
+  r = sk_sum_to(g, r, 3, (int64_t[]){n * c * (h / f), 1, w});
+  r = sk_reshape(g, r, 2, (int64_t[]){n * c * (h / f) * (w / f), f});
+  r = sk_sum_to(g, r, 2, (int64_t[]){n * c * (h / f) * (w / f), 1});
+  return sk_affine(g, sk_reshape(g, r, 4, (int64_t[]){n, c, h / f, w / f}),
+                   1.0f / (float)(f * f), 0.0f);
+}
 
 const char *sk__graph_error(const sk_graph *g) { return g->error; }

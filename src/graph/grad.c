@@ -77,6 +77,15 @@ static void grad_tanh(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_affine(g, sk_mul(g, y, y), -1.0f, 1.0f));
 }
 
+/* sin' = cos and cos' = −sin: each rule builds the other op, so derivatives of
+ * every order stay within the pair. */
+static void grad_sin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_mul(g, dy, sk_cos(g, IN0));
+}
+static void grad_cos(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  dx[0] = sk_neg(g, sk_mul(g, dy, sk_sin(g, IN0)));
+}
+
 /* σ' = σ(1 − σ). */
 static void grad_sigmoid(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_mul(g, y, sk_affine(g, y, -1.0f, 1.0f)));
@@ -153,6 +162,73 @@ static void grad_scatter_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) 
 /* ∂ lse / ∂x = softmax(x) = exp(x − lse). */
 static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_exp(g, sk_sub(g, IN0, y)));
+}
+
+/* The convolutions. With A_w the convolution x ↦ conv2d(x, w) (stride s,
+ * padding p, dilation d along each axis), conv_transpose2d(·, w) is A_wᵀ and
+ * conv2d_weight(x, ·) is the transpose of w ↦ conv2d(x, w); all three are
+ * bilinear, so each one's gradients are the other two with the same s, p, d
+ * and kernel:
+ *   y = conv2d(x, w), x (N, C, H, W):
+ *     dx = conv_transpose2d(dy, w), output padding H − ((OH − 1)·s − 2p +
+ *          d·(KH − 1) + 1) (the rows the strided convolution rounded away;
+ *          in [0, s)), the same along the width
+ *     dw = conv2d_weight(x, dy)
+ *   y = conv_transpose2d(x, w) (= A_wᵀ x; y plays the convolution's input):
+ *     dx = conv2d(dy, w)                 (output padding dropped)
+ *     dw = conv2d_weight(dy, x)          (roles swapped: dy is the
+ *          convolution's input, x its output's gradient)
+ *   z = conv2d_weight(x, gy) (= ∂⟨gy, conv2d(x, w)⟩/∂w):
+ *     dx  = conv_transpose2d(gy, dz), output padding as for conv2d's dx
+ *     dgy = conv2d(x, dz) */
+static sk_conv2d_opts conv_opts_of(const sk__node *n) {
+  sk_conv2d_opts o;
+  memset(&o, 0, sizeof o);
+  for (int d = 0; d < 2; d++) {
+    o.stride[d] = n->ip[SK__CONV_STRIDE + d];
+    o.padding[d] = n->ip[SK__CONV_PAD + d];
+    o.dilation[d] = n->ip[SK__CONV_DILATION + d];
+  }
+  return o;
+}
+
+/* The output padding that makes conv_transpose2d of the convolution n's
+ * output (rows oh, cols ow) as large as its input x. */
+static void conv_outpad(sk_conv2d_opts *o, const sk__node *n, const sk__node *x, int64_t oh,
+                        int64_t ow) {
+  const int64_t out[2] = {oh, ow};
+  for (int d = 0; d < 2; d++) {
+    const int64_t k = n->ip[SK__CONV_KERNEL + d];
+    o->output_padding[d] = (int)(x->shape[2 + d] - ((out[d] - 1) * o->stride[d] - 2 * o->padding[d] +
+                                                    o->dilation[d] * (k - 1) + 1));
+  }
+}
+
+static void grad_conv2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *n = &g->nodes[y];
+  sk_conv2d_opts o = conv_opts_of(n);
+  dx[1] = sk_conv2d_weight(g, IN0, dy, n->ip[SK__CONV_KERNEL], n->ip[SK__CONV_KERNEL + 1], &o);
+  n = &g->nodes[y]; /* the builder may have moved the nodes */
+  conv_outpad(&o, n, &g->nodes[IN0], n->shape[2], n->shape[3]);
+  dx[0] = sk_conv_transpose2d(g, dy, IN1, &o);
+}
+
+static void grad_conv_transpose2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *n = &g->nodes[y];
+  const sk_conv2d_opts o = conv_opts_of(n);
+  const int kh = n->ip[SK__CONV_KERNEL], kw = n->ip[SK__CONV_KERNEL + 1];
+  dx[0] = sk_conv2d(g, dy, IN1, &o);
+  dx[1] = sk_conv2d_weight(g, dy, IN0, kh, kw, &o);
+}
+
+static void grad_conv2d_weight(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *n = &g->nodes[y];
+  sk_conv2d_opts o = conv_opts_of(n);
+  const sk__node *gy = &g->nodes[IN1];
+  conv_outpad(&o, n, &g->nodes[IN0], gy->shape[2], gy->shape[3]);
+  dx[0] = sk_conv_transpose2d(g, IN1, dy, &o);
+  o.output_padding[0] = o.output_padding[1] = 0;
+  dx[1] = sk_conv2d(g, IN0, dy, &o);
 }
 
 /* Leaves, stop_grad and step pass no gradient on. */

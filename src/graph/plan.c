@@ -483,8 +483,10 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     step->packed = pack_of[s] >= 0 ? base + slots[pack_slot[pack_of[s]]].offset : NULL;
     step->halves = halves_slot[s] >= 0 ? base + slots[halves_slot[s]].offset : NULL;
     work += (double)nd->numel;
-    if (nd->op == SK_OP_MATMUL)
-      work += (double)nd->numel * (double)g->nodes[nd->in[0]].shape[nd->ip[0] ? 0 : 1] / 16.0;
+    /* Products and convolutions: a sixteenth per multiply-add. */
+    const sk__flops fk = sk__op_flops_kind(nd->op);
+    if (fk == SK__FLOPS_MATMUL || fk == SK__FLOPS_CONV)
+      work += sk__op_flops(nd, &g->nodes[nd->in[0]]) / 32.0;
   }
   /* Groups and their tiles (see sk__step). */
   for (int s = 0; s < g->n_exec;) {

@@ -64,6 +64,11 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
     fprintf(out, ")");
     if (nd->op == SK_OP_MATMUL) fprintf(out, " t%d%d k=%lld", nd->ip[0], nd->ip[1],
                                         (long long)(nd->ip[0] ? e.a->shape[0] : e.a->shape[1]));
+    if (sk__op_flops_kind(nd->op) == SK__FLOPS_CONV)
+      fprintf(out, " k%dx%d s%d,%d p%d,%d d%d,%d", nd->ip[SK__CONV_KERNEL],
+              nd->ip[SK__CONV_KERNEL + 1], nd->ip[SK__CONV_STRIDE], nd->ip[SK__CONV_STRIDE + 1],
+              nd->ip[SK__CONV_PAD], nd->ip[SK__CONV_PAD + 1], nd->ip[SK__CONV_DILATION],
+              nd->ip[SK__CONV_DILATION + 1]);
     fprintf(out, " %.2f us", us);
     if (g->steps[s].group_end)
       fprintf(out, "  [group of %d: %lld units, tiles of %lld]", g->steps[s].group_end - s,

@@ -53,7 +53,8 @@ static const struct { int8_t bin, un; } ew[SK_OP_COUNT] = {
     [SK_OP_EXP] = {0, SK_UN_EXP + 1},          [SK_OP_LOG] = {0, SK_UN_LOG + 1},
     [SK_OP_SQRT] = {0, SK_UN_SQRT + 1},        [SK_OP_TANH] = {0, SK_UN_TANH + 1},
     [SK_OP_SIGMOID] = {0, SK_UN_SIGMOID + 1},  [SK_OP_SOFTPLUS] = {0, SK_UN_SOFTPLUS + 1},
-    [SK_OP_STEP] = {0, SK_UN_STEP + 1},
+    [SK_OP_STEP] = {0, SK_UN_STEP + 1},        [SK_OP_SIN] = {0, SK_UN_SIN + 1},
+    [SK_OP_COS] = {0, SK_UN_COS + 1},
 };
 
 /* An elementwise op: out (so) = op(x0 (sa)), or op(x0 (sa), x1 (sb)),
@@ -105,6 +106,8 @@ static sk_status cpu_elementwise(const sk__exec *e, int64_t r0, int64_t r1) {
 #define cpu_log cpu_elementwise
 #define cpu_sqrt cpu_elementwise
 #define cpu_tanh cpu_elementwise
+#define cpu_sin cpu_elementwise
+#define cpu_cos cpu_elementwise
 #define cpu_sigmoid cpu_elementwise
 #define cpu_softplus cpu_elementwise
 #define cpu_step cpu_elementwise
@@ -208,6 +211,53 @@ static sk_status cpu_logsumexp(const sk__exec *e, int64_t r0, int64_t r1) {
     elem_range(e, r0, r1, &e0, &e1);
     sk__logsumexp(e->out, e->in[0], cols, e0, e1);
   }
+  return SK_OK;
+}
+
+/* The convolution op e computes or transposes (kernels.h, sk__conv): x is
+ * the convolution's input and out its output, whichever of them are the
+ * op's operands. */
+static sk__conv conv_of(const sk__exec *e) {
+  const sk__node *y = e->node, *x, *out;
+  switch (e->op) {
+  case SK_OP_CONV2D: x = e->a, out = y; break;
+  case SK_OP_CONV_TRANSPOSE2D: x = y, out = e->a; break;
+  default: x = e->a, out = e->b; break; /* conv2d_weight */
+  }
+  const int32_t *ip = y->ip;
+  return (sk__conv){.n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
+                    .o = out->shape[1], .oh = out->shape[2], .ow = out->shape[3],
+                    .kh = ip[SK__CONV_KERNEL], .kw = ip[SK__CONV_KERNEL + 1],
+                    .sh = ip[SK__CONV_STRIDE], .sw = ip[SK__CONV_STRIDE + 1],
+                    .ph = ip[SK__CONV_PAD], .pw = ip[SK__CONV_PAD + 1],
+                    .dh = ip[SK__CONV_DILATION], .dw = ip[SK__CONV_DILATION + 1]};
+}
+
+/* Units are the output's rows: samples for the convolution and its
+ * transpose, output channels for the weight gradient; all of them when the
+ * op runs whole (one unit). */
+static void conv_rows(const sk__exec *e, int64_t *r0, int64_t *r1) {
+  if (e->units == 1) *r0 = 0, *r1 = e->node->shape[0];
+}
+
+static sk_status cpu_conv2d(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__conv cv = conv_of(e);
+  conv_rows(e, &r0, &r1);
+  sk__conv2d_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
+  return SK_OK;
+}
+
+static sk_status cpu_conv_transpose2d(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__conv cv = conv_of(e);
+  conv_rows(e, &r0, &r1);
+  sk__conv2d_data_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
+  return SK_OK;
+}
+
+static sk_status cpu_conv2d_weight(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__conv cv = conv_of(e);
+  conv_rows(e, &r0, &r1);
+  sk__conv2d_weight_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
   return SK_OK;
 }
 

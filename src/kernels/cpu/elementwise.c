@@ -194,6 +194,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void unary_r
   case SK_UN_SIGMOID: UN_LOOP(sigmoidf(x)) break;
   case SK_UN_SOFTPLUS: UN_LOOP(softplusf(x)) break;
   case SK_UN_STEP: UN_LOOP(x > 0.0f ? 1.0f : 0.0f) break;
+  case SK_UN_SIN: UN_LOOP(sinf(x)) break;
+  case SK_UN_COS: UN_LOOP(cosf(x)) break;
   }
 }
 

@@ -35,6 +35,33 @@ void sk__matmul_force_portable(int on);
 void sk__transpose_rows(float *t, const float *s, int64_t rows, int64_t cols, int64_t r0,
                         int64_t r1, int stream);
 
+/* A 2-D convolution (NCHW, cross-correlation as in PyTorch) as its three
+ * kernels see it: input x (n, c, h, w), weight (o, c, kh, kw), output y
+ * (n, o, oh, ow) with
+ *   y[i, p, q, r] = Σ_{c, a, b} w[p, c, a, b] · x[i, c, q·sh − ph + a·dh, r·sw − pw + b·dw]
+ * (x zero outside its h × w). The transposed convolution is the data kernel
+ * of the convolution it transposes (graph/build.c, conv ops). */
+typedef struct sk__conv {
+  int64_t n, c, h, w, o, oh, ow, kh, kw;
+  int64_t sh, sw, ph, pw, dh, dw;
+} sk__conv;
+/* y = conv(x, w), samples [n0, n1) of y. */
+void sk__conv2d_rows(float *y, const float *x, const float *w, const sk__conv *cv, int64_t n0,
+                     int64_t n1);
+/* x = conv^T(y, w): the gradient with respect to the input for the output
+ * gradient y; samples [n0, n1) of x. */
+void sk__conv2d_data_rows(float *x, const float *y, const float *w, const sk__conv *cv,
+                          int64_t n0, int64_t n1);
+/* w = Σ over samples and output positions of y ⊗ the input window: the
+ * gradient with respect to the weight for the output gradient y; output
+ * channels [o0, o1) of w. */
+void sk__conv2d_weight_rows(float *w, const float *x, const float *y, const sk__conv *cv,
+                            int64_t o0, int64_t o1);
+/* The references: the defining sums, every term, in double. */
+void sk__conv2d_naive(float *y, const float *x, const float *w, const sk__conv *cv);
+void sk__conv2d_data_naive(float *x, const float *y, const float *w, const sk__conv *cv);
+void sk__conv2d_weight_naive(float *w, const float *x, const float *y, const sk__conv *cv);
+
 /* Shapes padded to 4-D (leading 1s), as the broadcasting kernels use them. */
 typedef struct sk__shape4 {
   int64_t d[4];
@@ -50,7 +77,7 @@ void sk__binary(float *out, const float *a, const float *b, sk__shape4 so, sk__s
 
 typedef enum {
   SK_UN_NEG, SK_UN_AFFINE, SK_UN_EXP, SK_UN_LOG, SK_UN_SQRT, SK_UN_TANH, SK_UN_SIGMOID,
-  SK_UN_SOFTPLUS, SK_UN_STEP
+  SK_UN_SOFTPLUS, SK_UN_STEP, SK_UN_SIN, SK_UN_COS
 } sk__unop;
 /* out[i] = f(a[i]) for i in [e0, e1); alpha and beta for affine. */
 void sk__unary(float *out, const float *a, sk__unop op, float alpha, float beta, int64_t e0,
