@@ -1,7 +1,9 @@
 /* The scorekit program end to end: bad input of every kind gets a one-line
- * error naming the file or flag, a non-zero exit and no output left behind;
+ * error naming the file or flag and the problem, a non-zero exit (not a
+ * crash) and nothing left behind in the directory;
  * good input trains; a resumed run writes the same model file bit for bit. */
 #define _DEFAULT_SOURCE /* mkdtemp */
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -63,9 +65,22 @@ static void write_npy(const char *name, const char *dict, const void *payload, s
   write_file(name, buf, total + pad + n);
 }
 
+/* Entries of the test directory other than err.txt: a failed command must
+ * leave no file or directory behind, wherever it might have put one. */
+static int dir_entries(void) {
+  DIR *d = opendir(tmp);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));)
+    n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "err.txt");
+  if (d) closedir(d);
+  return n;
+}
+
 typedef struct bad_case {
   const char *args;
-  const char *needle; /* must appear in the one-line message */
+  /* Each must appear in the one-line message: the file or flag at fault,
+   * and the words that name the problem. */
+  const char *needles[4];
 } bad_case;
 
 TEST(bad_input_fails_cleanly) {
@@ -83,42 +98,51 @@ TEST(bad_input_fails_cleanly) {
   write_npy("inf.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", inf, 16);
   write_file("header.npy", "\x93NUMPY\x01\x00\xff\xff{'descr'", 18);
   static const bad_case cases[] = {
-      {"train --data ragged.csv --out o", "ragged.csv"},
-      {"train --data text.csv --out o", "abc"},
-      {"train --data nan.csv --out o", "nan.csv"},
-      {"train --data empty.csv --out o", "empty.csv"},
-      {"train --data c8.npy --out o", "c8.npy"},
-      {"train --data fortran.npy --out o", "fortran"},
-      {"train --data short.npy --out o", "truncated"},
-      {"train --data huge.npy --out o", "huge.npy"},
-      {"train --data rank3.npy --out o", "rank3.npy"},
-      {"train --data inf.npy --out o", "inf.npy"},
-      {"train --data header.npy --out o", "header.npy"},
-      {"train --data missing.csv --out o", "missing.csv"},
-      {"train --data nosuchset --out o", "nosuchset"},
-      {"train --steps -5 --out o", "--steps"},
-      {"train --steps 10x --out o", "--steps"},
-      {"train --lr abc --out o", "--lr"},
-      {"train --lr nan --out o", "--lr"},
-      {"train --batch-size 0 --out o", "--batch-size"},
-      {"train --objective foo --out o", "foo"},
-      {"train --activation relu --out o", "relu"},
-      {"train --sigmas 1,2,3 --out o", "--sigmas"},
-      {"train --sigma-min 5 --sigma-max 1 --out o", "--sigma-min"},
-      {"train --frobnicate 3 --out o", "--frobnicate"},
-      {"train --out", "--out"},
-      {"train --steps 10", "--out"},
-      {"train --objective classifier --data swissroll --out o", "labels"},
-      {"train --resume nowhere --steps 5 --out o", "nowhere"},
-      {"frobnicate", "frobnicate"},
+      {"train --data ragged.csv --out o", {"ragged.csv", "line 3", "expected 2 fields, got 1"}},
+      {"train --data text.csv --out o", {"text.csv", "line 2, column 2", "non-numeric", "'abc'"}},
+      {"train --data nan.csv --out o", {"nan.csv", "line 2, column 1", "non-finite", "'nan'"}},
+      {"train --data empty.csv --out o", {"empty.csv", "empty file"}},
+      {"train --data c8.npy --out o", {"c8.npy", "unsupported dtype", "'<c8'"}},
+      {"train --data fortran.npy --out o", {"fortran.npy", "fortran_order", "C-order"}},
+      {"train --data short.npy --out o", {"short.npy", "data truncated", "needs 16 bytes, 12 follow"}},
+      {"train --data huge.npy --out o", {"huge.npy", "data truncated", "799999999992 bytes"}},
+      {"train --data rank3.npy --out o", {"rank3.npy", "2-D", "rank 3"}},
+      {"train --data inf.npy --out o", {"inf.npy", "non-finite", "Inf", "index 2"}},
+      {"train --data header.npy --out o", {"header.npy", "header truncated", "has 18"}},
+      {"train --data missing.csv --out o", {"missing.csv", "cannot open"}},
+      {"train --data nosuchset --out o", {"--data", "unknown data set", "\"nosuchset\""}},
+      {"train --steps -5 --out o", {"--steps", "integer in 1..", "\"-5\""}},
+      {"train --steps 10x --out o", {"--steps", "integer in 1..", "\"10x\""}},
+      {"train --lr abc --out o", {"--lr", "expected a number", "\"abc\""}},
+      {"train --lr nan --out o", {"--lr", "expected a number", "\"nan\""}},
+      {"train --batch-size 0 --out o", {"--batch-size", "integer in 1..", "\"0\""}},
+      {"train --objective foo --out o", {"--objective", "unknown \"foo\""}},
+      {"train --activation relu --out o", {"--activation", "unknown \"relu\""}},
+      {"train --sigmas 1,2,3 --out o", {"--sigmas", "must decrease"}},
+      {"train --sigma-min 5 --sigma-max 1 --out o", {"--sigma-min 5", "must be below --sigma-max 1"}},
+      {"train --frobnicate 3 --out o", {"unknown flag --frobnicate"}},
+      {"train --out", {"--out", "missing value"}},
+      {"train --steps 10", {"--out DIR is required"}},
+      {"train --objective classifier --data swissroll --out o", {"classifier", "swissroll", "no labels"}},
+      {"train --resume nowhere --steps 5 --out o", {"--resume", "nowhere/state.safetensors", "cannot open"}},
+      {"frobnicate", {"unknown command", "\"frobnicate\""}},
   };
+  const int entries = dir_entries();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int rc = run(cases[i].args);
-    int ok = rc != 0 && lines(err) == 1 && strstr(err, cases[i].needle) && !exists("o");
-    if (!ok)
-      fprintf(stderr, "case \"%s\": exit %d, output dir %s, stderr: %s\n", cases[i].args, rc,
-              exists("o") ? "created" : "absent", err);
+    /* An exit code of 128 and up is a crash reported by the shell. */
+    int ok = rc > 0 && rc < 128 && lines(err) == 1 && strncmp(err, "scorekit: ", 10) == 0;
+    const char *missing = NULL;
+    for (int k = 0; k < 4 && cases[i].needles[k]; k++)
+      if (!strstr(err, cases[i].needles[k]) && !missing) missing = cases[i].needles[k];
+    const int left = dir_entries() - entries;
+    if (!ok || missing || left)
+      fprintf(stderr, "case \"%s\": exit %d, %d new entries in the directory, %s%s%sstderr: %s\n",
+              cases[i].args, rc, left, missing ? "message lacks \"" : "", missing ? missing : "",
+              missing ? "\", " : "", err);
     CHECK(ok);
+    CHECK(!missing);
+    CHECK_EQ_INT(left, 0);
   }
 }
 

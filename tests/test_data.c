@@ -423,28 +423,49 @@ TEST(gmm_invalid_inputs) {
   sk_gmm_free(NULL);
 }
 
-/* Every allocation of sk_gmm_new and of a query fails in turn: a clean error,
- * nothing leaked (the sanitizer build checks that). */
+/* Every allocation of sk_gmm_new and of a query fails in turn, until the call
+ * succeeds: each failure is SK_ERR_NOMEM with a message of its own (the
+ * message is cleared before each call), nothing leaked (the sanitizer build
+ * checks that), and the call that succeeds gives the same values as one
+ * that never failed. */
 TEST(gmm_allocation_failures) {
   mix m = mix_of(3);
   sk_gmm *g = NULL;
-  for (int64_t n = 0; n < 64 && !g; n++) {
+  int64_t n;
+  for (n = 0; n < 64 && !g; n++) {
+    sk_set_error(SK_OK, "%s", "");
     sk_debug_fail_alloc_after(n);
     g = gmm_of(&m);
     sk_debug_fail_alloc_after(-1);
     if (!g) CHECK(strstr(sk_last_error(), "out of memory"));
   }
   CHECK(g);
-  float x[6] = {0}, out[6];
-  sk_rng r = sk_rng_make(1, 1);
-  for (int64_t n = 0; n < 3; n++) {
-    sk_debug_fail_alloc_after(n);
-    sk_status a = sk_gmm_score(g, 0.1f, x, 2, out);
-    sk_status b = sk_gmm_sample(g, 0.1f, &r, 2, out, NULL);
-    sk_debug_fail_alloc_after(-1);
-    CHECK(a == SK_OK || a == SK_ERR_NOMEM);
-    CHECK(b == SK_OK || b == SK_ERR_NOMEM);
+  CHECK(n > 1); /* at least the first allocation failed */
+  const float x[6] = {0.3f, -1, 2, 0.5f, -0.7f, 1.1f};
+  float want[6], out[6], draw[6], draw_want[6];
+  const sk_rng r0 = sk_rng_make(1, 1);
+  sk_rng r = r0;
+  CHECK_OK(sk_gmm_score(g, 0.1f, x, 2, want));
+  CHECK_OK(sk_gmm_sample(g, 0.1f, &r, 2, draw_want, NULL));
+  for (int q = 0; q < 2; q++) {
+    const char *fn = q == 0 ? "sk_gmm_score" : "sk_gmm_sample";
+    sk_status st = SK_ERR_NOMEM;
+    for (n = 0; n < 64 && st != SK_OK; n++) {
+      sk_set_error(SK_OK, "%s", "");
+      r = r0;
+      sk_debug_fail_alloc_after(n);
+      st = q == 0 ? sk_gmm_score(g, 0.1f, x, 2, out) : sk_gmm_sample(g, 0.1f, &r, 2, draw, NULL);
+      sk_debug_fail_alloc_after(-1);
+      if (st != SK_OK) {
+        CHECK_EQ_INT(st, SK_ERR_NOMEM);
+        CHECK(strstr(sk_last_error(), fn) && strstr(sk_last_error(), "out of memory"));
+      }
+    }
+    CHECK_OK(st);
+    CHECK(n > 1);
   }
+  CHECK(memcmp(out, want, sizeof want) == 0);
+  CHECK(memcmp(draw, draw_want, sizeof draw_want) == 0);
   sk_gmm_free(g);
 }
 
@@ -823,15 +844,22 @@ TEST(dataset_invalid_inputs) {
 TEST(dataset_allocation_failures) {
   int64_t s2[2] = {6, 3}, s1[1] = {6};
   sk_dataset *ds = NULL;
-  for (int64_t n = 0; n < 16 && !ds; n++) {
+  int64_t n;
+  for (n = 0; n < 16 && !ds; n++) {
     sk_tensor *x = sk_tensor_new(2, s2), *l = sk_tensor_new(1, s1);
     CHECK(x && l);
+    sk_set_error(SK_OK, "%s", "");
     sk_debug_fail_alloc_after(n);
     sk_status st = sk_dataset_new(x, l, &ds);
     sk_debug_fail_alloc_after(-1);
-    CHECK(st == SK_OK || st == SK_ERR_NOMEM);
+    if (st != SK_OK) {
+      CHECK_EQ_INT(st, SK_ERR_NOMEM);
+      CHECK(ds == NULL);
+      CHECK(strstr(sk_last_error(), "sk_dataset_new") && strstr(sk_last_error(), "out of memory"));
+    }
   }
   CHECK(ds);
+  CHECK(n > 1); /* at least the first allocation failed */
   CHECK_EQ_INT(sk_dataset_classes(ds), 1);
   sk_dataset_free(ds);
 }

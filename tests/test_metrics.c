@@ -320,23 +320,28 @@ TEST(allocation_failures) {
   double v;
   sk_mode_stats st;
   const float means[2] = {0, 0}, stds[1] = {1}, w[1] = {1};
+  /* Each failure names the function; the message is cleared before each
+   * call so that an old one cannot pass for it. */
   for (int k = 0; k < 4; k++) {
+    sk_set_error(SK_OK, "%s", "");
     sk_debug_fail_alloc_after(k);
     sk_status s = sk_sliced_wasserstein(x, 20, y, 20, 2, 5, 1, &v);
     sk_debug_fail_alloc_after(-1);
     CHECK_EQ_INT(s, SK_ERR_NOMEM);
+    CHECK(strstr(sk_last_error(), "sk_sliced_wasserstein"));
   }
-  sk_debug_fail_alloc_after(0);
-  sk_status s1 = sk_mmd_rbf(x, 20, y, 20, 2, 0, &v, NULL);
-  sk_status s2 = sk_energy_distance(x, 20, y, 20, 2, &v);
-  sk_status s3 = sk_mode_stats_compute(x, 20, 2, 1, means, stds, w, &st);
-  sk_debug_fail_alloc_after(2);
-  sk_status s4 = sk_mmd_rbf(x, 20, y, 20, 2, 0, &v, NULL); /* the row sums after the median */
-  sk_debug_fail_alloc_after(-1);
-  CHECK_EQ_INT(s1, SK_ERR_NOMEM);
-  CHECK_EQ_INT(s2, SK_ERR_NOMEM);
-  CHECK_EQ_INT(s3, SK_ERR_NOMEM);
-  CHECK_EQ_INT(s4, SK_ERR_NOMEM);
+  static const char *const fn[4] = {"sk_mmd_rbf", "sk_energy_distance", "sk_mode_stats_compute",
+                                    "sk_mmd_rbf"};
+  for (int c = 0; c < 4; c++) {
+    sk_set_error(SK_OK, "%s", "");
+    sk_debug_fail_alloc_after(c == 3 ? 2 : 0); /* case 3: the row sums after the median */
+    sk_status s = c == 0 || c == 3 ? sk_mmd_rbf(x, 20, y, 20, 2, 0, &v, NULL)
+                  : c == 1         ? sk_energy_distance(x, 20, y, 20, 2, &v)
+                                   : sk_mode_stats_compute(x, 20, 2, 1, means, stds, w, &st);
+    sk_debug_fail_alloc_after(-1);
+    CHECK_EQ_INT(s, SK_ERR_NOMEM);
+    CHECK(strstr(sk_last_error(), fn[c]));
+  }
   CHECK_OK(sk_mmd_rbf(x, 20, y, 20, 2, 0, &v, NULL));
   free(x);
   free(y);

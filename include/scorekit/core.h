@@ -41,8 +41,9 @@ typedef enum sk_status {
 SK_API const char *sk_status_str(sk_status s);
 
 /* The message of the last failure on this thread, with context (file, offset,
- * expected vs got). Valid until the next failing scorekit call on this thread;
- * "" when nothing has failed. */
+ * expected vs got), on one line: control characters it quotes are written as
+ * \n, \r, \t or \xHH. Valid until the next failing scorekit call on this
+ * thread; "" when nothing has failed. */
 SK_API const char *sk_last_error(void);
 
 /* Record a failure message for this thread and return `s` (for callers that

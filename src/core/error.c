@@ -1,6 +1,7 @@
 /* Status strings and the thread-local last-error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -20,10 +21,36 @@ const char *sk_status_str(sk_status s) {
 
 const char *sk_last_error(void) { return sk_errbuf; }
 
+/* The message is one line whatever it quotes (a key or name read from a
+ * file may hold any byte): control characters are written as \n, \r, \t
+ * or \xHH. */
 sk_status sk_set_error(sk_status s, const char *fmt, ...) {
+  char raw[sizeof sk_errbuf];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(sk_errbuf, sizeof sk_errbuf, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+    const unsigned char c = *p;
+    char esc[4] = {'\\', 0, 0, 0};
+    size_t n = 1;
+    if (c == '\n' || c == '\r' || c == '\t') {
+      esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+      n = 2;
+    } else if (c < 0x20 || c == 0x7f) {
+      esc[1] = 'x';
+      esc[2] = hex[c >> 4];
+      esc[3] = hex[c & 15];
+      n = 4;
+    } else {
+      esc[0] = (char)c;
+    }
+    if (o + n >= sizeof sk_errbuf) break;
+    memcpy(sk_errbuf + o, esc, n);
+    o += n;
+  }
+  sk_errbuf[o] = 0;
   return s;
 }
