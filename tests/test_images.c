@@ -321,7 +321,8 @@ TEST(cli_trains_on_idx_and_npy_images) {
   CHECK_EQ_INT(sk_tensor_shape(s)[2], H);
   CHECK_EQ_INT(sk_tensor_shape(s)[3], W);
   double ss = 0;
-  for (int64_t i = 0; i < sk_tensor_numel(s); i++) ss += sk_tensor_cdata(s)[i] * sk_tensor_cdata(s)[i];
+  for (int64_t i = 0; i < sk_tensor_numel(s); i++)
+    ss += sk_tensor_cdata(s)[i] * sk_tensor_cdata(s)[i];
   double rms = sqrt(ss / (double)sk_tensor_numel(s));
   CHECK(rms > 150 && rms < 400);
   sk_tensor_free(s);
@@ -396,8 +397,10 @@ TEST(cli_bad_image_input_fails_cleanly) {
       {"train --data trunc.idx --out o", "trunc.idx: data truncated"},
       {"train --data nonfinite.idx --out o", "non-finite value (NaN)"},
       {"train --data vec.idx --out o", "vec.idx: expected rows (n, d) or images"},
-      {"train --data img.idx --labels short.idx --out o", "short.idx: 39 labels, but img.idx has 40 images"},
-      {"train --data img.idx --labels lab2d.idx --out o", "lab2d.idx: expected a 1-D array of labels"},
+      {"train --data img.idx --labels short.idx --out o",
+       "short.idx: 39 labels, but img.idx has 40 images"},
+      {"train --data img.idx --labels lab2d.idx --out o",
+       "lab2d.idx: expected a 1-D array of labels"},
       {"train --data img.idx --labels missing.idx --out o", "missing.idx: cannot open"},
       {"train --data img.idx --labels lab.csv --out o", "lab.csv: labels come in a .npy or an IDX"},
       {"train --data img.idx --labels img.idx --out o", "expected a 1-D array of labels"},

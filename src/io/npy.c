@@ -393,7 +393,9 @@ sk_status sk_npy_load_typed(const char *path, sk_tensor **out, sk_dtype *dtype) 
   return st;
 }
 
-sk_status sk_npy_load(const char *path, sk_tensor **out) { return sk_npy_load_typed(path, out, NULL); }
+sk_status sk_npy_load(const char *path, sk_tensor **out) {
+  return sk_npy_load_typed(path, out, NULL);
+}
 
 /* Writes a v1.0 file of 4-byte little-endian words taken from `data` (the
  * bits of floats or int32s, described by `descr`). */

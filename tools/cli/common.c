@@ -154,8 +154,8 @@ static int keep_first(sk_tensor **t, int64_t n) {
 static sk_status load_labels(const char *path, sk_tensor **out) {
   if (ends_with(path, ".npy")) return sk_npy_load(path, out);
   if (is_idx_name(path)) return sk_idx_load(path, out, NULL);
-  return sk_set_error(SK_ERR_UNSUPPORTED, "%s: labels come in a .npy or an IDX file (.idx, .idx.gz)",
-                      path);
+  return sk_set_error(SK_ERR_UNSUPPORTED,
+                      "%s: labels come in a .npy or an IDX file (.idx, .idx.gz)", path);
 }
 
 int cli_load_data(const char *spec, long long n, unsigned long long seed, int label_column,
