@@ -23,6 +23,10 @@ typedef struct sk_model_info {
   int64_t steps;               /* training steps taken */
   uint64_t seed;
   char data[256];              /* the training data: a built-in name or a file path */
+  float data_scale;            /* the data were divided by this when loaded (255 for 8-bit
+                                  images, sk_dataset_scale); 0 or 1: not scaled */
+  int64_t image_shape[3];      /* (c, h, w) when the data are images (sk_dataset_image_shape);
+                                  zeros for rows */
 } sk_model_info;
 
 /* Writes the weights (names of sk_model_tensor_name), and when `ema` is not

@@ -47,6 +47,20 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
     sk__jbuf_int(b, (int64_t)info->seed);
     sk__jbuf_puts(b, ",\"data\":");
     sk__jbuf_string(b, info->data, strlen(info->data));
+    /* Written only for scaled or image data, so that the files of models
+     * of rows stay as they were. */
+    if (info->data_scale > 0 && info->data_scale != 1) {
+      sk__jbuf_puts(b, ",\"data_scale\":");
+      sk__jbuf_float(b, info->data_scale);
+    }
+    if (info->image_shape[0] > 0) {
+      sk__jbuf_puts(b, ",\"image_shape\":[");
+      for (int i = 0; i < 3; i++) {
+        if (i) sk__jbuf_puts(b, ",");
+        sk__jbuf_int(b, info->image_shape[i]);
+      }
+      sk__jbuf_puts(b, "]");
+    }
   }
   return sk__jbuf_puts(b, "}");
 }
@@ -196,6 +210,36 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     info->seed = (uint64_t)seed;
     const char *data = sk__json_string(sk__json_get(root, "data"), &dlen);
     if (data) snprintf(info->data, sizeof info->data, "%s", data);
+    /* Samples are multiplied by the scale and shaped as images: both must be
+     * sane, and the shape must be the model's dimension. */
+    const sk__json *scale = sk__json_get(root, "data_scale");
+    if (scale) {
+      if (!sk__json_number(scale, &v) || !((float)v > 0) || !isfinite((float)v)) {
+        s = sk__fail(SK_ERR_FORMAT, "%s: data_scale is not a positive number", path);
+        sk_model_free(m);
+        goto done;
+      }
+      info->data_scale = (float)v;
+    }
+    const sk__json *shape = sk__json_get(root, "image_shape");
+    if (shape) {
+      int64_t prod = 1;
+      int ok = sk__json_len(shape) == 3;
+      for (size_t i = 0; ok && i < 3; i++) {
+        ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
+             info->image_shape[i] >= 1 && info->image_shape[i] <= cfg.dim;
+        if (ok) prod *= info->image_shape[i];
+        ok = ok && prod <= cfg.dim;
+      }
+      if (!ok || prod != cfg.dim) {
+        s = sk__fail(SK_ERR_FORMAT,
+                     "%s: image_shape is not three positive integers whose product is dim %d",
+                     path, cfg.dim);
+        memset(info->image_shape, 0, sizeof info->image_shape);
+        sk_model_free(m);
+        goto done;
+      }
+    }
   }
   *out = m;
 done:

@@ -21,10 +21,17 @@ static const char usage[] =
     "\n"
     "data\n"
     "  --data NAME|FILE      built-in: mog8 moons swissroll checkerboard rings pinwheel\n"
-    "                        2spirals; or a .csv / .npy file of rows (default mog8)\n"
-    "  --n-data N            points drawn from a built-in set (default 20000)\n"
+    "                        2spirals (default mog8); images: fashion-mnist (60000\n"
+    "                        training images, Debian's dataset-fashion-mnist) and\n"
+    "                        fashion-mnist-test (10000); or a file: .csv or .npy rows,\n"
+    "                        .npy images (n, h, w) or (n, c, h, w), IDX (.idx, .idx.gz)\n"
+    "                        rows or images. uint8 pixels are divided by 255 into\n"
+    "                        [0, 1] (recorded in the model; sample multiplies back);\n"
+    "                        models see each image as one row of c·h·w values\n"
+    "  --n-data N            points drawn from a built-in 2-D set (default 20000), or\n"
+    "                        the first N rows or images of the others (default all)\n"
     "  --label-column K      CSV column (0-based) holding integer class labels\n"
-    "  --labels FILE.npy     labels for a .npy data file\n"
+    "  --labels FILE         labels (.npy or IDX) for a .npy or IDX data file\n"
     "objective\n"
     "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn)\n"
     "  --sigma S             dsm's noise level; the level a noise-conditional model is\n"
@@ -102,7 +109,7 @@ static void progress(long long step, long long total, float loss, double t0, dou
 int cmd_train(int argc, char **argv) {
   const char *data = "mog8", *out = NULL, *resume = NULL, *labels_path = NULL;
   const char *obj_name = "ncsn", *model_name = NULL, *act_name = "softplus", *sigmas_arg = NULL;
-  long long n_data = 20000, label_column = -1, levels = 10, projections = 1, hidden = 128,
+  long long n_data = 0, label_column = -1, levels = 10, projections = 1, hidden = 128,
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
   int rademacher = 0, quiet = 0;
@@ -170,6 +177,7 @@ int cmd_train(int argc, char **argv) {
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
 
   sk_dataset *ds = NULL;
+  if (!n_data && sk_toy_classes(data) >= 0) n_data = 20000;
   if (!cli_load_data(data, n_data, (unsigned long long)seed, (int)label_column, labels_path, &ds))
     return 1;
   int classes = sk_dataset_classes(ds);
@@ -179,6 +187,14 @@ int cmd_train(int argc, char **argv) {
   }
   sk_model_info info = {.objective = obj, .sigma = (float)sigma, .seed = (uint64_t)seed};
   snprintf(info.data, sizeof info.data, "%s", data);
+  if (sk_dataset_image_shape(ds, info.image_shape)) {
+    info.data_scale = sk_dataset_scale(ds);
+    char how[64] = "values as stored";
+    if (info.data_scale != 1) snprintf(how, sizeof how, "pixels divided by %g", info.data_scale);
+    printf("images: %lld of %lld×%lld×%lld (c×h×w), %s, seen as rows of %d\n",
+           (long long)sk_dataset_size(ds), (long long)info.image_shape[0],
+           (long long)info.image_shape[1], (long long)info.image_shape[2], how, sk_dataset_dim(ds));
+  }
   const int laddered = obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER;
   if (laddered) {
     if (sigmas_arg) {
