@@ -1,5 +1,6 @@
 /* Counts over a compiled plan, for benchmarks and profiles: what a run of the
  * graph costs, independent of how the kernels do it. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, CLOCK_MONOTONIC under -std=c11 */
 #include <stdio.h>
 #include <time.h>
 
