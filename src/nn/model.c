@@ -203,8 +203,9 @@ static void unet_layout(sk_model *m, size_t *off) {
     /* Conv2d weights are (out, in, 3, 3); ConvTranspose2d's (in, out, 3, 3),
      * the decoder's inputs being the previous output and the skip. Either
      * way PyTorch's fan_in is shape[1]·9. */
-    int64_t w[4] = {out, k == 0 ? ic : c->channels[k - 1], 3, 3};
-    if (!enc) w[0] = (k == 4 ? 1 : 2) * block_channels(c, k - 1), w[1] = out;
+    const int64_t prev = k == 0 ? ic : block_channels(c, k - 1);
+    const int64_t in = k >= 5 ? 2 * prev : prev; /* tconv3, tconv2: with the skip */
+    const int64_t w[4] = {enc ? out : in, enc ? in : out, 3, 3};
     add_tensor(m, off, enc ? "conv%d.weight" : "tconv%d.weight", num, 4, w, INIT_UNIFORM, w[1] * 9);
     add_tensor(m, off, "dense%d.dense.weight", k + 1, 2, (int64_t[]){out, E}, INIT_UNIFORM, E);
     add_tensor(m, off, "dense%d.dense.bias", k + 1, 1, (int64_t[]){out}, INIT_UNIFORM, E);
