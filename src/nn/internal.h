@@ -9,6 +9,8 @@
 /* SK_OK when sk_model_new accepts cfg; else SK_ERR_INVALID with the message
  * sk_model_new would set. */
 sk_status sk__model_check(const sk_model_config *cfg);
+/* The same for sk_model_new_unet's (NULL: the default, which passes). */
+sk_status sk__unet_check(const sk_unet_config *u);
 /* The same for sk_adam_new's config. */
 sk_status sk__adam_check(const sk_adam_config *cfg);
 

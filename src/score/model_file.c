@@ -1,6 +1,6 @@
 /* Model files (sk_model_save/load): safetensors with the weights under
- * nn.Linear names, the EMA weights under "ema.", and the config as JSON in the
- * metadata. It lives in the score layer, above io, because it needs the model
+ * their PyTorch module names, the EMA weights under "ema.", and the config as
+ * JSON in the metadata. It lives in the score layer, above io, because it needs the model
  * (nn) and the objective names (score); io only knows the formats. */
 #include <math.h>
 #include <stdio.h>
@@ -12,8 +12,23 @@
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
-static const char *kind_name(sk_model_kind k) {
-  return k == SK_MODEL_MLP ? "mlp" : k == SK_MODEL_NCMLP ? "ncmlp" : "classifier";
+static const char *const kind_names[SK_MODEL_KIND_COUNT] = {"mlp", "ncmlp", "classifier", "unet"};
+
+static const char *kind_name(sk_model_kind k) { return kind_names[k]; }
+
+static sk_model_kind kind_parse(const char *name) {
+  for (int k = 0; k < SK_MODEL_KIND_COUNT; k++)
+    if (strcmp(name, kind_names[k]) == 0) return (sk_model_kind)k;
+  return SK_MODEL_KIND_COUNT;
+}
+
+static void json_ints(sk__jbuf *b, const char *key, const int *v, int n) {
+  sk__jbuf_puts(b, key);
+  for (int i = 0; i < n; i++) {
+    sk__jbuf_puts(b, i ? "," : "[");
+    sk__jbuf_int(b, v[i]);
+  }
+  sk__jbuf_puts(b, "]");
 }
 
 static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info *info) {
@@ -30,6 +45,15 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   sk__jbuf_int(b, c->kind == SK_MODEL_CLASSIFIER ? c->classes : 0);
   sk__jbuf_puts(b, ",\"activation\":");
   sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
+  const sk_unet_config *u = sk_model_get_unet(m);
+  if (u) {
+    json_ints(b, ",\"channels\":", u->channels, 4);
+    json_ints(b, ",\"image\":", u->image, 3);
+    sk__jbuf_puts(b, ",\"embed\":");
+    sk__jbuf_int(b, u->embed);
+    sk__jbuf_puts(b, ",\"embed_scale\":");
+    sk__jbuf_float(b, u->embed_scale);
+  }
   if (info) {
     const char *obj = sk_objective_name(info->objective);
     sk__jbuf_puts(b, ",\"objective\":");
@@ -104,6 +128,42 @@ static int get_int(const sk__json *root, const char *key, int64_t *out) {
   return sk__json_int(sk__json_get(root, key), out);
 }
 
+/* An array of n integers within ±2^20 (the model's own checks come after). */
+static int get_ints(const sk__json *root, const char *key, int *out, int n) {
+  const sk__json *a = sk__json_get(root, key);
+  if (sk__json_len(a) != (size_t)n) return 0;
+  for (int i = 0; i < n; i++) {
+    int64_t v;
+    if (!sk__json_int(sk__json_at(a, (size_t)i), &v) || v < -(1 << 20) || v > 1 << 20) return 0;
+    out[i] = (int)v;
+  }
+  return 1;
+}
+
+/* A U-Net's shape: channels, image, embedding width and scale; dim must be
+ * C·H·W. */
+static sk_status unet_config(const char *path, const sk__json *root, sk_unet_config *u) {
+  int64_t dim, embed;
+  double scale;
+  if (!get_int(root, "dim", &dim) || !get_ints(root, "channels", u->channels, 4) ||
+      !get_ints(root, "image", u->image, 3) || !get_int(root, "embed", &embed) || embed < 1 ||
+      embed > 1 << 20 || !sk__json_number(sk__json_get(root, "embed_scale"), &scale) ||
+      !(scale > 0) || !(scale < 1e30))
+    return sk__fail(SK_ERR_FORMAT, "%s: U-Net config lacks dim/channels/image/embed/embed_scale "
+                                   "or has them out of range", path);
+  u->embed = (int)embed;
+  u->embed_scale = (float)scale;
+  if (sk__unet_check(u) != SK_OK) {
+    char why[400]; /* copied: the message buffer is about to be rewritten */
+    snprintf(why, sizeof why, "%s", sk_last_error());
+    return sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+  }
+  if ((int64_t)u->image[0] * u->image[1] * u->image[2] != dim)
+    return sk__fail(SK_ERR_FORMAT, "%s: U-Net image %dx%dx%d does not have dim %lld values", path,
+                    u->image[0], u->image[1], u->image[2], (long long)dim);
+  return SK_OK;
+}
+
 sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info) {
   *out = NULL;
   sk_safetensors *st = NULL;
@@ -129,36 +189,42 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   const char *kind = sk__json_string(sk__json_get(root, "kind"), &klen);
   const char *act = sk__json_string(sk__json_get(root, "activation"), &alen);
   sk_model_config cfg = {0};
-  if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
-      !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
-      hidden > 1 << 16 || depth < 1 || depth > 62) {
-    s = sk__fail(SK_ERR_FORMAT, "%s: model config lacks kind/activation/dim/hidden/depth or has "
-                                "them out of range", path);
-    goto done;
+  sk_unet_config unet;
+  memset(&unet, 0, sizeof unet);
+  sk_model *m = NULL;
+  if (kind && kind_parse(kind) == SK_MODEL_UNET) {
+    if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
+    m = sk_model_new_unet(&unet);
+  } else {
+    if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
+        !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
+        hidden > 1 << 16 || depth < 1 || depth > 62) {
+      s = sk__fail(SK_ERR_FORMAT, "%s: model config lacks kind/activation/dim/hidden/depth or has "
+                                  "them out of range", path);
+      goto done;
+    }
+    get_int(root, "classes", &classes);
+    cfg.kind = kind_parse(kind);
+    cfg.act = sk_activation_parse(act);
+    cfg.dim = (int)dim;
+    cfg.hidden = (int)hidden;
+    cfg.depth = (int)depth;
+    cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
+    if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
+      s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path,
+                   kind, act);
+      goto done;
+    }
+    /* A config sk_model_new refuses is the file's fault; after this check a
+     * NULL from it can only mean memory. */
+    if (sk__model_check(&cfg) != SK_OK) {
+      char why[400]; /* copied: the message buffer is about to be rewritten */
+      snprintf(why, sizeof why, "%s", sk_last_error());
+      s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+      goto done;
+    }
+    m = sk_model_new(&cfg);
   }
-  get_int(root, "classes", &classes);
-  cfg.kind = strcmp(kind, "mlp") == 0     ? SK_MODEL_MLP
-             : strcmp(kind, "ncmlp") == 0 ? SK_MODEL_NCMLP
-             : strcmp(kind, "classifier") == 0 ? SK_MODEL_CLASSIFIER
-                                               : SK_MODEL_KIND_COUNT;
-  cfg.act = sk_activation_parse(act);
-  cfg.dim = (int)dim;
-  cfg.hidden = (int)hidden;
-  cfg.depth = (int)depth;
-  cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
-  if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
-    s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path, kind, act);
-    goto done;
-  }
-  /* A config sk_model_new refuses is the file's fault; after this check a
-   * NULL from it can only mean memory. */
-  if (sk__model_check(&cfg) != SK_OK) {
-    char why[400]; /* copied: the message buffer is about to be rewritten */
-    snprintf(why, sizeof why, "%s", sk_last_error());
-    s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
-    goto done;
-  }
-  sk_model *m = sk_model_new(&cfg);
   if (!m) {
     s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
     goto done;

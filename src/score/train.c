@@ -150,26 +150,32 @@ sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
    * thread updates the rows it computed, in the graph's own parallel region
    * (sk_adam_step_graph); nothing is updated if the loss is not finite. */
   sk_adam_part *parts = t->parts;
-  for (int i = 0; i < t->lg.n_grads; i++) {
+  int n_parts = 0, tensor[128];
+  for (int i = 0; i < t->lg.n_grads && n_parts < 128; i++) {
+    /* A fixed tensor (a U-Net's Fourier frequencies) is not trained: Adam
+     * leaves its weights and its EMA as they are. */
+    if (!sk_model_tensor_trainable(t->m, i)) continue;
     const int64_t n = sk_node_numel(g, t->lg.grads[i]);
     const int64_t rows = sk_model_tensor_shape(t->m, i)[0];
-    parts[i] = (sk_adam_part){sk_graph_data(g, t->lg.grads[i]), sk_model_tensor_offset(t->m, i),
-                              (size_t)rows, (size_t)(rows ? n / rows : 0)};
+    tensor[n_parts] = i;
+    parts[n_parts++] = (sk_adam_part){sk_graph_data(g, t->lg.grads[i]),
+                                      sk_model_tensor_offset(t->m, i), (size_t)rows,
+                                      (size_t)(rows ? n / rows : 0)};
   }
   const float *lp = sk_graph_data(g, t->lg.loss);
-  st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), t->lg.n_grads, parts, grad_norm);
+  st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), n_parts, parts, grad_norm);
   if (st != SK_OK && st != SK_ERR_NUMERIC) return st;
   const float l = lp[0];
   if (loss) *loss = l;
   if (!isfinite(l))
     return sk__fail(SK_ERR_NUMERIC, "step %lld: the loss is %g", (long long)t->step + 1, l);
   if (st == SK_ERR_NUMERIC) /* name the tensor and element */
-    for (int i = 0; i < t->lg.n_grads; i++)
+    for (int i = 0; i < n_parts; i++)
       for (size_t j = 0; j < parts[i].rows * parts[i].cols; j++)
         if (!(fabsf(parts[i].grad[j]) <= 1e18f))
           return sk__fail(SK_ERR_NUMERIC, "step %lld: the gradient of %s is %g at element %zu",
-                          (long long)t->step + 1, sk_model_tensor_name(t->m, i), parts[i].grad[j],
-                          j);
+                          (long long)t->step + 1, sk_model_tensor_name(t->m, tensor[i]),
+                          parts[i].grad[j], j);
   if (st != SK_OK) return st;
   t->step++;
   return SK_OK;
@@ -186,8 +192,13 @@ static sk_status join(char *buf, size_t cap, const char *dir, const char *file) 
 /* The architecture as one string, so a resume into another model fails. */
 static void arch_string(const sk_model *m, char *buf, size_t cap) {
   const sk_model_config *c = sk_model_get_config(m);
-  snprintf(buf, cap, "%d/%d/%d/%d/%d/%s", (int)c->kind, c->dim, c->hidden, c->depth, c->classes,
-           sk_activation_name(c->act));
+  int n = snprintf(buf, cap, "%d/%d/%d/%d/%d/%s", (int)c->kind, c->dim, c->hidden, c->depth,
+                   c->classes, sk_activation_name(c->act));
+  const sk_unet_config *u = sk_model_get_unet(m);
+  if (u && n > 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, "/%d,%d,%d,%d/%dx%dx%d/%d/%.9g", u->channels[0],
+             u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
+             u->image[2], u->embed, (double)u->embed_scale);
 }
 
 /* The counters of the state metadata, in the order they are written. */

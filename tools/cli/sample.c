@@ -93,7 +93,7 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("--plot: the data have %d dimensions; plots are 2-D", mc->dim);
     goto done;
   }
-  const int cond = mc->kind == SK_MODEL_NCMLP;
+  const int cond = mc->kind != SK_MODEL_MLP; /* ncmlp or unet: a classifier was refused above */
   if (cond && info.n_sigmas < 1) {
     cli_fail("%s: a noise-conditional model without a σ ladder in its metadata", model_path);
     goto done;

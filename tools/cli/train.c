@@ -43,8 +43,11 @@ static const char usage[] =
     "  --projections M       ssm/ssm-vr: projections per sample (default 1)\n"
     "  --rademacher          ssm/ssm-vr: ±1 projections instead of Gaussian\n"
     "model\n"
-    "  --model mlp|ncmlp     unconditional s(x) or s(x, σ) = f([x, log σ])/σ\n"
-    "                        (default ncmlp for ncsn, mlp otherwise)\n"
+    "  --model mlp|ncmlp|unet\n"
+    "                        unconditional s(x), s(x, σ) = f([x, log σ])/σ, or the\n"
+    "                        score-SDE tutorial's U-Net on square one-channel images\n"
+    "                        (ncsn only) (default ncmlp for ncsn, mlp otherwise)\n"
+    "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
     "optimisation\n"
@@ -109,6 +112,7 @@ static void progress(long long step, long long total, float loss, double t0, dou
 int cmd_train(int argc, char **argv) {
   const char *data = "mog8", *out = NULL, *resume = NULL, *labels_path = NULL;
   const char *obj_name = "ncsn", *model_name = NULL, *act_name = "softplus", *sigmas_arg = NULL;
+  const char *channels_arg = NULL;
   long long n_data = 0, label_column = -1, levels = 10, projections = 1, hidden = 128,
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
@@ -138,6 +142,7 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(f, "--model")) model_name = v;
     else if (!strcmp(f, "--activation")) act_name = v;
     else if (!strcmp(f, "--sigmas")) sigmas_arg = v;
+    else if (!strcmp(f, "--channels")) channels_arg = v;
     else if (!strcmp(f, "--n-data")) ok = cli_int(f, v, 2, 100000000, &n_data);
     else if (!strcmp(f, "--label-column")) ok = cli_int(f, v, 0, 1000000, &label_column);
     else if (!strcmp(f, "--levels")) ok = cli_int(f, v, 1, SK_MAX_LEVELS, &levels);
@@ -171,7 +176,23 @@ int cmd_train(int argc, char **argv) {
     if (obj == SK_OBJ_CLASSIFIER) return cli_fail("--model does not apply to --objective classifier");
     if (!strcmp(model_name, "mlp")) kind = SK_MODEL_MLP;
     else if (!strcmp(model_name, "ncmlp")) kind = SK_MODEL_NCMLP;
-    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp)", model_name);
+    else if (!strcmp(model_name, "unet")) kind = SK_MODEL_UNET;
+    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp, unet)", model_name);
+  }
+  /* The samplers walk a U-Net down its σ ladder, which only ncsn trains. */
+  if (kind == SK_MODEL_UNET && obj != SK_OBJ_NCSN)
+    return cli_fail("--model unet trains with --objective ncsn only (it is sampled along a σ ladder)");
+  int channels[4] = {0};
+  if (channels_arg) {
+    float cf[4];
+    int nc = 0;
+    if (kind != SK_MODEL_UNET) return cli_fail("--channels applies to --model unet only");
+    if (!cli_float_list("--channels", channels_arg, cf, 4, &nc)) return 1;
+    for (int i = 0; i < 4; i++) {
+      if (nc != 4 || !(cf[i] >= 1 && cf[i] <= 4096) || cf[i] != (float)(int)cf[i])
+        return cli_fail("--channels: need four whole numbers in 1..4096, got \"%s\"", channels_arg);
+      channels[i] = (int)cf[i];
+    }
   }
   if (sigma_max && sigma_min && sigma_min >= sigma_max)
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
@@ -230,7 +251,20 @@ int cmd_train(int argc, char **argv) {
             info.sigmas[0], info.sigmas[info.n_sigmas - 1]);
   }
   sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
-  sk_model *m = sk_model_new(&mc);
+  sk_model *m = NULL;
+  if (kind == SK_MODEL_UNET) {
+    /* Rows are square one-channel images; the model checks the side. */
+    const int side = (int)lround(sqrt((double)mc.dim));
+    if (side * side != mc.dim) {
+      sk_dataset_free(ds);
+      return cli_fail("--model unet: %s has %d values a row, not a square image", data, mc.dim);
+    }
+    sk_unet_config uc = {{0}, {1, side, side}, 0, 0};
+    memcpy(uc.channels, channels, sizeof channels);
+    m = sk_model_new_unet(&uc);
+  } else {
+    m = sk_model_new(&mc);
+  }
   if (!m) {
     sk_dataset_free(ds);
     return cli_fail("%s", sk_last_error());
@@ -276,9 +310,17 @@ int cmd_train(int argc, char **argv) {
   }
   const int bar = !quiet && isatty(2);
   const long long first = sk_trainer_steps(t);
-  printf("training %s (%s %d×%d %s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n",
-          obj_name, kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
-          (int)depth, (int)hidden, act_name, sk_model_num_params(m), data, first + 1, steps, batch);
+  const sk_unet_config *uc = sk_model_get_unet(m);
+  char arch[96];
+  if (uc)
+    snprintf(arch, sizeof arch, "unet %d,%d,%d,%d", uc->channels[0], uc->channels[1],
+             uc->channels[2], uc->channels[3]);
+  else
+    snprintf(arch, sizeof arch, "%s %d×%d %s",
+             kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
+             (int)depth, (int)hidden, act_name);
+  printf("training %s (%s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n", obj_name, arch,
+         sk_model_num_params(m), data, first + 1, steps, batch);
   fflush(stdout);
   double t0 = now(), t_first = t0;
   float loss = 0, gnorm = 0;
