@@ -235,6 +235,28 @@ TEST(resume_rejects_bad_state) {
   CHECK(system(cmd) == 0);
 }
 
+/* Adam's step count at the end of its range fails the step instead of
+ * overflowing (UBSan would abort). */
+TEST(adam_step_count_at_its_limit) {
+  float p[4] = {1, 2, 3, 4}, g[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  sk_adam_config c = sk_adam_config_default();
+  sk_adam *a = sk_adam_new(&c, 4, p);
+  CHECK(a);
+  for (int k = 0; k < 2; k++) {
+    sk_adam_set_steps(a, k == 0 ? INT64_MAX : -1);
+    sk_status s = sk_adam_step(a, p, g, NULL);
+    if (s == SK_OK) sk_adam_free(a);
+    CHECK_EQ_INT(s, SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "step count"));
+    sk_adam_part part = {g, 0, 4, 1};
+    s = sk_adam_step_parts(a, p, 1, &part, NULL);
+    if (s == SK_OK) sk_adam_free(a);
+    CHECK_EQ_INT(s, SK_ERR_INVALID);
+  }
+  CHECK(p[0] == 1 && p[3] == 4); /* nothing changed */
+  sk_adam_free(a);
+}
+
 /* Runs `call` with the k-th allocation failing, for k = 0, 1, ... until it
  * succeeds: each failure must be SK_ERR_NOMEM with a message saying what ran
  * out (ASan reports any leak). Returns the number of failures seen. */
@@ -328,5 +350,6 @@ TEST(model_file_round_trip) {
 
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(resume_gives_same_bits),
-          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(allocation_failures_are_nomem),
+          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(adam_step_count_at_its_limit),
+          TEST_ENTRY(allocation_failures_are_nomem),
           TEST_ENTRY(model_file_round_trip))
