@@ -235,6 +235,49 @@ TEST(resume_rejects_bad_state) {
   CHECK(system(cmd) == 0);
 }
 
+/* sk_trainer_new_limited refuses what would not fit before allocating it:
+ * the message gives the estimate and its parts. */
+TEST(memory_limit_refuses_before_allocating) {
+  sk_model_config mc = {SK_MODEL_MLP, 2, 512, 3, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 1);
+  sk_dataset *ds = mog8_data(100);
+  sk_train_config tc = {SK_OBJ_DSM, 64, 1, 0, 0.1f, 0, NULL, sk_adam_config_default(), 5};
+  const size_t np = sk_model_num_params(m);
+  char params[32];
+  snprintf(params, sizeof params, "%zu parameters", np);
+  sk_trainer *t = NULL;
+  /* Under the weights and moments alone (16 B a parameter), and above them
+   * but under the graph's arena (which holds a copy of each gradient). */
+  const size_t limits[2] = {np * 8, np * 16 + 4096};
+  for (int k = 0; k < 2; k++) {
+    const uint64_t before = sk_debug_alloc_count();
+    sk_status s = sk_trainer_new_limited(m, ds, &tc, limits[k], &t);
+    const uint64_t allocations = sk_debug_alloc_count() - before;
+    if (s != SK_ERR_NOMEM) fprintf(stderr, "limit %zu: %s: %s\n", limits[k], sk_status_str(s), sk_last_error());
+    CHECK_EQ_INT(s, SK_ERR_NOMEM);
+    CHECK(t == NULL);
+    printf("  %s\n", sk_last_error());
+    CHECK(strstr(sk_last_error(), "train: needs about "));
+    CHECK(strstr(sk_last_error(), "over the limit of "));
+    CHECK(strstr(sk_last_error(), params));
+    CHECK(strstr(sk_last_error(), "for the loss graph"));
+    /* The graph was built and planned, its arena and Adam's state never
+     * allocated: the arena would be one allocation, the moments three. */
+    sk_trainer *u = NULL;
+    const uint64_t b2 = sk_debug_alloc_count();
+    CHECK_OK(sk_trainer_new(m, ds, &tc, &u));
+    const uint64_t full = sk_debug_alloc_count() - b2;
+    sk_trainer_free(u);
+    CHECK(allocations + 4 <= full);
+  }
+  CHECK_OK(sk_trainer_new_limited(m, ds, &tc, (size_t)1 << 30, &t));
+  CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  sk_trainer_free(t);
+  sk_dataset_free(ds);
+  sk_model_free(m);
+}
+
 /* Adam's step count at the end of its range fails the step instead of
  * overflowing (UBSan would abort). */
 TEST(adam_step_count_at_its_limit) {
@@ -350,6 +393,7 @@ TEST(model_file_round_trip) {
 
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(resume_gives_same_bits),
-          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(adam_step_count_at_its_limit),
+          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(memory_limit_refuses_before_allocating),
+          TEST_ENTRY(adam_step_count_at_its_limit),
           TEST_ENTRY(allocation_failures_are_nomem),
           TEST_ENTRY(model_file_round_trip))

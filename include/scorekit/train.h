@@ -53,6 +53,14 @@ typedef struct sk_trainer sk_trainer;
  * Validates the config against the model and data (dimension, classes). */
 SK_API sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
                                 sk_trainer **out);
+/* sk_trainer_new within `memory_limit` bytes for the model's parameters and
+ * the trainer together (0: no limit): it estimates them (weights, EMA and
+ * Adam's two moments at 4 bytes a parameter each, and the loss graph's arena,
+ * which holds the gradients and a batch's activations) and refuses an
+ * estimate over the limit with SK_ERR_NOMEM, a message giving the estimate
+ * and its parts, before allocating the arena or the optimiser's state. */
+SK_API sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                                        size_t memory_limit, sk_trainer **out);
 SK_API void sk_trainer_free(sk_trainer *t);
 /* One step: batch, noise, loss, gradients, Adam. *loss (may be NULL) gets the
  * batch loss. SK_ERR_NUMERIC naming the step and the tensor if the loss or a

@@ -9,6 +9,7 @@
 #include "core/internal.h"
 #include "io/json.h"
 #include "nn/internal.h"
+#include "score/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
@@ -29,6 +30,19 @@ struct sk_trainer {
   sk_adam_part *parts; /* (n_grads): where the graph leaves each gradient */
 };
 
+/* a + b and a × b, at most SIZE_MAX. */
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+static size_t sat_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+/* Bytes as "1.5 GiB", "12.0 MiB" or "800 KiB". */
+static const char *bytes_text(char *buf, size_t cap, size_t bytes) {
+  const double b = (double)bytes;
+  if (b >= 1024.0 * 1024 * 1024) snprintf(buf, cap, "%.1f GiB", b / (1024.0 * 1024 * 1024));
+  else if (b >= 1024.0 * 1024) snprintf(buf, cap, "%.1f MiB", b / (1024.0 * 1024));
+  else snprintf(buf, cap, "%.0f KiB", b / 1024.0);
+  return buf;
+}
+
 void sk_trainer_free(sk_trainer *t) {
   if (!t) return;
   sk_loss_graph_free(&t->lg);
@@ -40,6 +54,11 @@ void sk_trainer_free(sk_trainer *t) {
 }
 
 sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg, sk_trainer **out) {
+  return sk_trainer_new_limited(m, ds, cfg, 0, out);
+}
+
+sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                                 size_t memory_limit, sk_trainer **out) {
   *out = NULL;
   const sk_model_config *mc = sk_model_get_config(m);
   const sk_objective o = cfg->objective;
@@ -79,12 +98,33 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
   if (laddered) memcpy(t->sigmas, cfg->sigmas, (size_t)cfg->n_sigmas * sizeof(float));
   t->cfg.sigmas = t->sigmas;
   if (t->cfg.projections < 1) t->cfg.projections = 1;
-  st = sk_loss_graph_new(m, o, cfg->batch, t->cfg.projections, &t->lg);
+  /* The memory the run takes, against the limit: the weights (the model's,
+   * already allocated), the EMA and Adam's two moments, a batch, and the
+   * loss graph's arena, whose size is known once it is planned, before it
+   * is allocated (so a graph that cannot fit is never touched). */
+  size_t np = sk_model_num_params(m);
+  const size_t batch_bytes =
+      sat_mul((size_t)cfg->batch, sat_add(sat_mul((size_t)mc->dim, sizeof(float)), sizeof(int32_t)));
+  const size_t fixed = sat_add(sat_mul(np, 4 * sizeof(float)), batch_bytes);
+  size_t arena = 0, arena_limit = 0;
+  if (memory_limit) arena_limit = memory_limit > fixed ? memory_limit - fixed : 1;
+  st = sk__loss_graph_new(m, o, cfg->batch, t->cfg.projections, arena_limit, &t->lg, &arena);
+  if (st == SK_ERR_NOMEM && memory_limit && arena &&
+      sat_add(fixed, arena) > memory_limit) {
+    char total[32], weights[32], graph[32], limit[32];
+    st = sk__fail(SK_ERR_NOMEM,
+                  "train: needs about %s, over the limit of %s: %zu parameters × 4 B × 4 "
+                  "(weights, EMA, Adam's two moments) = %s, and %s for the loss graph "
+                  "(gradients and the activations of a batch of %d)",
+                  bytes_text(total, sizeof total, sat_add(fixed, arena)),
+                  bytes_text(limit, sizeof limit, memory_limit), np,
+                  bytes_text(weights, sizeof weights, sat_mul(np, 4 * sizeof(float))),
+                  bytes_text(graph, sizeof graph, arena), cfg->batch);
+  }
   if (st != SK_OK) {
     sk__free(t);
     return st;
   }
-  size_t np = sk_model_num_params(m);
   t->adam = sk_adam_new(&cfg->adam, np, sk_model_params(m));
   t->batch = sk__malloc((size_t)cfg->batch * (size_t)mc->dim * sizeof(float));
   t->labels = sk__malloc((size_t)cfg->batch * sizeof(int32_t));
