@@ -37,7 +37,8 @@ static const char usage[] =
     "  --rademacher          ssm/ssm-vr: ±1 projections instead of Gaussian\n"
     "model\n"
     "  --model mlp|ncmlp     unconditional s(x) or s(x, σ) = f([x, log σ])/σ\n"
-    "                        (default ncmlp for ncsn, mlp otherwise)\n"
+    "                        (default ncmlp for ncsn, which needs it; mlp otherwise;\n"
+    "                        an ncmlp trained by esm/dsm/ssm/ssm-vr samples at --sigma)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
     "optimisation\n"
@@ -161,11 +162,17 @@ int cmd_train(int argc, char **argv) {
                        : obj == SK_OBJ_NCSN     ? SK_MODEL_NCMLP
                                                 : SK_MODEL_MLP;
   if (model_name) {
-    if (obj == SK_OBJ_CLASSIFIER) return cli_fail("--model does not apply to --objective classifier");
+    if (obj == SK_OBJ_CLASSIFIER)
+      return cli_fail("--model %s does not apply to --objective classifier (it trains a classifier)",
+                      model_name);
     if (!strcmp(model_name, "mlp")) kind = SK_MODEL_MLP;
     else if (!strcmp(model_name, "ncmlp")) kind = SK_MODEL_NCMLP;
     else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp)", model_name);
   }
+  /* An mlp has no σ input: its sampler could not walk the ladder. */
+  if (obj == SK_OBJ_NCSN && kind == SK_MODEL_MLP)
+    return cli_fail("--objective ncsn needs a noise-conditional model: --model mlp has no σ input "
+                    "for its ladder (use --model ncmlp, the default)");
   if (sigma_max && sigma_min && sigma_min >= sigma_max)
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
 
@@ -212,6 +219,11 @@ int cmd_train(int argc, char **argv) {
     }
     printf("σ ladder: %d levels, %.4g ... %.4g (geometric, largest first)\n", info.n_sigmas,
             info.sigmas[0], info.sigmas[info.n_sigmas - 1]);
+  }
+  /* A noise-conditional model trained at one level samples at that level. */
+  if (!laddered && kind == SK_MODEL_NCMLP) {
+    info.n_sigmas = 1;
+    info.sigmas[0] = (float)sigma;
   }
   sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
   sk_model *m = sk_model_new(&mc);
