@@ -61,6 +61,22 @@ static int lines(const char *s) {
   return n;
 }
 
+/* The whole file, malloc'd (NULL if it cannot be read); its size in *n. */
+static char *slurp(const char *name, size_t *n) {
+  char path[256];
+  in_tmp(path, sizeof path, name);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size + 1))) {
+    *n = fread(buf, 1, (size_t)size, f);
+    buf[*n] = 0;
+  }
+  fclose(f);
+  return buf;
+}
+
 /* A one-line error message starting "scorekit: " that holds every needle
  * (up to 4); otherwise prints what is wrong and returns 0. */
 static int refused(const char *args, int rc, const char *const *needles) {
@@ -113,6 +129,82 @@ TEST(every_objective_and_model_samples_or_is_refused) {
     }
 }
 
+/* ---- exact score matching states its cost ---- */
+
+TEST(exact_score_matching_on_wide_data_is_refused) {
+  enum { ROWS = 8, COLS = 300 };
+  float *x = malloc(ROWS * COLS * sizeof *x);
+  for (int i = 0; i < ROWS * COLS; i++) x[i] = (float)((i * 37) % 101) / 50.0f;
+  char path[256];
+  in_tmp(path, sizeof path, "wide.npy");
+  CHECK_OK(sk_npy_save_f32(path, 2, (int64_t[]){ROWS, COLS}, x));
+  free(x);
+  const char *args = "train --data wide.npy --objective esm --hidden 4 --depth 1 --batch-size 4 --steps 1 --quiet --out wide";
+  const char *needles[4] = {"--objective esm", "300", "backward passes", "--force"};
+  CHECK(refused(args, run(args), needles));
+  CHECK(!exists("wide"));
+  /* Other objectives are not refused, nor esm with --force. */
+  CHECK_EQ_INT(run("train --data wide.npy --objective ssm --hidden 4 --depth 1 --batch-size 4 --steps 1 --quiet --out wide-ssm"), 0);
+  CHECK_EQ_INT(run("train --data wide.npy --objective esm --hidden 4 --depth 1 --batch-size 4 --steps 1 --quiet --force --out wide"), 0);
+  CHECK(exists("wide/model.safetensors"));
+  CHECK_EQ_INT(run("train --help"), 0);
+  size_t n = 0;
+  char *help = slurp("out.txt", &n);
+  CHECK(help && strstr(help, "backward passes") && strstr(help, "--force"));
+  free(help);
+}
+
+/* ---- a run that cannot fit in memory is refused before allocating ---- */
+
+/* MemAvailable from /proc/meminfo, in bytes (0: unknown). */
+static double mem_available(void) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+  fclose(f);
+  return kb * 1024;
+}
+
+TEST(runs_that_cannot_fit_in_memory_are_refused) {
+  const double avail = mem_available();
+  if (avail <= 0) {
+    printf("  no MemAvailable in /proc/meminfo: nothing to check\n");
+    return;
+  }
+  /* Weights whose every block fits (a hidden-to-hidden matrix takes about a
+   * quarter of the available memory) but whose five copies (weights,
+   * gradients, Adam's moments, EMA) take more than twice of it. */
+  long long hidden = (long long)sqrt(avail / 16);
+  if (hidden > 65536) hidden = 65536;
+  long long depth = 1 + (long long)ceil(2 * avail / (20.0 * (double)hidden * (double)hidden));
+  if (depth < 3) depth = 3;
+  char args[512];
+  snprintf(args, sizeof args,
+           "train --objective dsm --n-data 200 --hidden %lld --depth %lld --steps 1 --quiet --out mem",
+           hidden, depth);
+  const char *needles[4] = {"needs ", "GiB", "available", "--force"};
+  CHECK(refused(args, run(args), needles));
+  printf("  %s", err);
+  CHECK(!exists("mem"));
+  /* Small weights, but a batch whose activations alone exceed the memory. */
+  const long long batch = 1 << 20;
+  const long long wide = (long long)ceil(avail / (4.0 * (double)batch)) + 1;
+  if (wide > 65536) {
+    printf("  over 256 GiB available: no batch's activations exceed it\n");
+    return;
+  }
+  snprintf(args, sizeof args,
+           "train --objective dsm --n-data 200 --hidden %lld --depth 1 --batch-size %lld --steps 1 "
+           "--quiet --out mem", wide, batch);
+  const char *n2[4] = {"needs about", "loss graph", "available", "--force"};
+  CHECK(refused(args, run(args), n2));
+  printf("  %s", err);
+  CHECK(!exists("mem"));
+}
+
 int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "/tmp/sk_runs_XXXXXX");
   if (!mkdtemp(tmp)) return 1;
@@ -123,7 +215,9 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 300; i++) fprintf(f, "%g,%g\n", 0.5 + 0.01 * (i % 17), -0.2 + 0.03 * (i % 11));
   fclose(f);
   static const sk_test_case cases[] = {
-      TEST_ENTRY(every_objective_and_model_samples_or_is_refused)};
+      TEST_ENTRY(every_objective_and_model_samples_or_is_refused),
+      TEST_ENTRY(exact_score_matching_on_wide_data_is_refused),
+      TEST_ENTRY(runs_that_cannot_fit_in_memory_are_refused)};
   int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "train_run.h"
 
 static const char usage[] =
     "usage: scorekit train [flags] --out DIR\n"
@@ -26,7 +27,9 @@ static const char usage[] =
     "  --label-column K      CSV column (0-based) holding integer class labels\n"
     "  --labels FILE.npy     labels for a .npy data file\n"
     "objective\n"
-    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn)\n"
+    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn);\n"
+    "                        esm takes d backward passes a step (the Jacobian's trace):\n"
+    "                        refused above 256 dimensions unless --force\n"
     "  --sigma S             dsm's noise level; the level a noise-conditional model is\n"
     "                        trained at by esm/ssm/ssm-vr (default 0.1)\n"
     "  --levels L            ncsn/classifier: size of the geometric σ ladder (default 10)\n"
@@ -50,6 +53,8 @@ static const char usage[] =
     "output\n"
     "  --out DIR             where to write (created if needed)\n"
     "  --resume DIR          continue the run saved in DIR (pass the same flags)\n"
+    "  --force               run what is refused as too costly: esm above 256\n"
+    "                        dimensions, an estimate above the available memory\n"
     "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
     "  --quiet               no progress bar\n";
 
@@ -106,7 +111,7 @@ int cmd_train(int argc, char **argv) {
   long long n_data = 20000, label_column = -1, levels = 10, projections = 1, hidden = 128,
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
-  int rademacher = 0, quiet = 0;
+  int rademacher = 0, quiet = 0, force = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -119,6 +124,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!strcmp(f, "--quiet")) {
       quiet = 1;
+      continue;
+    }
+    if (!strcmp(f, "--force")) {
+      force = 1;
       continue;
     }
     if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit train --help)", f);
@@ -180,6 +189,17 @@ int cmd_train(int argc, char **argv) {
   if (!cli_load_data(data, n_data, (unsigned long long)seed, (int)label_column, labels_path, &ds))
     return 1;
   int classes = sk_dataset_classes(ds);
+  /* Exact score matching differentiates the score once per dimension. */
+  const int dim = sk_dataset_dim(ds);
+  if (obj == SK_OBJ_ESM && dim > 256 && !force) {
+    sk_dataset_free(ds);
+    return cli_fail("--objective esm on %d-dimensional data: exact score matching takes %d backward "
+                    "passes a step (one per dimension, for the Jacobian's trace) in a graph that "
+                    "grows with them; refused above 256 dimensions: use ssm or dsm, or --force",
+                    dim, dim);
+  }
+  if (obj == SK_OBJ_ESM && dim > 256)
+    printf("esm: %d backward passes a step (one per dimension)\n", dim);
   if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
     sk_dataset_free(ds);
     return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
@@ -226,6 +246,11 @@ int cmd_train(int argc, char **argv) {
     info.sigmas[0] = (float)sigma;
   }
   sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
+  const size_t avail = force ? 0 : run_memory_available();
+  if (!run_weights_fit(&mc, avail)) {
+    sk_dataset_free(ds);
+    return 1;
+  }
   sk_model *m = sk_model_new(&mc);
   if (!m) {
     sk_dataset_free(ds);
@@ -240,8 +265,12 @@ int cmd_train(int argc, char **argv) {
   sk_trainer *t = NULL;
   int rc = 1;
   FILE *log = NULL;
-  if (sk_trainer_new(m, ds, &tc, &t) != SK_OK) {
-    cli_fail("%s", sk_last_error());
+  sk_status ts = sk_trainer_new_limited(m, ds, &tc, avail, &t);
+  if (ts != SK_OK) {
+    if (ts == SK_ERR_NOMEM && avail)
+      cli_fail("%s (the limit is the memory available now; --force to try anyway)", sk_last_error());
+    else
+      cli_fail("%s", sk_last_error());
     goto done;
   }
   if (resume && sk_trainer_resume(t, resume) != SK_OK) {
