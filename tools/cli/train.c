@@ -51,12 +51,17 @@ static const char usage[] =
     "  --ema R               EMA rate of the weights, saved beside them (default 0.999)\n"
     "  --seed S              (default 0)\n"
     "output\n"
-    "  --out DIR             where to write (created if needed)\n"
-    "  --resume DIR          continue the run saved in DIR (pass the same flags)\n"
+    "  --out DIR             where to write (created if needed); a fresh run refuses a\n"
+    "                        non-empty DIR\n"
+    "  --resume DIR          continue the run saved in DIR: pass the same flags (a\n"
+    "                        different setting or data is refused, naming the flag)\n"
+    "  --overwrite           replace the run in a non-empty --out DIR\n"
     "  --force               run what is refused as too costly: esm above 256\n"
     "                        dimensions, an estimate above the available memory\n"
     "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
-    "  --quiet               no progress bar\n";
+    "  --quiet               no progress bar\n"
+    "\n"
+    "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n";
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
@@ -111,7 +116,7 @@ int cmd_train(int argc, char **argv) {
   long long n_data = 20000, label_column = -1, levels = 10, projections = 1, hidden = 128,
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
-  int rademacher = 0, quiet = 0, force = 0;
+  int rademacher = 0, quiet = 0, overwrite = 0, force = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -124,6 +129,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!strcmp(f, "--quiet")) {
       quiet = 1;
+      continue;
+    }
+    if (!strcmp(f, "--overwrite")) {
+      overwrite = 1;
       continue;
     }
     if (!strcmp(f, "--force")) {
@@ -273,8 +282,15 @@ int cmd_train(int argc, char **argv) {
       cli_fail("%s", sk_last_error());
     goto done;
   }
+  /* An existing directory is locked before its state is read, so that the
+   * state cannot change under this run; a new one once created, below. */
+  struct stat out_st;
+  const int out_existed = stat(out, &out_st) == 0;
+  if (out_existed && !run_lock(out)) goto done;
   if (resume && sk_trainer_resume(t, resume) != SK_OK) {
-    cli_fail("--resume: %s", sk_last_error());
+    sk_run_mismatch mm;
+    if (sk_trainer_resume_mismatch(t, &mm)) run_resume_refused(&mm, data, sigmas_arg != NULL);
+    else cli_fail("--resume: %s", sk_last_error());
     goto done;
   }
   if (sk_trainer_steps(t) > steps) {
@@ -283,10 +299,37 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   /* Everything is validated: only now touch the output directory. */
-  if (cli_mkdirs(out) != 0) {
+  if (!out_existed && cli_mkdirs(out) != 0) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
+  if (!out_existed && !run_lock(out)) goto done;
+  /* Only this run writes here now: a run directory continues its own run
+   * (--resume from it) or is replaced on request (--overwrite). */
+  const int continues = resume && run_same_dir(resume, out);
+  char entry[256];
+  if (continues && overwrite) {
+    cli_fail("--overwrite would replace the run that --resume %s continues", resume);
+    goto done;
+  }
+  if (!continues && !overwrite && !run_dir_empty(out, entry, sizeof entry)) {
+    cli_fail("--out %s: not empty (it holds %s): pass --resume %s to continue its run, or "
+             "--overwrite to replace it", out, entry, out);
+    goto done;
+  }
+  static const char *const run_files[3] = {"log.csv", "state.safetensors", "model.safetensors"};
+  for (int i = 0; overwrite && i < 3; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
+    if (unlink(path) != 0 && errno != ENOENT) {
+      cli_fail("%s: cannot remove: %s", path, strerror(errno));
+      goto done;
+    }
+  }
+  const int stale = run_remove_stale(out);
+  if (stale) printf("removed %d temporary file%s left by an interrupted run\n", stale, stale > 1 ? "s" : "");
+  /* A checkpoint of this run is in `out`: the resumed one, then each save. */
+  int checkpointed = continues;
   char log_path[4096];
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
@@ -310,7 +353,10 @@ int cmd_train(int argc, char **argv) {
   for (long long s = first + 1; s <= steps; s++) {
     if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
       if (bar) fputc('\n', stderr);
-      cli_fail("training stopped: %s; the last checkpoint in %s is kept", sk_last_error(), out);
+      if (checkpointed)
+        cli_fail("training stopped: %s; the last checkpoint in %s is kept", sk_last_error(), out);
+      else
+        cli_fail("training stopped: %s; no checkpoint of this run was saved", sk_last_error());
       goto done;
     }
     fprintf(log, "%lld,%.9g,%.9g,%.3f\n", s, loss, gnorm, now() - t0);
@@ -324,6 +370,7 @@ int cmd_train(int argc, char **argv) {
         cli_fail("%s", sk_last_error());
         goto done;
       }
+      checkpointed = 1;
     }
     if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
   }

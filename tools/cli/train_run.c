@@ -87,3 +87,124 @@ int run_weights_fit(const sk_model_config *mc, size_t avail) {
                    mc->hidden, mc->depth, params, run_bytes_text(a, sizeof a, need),
                    run_bytes_text(b, sizeof b, (double)avail));
 }
+
+
+/* ---- the run directory ---- */
+
+#define LOCK_NAME ".lock"
+
+int run_lock(const char *dir) {
+  char path[4200];
+  if ((size_t)snprintf(path, sizeof path, "%s/" LOCK_NAME, dir) >= sizeof path)
+    return !cli_fail("--out %s: path too long", dir);
+  const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return !cli_fail("--out %s: cannot open its lock file %s: %s", dir, path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    if (e != EWOULDBLOCK) {
+      close(fd);
+      return !cli_fail("--out %s: cannot lock %s: %s", dir, path, strerror(e));
+    }
+    /* The holder writes its pid right after taking the lock: give it a
+     * moment if it has only just started. */
+    long pid = 0;
+    for (int tries = 0; tries < 100 && pid <= 0; tries++) {
+      char buf[32] = {0};
+      const ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+      pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+      if (pid <= 0) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    close(fd);
+    if (pid > 0)
+      return !cli_fail("--out %s: another train (pid %ld) is running in this directory; "
+                       "wait for it to end or choose another --out", dir, pid);
+    return !cli_fail("--out %s: another train is running in this directory (%s is locked); "
+                     "wait for it to end or choose another --out", dir, path);
+  }
+  /* Held until the process ends: the descriptor is never closed. */
+  if (ftruncate(fd, 0) != 0 || dprintf(fd, "%ld\n", (long)getpid()) < 0) {
+    const int e = errno;
+    close(fd);
+    return !cli_fail("--out %s: cannot write %s: %s", dir, path, strerror(e));
+  }
+  return 1;
+}
+
+int run_dir_empty(const char *dir, char *first, size_t cap) {
+  DIR *d = opendir(dir);
+  if (!d) return 1;
+  int empty = 1;
+  for (struct dirent *e; empty && (e = readdir(d));)
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, LOCK_NAME)) {
+      empty = 0;
+      snprintf(first, cap, "%s", e->d_name);
+    }
+  closedir(d);
+  return empty;
+}
+
+int run_same_dir(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISDIR(sa.st_mode) && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+int run_remove_stale(const char *dir) {
+  static const char *const prefixes[3] = {"model.safetensors.tmp.", "state.safetensors.tmp.",
+                                          "log.csv.trim"};
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int removed = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    int stale = 0;
+    for (int i = 0; i < 3; i++) stale |= !strncmp(e->d_name, prefixes[i], strlen(prefixes[i]));
+    char path[4400];
+    struct stat st;
+    if (!stale || (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
+        lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    removed += unlink(path) == 0;
+  }
+  closedir(d);
+  return removed;
+}
+
+/* ---- a resume of another run ---- */
+
+static int builtin_data(const char *data) {
+  for (int i = 0; i < sk_toy_count(); i++)
+    if (!strcmp(sk_toy_name(i), data)) return 1;
+  return 0;
+}
+
+int run_resume_refused(const sk_run_mismatch *mm, const char *data, int sigmas_given) {
+  const char *s = mm->setting, *ours = mm->ours, *saved = mm->saved;
+  /* Settings that are a flag of their own. */
+  static const char *const flags[][2] = {
+      {"objective", "--objective"}, {"model", "--model"},     {"hidden", "--hidden"},
+      {"depth", "--depth"},         {"activation", "--activation"}, {"seed", "--seed"},
+      {"sigma", "--sigma"},         {"batch", "--batch-size"}, {"projections", "--projections"},
+      {"rademacher", "--rademacher"}, {"lr", "--lr"},         {"clip", "--clip"},
+      {"ema", "--ema"}};
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    if (!strcmp(s, flags[i][0]))
+      return cli_fail("--resume: %s %s differs from the run's %s", flags[i][1], ours, saved);
+  if (!strcmp(s, "rows") && builtin_data(data))
+    return cli_fail("--resume: --n-data %s differs from the run's %s", ours, saved);
+  if (!strcmp(s, "rows"))
+    return cli_fail("--resume: --data %s: %s rows differ from the run's data (%s rows)", data, ours,
+                    saved);
+  if (!strcmp(s, "dim"))
+    return cli_fail("--resume: --data %s: %s dimensions differ from the run's data (%s)", data,
+                    ours, saved);
+  if (!strcmp(s, "labels") || !strcmp(s, "classes"))
+    return cli_fail("--resume: --data %s: its labels (%s classes) differ from the run's data (%s)",
+                    data, ours, saved);
+  if (!strcmp(s, "data"))
+    return cli_fail("--resume: --data %s: its values differ from the run's data (%s, the run's %s)",
+                    data, ours, saved);
+  if (!strcmp(s, "sigmas"))
+    return cli_fail("--resume: the σ ladder (%s) %s differs from the run's %s",
+                    sigmas_given ? "--sigmas" : "--levels, --sigma-max, --sigma-min", ours, saved);
+  return cli_fail("--resume: %s %s differs from the run's %s", s, ours, saved);
+}
