@@ -482,6 +482,94 @@ TEST(fresh_run_into_a_run_directory_is_refused) {
   free(help);
 }
 
+/* ---- SIGTERM and SIGINT save a checkpoint ---- */
+
+/* Starts a run that only a signal ends (resuming DIR when it has a state),
+ * sends `sig` once the log passes `at`, and checks how it ended: killed by
+ * that signal after a message, with a checkpoint at its last logged step.
+ * Returns that step (0 on failure, reported). */
+static long long interrupt(const char *flags, const char *dir, int sig, long long at) {
+  char args[1024];
+  snprintf(args, sizeof args, "%s --steps " NEVER " --out %s%s%s", flags, dir,
+           state_step(dir) >= 0 ? " --resume " : "", state_step(dir) >= 0 ? dir : "");
+  const pid_t pid = spawn(args, "sig.err");
+  if (pid <= 0 || !wait_for_log(pid, dir, at, "sig.err")) {
+    if (pid > 0) kill(pid, SIGKILL);
+    return 0;
+  }
+  kill(pid, sig);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  size_t n = 0;
+  char *msg = slurp("sig.err", &n);
+  const long long logged = log_last_step(dir), saved = state_step(dir);
+  char step[64];
+  snprintf(step, sizeof step, "step %lld", saved);
+  const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+  const int ok = WIFSIGNALED(status) && WTERMSIG(status) == sig && msg && lines(msg) == 1 &&
+                 strstr(msg, name) && strstr(msg, "saved") && strstr(msg, step) &&
+                 strstr(msg, "--resume") && saved == logged && saved >= at;
+  printf("  %s after step %lld: %s", name, at, msg ? msg : "(no message)\n");
+  if (!ok)
+    fprintf(stderr, "%s: status %d (signal %d), log at %lld, state at %lld, stderr: %s\n", name,
+            status, WIFSIGNALED(status) ? WTERMSIG(status) : 0, logged, saved, msg ? msg : "");
+  free(msg);
+  return ok ? saved : 0;
+}
+
+TEST(sigterm_and_sigint_save_a_checkpoint_that_resumes_to_the_same_bits) {
+  const char *flags = "--objective ncsn --n-data 1000 --hidden 32 --depth 2 --quiet";
+  const long long first = interrupt(flags, "sig", SIGTERM, 5);
+  CHECK(first >= 5);
+  /* The checkpoint is whole: the model loads, at the state's step. */
+  char path[256];
+  in_tmp(path, sizeof path, "sig/model.safetensors");
+  sk_model *m = NULL;
+  sk_model_info info;
+  CHECK_OK(sk_model_load(path, 1, &m, &info));
+  sk_model_free(m);
+  CHECK_EQ_INT(info.steps, first);
+  const long long second = interrupt(flags, "sig", SIGINT, first + 3);
+  CHECK(second >= first + 3);
+  /* Finish, and compare with a run that never stopped. */
+  char args[1024];
+  const long long total = second + 17;
+  snprintf(args, sizeof args, "train %s --steps %lld --out sig --resume sig", flags, total);
+  CHECK_EQ_INT(run(args), 0);
+  snprintf(args, sizeof args, "train %s --steps %lld --out straight", flags, total);
+  CHECK_EQ_INT(run(args), 0);
+  CHECK(same_file("sig/model.safetensors", "straight/model.safetensors"));
+  CHECK(same_file("sig/state.safetensors", "straight/state.safetensors"));
+  CHECK(log_in_order("sig", total));
+}
+
+/* A second signal does not wait for the checkpoint: both arrive while the
+ * run is stopped, so the second is there before the first can be acted on. */
+TEST(second_signal_exits_at_once) {
+  const pid_t pid = spawn("--objective dsm --n-data 500 --hidden 16 --depth 1 --quiet --steps " NEVER
+                          " --out twice", "twice.err");
+  CHECK(pid > 0);
+  const int running = wait_for_log(pid, "twice", 2, "twice.err");
+  if (!running) kill(pid, SIGKILL);
+  CHECK(running);
+  kill(pid, SIGSTOP);
+  kill(pid, SIGINT);
+  kill(pid, SIGTERM);
+  kill(pid, SIGCONT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  size_t n = 0;
+  char *msg = slurp("twice.err", &n);
+  const int saved = msg && strstr(msg, "saved");
+  if (!WIFSIGNALED(status) || saved)
+    fprintf(stderr, "status %d, stderr: %s\n", status, msg ? msg : "");
+  free(msg);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM);
+  CHECK(!saved);
+  CHECK(!exists("twice/state.safetensors"));
+}
+
 int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "/tmp/sk_runs_XXXXXX");
   if (!mkdtemp(tmp)) return 1;
@@ -497,7 +585,9 @@ int main(int argc, char **argv) {
       TEST_ENTRY(runs_that_cannot_fit_in_memory_are_refused),
       TEST_ENTRY(second_run_into_the_same_directory_is_refused),
       TEST_ENTRY(resume_with_other_settings_is_refused),
-      TEST_ENTRY(fresh_run_into_a_run_directory_is_refused)};
+      TEST_ENTRY(fresh_run_into_a_run_directory_is_refused),
+      TEST_ENTRY(sigterm_and_sigint_save_a_checkpoint_that_resumes_to_the_same_bits),
+      TEST_ENTRY(second_signal_exits_at_once)};
   int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,9 @@ static const char usage[] =
     "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
     "  --quiet               no progress bar\n"
     "\n"
-    "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n";
+    "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n"
+    "SIGTERM or SIGINT ends a run after its current step with a checkpoint, for\n"
+    "--resume; a second signal ends it at once.\n";
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
@@ -350,7 +353,10 @@ int cmd_train(int argc, char **argv) {
   fflush(stdout);
   double t0 = now(), t_first = t0;
   float loss = 0, gnorm = 0;
-  for (long long s = first + 1; s <= steps; s++) {
+  long long saved_at = continues ? first : -1;
+  /* From here a signal stops the run between two steps, with a checkpoint. */
+  run_catch_signals();
+  for (long long s = first + 1; s <= steps && !run_stop_signal(); s++) {
     if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
       if (bar) fputc('\n', stderr);
       if (checkpointed)
@@ -371,10 +377,34 @@ int cmd_train(int argc, char **argv) {
         goto done;
       }
       checkpointed = 1;
+      saved_at = s;
     }
     if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
   }
   if (bar) fputc('\n', stderr);
+  const int sig = run_stop_signal();
+  if (sig) {
+    /* Stopped between steps: the log, then the checkpoint, then end by the
+     * signal (what a shell or scheduler expects of a program it signalled). */
+    const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+    const long long at = (long long)sk_trainer_steps(t);
+    if (at != saved_at && at > 0) {
+      if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
+        cli_fail("interrupted by %s at step %lld, and the checkpoint failed: %s", name, at,
+                 sk_last_error());
+        goto done;
+      }
+      cli_fail("interrupted by %s: saved a checkpoint at step %lld in %s; continue with --resume %s",
+               name, at, out, out);
+    } else if (at > 0) {
+      cli_fail("interrupted by %s: the checkpoint at step %lld in %s is kept; continue with "
+               "--resume %s", name, at, out, out);
+    } else {
+      cli_fail("interrupted by %s before the first step: nothing saved", name);
+    }
+    fclose(log);
+    run_die_by(sig);
+  }
   if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;

@@ -208,3 +208,48 @@ int run_resume_refused(const sk_run_mismatch *mm, const char *data, int sigmas_g
                     sigmas_given ? "--sigmas" : "--levels, --sigma-max, --sigma-min", ours, saved);
   return cli_fail("--resume: %s %s differs from the run's %s", s, ours, saved);
 }
+
+/* ---- signals ---- */
+
+/* Signals seen, counted with a lock-free atomic (async-signal-safe; two
+ * threads may take signals at once), and the first one. */
+static atomic_int signals_seen;
+static volatile sig_atomic_t first_signal;
+
+/* Async-signal-safe throughout: an atomic add, a store, sigaction, raise.
+ * Installed with sigaction (SA_RESTART, so a write interrupted by it goes
+ * on). Another handler for these signals (the atomic writer removing its
+ * live temporary file) should run its own work and then call this one (the
+ * sa_handler it replaced), so that the flag and the second-signal exit
+ * stay as they are. */
+static void on_stop(int sig) {
+  if (atomic_fetch_add(&signals_seen, 1) > 0) { /* a second signal: now */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* delivered when this handler returns */
+    return;
+  }
+  first_signal = sig;
+}
+
+void run_catch_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+int run_stop_signal(void) { return first_signal; }
+
+void run_die_by(int sig) {
+  fflush(stdout);
+  fflush(stderr);
+  signal(sig, SIG_DFL);
+  raise(sig);
+  _exit(128 + sig); /* not reached */
+}

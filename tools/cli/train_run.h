@@ -49,4 +49,13 @@ int run_remove_stale(const char *dir);
  * 0.0002". `data` is the --data argument. Returns 1 (the exit code). */
 int run_resume_refused(const sk_run_mismatch *mm, const char *data, int sigmas_given);
 
+/* SIGTERM and SIGINT: the first sets a flag that the training loop checks
+ * between steps (run_stop_signal); a second one (either) ends the process
+ * at once, by that signal. */
+void run_catch_signals(void);
+/* 0, or the signal that asked the run to stop. */
+int run_stop_signal(void);
+/* Ends the process by `sig`, with its default action. */
+void run_die_by(int sig);
+
 #endif
