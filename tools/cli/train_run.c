@@ -198,7 +198,8 @@ int run_resume_refused(const sk_run_mismatch *mm, const char *data, int sigmas_g
     return cli_fail("--resume: --data %s: %s dimensions differ from the run's data (%s)", data,
                     ours, saved);
   if (!strcmp(s, "labels") || !strcmp(s, "classes"))
-    return cli_fail("--resume: --data %s: its labels (%s classes) differ from the run's data (%s)",
+    return cli_fail("--resume: --data %s: its labels (%s classes) differ from the run's data (%s "
+                    "classes)",
                     data, ours, saved);
   if (!strcmp(s, "data"))
     return cli_fail("--resume: --data %s: its values differ from the run's data (%s, the run's %s)",
