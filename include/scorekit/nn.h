@@ -155,6 +155,9 @@ SK_API int64_t sk_adam_steps(const sk_adam *a);
 SK_API float *sk_adam_m(sk_adam *a);
 SK_API float *sk_adam_v(sk_adam *a);
 SK_API float *sk_adam_ema(sk_adam *a);
+/* The step count, for a resumed run. A step taken with a count outside
+ * 0..INT64_MAX-1 (one the next step could not increase) fails with
+ * SK_ERR_INVALID and changes nothing. */
 SK_API void sk_adam_set_steps(sk_adam *a, int64_t t);
 
 #ifdef __cplusplus

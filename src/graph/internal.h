@@ -62,6 +62,7 @@ struct sk_graph {
   int compiled;
   float *arena;
   size_t arena_floats;
+  size_t arena_limit; /* bytes the arena may take; 0: no limit (sk_graph_set_arena_limit) */
   sk_node *exec;   /* nodes to run, in order */
   int n_exec;
   sk__step *steps; /* per exec entry: how it runs (run.c) */

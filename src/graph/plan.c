@@ -450,6 +450,12 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       goto done;
     }
   }
+  g->arena_floats = total; /* also when refused below: the size it would take */
+  if (g->arena_limit && total > g->arena_limit / sizeof(float)) {
+    st = sk__fail(SK_ERR_NOMEM, "compile: the arena needs %zu bytes, over the limit of %zu",
+                  sk_graph_arena_bytes(g), g->arena_limit);
+    goto done;
+  }
   if (!(g->arena = g->be->alloc(total))) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a %zu-float arena", total);
     goto done;
@@ -558,4 +564,7 @@ done:
   return st;
 }
 
-size_t sk_graph_arena_bytes(const sk_graph *g) { return g->arena_floats * sizeof(float); }
+size_t sk_graph_arena_bytes(const sk_graph *g) {
+  return g->arena_floats > SIZE_MAX / sizeof(float) ? SIZE_MAX : g->arena_floats * sizeof(float);
+}
+void sk_graph_set_arena_limit(sk_graph *g, size_t bytes) { g->arena_limit = bytes; }
