@@ -1,0 +1,299 @@
+/* 2-D convolutions as matrix products on libxsmm's JIT kernels (im2col):
+ * with K = C·KH·KW and col (K × columns) the input windows of a block of
+ * output positions, one row per (channel, kernel row, kernel column),
+ *
+ *   forward          y block (O × cols)  = w (O × K) · col
+ *   data (input)     dcol (K × cols)     = wᵀ · dy block (O × cols), then
+ *                    each row of dcol added back onto the input plane
+ *                    (col2im)
+ *   weight           dwᵀ (K × O) += col · dy blockᵀ over every block
+ *
+ * A block of columns is B whole samples (B·P columns for a plane of P
+ * positions, B a power of two up to 16, so that small planes make products
+ * wide enough to fill the vectors) or, for a plane of at least CG_MIN_COLS
+ * positions, a run of at most CG_MAX_COLS positions of one sample. Every
+ * block of a geometry is the same product (libxsmm's column-major M = the
+ * block's columns, N = channels, K split into chunks of at most CG_COL_FLOATS
+ * floats of col, added in order), and blocks start at fixed samples (a
+ * multiple of B) and positions, whatever rows a call covers: a call on a
+ * block that its range cuts computes the whole block and keeps its own
+ * samples' columns, so every output element is computed the same way on any
+ * split (libxsmm's result for a column does not depend on the other columns
+ * of its product, but may on the product's shape: see matmul.c). The weight
+ * gradient splits by output channel: blocks of CG_CB channels, each one
+ * product per block of columns and chunk of K, summed over the batch's
+ * blocks in order.
+ *
+ * Scratch comes from the caller (the graph plans it, graph/backend.h):
+ * sk__conv_gemm_scratch says how much a call needs. */
+#include <libxsmm.h>
+#include <string.h>
+
+#include "kernels/cpu/kernels.h"
+
+/* A block of columns is at least this many (whole samples are added while
+ * fewer), and a plane of this many positions or more is cut into runs of at
+ * most CG_MAX_COLS. */
+#define CG_MIN_COLS 64
+#define CG_MAX_COLS 256
+#define CG_MAX_B 16 /* divides SK_SPLIT_ROWS: the executor never cuts a block */
+/* Floats of col per chunk of K (256 KiB, in L2 beside the weight's panel). */
+#define CG_COL_FLOATS 65536
+/* Output channels per product of the weight gradient: the executor's row
+ * block, so that its splits never cut one. */
+#define CG_CB SK_SPLIT_ROWS
+
+/* The blocking of a geometry: P positions per sample, K rows of col, B
+ * samples per block, cols columns per block (B·P, or a run of positions
+ * when B = 1), kc rows of col per chunk. */
+typedef struct cg {
+  int64_t P, K, B, cols, kc;
+} cg;
+
+static cg cg_of(const sk__conv *cv) {
+  cg g;
+  g.P = cv->oh * cv->ow;
+  g.K = cv->c * cv->kh * cv->kw;
+  g.B = 1;
+  while (g.B < CG_MAX_B && g.B < cv->n && g.B * g.P < CG_MIN_COLS) g.B *= 2;
+  g.cols = g.B > 1 ? g.B * g.P : SK_MIN(g.P, CG_MAX_COLS);
+  g.kc = SK_MAX(16, SK_MIN(g.K, CG_COL_FLOATS / SK_MAX(1, g.cols)));
+  return g;
+}
+
+int sk__conv_gemm_ok(const sk__conv *cv) {
+  return sk__jit_available() && cv->n > 0 && cv->c > 0 && cv->o > 0 && cv->oh > 0 && cv->ow > 0;
+}
+
+int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows) {
+  const cg g = cg_of(cv);
+  if (kind != 2) /* col (a chunk of K) and, for whole samples, the block's y or dy */
+    return SK_MIN(g.kc, g.K) * g.cols + (g.B > 1 ? cv->o * g.cols : 0);
+  /* A range of `rows` channels starting anywhere touches this many blocks:
+   * each its sums (K × CG_CB) and its dy block transposed (cols × CG_CB);
+   * and one chunk of col. */
+  const int64_t blocks = rows > 0 ? (rows - 1 + CG_CB - 1) / CG_CB + 1 : 1;
+  return blocks * CG_CB * (g.K + g.cols) + g.kc * g.cols;
+}
+
+/* c (m × n, column-major, ldc) = a (m × k, lda) · op(b) (k × n), plus c when
+ * acc: op(b) is b (k × n, ldb) or, with tb, bᵀ for b (n × k, ldb). One
+ * libxsmm call per CG_MAX_COLS rows of c; false if no kernel could be made. */
+static int gemm(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                int64_t lda, int64_t ldb, int64_t ldc, int acc, int tb) {
+  const float one = 1.0f, zero = 0.0f;
+  const int flags = tb ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
+  const libxsmm_blasint nn = (libxsmm_blasint)n, kk = (libxsmm_blasint)k;
+  const libxsmm_blasint la = (libxsmm_blasint)lda, lb = (libxsmm_blasint)ldb,
+                        lc = (libxsmm_blasint)ldc;
+  for (int64_t m0 = 0; m0 < m; m0 += CG_MAX_COLS) {
+    const libxsmm_blasint mb = (libxsmm_blasint)SK_MIN(CG_MAX_COLS, m - m0);
+    libxsmm_smmfunction f =
+        libxsmm_smmdispatch(mb, nn, kk, &la, &lb, &lc, &one, acc ? &one : &zero, &flags, NULL);
+    if (!f) return 0;
+    f(a + m0, b, c + m0);
+  }
+  return 1;
+}
+
+/* The first r of an output row whose column r·s − p + off is ≥ 0, and the
+ * end of those whose column is < w. */
+static void valid_cols(int64_t ow, int64_t s, int64_t p, int64_t off, int64_t w, int64_t *r0,
+                       int64_t *r1) {
+  const int64_t lo = p - off; /* r·s ≥ lo */
+  *r0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+  const int64_t hi = w - 1 + p - off; /* r·s ≤ hi */
+  *r1 = hi < 0 ? 0 : SK_MIN(ow, hi / s + 1);
+  if (*r1 < *r0) *r1 = *r0;
+}
+
+/* Rows [k0, k1) of col for output positions [p0, p1) of one sample xs (C, H,
+ * W): row k − k0 at col + (k − k0)·ld, position p at column p − p0. */
+static void im2col(float *restrict col, int64_t ld, const float *restrict xs, const sk__conv *cv,
+                   int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
+  const int64_t kk = cv->kh * cv->kw;
+  for (int64_t k = k0; k < k1; k++) {
+    const int64_t c = k / kk, a = k % kk / cv->kw, b = k % cv->kw, off = b * cv->dw - cv->pw;
+    const float *xc = xs + c * cv->h * cv->w;
+    float *row = col + (k - k0) * ld; /* position p at row[p - p0] */
+    int64_t r_lo, r_hi;
+    valid_cols(cv->ow, cv->sw, cv->pw, b * cv->dw, cv->w, &r_lo, &r_hi);
+    for (int64_t q = p0 / cv->ow; q * cv->ow < p1; q++) {
+      const int64_t base = q * cv->ow - p0, s0 = SK_MAX(-base, 0), s1 = SK_MIN(p1 - p0 - base, cv->ow);
+      const int64_t h = q * cv->sh - cv->ph + a * cv->dh;
+      if (h < 0 || h >= cv->h) {
+        memset(&row[base + s0], 0, (size_t)(s1 - s0) * sizeof *row);
+        continue;
+      }
+      const int64_t v0 = SK_MAX(s0, SK_MIN(r_lo, s1)), v1 = SK_MAX(v0, SK_MIN(r_hi, s1));
+      const int64_t src = h * cv->w + off; /* column r at src + r·sw */
+      if (v0 > s0) memset(&row[base + s0], 0, (size_t)(v0 - s0) * sizeof *row);
+      if (cv->sw == 1) {
+        memcpy(&row[base + v0], &xc[src + v0], (size_t)(v1 - v0) * sizeof *row);
+      } else {
+        for (int64_t r = v0; r < v1; r++) row[base + r] = xc[src + r * cv->sw];
+      }
+      if (s1 > v1) memset(&row[base + v1], 0, (size_t)(s1 - v1) * sizeof *row);
+    }
+  }
+}
+
+/* xs (C, H, W) += rows [k0, k1) of dcol (as im2col lays them out) for
+ * output positions [p0, p1): each input element gains its terms in the order
+ * of k, then of the position. */
+static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, const sk__conv *cv,
+                   int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
+  const int64_t kk = cv->kh * cv->kw;
+  for (int64_t k = k0; k < k1; k++) {
+    const int64_t c = k / kk, a = k % kk / cv->kw, b = k % cv->kw, off = b * cv->dw - cv->pw;
+    float *xc = xs + c * cv->h * cv->w;
+    const float *row = dcol + (k - k0) * ld; /* position p at row[p - p0] */
+    int64_t r_lo, r_hi;
+    valid_cols(cv->ow, cv->sw, cv->pw, b * cv->dw, cv->w, &r_lo, &r_hi);
+    for (int64_t q = p0 / cv->ow; q * cv->ow < p1; q++) {
+      const int64_t h = q * cv->sh - cv->ph + a * cv->dh;
+      if (h < 0 || h >= cv->h) continue;
+      const int64_t base = q * cv->ow - p0, s0 = SK_MAX(-base, 0), s1 = SK_MIN(p1 - p0 - base, cv->ow);
+      const int64_t v0 = SK_MAX(s0, r_lo), v1 = SK_MIN(s1, r_hi), dst = h * cv->w + off;
+      if (cv->sw == 1) {
+        for (int64_t r = v0; r < v1; r++) xc[dst + r] += row[base + r];
+      } else {
+        for (int64_t r = v0; r < v1; r++) xc[dst + r * cv->sw] += row[base + r];
+      }
+    }
+  }
+}
+
+/* The blocks of columns of a geometry: block t covers samples [i0, i0 + nb)
+ * of the batch (whole planes when g->B > 1) or positions [p0, p1) of sample
+ * i0 (g->B = 1). */
+typedef struct blk {
+  int64_t i0, p0, p1;
+} blk;
+
+/* Blocks whose samples meet [n0, n1), in order: the first and the count. */
+static int64_t first_block(const cg *g, int64_t n0) {
+  return g->B > 1 ? n0 / g->B : n0 * ((g->P + g->cols - 1) / g->cols);
+}
+static int64_t blocks_per_sample(const cg *g) { return (g->P + g->cols - 1) / g->cols; }
+
+static blk block_at(const cg *g, int64_t t) {
+  if (g->B > 1) return (blk){t * g->B, 0, g->P};
+  const int64_t per = blocks_per_sample(g), i = t / per, p0 = t % per * g->cols;
+  return (blk){i, p0, SK_MIN(g->P, p0 + g->cols)};
+}
+
+int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__conv *cv, int64_t n0,
+                         int64_t n1, float *scratch) {
+  if (n0 >= n1) return 1;
+  const cg g = cg_of(cv);
+  const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  float *col = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
+  const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
+  for (int64_t t = first_block(&g, n0); t < t1; t++) {
+    const blk bk = block_at(&g, t);
+    const int64_t j0 = SK_MAX(n0, bk.i0) - bk.i0, j1 = SK_MIN(n1, bk.i0 + g.B) - bk.i0;
+    const int64_t cols = bk.p1 - bk.p0;
+    /* The product's rows are this block's columns: y's own row (ldc = P)
+     * for a run of one sample's positions, else the stage (O × B·P). */
+    float *out = g.B > 1 ? stage : y + bk.i0 * ys + bk.p0;
+    const int64_t ldo = g.B > 1 ? g.cols : P;
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t k1 = SK_MIN(K, k0 + g.kc);
+      for (int64_t j = j0; j < j1; j++)
+        im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
+      /* Column-major: out (cols × O) = col (cols × kc) · wᵀ chunk (kc × O). */
+      if (!gemm(out, col, w + k0, g.B > 1 ? g.cols : cols, O, k1 - k0, g.cols, K, ldo, k0 > 0, 0))
+        return 0;
+    }
+    if (g.B > 1)
+      for (int64_t j = j0; j < j1; j++)
+        for (int64_t o = 0; o < O; o++)
+          memcpy(y + (bk.i0 + j) * ys + o * P, stage + o * g.cols + j * P, (size_t)P * sizeof *y);
+  }
+  return 1;
+}
+
+int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk__conv *cv,
+                              int64_t n0, int64_t n1, float *scratch) {
+  if (n0 >= n1) return 1;
+  const cg g = cg_of(cv);
+  const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  float *dcol = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
+  const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
+  for (int64_t i = n0; i < n1; i++) memset(x + i * xs, 0, (size_t)xs * sizeof *x);
+  for (int64_t t = first_block(&g, n0); t < t1; t++) {
+    const blk bk = block_at(&g, t);
+    const int64_t j0 = SK_MAX(n0, bk.i0) - bk.i0, j1 = SK_MIN(n1, bk.i0 + g.B) - bk.i0;
+    const int64_t cols = bk.p1 - bk.p0;
+    const float *dy = y + bk.i0 * ys + bk.p0;
+    int64_t ld = P;
+    if (g.B > 1) { /* the block's dy as (O × B·P) */
+      for (int64_t j = j0; j < j1; j++)
+        for (int64_t o = 0; o < O; o++)
+          memcpy(stage + o * g.cols + j * P, y + (bk.i0 + j) * ys + o * P, (size_t)P * sizeof *y);
+      dy = stage, ld = g.cols;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t k1 = SK_MIN(K, k0 + g.kc);
+      /* Column-major: dcol (cols × kc) = dy (cols × O) · w chunk (O × kc),
+       * w (O × K) row-major being that chunk transposed (TRANS_B). */
+      if (!gemm(dcol, dy, w + k0, g.B > 1 ? g.cols : cols, k1 - k0, O, ld, K, g.cols, 0, 1))
+        return 0;
+      for (int64_t j = j0; j < j1; j++)
+        col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
+    }
+  }
+  return 1;
+}
+
+int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const sk__conv *cv,
+                                int64_t o0, int64_t o1, float *scratch) {
+  if (o0 >= o1) return 1;
+  const cg g = cg_of(cv);
+  const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  const int64_t b0 = o0 / CG_CB, b1 = (o1 + CG_CB - 1) / CG_CB, nblk = b1 - b0;
+  /* Per channel block: its sums dwᵀ (K × CG_CB, column-major CG_CB × K)
+   * and its dy block transposed (cols × CG_CB); then a chunk of col. */
+  float *acc = scratch, *dyt = acc + nblk * CG_CB * K, *col = dyt + nblk * CG_CB * g.cols;
+  const int64_t nt = g.B > 1 ? (cv->n + g.B - 1) / g.B : cv->n * blocks_per_sample(&g);
+  for (int64_t t = 0; t < nt; t++) {
+    const blk bk = block_at(&g, t);
+    const int64_t nb = SK_MIN(g.B, cv->n - bk.i0), cols = bk.p1 - bk.p0;
+    /* A last block short of samples: zeros in their columns (stale floats
+     * there could be infinite, and 0·∞ is not 0). */
+    const int64_t pad = g.B > 1 && nb < g.B ? (g.B - nb) * P : 0;
+    for (int64_t q = 0; q < nblk; q++) {
+      const int64_t c0 = (b0 + q) * CG_CB, mb = SK_MIN(CG_CB, O - c0);
+      float *d = dyt + q * CG_CB * g.cols;
+      for (int64_t j = 0; j < nb; j++)
+        for (int64_t o = 0; o < mb; o++) {
+          const float *src = y + (bk.i0 + j) * ys + (c0 + o) * P + bk.p0;
+          float *dst = d + j * P * CG_CB + o;
+          for (int64_t p = 0; p < cols; p++) dst[p * CG_CB] = src[p];
+        }
+      if (pad) memset(d + nb * P * CG_CB, 0, (size_t)(pad * CG_CB) * sizeof *d);
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t k1 = SK_MIN(K, k0 + g.kc);
+      for (int64_t j = 0; j < nb; j++)
+        im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
+      if (pad)
+        for (int64_t k = 0; k < k1 - k0; k++)
+          memset(col + k * g.cols + nb * P, 0, (size_t)pad * sizeof *col);
+      for (int64_t q = 0; q < nblk; q++) {
+        const int64_t mb = SK_MIN(CG_CB, O - (b0 + q) * CG_CB);
+        /* Column-major: dwᵀ block (mb × kc) += dyᵀ (mb × cols) · col chunk
+         * (cols × kc), col's rows being its columns. */
+        if (!gemm(acc + q * CG_CB * K + k0 * CG_CB, dyt + q * CG_CB * g.cols, col, mb, k1 - k0,
+                  g.B > 1 ? g.cols : cols, CG_CB, g.cols, CG_CB, t > 0, 0))
+          return 0;
+      }
+    }
+  }
+  for (int64_t o = o0; o < o1; o++) {
+    const float *a = acc + (o / CG_CB - b0) * CG_CB * K + o % CG_CB;
+    for (int64_t k = 0; k < K; k++) w[o * K + k] = a[k * CG_CB];
+  }
+  return 1;
+}
