@@ -24,10 +24,22 @@
  * product per block of columns and chunk of K, summed over the batch's
  * blocks in order.
  *
+ * Moving the data costs as much as the products unless it is done with
+ * care (measured on the U-Net's layers, 1 thread: im2col and col2im took
+ * 30-60 % of the time row by row): a small plane's windows come through a
+ * table of offsets per kernel tap, made once per call (4×4 output planes:
+ * forward 66 → 160 GFLOP/s), a large plane's rows as AVX-512 copies and adds
+ * of stride 1 or 2, and the weight gradient's dy blocks are transposed 16 ×
+ * 16 in registers (C = 1 layers 30 → 45-65 GFLOP/s).
+ *
  * Scratch comes from the caller (the graph plans it, graph/backend.h):
  * sk__conv_gemm_scratch says how much a call needs. */
 #include <libxsmm.h>
+#include <stdatomic.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/cpu/kernels.h"
 
@@ -37,28 +49,87 @@
 #define CG_MIN_COLS 64
 #define CG_MAX_COLS 256
 #define CG_MAX_B 16 /* divides SK_SPLIT_ROWS: the executor never cuts a block */
-/* Floats of col per chunk of K (256 KiB, in L2 beside the weight's panel). */
-#define CG_COL_FLOATS 65536
+/* Floats of col per chunk of K (512 KiB, in L2 beside the weight's panel). */
+#define CG_COL_FLOATS 131072
 /* Output channels per product of the weight gradient: the executor's row
  * block, so that its splits never cut one. */
-#define CG_CB SK_SPLIT_ROWS
+#define CG_CB SK_SPLIT_ROWS /* = 16, the transposes' width */
+
+/* The largest tap table (kernel taps × positions of a plane) kept on the
+ * stack for the planes of whole-sample blocks (16 KiB). */
+#define CG_TAPS 4096
 
 /* The blocking of a geometry: P positions per sample, K rows of col, B
  * samples per block, cols columns per block (B·P, or a run of positions
- * when B = 1), kc rows of col per chunk. */
+ * when B = 1), kc rows of col per chunk; taps: whether blocks are whole
+ * samples with a tap table (then kc is whole channels). */
 typedef struct cg {
   int64_t P, K, B, cols, kc;
+  int taps;
 } cg;
 
 static cg cg_of(const sk__conv *cv) {
   cg g;
+  const int64_t kk = cv->kh * cv->kw;
   g.P = cv->oh * cv->ow;
-  g.K = cv->c * cv->kh * cv->kw;
+  g.K = cv->c * kk;
   g.B = 1;
   while (g.B < CG_MAX_B && g.B < cv->n && g.B * g.P < CG_MIN_COLS) g.B *= 2;
   g.cols = g.B > 1 ? g.B * g.P : SK_MIN(g.P, CG_MAX_COLS);
   g.kc = SK_MAX(16, SK_MIN(g.K, CG_COL_FLOATS / SK_MAX(1, g.cols)));
+  g.taps = g.B > 1 && kk * g.P <= CG_TAPS;
+  if (g.taps) g.kc = SK_MAX(kk, g.kc / kk * kk);
   return g;
+}
+
+/* tab[t·P + p]: the offset in the input plane of the element at kernel tap
+ * t (row-major over the kernel) for output position p, or -1 in the
+ * padding. */
+static void make_taps(int32_t *tab, const sk__conv *cv) {
+  const int64_t P = cv->oh * cv->ow;
+  for (int64_t a = 0; a < cv->kh; a++)
+    for (int64_t b = 0; b < cv->kw; b++)
+      for (int64_t p = 0; p < P; p++) {
+        const int64_t q = p / cv->ow, r = p % cv->ow;
+        const int64_t h = q * cv->sh - cv->ph + a * cv->dh, w = r * cv->sw - cv->pw + b * cv->dw;
+        tab[(a * cv->kw + b) * P + p] =
+            h >= 0 && h < cv->h && w >= 0 && w < cv->w ? (int32_t)(h * cv->w + w) : -1;
+      }
+}
+
+/* Rows of col for channels [c0, c1) of one sample xs through the tap table
+ * (kk taps, P positions): row (c − c0)·kk + t at col + that·ld. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gather_taps(
+    float *restrict col, int64_t ld, const float *restrict xs, const int32_t *restrict tab,
+    int64_t kk, int64_t P, int64_t plane, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; c++) {
+    const float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      float *restrict d = col + ((c - c0) * kk + t) * ld;
+      const int32_t *s = tab + t * P;
+      for (int64_t p = 0; p < P; p++) {
+        const int32_t i = s[p];
+        const float v = xc[i < 0 ? 0 : i];
+        d[p] = i < 0 ? 0.0f : v;
+      }
+    }
+  }
+}
+
+/* xs += those rows of dcol, back through the table: each input element
+ * gains its terms in the order of the channel's rows, then positions. */
+static void scatter_taps(float *restrict xs, const float *restrict dcol, int64_t ld,
+                         const int32_t *restrict tab, int64_t kk, int64_t P, int64_t plane,
+                         int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; c++) {
+    float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      const float *d = dcol + ((c - c0) * kk + t) * ld;
+      const int32_t *s = tab + t * P;
+      for (int64_t p = 0; p < P; p++)
+        if (s[p] >= 0) xc[s[p]] += d[p];
+    }
+  }
 }
 
 int sk__conv_gemm_ok(const sk__conv *cv) {
@@ -107,6 +178,161 @@ static void valid_cols(int64_t ow, int64_t s, int64_t p, int64_t off, int64_t w,
   if (*r1 < *r0) *r1 = *r0;
 }
 
+/* ---- row copies: dst[r] = src[r·s], dst[r·s] += src[r] (r < n), and
+ * 16-channel transposes; AVX-512 where the CPU has it (masked loads never
+ * touch what lies past a row), plain loops otherwise ---- */
+
+static void copy_row_plain(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+  for (int64_t r = 0; r < n; r++) dst[r] = src[r * s];
+}
+
+static void add_row_plain(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+  for (int64_t r = 0; r < n; r++) dst[r * s] += src[r];
+}
+
+/* d[p·16 + o] = src[o·ld + p] for o < rows (≤ 16), p < n. */
+static void transpose16_plain(float *restrict d, const float *restrict src, int64_t ld,
+                              int64_t rows, int64_t n) {
+  for (int64_t o = 0; o < rows; o++)
+    for (int64_t p = 0; p < n; p++) d[p * 16 + o] = src[o * ld + p];
+}
+
+#if defined(__x86_64__)
+static __mmask16 first_lanes(int64_t k) {
+  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1u);
+}
+
+__attribute__((target("avx512f"))) static void copy_row_avx512(float *restrict dst,
+                                                               const float *restrict src,
+                                                               int64_t n, int64_t s) {
+  if (s == 1) {
+    for (int64_t r = 0; r < n; r += 16) {
+      const __mmask16 m = first_lanes(n - r);
+      _mm512_mask_storeu_ps(dst + r, m, _mm512_maskz_loadu_ps(m, src + r));
+    }
+  } else if (s == 2) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (int64_t r = 0; r < n; r += 16) {
+      const int64_t k = 2 * (n - r) - 1; /* src elements this chunk reads, up to the last */
+      const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(k), src + 2 * r);
+      const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(k - 16), src + 2 * r + 16);
+      _mm512_mask_storeu_ps(dst + r, first_lanes(n - r), _mm512_permutex2var_ps(lo, even, hi));
+    }
+  } else {
+    copy_row_plain(dst, src, n, s);
+  }
+}
+
+__attribute__((target("avx512f"))) static void add_row_avx512(float *restrict dst,
+                                                              const float *restrict src, int64_t n,
+                                                              int64_t s) {
+  if (s == 1) {
+    for (int64_t r = 0; r < n; r += 16) {
+      const __mmask16 m = first_lanes(n - r);
+      const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + r), _mm512_maskz_loadu_ps(m, src + r));
+      _mm512_mask_storeu_ps(dst + r, m, v);
+    }
+  } else if (s == 2) {
+    const __m512i lo_i = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i hi_i = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    for (int64_t r = 0; r < n; r += 16) {
+      const int64_t k = 2 * (n - r) - 1; /* dst elements this chunk touches, up to the last */
+      const __mmask16 mlo = first_lanes(k) & 0x5555, mhi = first_lanes(k - 16) & 0x5555;
+      const __m512 v = _mm512_maskz_loadu_ps(first_lanes(n - r), src + r);
+      float *d = dst + 2 * r;
+      const __m512 dlo = _mm512_maskz_loadu_ps(mlo, d), dhi = _mm512_maskz_loadu_ps(mhi, d + 16);
+      _mm512_mask_storeu_ps(d, mlo, _mm512_add_ps(dlo, _mm512_permutexvar_ps(lo_i, v)));
+      _mm512_mask_storeu_ps(d + 16, mhi, _mm512_add_ps(dhi, _mm512_permutexvar_ps(hi_i, v)));
+    }
+  } else {
+    add_row_plain(dst, src, n, s);
+  }
+}
+
+/* 16 × 16 in registers (as matmul.c's transpose16_stream), rows past
+ * `rows` and columns past n as zeros that are not stored. */
+__attribute__((target("avx512f"))) static void transpose16_avx512(float *restrict d,
+                                                                  const float *restrict src,
+                                                                  int64_t ld, int64_t rows,
+                                                                  int64_t n) {
+  for (int64_t p0 = 0; p0 < n; p0 += 16) {
+    const __mmask16 m = first_lanes(n - p0);
+    __m512 r[16], u[16];
+    for (int a = 0; a < 16; a++)
+      r[a] = a < rows ? _mm512_maskz_loadu_ps(m, src + a * ld + p0) : _mm512_setzero_ps();
+    for (int a = 0; a < 16; a += 2) {
+      u[a] = _mm512_unpacklo_ps(r[a], r[a + 1]);
+      u[a + 1] = _mm512_unpackhi_ps(r[a], r[a + 1]);
+    }
+    for (int a = 0; a < 16; a += 4) {
+      const __m512d u0 = _mm512_castps_pd(u[a]), u1 = _mm512_castps_pd(u[a + 1]);
+      const __m512d u2 = _mm512_castps_pd(u[a + 2]), u3 = _mm512_castps_pd(u[a + 3]);
+      r[a] = _mm512_castpd_ps(_mm512_unpacklo_pd(u0, u2));
+      r[a + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(u0, u2));
+      r[a + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(u1, u3));
+      r[a + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(u1, u3));
+    }
+    for (int a = 0; a < 4; a++) {
+      const __m512 x0 = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
+      const __m512 x1 = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xdd);
+      const __m512 y0 = _mm512_shuffle_f32x4(r[a + 8], r[a + 12], 0x88);
+      const __m512 y1 = _mm512_shuffle_f32x4(r[a + 8], r[a + 12], 0xdd);
+      u[a] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+      u[a + 4] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+      u[a + 8] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+      u[a + 12] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+    }
+    for (int b = 0; b < 16 && p0 + b < n; b++) _mm512_storeu_ps(d + (p0 + b) * 16, u[b]);
+  }
+}
+#endif
+
+static int has_avx512(void) {
+#if defined(__x86_64__)
+  static atomic_int known; /* 0 unknown, 1 no, 2 yes */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (!k) {
+    __builtin_cpu_init();
+    k = __builtin_cpu_supports("avx512f") ? 2 : 1;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k == 2;
+#else
+  return 0;
+#endif
+}
+
+static void copy_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    copy_row_avx512(dst, src, n, s);
+    return;
+  }
+#endif
+  copy_row_plain(dst, src, n, s);
+}
+
+static void add_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    add_row_avx512(dst, src, n, s);
+    return;
+  }
+#endif
+  add_row_plain(dst, src, n, s);
+}
+
+static void transpose16(float *restrict d, const float *restrict src, int64_t ld, int64_t rows,
+                        int64_t n) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    transpose16_avx512(d, src, ld, rows, n);
+    return;
+  }
+#endif
+  transpose16_plain(d, src, ld, rows, n);
+}
+
 /* Rows [k0, k1) of col for output positions [p0, p1) of one sample xs (C, H,
  * W): row k − k0 at col + (k − k0)·ld, position p at column p − p0. */
 static void im2col(float *restrict col, int64_t ld, const float *restrict xs, const sk__conv *cv,
@@ -128,11 +354,7 @@ static void im2col(float *restrict col, int64_t ld, const float *restrict xs, co
       const int64_t v0 = SK_MAX(s0, SK_MIN(r_lo, s1)), v1 = SK_MAX(v0, SK_MIN(r_hi, s1));
       const int64_t src = h * cv->w + off; /* column r at src + r·sw */
       if (v0 > s0) memset(&row[base + s0], 0, (size_t)(v0 - s0) * sizeof *row);
-      if (cv->sw == 1) {
-        memcpy(&row[base + v0], &xc[src + v0], (size_t)(v1 - v0) * sizeof *row);
-      } else {
-        for (int64_t r = v0; r < v1; r++) row[base + r] = xc[src + r * cv->sw];
-      }
+      if (v1 > v0) copy_row(&row[base + v0], &xc[src + v0 * cv->sw], v1 - v0, cv->sw);
       if (s1 > v1) memset(&row[base + v1], 0, (size_t)(s1 - v1) * sizeof *row);
     }
   }
@@ -155,11 +377,7 @@ static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, c
       if (h < 0 || h >= cv->h) continue;
       const int64_t base = q * cv->ow - p0, s0 = SK_MAX(-base, 0), s1 = SK_MIN(p1 - p0 - base, cv->ow);
       const int64_t v0 = SK_MAX(s0, r_lo), v1 = SK_MIN(s1, r_hi), dst = h * cv->w + off;
-      if (cv->sw == 1) {
-        for (int64_t r = v0; r < v1; r++) xc[dst + r] += row[base + r];
-      } else {
-        for (int64_t r = v0; r < v1; r++) xc[dst + r * cv->sw] += row[base + r];
-      }
+      if (v1 > v0) add_row(&xc[dst + v0 * cv->sw], &row[base + v0], v1 - v0, cv->sw);
     }
   }
 }
@@ -189,6 +407,9 @@ int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__con
   const cg g = cg_of(cv);
   const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
   float *col = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  if (g.taps) make_taps(tab, cv);
   const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
   for (int64_t t = first_block(&g, n0); t < t1; t++) {
     const blk bk = block_at(&g, t);
@@ -201,7 +422,11 @@ int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__con
     for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
       const int64_t k1 = SK_MIN(K, k0 + g.kc);
       for (int64_t j = j0; j < j1; j++)
-        im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
+        if (g.taps)
+          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, tab, kk, P, plane, k0 / kk,
+                      k1 / kk);
+        else
+          im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
       /* Column-major: out (cols × O) = col (cols × kc) · wᵀ chunk (kc × O). */
       if (!gemm(out, col, w + k0, g.B > 1 ? g.cols : cols, O, k1 - k0, g.cols, K, ldo, k0 > 0, 0))
         return 0;
@@ -220,6 +445,9 @@ int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk
   const cg g = cg_of(cv);
   const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
   float *dcol = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  if (g.taps) make_taps(tab, cv);
   const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
   for (int64_t i = n0; i < n1; i++) memset(x + i * xs, 0, (size_t)xs * sizeof *x);
   for (int64_t t = first_block(&g, n0); t < t1; t++) {
@@ -241,7 +469,11 @@ int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk
       if (!gemm(dcol, dy, w + k0, g.B > 1 ? g.cols : cols, k1 - k0, O, ld, K, g.cols, 0, 1))
         return 0;
       for (int64_t j = j0; j < j1; j++)
-        col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
+        if (g.taps)
+          scatter_taps(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, tab, kk, P, plane, k0 / kk,
+                       k1 / kk);
+        else
+          col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
     }
   }
   return 1;
@@ -256,6 +488,9 @@ int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const 
   /* Per channel block: its sums dwᵀ (K × CG_CB, column-major CG_CB × K)
    * and its dy block transposed (cols × CG_CB); then a chunk of col. */
   float *acc = scratch, *dyt = acc + nblk * CG_CB * K, *col = dyt + nblk * CG_CB * g.cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  if (g.taps) make_taps(tab, cv);
   const int64_t nt = g.B > 1 ? (cv->n + g.B - 1) / g.B : cv->n * blocks_per_sample(&g);
   for (int64_t t = 0; t < nt; t++) {
     const blk bk = block_at(&g, t);
@@ -267,17 +502,17 @@ int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const 
       const int64_t c0 = (b0 + q) * CG_CB, mb = SK_MIN(CG_CB, O - c0);
       float *d = dyt + q * CG_CB * g.cols;
       for (int64_t j = 0; j < nb; j++)
-        for (int64_t o = 0; o < mb; o++) {
-          const float *src = y + (bk.i0 + j) * ys + (c0 + o) * P + bk.p0;
-          float *dst = d + j * P * CG_CB + o;
-          for (int64_t p = 0; p < cols; p++) dst[p * CG_CB] = src[p];
-        }
+        transpose16(d + j * P * CG_CB, y + (bk.i0 + j) * ys + c0 * P + bk.p0, P, mb, cols);
       if (pad) memset(d + nb * P * CG_CB, 0, (size_t)(pad * CG_CB) * sizeof *d);
     }
     for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
       const int64_t k1 = SK_MIN(K, k0 + g.kc);
       for (int64_t j = 0; j < nb; j++)
-        im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
+        if (g.taps)
+          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, tab, kk, P, plane, k0 / kk,
+                      k1 / kk);
+        else
+          im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
       if (pad)
         for (int64_t k = 0; k < k1 - k0; k++)
           memset(col + k * g.cols + nb * P, 0, (size_t)pad * sizeof *col);
