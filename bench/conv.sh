@@ -17,6 +17,9 @@
 #     the peak), which leaves out the time spent waiting for a core on a
 #     shared machine; wall by the wall clock. Both are recorded; CLOCK picks
 #     the one the table shows.
+#   BEFORE (optional): a git revision of scorekit to time in the same rounds
+#     (built from `git archive` with this bench_conv.c, in a temporary
+#     folder): the table then shows it beside the current tree.
 #   ONLY (optional): one layer, e.g. conv3. RESULTS (optional): a file to
 #     keep the raw measurements in.
 #   PYTHON (default /usr/bin/python3, Debian's, which has torch).
@@ -42,6 +45,13 @@ if [[ -n ${ONLY:-} ]]; then only=(--only "$ONLY"); fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [[ -n ${BEFORE:-} ]]; then
+  mkdir "$tmp/before"
+  git -C "$root" archive "$BEFORE" | tar -x -C "$tmp/before"
+  cp "$root/bench/bench_conv.c" "$tmp/before/bench/"
+  sk_build "$tmp/before" "$tmp/before/build" bench_conv
+  before_rev=$(git -C "$root" rev-parse --short "$BEFORE")
+fi
 "$build/bench_conv" "${only[@]}" --dump "$tmp/dump" >/dev/null
 if ! "$py" "$root/bench/torch_conv.py" "${only[@]}" --check "$tmp/dump" >"$tmp/check.txt"; then
   cat "$tmp/check.txt"
@@ -60,21 +70,34 @@ echo "# scorekit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'
   "$(grep -m1 CMAKE_C_COMPILER: "$build/CMakeCache.txt" | sed 's/.*=//'), Release;" \
   "torch $("$py" -c 'import torch; print(torch.__version__)') ($py); threads $threads both"
 echo "# env: $(env | grep -E '^(OMP_|GOMP_|OPENBLAS_|DNNL_|ONEDNN_)' | sort | paste -sd' ')"
-echo "# rounds $rounds (interleaved) × median of ${REPEATS:-7} repeats; clock: $clock"
+echo "# rounds $rounds (interleaved) × median of ${REPEATS:-7} repeats; clock: $clock;" \
+  "OPENBLAS_NUM_THREADS=$threads for both"
+if [[ -n ${BEFORE:-} ]]; then echo "# before: scorekit $before_rev, timed in the same rounds"; fi
 echo "# twin check (scorekit's output vs PyTorch's from the same operands):"
 sed 's/^CHECK /#   /' "$tmp/check.txt"
 echo "# peak (bench/peak.c --clock $clock):"
 sed 's/^# //; s/^/#   /' "$tmp/peak.txt"
 
+# OpenBLAS's own pool (torch's transposed convolutions run on its sgemm;
+# scorekit links it but calls nothing) held to the same threads: its idle
+# workers would otherwise spin and count in the CPU time.
+export OPENBLAS_NUM_THREADS=$threads
 record() { sed -nE "s/^RESULT /$1 $2 /p" >>"$tmp/results.txt"; }
+run_sk() { "$build/bench_conv" "${only[@]}" "${args[@]}" | record sk "$1"; }
+run_torch() { "$py" "$root/bench/torch_conv.py" "${only[@]}" "${args[@]}" | record torch "$1"; }
+run_before() {
+  if [[ -n ${BEFORE:-} ]]; then "$tmp/before/build/bench_conv" "${only[@]}" "${args[@]}" | record before "$1"; fi
+}
 for ((r = 1; r <= rounds; r++)); do
   echo "# round $r: load average $(cut -d' ' -f1-3 /proc/loadavg)"
   if ((r % 2)); then
-    "$build/bench_conv" "${only[@]}" "${args[@]}" | record sk "$r"
-    "$py" "$root/bench/torch_conv.py" "${only[@]}" "${args[@]}" | record torch "$r"
+    run_before "$r"
+    run_sk "$r"
+    run_torch "$r"
   else
-    "$py" "$root/bench/torch_conv.py" "${only[@]}" "${args[@]}" | record torch "$r"
-    "$build/bench_conv" "${only[@]}" "${args[@]}" | record sk "$r"
+    run_torch "$r"
+    run_sk "$r"
+    run_before "$r"
   fi
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -102,15 +125,18 @@ def median(v):
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
-rows = [("layer", "pass", "MFLOP", "scorekit GFLOP/s", "% peak", "torch GFLOP/s", "% peak",
-         "scorekit ÷ torch", "spread sk", "spread torch")]
+before = any(w == "before" for w, _ in runs)
+rows = [("layer", "pass", "MFLOP") + (("before GFLOP/s",) if before else ()) +
+        ("scorekit GFLOP/s", "% peak", "torch GFLOP/s", "% peak", "scorekit ÷ torch") +
+        (("after ÷ before",) if before else ()) + ("spread sk", "spread torch")]
 for key in order:
-    sk, t = runs.get(("sk", key), []), runs.get(("torch", key), [])
-    s, tt = median(sk) if sk else 0.0, median(t) if t else 0.0
+    sk, t, b = (runs.get((w, key), []) for w in ("sk", "torch", "before"))
+    s, tt, bb = (median(v) if v else 0.0 for v in (sk, t, b))
     pct = lambda g: f"{100 * g / peak:.1f} %" if peak > 0 else "–"
     spread = lambda v: f"{min(v) / max(v):.2f}" if v else "–"
-    rows.append((key[0], key[1], f"{mflop[key]:.0f}", f"{s:.1f}", pct(s), f"{tt:.1f}", pct(tt),
-                 f"{s / tt:.2f}×" if tt else "–", spread(sk), spread(t)))
+    rows.append((key[0], key[1], f"{mflop[key]:.0f}") + ((f"{bb:.1f}",) if before else ()) +
+                (f"{s:.1f}", pct(s), f"{tt:.1f}", pct(tt), f"{s / tt:.2f}×" if tt else "–") +
+                ((f"{s / bb:.1f}×" if bb else "–",) if before else ()) + (spread(sk), spread(t)))
 w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 for i, r in enumerate(rows):
     print("| " + " | ".join(c.ljust(w[j]) if j < 2 else c.rjust(w[j]) for j, c in enumerate(r)) + " |")
