@@ -98,7 +98,7 @@ static int run_kernel(int gemm, int k, float *out, const float *x, const float *
  * blocks, strides, padding and dilation; for the products, blocks of
  * several samples cut by the splits and short of samples at the end, runs
  * of a large plane's positions, chunks of a long K, weight blocks of 16
- * channels cut by the splits): within float rounding of the naive double
+ * channels cut by the splits, the weight of a single input channel): within float rounding of the naive double
  * sums, and split into uneven ranges of rows (samples, or output channels
  * for the weight) the same bits as one call. */
 TEST(kernels_match_naive_and_split_exactly) {
@@ -112,7 +112,7 @@ TEST(kernels_match_naive_and_split_exactly) {
       {9, 17, 6, 5, 19, 2, 3, 2, 2, 1, 1, 1, 1}, {3, 2, 5, 300, 17, 3, 3, 1, 1, 1, 1, 1, 1},
       {2, 3, 8, 8, 4, 3, 3, 3, 3, 4, 4, 1, 1},   {2, 3, 20, 20, 5, 3, 3, 1, 1, 1, 1, 1, 1},
       {2, 3, 27, 20, 4, 2, 2, 2, 2, 1, 0, 1, 1}, {3, 40, 17, 17, 20, 3, 3, 1, 1, 1, 1, 1, 1},
-      {37, 6, 5, 5, 33, 3, 3, 2, 2, 0, 0, 1, 1},
+      {37, 6, 5, 5, 33, 3, 3, 2, 2, 0, 0, 1, 1}, {3, 1, 30, 30, 20, 3, 3, 1, 1, 1, 1, 1, 1},
   };
   sk__kernels_init();
   sk_rng r = sk_rng_make(5, 0);

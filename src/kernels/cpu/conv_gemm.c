@@ -66,6 +66,7 @@
 typedef struct cg {
   int64_t P, K, B, cols, kc;
   int taps;
+  int thin; /* the weight gradient of a thin K (at most CG_CB) on runs of one sample */
 } cg;
 
 static cg cg_of(const sk__conv *cv) {
@@ -79,6 +80,7 @@ static cg cg_of(const sk__conv *cv) {
   g.kc = SK_MAX(16, SK_MIN(g.K, CG_COL_FLOATS / SK_MAX(1, g.cols)));
   g.taps = g.B > 1 && kk * g.P <= CG_TAPS;
   if (g.taps) g.kc = SK_MAX(kk, g.kc / kk * kk);
+  g.thin = g.B == 1 && g.K <= CG_CB;
   return g;
 }
 
@@ -144,6 +146,8 @@ int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows) {
    * each its sums (K × CG_CB) and its dy block transposed (cols × CG_CB);
    * and one chunk of col. */
   const int64_t blocks = rows > 0 ? (rows - 1 + CG_CB - 1) / CG_CB + 1 : 1;
+  if (g.thin) /* each block's sums, col and col transposed (weight_thin) */
+    return blocks * CG_CB * g.K + (g.K + CG_CB) * g.cols;
   return blocks * CG_CB * (g.K + g.cols) + g.kc * g.cols;
 }
 
@@ -479,10 +483,40 @@ int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk
   return 1;
 }
 
+/* The weight gradient when K is at most CG_CB (a single input channel) and
+ * blocks are runs of one sample's positions: dy's rows are long and K short,
+ * so col is transposed instead of dy (9 rows against 16 per block of
+ * channels) and the products make dw's rows directly: per block of
+ * channels, dw block (K × mb, column-major) += colᵀ (K × cols) · dy block
+ * (cols × mb), summed over the blocks in order. */
+static int weight_thin(float *w, const float *x, const float *y, const sk__conv *cv, const cg *g,
+                       int64_t o0, int64_t o1, float *scratch) {
+  const int64_t O = cv->o, P = g->P, K = g->K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  const int64_t b0 = o0 / CG_CB, b1 = (o1 + CG_CB - 1) / CG_CB, nblk = b1 - b0;
+  float *acc = scratch, *col = acc + nblk * CG_CB * K, *colt = col + K * g->cols;
+  const int64_t nt = cv->n * blocks_per_sample(g);
+  for (int64_t t = 0; t < nt; t++) {
+    const blk bk = block_at(g, t);
+    const int64_t cols = bk.p1 - bk.p0;
+    im2col(col, g->cols, x + bk.i0 * xs, cv, 0, K, bk.p0, bk.p1);
+    transpose16(colt, col, g->cols, K, cols);
+    for (int64_t q = 0; q < nblk; q++) {
+      const int64_t c0 = (b0 + q) * CG_CB, mb = SK_MIN(CG_CB, O - c0);
+      if (!gemm(acc + q * CG_CB * K, colt, y + bk.i0 * ys + c0 * P + bk.p0, K, mb, cols, CG_CB,
+                P, K, t > 0, 0))
+        return 0;
+    }
+  }
+  for (int64_t o = o0; o < o1; o++)
+    memcpy(w + o * K, acc + (o / CG_CB - b0) * CG_CB * K + o % CG_CB * K, (size_t)K * sizeof *w);
+  return 1;
+}
+
 int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const sk__conv *cv,
                                 int64_t o0, int64_t o1, float *scratch) {
   if (o0 >= o1) return 1;
   const cg g = cg_of(cv);
+  if (g.thin) return weight_thin(w, x, y, cv, &g, o0, o1, scratch);
   const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
   const int64_t b0 = o0 / CG_CB, b1 = (o1 + CG_CB - 1) / CG_CB, nblk = b1 - b0;
   /* Per channel block: its sums dwᵀ (K × CG_CB, column-major CG_CB × K)
