@@ -544,6 +544,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     }
     g->steps[s].group_end = e;
     g->steps[s].tile = g->be->tile_rows(width);
+    /* An op that reads its inputs whole for any rows (a weight gradient)
+     * would only read them again tile after tile: its group runs untiled. */
+    for (int q = s; q < e; q++)
+      if (sk__op_rows(g->nodes[g->exec[q]].op) == SK__ROWS_WHOLE)
+        g->steps[s].tile = SK_MAX(1, units[g->exec[s]]);
     for (int q = s + 1; q < e; q++) g->steps[q].group_end = 0;
     s = e;
   }
