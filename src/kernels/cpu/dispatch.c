@@ -243,15 +243,18 @@ static int conv_kind(sk__op op) {
 static atomic_int conv_direct;
 void sk__conv_force_direct(int on) { atomic_store(&conv_direct, on); }
 
-/* Which kernel computes a convolution: the products on libxsmm's JIT
- * kernels (conv_gemm.c) wherever they run; on every layer of the score-SDE
- * U-Net, forward and both backwards, and on the small test networks they
- * are 2-40× faster than the direct loops (docs/PERFORMANCE.md,
- * "Convolutions"). The direct loops (conv.c) serve machines without the
- * JIT. The choice depends on the geometry alone, so every thread makes the
- * same one. */
-static int conv_uses_gemm(const sk__conv *cv) {
-  return !atomic_load_explicit(&conv_direct, memory_order_relaxed) && sk__conv_gemm_ok(cv);
+/* Which kernel computes a convolution (kind as conv_kind): the products on
+ * libxsmm's JIT kernels (conv_gemm.c) wherever they run; on every layer of
+ * the score-SDE U-Net, forward and both backwards, and on the small test
+ * networks they are 1.1-60× faster than the direct loops (docs/PERFORMANCE.md,
+ * "Convolutions"). The direct loops (conv.c) serve machines without the JIT
+ * and the weight gradient of a single output channel, a reduction too thin
+ * for a product (1 → 1 channel, 3 × 3 at 28 × 28, batch 64: direct 2.7-4.4
+ * GFLOP/s, products 2.3-3.6, 5 runs). The choice depends on the geometry
+ * alone, so every thread makes the same one. */
+static int conv_uses_gemm(const sk__conv *cv, int kind) {
+  if (atomic_load_explicit(&conv_direct, memory_order_relaxed) || !sk__conv_gemm_ok(cv)) return 0;
+  return !(kind == 2 && cv->o == 1);
 }
 
 /* Scratch for the products: each block of SK_SPLIT_ROWS rows (the
@@ -268,7 +271,7 @@ static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b
 static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk__node *b) {
   if (sk__op_flops_kind(y->op) != SK__FLOPS_CONV) return 0;
   const sk__conv cv = conv_of(y, a, b);
-  if (!conv_uses_gemm(&cv)) return 0;
+  if (!conv_uses_gemm(&cv, conv_kind(y->op))) return 0;
   const int64_t units = cpu_units(y, a, b), rows = y->shape[0];
   const int64_t parts = units == 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
   return parts * conv_part(&cv, conv_kind(y->op), units, rows);
@@ -281,7 +284,7 @@ static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
   const sk__conv cv = conv_of(e->node, e->a, e->b);
   const int kind = conv_kind(e->op);
   if (e->units == 1) r0 = 0, r1 = e->node->shape[0];
-  if (conv_uses_gemm(&cv)) {
+  if (conv_uses_gemm(&cv, kind)) {
     if (!e->scratch)
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
