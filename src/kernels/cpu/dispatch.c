@@ -244,14 +244,14 @@ static atomic_int conv_direct;
 void sk__conv_force_direct(int on) { atomic_store(&conv_direct, on); }
 
 /* Which kernel computes a convolution (kind as conv_kind): the products on
- * libxsmm's JIT kernels (conv_gemm.c) wherever they run; on every layer of
- * the score-SDE U-Net, forward and both backwards, and on the small test
- * networks they are 1.1-60× faster than the direct loops (docs/PERFORMANCE.md,
- * "Convolutions"). The direct loops (conv.c) serve machines without the JIT
- * and the weight gradient of a single output channel, a reduction too thin
- * for a product (1 → 1 channel, 3 × 3 at 28 × 28, batch 64: direct 2.7-4.4
- * GFLOP/s, products 2.3-3.6, 5 runs). The choice depends on the geometry
- * alone, so every thread makes the same one. */
+ * libxsmm's JIT kernels (conv_gemm.c) wherever they run: on every layer of
+ * the score-SDE U-Net, forward and both backwards, they are 3.9-82× faster
+ * than the direct loops on one thread, on small networks 1.1-10×
+ * (docs/PERFORMANCE.md, "Convolutions"). The direct loops (conv.c) serve
+ * machines without the JIT and the weight gradient of a single output
+ * channel, a reduction too thin for a product (1 → 1 channel, 3 × 3 at 28 ×
+ * 28, batch 64: direct 2.7-4.4 GFLOP/s, products 2.3-3.6, 5 runs). The
+ * choice depends on the geometry alone, so every thread makes the same one. */
 static int conv_uses_gemm(const sk__conv *cv, int kind) {
   if (atomic_load_explicit(&conv_direct, memory_order_relaxed) || !sk__conv_gemm_ok(cv)) return 0;
   return !(kind == 2 && cv->o == 1);
