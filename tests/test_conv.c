@@ -81,7 +81,7 @@ static int run_kernel(int gemm, int k, float *out, const float *x, const float *
     if (k == 2) sk__conv2d_weight_rows(out, x, y, cv, r0, r1);
     return 1;
   }
-  const int64_t n = sk__conv_gemm_scratch(cv, k, r1 - r0);
+  const int64_t n = sk__conv_gemm_scratch(cv, k, r1 - r0, r0 % SK_SPLIT_ROWS == 0);
   float *scratch = malloc((size_t)(n + 16) * sizeof *scratch);
   for (int64_t i = 0; i < n; i++) scratch[i] = i % 3 ? NAN : -INFINITY;
   for (int i = 0; i < 16; i++) scratch[n + i] = 7.0f;

@@ -263,7 +263,7 @@ static int conv_uses_gemm(const sk__conv *cv, int kind) {
  * more than m parts, sk__conv_gemm_scratch); one part, for all rows, for an
  * op that runs whole. */
 static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t rows) {
-  return sk__conv_gemm_scratch(cv, kind, units == 1 ? rows : SK_SPLIT_ROWS);
+  return sk__conv_gemm_scratch(cv, kind, units == 1 ? rows : SK_SPLIT_ROWS, 1);
 }
 
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);

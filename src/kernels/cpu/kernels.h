@@ -61,7 +61,7 @@ void sk__conv2d_weight_rows(float *w, const float *x, const float *y, const sk__
                             int64_t o0, int64_t o1);
 /* The same three as matrix products on libxsmm's JIT kernels (conv_gemm.c):
  * the input windows of a block of output positions (im2col) times the
- * weight. scratch holds sk__conv_gemm_scratch(cv, kind, r1 − r0) floats
+ * weight. scratch holds sk__conv_gemm_scratch(cv, kind, r1 − r0, 0) floats
  * (kind 0 forward, 1 data, 2 weight) that no other thread uses meanwhile.
  * Every element is computed the same way whatever range a call covers.
  * False if libxsmm could not make a kernel (nothing is then promised of the
@@ -73,9 +73,11 @@ int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk
 int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const sk__conv *cv,
                                 int64_t o0, int64_t o1, float *scratch);
 /* Floats of scratch a call of `kind` over any range of at most `rows` rows
- * needs; whether the products can run at all (the JIT, a non-empty
- * geometry). */
-int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows);
+ * needs (aligned: ranges that start at a multiple of SK_SPLIT_ROWS, which
+ * may need less; m times the figure for SK_SPLIT_ROWS rows covers such a
+ * range of m blocks); whether the products can run at all (the JIT, a
+ * non-empty geometry). */
+int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned);
 int sk__conv_gemm_ok(const sk__conv *cv);
 /* Tests: 1 makes graphs compiled from now on run their convolutions on the
  * direct loops (conv.c) instead of the products, so both are checked. */
