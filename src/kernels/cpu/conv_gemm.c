@@ -41,6 +41,8 @@
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "kernels/cpu/transpose16.h"
 #endif
 
 #include "kernels/cpu/kernels.h"
@@ -306,28 +308,7 @@ __attribute__((target("avx512f"))) static void transpose16_avx512(float *restric
     __m512 r[16], u[16];
     for (int a = 0; a < 16; a++)
       r[a] = a < rows ? _mm512_maskz_loadu_ps(m, src + a * ld + p0) : _mm512_setzero_ps();
-    for (int a = 0; a < 16; a += 2) {
-      u[a] = _mm512_unpacklo_ps(r[a], r[a + 1]);
-      u[a + 1] = _mm512_unpackhi_ps(r[a], r[a + 1]);
-    }
-    for (int a = 0; a < 16; a += 4) {
-      const __m512d u0 = _mm512_castps_pd(u[a]), u1 = _mm512_castps_pd(u[a + 1]);
-      const __m512d u2 = _mm512_castps_pd(u[a + 2]), u3 = _mm512_castps_pd(u[a + 3]);
-      r[a] = _mm512_castpd_ps(_mm512_unpacklo_pd(u0, u2));
-      r[a + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(u0, u2));
-      r[a + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(u1, u3));
-      r[a + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(u1, u3));
-    }
-    for (int a = 0; a < 4; a++) {
-      const __m512 x0 = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
-      const __m512 x1 = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xdd);
-      const __m512 y0 = _mm512_shuffle_f32x4(r[a + 8], r[a + 12], 0x88);
-      const __m512 y1 = _mm512_shuffle_f32x4(r[a + 8], r[a + 12], 0xdd);
-      u[a] = _mm512_shuffle_f32x4(x0, y0, 0x88);
-      u[a + 4] = _mm512_shuffle_f32x4(x1, y1, 0x88);
-      u[a + 8] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
-      u[a + 12] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
-    }
+    sk__transpose16_regs(r, u);
     for (int b = 0; b < 16 && p0 + b < n; b++) _mm512_storeu_ps(d + (p0 + b) * 16, u[b]);
   }
 }
