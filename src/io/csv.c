@@ -405,11 +405,8 @@ sk_status sk_csv_load(const char *path, const sk_csv_options *opt, sk_tensor **x
   locale_t old = uselocale(cloc);
 
   c.r.path = path;
-  c.r.f = fopen(path, "rb");
-  if (!c.r.f) {
-    st = sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    goto done;
-  }
+  st = sk__open_read(path, &c.r.f, NULL);
+  if (st) goto done;
   c.r.buf = sk__malloc(CSV_CHUNK);
   if (!c.r.buf) {
     st = sk__fail(SK_ERR_NOMEM, "%s: out of memory", path);

@@ -404,11 +404,11 @@ sk_status sk_safetensors_load(const char *path, sk_safetensors **out) {
     sk_safetensors_free(st);
     return sk__fail(SK_ERR_NOMEM, "%s: out of memory", path);
   }
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int e = errno;
+  FILE *f = NULL;
+  sk_status s0 = sk__open_read(path, &f, NULL);
+  if (s0) {
     sk_safetensors_free(st);
-    return sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    return s0;
   }
   char *header = NULL;
   sk__json_doc *doc = NULL;
