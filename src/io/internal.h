@@ -44,6 +44,19 @@ sk_status sk__dest_resolve(const char *path, char **out);
  * fits NAME_MAX; NULL when out of memory. */
 char *sk__tmp_template(const char *dest);
 
+/* A safetensors file checked as sk_safetensors_load checks it (header,
+ * entries, offsets, metadata), whose tensors are read one at a time, on
+ * demand: a caller compares shapes before it allocates and reads only the
+ * tensors it needs. The file stays open until sk_safetensors_free;
+ * sk_safetensors_get refuses its tensors. sk__safetensors_shape: the rank of
+ * tensor `name` and its shape in *shape, or -1 when there is none.
+ * sk__safetensors_read: converts the tensor to float32 into dst (room for all
+ * its elements), rejecting NaN and infinities as the loader does. */
+typedef struct sk_safetensors sk_safetensors;
+sk_status sk__safetensors_open(const char *path, sk_safetensors **out);
+int sk__safetensors_shape(const sk_safetensors *st, const char *name, const int64_t **shape);
+sk_status sk__safetensors_read(sk_safetensors *st, const char *name, float *dst);
+
 /* Temporary files, registered while they live so that the handlers of
  * sk_signals_install remove them (16 at once; more are not registered and
  * are left to the sweep of sk_output_prepare). Each call runs with SIGTERM,

@@ -52,7 +52,7 @@ sk_status sk__model_check(const sk_model_config *cfg) {
   return SK_OK;
 }
 
-sk_model *sk_model_new(const sk_model_config *cfg) {
+sk_model *sk__model_layout(const sk_model_config *cfg) {
   if (sk__model_check(cfg) != SK_OK) return NULL;
   sk_model *m = sk__calloc(1, sizeof *m);
   if (!m) {
@@ -80,10 +80,20 @@ sk_model *sk_model_new(const sk_model_config *cfg) {
     off += (size_t)fan_out;
   }
   m->n_params = off;
-  m->params = sk__calloc_lines(off, sizeof(float));
-  if (!m->params) {
+  return m;
+}
+
+sk_status sk__model_alloc(sk_model *m) {
+  m->params = sk__calloc_lines(m->n_params, sizeof(float));
+  if (!m->params)
+    return sk__fail(SK_ERR_NOMEM, "model: out of memory for %zu parameters", m->n_params);
+  return SK_OK;
+}
+
+sk_model *sk_model_new(const sk_model_config *cfg) {
+  sk_model *m = sk__model_layout(cfg);
+  if (m && sk__model_alloc(m) != SK_OK) {
     sk__free(m);
-    sk__fail(SK_ERR_NOMEM, "model: out of memory for %zu parameters", off);
     return NULL;
   }
   return m;

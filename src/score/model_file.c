@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "io/internal.h"
 #include "io/json.h"
 #include "nn/internal.h"
 #include "scorekit/safetensors.h"
@@ -90,10 +91,48 @@ static int get_int(const sk__json *root, const char *key, int64_t *out) {
   return sk__json_int(sk__json_get(root, key), out);
 }
 
+/* "[8, 2]" */
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+  int n = snprintf(buf, cap, "[");
+  for (int k = 0; k < ndim && n > 0 && (size_t)n < cap; k++)
+    n += snprintf(buf + n, cap - (size_t)n, "%s%lld", k ? ", " : "", (long long)shape[k]);
+  if (n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, "]");
+}
+
+/* Every tensor the model needs is in the file with the model's shape:
+ * checked on the header alone, before the parameters are allocated. */
+static sk_status check_shapes(const char *path, const sk_safetensors *st, const sk_model *m,
+                              const sk_model_config *cfg, int use_ema) {
+  for (int i = 0; i < sk_model_num_tensors(m); i++) {
+    char name[80];
+    snprintf(name, sizeof name, "%s%s", use_ema ? "ema." : "", sk_model_tensor_name(m, i));
+    const int64_t *shape = NULL;
+    int ndim = sk__safetensors_shape(st, name, &shape);
+    if (ndim < 0)
+      return sk__fail(SK_ERR_FORMAT, "%s: tensor %s is missing%s", path, name,
+                      use_ema ? " (saved without EMA weights?)" : "");
+    const int want = sk_model_tensor_ndim(m, i);
+    int ok = ndim == want;
+    for (int k = 0; ok && k < ndim; k++) ok = shape[k] == sk_model_tensor_shape(m, i)[k];
+    if (!ok) {
+      char got[128], need[128];
+      shape_str(got, sizeof got, ndim, shape);
+      shape_str(need, sizeof need, want, sk_model_tensor_shape(m, i));
+      return sk__fail(SK_ERR_FORMAT,
+                      "%s: tensor %s is %s in the file, but the config (dim %d, hidden %d, depth "
+                      "%d) needs %s",
+                      path, name, got, cfg->dim, cfg->hidden, cfg->depth, need);
+    }
+  }
+  return SK_OK;
+}
+
 sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info) {
   *out = NULL;
   sk_safetensors *st = NULL;
-  sk_status s = sk_safetensors_load(path, &st);
+  /* The header only: the tensors are read once their shapes are checked,
+   * and only those the model needs. */
+  sk_status s = sk__safetensors_open(path, &st);
   if (s != SK_OK) return s;
   const char *meta = sk_safetensors_meta(st, "scorekit");
   sk__json_doc *doc = NULL;
@@ -144,31 +183,29 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
     goto done;
   }
-  sk_model *m = sk_model_new(&cfg);
+  sk_model *m = sk__model_layout(&cfg);
   if (!m) {
     s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
+    goto done;
+  }
+  if ((s = check_shapes(path, st, m, &cfg, use_ema)) != SK_OK) {
+    sk_model_free(m);
+    goto done;
+  }
+  if (sk__model_alloc(m) != SK_OK) {
+    s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model's %zu parameters", path,
+                 sk_model_num_params(m));
+    sk_model_free(m);
     goto done;
   }
   for (int i = 0; i < sk_model_num_tensors(m); i++) {
     char name[80];
     snprintf(name, sizeof name, "%s%s", use_ema ? "ema." : "", sk_model_tensor_name(m, i));
-    const sk_tensor *t;
-    if (sk_safetensors_get(st, name, &t) != SK_OK) {
-      s = sk__fail(SK_ERR_FORMAT, "%s: tensor %s is missing%s", path, name,
-                   use_ema ? " (saved without EMA weights?)" : "");
+    s = sk__safetensors_read(st, name, sk_model_params(m) + sk_model_tensor_offset(m, i));
+    if (s != SK_OK) {
       sk_model_free(m);
       goto done;
     }
-    int ok = sk_tensor_ndim(t) == sk_model_tensor_ndim(m, i);
-    for (int k = 0; ok && k < sk_tensor_ndim(t); k++)
-      ok = sk_tensor_shape(t)[k] == sk_model_tensor_shape(m, i)[k];
-    if (!ok) {
-      s = sk__fail(SK_ERR_FORMAT, "%s: tensor %s has the wrong shape for the config", path, name);
-      sk_model_free(m);
-      goto done;
-    }
-    memcpy(sk_model_params(m) + sk_model_tensor_offset(m, i), sk_tensor_cdata(t),
-           (size_t)sk_tensor_numel(t) * sizeof(float));
   }
   if (info) {
     memset(info, 0, sizeof *info);
