@@ -54,9 +54,11 @@ SK_API sk_status sk_npy_save_i32(const char *path, int64_t n, const int32_t *dat
 
 /* How sk_csv_load reads a table. */
 typedef struct sk_csv_options {
-  int header;       /* -1: auto-detect (the first row is a header if one of its
-                       non-empty fields is not a number; "nan" and "inf" count as
-                       numbers), 0: no header, 1: the first row is a header */
+  int header;       /* -1: auto-detect (the first row is a header if its non-empty
+                       fields are all text, none a number; "nan" and "inf" count as
+                       numbers; a row that mixes numbers and text, such as "1,NA",
+                       is data, and its text field an error), 0: no header, 1: the
+                       first row is a header */
   int label_column; /* -1: none; else the 0-based column holding an integer class
                        label >= 0 (any column; it is removed from x) */
   char delimiter;   /* 0: auto-detect from the first non-comment line among ',', ';',
