@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages scorekit needs, if any is missing.
+# Installs the Debian packages scorekit needs, if any is missing
+# (dataset-fashion-mnist: `--data fashion-mnist`, checked by tests/test_images.c).
 set -euo pipefail
-pkgs=(build-essential cmake libopenblas-dev libxsmm-dev zlib1g-dev pkg-config python3-numpy)
+pkgs=(build-essential cmake libopenblas-dev libxsmm-dev zlib1g-dev pkg-config python3-numpy
+  dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

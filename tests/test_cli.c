@@ -93,7 +93,7 @@ TEST(bad_input_fails_cleanly) {
   write_npy("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", good, 16);
   write_npy("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", good, 12);
   write_npy("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 2), }", good, 16);
-  write_npy("rank3.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", good, 16);
+  write_npy("rank5.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 2, 2), }", good, 16);
   float inf[4] = {1, 2, INFINITY, 4};
   write_npy("inf.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", inf, 16);
   write_file("header.npy", "\x93NUMPY\x01\x00\xff\xff{'descr'", 18);
@@ -106,7 +106,7 @@ TEST(bad_input_fails_cleanly) {
       {"train --data fortran.npy --out o", {"fortran.npy", "fortran_order", "C-order"}},
       {"train --data short.npy --out o", {"short.npy", "data truncated", "needs 16 bytes, 12 follow"}},
       {"train --data huge.npy --out o", {"huge.npy", "data truncated", "799999999992 bytes"}},
-      {"train --data rank3.npy --out o", {"rank3.npy", "2-D", "rank 3"}},
+      {"train --data rank5.npy --out o", {"rank5.npy", "rank", "more than 4"}},
       {"train --data inf.npy --out o", {"inf.npy", "non-finite", "Inf", "index 2"}},
       {"train --data header.npy --out o", {"header.npy", "header truncated", "has 18"}},
       {"train --data missing.csv --out o", {"missing.csv", "cannot open"}},

@@ -69,11 +69,38 @@ static int close_to(const float *got, const float *want, const float *mag, int64
   return 1;
 }
 
-/* Every kernel on many geometries (planes of one chunk of positions and of
- * several, output channels in whole and partial blocks, strides, padding
- * and dilation): within float rounding of the naive double sums, and split
- * into uneven ranges of rows (samples, or output channels for the weight)
- * the same bits as one call. */
+/* Rows [r0, r1) of kernel k (0 forward, 1 data, 2 weight) on the direct
+ * loops (gemm 0) or the products (gemm 1), whose scratch is filled with
+ * NaNs and infinities first (a kernel may read only what it wrote) and
+ * checked for writes past its size. */
+static int run_kernel(int gemm, int k, float *out, const float *x, const float *y, const float *w,
+                      const sk__conv *cv, int64_t r0, int64_t r1) {
+  if (!gemm) {
+    if (k == 0) sk__conv2d_rows(out, x, w, cv, r0, r1);
+    if (k == 1) sk__conv2d_data_rows(out, y, w, cv, r0, r1);
+    if (k == 2) sk__conv2d_weight_rows(out, x, y, cv, r0, r1);
+    return 1;
+  }
+  const int64_t n = sk__conv_gemm_scratch(cv, k, r1 - r0, r0 % SK_SPLIT_ROWS == 0);
+  float *scratch = malloc((size_t)(n + 16) * sizeof *scratch);
+  for (int64_t i = 0; i < n; i++) scratch[i] = i % 3 ? NAN : -INFINITY;
+  for (int i = 0; i < 16; i++) scratch[n + i] = 7.0f;
+  int ok = k == 0   ? sk__conv2d_gemm_rows(out, x, w, cv, r0, r1, scratch)
+           : k == 1 ? sk__conv2d_data_gemm_rows(out, y, w, cv, r0, r1, scratch)
+                    : sk__conv2d_weight_gemm_rows(out, x, y, cv, r0, r1, scratch);
+  for (int i = 0; i < 16; i++) ok &= scratch[n + i] == 7.0f;
+  free(scratch);
+  return ok;
+}
+
+/* Every kernel, direct and as products, on many geometries (planes of one
+ * chunk of positions and of several, output channels in whole and partial
+ * blocks, strides, padding and dilation; for the products, blocks of
+ * several samples cut by the splits and short of samples at the end, runs
+ * of a large plane's positions, chunks of a long K, weight blocks of 16
+ * channels cut by the splits, the weight of a single input channel): within float rounding of the naive double
+ * sums, and split into uneven ranges of rows (samples, or output channels
+ * for the weight) the same bits as one call. */
 TEST(kernels_match_naive_and_split_exactly) {
   /* n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw */
   static const int64_t geo[][13] = {
@@ -84,11 +111,13 @@ TEST(kernels_match_naive_and_split_exactly) {
       {1, 2, 4, 4, 3, 6, 6, 1, 1, 1, 1, 1, 1},   {2, 2, 9, 9, 2, 2, 2, 4, 4, 0, 0, 1, 1},
       {9, 17, 6, 5, 19, 2, 3, 2, 2, 1, 1, 1, 1}, {3, 2, 5, 300, 17, 3, 3, 1, 1, 1, 1, 1, 1},
       {2, 3, 8, 8, 4, 3, 3, 3, 3, 4, 4, 1, 1},   {2, 3, 20, 20, 5, 3, 3, 1, 1, 1, 1, 1, 1},
-      {2, 3, 27, 20, 4, 2, 2, 2, 2, 1, 0, 1, 1},
+      {2, 3, 27, 20, 4, 2, 2, 2, 2, 1, 0, 1, 1}, {3, 40, 17, 17, 20, 3, 3, 1, 1, 1, 1, 1, 1},
+      {37, 6, 5, 5, 33, 3, 3, 2, 2, 0, 0, 1, 1}, {3, 1, 30, 30, 20, 3, 3, 1, 1, 1, 1, 1, 1},
   };
   sk__kernels_init();
   sk_rng r = sk_rng_make(5, 0);
   worst_ratio = 0.0;
+  int gemm_ran = 0;
   for (size_t s = 0; s < sizeof geo / sizeof geo[0]; s++) {
     const int64_t *q = geo[s];
     sk__conv cv = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5], .kw = q[6],
@@ -111,26 +140,30 @@ TEST(kernels_match_naive_and_split_exactly) {
       const int64_t rows = k == 2 ? cv.o : cv.n, n = k == 0 ? ny : k == 1 ? nx : nw;
       const int64_t terms = k == 2 ? cv.n * cv.oh * cv.ow : k == 0 ? cv.c * cv.kh * cv.kw
                                                                    : cv.o * cv.kh * cv.kw;
-      const int64_t cut[4] = {0, SK_MIN(1, rows), SK_MIN(8, rows), rows};
-      for (int part = -1; part < 3; part++) {
-        const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
-        float *out = part < 0 ? fast : split;
-        if (k == 0) sk__conv2d_rows(out, x, w, &cv, r0, r1);
-        if (k == 1) sk__conv2d_data_rows(out, y, w, &cv, r0, r1);
-        if (k == 2) sk__conv2d_weight_rows(out, x, y, &cv, r0, r1);
-      }
+      const int64_t cut[5] = {0, SK_MIN(1, rows), SK_MIN(8, rows), SK_MIN(19, rows), rows};
       if (k == 0) sk__conv2d_naive(ref, x, w, &cv), sk__conv2d_naive(mag, ax, aw, &cv);
       if (k == 1) sk__conv2d_data_naive(ref, y, w, &cv), sk__conv2d_data_naive(mag, ay, aw, &cv);
       if (k == 2) sk__conv2d_weight_naive(ref, x, y, &cv), sk__conv2d_weight_naive(mag, ax, ay, &cv);
-      if (!close_to(fast, ref, mag, n, terms) || memcmp(fast, split, (size_t)n * sizeof *fast)) {
-        fprintf(stderr, "geometry %zu, kernel %d (0 forward, 1 data, 2 weight)\n", s, k);
-        CHECK(0);
+      for (int gemm = 0; gemm < 1 + sk__conv_gemm_ok(&cv); gemm++) {
+        int ok = 1;
+        for (int part = -1; part < 4; part++) {
+          const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
+          ok &= run_kernel(gemm, k, part < 0 ? fast : split, x, y, w, &cv, r0, r1);
+        }
+        gemm_ran |= gemm;
+        if (!ok || !close_to(fast, ref, mag, n, terms) ||
+            memcmp(fast, split, (size_t)n * sizeof *fast)) {
+          fprintf(stderr, "geometry %zu, kernel %d (0 forward, 1 data, 2 weight), %s\n", s, k,
+                  gemm ? "products" : "direct");
+          CHECK(0);
+        }
       }
     }
     free(x), free(w), free(y), free(ax), free(aw), free(ay);
     free(fast), free(split), free(ref), free(mag);
   }
-  printf("  worst |fast - naive| = %.2f eps x sum of |terms|\n", worst_ratio);
+  printf("  worst |fast - naive| = %.2f eps x sum of |terms|; products %s\n", worst_ratio,
+         gemm_ran ? "checked" : "not available (no JIT)");
 }
 
 /* A tiny case through the graph, against the defining sums written here in
@@ -266,44 +299,54 @@ static void set_inputs(conv_net *m, const float *in) {
   memcpy(sk_graph_data(m->g, m->v), in + 2 * n, n * sizeof *in);
 }
 
+/* On the products (where the JIT runs: their scratch planned for every
+ * convolution) and on the direct loops. */
 TEST(same_bits_on_1_2_and_3_threads) {
   float *in = net_inputs();
-  float *ref[10] = {0};
-  int64_t sizes[10];
-  for (int threads = 1; threads <= 3; threads++) {
-    sk_set_num_threads(threads);
-    conv_net m;
-    CHECK(build_conv_net(&m));
-    sk_graph *g = m.g;
-    /* The path this test is for: parallel, convolutions split by sample,
-     * the middle weight gradient by output channel. */
-    CHECK(g->parallel);
-    int split_conv = 0, split_weight = 0;
-    for (int s = 0; s < g->n_exec; s++) {
-      const sk__node *nd = &g->nodes[g->exec[s]];
-      if (nd->op != SK_OP_CONV2D_WEIGHT && g->steps[s].units == BN &&
-          sk__op_flops_kind(nd->op) == SK__FLOPS_CONV)
-        split_conv++;
-      if (nd->op == SK_OP_CONV2D_WEIGHT && g->steps[s].units == BM) split_weight++;
-    }
-    CHECK(split_conv >= 4 && split_weight >= 2);
-    set_inputs(&m, in);
-    CHECK_OK(sk_graph_run(g));
-    for (int k = 0; k < 10; k++) {
-      const float *o = sk_graph_data(g, m.out[k]);
-      sizes[k] = sk_node_numel(g, m.out[k]);
-      if (threads == 1) {
-        ref[k] = malloc((size_t)sizes[k] * sizeof *ref[k]);
-        memcpy(ref[k], o, (size_t)sizes[k] * sizeof *o);
-        for (int64_t i = 0; i < sizes[k]; i++) CHECK(isfinite(o[i]));
-      } else if (memcmp(ref[k], o, (size_t)sizes[k] * sizeof *o) != 0) {
-        fprintf(stderr, "output %d differs on %d threads\n", k, threads);
-        CHECK(0);
+  sk__kernels_init();
+  for (int direct = !sk__jit_available(); direct < 2; direct++) {
+    sk__conv_force_direct(direct);
+    float *ref[10] = {0};
+    int64_t sizes[10];
+    for (int threads = 1; threads <= 3; threads++) {
+      sk_set_num_threads(threads);
+      conv_net m;
+      CHECK(build_conv_net(&m));
+      sk_graph *g = m.g;
+      /* The path this test is for: parallel, convolutions split by sample,
+       * the middle weight gradient by output channel. */
+      CHECK(g->parallel);
+      int split_conv = 0, split_weight = 0, convs = 0, with_scratch = 0;
+      for (int s = 0; s < g->n_exec; s++) {
+        const sk__node *nd = &g->nodes[g->exec[s]];
+        if (sk__op_flops_kind(nd->op) != SK__FLOPS_CONV) continue;
+        convs++;
+        with_scratch += g->steps[s].scratch != NULL;
+        if (nd->op != SK_OP_CONV2D_WEIGHT && g->steps[s].units == BN) split_conv++;
+        if (nd->op == SK_OP_CONV2D_WEIGHT && g->steps[s].units == BM) split_weight++;
       }
+      CHECK(split_conv >= 4 && split_weight >= 2);
+      CHECK_EQ_INT(with_scratch, direct ? 0 : convs);
+      set_inputs(&m, in);
+      CHECK_OK(sk_graph_run(g));
+      for (int k = 0; k < 10; k++) {
+        const float *o = sk_graph_data(g, m.out[k]);
+        sizes[k] = sk_node_numel(g, m.out[k]);
+        if (threads == 1) {
+          ref[k] = malloc((size_t)sizes[k] * sizeof *ref[k]);
+          memcpy(ref[k], o, (size_t)sizes[k] * sizeof *o);
+          for (int64_t i = 0; i < sizes[k]; i++) CHECK(isfinite(o[i]));
+        } else if (memcmp(ref[k], o, (size_t)sizes[k] * sizeof *o) != 0) {
+          fprintf(stderr, "output %d differs on %d threads (%s)\n", k, threads,
+                  direct ? "direct" : "products");
+          CHECK(0);
+        }
+      }
+      sk_graph_free(g);
     }
-    sk_graph_free(g);
+    for (int k = 0; k < 10; k++) free(ref[k]);
   }
-  for (int k = 0; k < 10; k++) free(ref[k]);
+  sk__conv_force_direct(0);
   free(in);
   sk_set_num_threads(2);
 }

@@ -105,7 +105,8 @@ static int same_version(version a, version b) {
   return a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns;
 }
 
-/* Starts `scorekit train FLAGS --steps NEVER --out part [--resume part]`
+/* Starts `scorekit train FLAGS --steps NEVER --out part`, with --resume part
+ * or, before the first checkpoint, --overwrite (a killed run leaves its log),
  * with stderr in part.err; the child dies with the test. */
 static pid_t spawn_part(int resume) {
   pid_t pid = fork();
@@ -124,7 +125,10 @@ static pid_t spawn_part(int resume) {
   argv[argc++] = (char *)SK_CLI_PATH;
   argv[argc++] = (char *)"train";
   for (char *tok = strtok(flags, " "); tok && argc < 30; tok = strtok(NULL, " ")) argv[argc++] = tok;
-  if (!resume) argc -= 2;
+  if (!resume) { /* no checkpoint yet: start the run again */
+    argc -= 2;
+    argv[argc++] = (char *)"--overwrite";
+  }
   argv[argc] = NULL;
   execv(SK_CLI_PATH, argv);
   _exit(127);

@@ -204,7 +204,7 @@ TEST(resume_rejects_bad_state) {
       {"\"proj\":\"0\"", "\"proj\":\"18446744073709551616\"", SK_ERR_FORMAT, "\"proj\""},
       {"\"epoch\":\"0\"", "\"epoch\":\"9223372036854775808\"", SK_ERR_FORMAT, "\"epoch\""},
       {"\"data\":\"", "\"data\":\"-", SK_ERR_FORMAT, "\"data\""},
-      {"1/2/8/1/0/softplus", "1/2/9/1/0/softplus", SK_ERR_INVALID, "another architecture"},
+      {"1/2/8/1/0/softplus", "1/2/9/1/0/softplus", SK_ERR_INVALID, "hidden 8 differs from the run's 9"},
       {"{\"arch\"", deep, SK_ERR_FORMAT, "nesting deeper than 64"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -233,6 +233,259 @@ TEST(resume_rejects_bad_state) {
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   CHECK(system(cmd) == 0);
+}
+
+/* A state is checked field by field before anything is restored: the
+ * counters' ranges and relations (a step count at INT64_MAX would overflow
+ * Adam's), the run's settings (types and ranges), the tensors' shapes and
+ * values. Each crafted state is refused naming the file and the field, and
+ * the trainer goes on as before. */
+TEST(resume_validates_every_field) {
+  char dir[] = "/tmp/sk_fields_XXXXXX";
+  CHECK(mkdtemp(dir));
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_train_config tc = {SK_OBJ_NCSN, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  sk_dataset *ds = mog8_data(100);
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 3);
+  sk_trainer *t;
+  CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+  for (int i = 0; i < 3; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  CHECK_OK(sk_trainer_save(t, dir, &info));
+  char path[256];
+  snprintf(path, sizeof path, "%s/state.safetensors", dir);
+  sk_safetensors *sf;
+  CHECK_OK(sk_safetensors_load(path, &sf));
+  char good[2048], b1[2200];
+  snprintf(good, sizeof good, "%s", sk_safetensors_meta(sf, "scorekit_state"));
+  sk_safetensors_free(sf);
+  const size_t np = sk_model_num_params(m);
+  float *ones = malloc(np * sizeof *ones), *neg = malloc(np * sizeof *neg);
+  for (size_t i = 0; i < np; i++) ones[i] = 1, neg[i] = i == 5 ? -1.0f : 1.0f;
+  enum { GOOD, NEG_V, RANK2 }; /* the tensors written with each case */
+  const struct {
+    const char *from, *to;
+    int tensors;
+    const char *msg;
+  } cases[] = {
+      /* counters */
+      {"\"adam_steps\":\"3\"", "\"adam_steps\":\"9223372036854775807\"", GOOD, "\"adam_steps\""},
+      {"\"step\":\"3\",\"adam_steps\":\"3\"",
+       "\"step\":\"9223372036854775807\",\"adam_steps\":\"9223372036854775807\"", GOOD, "\"step\""},
+      {"\"step\":\"3\",\"adam_steps\":\"3\"",
+       "\"step\":\"9007199254740993\",\"adam_steps\":\"9007199254740993\"", GOOD, "2^53"},
+      {"\"step\":\"3\"", "\"step\":\"-1\"", GOOD, "\"step\""},
+      {"\"step\":\"3\"", "\"step\":\"4\"", GOOD, "\"adam_steps\" 3 differs from \"step\" 4"},
+      {"\"cursor\":\"30\"", "\"cursor\":\"101\"", GOOD, "\"cursor\" 101 is beyond the data's 100 rows"},
+      {"\"epoch\":\"0\"", "\"epoch\":\"9007199254740993\"", GOOD, "\"epoch\""},
+      {"\"epoch\":\"0\",\"cursor\":\"30\"", "\"epoch\":\"1\",\"cursor\":\"0\"", GOOD, "\"cursor\" is 0"},
+      {"\"epoch_rng_seed\":\"5\"", "\"epoch_rng_seed\":\"6\"", GOOD, "\"epoch_rng\""},
+      {"\"epoch_rng_stream\":\"1\"", "\"epoch_rng_stream\":\"2\"", GOOD, "\"epoch_rng\""},
+      /* the run's settings */
+      {"\"run\":", "\"nur\":", GOOD, "no \"run\""},
+      {"\"batch\":10", "\"batch\":0", GOOD, "\"run.batch\""},
+      {"\"batch\":10", "\"batch\":\"10\"", GOOD, "\"run.batch\""},
+      {"\"batch\":10", "\"batch\":10.5", GOOD, "\"run.batch\""},
+      {"\"projections\":1", "\"projections\":-1", GOOD, "\"run.projections\""},
+      {"\"rademacher\":false", "\"rademacher\":0", GOOD, "\"run.rademacher\""},
+      {"\"seed\":\"5\"", "\"seed\":\"-5\"", GOOD, "\"run.seed\""},
+      {"\"objective\":\"ncsn\"", "\"objective\":\"nscn\"", GOOD, "\"run.objective\""},
+      {"\"sigmas\":[6,", "\"sigmas\":[-6,", GOOD, "\"run.sigmas\"[0]"},
+      {"\"sigmas\":[6,", "\"sigmas\":[1e39,", GOOD, "\"run.sigmas\"[0]"},
+      {"\"sigma\":0", "\"sigma\":-1", GOOD, "\"run.sigma\""},
+      {"\"lr\":", "\"lr\":-", GOOD, "\"run.lr\""},
+      {"\"beta2\":", "\"beta2\":1", GOOD, "\"run.beta2\""},
+      {"\"ema\":", "\"ema\":\"", GOOD, "byte"},
+      {"\"rows\":100", "\"rows\":0", GOOD, "\"run.rows\""},
+      {"\"labels\":8", "\"labels\":-8", GOOD, "\"run.labels\""},
+      {"\"fingerprint\":\"", "\"fingerprint\":\"g", GOOD, "\"run.fingerprint\""},
+      /* tensors */
+      {"\"step\"", "\"step\"", NEG_V, "\"adam.v\" element 5 is -1"},
+      {"\"step\"", "\"step\"", RANK2, "\"params\" has"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const char *meta[2] = {"scorekit_state",
+                           replaced(b1, sizeof b1, good, cases[k].from, cases[k].to)};
+    if (meta[1] != b1) fprintf(stderr, "case %zu: no \"%s\" in %s\n", k, cases[k].from, good);
+    CHECK(meta[1] == b1);
+    const int rank2 = cases[k].tensors == RANK2;
+    sk_named_tensor ts[4] = {{"params", 1 + rank2, {rank2 ? 1 : (int64_t)np, (int64_t)np}, ones},
+                             {"ema", 1, {(int64_t)np}, ones},
+                             {"adam.m", 1, {(int64_t)np}, ones},
+                             {"adam.v", 1, {(int64_t)np}, cases[k].tensors == NEG_V ? neg : ones}};
+    CHECK_OK(sk_safetensors_save(path, ts, 4, meta, 1));
+    sk_status s = sk_trainer_resume(t, dir);
+    if (s == SK_OK || !strstr(sk_last_error(), cases[k].msg))
+      fprintf(stderr, "case %zu (%s): %s: %s\n", k, cases[k].to, sk_status_str(s),
+              s == SK_OK ? "accepted" : sk_last_error());
+    CHECK(s == SK_ERR_FORMAT || s == SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), cases[k].msg));
+    CHECK(strstr(sk_last_error(), path));
+    CHECK(!strchr(sk_last_error(), '\n'));
+    CHECK_EQ_INT(sk_trainer_steps(t), 3);
+    CHECK(sk_model_params(m)[0] != 1.0f); /* nothing restored */
+  }
+  CHECK_OK(sk_trainer_step(t, NULL, NULL)); /* the trainer goes on */
+  CHECK_EQ_INT(sk_trainer_steps(t), 4);
+  free(ones);
+  free(neg);
+  sk_trainer_free(t);
+  sk_model_free(m);
+  sk_dataset_free(ds);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* A resume continues only the run that saved the state: a trainer that
+ * differs in any setting that shapes the run is refused, naming it, and
+ * nothing is restored. */
+TEST(resume_refuses_another_run) {
+  char dir[] = "/tmp/sk_other_XXXXXX";
+  CHECK(mkdtemp(dir));
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  const sk_model_config mc0 = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  const sk_train_config tc0 = {SK_OBJ_NCSN, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  static const float ladder5[5] = {6.0f, 3.0f, 1.5f, 0.75f, 0.4f};
+  static const float ladder6[6] = {6.0f, 3.0f, 1.5f, 0.7f, 0.4f, 0.2f};
+  enum { SAME, LR, BATCH, SEED, ROWS, VALUES, LADDER, LEVEL, CLIP, EMA, BETA1, HIDDEN, ACT, OBJ, N_CASES };
+  static const struct {
+    const char *setting, *msg;
+  } want[N_CASES] = {
+      {NULL, NULL},
+      {"lr", "lr 0.0002 differs from the run's 0.001"},
+      {"batch", "batch 20 differs from the run's 10"},
+      {"seed", "seed 6 differs from the run's 5"},
+      {"rows", "rows 120 differs from the run's 100"},
+      {"data", "data fingerprint "},
+      {"sigmas", "sigmas 5 levels 6 ... 0.4 differs from the run's 6 levels 6 ... 0.2"},
+      {"sigmas", "sigmas (level 4) 0.699999988 differs from the run's 0.75"},
+      {"clip", "clip 1 differs from the run's 0"},
+      {"ema", "ema 0.99 differs from the run's 0.999"},
+      {"beta1", "beta1 0.8 differs from the run's 0.9"},
+      {"hidden", "hidden 16 differs from the run's 8"},
+      {"activation", "activation tanh differs from the run's softplus"},
+      {"objective", "objective dsm differs from the run's ncsn"},
+  };
+  for (int k = -1; k < N_CASES; k++) { /* -1: the run that saves */
+    sk_model_config mc = mc0;
+    sk_train_config tc = tc0;
+    int rows = 100;
+    if (k == LR) tc.adam.lr = 2e-4f;
+    if (k == BATCH) tc.batch = 20;
+    if (k == SEED) tc.seed = 6;
+    if (k == ROWS) rows = 120;
+    if (k == LADDER) tc.n_sigmas = 5, tc.sigmas = ladder5;
+    if (k == LEVEL) tc.sigmas = ladder6;
+    if (k == CLIP) tc.adam.clip_norm = 1;
+    if (k == EMA) tc.adam.ema_rate = 0.99f;
+    if (k == BETA1) tc.adam.beta1 = 0.8f;
+    if (k == HIDDEN) mc.hidden = 16;
+    if (k == ACT) mc.act = SK_ACT_TANH;
+    if (k == OBJ) tc.objective = SK_OBJ_DSM;
+    sk_dataset *ds = mog8_data(rows);
+    if (k == VALUES) ((float *)sk_dataset_x(ds))[7] += 1e-3f;
+    sk_model *m = sk_model_new(&mc);
+    sk_model_init(m, 3);
+    sk_trainer *t;
+    CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+    if (k < 0) {
+      for (int i = 0; i < 3; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+      CHECK_OK(sk_trainer_save(t, dir, &info));
+    } else {
+      sk_status s = sk_trainer_resume(t, dir);
+      sk_run_mismatch mm;
+      const int refused = sk_trainer_resume_mismatch(t, &mm);
+      if (k == SAME) {
+        CHECK_OK(s);
+        CHECK_EQ_INT(refused, 0);
+        CHECK_EQ_INT(sk_trainer_steps(t), 3);
+      } else {
+        if (s != SK_ERR_INVALID || !strstr(sk_last_error(), want[k].msg))
+          fprintf(stderr, "case %d: %s: %s\n", k, sk_status_str(s), sk_last_error());
+        CHECK_EQ_INT(s, SK_ERR_INVALID);
+        CHECK(strstr(sk_last_error(), want[k].msg));
+        CHECK(strstr(sk_last_error(), dir));
+        CHECK_EQ_INT(refused, 1);
+        CHECK(strcmp(mm.setting, want[k].setting) == 0);
+        CHECK_EQ_INT(sk_trainer_steps(t), 0); /* nothing restored */
+      }
+    }
+    sk_trainer_free(t);
+    sk_model_free(m);
+    sk_dataset_free(ds);
+  }
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* sk_trainer_new_limited refuses what would not fit before allocating it:
+ * the message gives the estimate and its parts. */
+TEST(memory_limit_refuses_before_allocating) {
+  sk_model_config mc = {SK_MODEL_MLP, 2, 512, 3, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 1);
+  sk_dataset *ds = mog8_data(100);
+  sk_train_config tc = {SK_OBJ_DSM, 64, 1, 0, 0.1f, 0, NULL, sk_adam_config_default(), 5};
+  const size_t np = sk_model_num_params(m);
+  char params[32];
+  snprintf(params, sizeof params, "%zu parameters", np);
+  sk_trainer *t = NULL;
+  /* Under the weights and moments alone (16 B a parameter), and above them
+   * but under the graph's arena (which holds a copy of each gradient). */
+  const size_t limits[2] = {np * 8, np * 16 + 4096};
+  for (int k = 0; k < 2; k++) {
+    const uint64_t before = sk_debug_alloc_count();
+    sk_status s = sk_trainer_new_limited(m, ds, &tc, limits[k], &t);
+    const uint64_t allocations = sk_debug_alloc_count() - before;
+    if (s != SK_ERR_NOMEM) fprintf(stderr, "limit %zu: %s: %s\n", limits[k], sk_status_str(s), sk_last_error());
+    CHECK_EQ_INT(s, SK_ERR_NOMEM);
+    CHECK(t == NULL);
+    printf("  %s\n", sk_last_error());
+    CHECK(strstr(sk_last_error(), "train: needs about "));
+    CHECK(strstr(sk_last_error(), "over the limit of "));
+    CHECK(strstr(sk_last_error(), params));
+    CHECK(strstr(sk_last_error(), "for the loss graph"));
+    /* The graph was built and planned, its arena and Adam's state never
+     * allocated: the arena would be one allocation, the moments three. */
+    sk_trainer *u = NULL;
+    const uint64_t b2 = sk_debug_alloc_count();
+    CHECK_OK(sk_trainer_new(m, ds, &tc, &u));
+    const uint64_t full = sk_debug_alloc_count() - b2;
+    sk_trainer_free(u);
+    CHECK(allocations + 4 <= full);
+  }
+  CHECK_OK(sk_trainer_new_limited(m, ds, &tc, (size_t)1 << 30, &t));
+  CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  sk_trainer_free(t);
+  sk_dataset_free(ds);
+  sk_model_free(m);
+}
+
+/* Adam's step count at the end of its range fails the step instead of
+ * overflowing (UBSan would abort). */
+TEST(adam_step_count_at_its_limit) {
+  float p[4] = {1, 2, 3, 4}, g[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  sk_adam_config c = sk_adam_config_default();
+  sk_adam *a = sk_adam_new(&c, 4, p);
+  CHECK(a);
+  for (int k = 0; k < 2; k++) {
+    sk_adam_set_steps(a, k == 0 ? INT64_MAX : -1);
+    sk_status s = sk_adam_step(a, p, g, NULL);
+    if (s == SK_OK) sk_adam_free(a);
+    CHECK_EQ_INT(s, SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "step count"));
+    sk_adam_part part = {g, 0, 4, 1};
+    s = sk_adam_step_parts(a, p, 1, &part, NULL);
+    if (s == SK_OK) sk_adam_free(a);
+    CHECK_EQ_INT(s, SK_ERR_INVALID);
+  }
+  CHECK(p[0] == 1 && p[3] == 4); /* nothing changed */
+  sk_adam_free(a);
 }
 
 /* Runs `call` with the k-th allocation failing, for k = 0, 1, ... until it
@@ -328,5 +581,7 @@ TEST(model_file_round_trip) {
 
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(resume_gives_same_bits),
-          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(allocation_failures_are_nomem),
+          TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(resume_validates_every_field),
+          TEST_ENTRY(resume_refuses_another_run), TEST_ENTRY(memory_limit_refuses_before_allocating),
+          TEST_ENTRY(adam_step_count_at_its_limit), TEST_ENTRY(allocation_failures_are_nomem),
           TEST_ENTRY(model_file_round_trip))

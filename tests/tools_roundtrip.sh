@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/load_model.py reproduces scorekit's scores to 1e-5 for several model
 # kinds, activations and noise levels, with PyTorch when installed and with
-# NumPy alone. Usage: tools_roundtrip.sh SCOREKIT SOURCE_DIR
+# NumPy alone (the U-Net with PyTorch only). Usage: tools_roundtrip.sh SCOREKIT
+# SOURCE_DIR
 set -euo pipefail
 sk=$1; src=$2
 py=/usr/bin/python3
@@ -33,4 +34,20 @@ for spec in "ncsn softplus" "dsm elu" "ssm-vr silu" "esm tanh"; do
     done
   done
 done
+# The U-Net loads into PyTorch only (its twin, unet_class); tiny widths keep
+# its few training steps to a second.
+if [[ $backends == *torch* ]]; then
+  $py -c "import numpy as np; np.save('$tmp/img.npy', np.random.RandomState(1).rand(64, 784).astype(np.float32))"
+  $sk train --quiet --model unet --channels 8,16,16,16 --steps 3 --batch-size 8 --sigmas 3,0.05 \
+    --data "$tmp/img.npy" --out "$tmp/unet" >/dev/null
+  for sigma in 0.05 3; do
+    for ema in "" --ema; do
+      $sk score --model "$tmp/unet/model.safetensors" --input "$tmp/img.npy" --sigma $sigma $ema \
+        --out "$tmp/s.npy"
+      $py "$src/tools/load_model.py" "$tmp/unet/model.safetensors" --x "$tmp/img.npy" \
+        --sigma $sigma $ema --expect "$tmp/s.npy" --backend torch | tail -1
+      n=$((n + 1))
+    done
+  done
+fi
 echo "$n comparisons within 1e-5 ($backends)"

@@ -8,9 +8,14 @@ Reads the file with the `safetensors` package if it is installed, else with
 NumPy alone (the format is a u64 header length, a JSON header and raw data).
 With --x, evaluates the score s(x, sigma) and, with --expect (scorekit's own
 `scorekit score` output), exits 1 unless they agree to 1e-5 relative.
+
+MLPs load into nn.Linear stacks (or run in NumPy); a U-Net (kind "unet")
+loads into unet_class(), the score-SDE tutorial's ScoreNet with the same
+module names, which needs PyTorch.
 """
 import argparse
 import json
+import math
 import struct
 import sys
 
@@ -44,6 +49,10 @@ def load(path, ema=False):
     except ImportError:
         tensors, meta = read_safetensors(path)
     cfg = json.loads(meta["scorekit"])
+    if cfg["kind"] == "unet":
+        # The twin's state_dict: the weights (or their EMA) under plain names.
+        pre = "ema." if ema else ""
+        return cfg, {k: tensors[pre + k] for k in tensors if not k.startswith("ema.")}
     prefix = {"mlp": "mlp", "ncmlp": "ncmlp", "classifier": "clf"}[cfg["kind"]]
     if ema:
         prefix = "ema." + prefix
@@ -74,10 +83,112 @@ def score_numpy(cfg, layers, x, sigma):
     return h / sigma if cfg["kind"] == "ncmlp" else h
 
 
-def torch_module(cfg, layers):
-    """An nn.Module computing the score: nn.Linear layers with the same names."""
+def unet_class():
+    """The score-SDE tutorial's small U-Net (ScoreNet) as scorekit builds it:
+    3x3 convolutions without padding, 28 -> 26 -> 12 -> 5 -> 2 and back through
+    transposed ones with skips concatenated; after each but the last, a Dense
+    of the noise embedding, GroupNorm and swish. The embedding is Gaussian
+    Fourier features of log sigma (fixed frequencies W, a parameter without
+    gradient as in the tutorial), a Linear and swish; the output is divided by
+    sigma. With other channels the group counts are gcd(4 or 32, C), the
+    tutorial's whenever they divide C."""
+    import torch
+    from torch import nn
+
+    class GaussianFourierProjection(nn.Module):
+        def __init__(self, embed_dim, scale):
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(embed_dim // 2) * scale, requires_grad=False)
+
+        def forward(self, x):
+            x_proj = x[:, None] * self.W[None, :] * 2 * math.pi
+            return torch.cat([torch.sin(x_proj), torch.cos(x_proj)], dim=-1)
+
+    class Dense(nn.Module):
+        def __init__(self, input_dim, output_dim):
+            super().__init__()
+            self.dense = nn.Linear(input_dim, output_dim)
+
+        def forward(self, x):
+            return self.dense(x)[..., None, None]
+
+    class UNet(nn.Module):
+        def __init__(self, channels=(32, 64, 128, 256), image=(1, 28, 28), embed_dim=256,
+                     scale=16.0):
+            super().__init__()
+            c, ic = list(channels), image[0]
+            self.image = tuple(image)
+            self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, scale),
+                                       nn.Linear(embed_dim, embed_dim))
+            gn = lambda groups, ch: nn.GroupNorm(math.gcd(groups, ch), ch)
+            self.conv1 = nn.Conv2d(ic, c[0], 3, stride=1, bias=False)
+            self.dense1 = Dense(embed_dim, c[0])
+            self.gnorm1 = gn(4, c[0])
+            self.conv2 = nn.Conv2d(c[0], c[1], 3, stride=2, bias=False)
+            self.dense2 = Dense(embed_dim, c[1])
+            self.gnorm2 = gn(32, c[1])
+            self.conv3 = nn.Conv2d(c[1], c[2], 3, stride=2, bias=False)
+            self.dense3 = Dense(embed_dim, c[2])
+            self.gnorm3 = gn(32, c[2])
+            self.conv4 = nn.Conv2d(c[2], c[3], 3, stride=2, bias=False)
+            self.dense4 = Dense(embed_dim, c[3])
+            self.gnorm4 = gn(32, c[3])
+            self.tconv4 = nn.ConvTranspose2d(c[3], c[2], 3, stride=2, bias=False)
+            self.dense5 = Dense(embed_dim, c[2])
+            self.tgnorm4 = gn(32, c[2])
+            self.tconv3 = nn.ConvTranspose2d(c[2] + c[2], c[1], 3, stride=2, bias=False,
+                                             output_padding=1)
+            self.dense6 = Dense(embed_dim, c[1])
+            self.tgnorm3 = gn(32, c[1])
+            self.tconv2 = nn.ConvTranspose2d(c[1] + c[1], c[0], 3, stride=2, bias=False,
+                                             output_padding=1)
+            self.dense7 = Dense(embed_dim, c[0])
+            self.tgnorm2 = gn(32, c[0])
+            self.tconv1 = nn.ConvTranspose2d(c[0] + c[0], ic, 3, stride=1)
+
+        @staticmethod
+        def act(x):
+            return x * torch.sigmoid(x)
+
+        def forward(self, x, sigma):
+            """x: images (N, C, H, W) or rows (N, C*H*W); sigma: a number or N of them."""
+            n, rows = x.shape[0], x.dim() == 2
+            if rows:
+                x = x.reshape(n, *self.image)
+            sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(n)
+            embed = self.act(self.embed(torch.log(sigma)))
+            h1 = self.act(self.gnorm1(self.conv1(x) + self.dense1(embed)))
+            h2 = self.act(self.gnorm2(self.conv2(h1) + self.dense2(embed)))
+            h3 = self.act(self.gnorm3(self.conv3(h2) + self.dense3(embed)))
+            h4 = self.act(self.gnorm4(self.conv4(h3) + self.dense4(embed)))
+            h = self.act(self.tgnorm4(self.tconv4(h4) + self.dense5(embed)))
+            h = self.act(self.tgnorm3(self.tconv3(torch.cat([h, h3], dim=1)) + self.dense6(embed)))
+            h = self.act(self.tgnorm2(self.tconv2(torch.cat([h, h2], dim=1)) + self.dense7(embed)))
+            h = self.tconv1(torch.cat([h, h1], dim=1))
+            h = h / sigma[:, None, None, None]
+            return h.reshape(n, -1) if rows else h
+
+    return UNet
+
+
+def torch_unet(cfg, state=None):
+    """The U-Net of a scorekit config, with the weights of `state` (NumPy
+    arrays under the module names) when given."""
     import torch
 
+    net = unet_class()(cfg["channels"], cfg["image"], cfg["embed"], cfg["embed_scale"])
+    if state is not None:
+        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    return net
+
+
+def torch_module(cfg, layers):
+    """An nn.Module computing the score: nn.Linear layers with the same names
+    (or, for a U-Net, unet_class() with the file's weights)."""
+    import torch
+
+    if cfg["kind"] == "unet":
+        return torch_unet(cfg, layers)
     acts = {"softplus": torch.nn.Softplus, "elu": torch.nn.ELU, "silu": torch.nn.SiLU,
             "tanh": torch.nn.Tanh}
 
@@ -115,8 +226,12 @@ def main():
     ap.add_argument("--backend", choices=["torch", "numpy"])
     a = ap.parse_args()
     cfg, layers = load(a.model, a.ema)
-    print(f"{cfg['kind']} {cfg['depth']}x{cfg['hidden']} {cfg['activation']}, "
-          f"dim {cfg['dim']}, {sum(w.size + b.size for w, b in layers)} parameters")
+    if cfg["kind"] == "unet":
+        print(f"unet channels {cfg['channels']}, image {cfg['image']}, embed {cfg['embed']}, "
+              f"dim {cfg['dim']}, {sum(v.size for v in layers.values())} parameters")
+    else:
+        print(f"{cfg['kind']} {cfg['depth']}x{cfg['hidden']} {cfg['activation']}, "
+              f"dim {cfg['dim']}, {sum(w.size + b.size for w, b in layers)} parameters")
     if not a.x:
         return 0
     sigma = a.sigma or (cfg["sigmas"][-1] if cfg.get("sigmas") else cfg.get("sigma", 1.0))
@@ -128,6 +243,9 @@ def main():
             backend = "torch"
         except ImportError:
             backend = "numpy"
+    if cfg["kind"] == "unet" and backend == "numpy":
+        print("a U-Net needs --backend torch (PyTorch)", file=sys.stderr)
+        return 2
     if backend == "torch":
         import torch
         torch.set_default_dtype(torch.float32)

@@ -1,6 +1,6 @@
 /* scorekit data: Gaussian mixtures with exact density and score (also after
  * Gaussian perturbation), the built-in 2-D toy distributions, and an in-memory
- * data set with reproducible shuffled mini-batches. */
+ * data set of rows or images with reproducible shuffled mini-batches. */
 #ifndef SCOREKIT_DATA_H
 #define SCOREKIT_DATA_H
 
@@ -108,6 +108,16 @@ typedef struct sk_dataset sk_dataset;
  * tensors are freed and *out is NULL (SK_ERR_SHAPE, SK_ERR_NUMERIC,
  * SK_ERR_INVALID, SK_ERR_NOMEM). Free with sk_dataset_free. */
 SK_API sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out);
+
+/* A data set of n images: x of shape (n, h, w) (one channel) or (n, c, h, w)
+ * (NCHW), every value divided by `scale` (finite, > 0: 255 maps 8-bit pixels
+ * to [0, 1], 1 keeps the values) and then finite. The rows are the flattened
+ * images: sk_dataset_dim is c·h·w (at most 2^31 - 1), sk_dataset_x and batches
+ * hold (n, c·h·w) in NCHW order, which is what an MLP reads; a model that
+ * needs the layout asks sk_dataset_image_shape. Labels, n and ownership as in
+ * sk_dataset_new (x is divided in place before the checks). */
+SK_API sk_status sk_dataset_new_images(sk_tensor *x, sk_tensor *labels, float scale,
+                                       sk_dataset **out);
 SK_API void sk_dataset_free(sk_dataset *ds);
 
 SK_API int64_t sk_dataset_size(const sk_dataset *ds);
@@ -118,6 +128,12 @@ SK_API int sk_dataset_classes(const sk_dataset *ds);
  * there are none. */
 SK_API const float *sk_dataset_x(const sk_dataset *ds);
 SK_API const int32_t *sk_dataset_labels(const sk_dataset *ds);
+/* For a set of images, 1 and their (c, h, w) in chw (unless chw is NULL);
+ * 0 for a set of rows. */
+SK_API int sk_dataset_image_shape(const sk_dataset *ds, int64_t chw[3]);
+/* What the values were divided by when the set was made (1 for rows), so
+ * that generated samples can be multiplied back into the data's range. */
+SK_API float sk_dataset_scale(const sk_dataset *ds);
 
 /* The next b rows into x (b, d) and their labels into labels (b) unless it is
  * NULL (-1 each when the set has none). Rows are drawn without replacement:

@@ -185,8 +185,14 @@ SK_API sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx);
 SK_API float *sk_graph_data(sk_graph *g, sk_node n);
 /* Points an input or parameter at caller memory of its numel floats. */
 SK_API sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data);
-/* Bytes of the compiled arena (intermediates, inputs, constants). */
+/* Bytes of the compiled arena (intermediates, inputs, constants). After a
+ * compile refused by the limit below: the bytes it would have taken. */
 SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
+/* Before compiling: the arena may take at most `bytes` (0, the default: no
+ * limit). A plan that needs more fails to compile with SK_ERR_NOMEM naming
+ * both sizes, before anything of that size is allocated, so a caller can
+ * refuse a graph that would not fit in memory instead of touching it. */
+SK_API void sk_graph_set_arena_limit(sk_graph *g, size_t bytes);
 /* The matmul FLOPs (2·m·n·k each) of one sk_graph_run; 0 before compilation. */
 SK_API double sk_graph_matmul_flops(const sk_graph *g);
 /* The floating-point operations of one sk_graph_run, every op counted by its

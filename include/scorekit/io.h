@@ -1,6 +1,7 @@
-/* scorekit file formats: NumPy .npy arrays (read and write) and numeric CSV
- * tables (read), loaded into float32 tensors with every size validated first;
- * and the rules every scorekit reader and writer follows. */
+/* scorekit file formats: NumPy .npy arrays (read and write), numeric CSV
+ * tables and IDX arrays (the MNIST family, plain or gzipped; read), loaded
+ * into float32 tensors with every size validated first; and the rules every
+ * scorekit reader and writer follows. */
 #ifndef SCOREKIT_IO_H
 #define SCOREKIT_IO_H
 
@@ -12,6 +13,28 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The element type a file stored before its values were converted to
+ * float32 (a caller decides from it, for instance, that 8-bit pixels are
+ * divided by 255). */
+typedef enum sk_dtype {
+  SK_DTYPE_F32,
+  SK_DTYPE_F64,
+  SK_DTYPE_I8,
+  SK_DTYPE_I16,
+  SK_DTYPE_I32,
+  SK_DTYPE_I64,
+  SK_DTYPE_U8,
+  SK_DTYPE_U16,
+  SK_DTYPE_U32,
+  SK_DTYPE_U64,
+  SK_DTYPE_BOOL,
+  SK_DTYPE_COUNT
+} sk_dtype;
+
+/* NumPy's name of the type ("float32", "uint8", "bool", ...), a static
+ * string; "unknown" for a value outside the enum. */
+SK_API const char *sk_dtype_name(sk_dtype t);
 
 /* Loads the .npy file at `path` (format version 1.0, 2.0 or 3.0) into a new
  * float32 tensor of the file's shape; on success *out owns it (free with
@@ -34,6 +57,8 @@ extern "C" {
  * big-endian, dtype, fortran_order True, rank > SK_MAX_DIMS), SK_ERR_NUMERIC,
  * SK_ERR_NOMEM, SK_ERR_INVALID (NULL arguments). */
 SK_API sk_status sk_npy_load(const char *path, sk_tensor **out);
+/* The same, and the file's element type into *dtype unless it is NULL. */
+SK_API sk_status sk_npy_load_typed(const char *path, sk_tensor **out, sk_dtype *dtype);
 
 /* Writes `t` to `path` as .npy version 1.0 ('<f4', C order, header padded to
  * 64 bytes), atomically: readers see the old file or the whole new one, and
@@ -93,10 +118,36 @@ SK_API sk_csv_options sk_csv_options_default(void);
 SK_API sk_status sk_csv_load(const char *path, const sk_csv_options *opt, sk_tensor **x,
                              sk_tensor **labels);
 
+/* Loads the IDX file at `path` (LeCun's format of the MNIST family: bytes
+ * 0 0 TYPE RANK, RANK big-endian 32-bit dimensions, then the data, big-endian,
+ * row-major), gzip-compressed or not (told apart by the gzip magic, not the
+ * name; concatenated gzip members are one stream), into a new float32 tensor
+ * of the file's shape. On success *out owns it and *dtype (unless NULL) is
+ * the stored type; on failure *out is NULL and sk_last_error() names the path
+ * and the problem.
+ *
+ * Types: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
+ * 0x0E float64. Values are converted as by sk_npy_load: int32 values must
+ * satisfy |v| <= 2^24, float64 values must be within float32 range, and NaN or
+ * Inf are rejected (SK_ERR_NUMERIC, naming the flat index). Rank 1..SK_MAX_DIMS;
+ * dimensions 0..2^31-1; at most 2^32 elements.
+ *
+ * The declared size is checked against the data before anything is allocated
+ * for it: a plain file must hold exactly the declared bytes, and a gzip file
+ * cannot declare more than deflate's greatest ratio (1032:1) allows for its
+ * size. Errors: SK_ERR_IO (cannot open or read, not a regular file),
+ * SK_ERR_FORMAT (bad magic, unknown type code, rank 0, a negative dimension,
+ * dimensions whose product overflows, data shorter than declared:
+ * "truncated", or longer: "trailing bytes", bytes after the gzip stream, a
+ * corrupt or truncated gzip stream), SK_ERR_UNSUPPORTED (rank > SK_MAX_DIMS,
+ * more than 2^32 elements), SK_ERR_NUMERIC, SK_ERR_NOMEM (zlib's own
+ * allocations included), SK_ERR_INVALID (NULL arguments). */
+SK_API sk_status sk_idx_load(const char *path, sk_tensor **out, sk_dtype *dtype);
+
 /* Files: what every scorekit reader and writer does.
  *
- * Reading (sk_npy_load, sk_csv_load, sk_safetensors_load, sk_model_load,
- * sk_trainer_resume): the path must name a regular file, checked before the
+ * Reading (sk_npy_load, sk_csv_load, sk_idx_load, sk_safetensors_load,
+ * sk_model_load, sk_trainer_resume): the path must name a regular file, checked before the
  * first read that could block: a FIFO, a device or a directory is refused
  * with SK_ERR_IO, "PATH: is a FIFO, not a regular file".
  *

@@ -1,6 +1,7 @@
-/* scorekit networks: score models built from graph ops, with all parameters
- * in one contiguous buffer (named views in PyTorch's nn.Linear layout), and
- * the Adam optimiser with an EMA of the weights. */
+/* scorekit networks: score models built from graph ops (MLPs and the
+ * score-SDE tutorial's small U-Net), with all parameters in one contiguous
+ * buffer of named views under PyTorch's module names, and the Adam optimiser
+ * with an EMA of the weights. */
 #ifndef SCOREKIT_NN_H
 #define SCOREKIT_NN_H
 
@@ -28,40 +29,69 @@ typedef enum sk_model_kind {
   SK_MODEL_MLP,    /* s(x) = f(x) */
   SK_MODEL_NCMLP,  /* s(x, σ) = f([x, log σ]) / σ (NCSNv2's parameterisation) */
   SK_MODEL_CLASSIFIER, /* logits(x, σ) = f([x, log σ]), K outputs */
+  SK_MODEL_UNET,   /* s(x, σ) = unet(x, log σ) / σ on images (docs/MATH.md) */
   SK_MODEL_KIND_COUNT
 } sk_model_kind;
 
 typedef struct sk_model_config {
   sk_model_kind kind;
   int dim;     /* data dimension d */
-  int hidden;  /* width of every hidden layer */
-  int depth;   /* number of hidden layers (>= 1) */
+  int hidden;  /* width of every hidden layer (MLPs) */
+  int depth;   /* number of hidden layers (>= 1) (MLPs) */
   int classes; /* outputs of a classifier; ignored otherwise */
-  sk_activation act;
+  sk_activation act; /* MLPs; a U-Net uses SiLU (stored as such) */
 } sk_model_config;
+
+/* The U-Net's shape, beside its sk_model_config (kind SK_MODEL_UNET, dim
+ * C·H·W). Zero fields take the tutorial's values. A row x of the data is an
+ * image (C, H, W) in C order. */
+typedef struct sk_unet_config {
+  int channels[4];   /* encoder widths, default 32, 64, 128, 256 */
+  int image[3];      /* C, H, W, default 1, 28, 28; H and W ≡ 4 (mod 8), ≥ 20 */
+  int embed;         /* noise-embedding width (even), default 256 */
+  float embed_scale; /* std of the fixed Fourier frequencies, default 16 */
+} sk_unet_config;
 
 typedef struct sk_model sk_model;
 
 /* A model with zero weights (see sk_model_init). NULL + last error on bad
- * config (dim, hidden, depth, classes out of range) or allocation failure. */
+ * config (dim, hidden, depth, classes out of range) or allocation failure.
+ * Kind SK_MODEL_UNET builds the tutorial's U-Net (dim must be 784 or 0). */
 SK_API sk_model *sk_model_new(const sk_model_config *cfg);
+/* A U-Net (u NULL: the tutorial's). NULL + last error on channels outside
+ * 1..4096, an image the encoder and decoder cannot both fit (see
+ * sk_unet_config), an odd embedding width or a scale that is not positive.
+ * Its sk_model_config is {SK_MODEL_UNET, C·H·W, 0, 0, 0, SK_ACT_SILU}. */
+SK_API sk_model *sk_model_new_unet(const sk_unet_config *u);
 SK_API void sk_model_free(sk_model *m);
 SK_API const sk_model_config *sk_model_get_config(const sk_model *m);
-/* PyTorch's nn.Linear default initialisation (weights and biases uniform in
- * ±1/√fan_in), drawn from the counter-based RNG for `seed`. */
+/* A U-Net's shape with its defaults filled in; NULL for the other kinds. */
+SK_API const sk_unet_config *sk_model_get_unet(const sk_model *m);
+/* PyTorch's default initialisation (nn.Linear, nn.Conv2d, nn.ConvTranspose2d:
+ * weights and biases uniform in ±1/√fan_in; nn.GroupNorm: scale 1, shift 0)
+ * and a U-Net's Fourier frequencies N(0, embed_scale²), drawn from the
+ * counter-based RNG for `seed`, one stream per tensor. */
 SK_API void sk_model_init(sk_model *m, uint64_t seed);
 
 /* The parameter buffer (sk_model_num_params floats), in tensor order. */
 SK_API size_t sk_model_num_params(const sk_model *m);
 SK_API float *sk_model_params(sk_model *m);
 /* Named tensors: "mlp.{i}.weight" (out, in) and "mlp.{i}.bias" (out); the
- * prefix is "ncmlp" for SK_MODEL_NCMLP and "clf" for a classifier. */
+ * prefix is "ncmlp" for SK_MODEL_NCMLP and "clf" for a classifier. A
+ * U-Net's are the names of its PyTorch twin's state_dict (docs/FORMATS.md):
+ * "embed.0.W", "embed.1.weight", "conv1.weight", "dense1.dense.weight",
+ * "gnorm1.weight", ..., "tconv1.bias". */
 SK_API int sk_model_num_tensors(const sk_model *m);
 SK_API const char *sk_model_tensor_name(const sk_model *m, int i);
 SK_API int sk_model_tensor_ndim(const sk_model *m, int i);
 SK_API const int64_t *sk_model_tensor_shape(const sk_model *m, int i);
 /* Offset of tensor i in the parameter buffer, in floats. */
 SK_API size_t sk_model_tensor_offset(const sk_model *m, int i);
+/* 0 for a fixed tensor that training leaves alone (a U-Net's Fourier
+ * frequencies "embed.0.W", saved with the model like PyTorch's
+ * requires_grad=False parameter): the model reads it through a stop-grad,
+ * so its gradient in a loss graph is zero and the trainer skips it. */
+SK_API int sk_model_tensor_trainable(const sk_model *m, int i);
 
 /* Parameter nodes of `m` in graph `g`, bound to the model's buffer (or to
  * `params` if not NULL: e.g. the EMA copy), one per tensor written to out
@@ -69,7 +99,8 @@ SK_API size_t sk_model_tensor_offset(const sk_model *m, int i);
 SK_API sk_status sk_model_bind(sk_model *m, sk_graph *g, float *params, sk_node *out);
 /* The network's output for a batch x (B, dim): the score (B, dim), or the
  * logits (B, classes) for a classifier. sigma (B, 1) is required by the
- * noise-conditional kinds and ignored (pass SK_NONE) by SK_MODEL_MLP. */
+ * noise-conditional kinds and ignored (pass SK_NONE) by SK_MODEL_MLP. A
+ * U-Net reshapes each row to its image (C, H, W) and its output back. */
 SK_API sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                               sk_node sigma);
 
@@ -124,6 +155,9 @@ SK_API int64_t sk_adam_steps(const sk_adam *a);
 SK_API float *sk_adam_m(sk_adam *a);
 SK_API float *sk_adam_v(sk_adam *a);
 SK_API float *sk_adam_ema(sk_adam *a);
+/* The step count, for a resumed run. A step taken with a count outside
+ * 0..INT64_MAX-1 (one the next step could not increase) fails with
+ * SK_ERR_INVALID and changes nothing. */
 SK_API void sk_adam_set_steps(sk_adam *a, int64_t t);
 
 #ifdef __cplusplus

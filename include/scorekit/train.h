@@ -23,6 +23,10 @@ typedef struct sk_model_info {
   int64_t steps;               /* training steps taken */
   uint64_t seed;
   char data[256];              /* the training data: a built-in name or a file path */
+  float data_scale;            /* the data were divided by this when loaded (255 for 8-bit
+                                  images, sk_dataset_scale); 0 or 1: not scaled */
+  int64_t image_shape[3];      /* (c, h, w) when the data are images (sk_dataset_image_shape);
+                                  zeros for rows */
 } sk_model_info;
 
 /* Writes the weights (names of sk_model_tensor_name), and when `ema` is not
@@ -58,6 +62,14 @@ typedef struct sk_trainer sk_trainer;
  * Validates the config against the model and data (dimension, classes). */
 SK_API sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
                                 sk_trainer **out);
+/* sk_trainer_new within `memory_limit` bytes for the model's parameters and
+ * the trainer together (0: no limit): it estimates them (weights, EMA and
+ * Adam's two moments at 4 bytes a parameter each, and the loss graph's arena,
+ * which holds the gradients and a batch's activations) and refuses an
+ * estimate over the limit with SK_ERR_NOMEM, a message giving the estimate
+ * and its parts, before allocating the arena or the optimiser's state. */
+SK_API sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                                        size_t memory_limit, sk_trainer **out);
 SK_API void sk_trainer_free(sk_trainer *t);
 /* One step: batch, noise, loss, gradients, Adam. *loss (may be NULL) gets the
  * batch loss. SK_ERR_NUMERIC naming the step and the tensor if the loss or a
@@ -71,8 +83,33 @@ SK_API const float *sk_trainer_ema(sk_trainer *t);
  * the model file's metadata. */
 SK_API sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info);
 /* Restores DIR/state.safetensors into a trainer built with the same config,
- * so that continuing gives the same bits as never stopping. */
+ * so that continuing gives the same bits as never stopping. The state records
+ * what defines its run and the resume refuses (SK_ERR_INVALID, nothing
+ * restored) a trainer that differs in any of it: the objective, the model, the
+ * seed, the data (rows, classes and a 64-bit fingerprint of the values and
+ * labels), the σ ladder (ncsn, classifier) or σ (dsm, or a noise-conditional
+ * model trained at one level), the batch size, the projections (ssm, ssm-vr)
+ * and the optimiser's settings (lr, betas, eps, clip, EMA rate). Every field
+ * of the state is checked (types, ranges, the counters' relations, tensor
+ * shapes and values) before anything is restored: SK_ERR_FORMAT naming the
+ * file and the field. A state without the run's settings (written before
+ * they were recorded) is refused, as it cannot be checked. */
 SK_API sk_status sk_trainer_resume(sk_trainer *t, const char *dir);
+
+/* When the last sk_trainer_resume of `t` refused a state saved by another
+ * run: the first setting that differs (checked in the order of the list
+ * above): "objective", "model" (the kind), "dim", "hidden", "depth",
+ * "classes", "activation", "arch" (anything else of the architecture),
+ * "seed", "rows", "labels" (the data's number of classes), "data" (its
+ * fingerprint), "sigmas", "sigma", "batch", "projections", "rademacher",
+ * "lr", "beta1", "beta2", "eps", "clip", "ema"; with this trainer's and the
+ * saved run's values as text. */
+typedef struct sk_run_mismatch {
+  char setting[16];
+  char ours[128], saved[128];
+} sk_run_mismatch;
+/* 1 and *out filled after such a refusal, else 0. */
+SK_API int sk_trainer_resume_mismatch(const sk_trainer *t, sk_run_mismatch *out);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* An in-memory data set: rows, optional integer labels, and reproducible
- * shuffled mini-batches whose position can be saved and restored. */
+/* An in-memory data set: rows (or images seen as flattened rows), optional
+ * integer labels, and reproducible shuffled mini-batches whose position can be
+ * saved and restored. */
 #include <math.h>
 #include <string.h>
 
@@ -11,9 +12,11 @@
 #define DATASET_SIGMA_ROWS 1000
 
 struct sk_dataset {
-  sk_tensor *x; /* (n, d), owned */
+  sk_tensor *x; /* (n, d), or (n, h, w) / (n, c, h, w) images read as (n, c·h·w); owned */
   int64_t n;
   int d;
+  int64_t chw[3]; /* an image's (c, h, w); zeros for rows */
+  float scale;    /* the values were divided by this when the set was made */
   int32_t *labels; /* (n) or NULL */
   int classes;     /* 0 without labels */
   uint32_t *perm;  /* (n): the current epoch's order */
@@ -21,30 +24,21 @@ struct sk_dataset {
   sk_rng rng_at_epoch_start;
 };
 
-sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
+/* Takes x, seen as (n, d) rows, and labels; what both constructors share.
+ * `who` names the caller in messages. */
+static sk_status make(const char *who, sk_tensor *x, int64_t n, int64_t d, sk_tensor *labels,
+                      sk_dataset **out) {
   sk_status st = SK_OK;
   sk_dataset *ds = NULL;
-  if (out) *out = NULL;
-  if (!out || !x) {
-    st = sk__fail(SK_ERR_INVALID, "sk_dataset_new: NULL %s", !out ? "out" : "x");
-    goto fail;
-  }
-  if (sk_tensor_ndim(x) != 2) {
-    st = sk__fail(SK_ERR_SHAPE, "sk_dataset_new: x has rank %d, expected 2 (n, d)",
-                  sk_tensor_ndim(x));
-    goto fail;
-  }
-  const int64_t n = sk_tensor_shape(x)[0], d = sk_tensor_shape(x)[1];
   if (n < 1 || n > (int64_t)UINT32_MAX || d < 1 || d > INT32_MAX) {
-    st = sk__fail(SK_ERR_SHAPE,
-                  "sk_dataset_new: x has shape (%lld, %lld), expected 1 <= n < 2^32, d >= 1",
-                  (long long)n, (long long)d);
+    st = sk__fail(SK_ERR_SHAPE, "%s: x has shape (%lld, %lld), expected 1 <= n < 2^32, d >= 1",
+                  who, (long long)n, (long long)d);
     goto fail;
   }
   const float *xd = sk_tensor_cdata(x);
   for (int64_t i = 0; i < n * d; i++) {
     if (!isfinite(xd[i])) {
-      st = sk__fail(SK_ERR_NUMERIC, "sk_dataset_new: x[%lld, %lld] is %g", (long long)(i / d),
+      st = sk__fail(SK_ERR_NUMERIC, "%s: x[%lld, %lld] is %g", who, (long long)(i / d),
                     (long long)(i % d), (double)xd[i]);
       goto fail;
     }
@@ -52,8 +46,7 @@ sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
   if (labels) {
     if (sk_tensor_ndim(labels) != 1 || sk_tensor_shape(labels)[0] != n) {
       st = sk__fail(
-          SK_ERR_SHAPE,
-          "sk_dataset_new: labels have rank %d, first dimension %lld; expected shape (%lld)",
+          SK_ERR_SHAPE, "%s: labels have rank %d, first dimension %lld; expected shape (%lld)", who,
           sk_tensor_ndim(labels),
           sk_tensor_ndim(labels) > 0 ? (long long)sk_tensor_shape(labels)[0] : 0LL, (long long)n);
       goto fail;
@@ -61,8 +54,7 @@ sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
     const float *ld = sk_tensor_cdata(labels);
     for (int64_t i = 0; i < n; i++) {
       if (!(ld[i] >= 0 && ld[i] < DATASET_MAX_LABEL) || ld[i] != floorf(ld[i])) {
-        st = sk__fail(SK_ERR_INVALID,
-                      "sk_dataset_new: label %lld is %g, expected an integer in 0..%d",
+        st = sk__fail(SK_ERR_INVALID, "%s: label %lld is %g, expected an integer in 0..%d", who,
                       (long long)i, (double)ld[i], DATASET_MAX_LABEL - 1);
         goto fail;
       }
@@ -71,11 +63,12 @@ sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
   ds = sk__calloc(1, sizeof *ds);
   if (!ds || !(ds->perm = sk__malloc((size_t)n * sizeof(uint32_t))) ||
       (labels && !(ds->labels = sk__malloc((size_t)n * sizeof(int32_t))))) {
-    st = sk__fail(SK_ERR_NOMEM, "sk_dataset_new: out of memory for %lld rows", (long long)n);
+    st = sk__fail(SK_ERR_NOMEM, "%s: out of memory for %lld rows", who, (long long)n);
     goto fail;
   }
   ds->n = n;
   ds->d = (int)d;
+  ds->scale = 1;
   if (labels) {
     const float *ld = sk_tensor_cdata(labels);
     int32_t mx = 0;
@@ -100,6 +93,64 @@ fail:
   return st;
 }
 
+sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
+  const char *who = "sk_dataset_new";
+  if (out) *out = NULL;
+  sk_status st;
+  if (!out || !x) {
+    st = sk__fail(SK_ERR_INVALID, "%s: NULL %s", who, !out ? "out" : "x");
+  } else if (sk_tensor_ndim(x) != 2) {
+    st = sk__fail(SK_ERR_SHAPE, "%s: x has rank %d, expected 2 (n, d)", who, sk_tensor_ndim(x));
+  } else {
+    return make(who, x, sk_tensor_shape(x)[0], sk_tensor_shape(x)[1], labels, out);
+  }
+  sk_tensor_free(x);
+  sk_tensor_free(labels);
+  return st;
+}
+
+sk_status sk_dataset_new_images(sk_tensor *x, sk_tensor *labels, float scale, sk_dataset **out) {
+  const char *who = "sk_dataset_new_images";
+  if (out) *out = NULL;
+  sk_status st;
+  const int rank = x ? sk_tensor_ndim(x) : 0;
+  const int64_t *s = x ? sk_tensor_shape(x) : NULL;
+  int64_t chw[3] = {1, 0, 0}, d = 0;
+  if (rank == 3 || rank == 4) {
+    for (int i = 0; i < rank - 1; i++) chw[3 - (rank - 1) + i] = s[1 + i];
+    if (chw[0] >= 1 && chw[1] >= 1 && chw[2] >= 1 && chw[0] <= INT32_MAX &&
+        chw[1] <= INT32_MAX / chw[0] && chw[2] <= INT32_MAX / (chw[0] * chw[1]))
+      d = chw[0] * chw[1] * chw[2];
+  }
+  if (!out || !x) {
+    st = sk__fail(SK_ERR_INVALID, "%s: NULL %s", who, !out ? "out" : "x");
+  } else if (rank != 3 && rank != 4) {
+    st = sk__fail(SK_ERR_SHAPE, "%s: x has rank %d, expected 3 (n, h, w) or 4 (n, c, h, w)", who,
+                  rank);
+  } else if (d == 0) {
+    st = sk__fail(SK_ERR_SHAPE,
+                  "%s: images of %lld x %lld x %lld values (expected c, h, w >= 1 and at most "
+                  "2^31 - 1 values)",
+                  who, (long long)chw[0], (long long)chw[1], (long long)chw[2]);
+  } else if (!(scale > 0) || !isfinite(scale)) {
+    st = sk__fail(SK_ERR_INVALID, "%s: scale %g is not a positive number", who, (double)scale);
+  } else {
+    if (scale != 1) {
+      float *xd = sk_tensor_data(x);
+      for (int64_t i = 0; i < sk_tensor_numel(x); i++) xd[i] /= scale;
+    }
+    st = make(who, x, s[0], d, labels, out);
+    if (st == SK_OK) {
+      memcpy((*out)->chw, chw, sizeof chw);
+      (*out)->scale = scale;
+    }
+    return st;
+  }
+  sk_tensor_free(x);
+  sk_tensor_free(labels);
+  return st;
+}
+
 void sk_dataset_free(sk_dataset *ds) {
   if (!ds) return;
   sk_tensor_free(ds->x);
@@ -113,6 +164,13 @@ int sk_dataset_dim(const sk_dataset *ds) { return ds->d; }
 int sk_dataset_classes(const sk_dataset *ds) { return ds->classes; }
 const float *sk_dataset_x(const sk_dataset *ds) { return sk_tensor_cdata(ds->x); }
 const int32_t *sk_dataset_labels(const sk_dataset *ds) { return ds->labels; }
+float sk_dataset_scale(const sk_dataset *ds) { return ds->scale; }
+
+int sk_dataset_image_shape(const sk_dataset *ds, int64_t chw[3]) {
+  if (ds->chw[0] == 0) return 0;
+  if (chw) memcpy(chw, ds->chw, sizeof ds->chw);
+  return 1;
+}
 
 /* Fisher-Yates (Durstenfeld) over the identity, drawing from r. */
 static void shuffle(uint32_t *perm, int64_t n, sk_rng *r) {

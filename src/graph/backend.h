@@ -75,6 +75,7 @@ typedef struct sk__exec {
   const sk__node *node, *a, *b; /* shapes and parameters */
   int64_t units;                /* how many row units the op was split into */
   const float *packed;          /* b^T for a·b^T, or NULL */
+  float *scratch;               /* the backend's scratch_floats for this op, or NULL */
 } sk__exec;
 
 /* The graph's executor gives every thread SK_FUSE_REGS scratch blocks of
@@ -114,6 +115,13 @@ typedef struct sk__backend {
   int64_t (*fuse_rows)(int64_t w);
   int (*halves)(const sk__node *y, const sk__node *a);
   int (*pack)(const sk__node *y, const sk__node *b);
+  /* Optional: floats of scratch op y needs while it runs (0: none), for all
+   * its rows together; the planner gives it that much, e->scratch, which
+   * no other op uses during y's phase. Calls on different threads must use
+   * disjoint parts of it (the CPU backend gives each block of
+   * SK_SPLIT_ROWS rows its own part). Planned at compile, so that a run
+   * allocates nothing. */
+  int64_t (*scratch_floats)(const sk__node *y, const sk__node *a, const sk__node *b);
 
   /* Execution, on the calling thread. exec: output rows [r0, r1) of e's
    * units. exec_block: rows [r0, r1) of a blockwise op, into out (a scratch

@@ -13,6 +13,7 @@ typedef struct sk__step {
   int64_t units;
   int barrier;
   float *packed; /* b^T (k, n) for a·b^T, or NULL */
+  float *scratch; /* the backend's scratch for this op (scratch_floats), or NULL */
   /* A reduction over the rows of the batch (a weight's gradient a^T·b, a
    * bias's sum over rows) done in two halves of the rows, fixed whatever the
    * thread count, each by the thread that computed those rows, then added:
@@ -62,6 +63,7 @@ struct sk_graph {
   int compiled;
   float *arena;
   size_t arena_floats;
+  size_t arena_limit; /* bytes the arena may take; 0: no limit (sk_graph_set_arena_limit) */
   sk_node *exec;   /* nodes to run, in order */
   int n_exec;
   sk__step *steps; /* per exec entry: how it runs (run.c) */
@@ -96,7 +98,8 @@ void sk__graph_fusion(int on);
 const char *sk__graph_error(const sk_graph *g);
 
 /* The work of node i as the backend sees it, split into `units` rows. */
-sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed);
+sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed,
+                     float *scratch);
 
 /* Runs steps [s, end) (with halves, see sk__step) as thread t of nt: every
  * half, a barrier (g->barrier, with the thread's sense), every sum. Every

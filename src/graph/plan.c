@@ -224,12 +224,13 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   uint8_t *fixed = sk__calloc((size_t)n, 1);           /* constants, folded or not */
   int *alias = sk__malloc((size_t)n * sizeof *alias);  /* the earlier twin it merged into */
   int *slot_of = sk__malloc((size_t)n * sizeof *slot_of);
-  slot *slots = sk__malloc((size_t)(3 * n) * sizeof *slots); /* values, packs, halves */
+  slot *slots = sk__malloc((size_t)(4 * n) * sizeof *slots); /* values, packs, halves, scratch */
   int *cand = sk__malloc((size_t)n * sizeof *cand);
   int *phase_of = sk__malloc((size_t)n * sizeof *phase_of);
   int64_t *units = sk__calloc((size_t)n, sizeof *units);
   int *pack_of = sk__malloc((size_t)n * sizeof *pack_of);
   int *halves_slot = sk__malloc((size_t)n * sizeof *halves_slot);
+  int *scratch_slot = sk__malloc((size_t)n * sizeof *scratch_slot);
   int *group_of = sk__malloc((size_t)n * sizeof *group_of);
   int *agroup = sk__malloc((size_t)n * sizeof *agroup);
   int *pack_src = sk__malloc((size_t)n * sizeof *pack_src);
@@ -242,7 +243,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
   if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
-      !pack_of || !halves_slot || !group_of || !agroup || !pack_src || !pack_slot || !last_read ||
+      !pack_of || !halves_slot || !scratch_slot || !group_of || !agroup || !pack_src || !pack_slot || !last_read ||
       !reg_of || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
@@ -399,6 +400,26 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     }
     slots[best].free = 0;
     slot_of[i] = best;
+    /* The backend's scratch for this op: a slot that only scratch uses
+     * (per = -1), free since an earlier phase and split the same way,
+     * grown if need be (offsets come later), and free again from the next
+     * phase on. */
+    scratch_slot[s] = -1;
+    const int64_t sf = g->be->scratch_floats
+                           ? g->be->scratch_floats(nd, &g->nodes[nd->in[0]],
+                                                   sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
+                           : 0;
+    if (sf > 0) {
+      int q = 0;
+      while (q < n_slots && !(slots[q].per == -1 && slots[q].free && slots[q].units == units[i] &&
+                              slots[q].free_phase < phase_of[i]))
+        q++;
+      if (q == n_slots) slots[n_slots++] = (slot){0, 0, 0, 0, -1, units[i], -1};
+      slots[q].size = SK_MAX(slots[q].size, (size_t)sf);
+      slots[q].free = 1;
+      slots[q].free_phase = phase_of[i];
+      scratch_slot[s] = q;
+    }
     for (int k = 0; k < sk__op_arity(nd->op); k++) {
       int r = root[nd->in[k]];
       if (--uses[r] == 0 && !pinned[r] && slot_of[r] >= 0) {
@@ -450,6 +471,12 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       goto done;
     }
   }
+  g->arena_floats = total; /* also when refused below: the size it would take */
+  if (g->arena_limit && total > g->arena_limit / sizeof(float)) {
+    st = sk__fail(SK_ERR_NOMEM, "compile: the arena needs %zu bytes, over the limit of %zu",
+                  sk_graph_arena_bytes(g), g->arena_limit);
+    goto done;
+  }
   if (!(g->arena = g->be->alloc(total))) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a %zu-float arena", total);
     goto done;
@@ -471,8 +498,19 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   for (int i = 0; i < n; i++) { /* the folded constants, in build order */
     const sk__node *nd = &g->nodes[i];
     if (!need[i] || alias[i] >= 0 || !fixed[i] || sk__op_arity(nd->op) == 0) continue;
-    const sk__exec e = sk__exec_of(g, i, units[i], NULL);
-    if ((st = g->be->exec(&e, 0, units[i])) != SK_OK) goto done;
+    const int64_t sf = g->be->scratch_floats
+                           ? g->be->scratch_floats(nd, &g->nodes[nd->in[0]],
+                                                   sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
+                           : 0;
+    float *scratch = sf > 0 ? g->be->alloc((size_t)sf) : NULL;
+    if (sf > 0 && !scratch) {
+      st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a constant's scratch");
+      goto done;
+    }
+    const sk__exec e = sk__exec_of(g, i, units[i], NULL, scratch);
+    st = g->be->exec(&e, 0, units[i]);
+    if (scratch) g->be->free(scratch);
+    if (st != SK_OK) goto done;
   }
   double work = 0.0;
   for (int s = 0; s < g->n_exec; s++) {
@@ -482,6 +520,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     step->barrier = s > 0 && phase_of[g->exec[s]] != phase_of[g->exec[s - 1]];
     step->packed = pack_of[s] >= 0 ? base + slots[pack_slot[pack_of[s]]].offset : NULL;
     step->halves = halves_slot[s] >= 0 ? base + slots[halves_slot[s]].offset : NULL;
+    step->scratch = scratch_slot[s] >= 0 ? base + slots[scratch_slot[s]].offset : NULL;
     work += (double)nd->numel;
     /* Products and convolutions: a sixteenth per multiply-add. */
     const sk__flops fk = sk__op_flops_kind(nd->op);
@@ -511,6 +550,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     }
     g->steps[s].group_end = e;
     g->steps[s].tile = g->be->tile_rows(width);
+    /* An op that reads its inputs whole for any rows (a weight gradient)
+     * would only read them again tile after tile: its group runs untiled. */
+    for (int q = s; q < e; q++)
+      if (sk__op_rows(g->nodes[g->exec[q]].op) == SK__ROWS_WHOLE)
+        g->steps[s].tile = SK_MAX(1, units[g->exec[s]]);
     for (int q = s + 1; q < e; q++) g->steps[q].group_end = 0;
     s = e;
   }
@@ -537,6 +581,7 @@ done:
   sk__free(units);
   sk__free(pack_of);
   sk__free(halves_slot);
+  sk__free(scratch_slot);
   sk__free(group_of);
   sk__free(agroup);
   sk__free(pack_src);
@@ -558,4 +603,7 @@ done:
   return st;
 }
 
-size_t sk_graph_arena_bytes(const sk_graph *g) { return g->arena_floats * sizeof(float); }
+size_t sk_graph_arena_bytes(const sk_graph *g) {
+  return g->arena_floats > SIZE_MAX / sizeof(float) ? SIZE_MAX : g->arena_floats * sizeof(float);
+}
+void sk_graph_set_arena_limit(sk_graph *g, size_t bytes) { g->arena_limit = bytes; }

@@ -1,5 +1,6 @@
 /* Counts over a compiled plan, for benchmarks and profiles: what a run of the
  * graph costs, independent of how the kernels do it. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, CLOCK_MONOTONIC under -std=c11 */
 #include <stdio.h>
 #include <time.h>
 
@@ -50,7 +51,8 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
   double total = 0.0;
   for (int s = 0; s < g->n_exec; s++) {
     const sk__node *nd = &g->nodes[g->exec[s]];
-    const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed);
+    const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed,
+                                     g->steps[s].scratch);
     double t0 = now_s();
     for (int r = 0; r < reps; r++) {
       st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1, &(int){0}) : g->be->exec(&e, 0, e.units);

@@ -277,7 +277,23 @@ static sk_status read_exact(FILE *f, const char *path, void *buf, size_t n, cons
   return sk__fail(SK_ERR_FORMAT, "%s: %s truncated (file changed while reading?)", path, what);
 }
 
-static sk_status load_open_file(FILE *f, const char *path, sk_tensor **out) {
+static sk_dtype dtype_of(const npy_header *h) {
+  static const sk_dtype ints[2][4] = {{SK_DTYPE_I8, SK_DTYPE_I16, SK_DTYPE_I32, SK_DTYPE_I64},
+                                      {SK_DTYPE_U8, SK_DTYPE_U16, SK_DTYPE_U32, SK_DTYPE_U64}};
+  const int log2size = h->size == 1 ? 0 : h->size == 2 ? 1 : h->size == 4 ? 2 : 3;
+  if (h->kind == 'f') return h->size == 4 ? SK_DTYPE_F32 : SK_DTYPE_F64;
+  if (h->kind == 'b') return SK_DTYPE_BOOL;
+  return ints[h->kind == 'u'][log2size];
+}
+
+const char *sk_dtype_name(sk_dtype t) {
+  static const char *const names[SK_DTYPE_COUNT] = {
+      "float32", "float64", "int8", "int16", "int32", "int64",
+      "uint8",   "uint16",  "uint32", "uint64", "bool"};
+  return (unsigned)t < SK_DTYPE_COUNT ? names[t] : "unknown";
+}
+
+static sk_status load_open_file(FILE *f, const char *path, sk_tensor **out, sk_dtype *dtype) {
   struct stat sb;
   if (fstat(fileno(f), &sb) != 0)
     return sk__fail(SK_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
@@ -362,19 +378,24 @@ static sk_status load_open_file(FILE *f, const char *path, sk_tensor **out) {
     return st;
   }
   *out = t;
+  if (dtype) *dtype = dtype_of(&h);
   return SK_OK;
 }
 
-sk_status sk_npy_load(const char *path, sk_tensor **out) {
+sk_status sk_npy_load_typed(const char *path, sk_tensor **out, sk_dtype *dtype) {
   if (!out) return sk__fail(SK_ERR_INVALID, "sk_npy_load: out is NULL");
   *out = NULL;
   if (!path) return sk__fail(SK_ERR_INVALID, "sk_npy_load: path is NULL");
   FILE *f = NULL;
   sk_status st = sk__open_read(path, &f, NULL);
   if (st) return st;
-  st = load_open_file(f, path, out);
+  st = load_open_file(f, path, out, dtype);
   fclose(f);
   return st;
+}
+
+sk_status sk_npy_load(const char *path, sk_tensor **out) {
+  return sk_npy_load_typed(path, out, NULL);
 }
 
 /* Writes a v1.0 file of 4-byte little-endian words taken from `data` (the

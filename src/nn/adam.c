@@ -156,7 +156,18 @@ __attribute__((target("avx512f"))) static void adam_update_stream(
 /* Elements per parallel task. */
 #define SK_ADAM_CHUNK 16384
 
+/* The step count must stay a count that the next step can increase (a
+ * restored one comes from a file). */
+static sk_status check_steps(const sk_adam *a) {
+  if (a->t < 0 || a->t == INT64_MAX)
+    return sk__fail(SK_ERR_INVALID, "adam: step count %lld out of range 0..%lld", (long long)a->t,
+                    (long long)INT64_MAX - 1);
+  return SK_OK;
+}
+
 sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *grad_norm) {
+  sk_status st = check_steps(a);
+  if (st != SK_OK) return st;
   const double sq = sum_sq(grads, a->n);
   if (!isfinite(sq)) {
     for (size_t i = 0; i < a->n; i++)
@@ -224,6 +235,8 @@ static sk_status adam_prepare(adam_run *r, sk_adam *a, float *params, int n_part
                               const sk_adam_part *parts, size_t *total) {
   size_t blocks = 0;
   *total = 0;
+  sk_status st = check_steps(a);
+  if (st != SK_OK) return st;
   for (int p = 0; p < n_parts; p++) {
     const size_t rows = parts[p].rows, n = rows * parts[p].cols;
     if (parts[p].offset > a->n || n > a->n - parts[p].offset || (n && !parts[p].grad))

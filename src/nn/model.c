@@ -1,5 +1,7 @@
-/* Score networks and classifiers as MLPs built from graph ops; parameters in
- * one buffer with named views in PyTorch's nn.Linear layout (W: (out, in)). */
+/* Score networks built from graph ops: MLPs (score, noise-conditional,
+ * classifier) and the score-SDE tutorial's small U-Net. Parameters live in one
+ * buffer with named views under the PyTorch module names of each model's twin
+ * (nn.Linear's W: (out, in); conv weights as nn.Conv2d/ConvTranspose2d). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,18 +11,26 @@
 #include "scorekit/rng.h"
 
 #define SK_MAX_LAYERS 64
+#define SK_MAX_TENSORS (2 * SK_MAX_LAYERS)
+
+/* How sk_model_init fills a tensor. */
+typedef enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL } init_kind;
 
 typedef struct tensor_view {
   char name[32];
   int ndim;
-  int64_t shape[2];
+  int64_t shape[4];
   size_t offset;
+  init_kind init;
+  int64_t fan_in; /* INIT_UNIFORM: bound 1/√fan_in, PyTorch's default */
+  int fixed;      /* not trained (INIT_NORMAL: the U-Net's Fourier frequencies) */
 } tensor_view;
 
 struct sk_model {
   sk_model_config cfg;
+  sk_unet_config unet; /* SK_MODEL_UNET */
   int n_tensors;
-  tensor_view t[2 * SK_MAX_LAYERS];
+  tensor_view t[SK_MAX_TENSORS];
   size_t n_params;
   float *params;
 };
@@ -39,9 +49,107 @@ static const char *prefix(sk_model_kind k) {
   return k == SK_MODEL_MLP ? "mlp" : k == SK_MODEL_NCMLP ? "ncmlp" : "clf";
 }
 
+/* ---- the U-Net: layout and geometry ---- */
+
+/* The tutorial's encoder widths, image, embedding width and frequency scale
+ * (score_sde's 16 for an embedding of log σ). */
+static const int unet_channels[4] = {32, 64, 128, 256}, unet_image[3] = {1, 28, 28};
+enum { UNET_EMBED = 256 };
+#define UNET_SCALE 16.0f
+#define UNET_GN_EPS 1e-5f /* nn.GroupNorm's */
+#define TWO_PI 6.2831853071795865f
+
+/* Tensor indices: the Fourier frequencies, the embedding's Linear, then per
+ * block (conv1..conv4, tconv4..tconv2) its convolution, Dense and GroupNorm,
+ * then the last transposed convolution and its bias: the order of the
+ * PyTorch twin's state_dict. */
+enum { U_FREQ, U_EMBED_W, U_EMBED_B, U_BLOCK0, U_PER_BLOCK = 5, U_BLOCKS = 7,
+       U_OUT_W = U_BLOCK0 + U_PER_BLOCK * U_BLOCKS, U_OUT_B };
+
+/* Output channels of block k (encoder 0..3, decoder 4..6). */
+static int64_t block_channels(const sk_unet_config *c, int k) {
+  return c->channels[k < 4 ? k : 6 - k];
+}
+
+static int gcd(int a, int b) {
+  while (b) {
+    const int t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/* The tutorial's group counts, 4 after the first convolution and 32 after the
+ * others, scaled with the channels: gcd(count, C) groups, which is the count
+ * itself whenever it divides C (as with the default widths). A group of one
+ * channel (the tutorial's tgnorm2, 32 groups of 32 channels) subtracts that
+ * channel's own mean, which cancels the Dense shift added before it: that
+ * Dense's gradient is zero, in PyTorch too. */
+static int block_groups(const sk_unet_config *c, int k) {
+  return gcd(k == 0 ? 4 : 32, (int)block_channels(c, k));
+}
+
+/* Sizes along one image axis: s[0] the input, s[1..4] after conv1..conv4
+ * (3×3, no padding; strides 1, 2, 2, 2). The decoder's transposed
+ * convolutions must give back s[3], s[2], s[1], s[0] exactly for the skips to
+ * concatenate: 2·s[4] + 1 = s[3], 2·s[3] + 2 = s[2] (output padding 1),
+ * 2·s[2] + 2 = s[1], s[1] + 2 = s[0]; that holds for n ≡ 4 (mod 8), n ≥ 20
+ * (28 → 26 → 12 → 5 → 2). */
+static int unet_axis_ok(int64_t n, int64_t s[5]) {
+  s[0] = n;
+  s[1] = n - 2;
+  for (int i = 2; i <= 4; i++) s[i] = s[i - 1] >= 3 ? (s[i - 1] - 3) / 2 + 1 : 0;
+  return s[1] >= 3 && s[2] >= 3 && s[3] >= 3 && s[4] >= 1 && 2 * s[4] + 1 == s[3] &&
+         2 * s[3] + 2 == s[2] && 2 * s[2] + 2 == s[1];
+}
+
+/* Zero fields of a U-Net config take the tutorial's values. */
+static sk_unet_config unet_defaults(const sk_unet_config *u) {
+  sk_unet_config c;
+  memset(&c, 0, sizeof c);
+  if (u) c = *u;
+  if (!c.channels[0] && !c.channels[1] && !c.channels[2] && !c.channels[3])
+    memcpy(c.channels, unet_channels, sizeof c.channels);
+  if (!c.image[0] && !c.image[1] && !c.image[2]) memcpy(c.image, unet_image, sizeof c.image);
+  if (!c.embed) c.embed = UNET_EMBED;
+  if (c.embed_scale == 0) c.embed_scale = UNET_SCALE;
+  return c;
+}
+
+sk_status sk__unet_check(const sk_unet_config *u) {
+  const sk_unet_config c = unet_defaults(u);
+  for (int k = 0; k < 4; k++)
+    if (c.channels[k] < 1 || c.channels[k] > 4096)
+      return sk__fail(SK_ERR_INVALID, "model: U-Net channels %d,%d,%d,%d out of range (1..4096)",
+                      c.channels[0], c.channels[1], c.channels[2], c.channels[3]);
+  int64_t s[5];
+  if (c.image[0] < 1 || c.image[0] > 64 || c.image[1] > 4096 || c.image[2] > 4096 ||
+      !unet_axis_ok(c.image[1], s) || !unet_axis_ok(c.image[2], s) ||
+      (int64_t)c.image[0] * c.image[1] * c.image[2] > 1 << 20)
+    return sk__fail(SK_ERR_INVALID,
+                    "model: U-Net image %dx%dx%d: need 1..64 channels, sides of at least 20 "
+                    "that are 4 more than a multiple of 8 (as 28 → 26 → 12 → 5 → 2) and at "
+                    "most 2^20 values", c.image[0], c.image[1], c.image[2]);
+  if (c.embed < 2 || c.embed > 65536 || c.embed % 2 != 0 || !(c.embed_scale > 0) ||
+      !isfinite(c.embed_scale))
+    return sk__fail(SK_ERR_INVALID,
+                    "model: U-Net embedding width %d (even, 2..65536) or scale %g (positive) "
+                    "out of range", c.embed, c.embed_scale);
+  return SK_OK;
+}
+
 sk_status sk__model_check(const sk_model_config *cfg) {
   if (cfg->kind >= SK_MODEL_KIND_COUNT || cfg->act >= SK_ACT_COUNT)
     return sk__fail(SK_ERR_INVALID, "model: unknown kind or activation");
+  if (cfg->kind == SK_MODEL_UNET) {
+    if (cfg->dim != 0 && cfg->dim != unet_image[0] * unet_image[1] * unet_image[2])
+      return sk__fail(SK_ERR_INVALID, "model: the default U-Net takes %dx%dx%d images (dim %d), "
+                                      "not dim %d (see sk_model_new_unet)",
+                      unet_image[0], unet_image[1], unet_image[2],
+                      unet_image[0] * unet_image[1] * unet_image[2], cfg->dim);
+    return SK_OK;
+  }
   if (cfg->dim < 1 || cfg->dim > 1 << 20 || cfg->hidden < 1 || cfg->hidden > 1 << 16 ||
       cfg->depth < 1 || cfg->depth > SK_MAX_LAYERS - 1 ||
       (cfg->kind == SK_MODEL_CLASSIFIER && (cfg->classes < 2 || cfg->classes > 1 << 16)))
@@ -52,32 +160,82 @@ sk_status sk__model_check(const sk_model_config *cfg) {
   return SK_OK;
 }
 
-sk_model *sk__model_layout(const sk_model_config *cfg) {
-  if (sk__model_check(cfg) != SK_OK) return NULL;
+/* Appends a tensor view at *off (its name from fmt and k). */
+static tensor_view *add_tensor(sk_model *m, size_t *off, const char *fmt, int k, int ndim,
+                               const int64_t *shape, init_kind init, int64_t fan_in) {
+  tensor_view *v = &m->t[m->n_tensors++];
+  snprintf(v->name, sizeof v->name, fmt, k);
+  v->ndim = ndim;
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= v->shape[i] = shape[i];
+  v->offset = *off;
+  v->init = init;
+  v->fan_in = fan_in;
+  *off += (size_t)n;
+  return v;
+}
+
+static void mlp_layout(sk_model *m, size_t *off) {
+  const sk_model_config *c = &m->cfg;
+  const int in0 = c->dim + (c->kind == SK_MODEL_MLP ? 0 : 1);
+  const int out = c->kind == SK_MODEL_CLASSIFIER ? c->classes : c->dim;
+  char wname[32], bname[32];
+  snprintf(wname, sizeof wname, "%s.%%d.weight", prefix(c->kind));
+  snprintf(bname, sizeof bname, "%s.%%d.bias", prefix(c->kind));
+  for (int l = 0; l <= c->depth; l++) {
+    const int64_t fan_in = l == 0 ? in0 : c->hidden, fan_out = l == c->depth ? out : c->hidden;
+    add_tensor(m, off, wname, l, 2, (int64_t[]){fan_out, fan_in}, INIT_UNIFORM, fan_in);
+    add_tensor(m, off, bname, l, 1, (int64_t[]){fan_out}, INIT_UNIFORM, fan_in);
+  }
+}
+
+/* The tutorial's module names: conv1..conv4 and tconv4..tconv1, dense1..dense7
+ * (nn.Linear inside a Dense), gnorm1..gnorm4 and tgnorm4..tgnorm2. */
+static void unet_layout(sk_model *m, size_t *off) {
+  const sk_unet_config *c = &m->unet;
+  const int64_t E = c->embed, ic = c->image[0];
+  add_tensor(m, off, "embed.0.W", 0, 1, (int64_t[]){E / 2}, INIT_NORMAL, 0)->fixed = 1;
+  add_tensor(m, off, "embed.1.weight", 0, 2, (int64_t[]){E, E}, INIT_UNIFORM, E);
+  add_tensor(m, off, "embed.1.bias", 0, 1, (int64_t[]){E}, INIT_UNIFORM, E);
+  for (int k = 0; k < U_BLOCKS; k++) {
+    const int enc = k < 4, num = enc ? k + 1 : 8 - k;
+    const int64_t out = block_channels(c, k);
+    /* Conv2d weights are (out, in, 3, 3); ConvTranspose2d's (in, out, 3, 3),
+     * the decoder's inputs being the previous output and the skip. Either
+     * way PyTorch's fan_in is shape[1]·9. */
+    const int64_t prev = k == 0 ? ic : block_channels(c, k - 1);
+    const int64_t in = k >= 5 ? 2 * prev : prev; /* tconv3, tconv2: with the skip */
+    const int64_t w[4] = {enc ? out : in, enc ? in : out, 3, 3};
+    add_tensor(m, off, enc ? "conv%d.weight" : "tconv%d.weight", num, 4, w, INIT_UNIFORM, w[1] * 9);
+    add_tensor(m, off, "dense%d.dense.weight", k + 1, 2, (int64_t[]){out, E}, INIT_UNIFORM, E);
+    add_tensor(m, off, "dense%d.dense.bias", k + 1, 1, (int64_t[]){out}, INIT_UNIFORM, E);
+    add_tensor(m, off, enc ? "gnorm%d.weight" : "tgnorm%d.weight", num, 1, &out, INIT_ONES, 0);
+    add_tensor(m, off, enc ? "gnorm%d.bias" : "tgnorm%d.bias", num, 1, &out, INIT_ZEROS, 0);
+  }
+  add_tensor(m, off, "tconv1.weight", 0, 4, (int64_t[]){2 * c->channels[0], ic, 3, 3},
+             INIT_UNIFORM, ic * 9);
+  add_tensor(m, off, "tconv1.bias", 0, 1, &ic, INIT_UNIFORM, ic * 9);
+}
+
+/* The layout of a model of config cfg (checked) and, for a U-Net, shape u
+ * (checked): its tensors, without the parameter buffer. */
+static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *u) {
   sk_model *m = sk__calloc(1, sizeof *m);
   if (!m) {
     sk__fail(SK_ERR_NOMEM, "model: out of memory");
     return NULL;
   }
   m->cfg = *cfg;
-  if (cfg->kind != SK_MODEL_CLASSIFIER) m->cfg.classes = 0; /* configs compare equal */
-  const int in0 = cfg->dim + (cfg->kind == SK_MODEL_MLP ? 0 : 1);
-  const int out = cfg->kind == SK_MODEL_CLASSIFIER ? cfg->classes : cfg->dim;
   size_t off = 0;
-  for (int l = 0; l <= cfg->depth; l++) {
-    int64_t fan_in = l == 0 ? in0 : cfg->hidden, fan_out = l == cfg->depth ? out : cfg->hidden;
-    tensor_view *w = &m->t[m->n_tensors++], *b = &m->t[m->n_tensors++];
-    snprintf(w->name, sizeof w->name, "%s.%d.weight", prefix(cfg->kind), l);
-    snprintf(b->name, sizeof b->name, "%s.%d.bias", prefix(cfg->kind), l);
-    w->ndim = 2;
-    w->shape[0] = fan_out;
-    w->shape[1] = fan_in;
-    w->offset = off;
-    off += (size_t)(fan_out * fan_in);
-    b->ndim = 1;
-    b->shape[0] = fan_out;
-    b->offset = off;
-    off += (size_t)fan_out;
+  if (cfg->kind == SK_MODEL_UNET) {
+    m->unet = unet_defaults(u);
+    const int *im = m->unet.image;
+    /* Configs that build the same model compare equal. */
+    m->cfg = (sk_model_config){SK_MODEL_UNET, im[0] * im[1] * im[2], 0, 0, 0, SK_ACT_SILU};
+    unet_layout(m, &off);
+  } else {
+    if (cfg->kind != SK_MODEL_CLASSIFIER) m->cfg.classes = 0;
+    mlp_layout(m, &off);
   }
   m->n_params = off;
   return m;
@@ -90,14 +248,27 @@ sk_status sk__model_alloc(sk_model *m) {
   return SK_OK;
 }
 
-sk_model *sk_model_new(const sk_model_config *cfg) {
-  sk_model *m = sk__model_layout(cfg);
+sk_model *sk__model_layout(const sk_model_config *cfg) {
+  return sk__model_check(cfg) == SK_OK ? model_layout(cfg, NULL) : NULL;
+}
+
+sk_model *sk__unet_layout(const sk_unet_config *u) {
+  const sk_model_config cfg = {SK_MODEL_UNET, 0, 0, 0, 0, SK_ACT_SILU};
+  return sk__unet_check(u) == SK_OK ? model_layout(&cfg, u) : NULL;
+}
+
+/* The parameters for a layout; frees it when they cannot be had. */
+static sk_model *with_params(sk_model *m) {
   if (m && sk__model_alloc(m) != SK_OK) {
     sk__free(m);
     return NULL;
   }
   return m;
 }
+
+sk_model *sk_model_new(const sk_model_config *cfg) { return with_params(sk__model_layout(cfg)); }
+
+sk_model *sk_model_new_unet(const sk_unet_config *u) { return with_params(sk__unet_layout(u)); }
 
 void sk_model_free(sk_model *m) {
   if (!m) return;
@@ -106,6 +277,9 @@ void sk_model_free(sk_model *m) {
 }
 
 const sk_model_config *sk_model_get_config(const sk_model *m) { return &m->cfg; }
+const sk_unet_config *sk_model_get_unet(const sk_model *m) {
+  return m->cfg.kind == SK_MODEL_UNET ? &m->unet : NULL;
+}
 size_t sk_model_num_params(const sk_model *m) { return m->n_params; }
 float *sk_model_params(sk_model *m) { return m->params; }
 int sk_model_num_tensors(const sk_model *m) { return m->n_tensors; }
@@ -113,19 +287,35 @@ const char *sk_model_tensor_name(const sk_model *m, int i) { return m->t[i].name
 int sk_model_tensor_ndim(const sk_model *m, int i) { return m->t[i].ndim; }
 const int64_t *sk_model_tensor_shape(const sk_model *m, int i) { return m->t[i].shape; }
 size_t sk_model_tensor_offset(const sk_model *m, int i) { return m->t[i].offset; }
+int sk_model_tensor_trainable(const sk_model *m, int i) { return !m->t[i].fixed; }
 
 void sk_model_init(sk_model *m, uint64_t seed) {
-  /* Layer l's weight and bias use streams 2l and 2l+1, so one layer's draws
-   * do not depend on the size of another. */
+  /* Tensor i draws from stream i, so one tensor's values do not depend on
+   * the size of another. */
   for (int i = 0; i < m->n_tensors; i++) {
     const tensor_view *v = &m->t[i];
-    const tensor_view *w = (i % 2 == 0) ? v : &m->t[i - 1];
-    float bound = 1.0f / sqrtf((float)w->shape[1]);
-    size_t n = (size_t)(v->ndim == 2 ? v->shape[0] * v->shape[1] : v->shape[0]);
+    size_t n = 1;
+    for (int k = 0; k < v->ndim; k++) n *= (size_t)v->shape[k];
     sk_rng r = sk_rng_make(seed, (uint64_t)i);
     float *p = m->params + v->offset;
-    sk_rng_uniform(&r, p, n);
-    for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * p[j] - 1.0f);
+    switch (v->init) {
+    case INIT_UNIFORM: {
+      const float bound = 1.0f / sqrtf((float)v->fan_in);
+      sk_rng_uniform(&r, p, n);
+      for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * p[j] - 1.0f);
+      break;
+    }
+    case INIT_NORMAL:
+      sk_rng_normal(&r, p, n);
+      for (size_t j = 0; j < n; j++) p[j] *= m->unet.embed_scale;
+      break;
+    case INIT_ONES:
+      for (size_t j = 0; j < n; j++) p[j] = 1.0f;
+      break;
+    case INIT_ZEROS:
+      memset(p, 0, n * sizeof *p);
+      break;
+    }
   }
 }
 
@@ -151,13 +341,58 @@ static sk_node activate(sk_graph *g, sk_node h, sk_activation a) {
   }
 }
 
+/* h Wᵀ + b, as nn.Linear. */
+static sk_node linear(sk_graph *g, sk_node h, sk_node w, sk_node b) {
+  return sk_add(g, sk_matmul(g, h, w, 0, 1), b);
+}
+
+/* After a convolution: + Dense(embedding) per channel, GroupNorm, SiLU. */
+static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_node h,
+                          sk_node emb, int64_t batch) {
+  const sk_node *q = p + U_BLOCK0 + U_PER_BLOCK * k;
+  const int64_t c = block_channels(&m->unet, k);
+  sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4, (int64_t[]){batch, c, 1, 1});
+  h = sk_group_norm(g, sk_add(g, h, d), block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
+  return sk_silu(g, h);
+}
+
+static sk_node unet_apply(sk_model *m, sk_graph *g, const sk_node *p, sk_node x, sk_node sigma) {
+  const sk_unet_config *c = &m->unet;
+  /* A bad x makes the reshape below record the build error with its shape. */
+  const int64_t batch = sk_node_ndim(g, x) == 2 ? sk_node_shape(g, x)[0] : -1;
+  const int64_t half = c->embed / 2;
+  /* Gaussian Fourier features of log σ: [sin 2πWℓ, cos 2πWℓ], W fixed. */
+  sk_node w = sk_reshape(g, sk_stop_grad(g, p[U_FREQ]), 2, (int64_t[]){1, half});
+  sk_node arg = sk_affine(g, sk_mul(g, sk_log(g, sigma), w), TWO_PI, 0.0f);
+  sk_node emb = sk_concat(g, sk_sin(g, arg), sk_cos(g, arg), 1);
+  emb = sk_silu(g, linear(g, emb, p[U_EMBED_W], p[U_EMBED_B]));
+  const sk_conv2d_opts s1 = {{1, 1}, {0, 0}, {1, 1}, {0, 0}};
+  const sk_conv2d_opts s2 = {{2, 2}, {0, 0}, {1, 1}, {0, 0}};
+  const sk_conv2d_opts s2p = {{2, 2}, {0, 0}, {1, 1}, {1, 1}};
+  const sk_node *q = p + U_BLOCK0;
+  sk_node img = sk_reshape(g, x, 4, (int64_t[]){batch, c->image[0], c->image[1], c->image[2]});
+  sk_node h1 = unet_block(m, g, p, 0, sk_conv2d(g, img, q[0], &s1), emb, batch);
+  sk_node h2 = unet_block(m, g, p, 1, sk_conv2d(g, h1, q[5], &s2), emb, batch);
+  sk_node h3 = unet_block(m, g, p, 2, sk_conv2d(g, h2, q[10], &s2), emb, batch);
+  sk_node h4 = unet_block(m, g, p, 3, sk_conv2d(g, h3, q[15], &s2), emb, batch);
+  /* The decoder takes each encoder output at its size as a skip. */
+  sk_node h = unet_block(m, g, p, 4, sk_conv_transpose2d(g, h4, q[20], &s2), emb, batch);
+  h = unet_block(m, g, p, 5, sk_conv_transpose2d(g, sk_concat(g, h, h3, 1), q[25], &s2p), emb,
+                 batch);
+  h = unet_block(m, g, p, 6, sk_conv_transpose2d(g, sk_concat(g, h, h2, 1), q[30], &s2p), emb,
+                 batch);
+  h = sk_conv_transpose2d(g, sk_concat(g, h, h1, 1), p[U_OUT_W], &s1);
+  h = sk_add(g, h, sk_reshape(g, p[U_OUT_B], 3, (int64_t[]){c->image[0], 1, 1}));
+  return sk_div(g, sk_reshape(g, h, 2, (int64_t[]){batch, m->cfg.dim}), sigma);
+}
+
 sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x, sk_node sigma) {
   const sk_model_config *c = &m->cfg;
+  if (c->kind == SK_MODEL_UNET) return unet_apply(m, g, params, x, sigma);
   sk_node h = x;
   if (c->kind != SK_MODEL_MLP) h = sk_concat(g, x, sk_log(g, sigma), 1);
   for (int l = 0; l <= c->depth; l++) {
-    /* h Wᵀ + b, as nn.Linear. */
-    h = sk_add(g, sk_matmul(g, h, params[2 * l], 0, 1), params[2 * l + 1]);
+    h = linear(g, h, params[2 * l], params[2 * l + 1]);
     if (l < c->depth) h = activate(g, h, c->act);
   }
   if (c->kind == SK_MODEL_NCMLP) h = sk_div(g, h, sigma);

@@ -1,6 +1,6 @@
 /* Model files (sk_model_save/load): safetensors with the weights under
- * nn.Linear names, the EMA weights under "ema.", and the config as JSON in the
- * metadata. It lives in the score layer, above io, because it needs the model
+ * their PyTorch module names, the EMA weights under "ema.", and the config as
+ * JSON in the metadata. It lives in the score layer, above io, because it needs the model
  * (nn) and the objective names (score); io only knows the formats. */
 #include <math.h>
 #include <stdio.h>
@@ -13,8 +13,23 @@
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
-static const char *kind_name(sk_model_kind k) {
-  return k == SK_MODEL_MLP ? "mlp" : k == SK_MODEL_NCMLP ? "ncmlp" : "classifier";
+static const char *const kind_names[SK_MODEL_KIND_COUNT] = {"mlp", "ncmlp", "classifier", "unet"};
+
+static const char *kind_name(sk_model_kind k) { return kind_names[k]; }
+
+static sk_model_kind kind_parse(const char *name) {
+  for (int k = 0; k < SK_MODEL_KIND_COUNT; k++)
+    if (strcmp(name, kind_names[k]) == 0) return (sk_model_kind)k;
+  return SK_MODEL_KIND_COUNT;
+}
+
+static void json_ints(sk__jbuf *b, const char *key, const int *v, int n) {
+  sk__jbuf_puts(b, key);
+  for (int i = 0; i < n; i++) {
+    sk__jbuf_puts(b, i ? "," : "[");
+    sk__jbuf_int(b, v[i]);
+  }
+  sk__jbuf_puts(b, "]");
 }
 
 static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info *info) {
@@ -31,6 +46,15 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   sk__jbuf_int(b, c->kind == SK_MODEL_CLASSIFIER ? c->classes : 0);
   sk__jbuf_puts(b, ",\"activation\":");
   sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
+  const sk_unet_config *u = sk_model_get_unet(m);
+  if (u) {
+    json_ints(b, ",\"channels\":", u->channels, 4);
+    json_ints(b, ",\"image\":", u->image, 3);
+    sk__jbuf_puts(b, ",\"embed\":");
+    sk__jbuf_int(b, u->embed);
+    sk__jbuf_puts(b, ",\"embed_scale\":");
+    sk__jbuf_float(b, u->embed_scale);
+  }
   if (info) {
     const char *obj = sk_objective_name(info->objective);
     sk__jbuf_puts(b, ",\"objective\":");
@@ -48,6 +72,20 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
     sk__jbuf_int(b, (int64_t)info->seed);
     sk__jbuf_puts(b, ",\"data\":");
     sk__jbuf_string(b, info->data, strlen(info->data));
+    /* Written only for scaled or image data, so that the files of models
+     * of rows stay as they were. */
+    if (info->data_scale > 0 && info->data_scale != 1) {
+      sk__jbuf_puts(b, ",\"data_scale\":");
+      sk__jbuf_float(b, info->data_scale);
+    }
+    if (info->image_shape[0] > 0) {
+      sk__jbuf_puts(b, ",\"image_shape\":[");
+      for (int i = 0; i < 3; i++) {
+        if (i) sk__jbuf_puts(b, ",");
+        sk__jbuf_int(b, info->image_shape[i]);
+      }
+      sk__jbuf_puts(b, "]");
+    }
   }
   return sk__jbuf_puts(b, "}");
 }
@@ -91,6 +129,42 @@ static int get_int(const sk__json *root, const char *key, int64_t *out) {
   return sk__json_int(sk__json_get(root, key), out);
 }
 
+/* An array of n integers within ±2^20 (the model's own checks come after). */
+static int get_ints(const sk__json *root, const char *key, int *out, int n) {
+  const sk__json *a = sk__json_get(root, key);
+  if (sk__json_len(a) != (size_t)n) return 0;
+  for (int i = 0; i < n; i++) {
+    int64_t v;
+    if (!sk__json_int(sk__json_at(a, (size_t)i), &v) || v < -(1 << 20) || v > 1 << 20) return 0;
+    out[i] = (int)v;
+  }
+  return 1;
+}
+
+/* A U-Net's shape: channels, image, embedding width and scale; dim must be
+ * C·H·W. */
+static sk_status unet_config(const char *path, const sk__json *root, sk_unet_config *u) {
+  int64_t dim, embed;
+  double scale;
+  if (!get_int(root, "dim", &dim) || !get_ints(root, "channels", u->channels, 4) ||
+      !get_ints(root, "image", u->image, 3) || !get_int(root, "embed", &embed) || embed < 1 ||
+      embed > 1 << 20 || !sk__json_number(sk__json_get(root, "embed_scale"), &scale) ||
+      !(scale > 0) || !(scale < 1e30))
+    return sk__fail(SK_ERR_FORMAT, "%s: U-Net config lacks dim/channels/image/embed/embed_scale "
+                                   "or has them out of range", path);
+  u->embed = (int)embed;
+  u->embed_scale = (float)scale;
+  if (sk__unet_check(u) != SK_OK) {
+    char why[400]; /* copied: the message buffer is about to be rewritten */
+    snprintf(why, sizeof why, "%s", sk_last_error());
+    return sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+  }
+  if ((int64_t)u->image[0] * u->image[1] * u->image[2] != dim)
+    return sk__fail(SK_ERR_FORMAT, "%s: U-Net image %dx%dx%d does not have dim %lld values", path,
+                    u->image[0], u->image[1], u->image[2], (long long)dim);
+  return SK_OK;
+}
+
 /* "[8, 2]" */
 static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
   int n = snprintf(buf, cap, "[");
@@ -99,10 +173,22 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
   if (n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, "]");
 }
 
+/* "dim 2, hidden 64, depth 3", or a U-Net's shape. */
+static void config_str(char *buf, size_t cap, const sk_model *m) {
+  const sk_unet_config *u = sk_model_get_unet(m);
+  const sk_model_config *c = sk_model_get_config(m);
+  if (u)
+    snprintf(buf, cap, "U-Net channels %d,%d,%d,%d, image %dx%dx%d, embed %d", u->channels[0],
+             u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
+             u->image[2], u->embed);
+  else
+    snprintf(buf, cap, "dim %d, hidden %d, depth %d", c->dim, c->hidden, c->depth);
+}
+
 /* Every tensor the model needs is in the file with the model's shape:
  * checked on the header alone, before the parameters are allocated. */
 static sk_status check_shapes(const char *path, const sk_safetensors *st, const sk_model *m,
-                              const sk_model_config *cfg, int use_ema) {
+                              int use_ema) {
   for (int i = 0; i < sk_model_num_tensors(m); i++) {
     char name[80];
     snprintf(name, sizeof name, "%s%s", use_ema ? "ema." : "", sk_model_tensor_name(m, i));
@@ -118,10 +204,10 @@ static sk_status check_shapes(const char *path, const sk_safetensors *st, const 
       char got[128], need[128];
       shape_str(got, sizeof got, ndim, shape);
       shape_str(need, sizeof need, want, sk_model_tensor_shape(m, i));
-      return sk__fail(SK_ERR_FORMAT,
-                      "%s: tensor %s is %s in the file, but the config (dim %d, hidden %d, depth "
-                      "%d) needs %s",
-                      path, name, got, cfg->dim, cfg->hidden, cfg->depth, need);
+      char conf[160];
+      config_str(conf, sizeof conf, m);
+      return sk__fail(SK_ERR_FORMAT, "%s: tensor %s is %s in the file, but the config (%s) needs %s",
+                      path, name, got, conf, need);
     }
   }
   return SK_OK;
@@ -154,41 +240,47 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   const char *kind = sk__json_string(sk__json_get(root, "kind"), &klen);
   const char *act = sk__json_string(sk__json_get(root, "activation"), &alen);
   sk_model_config cfg = {0};
-  if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
-      !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
-      hidden > 1 << 16 || depth < 1 || depth > 62) {
-    s = sk__fail(SK_ERR_FORMAT, "%s: model config lacks kind/activation/dim/hidden/depth or has "
-                                "them out of range", path);
-    goto done;
+  sk_unet_config unet;
+  memset(&unet, 0, sizeof unet);
+  sk_model *m = NULL;
+  if (kind && kind_parse(kind) == SK_MODEL_UNET) {
+    if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
+    m = sk__unet_layout(&unet);
+  } else {
+    if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
+        !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
+        hidden > 1 << 16 || depth < 1 || depth > 62) {
+      s = sk__fail(SK_ERR_FORMAT, "%s: model config lacks kind/activation/dim/hidden/depth or has "
+                                  "them out of range", path);
+      goto done;
+    }
+    get_int(root, "classes", &classes);
+    cfg.kind = kind_parse(kind);
+    cfg.act = sk_activation_parse(act);
+    cfg.dim = (int)dim;
+    cfg.hidden = (int)hidden;
+    cfg.depth = (int)depth;
+    cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
+    if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
+      s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path,
+                   kind, act);
+      goto done;
+    }
+    /* A config sk_model_new refuses is the file's fault; after this check a
+     * NULL from it can only mean memory. */
+    if (sk__model_check(&cfg) != SK_OK) {
+      char why[400]; /* copied: the message buffer is about to be rewritten */
+      snprintf(why, sizeof why, "%s", sk_last_error());
+      s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+      goto done;
+    }
+    m = sk__model_layout(&cfg);
   }
-  get_int(root, "classes", &classes);
-  cfg.kind = strcmp(kind, "mlp") == 0     ? SK_MODEL_MLP
-             : strcmp(kind, "ncmlp") == 0 ? SK_MODEL_NCMLP
-             : strcmp(kind, "classifier") == 0 ? SK_MODEL_CLASSIFIER
-                                               : SK_MODEL_KIND_COUNT;
-  cfg.act = sk_activation_parse(act);
-  cfg.dim = (int)dim;
-  cfg.hidden = (int)hidden;
-  cfg.depth = (int)depth;
-  cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
-  if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
-    s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path, kind, act);
-    goto done;
-  }
-  /* A config sk_model_new refuses is the file's fault; after this check a
-   * NULL from it can only mean memory. */
-  if (sk__model_check(&cfg) != SK_OK) {
-    char why[400]; /* copied: the message buffer is about to be rewritten */
-    snprintf(why, sizeof why, "%s", sk_last_error());
-    s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
-    goto done;
-  }
-  sk_model *m = sk__model_layout(&cfg);
   if (!m) {
     s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
     goto done;
   }
-  if ((s = check_shapes(path, st, m, &cfg, use_ema)) != SK_OK) {
+  if ((s = check_shapes(path, st, m, use_ema)) != SK_OK) {
     sk_model_free(m);
     goto done;
   }
@@ -233,6 +325,36 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     info->seed = (uint64_t)seed;
     const char *data = sk__json_string(sk__json_get(root, "data"), &dlen);
     if (data) snprintf(info->data, sizeof info->data, "%s", data);
+    /* Samples are multiplied by the scale and shaped as images: both must be
+     * sane, and the shape must be the model's dimension. */
+    const sk__json *scale = sk__json_get(root, "data_scale");
+    if (scale) {
+      if (!sk__json_number(scale, &v) || !((float)v > 0) || !isfinite((float)v)) {
+        s = sk__fail(SK_ERR_FORMAT, "%s: data_scale is not a positive number", path);
+        sk_model_free(m);
+        goto done;
+      }
+      info->data_scale = (float)v;
+    }
+    const sk__json *shape = sk__json_get(root, "image_shape");
+    if (shape) {
+      int64_t prod = 1;
+      int ok = sk__json_len(shape) == 3;
+      for (size_t i = 0; ok && i < 3; i++) {
+        ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
+             info->image_shape[i] >= 1 && info->image_shape[i] <= cfg.dim;
+        if (ok) prod *= info->image_shape[i];
+        ok = ok && prod <= cfg.dim;
+      }
+      if (!ok || prod != cfg.dim) {
+        s = sk__fail(SK_ERR_FORMAT,
+                     "%s: image_shape is not three positive integers whose product is dim %d",
+                     path, cfg.dim);
+        memset(info->image_shape, 0, sizeof info->image_shape);
+        sk_model_free(m);
+        goto done;
+      }
+    }
   }
   *out = m;
 done:

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "score/internal.h"
 #include "scorekit/score.h"
 
 static const char *const obj_names[SK_OBJ_COUNT] = {"esm", "dsm", "ssm", "ssm-vr", "ncsn",
@@ -100,7 +101,13 @@ static sk_status build(sk_model *m, sk_objective obj, int rows, sk_loss_graph *l
 
 sk_status sk_loss_graph_new(sk_model *m, sk_objective obj, int batch, int projections,
                             sk_loss_graph *out) {
+  return sk__loss_graph_new(m, obj, batch, projections, 0, out, NULL);
+}
+
+sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int projections,
+                             size_t arena_limit, sk_loss_graph *out, size_t *arena_bytes) {
   memset(out, 0, sizeof *out);
+  if (arena_bytes) *arena_bytes = 0;
   out->x = out->z = out->v = out->sigma = out->onehot = SK_NONE;
   const sk_model_config *c = sk_model_get_config(m);
   if (obj >= SK_OBJ_COUNT) return sk__fail(SK_ERR_INVALID, "loss: unknown objective");
@@ -115,7 +122,9 @@ sk_status sk_loss_graph_new(sk_model *m, sk_objective obj, int batch, int projec
   out->rows = batch * proj;
   out->g = sk_graph_new();
   if (!out->g) return sk__fail(SK_ERR_NOMEM, "loss: out of memory for the graph");
+  sk_graph_set_arena_limit(out->g, arena_limit);
   sk_status st = build(m, obj, out->rows, out);
+  if (arena_bytes) *arena_bytes = sk_graph_arena_bytes(out->g);
   if (st != SK_OK) sk_loss_graph_free(out);
   return st;
 }

@@ -9,6 +9,7 @@
 #include "core/internal.h"
 #include "io/json.h"
 #include "nn/internal.h"
+#include "score/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
@@ -27,7 +28,56 @@ struct sk_trainer {
   float *batch;   /* (batch, d) */
   int32_t *labels; /* (batch) */
   sk_adam_part *parts; /* (n_grads): where the graph leaves each gradient */
+  uint64_t fingerprint; /* of the data (data_fingerprint) */
+  int has_mismatch;     /* the last resume refused another run's state */
+  sk_run_mismatch mismatch;
 };
+
+/* A 64-bit fingerprint of the data set: its size, the bytes of its values
+ * and its labels, 8 at a time as little-endian words (an FNV-1a step on the
+ * word, folded so the high bits reach the low ones), then splitmix64's
+ * finaliser. Not cryptographic: it tells a resume that it was handed other
+ * data than its run's. About 5 GB/s. */
+static uint64_t fold_bytes(uint64_t h, const unsigned char *p, size_t n) {
+  const uint64_t prime = 0x100000001b3ULL;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w = 0;
+    for (int k = 7; k >= 0; k--) w = w << 8 | p[i + (size_t)k];
+    h = (h ^ w) * prime;
+    h ^= h >> 32;
+  }
+  for (; i < n; i++) h = (h ^ p[i]) * prime;
+  return h;
+}
+
+static uint64_t data_fingerprint(const sk_dataset *ds) {
+  const uint64_t n = (uint64_t)sk_dataset_size(ds), d = (uint64_t)sk_dataset_dim(ds);
+  const int32_t *labels = sk_dataset_labels(ds);
+  uint64_t h = 0xcbf29ce484222325ULL; /* FNV's offset basis */
+  const uint64_t head[3] = {n, d, labels != NULL};
+  for (int i = 0; i < 3; i++) h = (h ^ head[i]) * 0x100000001b3ULL;
+  h = fold_bytes(h, (const unsigned char *)sk_dataset_x(ds), (size_t)(n * d) * sizeof(float));
+  if (labels) h = fold_bytes(h, (const unsigned char *)labels, (size_t)n * sizeof(int32_t));
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
+}
+
+/* a + b and a × b, at most SIZE_MAX. */
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+static size_t sat_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+/* Bytes as "1.5 GiB", "12.0 MiB" or "800 KiB". */
+static const char *bytes_text(char *buf, size_t cap, size_t bytes) {
+  const double b = (double)bytes;
+  if (b >= 1024.0 * 1024 * 1024) snprintf(buf, cap, "%.1f GiB", b / (1024.0 * 1024 * 1024));
+  else if (b >= 1024.0 * 1024) snprintf(buf, cap, "%.1f MiB", b / (1024.0 * 1024));
+  else snprintf(buf, cap, "%.0f KiB", b / 1024.0);
+  return buf;
+}
 
 void sk_trainer_free(sk_trainer *t) {
   if (!t) return;
@@ -40,6 +90,11 @@ void sk_trainer_free(sk_trainer *t) {
 }
 
 sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg, sk_trainer **out) {
+  return sk_trainer_new_limited(m, ds, cfg, 0, out);
+}
+
+sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                                 size_t memory_limit, sk_trainer **out) {
   *out = NULL;
   const sk_model_config *mc = sk_model_get_config(m);
   const sk_objective o = cfg->objective;
@@ -79,12 +134,33 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
   if (laddered) memcpy(t->sigmas, cfg->sigmas, (size_t)cfg->n_sigmas * sizeof(float));
   t->cfg.sigmas = t->sigmas;
   if (t->cfg.projections < 1) t->cfg.projections = 1;
-  st = sk_loss_graph_new(m, o, cfg->batch, t->cfg.projections, &t->lg);
+  /* The memory the run takes, against the limit: the weights (the model's,
+   * already allocated), the EMA and Adam's two moments, a batch, and the
+   * loss graph's arena, whose size is known once it is planned, before it
+   * is allocated (so a graph that cannot fit is never touched). */
+  size_t np = sk_model_num_params(m);
+  const size_t batch_bytes =
+      sat_mul((size_t)cfg->batch, sat_add(sat_mul((size_t)mc->dim, sizeof(float)), sizeof(int32_t)));
+  const size_t fixed = sat_add(sat_mul(np, 4 * sizeof(float)), batch_bytes);
+  size_t arena = 0, arena_limit = 0;
+  if (memory_limit) arena_limit = memory_limit > fixed ? memory_limit - fixed : 1;
+  st = sk__loss_graph_new(m, o, cfg->batch, t->cfg.projections, arena_limit, &t->lg, &arena);
+  if (st == SK_ERR_NOMEM && memory_limit && arena &&
+      sat_add(fixed, arena) > memory_limit) {
+    char total[32], weights[32], graph[32], limit[32];
+    st = sk__fail(SK_ERR_NOMEM,
+                  "train: needs about %s, over the limit of %s: %zu parameters × 4 B × 4 "
+                  "(weights, EMA, Adam's two moments) = %s, and %s for the loss graph "
+                  "(gradients and the activations of a batch of %d)",
+                  bytes_text(total, sizeof total, sat_add(fixed, arena)),
+                  bytes_text(limit, sizeof limit, memory_limit), np,
+                  bytes_text(weights, sizeof weights, sat_mul(np, 4 * sizeof(float))),
+                  bytes_text(graph, sizeof graph, arena), cfg->batch);
+  }
   if (st != SK_OK) {
     sk__free(t);
     return st;
   }
-  size_t np = sk_model_num_params(m);
   t->adam = sk_adam_new(&cfg->adam, np, sk_model_params(m));
   t->batch = sk__malloc((size_t)cfg->batch * (size_t)mc->dim * sizeof(float));
   t->labels = sk__malloc((size_t)cfg->batch * sizeof(int32_t));
@@ -102,6 +178,7 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
   t->r_noise = sk_rng_make(cfg->seed, STREAM_NOISE);
   t->r_proj = sk_rng_make(cfg->seed, STREAM_PROJ);
   t->r_level = sk_rng_make(cfg->seed, STREAM_LEVEL);
+  t->fingerprint = data_fingerprint(ds);
   *out = t;
   return SK_OK;
 }
@@ -150,26 +227,32 @@ sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
    * thread updates the rows it computed, in the graph's own parallel region
    * (sk_adam_step_graph); nothing is updated if the loss is not finite. */
   sk_adam_part *parts = t->parts;
-  for (int i = 0; i < t->lg.n_grads; i++) {
+  int n_parts = 0, tensor[128];
+  for (int i = 0; i < t->lg.n_grads && n_parts < 128; i++) {
+    /* A fixed tensor (a U-Net's Fourier frequencies) is not trained: Adam
+     * leaves its weights and its EMA as they are. */
+    if (!sk_model_tensor_trainable(t->m, i)) continue;
     const int64_t n = sk_node_numel(g, t->lg.grads[i]);
     const int64_t rows = sk_model_tensor_shape(t->m, i)[0];
-    parts[i] = (sk_adam_part){sk_graph_data(g, t->lg.grads[i]), sk_model_tensor_offset(t->m, i),
-                              (size_t)rows, (size_t)(rows ? n / rows : 0)};
+    tensor[n_parts] = i;
+    parts[n_parts++] = (sk_adam_part){sk_graph_data(g, t->lg.grads[i]),
+                                      sk_model_tensor_offset(t->m, i), (size_t)rows,
+                                      (size_t)(rows ? n / rows : 0)};
   }
   const float *lp = sk_graph_data(g, t->lg.loss);
-  st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), t->lg.n_grads, parts, grad_norm);
+  st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), n_parts, parts, grad_norm);
   if (st != SK_OK && st != SK_ERR_NUMERIC) return st;
   const float l = lp[0];
   if (loss) *loss = l;
   if (!isfinite(l))
     return sk__fail(SK_ERR_NUMERIC, "step %lld: the loss is %g", (long long)t->step + 1, l);
   if (st == SK_ERR_NUMERIC) /* name the tensor and element */
-    for (int i = 0; i < t->lg.n_grads; i++)
+    for (int i = 0; i < n_parts; i++)
       for (size_t j = 0; j < parts[i].rows * parts[i].cols; j++)
         if (!(fabsf(parts[i].grad[j]) <= 1e18f))
           return sk__fail(SK_ERR_NUMERIC, "step %lld: the gradient of %s is %g at element %zu",
-                          (long long)t->step + 1, sk_model_tensor_name(t->m, i), parts[i].grad[j],
-                          j);
+                          (long long)t->step + 1, sk_model_tensor_name(t->m, tensor[i]),
+                          parts[i].grad[j], j);
   if (st != SK_OK) return st;
   t->step++;
   return SK_OK;
@@ -186,8 +269,13 @@ static sk_status join(char *buf, size_t cap, const char *dir, const char *file) 
 /* The architecture as one string, so a resume into another model fails. */
 static void arch_string(const sk_model *m, char *buf, size_t cap) {
   const sk_model_config *c = sk_model_get_config(m);
-  snprintf(buf, cap, "%d/%d/%d/%d/%d/%s", (int)c->kind, c->dim, c->hidden, c->depth, c->classes,
-           sk_activation_name(c->act));
+  int n = snprintf(buf, cap, "%d/%d/%d/%d/%d/%s", (int)c->kind, c->dim, c->hidden, c->depth,
+                   c->classes, sk_activation_name(c->act));
+  const sk_unet_config *u = sk_model_get_unet(m);
+  if (u && n > 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, "/%d,%d,%d,%d/%dx%dx%d/%d/%.9g", u->channels[0],
+             u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
+             u->image[2], u->embed, (double)u->embed_scale);
 }
 
 /* The counters of the state metadata, in the order they are written. */
@@ -210,9 +298,36 @@ static void get_counters(const sk_trainer *t, uint64_t v[N_COUNTERS]) {
   memcpy(v, c, sizeof c);
 }
 
-/* The state metadata: {"arch":"...","step":"12",...}, through the same JSON
- * writer as the safetensors header. Counters are decimal strings because a
- * JSON number is a double to most readers and would lose bits past 2^53. */
+/* The largest step or epoch count a state may hold: 2^53, the integers any
+ * JSON reader holds exactly, and more steps than any run takes. */
+#define MAX_COUNT (UINT64_C(1) << 53)
+
+static int is_laddered(sk_objective o) { return o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER; }
+
+/* Whether the trainer's σ shapes its run: dsm's noise, or the level a
+ * noise-conditional model is trained at by a single-level objective. */
+static int uses_sigma(const sk_trainer *t) {
+  const sk_objective o = t->cfg.objective;
+  return o == SK_OBJ_DSM || (!is_laddered(o) && sk_model_get_config(t->m)->kind != SK_MODEL_MLP);
+}
+
+static int uses_projections(sk_objective o) { return o == SK_OBJ_SSM || o == SK_OBJ_SSM_VR; }
+
+/* The optimiser's settings in the state's "run", in this order. */
+enum { N_ADAM = 6 };
+static const char *const adam_keys[N_ADAM] = {"lr", "beta1", "beta2", "eps", "clip", "ema"};
+
+static void adam_values(const sk_adam_config *a, float v[N_ADAM]) {
+  const float c[N_ADAM] = {a->lr, a->beta1, a->beta2, a->eps, a->clip_norm, a->ema_rate};
+  memcpy(v, c, sizeof c);
+}
+
+/* The state metadata: {"arch":"...","step":"12",...,"run":{...}}, through
+ * the same JSON writer as the safetensors header. Counters are decimal
+ * strings because a JSON number is a double to most readers and would lose
+ * bits past 2^53 (so is the seed). "run" holds what defines the run, which a
+ * resume must match: the objective and its settings, the batch size, the
+ * seed, the optimiser's settings and the data's size and fingerprint. */
 static sk_status state_json(const sk_trainer *t, sk__jbuf *b) {
   char arch[128], num[32];
   arch_string(t->m, arch, sizeof arch);
@@ -227,7 +342,44 @@ static sk_status state_json(const sk_trainer *t, sk__jbuf *b) {
     int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v[i]);
     sk__jbuf_string(b, num, (size_t)n);
   }
-  return sk__jbuf_puts(b, "}");
+  const sk_train_config *c = &t->cfg;
+  const char *obj = sk_objective_name(c->objective);
+  sk__jbuf_puts(b, ",\"run\":{\"objective\":");
+  sk__jbuf_string(b, obj, strlen(obj));
+  sk__jbuf_puts(b, ",\"sigmas\":[");
+  const int ns = is_laddered(c->objective) ? c->n_sigmas : 0;
+  for (int i = 0; i < ns; i++) {
+    if (i) sk__jbuf_puts(b, ",");
+    sk__jbuf_float(b, t->sigmas[i]);
+  }
+  sk__jbuf_puts(b, "],\"sigma\":");
+  sk__jbuf_float(b, uses_sigma(t) ? c->sigma : 0.0f);
+  sk__jbuf_puts(b, ",\"batch\":");
+  sk__jbuf_int(b, c->batch);
+  sk__jbuf_puts(b, ",\"projections\":");
+  sk__jbuf_int(b, c->projections);
+  sk__jbuf_puts(b, c->rademacher ? ",\"rademacher\":true" : ",\"rademacher\":false");
+  int n = snprintf(num, sizeof num, "%llu", (unsigned long long)c->seed);
+  sk__jbuf_puts(b, ",\"seed\":");
+  sk__jbuf_string(b, num, (size_t)n);
+  float av[N_ADAM];
+  adam_values(&c->adam, av);
+  for (int i = 0; i < N_ADAM; i++) {
+    sk__jbuf_puts(b, ",");
+    sk__jbuf_string(b, adam_keys[i], strlen(adam_keys[i]));
+    sk__jbuf_puts(b, ":");
+    sk__jbuf_float(b, av[i]);
+  }
+  sk__jbuf_puts(b, ",\"rows\":");
+  sk__jbuf_int(b, sk_dataset_size(t->ds));
+  sk__jbuf_puts(b, ",\"dim\":");
+  sk__jbuf_int(b, sk_dataset_dim(t->ds));
+  sk__jbuf_puts(b, ",\"labels\":");
+  sk__jbuf_int(b, sk_dataset_labels(t->ds) ? sk_dataset_classes(t->ds) : 0);
+  n = snprintf(num, sizeof num, "%016llx", (unsigned long long)t->fingerprint);
+  sk__jbuf_puts(b, ",\"fingerprint\":");
+  sk__jbuf_string(b, num, (size_t)n);
+  return sk__jbuf_puts(b, "}}");
 }
 
 sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info) {
@@ -275,9 +427,217 @@ static int parse_counter(const char *s, size_t n, int is_int64, uint64_t *out) {
   return 1;
 }
 
-/* Reads the state metadata of `path` into v, after checking it was saved
- * for this architecture. */
-static sk_status parse_state(const sk_trainer *t, const char *path, const char *meta,
+/* The saved run ("run" of the state), read and range-checked. */
+typedef struct saved_run {
+  sk_objective objective;
+  int n_sigmas;
+  float sigmas[SK_MAX_LEVELS];
+  float sigma;
+  int64_t batch, projections, rows, dim, labels;
+  bool rademacher;
+  uint64_t seed, fingerprint;
+  float adam[N_ADAM];
+} saved_run;
+
+/* A number of "run" that is finite as a float and within [lo, hi]. */
+static int run_float(const sk__json *run, const char *key, double lo, double hi, float *out) {
+  double v;
+  if (!sk__json_number(sk__json_get(run, key), &v) || !(v >= lo && v <= hi)) return 0;
+  const float f = (float)v;
+  if (!isfinite(f)) return 0;
+  *out = f;
+  return 1;
+}
+
+static int run_int(const sk__json *run, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+  int64_t v;
+  if (!sk__json_int(sk__json_get(run, key), &v) || v < lo || v > hi) return 0;
+  *out = v;
+  return 1;
+}
+
+static sk_status bad_run_field(const char *what, const char *key, const char *expected) {
+  return sk__fail(SK_ERR_FORMAT, "%s: \"run.%s\" is missing or not %s", what, key, expected);
+}
+
+static sk_status parse_run(const sk__json *run, const char *what, saved_run *r) {
+  size_t n;
+  const char *obj = sk__json_string(sk__json_get(run, "objective"), &n);
+  r->objective = obj && strlen(obj) == n ? sk_objective_parse(obj) : SK_OBJ_COUNT;
+  if (r->objective == SK_OBJ_COUNT) return bad_run_field(what, "objective", "an objective's name");
+  const sk__json *sig = sk__json_get(run, "sigmas");
+  if (sk__json_type(sig) != SK__JSON_ARRAY || sk__json_len(sig) > SK_MAX_LEVELS)
+    return bad_run_field(what, "sigmas", "an array of at most 1024 noise levels");
+  r->n_sigmas = (int)sk__json_len(sig);
+  for (int i = 0; i < r->n_sigmas; i++) {
+    double v;
+    if (!sk__json_number(sk__json_at(sig, (size_t)i), &v) || !(v > 0) || !isfinite((float)v) ||
+        !((float)v > 0))
+      return sk__fail(SK_ERR_FORMAT, "%s: \"run.sigmas\"[%d] is not a positive float", what, i);
+    r->sigmas[i] = (float)v;
+  }
+  if (!run_float(run, "sigma", 0, 1e30, &r->sigma))
+    return bad_run_field(what, "sigma", "a float >= 0");
+  if (!run_int(run, "batch", 1, 1 << 20, &r->batch))
+    return bad_run_field(what, "batch", "an integer in 1..1048576");
+  if (!run_int(run, "projections", 1, 1 << 24, &r->projections))
+    return bad_run_field(what, "projections", "an integer in 1..16777216");
+  if (!sk__json_bool(sk__json_get(run, "rademacher"), &r->rademacher))
+    return bad_run_field(what, "rademacher", "true or false");
+  const char *seed = sk__json_string(sk__json_get(run, "seed"), &n);
+  if (!parse_counter(seed, n, 0, &r->seed))
+    return bad_run_field(what, "seed", "a decimal string of a 64-bit seed");
+  static const double lo[N_ADAM] = {1e-30, 0, 0, 1e-30, 0, 0}, hi[N_ADAM] = {1e30, 1, 1, 1e30, 1e30, 1};
+  for (int i = 0; i < N_ADAM; i++)
+    if (!run_float(run, adam_keys[i], lo[i], hi[i], &r->adam[i]))
+      return bad_run_field(what, adam_keys[i], "a number in range");
+  sk_adam_config ac = {r->adam[0], r->adam[1], r->adam[2], r->adam[3], r->adam[4], r->adam[5]};
+  if (sk__adam_check(&ac) != SK_OK)
+    return sk__fail(SK_ERR_FORMAT, "%s: \"run\" holds optimiser settings out of range: %s", what,
+                    sk_last_error());
+  if (!run_int(run, "rows", 1, INT64_C(0xffffffff), &r->rows))
+    return bad_run_field(what, "rows", "an integer in 1..2^32-1");
+  if (!run_int(run, "dim", 1, 1 << 30, &r->dim))
+    return bad_run_field(what, "dim", "a positive integer");
+  if (!run_int(run, "labels", 0, (1 << 24) + 1, &r->labels))
+    return bad_run_field(what, "labels", "a number of classes");
+  const char *fp = sk__json_string(sk__json_get(run, "fingerprint"), &n);
+  int hex = fp && n == 16;
+  for (size_t i = 0; hex && i < n; i++)
+    hex = (fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f');
+  if (!hex) return bad_run_field(what, "fingerprint", "16 hexadecimal digits");
+  r->fingerprint = strtoull(fp, NULL, 16);
+  return SK_OK;
+}
+
+/* Records that the state is another run's and fails naming the setting. */
+static sk_status differs(sk_trainer *t, const char *path, const char *setting, const char *ours,
+                         const char *saved) {
+  t->has_mismatch = 1;
+  snprintf(t->mismatch.setting, sizeof t->mismatch.setting, "%s", setting);
+  snprintf(t->mismatch.ours, sizeof t->mismatch.ours, "%s", ours);
+  snprintf(t->mismatch.saved, sizeof t->mismatch.saved, "%s", saved);
+  return sk__fail(SK_ERR_INVALID, "%s: %s %s differs from the run's %s", path, setting, ours,
+                  saved);
+}
+
+/* Two floats that differ, as text that tells them apart. */
+static sk_status float_differs(sk_trainer *t, const char *path, const char *setting, float ours,
+                               float saved) {
+  char a[48], b[48];
+  snprintf(a, sizeof a, "%g", (double)ours);
+  snprintf(b, sizeof b, "%g", (double)saved);
+  if (!strcmp(a, b)) {
+    snprintf(a, sizeof a, "%.9g", (double)ours);
+    snprintf(b, sizeof b, "%.9g", (double)saved);
+  }
+  return differs(t, path, setting, a, b);
+}
+
+static sk_status int_differs(sk_trainer *t, const char *path, const char *setting,
+                             long long ours, long long saved) {
+  char a[32], b[32];
+  snprintf(a, sizeof a, "%lld", ours);
+  snprintf(b, sizeof b, "%lld", saved);
+  return differs(t, path, setting, a, b);
+}
+
+static void ladder_text(char *buf, size_t cap, int n, const float *s) {
+  if (n == 0) snprintf(buf, cap, "(none)");
+  else if (n == 1) snprintf(buf, cap, "1 level %g", (double)s[0]);
+  else snprintf(buf, cap, "%d levels %g ... %g", n, (double)s[0], (double)s[n - 1]);
+}
+
+/* The architecture strings differ: name the first part that does (kind,
+ * dim, hidden, depth, classes, activation; "arch" for anything after). */
+static sk_status arch_differs(sk_trainer *t, const char *path, const char *ours,
+                              const char *saved) {
+  static const char *const names[6] = {"model", "dim", "hidden", "depth", "classes", "activation"};
+  static const char *const kinds[SK_MODEL_KIND_COUNT] = {
+      [SK_MODEL_MLP] = "mlp", [SK_MODEL_NCMLP] = "ncmlp", [SK_MODEL_CLASSIFIER] = "classifier",
+      [SK_MODEL_UNET] = "unet"};
+  const char *a = ours, *b = saved;
+  for (int part = 0; part < 6; part++) {
+    const size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+    if (la != lb || memcmp(a, b, la) != 0) {
+      char x[96], y[96];
+      snprintf(x, sizeof x, "%.*s", (int)SK_MIN(la, 90), a);
+      snprintf(y, sizeof y, "%.*s", (int)SK_MIN(lb, 90), b);
+      for (int k = 0; part == 0 && k < SK_MODEL_KIND_COUNT; k++) {
+        char num[4];
+        snprintf(num, sizeof num, "%d", k);
+        if (!strcmp(x, num)) snprintf(x, sizeof x, "%s", kinds[k]);
+        if (!strcmp(y, num)) snprintf(y, sizeof y, "%s", kinds[k]);
+      }
+      return differs(t, path, names[part], x, y);
+    }
+    if (!a[la] || !b[lb]) break;
+    a += la + 1;
+    b += lb + 1;
+  }
+  return differs(t, path, "arch", ours, saved);
+}
+
+/* The saved run against this trainer, in the order of the header's list. */
+static sk_status same_run(sk_trainer *t, const char *path, const char *arch,
+                          const saved_run *r) {
+  const sk_train_config *c = &t->cfg;
+  char want[128], x[96], y[96];
+  if (r->objective != c->objective)
+    return differs(t, path, "objective", sk_objective_name(c->objective),
+                   sk_objective_name(r->objective));
+  arch_string(t->m, want, sizeof want);
+  if (strcmp(arch, want) != 0) return arch_differs(t, path, want, arch);
+  if (r->seed != c->seed) {
+    snprintf(x, sizeof x, "%llu", (unsigned long long)c->seed);
+    snprintf(y, sizeof y, "%llu", (unsigned long long)r->seed);
+    return differs(t, path, "seed", x, y);
+  }
+  if (r->rows != sk_dataset_size(t->ds))
+    return int_differs(t, path, "rows", sk_dataset_size(t->ds), r->rows);
+  const int labels = sk_dataset_labels(t->ds) ? sk_dataset_classes(t->ds) : 0;
+  if (r->labels != labels || r->dim != sk_dataset_dim(t->ds))
+    return int_differs(t, path, "labels", labels, r->labels);
+  if (r->fingerprint != t->fingerprint) {
+    snprintf(x, sizeof x, "fingerprint %016llx", (unsigned long long)t->fingerprint);
+    snprintf(y, sizeof y, "%016llx", (unsigned long long)r->fingerprint);
+    return differs(t, path, "data", x, y);
+  }
+  if (is_laddered(c->objective)) {
+    int same = r->n_sigmas == c->n_sigmas;
+    for (int i = 0; same && i < r->n_sigmas; i++) same = r->sigmas[i] == t->sigmas[i];
+    if (!same) {
+      ladder_text(x, sizeof x, c->n_sigmas, t->sigmas);
+      ladder_text(y, sizeof y, r->n_sigmas, r->sigmas);
+      if (!strcmp(x, y)) /* the same ends: name the first level that differs */
+        for (int i = 0; i < r->n_sigmas; i++)
+          if (r->sigmas[i] != t->sigmas[i]) {
+            snprintf(x, sizeof x, "(level %d) %.9g", i + 1, (double)t->sigmas[i]);
+            snprintf(y, sizeof y, "%.9g", (double)r->sigmas[i]);
+            break;
+          }
+      return differs(t, path, "sigmas", x, y);
+    }
+  }
+  if (uses_sigma(t) && r->sigma != c->sigma) return float_differs(t, path, "sigma", c->sigma, r->sigma);
+  if (r->batch != c->batch) return int_differs(t, path, "batch", c->batch, r->batch);
+  if (uses_projections(c->objective)) {
+    if (r->projections != c->projections)
+      return int_differs(t, path, "projections", c->projections, r->projections);
+    if (r->rademacher != (c->rademacher != 0))
+      return differs(t, path, "rademacher", c->rademacher ? "on" : "off",
+                     r->rademacher ? "on" : "off");
+  }
+  float av[N_ADAM];
+  adam_values(&c->adam, av);
+  for (int i = 0; i < N_ADAM; i++)
+    if (av[i] != r->adam[i]) return float_differs(t, path, adam_keys[i], av[i], r->adam[i]);
+  return SK_OK;
+}
+
+/* Reads the state metadata of `path` into v, after checking every field and
+ * that it was saved by this trainer's run. */
+static sk_status parse_state(sk_trainer *t, const char *path, const char *meta,
                              uint64_t v[N_COUNTERS]) {
   char what[4200];
   snprintf(what, sizeof what, "%s: training state", path);
@@ -287,13 +647,21 @@ static sk_status parse_state(const sk_trainer *t, const char *path, const char *
   const sk__json *root = sk__json_root(doc);
   size_t n;
   const char *arch = sk__json_string(sk__json_get(root, "arch"), &n);
-  char want[128];
-  arch_string(t->m, want, sizeof want);
-  if (!arch) {
+  const sk__json *run = sk__json_get(root, "run");
+  saved_run *r = sk__malloc(sizeof *r);
+  if (!r) {
+    st = sk__fail(SK_ERR_NOMEM, "%s: out of memory", what);
+  } else if (!arch || n != strlen(arch) || n > 127) {
     st = sk__fail(SK_ERR_FORMAT, "%s: \"arch\" is missing or not a string", what);
-  } else if (n != strlen(want) || memcmp(arch, want, n) != 0) {
-    st = sk__fail(SK_ERR_INVALID, "%s: saved for another architecture (%.64s) than this run's (%s)",
-                  path, arch, want);
+  } else if (!run) {
+    st = sk__fail(SK_ERR_FORMAT,
+                  "%s: no \"run\": saved without the settings of its run (by an older scorekit), "
+                  "so a resume cannot check that it continues the same run; start it again",
+                  what);
+  } else if (sk__json_type(run) != SK__JSON_OBJECT) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"run\" is not an object", what);
+  } else {
+    st = parse_run(run, what, r);
   }
   for (int i = 0; st == SK_OK && i < N_COUNTERS; i++) {
     const char *s = sk__json_string(sk__json_get(root, counter_keys[i]), &n);
@@ -301,12 +669,58 @@ static sk_status parse_state(const sk_trainer *t, const char *path, const char *
       st = sk__fail(SK_ERR_FORMAT, "%s: \"%s\" is missing or not a decimal string of a counter",
                     what, counter_keys[i]);
   }
+  if (st == SK_OK) st = same_run(t, path, arch, r);
+  /* The counters' ranges and relations: every state a trainer writes has
+   * them, and a step from one that lacks them could overflow a count. */
+  const uint64_t step = v[0], adam_steps = v[1], data = v[2], epoch = v[6], cursor = v[7],
+                 erng = v[8], erng_seed = v[9], erng_stream = v[10];
+  if (st != SK_OK) {
+  } else if (step > MAX_COUNT) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"step\" %llu is beyond 2^53", what, (unsigned long long)step);
+  } else if (adam_steps != step) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"adam_steps\" %llu differs from \"step\" %llu", what,
+                  (unsigned long long)adam_steps, (unsigned long long)step);
+  } else if (epoch > MAX_COUNT) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"epoch\" %llu is beyond 2^53", what,
+                  (unsigned long long)epoch);
+  } else if (cursor > (uint64_t)r->rows) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"cursor\" %llu is beyond the data's %lld rows", what,
+                  (unsigned long long)cursor, (long long)r->rows);
+  } else if (epoch > 0 && cursor == 0) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"cursor\" is 0 in epoch %llu (only the first epoch starts "
+                  "at 0)", what, (unsigned long long)epoch);
+  } else if ((epoch > 0 || cursor > 0) &&
+             (erng_seed != t->cfg.seed || erng_stream != STREAM_DATA || erng > data)) {
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"epoch_rng\" (offset %llu, seed %llu, stream %llu) is not "
+                  "a position of the run's data stream (at %llu, seed %llu, stream %d)", what,
+                  (unsigned long long)erng, (unsigned long long)erng_seed,
+                  (unsigned long long)erng_stream, (unsigned long long)data,
+                  (unsigned long long)t->cfg.seed, (int)STREAM_DATA);
+  }
+  sk__free(r);
   sk__json_doc_free(doc);
   return st;
 }
 
+int sk_trainer_resume_mismatch(const sk_trainer *t, sk_run_mismatch *out) {
+  if (!t || !t->has_mismatch) return 0;
+  if (out) *out = t->mismatch;
+  return 1;
+}
+
+/* A state tensor: rank 1, np elements. */
+static sk_status check_tensor(const char *path, const char *name, const sk_tensor *x, size_t np) {
+  if (sk_tensor_ndim(x) != 1 || sk_tensor_numel(x) != (int64_t)np)
+    return sk__fail(SK_ERR_INVALID,
+                    "%s: \"%s\" has %lld elements in %d dimensions; this model has %zu "
+                    "parameters (a flat tensor)",
+                    path, name, (long long)sk_tensor_numel(x), sk_tensor_ndim(x), np);
+  return SK_OK;
+}
+
 sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
   char path[4096];
+  t->has_mismatch = 0;
   sk_status st = join(path, sizeof path, dir, "state.safetensors");
   if (st != SK_OK) return st;
   const size_t np = sk_model_num_params(t->m);
@@ -325,15 +739,26 @@ sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
     return sk__fail(SK_ERR_FORMAT, "%s: not a scorekit training state", path);
   }
   st = parse_state(t, path, meta, v);
+  if (st == SK_OK) st = check_tensor(path, "params", tp, np);
+  if (st == SK_OK) st = check_tensor(path, "ema", te, np);
+  if (st == SK_OK) st = check_tensor(path, "adam.m", tm, np);
+  if (st == SK_OK) st = check_tensor(path, "adam.v", tv, np);
+  const float *sv = st == SK_OK ? sk_tensor_cdata(tv) : NULL;
+  for (size_t i = 0; sv && i < np; i++)
+    if (!(sv[i] >= 0)) {
+      st = sk__fail(SK_ERR_FORMAT, "%s: \"adam.v\" element %zu is %g; a second moment is never "
+                    "negative", path, i, (double)sv[i]);
+      break;
+    }
+  /* The data position first: the one restore that could fail (it cannot
+   * after the checks above), so that a failure restores nothing. */
+  if (st == SK_OK) {
+    sk_dataset_pos pos = {(int64_t)v[6], (int64_t)v[7], {v[9], v[10], v[8]}};
+    st = sk_dataset_set_pos(t->ds, pos);
+  }
   if (st != SK_OK) {
     sk_safetensors_free(sf);
     return st;
-  }
-  if (sk_tensor_numel(tp) != (int64_t)np || sk_tensor_numel(te) != (int64_t)np ||
-      sk_tensor_numel(tm) != (int64_t)np || sk_tensor_numel(tv) != (int64_t)np) {
-    sk_safetensors_free(sf);
-    return sk__fail(SK_ERR_INVALID, "%s: saved for a model of %lld parameters, this one has %zu",
-                    path, (long long)sk_tensor_numel(tp), np);
   }
   memcpy(sk_model_params(t->m), sk_tensor_cdata(tp), np * sizeof(float));
   memcpy(sk_adam_ema(t->adam), sk_tensor_cdata(te), np * sizeof(float));
@@ -345,8 +770,6 @@ sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
   t->r_noise.offset = v[3];
   t->r_proj.offset = v[4];
   t->r_level.offset = v[5];
-  sk_dataset_pos pos = {(int64_t)v[6], (int64_t)v[7], {v[9], v[10], v[8]}};
-  st = sk_dataset_set_pos(t->ds, pos);
   sk_safetensors_free(sf);
-  return st;
+  return SK_OK;
 }

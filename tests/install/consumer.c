@@ -1,9 +1,11 @@
 /* A program built against an installed scorekit (tests/install_consumer.sh),
  * as C or as C++: builds f = sum(softplus(x W^T)) and its gradient, runs it,
- * checks the values, the version and the error channel. Exit 0 on success. */
+ * checks the values, the version and the error channel, and reads a gzipped
+ * IDX file (so the link brings zlib). Exit 0 on success. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <scorekit/scorekit.h>
 
@@ -77,5 +79,27 @@ int main(void) {
   expect(sk_graph_compile(h, 1, &bad) != SK_OK, "compiling a shape error succeeded");
   expect(sk_last_error()[0] != '\0', "no message for a shape error");
   sk_graph_free(h);
+
+  /* gzip(00 00 08 01 | 00 00 00 03 | 07 08 09): uint8, shape (3). */
+  static const unsigned char idx_gz[] = {
+      0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x63, 0x60,
+      0xe0, 0x60, 0x64, 0x60, 0x60, 0x60, 0x66, 0xe7, 0xe0, 0x04, 0x00, 0xad,
+      0x98, 0x0a, 0xba, 0x0b, 0x00, 0x00, 0x00};
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/sk_consumer_%d.idx.gz", (int)getpid());
+  FILE *gz = fopen(path, "wb");
+  expect(gz && fwrite(idx_gz, 1, sizeof idx_gz, gz) == sizeof idx_gz && fclose(gz) == 0,
+         "cannot write the IDX file");
+  sk_tensor *t = NULL;
+  sk_dtype dt = SK_DTYPE_COUNT;
+  st = sk_idx_load(path, &t, &dt);
+  expect(st == SK_OK, sk_last_error());
+  if (st == SK_OK) {
+    expect(dt == SK_DTYPE_U8 && sk_tensor_ndim(t) == 1 && sk_tensor_shape(t)[0] == 3 &&
+               sk_tensor_cdata(t)[0] == 7 && sk_tensor_cdata(t)[2] == 9,
+           "the gzipped IDX file read back wrong");
+    sk_tensor_free(t);
+  }
+  remove(path);
   return fails ? 1 : 0;
 }

@@ -36,8 +36,12 @@ int cli_float(const char *flag, const char *s, double lo, double hi, double *out
 /* A comma-separated list of positive floats. */
 int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n);
 
-/* A data set from a built-in name (n points drawn from seed), a .csv or a .npy
- * file (labels from a CSV column or a .npy label file). */
+/* A data set from a built-in 2-D set (n points drawn from seed), the image
+ * sets fashion-mnist and fashion-mnist-test (Debian's dataset-fashion-mnist),
+ * or a .csv, .npy or IDX file (labels from a CSV column, or a .npy or IDX
+ * label file). A file or image set gives its first n rows, or all for n = 0.
+ * Arrays of rank 3 and 4 are images (n, h, w) and (n, c, h, w): uint8 pixels
+ * are divided by 255, other types kept as they are (sk_dataset_new_images). */
 int cli_load_data(const char *spec, long long n, unsigned long long seed, int label_column,
                   const char *labels_path, sk_dataset **out);
 

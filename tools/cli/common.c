@@ -1,5 +1,7 @@
 /* Flag parsing that rejects anything that is not exactly a number in range,
- * checking output paths, allocation, and loading a data set by name or file. */
+ * checking output paths, allocation, and loading a data set by name or file
+ * (rows or images). */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -153,16 +155,85 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* IDX files by the names they go by: x.idx, x.idx.gz, and the MNIST
+ * family's train-images-idx3-ubyte(.gz). */
+static int is_idx_name(const char *s) {
+  return ends_with(s, ".idx") || ends_with(s, ".idx.gz") || ends_with(s, "-ubyte") ||
+         ends_with(s, "-ubyte.gz");
+}
+
+/* Debian's dataset-fashion-mnist installs the four files here;
+ * SCOREKIT_FASHION_MNIST names another directory holding them. */
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* dir/base.gz or dir/base, whichever exists, into path; 0 when neither. */
+static int find_file(const char *dir, const char *base, char *path, size_t cap) {
+  struct stat st;
+  snprintf(path, cap, "%s/%s.gz", dir, base);
+  if (stat(path, &st) == 0) return 1;
+  snprintf(path, cap, "%s/%s", dir, base);
+  return stat(path, &st) == 0;
+}
+
+/* The image and label files of a named image set; 0 with a message when the
+ * name is one but its files are missing, -1 when it is not such a name. */
+static int image_set_files(const char *spec, char *images, char *labels, size_t cap) {
+  const char *split = !strcmp(spec, "fashion-mnist")        ? "train"
+                      : !strcmp(spec, "fashion-mnist-test") ? "t10k"
+                                                            : NULL;
+  if (!split) return -1;
+  const char *dir = getenv("SCOREKIT_FASHION_MNIST");
+  if (!dir || !*dir) dir = FASHION_MNIST_DIR;
+  char base[64];
+  snprintf(base, sizeof base, "%s-images-idx3-ubyte", split);
+  int ok = find_file(dir, base, images, cap);
+  if (ok) {
+    snprintf(base, sizeof base, "%s-labels-idx1-ubyte", split);
+    ok = find_file(dir, base, labels, cap);
+  }
+  if (!ok)
+    cli_fail("%s: no %s(.gz) in %s (install Debian's dataset-fashion-mnist, or set "
+             "SCOREKIT_FASHION_MNIST to a directory holding the MNIST-format files)",
+             spec, base, dir);
+  return ok;
+}
+
+/* Replaces *t by its first n rows (n <= its first dimension). */
+static int keep_first(sk_tensor **t, int64_t n) {
+  int64_t shape[SK_MAX_DIMS];
+  const int nd = sk_tensor_ndim(*t);
+  memcpy(shape, sk_tensor_shape(*t), (size_t)nd * sizeof shape[0]);
+  if (shape[0] == n) return 1;
+  const size_t row = (size_t)(sk_tensor_numel(*t) / shape[0]);
+  shape[0] = n;
+  sk_tensor *u = sk_tensor_new(nd, shape);
+  if (!u) return 0;
+  memcpy(sk_tensor_data(u), sk_tensor_cdata(*t), (size_t)n * row * sizeof(float));
+  sk_tensor_free(*t);
+  *t = u;
+  return 1;
+}
+
+static sk_status load_labels(const char *path, sk_tensor **out) {
+  if (ends_with(path, ".npy")) return sk_npy_load(path, out);
+  if (is_idx_name(path)) return sk_idx_load(path, out, NULL);
+  return sk_set_error(SK_ERR_UNSUPPORTED,
+                      "%s: labels come in a .npy or an IDX file (.idx, .idx.gz)", path);
+}
+
 int cli_load_data(const char *spec, long long n, unsigned long long seed, int label_column,
                   const char *labels_path, sk_dataset **out) {
   sk_tensor *x = NULL, *labels = NULL;
+  sk_dtype dtype = SK_DTYPE_F32;
   sk_status st;
-  int classes = sk_toy_classes(spec);
+  char image_path[4096], label_path[4096];
+  const char *file = spec; /* what the rows came from, for messages */
+  int classes = sk_toy_classes(spec), named = 0;
   /* Label flags that do not apply to this data would be ignored. */
   if (label_column >= 0 && !ends_with(spec, ".csv"))
     return cli_fail("--label-column: applies to a .csv data file, not \"%s\"", spec), 0;
-  if (labels_path && !ends_with(spec, ".npy"))
-    return cli_fail("--labels: applies to a .npy data file, not \"%s\"%s", spec,
+  if (labels_path && (classes >= 0 || ends_with(spec, ".csv")))
+    return cli_fail("--labels: applies to a .npy or IDX data file, not \"%s\"%s", spec,
                     ends_with(spec, ".csv") ? " (a CSV file's labels are a column: --label-column)" : ""),
            0;
   if (classes >= 0) {
@@ -181,32 +252,27 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
         for (long long i = 0; i < n; i++) sk_tensor_data(labels)[i] = (float)lab[i];
     }
     free(lab);
+    n = 0; /* drawn to size */
+  } else if ((named = image_set_files(spec, image_path, label_path, sizeof image_path)) >= 0) {
+    if (!named) return 0;
+    if (labels_path) return cli_fail("--labels: %s comes with its own labels", spec), 0;
+    file = image_path;
+    labels_path = label_path;
+    st = sk_idx_load(image_path, &x, &dtype);
   } else if (ends_with(spec, ".csv")) {
     sk_csv_options opt = sk_csv_options_default();
     opt.label_column = label_column;
     st = sk_csv_load(spec, &opt, &x, label_column >= 0 ? &labels : NULL);
   } else if (ends_with(spec, ".npy")) {
-    st = sk_npy_load(spec, &x);
-    if (st == SK_OK && sk_tensor_ndim(x) != 2) {
-      int rank = sk_tensor_ndim(x);
-      sk_tensor_free(x);
-      return cli_fail("%s: expected a 2-D array (rows, dimensions), got rank %d", spec, rank), 0;
-    }
-    if (st == SK_OK && labels_path) {
-      st = sk_npy_load(labels_path, &labels);
-      if (st == SK_OK && (sk_tensor_ndim(labels) != 1 || sk_tensor_shape(labels)[0] != sk_tensor_shape(x)[0])) {
-        long long rows = (long long)sk_tensor_shape(x)[0];
-        sk_tensor_free(x);
-        sk_tensor_free(labels);
-        return cli_fail("%s: expected %lld labels in a 1-D array", labels_path, rows), 0;
-      }
-    }
+    st = sk_npy_load_typed(spec, &x, &dtype);
+  } else if (is_idx_name(spec)) {
+    st = sk_idx_load(spec, &x, &dtype);
   } else {
     fputs("scorekit: --data: unknown data set or file type \"", stderr);
     fputs(spec, stderr);
     fputs("\"; built-in sets:", stderr);
     for (int i = 0; i < sk_toy_count(); i++) fprintf(stderr, " %s", sk_toy_name(i));
-    fputs("; files: .csv, .npy\n", stderr);
+    fputs(" fashion-mnist fashion-mnist-test; files: .csv, .npy, .idx[.gz]\n", stderr);
     return 0;
   }
   if (st != SK_OK) {
@@ -215,13 +281,51 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
     cli_fail("%s", sk_last_error());
     return 0;
   }
-  st = sk_dataset_new(x, labels, out); /* takes both */
+  const int rank = sk_tensor_ndim(x), images = rank == 3 || rank == 4;
+  const long long rows = rank > 0 ? (long long)sk_tensor_shape(x)[0] : 0;
+  if (rank != 2 && !images) {
+    sk_tensor_free(x);
+    return cli_fail("%s: expected rows (n, d) or images (n, h, w) or (n, c, h, w), got rank %d",
+                    file, rank), 0;
+  }
+  if (classes < 0 && !ends_with(spec, ".csv") && labels_path) {
+    st = load_labels(labels_path, &labels);
+    if (st != SK_OK) {
+      sk_tensor_free(x);
+      return cli_fail("%s", sk_last_error()), 0;
+    }
+    if (sk_tensor_ndim(labels) != 1 || sk_tensor_shape(labels)[0] != rows) {
+      int lrank = sk_tensor_ndim(labels);
+      long long nl = lrank > 0 ? (long long)sk_tensor_shape(labels)[0] : 0;
+      sk_tensor_free(x);
+      sk_tensor_free(labels);
+      if (lrank != 1)
+        return cli_fail("%s: expected a 1-D array of labels, got rank %d", labels_path, lrank), 0;
+      return cli_fail("%s: %lld labels, but %s has %lld %s", labels_path, nl, file, rows,
+                      images ? "images" : "rows"), 0;
+    }
+  }
+  /* --n-data N on a file: its first N rows. */
+  if (n > 0 && n > rows) {
+    sk_tensor_free(x);
+    sk_tensor_free(labels);
+    return cli_fail("--n-data %lld: %s has only %lld %s", n, file, rows,
+                    images ? "images" : "rows"), 0;
+  }
+  if (n > 0 && (!keep_first(&x, n) || (labels && !keep_first(&labels, n)))) {
+    sk_tensor_free(x);
+    sk_tensor_free(labels);
+    return cli_fail("out of memory for %lld rows", n), 0;
+  }
+  /* 8-bit pixels become [0, 1]; other types are taken as they are. */
+  st = images ? sk_dataset_new_images(x, labels, dtype == SK_DTYPE_U8 ? 255.0f : 1.0f, out)
+              : sk_dataset_new(x, labels, out); /* both take x and labels */
   if (st != SK_OK) {
-    /* Name the file at fault: the labels' own file when they have one. */
+    /* Name the file at fault: the labels' own file when they are. */
     const char *msg = sk_last_error();
     if (!strncmp(msg, "sk_dataset_new: ", 16)) msg += 16;
-    if (labels_path) cli_fail("%s: %s", labels_path, msg);
-    else cli_fail("%s: %s", spec, msg);
+    else if (!strncmp(msg, "sk_dataset_new_images: ", 23)) msg += 23;
+    cli_fail("%s: %s", labels_path && strstr(msg, "label") ? labels_path : file, msg);
     return 0;
   }
   return 1;

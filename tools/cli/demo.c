@@ -195,9 +195,11 @@ int cmd_demo(int argc, char **argv) {
   snprintf(samples, sizeof samples, "%s/samples.npy", dir);
   snprintf(png, sizeof png, "%s/samples.png", dir);
   snprintf(json, sizeof json, "%s/metrics.json", dir);
-  /* The same code paths as the subcommands, with the demo's defaults. */
+  /* The same code paths as the subcommands, with the demo's defaults; a
+   * demo run replaces the one before it in DIR. */
   char *train[] = {"--data", (char *)data, "--objective", "ncsn", "--steps", steps_s,
-                   "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", (char *)dir};
+                   "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", (char *)dir,
+                   "--overwrite"};
   if (cmd_train((int)(sizeof train / sizeof *train), train) != 0) return 1;
   char *sample[] = {"--model", model, "--n", n_s, "--steps-per-level", T_s, "--seed", seed_s,
                     "--out", samples};
@@ -229,7 +231,8 @@ int cmd_demo(int argc, char **argv) {
     snprintf(cdir, sizeof cdir, "%s/classifier", dir);
     snprintf(gjson, sizeof gjson, "%s/guided.json", dir);
     char *ctrain[] = {"--data", (char *)data, "--objective", "classifier", "--steps", clf_steps_s,
-                      "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", cdir};
+                      "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", cdir,
+                      "--overwrite"};
     if (cmd_train((int)(sizeof ctrain / sizeof *ctrain), ctrain) != 0) return 1;
     if (!cli_load_data(data, n, (unsigned long long)seed + 1, -1, NULL, &ref)) return 1;
     char *buf = NULL;

@@ -16,8 +16,10 @@ static const char usage[] =
     "3 std of a mode, the mode weights, the modes covered and the mean true\n"
     "log-density.\n"
     "\n"
-    "  --samples FILE.npy    (n, d) samples, e.g. from scorekit sample\n"
-    "  --data NAME|FILE      a built-in set or a .csv/.npy file to compare with\n"
+    "  --samples FILE.npy    (n, d) samples, e.g. from scorekit sample, or images\n"
+    "                        (n, c, h, w) in the data's range; images compare as rows,\n"
+    "                        both divided by the data's scale (uint8 pixels: 255)\n"
+    "  --data NAME|FILE      a built-in set or a file to compare with (as in train)\n"
     "  --seed S              for the reference draws and projections (default 0)\n"
     "  --json                one JSON object instead of text (a value that is not\n"
     "                        finite is null; the floor is left out when the data\n"
@@ -73,23 +75,30 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   if (!samples || !data) return cli_fail("--samples and --data are required (see scorekit eval --help)");
   sk_tensor *s = NULL;
   if (sk_npy_load(samples, &s) != SK_OK) return cli_fail("%s", sk_last_error());
-  if (sk_tensor_ndim(s) != 2 || sk_tensor_shape(s)[0] < 2) {
+  if (sk_tensor_ndim(s) < 2 || sk_tensor_shape(s)[0] < 2 || sk_tensor_numel(s) == 0 ||
+      sk_tensor_numel(s) / sk_tensor_shape(s)[0] > INT32_MAX) {
     sk_tensor_free(s);
-    return cli_fail("%s: expected (n >= 2, d) samples", samples);
+    return cli_fail("%s: expected (n >= 2, d) samples or n >= 2 images", samples);
   }
+  /* Images compare as rows of c·h·w values. */
   const int64_t n = sk_tensor_shape(s)[0];
-  const int d = (int)sk_tensor_shape(s)[1];
+  const int d = (int)(sk_tensor_numel(s) / n);
   int rc = 1;
   sk_dataset *ref = NULL, *ref2 = NULL;
   sk_gmm *law = sk_gmm_builtin(data);
   const int toy = sk_toy_classes(data) >= 0;
   /* Reference: fresh draws of a built-in set; rows of a file otherwise. */
-  if (!cli_load_data(data, toy ? n : 2, (unsigned long long)seed + 1, -1, NULL, &ref)) goto done;
+  if (!cli_load_data(data, toy ? n : 0, (unsigned long long)seed + 1, -1, NULL, &ref)) goto done;
   if (toy && !cli_load_data(data, n, (unsigned long long)seed + 2, -1, NULL, &ref2)) goto done;
   if (sk_dataset_dim(ref) != d) {
     cli_fail("%s has %d dimensions, %s %d", samples, d, data, sk_dataset_dim(ref));
     goto done;
   }
+  /* Samples come in the data's range (scorekit sample multiplies back); the
+   * data set holds the data divided by its scale, so the samples are too. */
+  const float scale = sk_dataset_scale(ref);
+  if (scale != 1)
+    for (int64_t i = 0; i < sk_tensor_numel(s); i++) sk_tensor_data(s)[i] /= scale;
   int64_t nr = sk_dataset_size(ref);
   metrics got, floor = {0, 0, 0};
   int have_floor = 0;

@@ -31,7 +31,9 @@ static const char usage[] =
     "                        --objective classifier): s(x, σ) + w ∇ₓ log p(y | x, σ)\n"
     "  --class Y             the class to sample (with --classifier)\n"
     "  --guidance W          the guidance weight w (default 1: Bayes' rule; > 1 sharpens)\n"
-    "  --out FILE.npy        samples (n, d), float32\n"
+    "  --out FILE.npy        samples (n, d), float32; for a model of images (n, c, h, w),\n"
+    "                        multiplied back into the data's range (×255 for uint8\n"
+    "                        pixels; values are not clipped)\n"
     "  --plot FILE.png       scatter plot of the samples (2-D data only)\n";
 
 int cmd_sample(int argc, char **argv) {
@@ -103,7 +105,7 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("--plot: the data have %d dimensions; plots are 2-D", mc->dim);
     goto done;
   }
-  const int cond = mc->kind == SK_MODEL_NCMLP;
+  const int cond = mc->kind != SK_MODEL_MLP; /* ncmlp or unet: a classifier was refused above */
   if (cond && info.n_sigmas < 1) {
     cli_fail("%s: a noise-conditional model without a σ ladder in its metadata", model_path);
     goto done;
@@ -154,11 +156,23 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
-  if (sk_npy_save_f32(out, 2, (int64_t[]){n, mc->dim}, x) != SK_OK) {
+  /* Back into the data's range and shape: the model saw pixels divided by
+   * data_scale, flattened. */
+  const float scale = info.data_scale > 0 ? info.data_scale : 1.0f;
+  if (scale != 1)
+    for (size_t i = 0; i < nd; i++) x[i] *= scale;
+  const int64_t *chw = info.image_shape;
+  const int image = chw[0] > 0;
+  int64_t shape[4] = {n, image ? chw[0] : mc->dim, chw[1], chw[2]};
+  if (sk_npy_save_f32(out, image ? 4 : 2, shape, x) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
-  printf("wrote %s\n", out);
+  if (image)
+    printf("wrote %s: %lld images of %lld×%lld×%lld (c×h×w), multiplied by %g\n", out, n,
+           (long long)chw[0], (long long)chw[1], (long long)chw[2], (double)scale);
+  else
+    printf("wrote %s\n", out);
   if (plot) {
     sk_plot_bounds b = sk_plot_auto_bounds(x, n);
     if (sk_plot_scatter(plot, 800, b, NULL, 0, x, n) != SK_OK) {

@@ -62,9 +62,10 @@ int cmd_score(int argc, char **argv) {
     cli_fail("%s: expected (n, %d) points for this model", input, d);
     goto done;
   }
-  if (sigma != 0 && sk_model_get_config(m)->kind != SK_MODEL_NCMLP) {
+  const sk_model_kind kind = sk_model_get_config(m)->kind;
+  if (sigma != 0 && kind != SK_MODEL_NCMLP && kind != SK_MODEL_UNET) {
     cli_fail("--sigma: %s is unconditional (%s): s(x) has no noise level to choose", model_path,
-             sk_model_get_config(m)->kind == SK_MODEL_MLP ? "mlp" : "a classifier");
+             kind == SK_MODEL_MLP ? "mlp" : "a classifier");
     goto done;
   }
   if (sigma == 0) sigma = info.n_sigmas ? info.sigmas[info.n_sigmas - 1] : info.sigma;

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "train_run.h"
 
 static const char usage[] =
     "usage: scorekit train [flags] --out DIR\n"
@@ -21,12 +23,21 @@ static const char usage[] =
     "\n"
     "data\n"
     "  --data NAME|FILE      built-in: mog8 moons swissroll checkerboard rings pinwheel\n"
-    "                        2spirals; or a .csv / .npy file of rows (default mog8)\n"
-    "  --n-data N            points drawn from a built-in set (default 20000)\n"
+    "                        2spirals (default mog8); images: fashion-mnist (60000\n"
+    "                        training images, Debian's dataset-fashion-mnist) and\n"
+    "                        fashion-mnist-test (10000); or a file: .csv or .npy rows,\n"
+    "                        .npy images (n, h, w) or (n, c, h, w), IDX (.idx, .idx.gz)\n"
+    "                        rows or images. uint8 pixels are divided by 255 into\n"
+    "                        [0, 1] (recorded in the model; sample multiplies back);\n"
+    "                        models see each image as one row of c·h·w values\n"
+    "  --n-data N            points drawn from a built-in 2-D set (default 20000), or\n"
+    "                        the first N rows or images of the others (default all)\n"
     "  --label-column K      CSV column (0-based) holding integer class labels\n"
-    "  --labels FILE.npy     labels for a .npy data file\n"
+    "  --labels FILE         labels (.npy or IDX) for a .npy or IDX data file\n"
     "objective\n"
-    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn)\n"
+    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn);\n"
+    "                        esm takes d backward passes a step (the Jacobian's trace):\n"
+    "                        refused above 256 dimensions unless --force\n"
     "  --sigma S             dsm's noise level; the level a noise-conditional model is\n"
     "                        trained at by esm/ssm/ssm-vr (default 0.1)\n"
     "  --levels L            ncsn/classifier: size of the geometric σ ladder (default 10)\n"
@@ -36,8 +47,13 @@ static const char usage[] =
     "  --projections M       ssm/ssm-vr: projections per sample (default 1)\n"
     "  --rademacher          ssm/ssm-vr: ±1 projections instead of Gaussian\n"
     "model\n"
-    "  --model mlp|ncmlp     unconditional s(x) or s(x, σ) = f([x, log σ])/σ\n"
-    "                        (default ncmlp for ncsn, mlp otherwise)\n"
+    "  --model mlp|ncmlp|unet\n"
+    "                        unconditional s(x), s(x, σ) = f([x, log σ])/σ, or the\n"
+    "                        score-SDE tutorial's U-Net on square one-channel images\n"
+    "                        (ncsn only) (default ncmlp for ncsn, which needs a\n"
+    "                        noise-conditional model; mlp otherwise; an ncmlp trained\n"
+    "                        by esm/dsm/ssm/ssm-vr samples at --sigma)\n"
+    "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
     "optimisation\n"
@@ -47,10 +63,19 @@ static const char usage[] =
     "  --ema R               EMA rate of the weights, saved beside them (default 0.999)\n"
     "  --seed S              (default 0)\n"
     "output\n"
-    "  --out DIR             where to write (created if needed)\n"
-    "  --resume DIR          continue the run saved in DIR (pass the same flags)\n"
+    "  --out DIR             where to write (created if needed); a fresh run refuses a\n"
+    "                        non-empty DIR\n"
+    "  --resume DIR          continue the run saved in DIR: pass the same flags (a\n"
+    "                        different setting or data is refused, naming the flag)\n"
+    "  --overwrite           replace the run in a non-empty --out DIR\n"
+    "  --force               run what is refused as too costly: esm above 256\n"
+    "                        dimensions, an estimate above the available memory\n"
     "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
-    "  --quiet               no progress bar\n";
+    "  --quiet               no progress bar\n"
+    "\n"
+    "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n"
+    "SIGTERM or SIGINT ends a run after its current step with a checkpoint, for\n"
+    "--resume; a second signal ends it at once.\n";
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
@@ -102,10 +127,11 @@ static void progress(long long step, long long total, float loss, double t0, dou
 int cmd_train(int argc, char **argv) {
   const char *data = "mog8", *out = NULL, *resume = NULL, *labels_path = NULL;
   const char *obj_name = "ncsn", *model_name = NULL, *act_name = "softplus", *sigmas_arg = NULL;
-  long long n_data = 20000, label_column = -1, levels = 10, projections = 1, hidden = 128,
+  const char *channels_arg = NULL;
+  long long n_data = 0, label_column = -1, levels = 10, projections = 1, hidden = 128,
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
-  int rademacher = 0, quiet = 0;
+  int rademacher = 0, quiet = 0, overwrite = 0, force = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -120,6 +146,14 @@ int cmd_train(int argc, char **argv) {
       quiet = 1;
       continue;
     }
+    if (!strcmp(f, "--overwrite")) {
+      overwrite = 1;
+      continue;
+    }
+    if (!strcmp(f, "--force")) {
+      force = 1;
+      continue;
+    }
     if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit train --help)", f);
     const char *v = argv[++i];
     int ok = 1;
@@ -131,6 +165,7 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(f, "--model")) model_name = v;
     else if (!strcmp(f, "--activation")) act_name = v;
     else if (!strcmp(f, "--sigmas")) sigmas_arg = v;
+    else if (!strcmp(f, "--channels")) channels_arg = v;
     else if (!strcmp(f, "--n-data")) ok = cli_int(f, v, 2, 100000000, &n_data);
     else if (!strcmp(f, "--label-column")) ok = cli_int(f, v, 0, 1000000, &label_column);
     else if (!strcmp(f, "--levels")) ok = cli_int(f, v, 1, SK_MAX_LEVELS, &levels);
@@ -161,24 +196,66 @@ int cmd_train(int argc, char **argv) {
                        : obj == SK_OBJ_NCSN     ? SK_MODEL_NCMLP
                                                 : SK_MODEL_MLP;
   if (model_name) {
-    if (obj == SK_OBJ_CLASSIFIER) return cli_fail("--model does not apply to --objective classifier");
+    if (obj == SK_OBJ_CLASSIFIER)
+      return cli_fail("--model %s does not apply to --objective classifier (it trains a classifier)",
+                      model_name);
     if (!strcmp(model_name, "mlp")) kind = SK_MODEL_MLP;
     else if (!strcmp(model_name, "ncmlp")) kind = SK_MODEL_NCMLP;
-    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp)", model_name);
+    else if (!strcmp(model_name, "unet")) kind = SK_MODEL_UNET;
+    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp, unet)", model_name);
   }
+  /* The samplers walk a U-Net down its σ ladder, which only ncsn trains. */
+  if (kind == SK_MODEL_UNET && obj != SK_OBJ_NCSN)
+    return cli_fail("--model unet trains with --objective ncsn only (it is sampled along a σ ladder)");
+  int channels[4] = {0};
+  if (channels_arg) {
+    float cf[4];
+    int nc = 0;
+    if (kind != SK_MODEL_UNET) return cli_fail("--channels applies to --model unet only");
+    if (!cli_float_list("--channels", channels_arg, cf, 4, &nc)) return 1;
+    for (int i = 0; i < 4; i++) {
+      if (nc != 4 || !(cf[i] >= 1 && cf[i] <= 4096) || cf[i] != (float)(int)cf[i])
+        return cli_fail("--channels: need four whole numbers in 1..4096, got \"%s\"", channels_arg);
+      channels[i] = (int)cf[i];
+    }
+  }
+  /* An mlp has no σ input: its sampler could not walk the ladder. */
+  if (obj == SK_OBJ_NCSN && kind == SK_MODEL_MLP)
+    return cli_fail("--objective ncsn needs a noise-conditional model: --model mlp has no σ input "
+                    "for its ladder (use --model ncmlp, the default)");
   if (sigma_max && sigma_min && sigma_min >= sigma_max)
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
 
   sk_dataset *ds = NULL;
+  if (!n_data && sk_toy_classes(data) >= 0) n_data = 20000;
   if (!cli_load_data(data, n_data, (unsigned long long)seed, (int)label_column, labels_path, &ds))
     return 1;
   int classes = sk_dataset_classes(ds);
+  /* Exact score matching differentiates the score once per dimension. */
+  const int dim = sk_dataset_dim(ds);
+  if (obj == SK_OBJ_ESM && dim > 256 && !force) {
+    sk_dataset_free(ds);
+    return cli_fail("--objective esm on %d-dimensional data: exact score matching takes %d backward "
+                    "passes a step (one per dimension, for the Jacobian's trace) in a graph that "
+                    "grows with them; refused above 256 dimensions: use ssm or dsm, or --force",
+                    dim, dim);
+  }
+  if (obj == SK_OBJ_ESM && dim > 256)
+    printf("esm: %d backward passes a step (one per dimension)\n", dim);
   if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
     sk_dataset_free(ds);
     return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
   }
   sk_model_info info = {.objective = obj, .sigma = (float)sigma, .seed = (uint64_t)seed};
   snprintf(info.data, sizeof info.data, "%s", data);
+  if (sk_dataset_image_shape(ds, info.image_shape)) {
+    info.data_scale = sk_dataset_scale(ds);
+    char how[64] = "values as stored";
+    if (info.data_scale != 1) snprintf(how, sizeof how, "pixels divided by %g", info.data_scale);
+    printf("images: %lld of %lld×%lld×%lld (c×h×w), %s, seen as rows of %d\n",
+           (long long)sk_dataset_size(ds), (long long)info.image_shape[0],
+           (long long)info.image_shape[1], (long long)info.image_shape[2], how, sk_dataset_dim(ds));
+  }
   const int laddered = obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER;
   if (laddered) {
     if (sigmas_arg) {
@@ -213,8 +290,31 @@ int cmd_train(int argc, char **argv) {
     printf("σ ladder: %d levels, %.4g ... %.4g (geometric, largest first)\n", info.n_sigmas,
             info.sigmas[0], info.sigmas[info.n_sigmas - 1]);
   }
+  /* A noise-conditional model trained at one level samples at that level. */
+  if (!laddered && kind == SK_MODEL_NCMLP) {
+    info.n_sigmas = 1;
+    info.sigmas[0] = (float)sigma;
+  }
   sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
-  sk_model *m = sk_model_new(&mc);
+  const size_t avail = force ? 0 : run_memory_available();
+  if (kind != SK_MODEL_UNET && !run_weights_fit(&mc, avail)) {
+    sk_dataset_free(ds);
+    return 1;
+  }
+  sk_model *m = NULL;
+  if (kind == SK_MODEL_UNET) {
+    /* Rows are square one-channel images; the model checks the side. */
+    const int side = (int)lround(sqrt((double)mc.dim));
+    if (side * side != mc.dim) {
+      sk_dataset_free(ds);
+      return cli_fail("--model unet: %s has %d values a row, not a square image", data, mc.dim);
+    }
+    sk_unet_config uc = {{0}, {1, side, side}, 0, 0};
+    memcpy(uc.channels, channels, sizeof channels);
+    m = sk_model_new_unet(&uc);
+  } else {
+    m = sk_model_new(&mc);
+  }
   if (!m) {
     sk_dataset_free(ds);
     return cli_fail("%s", sk_last_error());
@@ -228,12 +328,23 @@ int cmd_train(int argc, char **argv) {
   sk_trainer *t = NULL;
   int rc = 1;
   FILE *log = NULL;
-  if (sk_trainer_new(m, ds, &tc, &t) != SK_OK) {
-    cli_fail("%s", sk_last_error());
+  sk_status ts = sk_trainer_new_limited(m, ds, &tc, avail, &t);
+  if (ts != SK_OK) {
+    if (ts == SK_ERR_NOMEM && avail)
+      cli_fail("%s (the limit is the memory available now; --force to try anyway)", sk_last_error());
+    else
+      cli_fail("%s", sk_last_error());
     goto done;
   }
+  /* An existing directory is locked before its state is read, so that the
+   * state cannot change under this run; a new one once created, below. */
+  struct stat out_st;
+  const int out_existed = stat(out, &out_st) == 0;
+  if (out_existed && !run_lock(out)) goto done;
   if (resume && sk_trainer_resume(t, resume) != SK_OK) {
-    cli_fail("--resume: %s", sk_last_error());
+    sk_run_mismatch mm;
+    if (sk_trainer_resume_mismatch(t, &mm)) run_resume_refused(&mm, data, sigmas_arg != NULL);
+    else cli_fail("--resume: %s", sk_last_error());
     goto done;
   }
   if (sk_trainer_steps(t) > steps) {
@@ -242,10 +353,37 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   /* Everything is validated: only now touch the output directory. */
-  if (cli_mkdirs(out) != 0) {
+  if (!out_existed && cli_mkdirs(out) != 0) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
+  if (!out_existed && !run_lock(out)) goto done;
+  /* Only this run writes here now: a run directory continues its own run
+   * (--resume from it) or is replaced on request (--overwrite). */
+  const int continues = resume && run_same_dir(resume, out);
+  char entry[256];
+  if (continues && overwrite) {
+    cli_fail("--overwrite would replace the run that --resume %s continues", resume);
+    goto done;
+  }
+  if (!continues && !overwrite && !run_dir_empty(out, entry, sizeof entry)) {
+    cli_fail("--out %s: not empty (it holds %s): pass --resume %s to continue its run, or "
+             "--overwrite to replace it", out, entry, out);
+    goto done;
+  }
+  static const char *const run_files[3] = {"log.csv", "state.safetensors", "model.safetensors"};
+  for (int i = 0; overwrite && i < 3; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
+    if (unlink(path) != 0 && errno != ENOENT) {
+      cli_fail("%s: cannot remove: %s", path, strerror(errno));
+      goto done;
+    }
+  }
+  const int stale = run_remove_stale(out);
+  if (stale) printf("removed %d temporary file%s left by an interrupted run\n", stale, stale > 1 ? "s" : "");
+  /* A checkpoint of this run is in `out`: the resumed one, then each save. */
+  int checkpointed = continues;
   char log_path[4096];
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
@@ -260,16 +398,30 @@ int cmd_train(int argc, char **argv) {
   }
   const int bar = !quiet && isatty(2);
   const long long first = sk_trainer_steps(t);
-  printf("training %s (%s %d×%d %s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n",
-          obj_name, kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
-          (int)depth, (int)hidden, act_name, sk_model_num_params(m), data, first + 1, steps, batch);
+  const sk_unet_config *uc = sk_model_get_unet(m);
+  char arch[96];
+  if (uc)
+    snprintf(arch, sizeof arch, "unet %d,%d,%d,%d", uc->channels[0], uc->channels[1],
+             uc->channels[2], uc->channels[3]);
+  else
+    snprintf(arch, sizeof arch, "%s %d×%d %s",
+             kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
+             (int)depth, (int)hidden, act_name);
+  printf("training %s (%s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n", obj_name, arch,
+         sk_model_num_params(m), data, first + 1, steps, batch);
   fflush(stdout);
   double t0 = now(), t_first = t0;
   float loss = 0, gnorm = 0;
-  for (long long s = first + 1; s <= steps; s++) {
+  long long saved_at = continues ? first : -1;
+  /* From here a signal stops the run between two steps, with a checkpoint. */
+  run_catch_signals();
+  for (long long s = first + 1; s <= steps && !run_stop_signal(); s++) {
     if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
       if (bar) fputc('\n', stderr);
-      cli_fail("training stopped: %s; the last checkpoint in %s is kept", sk_last_error(), out);
+      if (checkpointed)
+        cli_fail("training stopped: %s; the last checkpoint in %s is kept", sk_last_error(), out);
+      else
+        cli_fail("training stopped: %s; no checkpoint of this run was saved", sk_last_error());
       goto done;
     }
     fprintf(log, "%lld,%.9g,%.9g,%.3f\n", s, loss, gnorm, now() - t0);
@@ -283,10 +435,35 @@ int cmd_train(int argc, char **argv) {
         cli_fail("%s", sk_last_error());
         goto done;
       }
+      checkpointed = 1;
+      saved_at = s;
     }
     if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
   }
   if (bar) fputc('\n', stderr);
+  const int sig = run_stop_signal();
+  if (sig) {
+    /* Stopped between steps: the log, then the checkpoint, then end by the
+     * signal (what a shell or scheduler expects of a program it signalled). */
+    const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+    const long long at = (long long)sk_trainer_steps(t);
+    if (at != saved_at && at > 0) {
+      if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
+        cli_fail("interrupted by %s at step %lld, and the checkpoint failed: %s", name, at,
+                 sk_last_error());
+        goto done;
+      }
+      cli_fail("interrupted by %s: saved a checkpoint at step %lld in %s; continue with --resume %s",
+               name, at, out, out);
+    } else if (at > 0) {
+      cli_fail("interrupted by %s: the checkpoint at step %lld in %s is kept; continue with "
+               "--resume %s", name, at, out, out);
+    } else {
+      cli_fail("interrupted by %s before the first step: nothing saved", name);
+    }
+    fclose(log);
+    run_die_by(sig);
+  }
   if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;

@@ -3,6 +3,7 @@
  * threads, which run block by block in fused runs, which reductions run in
  * halves, which products pack their right operand, and the tiles. */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "graph/backend.h"
 #include "kernels/cpu/kernels.h"
@@ -214,15 +215,15 @@ static sk_status cpu_logsumexp(const sk__exec *e, int64_t r0, int64_t r1) {
   return SK_OK;
 }
 
-/* The convolution op e computes or transposes (kernels.h, sk__conv): x is
- * the convolution's input and out its output, whichever of them are the
- * op's operands. */
-static sk__conv conv_of(const sk__exec *e) {
-  const sk__node *y = e->node, *x, *out;
-  switch (e->op) {
-  case SK_OP_CONV2D: x = e->a, out = y; break;
-  case SK_OP_CONV_TRANSPOSE2D: x = y, out = e->a; break;
-  default: x = e->a, out = e->b; break; /* conv2d_weight */
+/* The convolution op y computes or transposes (kernels.h, sk__conv), from
+ * its inputs a and b: x is the convolution's input and out its output,
+ * whichever of them are the op's operands. */
+static sk__conv conv_of(const sk__node *y, const sk__node *a, const sk__node *b) {
+  const sk__node *x, *out;
+  switch (y->op) {
+  case SK_OP_CONV2D: x = a, out = y; break;
+  case SK_OP_CONV_TRANSPOSE2D: x = y, out = a; break;
+  default: x = a, out = b; break; /* conv2d_weight */
   }
   const int32_t *ip = y->ip;
   return (sk__conv){.n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
@@ -233,33 +234,76 @@ static sk__conv conv_of(const sk__exec *e) {
                     .dh = ip[SK__CONV_DILATION], .dw = ip[SK__CONV_DILATION + 1]};
 }
 
+/* The three convolution kernels: 0 forward (conv2d), 1 data
+ * (conv_transpose2d), 2 weight (conv2d_weight). */
+static int conv_kind(sk__op op) {
+  return op == SK_OP_CONV2D ? 0 : op == SK_OP_CONV_TRANSPOSE2D ? 1 : 2;
+}
+
+static atomic_int conv_direct;
+void sk__conv_force_direct(int on) { atomic_store(&conv_direct, on); }
+
+/* Which kernel computes a convolution (kind as conv_kind): the products on
+ * libxsmm's JIT kernels (conv_gemm.c) wherever they run: on every layer of
+ * the score-SDE U-Net, forward and both backwards, they are 3.9-82× faster
+ * than the direct loops on one thread, on small networks 1.1-10×
+ * (docs/PERFORMANCE.md, "Convolutions"). The direct loops (conv.c) serve
+ * machines without the JIT and the weight gradient of a single output
+ * channel, a reduction too thin for a product (1 → 1 channel, 3 × 3 at 28 ×
+ * 28, batch 64: direct 2.7-4.4 GFLOP/s, products 2.3-3.6, 5 runs). The
+ * choice depends on the geometry alone, so every thread makes the same one. */
+static int conv_uses_gemm(const sk__conv *cv, int kind) {
+  if (atomic_load_explicit(&conv_direct, memory_order_relaxed) || !sk__conv_gemm_ok(cv)) return 0;
+  return !(kind == 2 && cv->o == 1);
+}
+
+/* Scratch for the products: each block of SK_SPLIT_ROWS rows (the
+ * executor's split, so a thread's range is whole blocks) has its own part,
+ * which a call whose range starts there uses (a range of m blocks needs no
+ * more than m parts, sk__conv_gemm_scratch); one part, for all rows, for an
+ * op that runs whole. */
+static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t rows) {
+  return sk__conv_gemm_scratch(cv, kind, units == 1 ? rows : SK_SPLIT_ROWS, 1);
+}
+
+static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
+
+static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk__node *b) {
+  if (sk__op_flops_kind(y->op) != SK__FLOPS_CONV) return 0;
+  const sk__conv cv = conv_of(y, a, b);
+  if (!conv_uses_gemm(&cv, conv_kind(y->op))) return 0;
+  const int64_t units = cpu_units(y, a, b), rows = y->shape[0];
+  const int64_t parts = units == 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+  return parts * conv_part(&cv, conv_kind(y->op), units, rows);
+}
+
 /* Units are the output's rows: samples for the convolution and its
  * transpose, output channels for the weight gradient; all of them when the
  * op runs whole (one unit). */
-static void conv_rows(const sk__exec *e, int64_t *r0, int64_t *r1) {
-  if (e->units == 1) *r0 = 0, *r1 = e->node->shape[0];
-}
-
-static sk_status cpu_conv2d(const sk__exec *e, int64_t r0, int64_t r1) {
-  const sk__conv cv = conv_of(e);
-  conv_rows(e, &r0, &r1);
-  sk__conv2d_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
+static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__conv cv = conv_of(e->node, e->a, e->b);
+  const int kind = conv_kind(e->op);
+  if (e->units == 1) r0 = 0, r1 = e->node->shape[0];
+  if (conv_uses_gemm(&cv, kind)) {
+    if (!e->scratch)
+      return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
+    SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
+    float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * conv_part(&cv, kind, e->units, r1 - r0);
+    int ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
+             : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
+                         : sk__conv2d_weight_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1,
+                                                       scratch);
+    if (!ok) return sk__fail(SK_ERR_UNSUPPORTED, "%s: libxsmm made no kernel", sk__op_name(e->op));
+    return SK_OK;
+  }
+  if (kind == 0) sk__conv2d_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
+  if (kind == 1) sk__conv2d_data_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
+  if (kind == 2) sk__conv2d_weight_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
   return SK_OK;
 }
-
-static sk_status cpu_conv_transpose2d(const sk__exec *e, int64_t r0, int64_t r1) {
-  const sk__conv cv = conv_of(e);
-  conv_rows(e, &r0, &r1);
-  sk__conv2d_data_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
-  return SK_OK;
-}
-
-static sk_status cpu_conv2d_weight(const sk__exec *e, int64_t r0, int64_t r1) {
-  const sk__conv cv = conv_of(e);
-  conv_rows(e, &r0, &r1);
-  sk__conv2d_weight_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
-  return SK_OK;
-}
+#define cpu_conv2d cpu_conv
+#define cpu_conv_transpose2d cpu_conv
+#define cpu_conv2d_weight cpu_conv
 
 /* One kernel per row of ops.def: a row without cpu_<id> does not compile. */
 static const cpu_kernel kernels[SK_OP_COUNT] = {
@@ -426,6 +470,7 @@ const sk__backend sk__backend_cpu = {
     .fuse_rows = cpu_fuse_rows,
     .halves = cpu_halves,
     .pack = cpu_pack,
+    .scratch_floats = cpu_scratch_floats,
     .exec = cpu_exec,
     .exec_block = cpu_exec_block,
     .reduce_rows = cpu_reduce_rows,

@@ -29,6 +29,8 @@ void sk__matmul_naive(float *c, const float *a, const float *b, int64_t m, int64
 /* Tests: 1 makes sk__matmul_rows skip the JIT kernels and use its portable
  * loops, so both paths are checked on a machine that has the JIT. */
 void sk__matmul_force_portable(int on);
+/* Whether libxsmm's JIT kernels run on this machine (x86 with AVX2 or more). */
+int sk__jit_available(void);
 /* Rows [r0, r1) of t (cols, rows) = s^T for s (rows, cols): t's rows are s's
  * columns. stream 1: stored past the cache where the CPU can (AVX-512, rows
  * a multiple of 16, t on a 64-byte line), for a t that other threads read. */
@@ -57,6 +59,29 @@ void sk__conv2d_data_rows(float *x, const float *y, const float *w, const sk__co
  * channels [o0, o1) of w. */
 void sk__conv2d_weight_rows(float *w, const float *x, const float *y, const sk__conv *cv,
                             int64_t o0, int64_t o1);
+/* The same three as matrix products on libxsmm's JIT kernels (conv_gemm.c):
+ * the input windows of a block of output positions (im2col) times the
+ * weight. scratch holds sk__conv_gemm_scratch(cv, kind, r1 − r0, 0) floats
+ * (kind 0 forward, 1 data, 2 weight) that no other thread uses meanwhile.
+ * Every element is computed the same way whatever range a call covers.
+ * False if libxsmm could not make a kernel (nothing is then promised of the
+ * output). */
+int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__conv *cv, int64_t n0,
+                         int64_t n1, float *scratch);
+int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk__conv *cv,
+                              int64_t n0, int64_t n1, float *scratch);
+int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const sk__conv *cv,
+                                int64_t o0, int64_t o1, float *scratch);
+/* Floats of scratch a call of `kind` over any range of at most `rows` rows
+ * needs (aligned: ranges that start at a multiple of SK_SPLIT_ROWS, which
+ * may need less; m times the figure for SK_SPLIT_ROWS rows covers such a
+ * range of m blocks); whether the products can run at all (the JIT, a
+ * non-empty geometry). */
+int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned);
+int sk__conv_gemm_ok(const sk__conv *cv);
+/* Tests: 1 makes graphs compiled from now on run their convolutions on the
+ * direct loops (conv.c) instead of the products, so both are checked. */
+void sk__conv_force_direct(int on);
 /* The references: the defining sums, every term, in double. */
 void sk__conv2d_naive(float *y, const float *x, const float *w, const sk__conv *cv);
 void sk__conv2d_data_naive(float *x, const float *y, const float *w, const sk__conv *cv);

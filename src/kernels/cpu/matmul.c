@@ -52,6 +52,8 @@ void sk__kernels_init(void) {
 
 void sk__matmul_force_portable(int on) { atomic_store(&force_portable, on); }
 
+int sk__jit_available(void) { return jit_ok; }
+
 #define A_AT(i, kk) (ta ? a[(kk) * m + (i)] : a[(i) * k + (kk)])
 #define B_AT(kk, j) (tb ? b[(j) * k + (kk)] : b[(kk) * n + (j)])
 

@@ -1,0 +1,616 @@
+/* 2-D convolutions as matrix products on libxsmm's JIT kernels (im2col):
+ * with K = C·KH·KW and col (K × columns) the input windows of a block of
+ * output positions, one row per (channel, kernel row, kernel column),
+ *
+ *   forward          y block (O × cols)  = w (O × K) · col
+ *   data (input)     dcol (K × cols)     = wᵀ · dy block (O × cols), then
+ *                    each row of dcol added back onto the input plane
+ *                    (col2im)
+ *   weight           dwᵀ (K × O) += col · dy blockᵀ over every block
+ *
+ * A block of columns is B whole samples (B·P columns for a plane of P
+ * positions, B a power of two up to 16, so that small planes make products
+ * wide enough to fill the vectors) or, for a plane of at least CG_MIN_COLS
+ * positions, a run of at most CG_MAX_COLS positions of one sample. Every
+ * block of a geometry is the same product (libxsmm's column-major M = the
+ * block's columns, N = channels, K split into chunks of at most CG_COL_FLOATS
+ * floats of col, added in order), and blocks start at fixed samples (a
+ * multiple of B) and positions, whatever rows a call covers: a call on a
+ * block that its range cuts computes the whole block and keeps its own
+ * samples' columns, so every output element is computed the same way on any
+ * split (libxsmm's result for a column does not depend on the other columns
+ * of its product, but may on the product's shape: see matmul.c). The weight
+ * gradient splits by output channel: blocks of CG_CB channels, each one
+ * product per block of columns and chunk of K, summed over the batch's
+ * blocks in order.
+ *
+ * Moving the data costs as much as the products unless it is done with
+ * care (measured on the U-Net's layers, 1 thread: im2col and col2im took
+ * 30-60 % of the time row by row): where a plane's tap table (kernel taps
+ * × output positions) is small, windows come through it, made once per
+ * call: one float at a time for small planes (4×4 output planes: forward 66
+ * → 160 GFLOP/s), 16 at a time by AVX-512 gathers for runs of 64 positions
+ * or more (12×12 output planes: forward and weight +18-28 %); other rows as
+ * AVX-512 copies and adds of stride 1 or 2; the weight gradient's dy blocks
+ * are transposed 16 × 16 in registers (C = 1 layers 30 → 45-65 GFLOP/s).
+ *
+ * Scratch comes from the caller (the graph plans it, graph/backend.h):
+ * sk__conv_gemm_scratch says how much a call needs. */
+#include <libxsmm.h>
+#include <stdatomic.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/cpu/kernels.h"
+
+/* A block of columns is at least this many (whole samples are added while
+ * fewer), and a plane of this many positions or more is cut into runs of at
+ * most CG_MAX_COLS. */
+#define CG_MIN_COLS 64
+#define CG_MAX_COLS 256
+#define CG_MAX_B 16 /* divides SK_SPLIT_ROWS: the executor never cuts a block */
+/* Floats of col per chunk of K (512 KiB, in L2 beside the weight's panel).
+ * Chunks of 64 KiB for the weight gradient, whose every block of 16 output
+ * channels has its own part of the scratch, would have cut the U-Net's
+ * 256-channel layer's from 5.7 to 2.2 MiB, but cost 8-11 % on the 64- and
+ * 128-channel layers' (A/B over 7 rounds). */
+#define CG_COL_FLOATS 131072
+/* Output channels per product of the weight gradient: the executor's row
+ * block, so that its splits never cut one. */
+#define CG_CB SK_SPLIT_ROWS /* = 16, the transposes' width */
+
+/* The largest tap table (kernel taps × positions of a plane) kept on the
+ * stack for the planes of whole-sample blocks (16 KiB). */
+#define CG_TAPS 4096
+/* Positions per tap row at which the table's gathers use AVX-512's. */
+#define CG_GATHER_MIN 64
+
+/* The blocking of a geometry: P positions per sample, K rows of col, B
+ * samples per block, cols columns per block (B·P, or a run of positions
+ * when B = 1), kc rows of col per chunk; taps: whether blocks are whole
+ * samples with a tap table (then kc is whole channels). */
+typedef struct cg {
+  int64_t P, K, B, cols, kc;
+  int taps;
+  int thin; /* the weight gradient of a thin K (at most CG_CB) on runs of one sample */
+} cg;
+
+static cg cg_of(const sk__conv *cv) {
+  cg g;
+  const int64_t kk = cv->kh * cv->kw;
+  g.P = cv->oh * cv->ow;
+  g.K = cv->c * kk;
+  g.B = 1;
+  while (g.B < CG_MAX_B && g.B < cv->n && g.B * g.P < CG_MIN_COLS) g.B *= 2;
+  g.cols = g.B > 1 ? g.B * g.P : SK_MIN(g.P, CG_MAX_COLS);
+  g.kc = SK_MAX(16, SK_MIN(g.K, CG_COL_FLOATS / SK_MAX(1, g.cols)));
+  g.taps = kk * g.P <= CG_TAPS;
+  if (g.taps) g.kc = SK_MAX(kk, g.kc / kk * kk);
+  g.thin = g.B == 1 && g.K <= CG_CB;
+  return g;
+}
+
+/* tab[t·P + p]: the offset in the input plane of the element at kernel tap
+ * t (row-major over the kernel) for output position p, or -1 in the
+ * padding. */
+static void make_taps(int32_t *tab, const sk__conv *cv) {
+  const int64_t P = cv->oh * cv->ow;
+  for (int64_t a = 0; a < cv->kh; a++)
+    for (int64_t b = 0; b < cv->kw; b++)
+      for (int64_t p = 0; p < P; p++) {
+        const int64_t q = p / cv->ow, r = p % cv->ow;
+        const int64_t h = q * cv->sh - cv->ph + a * cv->dh, w = r * cv->sw - cv->pw + b * cv->dw;
+        tab[(a * cv->kw + b) * P + p] =
+            h >= 0 && h < cv->h && w >= 0 && w < cv->w ? (int32_t)(h * cv->w + w) : -1;
+      }
+}
+
+/* Rows of col for channels [c0, c1) of one sample xs through the tap table
+ * (kk taps, P positions), for positions [p0, p0 + n): row (c − c0)·kk + t
+ * at col + that·ld. Zeros where the table says padding. */
+static void gather_taps_plain(float *restrict col, int64_t ld, const float *restrict xs,
+                              const int32_t *restrict tab, int64_t kk, int64_t P, int64_t plane,
+                              int64_t c0, int64_t c1, int64_t p0, int64_t n) {
+  for (int64_t c = c0; c < c1; c++) {
+    const float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      float *restrict d = col + ((c - c0) * kk + t) * ld;
+      const int32_t *s = tab + t * P + p0;
+      for (int64_t p = 0; p < n; p++) d[p] = s[p] >= 0 ? xc[s[p]] : 0.0f;
+    }
+  }
+}
+
+#if defined(__x86_64__)
+/* The same, 16 positions a gather (padding lanes masked off, as zeros). */
+__attribute__((target("avx512f"))) static void gather_taps_avx512(
+    float *restrict col, int64_t ld, const float *restrict xs, const int32_t *restrict tab,
+    int64_t kk, int64_t P, int64_t plane, int64_t c0, int64_t c1, int64_t p0, int64_t n) {
+  for (int64_t c = c0; c < c1; c++) {
+    const float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      float *restrict d = col + ((c - c0) * kk + t) * ld;
+      const int32_t *s = tab + t * P + p0;
+      for (int64_t p = 0; p < n; p += 16) {
+        const __mmask16 m = n - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1u);
+        const __m512i idx = _mm512_maskz_loadu_epi32(m, s + p);
+        const __mmask16 in = _mm512_mask_cmpge_epi32_mask(m, idx, _mm512_setzero_si512());
+        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, xc, 4);
+        _mm512_mask_storeu_ps(d + p, m, v);
+      }
+    }
+  }
+}
+#endif
+
+static int has_avx512(void);
+
+static void gather_taps(float *restrict col, int64_t ld, const float *restrict xs,
+                        const int32_t *restrict tab, int64_t kk, int64_t P, int64_t plane,
+                        int64_t c0, int64_t c1, int64_t p0, int64_t n) {
+#if defined(__x86_64__)
+  if (has_avx512() && n >= CG_GATHER_MIN) {
+    gather_taps_avx512(col, ld, xs, tab, kk, P, plane, c0, c1, p0, n);
+    return;
+  }
+#endif
+  gather_taps_plain(col, ld, xs, tab, kk, P, plane, c0, c1, p0, n);
+}
+
+/* xs += those rows of dcol, back through the table: each input element
+ * gains its terms in the order of the channel's rows, then positions. */
+static void scatter_taps(float *restrict xs, const float *restrict dcol, int64_t ld,
+                         const int32_t *restrict tab, int64_t kk, int64_t P, int64_t plane,
+                         int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; c++) {
+    float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      const float *d = dcol + ((c - c0) * kk + t) * ld;
+      const int32_t *s = tab + t * P;
+      for (int64_t p = 0; p < P; p++)
+        if (s[p] >= 0) xc[s[p]] += d[p];
+    }
+  }
+}
+
+int sk__conv_gemm_ok(const sk__conv *cv) {
+  return sk__jit_available() && cv->n > 0 && cv->c > 0 && cv->o > 0 && cv->oh > 0 && cv->ow > 0;
+}
+
+int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned) {
+  const cg g = cg_of(cv);
+  if (kind != 2) /* col (a chunk of K) and, for whole samples, the block's y or dy */
+    return SK_MIN(g.kc, g.K) * g.cols + (g.B > 1 ? cv->o * g.cols : 0);
+  /* A range of `rows` channels touches this many blocks (one more if it may
+   * start inside one): each its sums (K × CG_CB) and, unless thin, its dy
+   * block transposed (cols × CG_CB); then one chunk of col (thin: col and
+   * col transposed). */
+  const int64_t blocks =
+      rows <= 0 ? 1 : aligned ? (rows + CG_CB - 1) / CG_CB : (rows - 1 + CG_CB - 1) / CG_CB + 1;
+  if (g.thin) return blocks * CG_CB * g.K + (g.K + CG_CB) * g.cols;
+  return blocks * CG_CB * (g.K + g.cols) + SK_MIN(g.kc, g.K) * g.cols;
+}
+
+/* c (m × n, column-major, ldc) = a (m × k, lda) · op(b) (k × n), plus c when
+ * acc: op(b) is b (k × n, ldb) or, with tb, bᵀ for b (n × k, ldb). One
+ * libxsmm call per CG_MAX_COLS rows of c; false if no kernel could be made. */
+static int gemm(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                int64_t lda, int64_t ldb, int64_t ldc, int acc, int tb) {
+  const float one = 1.0f, zero = 0.0f;
+  const int flags = tb ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
+  const libxsmm_blasint nn = (libxsmm_blasint)n, kk = (libxsmm_blasint)k;
+  const libxsmm_blasint la = (libxsmm_blasint)lda, lb = (libxsmm_blasint)ldb,
+                        lc = (libxsmm_blasint)ldc;
+  for (int64_t m0 = 0; m0 < m; m0 += CG_MAX_COLS) {
+    const libxsmm_blasint mb = (libxsmm_blasint)SK_MIN(CG_MAX_COLS, m - m0);
+    libxsmm_smmfunction f =
+        libxsmm_smmdispatch(mb, nn, kk, &la, &lb, &lc, &one, acc ? &one : &zero, &flags, NULL);
+    if (!f) return 0;
+    f(a + m0, b, c + m0);
+  }
+  return 1;
+}
+
+/* The first r of an output row whose column r·s − p + off is ≥ 0, and the
+ * end of those whose column is < w. */
+static void valid_cols(int64_t ow, int64_t s, int64_t p, int64_t off, int64_t w, int64_t *r0,
+                       int64_t *r1) {
+  const int64_t lo = p - off; /* r·s ≥ lo */
+  *r0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+  const int64_t hi = w - 1 + p - off; /* r·s ≤ hi */
+  *r1 = hi < 0 ? 0 : SK_MIN(ow, hi / s + 1);
+  if (*r1 < *r0) *r1 = *r0;
+}
+
+/* ---- row copies: dst[r] = src[r·s], dst[r·s] += src[r] (r < n), and
+ * 16-channel transposes; AVX-512 where the CPU has it (masked loads never
+ * touch what lies past a row), plain loops otherwise ---- */
+
+static void copy_row_plain(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+  for (int64_t r = 0; r < n; r++) dst[r] = src[r * s];
+}
+
+static void add_row_plain(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+  for (int64_t r = 0; r < n; r++) dst[r * s] += src[r];
+}
+
+/* d[p·16 + o] = src[o·ld + p] for o < rows (≤ 16), p < n. */
+static void transpose16_plain(float *restrict d, const float *restrict src, int64_t ld,
+                              int64_t rows, int64_t n) {
+  for (int64_t o = 0; o < rows; o++)
+    for (int64_t p = 0; p < n; p++) d[p * 16 + o] = src[o * ld + p];
+}
+
+#if defined(__x86_64__)
+static __mmask16 first_lanes(int64_t k) {
+  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1u);
+}
+
+__attribute__((target("avx512f"))) static void copy_row_avx512(float *restrict dst,
+                                                               const float *restrict src,
+                                                               int64_t n, int64_t s) {
+  if (s == 1) {
+    for (int64_t r = 0; r < n; r += 16) {
+      const __mmask16 m = first_lanes(n - r);
+      _mm512_mask_storeu_ps(dst + r, m, _mm512_maskz_loadu_ps(m, src + r));
+    }
+  } else if (s == 2) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (int64_t r = 0; r < n; r += 16) {
+      const int64_t k = 2 * (n - r) - 1; /* src elements this chunk reads, up to the last */
+      const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(k), src + 2 * r);
+      const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(k - 16), src + 2 * r + 16);
+      _mm512_mask_storeu_ps(dst + r, first_lanes(n - r), _mm512_permutex2var_ps(lo, even, hi));
+    }
+  } else {
+    copy_row_plain(dst, src, n, s);
+  }
+}
+
+__attribute__((target("avx512f"))) static void add_row_avx512(float *restrict dst,
+                                                              const float *restrict src, int64_t n,
+                                                              int64_t s) {
+  if (s == 1) {
+    for (int64_t r = 0; r < n; r += 16) {
+      const __mmask16 m = first_lanes(n - r);
+      const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + r), _mm512_maskz_loadu_ps(m, src + r));
+      _mm512_mask_storeu_ps(dst + r, m, v);
+    }
+  } else if (s == 2) {
+    const __m512i lo_i = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i hi_i = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    for (int64_t r = 0; r < n; r += 16) {
+      const int64_t k = 2 * (n - r) - 1; /* dst elements this chunk touches, up to the last */
+      const __mmask16 mlo = first_lanes(k) & 0x5555, mhi = first_lanes(k - 16) & 0x5555;
+      const __m512 v = _mm512_maskz_loadu_ps(first_lanes(n - r), src + r);
+      float *d = dst + 2 * r;
+      const __m512 dlo = _mm512_maskz_loadu_ps(mlo, d), dhi = _mm512_maskz_loadu_ps(mhi, d + 16);
+      _mm512_mask_storeu_ps(d, mlo, _mm512_add_ps(dlo, _mm512_permutexvar_ps(lo_i, v)));
+      _mm512_mask_storeu_ps(d + 16, mhi, _mm512_add_ps(dhi, _mm512_permutexvar_ps(hi_i, v)));
+    }
+  } else {
+    add_row_plain(dst, src, n, s);
+  }
+}
+
+/* 16 × 16 in registers (as matmul.c's transpose16_stream), rows past
+ * `rows` and columns past n as zeros that are not stored. */
+__attribute__((target("avx512f"))) static void transpose16_avx512(float *restrict d,
+                                                                  const float *restrict src,
+                                                                  int64_t ld, int64_t rows,
+                                                                  int64_t n) {
+  for (int64_t p0 = 0; p0 < n; p0 += 16) {
+    const __mmask16 m = first_lanes(n - p0);
+    __m512 r[16], u[16];
+    for (int a = 0; a < 16; a++)
+      r[a] = a < rows ? _mm512_maskz_loadu_ps(m, src + a * ld + p0) : _mm512_setzero_ps();
+    for (int a = 0; a < 16; a += 2) {
+      u[a] = _mm512_unpacklo_ps(r[a], r[a + 1]);
+      u[a + 1] = _mm512_unpackhi_ps(r[a], r[a + 1]);
+    }
+    for (int a = 0; a < 16; a += 4) {
+      const __m512d u0 = _mm512_castps_pd(u[a]), u1 = _mm512_castps_pd(u[a + 1]);
+      const __m512d u2 = _mm512_castps_pd(u[a + 2]), u3 = _mm512_castps_pd(u[a + 3]);
+      r[a] = _mm512_castpd_ps(_mm512_unpacklo_pd(u0, u2));
+      r[a + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(u0, u2));
+      r[a + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(u1, u3));
+      r[a + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(u1, u3));
+    }
+    for (int a = 0; a < 4; a++) {
+      const __m512 x0 = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
+      const __m512 x1 = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xdd);
+      const __m512 y0 = _mm512_shuffle_f32x4(r[a + 8], r[a + 12], 0x88);
+      const __m512 y1 = _mm512_shuffle_f32x4(r[a + 8], r[a + 12], 0xdd);
+      u[a] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+      u[a + 4] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+      u[a + 8] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+      u[a + 12] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+    }
+    for (int b = 0; b < 16 && p0 + b < n; b++) _mm512_storeu_ps(d + (p0 + b) * 16, u[b]);
+  }
+}
+#endif
+
+static int has_avx512(void) {
+#if defined(__x86_64__)
+  static atomic_int known; /* 0 unknown, 1 no, 2 yes */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (!k) {
+    __builtin_cpu_init();
+    k = __builtin_cpu_supports("avx512f") ? 2 : 1;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k == 2;
+#else
+  return 0;
+#endif
+}
+
+static void copy_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    copy_row_avx512(dst, src, n, s);
+    return;
+  }
+#endif
+  copy_row_plain(dst, src, n, s);
+}
+
+static void add_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    add_row_avx512(dst, src, n, s);
+    return;
+  }
+#endif
+  add_row_plain(dst, src, n, s);
+}
+
+static void transpose16(float *restrict d, const float *restrict src, int64_t ld, int64_t rows,
+                        int64_t n) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    transpose16_avx512(d, src, ld, rows, n);
+    return;
+  }
+#endif
+  transpose16_plain(d, src, ld, rows, n);
+}
+
+/* Rows [k0, k1) of col for output positions [p0, p1) of one sample xs (C, H,
+ * W): row k − k0 at col + (k − k0)·ld, position p at column p − p0. */
+static void im2col(float *restrict col, int64_t ld, const float *restrict xs, const sk__conv *cv,
+                   int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
+  const int64_t kk = cv->kh * cv->kw;
+  for (int64_t k = k0; k < k1; k++) {
+    const int64_t c = k / kk, a = k % kk / cv->kw, b = k % cv->kw, off = b * cv->dw - cv->pw;
+    const float *xc = xs + c * cv->h * cv->w;
+    float *row = col + (k - k0) * ld; /* position p at row[p - p0] */
+    int64_t r_lo, r_hi;
+    valid_cols(cv->ow, cv->sw, cv->pw, b * cv->dw, cv->w, &r_lo, &r_hi);
+    for (int64_t q = p0 / cv->ow; q * cv->ow < p1; q++) {
+      const int64_t base = q * cv->ow - p0, s0 = SK_MAX(-base, 0), s1 = SK_MIN(p1 - p0 - base, cv->ow);
+      const int64_t h = q * cv->sh - cv->ph + a * cv->dh;
+      if (h < 0 || h >= cv->h) {
+        memset(&row[base + s0], 0, (size_t)(s1 - s0) * sizeof *row);
+        continue;
+      }
+      const int64_t v0 = SK_MAX(s0, SK_MIN(r_lo, s1)), v1 = SK_MAX(v0, SK_MIN(r_hi, s1));
+      const int64_t src = h * cv->w + off; /* column r at src + r·sw */
+      if (v0 > s0) memset(&row[base + s0], 0, (size_t)(v0 - s0) * sizeof *row);
+      if (v1 > v0) copy_row(&row[base + v0], &xc[src + v0 * cv->sw], v1 - v0, cv->sw);
+      if (s1 > v1) memset(&row[base + v1], 0, (size_t)(s1 - v1) * sizeof *row);
+    }
+  }
+}
+
+/* xs (C, H, W) += rows [k0, k1) of dcol (as im2col lays them out) for
+ * output positions [p0, p1): each input element gains its terms in the order
+ * of k, then of the position. */
+static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, const sk__conv *cv,
+                   int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
+  const int64_t kk = cv->kh * cv->kw;
+  for (int64_t k = k0; k < k1; k++) {
+    const int64_t c = k / kk, a = k % kk / cv->kw, b = k % cv->kw, off = b * cv->dw - cv->pw;
+    float *xc = xs + c * cv->h * cv->w;
+    const float *row = dcol + (k - k0) * ld; /* position p at row[p - p0] */
+    int64_t r_lo, r_hi;
+    valid_cols(cv->ow, cv->sw, cv->pw, b * cv->dw, cv->w, &r_lo, &r_hi);
+    for (int64_t q = p0 / cv->ow; q * cv->ow < p1; q++) {
+      const int64_t h = q * cv->sh - cv->ph + a * cv->dh;
+      if (h < 0 || h >= cv->h) continue;
+      const int64_t base = q * cv->ow - p0, s0 = SK_MAX(-base, 0), s1 = SK_MIN(p1 - p0 - base, cv->ow);
+      const int64_t v0 = SK_MAX(s0, r_lo), v1 = SK_MIN(s1, r_hi), dst = h * cv->w + off;
+      if (v1 > v0) add_row(&xc[dst + v0 * cv->sw], &row[base + v0], v1 - v0, cv->sw);
+    }
+  }
+}
+
+/* The blocks of columns of a geometry: block t covers samples [i0, i0 + nb)
+ * of the batch (whole planes when g->B > 1) or positions [p0, p1) of sample
+ * i0 (g->B = 1). */
+typedef struct blk {
+  int64_t i0, p0, p1;
+} blk;
+
+/* Blocks whose samples meet [n0, n1), in order: the first and the count. */
+static int64_t first_block(const cg *g, int64_t n0) {
+  return g->B > 1 ? n0 / g->B : n0 * ((g->P + g->cols - 1) / g->cols);
+}
+static int64_t blocks_per_sample(const cg *g) { return (g->P + g->cols - 1) / g->cols; }
+
+static blk block_at(const cg *g, int64_t t) {
+  if (g->B > 1) return (blk){t * g->B, 0, g->P};
+  const int64_t per = blocks_per_sample(g), i = t / per, p0 = t % per * g->cols;
+  return (blk){i, p0, SK_MIN(g->P, p0 + g->cols)};
+}
+
+int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__conv *cv, int64_t n0,
+                         int64_t n1, float *scratch) {
+  if (n0 >= n1) return 1;
+  const cg g = cg_of(cv);
+  const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  float *col = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  if (g.taps) make_taps(tab, cv);
+  const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
+  for (int64_t t = first_block(&g, n0); t < t1; t++) {
+    const blk bk = block_at(&g, t);
+    const int64_t j0 = SK_MAX(n0, bk.i0) - bk.i0, j1 = SK_MIN(n1, bk.i0 + g.B) - bk.i0;
+    const int64_t cols = bk.p1 - bk.p0;
+    /* The product's rows are this block's columns: y's own row (ldc = P)
+     * for a run of one sample's positions, else the stage (O × B·P). */
+    float *out = g.B > 1 ? stage : y + bk.i0 * ys + bk.p0;
+    const int64_t ldo = g.B > 1 ? g.cols : P;
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t k1 = SK_MIN(K, k0 + g.kc);
+      for (int64_t j = j0; j < j1; j++)
+        if (g.taps)
+          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, tab, kk, P, plane, k0 / kk,
+                      k1 / kk, bk.p0, cols);
+        else
+          im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
+      /* Column-major: out (cols × O) = col (cols × kc) · wᵀ chunk (kc × O). */
+      if (!gemm(out, col, w + k0, g.B > 1 ? g.cols : cols, O, k1 - k0, g.cols, K, ldo, k0 > 0, 0))
+        return 0;
+    }
+    if (g.B > 1)
+      for (int64_t j = j0; j < j1; j++)
+        for (int64_t o = 0; o < O; o++)
+          memcpy(y + (bk.i0 + j) * ys + o * P, stage + o * g.cols + j * P, (size_t)P * sizeof *y);
+  }
+  return 1;
+}
+
+int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk__conv *cv,
+                              int64_t n0, int64_t n1, float *scratch) {
+  if (n0 >= n1) return 1;
+  const cg g = cg_of(cv);
+  const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  float *dcol = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  if (g.taps && g.B > 1) make_taps(tab, cv);
+  const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
+  for (int64_t i = n0; i < n1; i++) memset(x + i * xs, 0, (size_t)xs * sizeof *x);
+  for (int64_t t = first_block(&g, n0); t < t1; t++) {
+    const blk bk = block_at(&g, t);
+    const int64_t j0 = SK_MAX(n0, bk.i0) - bk.i0, j1 = SK_MIN(n1, bk.i0 + g.B) - bk.i0;
+    const int64_t cols = bk.p1 - bk.p0;
+    const float *dy = y + bk.i0 * ys + bk.p0;
+    int64_t ld = P;
+    if (g.B > 1) { /* the block's dy as (O × B·P) */
+      for (int64_t j = j0; j < j1; j++)
+        for (int64_t o = 0; o < O; o++)
+          memcpy(stage + o * g.cols + j * P, y + (bk.i0 + j) * ys + o * P, (size_t)P * sizeof *y);
+      dy = stage, ld = g.cols;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t k1 = SK_MIN(K, k0 + g.kc);
+      /* Column-major: dcol (cols × kc) = dy (cols × O) · w chunk (O × kc),
+       * w (O × K) row-major being that chunk transposed (TRANS_B). */
+      if (!gemm(dcol, dy, w + k0, g.B > 1 ? g.cols : cols, k1 - k0, O, ld, K, g.cols, 0, 1))
+        return 0;
+      for (int64_t j = j0; j < j1; j++)
+        if (g.taps && g.B > 1)
+          scatter_taps(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, tab, kk, P, plane, k0 / kk,
+                       k1 / kk);
+        else
+          col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
+    }
+  }
+  return 1;
+}
+
+/* The weight gradient when K is at most CG_CB (a single input channel) and
+ * blocks are runs of one sample's positions: dy's rows are long and K short,
+ * so col is transposed instead of dy (9 rows against 16 per block of
+ * channels) and the products make dw's rows directly: per block of
+ * channels, dw block (K × mb, column-major) += colᵀ (K × cols) · dy block
+ * (cols × mb), summed over the blocks in order. */
+static int weight_thin(float *w, const float *x, const float *y, const sk__conv *cv, const cg *g,
+                       int64_t o0, int64_t o1, float *scratch) {
+  const int64_t O = cv->o, P = g->P, K = g->K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  const int64_t b0 = o0 / CG_CB, b1 = (o1 + CG_CB - 1) / CG_CB, nblk = b1 - b0;
+  float *acc = scratch, *col = acc + nblk * CG_CB * K, *colt = col + K * g->cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw;
+  if (g->taps) make_taps(tab, cv);
+  const int64_t nt = cv->n * blocks_per_sample(g);
+  for (int64_t t = 0; t < nt; t++) {
+    const blk bk = block_at(g, t);
+    const int64_t cols = bk.p1 - bk.p0;
+    if (g->taps)
+      gather_taps(col, g->cols, x + bk.i0 * xs, tab, kk, P, cv->h * cv->w, 0, cv->c, bk.p0, cols);
+    else
+      im2col(col, g->cols, x + bk.i0 * xs, cv, 0, K, bk.p0, bk.p1);
+    transpose16(colt, col, g->cols, K, cols);
+    for (int64_t q = 0; q < nblk; q++) {
+      const int64_t c0 = (b0 + q) * CG_CB, mb = SK_MIN(CG_CB, O - c0);
+      if (!gemm(acc + q * CG_CB * K, colt, y + bk.i0 * ys + c0 * P + bk.p0, K, mb, cols, CG_CB,
+                P, K, t > 0, 0))
+        return 0;
+    }
+  }
+  for (int64_t o = o0; o < o1; o++)
+    memcpy(w + o * K, acc + (o / CG_CB - b0) * CG_CB * K + o % CG_CB * K, (size_t)K * sizeof *w);
+  return 1;
+}
+
+int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const sk__conv *cv,
+                                int64_t o0, int64_t o1, float *scratch) {
+  if (o0 >= o1) return 1;
+  const cg g = cg_of(cv);
+  if (g.thin) return weight_thin(w, x, y, cv, &g, o0, o1, scratch);
+  const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
+  const int64_t b0 = o0 / CG_CB, b1 = (o1 + CG_CB - 1) / CG_CB, nblk = b1 - b0;
+  /* Per channel block: its sums dwᵀ (K × CG_CB, column-major CG_CB × K)
+   * and its dy block transposed (cols × CG_CB); then a chunk of col. */
+  float *acc = scratch, *dyt = acc + nblk * CG_CB * K, *col = dyt + nblk * CG_CB * g.cols;
+  int32_t tab[CG_TAPS];
+  const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  if (g.taps) make_taps(tab, cv);
+  const int64_t nt = g.B > 1 ? (cv->n + g.B - 1) / g.B : cv->n * blocks_per_sample(&g);
+  for (int64_t t = 0; t < nt; t++) {
+    const blk bk = block_at(&g, t);
+    const int64_t nb = SK_MIN(g.B, cv->n - bk.i0), cols = bk.p1 - bk.p0;
+    /* A last block short of samples: zeros in their columns (stale floats
+     * there could be infinite, and 0·∞ is not 0). */
+    const int64_t pad = g.B > 1 && nb < g.B ? (g.B - nb) * P : 0;
+    for (int64_t q = 0; q < nblk; q++) {
+      const int64_t c0 = (b0 + q) * CG_CB, mb = SK_MIN(CG_CB, O - c0);
+      float *d = dyt + q * CG_CB * g.cols;
+      for (int64_t j = 0; j < nb; j++)
+        transpose16(d + j * P * CG_CB, y + (bk.i0 + j) * ys + c0 * P + bk.p0, P, mb, cols);
+      if (pad) memset(d + nb * P * CG_CB, 0, (size_t)(pad * CG_CB) * sizeof *d);
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += g.kc) {
+      const int64_t k1 = SK_MIN(K, k0 + g.kc);
+      for (int64_t j = 0; j < nb; j++)
+        if (g.taps)
+          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, tab, kk, P, plane, k0 / kk,
+                      k1 / kk, bk.p0, cols);
+        else
+          im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
+      if (pad)
+        for (int64_t k = 0; k < k1 - k0; k++)
+          memset(col + k * g.cols + nb * P, 0, (size_t)pad * sizeof *col);
+      for (int64_t q = 0; q < nblk; q++) {
+        const int64_t mb = SK_MIN(CG_CB, O - (b0 + q) * CG_CB);
+        /* Column-major: dwᵀ block (mb × kc) += dyᵀ (mb × cols) · col chunk
+         * (cols × kc), col's rows being its columns. */
+        if (!gemm(acc + q * CG_CB * K + k0 * CG_CB, dyt + q * CG_CB * g.cols, col, mb, k1 - k0,
+                  g.B > 1 ? g.cols : cols, CG_CB, g.cols, CG_CB, t > 0, 0))
+          return 0;
+      }
+    }
+  }
+  for (int64_t o = o0; o < o1; o++) {
+    const float *a = acc + (o / CG_CB - b0) * CG_CB * K + o % CG_CB;
+    for (int64_t k = 0; k < K; k++) w[o * K + k] = a[k * CG_CB];
+  }
+  return 1;
+}
