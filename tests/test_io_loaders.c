@@ -586,11 +586,17 @@ TEST(csv_defaults_and_header) {
   /* "nan" in the first row is a value, not a header name. */
   CHECK_EQ_INT(csv_text("1,nan\n1,2\n", -1, -1, 0, &x, NULL), SK_ERR_NUMERIC);
   CHECK(strstr(sk_last_error(), "line 1, column 2"));
-  /* One text field makes a header; .5, 5., +1 are numbers. */
+  /* A header is names only; .5, 5., +1 are numbers. */
   static const float b[3] = {0.5f, 5, 1};
-  CHECK_OK(csv_text("a,1,2\n.5,5.,+1\n", -1, -1, 0, &x, NULL));
+  CHECK_OK(csv_text("a,,c\n.5,5.,+1\n", -1, -1, 0, &x, NULL));
   CHECK(tensor_is(x, 1, 3, b));
   sk_tensor_free(x);
+  /* A first row of numbers and text is data with a bad field, not a header
+   * to drop in silence. */
+  CHECK_EQ_INT(csv_text("a,1,2\n.5,5.,+1\n", -1, -1, 0, &x, NULL), SK_ERR_FORMAT);
+  CHECK(strstr(sk_last_error(), "line 1, column 1") && strstr(sk_last_error(), "'a'"));
+  CHECK_EQ_INT(csv_text("1,NA\n2,3\n", -1, -1, 0, &x, NULL), SK_ERR_FORMAT);
+  CHECK(strstr(sk_last_error(), "line 1, column 2") && strstr(sk_last_error(), "'NA'"));
   tmp_end();
 }
 

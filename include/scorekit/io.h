@@ -1,8 +1,12 @@
 /* scorekit file formats: NumPy .npy arrays (read and write), numeric CSV
  * tables and IDX arrays (the MNIST family, plain or gzipped; read), loaded
- * into float32 tensors with every size validated first. */
+ * into float32 tensors with every size validated first; and the rules every
+ * scorekit reader and writer follows. */
 #ifndef SCOREKIT_IO_H
 #define SCOREKIT_IO_H
+
+#include <signal.h>
+#include <stddef.h>
 
 #include "tensor.h"
 
@@ -45,7 +49,8 @@ SK_API const char *sk_dtype_name(sk_dtype t);
  * order only. The header dict ('descr', 'fortran_order', 'shape' in any order,
  * any whitespace, optional trailing comma) may be padded in any way.
  *
- * Errors: SK_ERR_IO (cannot open or read, not a regular file), SK_ERR_FORMAT
+ * Errors: SK_ERR_IO (cannot open or read, not a regular file: a FIFO is
+ * refused before any read could wait on it), SK_ERR_FORMAT
  * (bad magic, header length > 65536 or past the end of the file, unparsable
  * header, negative or overflowing shape, data shorter than the shape needs:
  * "truncated", or longer: "trailing bytes"), SK_ERR_UNSUPPORTED (version,
@@ -74,9 +79,11 @@ SK_API sk_status sk_npy_save_i32(const char *path, int64_t n, const int32_t *dat
 
 /* How sk_csv_load reads a table. */
 typedef struct sk_csv_options {
-  int header;       /* -1: auto-detect (the first row is a header if one of its
-                       non-empty fields is not a number; "nan" and "inf" count as
-                       numbers), 0: no header, 1: the first row is a header */
+  int header;       /* -1: auto-detect (the first row is a header if its non-empty
+                       fields are all text, none a number; "nan" and "inf" count as
+                       numbers; a row that mixes numbers and text, such as "1,NA",
+                       is data, and its text field an error), 0: no header, 1: the
+                       first row is a header */
   int label_column; /* -1: none; else the 0-based column holding an integer class
                        label >= 0 (any column; it is removed from x) */
   char delimiter;   /* 0: auto-detect from the first non-comment line among ',', ';',
@@ -136,6 +143,57 @@ SK_API sk_status sk_csv_load(const char *path, const sk_csv_options *opt, sk_ten
  * more than 2^32 elements), SK_ERR_NUMERIC, SK_ERR_NOMEM (zlib's own
  * allocations included), SK_ERR_INVALID (NULL arguments). */
 SK_API sk_status sk_idx_load(const char *path, sk_tensor **out, sk_dtype *dtype);
+
+/* Files: what every scorekit reader and writer does.
+ *
+ * Reading (sk_npy_load, sk_csv_load, sk_idx_load, sk_safetensors_load,
+ * sk_model_load, sk_trainer_resume): the path must name a regular file, checked before the
+ * first read that could block: a FIFO, a device or a directory is refused
+ * with SK_ERR_IO, "PATH: is a FIFO, not a regular file".
+ *
+ * Writing (sk_npy_save*, sk_safetensors_save, sk_model_save, the trainer's
+ * checkpoints, sk_file_write, the plots): the destination is resolved
+ * first: a symbolic link is followed (a relative one from its own directory,
+ * up to 40 links) and the file it names is replaced, the link kept; a
+ * destination that exists and is not a regular file (a directory, FIFO,
+ * socket or device: /dev/null too) is refused with SK_ERR_IO naming it, and
+ * is never replaced. The data goes to a temporary file beside it,
+ * NAME.tmp.PID.XXXXXX (NAME cut short when the whole would pass 255 bytes),
+ * which is fsynced and renamed over NAME, so that a reader sees the old file
+ * or the whole new one; on any failure the temporary is removed. A path that
+ * leaves no room for that suffix under PATH_MAX is refused.
+ *
+ * Writes n bytes to `path` as above. Errors: SK_ERR_IO, SK_ERR_NOMEM,
+ * SK_ERR_INVALID (NULL data with n > 0). */
+SK_API sk_status sk_file_write(const char *path, const void *data, size_t n);
+
+/* Checks, before any work is spent on it, that a file can be written at
+ * `path`: the destination resolves as above (not a directory, FIFO, socket
+ * or device; not too long), and its directory exists and may be written.
+ * Then removes the stale temporaries of that directory: files named
+ * NAME.tmp.PID.XXXXXX, regular, owned by this user, whose PID is not a live
+ * process (or is this process's, while it has no write in progress). A live
+ * process's temporaries stay, and so do names that do not follow the rule
+ * (older versions' NAME.tmp.XXXXXX included). *removed (may be NULL) gets
+ * the number removed. The check can only say what is true now: the write
+ * itself checks again. Errors: SK_ERR_IO naming the path and the problem
+ * ("directory out does not exist", "is a FIFO, not a regular file", "name too
+ * long"), SK_ERR_NOMEM, SK_ERR_INVALID. */
+SK_API sk_status sk_output_prepare(const char *path, int *removed);
+
+/* Makes SIGTERM, SIGINT and SIGHUP remove the temporary files of the writes
+ * in progress (up to 16 at once) and then end the process by the same signal,
+ * with its default action, as if it had not been caught (the parent sees
+ * it: a shell's 128 + n). A signal ignored when this is called stays ignored
+ * (nohup, background jobs). With `stop` non-NULL, the first of these signals
+ * only sets *stop to its number (a write in progress goes on): the caller
+ * polls *stop, finishes what it must (a checkpoint), then calls
+ * sk_signals_install(NULL) and raise(*stop). A second signal while *stop is
+ * set acts at once, as with NULL. Call again to switch; the handler is
+ * async-signal-safe. scorekit never installs it by itself: a program
+ * chooses to (the scorekit command does, at start). Errors: SK_ERR_STATE
+ * when sigaction fails. */
+SK_API sk_status sk_signals_install(volatile sig_atomic_t *stop);
 
 #ifdef __cplusplus
 }

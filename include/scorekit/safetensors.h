@@ -24,7 +24,9 @@ typedef struct sk_named_tensor {
  * metadata given as n_meta key/value pairs (meta[2i] is a key, meta[2i+1] its
  * value; meta may be NULL when n_meta is 0) under "__metadata__". Names, keys
  * and values must be UTF-8. The file replaces `path` atomically (temporary
- * file, fsync, rename): on any failure no file and no temporary is left.
+ * file, fsync, rename): on any failure no file and no temporary is left; a
+ * symbolic link is followed and a destination that is not a regular file
+ * refused (see "Files" in io.h).
  * Errors: SK_ERR_INVALID for an empty, duplicate or "__metadata__" name, a
  * duplicate metadata key, a rank outside 0..SK_MAX_DIMS, a negative dimension
  * or NULL data for a non-empty tensor; SK_ERR_NUMERIC naming the tensor for a
@@ -45,7 +47,8 @@ typedef struct sk_safetensors sk_safetensors;
  * (also an F64 too large for float32) is rejected, naming the tensor.
  * On success *out owns everything (free with sk_safetensors_free); on failure
  * *out is NULL and the message names the path and the problem.
- * Errors: SK_ERR_IO (cannot open or read), SK_ERR_FORMAT (malformed),
+ * Errors: SK_ERR_IO (cannot open or read; not a regular file, a FIFO refused
+ * before any read could wait on it), SK_ERR_FORMAT (malformed),
  * SK_ERR_UNSUPPORTED (another dtype such as I64), SK_ERR_NUMERIC, SK_ERR_NOMEM. */
 SK_API sk_status sk_safetensors_load(const char *path, sk_safetensors **out);
 /* Frees st and every tensor and string borrowed from it; NULL is a no-op. */

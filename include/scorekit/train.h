@@ -36,7 +36,12 @@ SK_API sk_status sk_model_save(const char *path, const sk_model *m, const float 
                                const sk_model_info *info);
 /* Loads a model written by sk_model_save: its EMA weights when use_ema (an
  * error if the file has none), else the raw ones. `info` may be NULL. Errors
- * name the file and what is missing or inconsistent. */
+ * name the file and what is missing or inconsistent. The header is checked
+ * before anything is allocated for the weights: each tensor the config needs
+ * must be there with the config's shape (a config that claims a huge width is
+ * refused by its first tensor, not by a failed allocation); then only those
+ * tensors are read (other tensors, and the raw weights when use_ema, are
+ * never read, nor checked for NaN). */
 SK_API sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info);
 
 typedef struct sk_train_config {

@@ -8,34 +8,38 @@
 #include <unistd.h>
 
 #include "io/internal.h"
+#include "scorekit/io.h"
 
 sk_status sk__afile_open(sk__afile *a, const char *path) {
   memset(a, 0, sizeof *a);
-  size_t n = strlen(path);
-  a->path = sk__strdup(path);
-  a->tmp_path = sk__malloc(n + 16);
-  if (!a->path || !a->tmp_path) {
+  a->slot = -1;
+  if (!path) return sk__fail(SK_ERR_INVALID, "output path is NULL");
+  sk_status st = sk__dest_resolve(path, &a->path);
+  if (st) return st;
+  a->tmp_path = sk__tmp_template(a->path);
+  if (!a->tmp_path) {
     sk__free(a->path);
-    sk__free(a->tmp_path);
+    a->path = NULL;
     return sk__fail(SK_ERR_NOMEM, "%s: out of memory", path);
   }
-  memcpy(a->tmp_path, path, n);
-  memcpy(a->tmp_path + n, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(a->tmp_path);
+  int fd = sk__tmp_create(a->tmp_path, &a->slot);
   if (fd < 0) {
     int e = errno;
     sk__free(a->path);
     sk__free(a->tmp_path);
+    memset(a, 0, sizeof *a);
     return sk__fail(SK_ERR_IO, "%s: cannot create: %s", path, strerror(e));
   }
   fchmod(fd, 0644);
   a->f = fdopen(fd, "wb");
   if (!a->f) {
+    int e = errno;
     close(fd);
-    unlink(a->tmp_path);
+    sk__tmp_remove(a->tmp_path, a->slot);
     sk__free(a->path);
     sk__free(a->tmp_path);
-    return sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    memset(a, 0, sizeof *a);
+    return sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(e));
   }
   return SK_OK;
 }
@@ -44,11 +48,12 @@ static void sk_afile_release(sk__afile *a) {
   sk__free(a->path);
   sk__free(a->tmp_path);
   memset(a, 0, sizeof *a);
+  a->slot = -1;
 }
 
 void sk__afile_abort(sk__afile *a) {
   if (a->f) fclose(a->f);
-  if (a->tmp_path) unlink(a->tmp_path);
+  if (a->tmp_path) sk__tmp_remove(a->tmp_path, a->slot);
   sk_afile_release(a);
 }
 
@@ -60,10 +65,10 @@ sk_status sk__afile_commit(sk__afile *a) {
     e = errno;
   }
   a->f = NULL;
-  if (bad || rename(a->tmp_path, a->path) != 0) {
+  if (bad || sk__tmp_rename(a->tmp_path, a->path, a->slot) != 0) {
     if (!bad) e = errno;
     sk_status st = sk__fail(SK_ERR_IO, "%s: write failed: %s", a->path, strerror(e));
-    unlink(a->tmp_path);
+    sk__tmp_remove(a->tmp_path, a->slot);
     sk_afile_release(a);
     return st;
   }
@@ -79,4 +84,17 @@ sk_status sk__afile_commit(sk__afile *a) {
   }
   sk_afile_release(a);
   return SK_OK;
+}
+
+sk_status sk_file_write(const char *path, const void *data, size_t n) {
+  if (n > 0 && !data) return sk__fail(SK_ERR_INVALID, "%s: data is NULL", path ? path : "sk_file_write");
+  sk__afile a;
+  sk_status st = sk__afile_open(&a, path);
+  if (st) return st;
+  if (n > 0 && fwrite(data, 1, n, a.f) != n) {
+    int e = errno;
+    sk__afile_abort(&a);
+    return sk__fail(SK_ERR_IO, "%s: write failed: %s", path, strerror(e));
+  }
+  return sk__afile_commit(&a);
 }

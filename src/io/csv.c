@@ -264,17 +264,22 @@ static sk_status first_line(csv_state *c, bool *is_header) {
   size_t len;
   const char *err = NULL;
   int k = 0, rc;
-  bool text = false;
+  bool text = false, number = false;
   while ((rc = split_next(&sp, &f, &len, &err)) == 1) {
     if (k == CSV_MAX_COLS)
       return sk__fail(SK_ERR_FORMAT, "%s: line %lld: more than %d columns", c->r.path, c->r.line_no,
                       CSV_MAX_COLS);
-    if (len > 0 && classify(f, len) == FIELD_OTHER) text = true;
+    if (len > 0) {
+      if (classify(f, len) == FIELD_OTHER) text = true;
+      else number = true;
+    }
     k++;
   }
   if (rc < 0) return field_error(c, k, err);
   c->ncols = k;
-  *is_header = c->opt.header < 0 ? text : c->opt.header == 1;
+  /* A header is names only. A row that mixes numbers and text ("1,NA") is
+   * data with a bad field, reported as such, not a header to drop. */
+  *is_header = c->opt.header < 0 ? text && !number : c->opt.header == 1;
   int lab = c->opt.label_column;
   if (lab >= k)
     return sk__fail(SK_ERR_FORMAT, "%s: line %lld: label column %d but rows have %d columns",
@@ -405,11 +410,8 @@ sk_status sk_csv_load(const char *path, const sk_csv_options *opt, sk_tensor **x
   locale_t old = uselocale(cloc);
 
   c.r.path = path;
-  c.r.f = fopen(path, "rb");
-  if (!c.r.f) {
-    st = sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    goto done;
-  }
+  st = sk__open_read(path, &c.r.f, NULL);
+  if (st) goto done;
   c.r.buf = sk__malloc(CSV_CHUNK);
   if (!c.r.buf) {
     st = sk__fail(SK_ERR_NOMEM, "%s: out of memory", path);

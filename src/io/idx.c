@@ -335,9 +335,9 @@ sk_status sk_idx_load(const char *path, sk_tensor **out, sk_dtype *dtype) {
   idx_src s;
   memset(&s, 0, sizeof s);
   s.path = path;
-  s.f = fopen(path, "rb");
-  if (!s.f) return sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  sk_status st = load_file(&s, out, dtype);
+  sk_status st = sk__open_read(path, &s.f, NULL); /* a FIFO or device: refused, never read */
+  if (st) return st;
+  st = load_file(&s, out, dtype);
   if (s.zs_live) inflateEnd(&s.zs);
   sk__free(s.in);
   fclose(s.f);

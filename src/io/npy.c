@@ -386,9 +386,10 @@ sk_status sk_npy_load_typed(const char *path, sk_tensor **out, sk_dtype *dtype) 
   if (!out) return sk__fail(SK_ERR_INVALID, "sk_npy_load: out is NULL");
   *out = NULL;
   if (!path) return sk__fail(SK_ERR_INVALID, "sk_npy_load: path is NULL");
-  FILE *f = fopen(path, "rb");
-  if (!f) return sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  sk_status st = load_open_file(f, path, out, dtype);
+  FILE *f = NULL;
+  sk_status st = sk__open_read(path, &f, NULL);
+  if (st) return st;
+  st = load_open_file(f, path, out, dtype);
   fclose(f);
   return st;
 }

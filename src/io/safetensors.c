@@ -33,6 +33,10 @@ struct sk_safetensors {
   int n_meta;
   char **meta; /* (2 n_meta) key, value, ... sorted by key, into meta_block */
   char *meta_block;
+  /* Opened by sk__safetensors_open: tensors are read on demand. */
+  FILE *f;
+  struct entry *entries; /* (n) in file order, names into name_block */
+  uint64_t data_start;   /* file offset of the data buffer */
 };
 
 typedef enum dtype { DT_F32, DT_F64, DT_F16, DT_BF16 } dtype;
@@ -124,6 +128,8 @@ void sk_safetensors_free(sk_safetensors *st) {
   sk__free(st->meta);
   sk__free(st->meta_block);
   sk__free(st->path);
+  sk__free(st->entries);
+  if (st->f) fclose(st->f);
   sk__free(st);
 }
 
@@ -250,11 +256,10 @@ static sk_status load_meta(const char *path, const sk__json *m, sk_safetensors *
   return SK_OK;
 }
 
-/* Reads e's bytes from f (positioned at them) into t, converting to float32. */
-static sk_status read_tensor(const char *path, FILE *f, const entry *e, sk_tensor *t) {
+/* Reads e's bytes from f (positioned at them) into dst, converting to float32. */
+static sk_status read_tensor(const char *path, FILE *f, const entry *e, float *dst) {
   unsigned char buf[16384];
   size_t esize = dtypes[e->dt].size, per = sizeof buf / esize, done = 0;
-  float *dst = sk_tensor_data(t);
   while (done < e->numel) {
     size_t count = (size_t)SK_MIN((uint64_t)per, e->numel - done);
     if (fread(buf, esize, count, f) != count)
@@ -283,9 +288,10 @@ static sk_status read_tensor(const char *path, FILE *f, const entry *e, sk_tenso
 }
 
 /* The part of loading after the file is open; every failure leaves cleanup
- * to the caller. */
+ * to the caller. `lazy`: check the header only, and keep the entries in st
+ * for sk__safetensors_read. */
 static sk_status load_file(const char *path, FILE *f, sk_safetensors *st, char **header,
-                           sk__json_doc **doc, entry **entries) {
+                           sk__json_doc **doc, entry **entries, bool lazy) {
   struct stat sb;
   if (fstat(fileno(f), &sb) != 0)
     return sk__fail(SK_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
@@ -383,18 +389,24 @@ static sk_status load_file(const char *path, FILE *f, sk_safetensors *st, char *
   *doc = NULL;
   sk__free(*header);
   *header = NULL;
+  if (lazy) {
+    st->entries = *entries; /* names now point into st->name_block */
+    *entries = NULL;
+    st->data_start = 8 + hn;
+    return SK_OK;
+  }
 
   for (size_t i = 0; i < n; i++) {
     st->tensors[i] = sk_tensor_new(es[i].ndim, es[i].shape);
     if (!st->tensors[i])
       return sk__fail(SK_ERR_NOMEM, "%s: tensor '%s': out of memory for %" PRIu64 " floats", path,
                       es[i].name, es[i].numel);
-    if ((s = read_tensor(path, f, &es[i], st->tensors[i]))) return s;
+    if ((s = read_tensor(path, f, &es[i], sk_tensor_data(st->tensors[i])))) return s;
   }
   return SK_OK;
 }
 
-sk_status sk_safetensors_load(const char *path, sk_safetensors **out) {
+static sk_status open_file(const char *path, sk_safetensors **out, bool lazy) {
   if (!out) return sk__fail(SK_ERR_INVALID, "sk_safetensors_load: out is NULL");
   *out = NULL;
   if (!path) return sk__fail(SK_ERR_INVALID, "sk_safetensors_load: path is NULL");
@@ -404,17 +416,20 @@ sk_status sk_safetensors_load(const char *path, sk_safetensors **out) {
     sk_safetensors_free(st);
     return sk__fail(SK_ERR_NOMEM, "%s: out of memory", path);
   }
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int e = errno;
+  FILE *f = NULL;
+  sk_status s0 = sk__open_read(path, &f, NULL);
+  if (s0) {
     sk_safetensors_free(st);
-    return sk__fail(SK_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    return s0;
   }
   char *header = NULL;
   sk__json_doc *doc = NULL;
   entry *entries = NULL;
-  sk_status s = load_file(path, f, st, &header, &doc, &entries);
-  fclose(f);
+  sk_status s = load_file(path, f, st, &header, &doc, &entries, lazy);
+  if (lazy && !s)
+    st->f = f;
+  else
+    fclose(f);
   sk__free(header);
   sk__json_doc_free(doc);
   sk__free(entries);
@@ -426,6 +441,47 @@ sk_status sk_safetensors_load(const char *path, sk_safetensors **out) {
   return SK_OK;
 }
 
+sk_status sk_safetensors_load(const char *path, sk_safetensors **out) {
+  return open_file(path, out, false);
+}
+
+sk_status sk__safetensors_open(const char *path, sk_safetensors **out) {
+  return open_file(path, out, true);
+}
+
+/* The index of tensor `name` in file order, or -1. */
+static int find(const sk_safetensors *st, const char *name) {
+  int lo = 0, hi = st->n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    int c = strcmp(st->by_name[mid].name, name);
+    if (c == 0) return st->by_name[mid].i;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return -1;
+}
+
+int sk__safetensors_shape(const sk_safetensors *st, const char *name, const int64_t **shape) {
+  int i = find(st, name);
+  if (i < 0 || !st->entries) return -1;
+  *shape = st->entries[i].shape;
+  return st->entries[i].ndim;
+}
+
+sk_status sk__safetensors_read(sk_safetensors *st, const char *name, float *dst) {
+  int i = find(st, name);
+  if (i < 0 || !st->f)
+    return sk__fail(SK_ERR_INVALID, "%s: no tensor named '%s' to read", st->path, name);
+  const entry *e = &st->entries[i];
+  uint64_t at = st->data_start + e->begin;
+  if (at > (uint64_t)INT64_MAX || fseeko(st->f, (off_t)at, SEEK_SET) != 0)
+    return sk__fail(SK_ERR_IO, "%s: tensor '%s': cannot seek: %s", st->path, name, strerror(errno));
+  return read_tensor(st->path, st->f, e, dst);
+}
+
 int sk_safetensors_count(const sk_safetensors *st) { return st ? st->n : 0; }
 
 const char *sk_safetensors_name(const sk_safetensors *st, int i) {
@@ -435,20 +491,13 @@ const char *sk_safetensors_name(const sk_safetensors *st, int i) {
 sk_status sk_safetensors_get(const sk_safetensors *st, const char *name, const sk_tensor **out) {
   if (out) *out = NULL;
   if (!st || !name || !out) return sk__fail(SK_ERR_INVALID, "sk_safetensors_get: NULL argument");
-  int lo = 0, hi = st->n;
-  while (lo < hi) {
-    int mid = lo + (hi - lo) / 2;
-    int c = strcmp(st->by_name[mid].name, name);
-    if (c == 0) {
-      *out = st->tensors[st->by_name[mid].i];
-      return SK_OK;
-    }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return sk__fail(SK_ERR_INVALID, "%s: no tensor named '%s'", st->path, name);
+  int i = find(st, name);
+  if (i < 0) return sk__fail(SK_ERR_INVALID, "%s: no tensor named '%s'", st->path, name);
+  if (!st->tensors[i])
+    return sk__fail(SK_ERR_INVALID, "%s: tensor '%s' is read on demand (sk__safetensors_read)",
+                    st->path, name);
+  *out = st->tensors[i];
+  return SK_OK;
 }
 
 const char *sk_safetensors_meta(const sk_safetensors *st, const char *key) {

@@ -13,5 +13,13 @@ sk_status sk__model_check(const sk_model_config *cfg);
 sk_status sk__unet_check(const sk_unet_config *u);
 /* The same for sk_adam_new's config. */
 sk_status sk__adam_check(const sk_adam_config *cfg);
+/* sk_model_new (and sk_model_new_unet) in two steps, so that a caller can
+ * compare the tensors' names and shapes with a file before the parameters
+ * are allocated: the model without its parameter buffer (sk_model_params is
+ * NULL; NULL when the config is refused or on no memory, the message set),
+ * then the zeroed buffer (sk_model_free frees the model either way). */
+sk_model *sk__model_layout(const sk_model_config *cfg);
+sk_model *sk__unet_layout(const sk_unet_config *u);
+sk_status sk__model_alloc(sk_model *m);
 
 #endif

@@ -217,8 +217,9 @@ static void unet_layout(sk_model *m, size_t *off) {
   add_tensor(m, off, "tconv1.bias", 0, 1, &ic, INIT_UNIFORM, ic * 9);
 }
 
-/* A model of config cfg (checked) and, for a U-Net, shape u (checked). */
-static sk_model *model_new(const sk_model_config *cfg, const sk_unet_config *u) {
+/* The layout of a model of config cfg (checked) and, for a U-Net, shape u
+ * (checked): its tensors, without the parameter buffer. */
+static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *u) {
   sk_model *m = sk__calloc(1, sizeof *m);
   if (!m) {
     sk__fail(SK_ERR_NOMEM, "model: out of memory");
@@ -237,23 +238,37 @@ static sk_model *model_new(const sk_model_config *cfg, const sk_unet_config *u) 
     mlp_layout(m, &off);
   }
   m->n_params = off;
-  m->params = sk__calloc_lines(off, sizeof(float));
-  if (!m->params) {
+  return m;
+}
+
+sk_status sk__model_alloc(sk_model *m) {
+  m->params = sk__calloc_lines(m->n_params, sizeof(float));
+  if (!m->params)
+    return sk__fail(SK_ERR_NOMEM, "model: out of memory for %zu parameters", m->n_params);
+  return SK_OK;
+}
+
+sk_model *sk__model_layout(const sk_model_config *cfg) {
+  return sk__model_check(cfg) == SK_OK ? model_layout(cfg, NULL) : NULL;
+}
+
+sk_model *sk__unet_layout(const sk_unet_config *u) {
+  const sk_model_config cfg = {SK_MODEL_UNET, 0, 0, 0, 0, SK_ACT_SILU};
+  return sk__unet_check(u) == SK_OK ? model_layout(&cfg, u) : NULL;
+}
+
+/* The parameters for a layout; frees it when they cannot be had. */
+static sk_model *with_params(sk_model *m) {
+  if (m && sk__model_alloc(m) != SK_OK) {
     sk__free(m);
-    sk__fail(SK_ERR_NOMEM, "model: out of memory for %zu parameters", off);
     return NULL;
   }
   return m;
 }
 
-sk_model *sk_model_new(const sk_model_config *cfg) {
-  return sk__model_check(cfg) == SK_OK ? model_new(cfg, NULL) : NULL;
-}
+sk_model *sk_model_new(const sk_model_config *cfg) { return with_params(sk__model_layout(cfg)); }
 
-sk_model *sk_model_new_unet(const sk_unet_config *u) {
-  const sk_model_config cfg = {SK_MODEL_UNET, 0, 0, 0, 0, SK_ACT_SILU};
-  return sk__unet_check(u) == SK_OK ? model_new(&cfg, u) : NULL;
-}
+sk_model *sk_model_new_unet(const sk_unet_config *u) { return with_params(sk__unet_layout(u)); }
 
 void sk_model_free(sk_model *m) {
   if (!m) return;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "io/internal.h"
 #include "io/json.h"
 #include "nn/internal.h"
 #include "scorekit/safetensors.h"
@@ -164,10 +165,60 @@ static sk_status unet_config(const char *path, const sk__json *root, sk_unet_con
   return SK_OK;
 }
 
+/* "[8, 2]" */
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+  int n = snprintf(buf, cap, "[");
+  for (int k = 0; k < ndim && n > 0 && (size_t)n < cap; k++)
+    n += snprintf(buf + n, cap - (size_t)n, "%s%lld", k ? ", " : "", (long long)shape[k]);
+  if (n > 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, "]");
+}
+
+/* "dim 2, hidden 64, depth 3", or a U-Net's shape. */
+static void config_str(char *buf, size_t cap, const sk_model *m) {
+  const sk_unet_config *u = sk_model_get_unet(m);
+  const sk_model_config *c = sk_model_get_config(m);
+  if (u)
+    snprintf(buf, cap, "U-Net channels %d,%d,%d,%d, image %dx%dx%d, embed %d", u->channels[0],
+             u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
+             u->image[2], u->embed);
+  else
+    snprintf(buf, cap, "dim %d, hidden %d, depth %d", c->dim, c->hidden, c->depth);
+}
+
+/* Every tensor the model needs is in the file with the model's shape:
+ * checked on the header alone, before the parameters are allocated. */
+static sk_status check_shapes(const char *path, const sk_safetensors *st, const sk_model *m,
+                              int use_ema) {
+  for (int i = 0; i < sk_model_num_tensors(m); i++) {
+    char name[80];
+    snprintf(name, sizeof name, "%s%s", use_ema ? "ema." : "", sk_model_tensor_name(m, i));
+    const int64_t *shape = NULL;
+    int ndim = sk__safetensors_shape(st, name, &shape);
+    if (ndim < 0)
+      return sk__fail(SK_ERR_FORMAT, "%s: tensor %s is missing%s", path, name,
+                      use_ema ? " (saved without EMA weights?)" : "");
+    const int want = sk_model_tensor_ndim(m, i);
+    int ok = ndim == want;
+    for (int k = 0; ok && k < ndim; k++) ok = shape[k] == sk_model_tensor_shape(m, i)[k];
+    if (!ok) {
+      char got[128], need[128];
+      shape_str(got, sizeof got, ndim, shape);
+      shape_str(need, sizeof need, want, sk_model_tensor_shape(m, i));
+      char conf[160];
+      config_str(conf, sizeof conf, m);
+      return sk__fail(SK_ERR_FORMAT, "%s: tensor %s is %s in the file, but the config (%s) needs %s",
+                      path, name, got, conf, need);
+    }
+  }
+  return SK_OK;
+}
+
 sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info) {
   *out = NULL;
   sk_safetensors *st = NULL;
-  sk_status s = sk_safetensors_load(path, &st);
+  /* The header only: the tensors are read once their shapes are checked,
+   * and only those the model needs. */
+  sk_status s = sk__safetensors_open(path, &st);
   if (s != SK_OK) return s;
   const char *meta = sk_safetensors_meta(st, "scorekit");
   sk__json_doc *doc = NULL;
@@ -194,7 +245,7 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   sk_model *m = NULL;
   if (kind && kind_parse(kind) == SK_MODEL_UNET) {
     if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
-    m = sk_model_new_unet(&unet);
+    m = sk__unet_layout(&unet);
   } else {
     if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
         !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
@@ -223,32 +274,30 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
       s = sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
       goto done;
     }
-    m = sk_model_new(&cfg);
+    m = sk__model_layout(&cfg);
   }
   if (!m) {
     s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
     goto done;
   }
+  if ((s = check_shapes(path, st, m, use_ema)) != SK_OK) {
+    sk_model_free(m);
+    goto done;
+  }
+  if (sk__model_alloc(m) != SK_OK) {
+    s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model's %zu parameters", path,
+                 sk_model_num_params(m));
+    sk_model_free(m);
+    goto done;
+  }
   for (int i = 0; i < sk_model_num_tensors(m); i++) {
     char name[80];
     snprintf(name, sizeof name, "%s%s", use_ema ? "ema." : "", sk_model_tensor_name(m, i));
-    const sk_tensor *t;
-    if (sk_safetensors_get(st, name, &t) != SK_OK) {
-      s = sk__fail(SK_ERR_FORMAT, "%s: tensor %s is missing%s", path, name,
-                   use_ema ? " (saved without EMA weights?)" : "");
+    s = sk__safetensors_read(st, name, sk_model_params(m) + sk_model_tensor_offset(m, i));
+    if (s != SK_OK) {
       sk_model_free(m);
       goto done;
     }
-    int ok = sk_tensor_ndim(t) == sk_model_tensor_ndim(m, i);
-    for (int k = 0; ok && k < sk_tensor_ndim(t); k++)
-      ok = sk_tensor_shape(t)[k] == sk_model_tensor_shape(m, i)[k];
-    if (!ok) {
-      s = sk__fail(SK_ERR_FORMAT, "%s: tensor %s has the wrong shape for the config", path, name);
-      sk_model_free(m);
-      goto done;
-    }
-    memcpy(sk_model_params(m) + sk_model_tensor_offset(m, i), sk_tensor_cdata(t),
-           (size_t)sk_tensor_numel(t) * sizeof(float));
   }
   if (info) {
     memset(info, 0, sizeof *info);

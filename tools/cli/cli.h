@@ -10,10 +10,27 @@
 /* Prints "scorekit: <msg>" to stderr and returns 1 (the exit code). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
 /* Creates directory `path` and its missing parents (mkdir -p); 0, or -1 with
  * errno set. */
 int cli_mkdirs(const char *path);
+/* malloc for the program's own buffers (n = 0 allowed). Every caller checks
+ * for NULL: the environment variable SCOREKIT_DEBUG_FAIL_ALLOC=N makes the
+ * N-th call (0-based) and all later ones fail, which is how the tests reach
+ * each check. */
+void *cli_alloc(size_t n);
+/* The value of flag argv[*i] (advancing *i), when the flag is one of the
+ * NULL-terminated list `valued`; else NULL after the message "unknown flag F"
+ * or, when it is the last argument or another flag of the command
+ * (`valued` or `switches`) follows, "F: missing value", or, when *seen
+ * (zero before the first call; one bit per flag of `valued`) says it was
+ * given before, "F: given twice". */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char *const *valued,
+                      const char *const *switches, unsigned long long *seen);
+/* sk_output_prepare on an output flag's path, before any work: 0 after the
+ * message "FLAG PATH: problem"; says on stdout how many stale temporaries
+ * it removed. */
+int cli_check_out(const char *flag, const char *path);
+/* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
 int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, double *out);
 /* A comma-separated list of positive floats. */

@@ -1,5 +1,6 @@
 /* Flag parsing that rejects anything that is not exactly a number in range,
- * and loading a data set by name or file (rows or images). */
+ * checking output paths, allocation, and loading a data set by name or file
+ * (rows or images). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -18,6 +19,68 @@ int cli_fail(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
+  return 1;
+}
+
+/* The value after the first occurrence of flag f. */
+static const char *cli_first_value(int argc, char **argv, const char *f) {
+  for (int j = 0; j + 1 < argc; j++)
+    if (!strcmp(argv[j], f)) return argv[j + 1];
+  return "";
+}
+
+void *cli_alloc(size_t n) {
+  static long long left = -2; /* -2: not read yet; -1: never fail */
+  if (left == -2) {
+    const char *e = getenv("SCOREKIT_DEBUG_FAIL_ALLOC");
+    char *end;
+    left = e && *e ? strtoll(e, &end, 10) : -1;
+    if (left < -1 || (e && *e && *end)) left = -1;
+  }
+  if (left == 0) return NULL;
+  if (left > 0) left--;
+  return malloc(n ? n : 1);
+}
+
+/* The position of f in a NULL-terminated list, or -1. */
+static int listed(const char *f, const char *const *list) {
+  for (int k = 0; list[k]; k++)
+    if (!strcmp(f, list[k])) return k;
+  return -1;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char *const *valued,
+                      const char *const *switches, unsigned long long *seen) {
+  const char *f = argv[*i];
+  const int k = listed(f, valued);
+  if (k < 0) {
+    cli_fail("unknown flag %s (see scorekit %s --help)", f, cmd);
+    return NULL;
+  }
+  /* Another of the command's flags where the value should be: the value is
+   * missing (not "unknown flag" for the value, or the flag taken as one). */
+  if (*i + 1 >= argc || listed(argv[*i + 1], valued) >= 0 || listed(argv[*i + 1], switches) >= 0) {
+    cli_fail("%s: missing value (see scorekit %s --help)", f, cmd);
+    return NULL;
+  }
+  /* Given twice, one of the values would be ignored. */
+  if (k < 64 && (*seen >> k & 1)) {
+    cli_fail("%s: given twice (\"%s\" and \"%s\")", f, cli_first_value(argc, argv, f), argv[*i + 1]);
+    return NULL;
+  }
+  if (k < 64) *seen |= 1ull << k;
+  return argv[++*i];
+}
+
+int cli_check_out(const char *flag, const char *path) {
+  int removed = 0;
+  if (sk_output_prepare(path, &removed) != SK_OK) {
+    cli_fail("%s %s", flag, sk_last_error());
+    return 0;
+  }
+  if (removed)
+    printf("removed %d stale temporary file%s (*.tmp.PID.*, of processes that are gone) beside %s\n",
+           removed, removed > 1 ? "s" : "", path);
   return 1;
 }
 
@@ -166,9 +229,16 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
   char image_path[4096], label_path[4096];
   const char *file = spec; /* what the rows came from, for messages */
   int classes = sk_toy_classes(spec), named = 0;
+  /* Label flags that do not apply to this data would be ignored. */
+  if (label_column >= 0 && !ends_with(spec, ".csv"))
+    return cli_fail("--label-column: applies to a .csv data file, not \"%s\"", spec), 0;
+  if (labels_path && (classes >= 0 || ends_with(spec, ".csv")))
+    return cli_fail("--labels: applies to a .npy or IDX data file, not \"%s\"%s", spec,
+                    ends_with(spec, ".csv") ? " (a CSV file's labels are a column: --label-column)" : ""),
+           0;
   if (classes >= 0) {
     x = sk_tensor_new(2, (int64_t[]){n, 2});
-    int32_t *lab = malloc((size_t)n * sizeof *lab);
+    int32_t *lab = cli_alloc((size_t)n * sizeof *lab);
     if (!x || !lab) {
       free(lab);
       sk_tensor_free(x);
@@ -251,7 +321,11 @@ int cli_load_data(const char *spec, long long n, unsigned long long seed, int la
   st = images ? sk_dataset_new_images(x, labels, dtype == SK_DTYPE_U8 ? 255.0f : 1.0f, out)
               : sk_dataset_new(x, labels, out); /* both take x and labels */
   if (st != SK_OK) {
-    cli_fail("%s: %s", file, sk_last_error());
+    /* Name the file at fault: the labels' own file when they are. */
+    const char *msg = sk_last_error();
+    if (!strncmp(msg, "sk_dataset_new: ", 16)) msg += 16;
+    else if (!strncmp(msg, "sk_dataset_new_images: ", 23)) msg += 23;
+    cli_fail("%s: %s", labels_path && strstr(msg, "label") ? labels_path : file, msg);
     return 0;
   }
   return 1;

@@ -1,10 +1,12 @@
 /* `scorekit demo`: the whole pipeline on built-in data: train a noise-
  * conditional score network with ncsn, sample with annealed Langevin, report
  * the metrics, draw the samples and the learned score field. */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -67,12 +69,23 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
   snprintf(path, sizeof path, "%s/classifier/model.safetensors", dir);
   ok = ok && sk_model_load(path, 1, &clf, NULL) == SK_OK;
   const int K = ok ? sk_model_get_config(clf)->classes : 0;
-  float *x = malloc((size_t)(n * K * 2) * sizeof *x), *post = NULL;
-  const float **groups = malloc((size_t)K * sizeof *groups);
-  int64_t *counts = malloc((size_t)K * sizeof *counts);
+  float *x = NULL, *post = NULL;
+  const float **groups = NULL;
+  int64_t *counts = NULL;
   sk_gmm *law = sk_gmm_builtin(data);
-  if (law) post = malloc((size_t)(n * sk_gmm_components(law)) * sizeof *post);
-  const float sL = info.sigmas[info.n_sigmas - 1];
+  if (ok) {
+    x = cli_alloc((size_t)(n * K * 2) * sizeof *x);
+    groups = cli_alloc((size_t)K * sizeof *groups);
+    counts = cli_alloc((size_t)K * sizeof *counts);
+    if (law) post = cli_alloc((size_t)(n * sk_gmm_components(law)) * sizeof *post);
+    if (!x || !groups || !counts || (law && !post)) {
+      ok = 0;
+      sk_set_error(SK_ERR_NOMEM, "out of memory for %lld guided samples per class",
+                   (long long)n);
+    }
+  }
+  const float sL = info.n_sigmas > 0 ? info.sigmas[info.n_sigmas - 1] : 1.0f;
+  int listed = 0;
   if (json) fprintf(json, "{\"guidance\":1,\"per_class\":[");
   for (int y = 0; ok && y < K; y++) {
     sk_score_fn *g = NULL;
@@ -97,7 +110,7 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
         own += best == y;
       }
       printf("  class %d: %.3f of its guided samples in component %d\n", y, (double)own / n, y);
-      if (json) fprintf(json, "%s%.6g", y ? "," : "", (double)own / n);
+      if (json) fprintf(json, "%s%.6g", listed++ ? "," : "", (double)own / n);
     }
   }
   if (json) fprintf(json, "]}\n");
@@ -117,17 +130,42 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
   return ok;
 }
 
+/* The demo's outputs in DIR: checked (sk_output_prepare) when DIR exists,
+ * before the training starts. */
+static const char *const outputs[] = {"model.safetensors", "state.safetensors", "samples.npy",
+                                      "samples.png", "score-field.png", "metrics.json",
+                                      "guided.png", "guided.json", NULL};
+
+/* Runs eval (JSON) or guided sampling into memory, then writes the text to
+ * `path` as every scorekit file is written (atomically, never through a
+ * FIFO or over a device). */
+static int json_eval(const char *path, int argc, char **argv) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m) return cli_fail("%s: out of memory", path);
+  int rc = cli_eval_to(m, argc, argv);
+  if (fclose(m) != 0 && rc == 0) rc = cli_fail("%s: out of memory", path);
+  if (rc == 0 && sk_file_write(path, buf, len) != SK_OK) rc = cli_fail("%s", sk_last_error());
+  free(buf);
+  return rc;
+}
+
 int cmd_demo(int argc, char **argv) {
+  static const char *const valued[] = {"--out", "--data", "--steps", "--classifier-steps", "--n",
+                                       "--steps-per-level", "--seed", NULL};
+  static const char *const switches[] = {"--help", "-h", NULL};
   const char *dir = "out/demo", *data = "mog8";
   long long steps = 8000, clf_steps = 3000, n = 5000, seed = 0, T = 50;
+  unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage, stdout);
       return 0;
     }
-    if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit demo --help)", f);
-    const char *v = argv[++i];
+    const char *v = cli_value("demo", argc, argv, &i, valued, switches, &seen);
+    if (!v) return 1;
     int ok = 1;
     if (!strcmp(f, "--out")) dir = v;
     else if (!strcmp(f, "--data")) data = v;
@@ -140,6 +178,13 @@ int cmd_demo(int argc, char **argv) {
     if (!ok) return 1;
   }
   if (sk_toy_classes(data) < 0) return cli_fail("--data: \"%s\" is not a built-in 2-D set", data);
+  struct stat dst;
+  if (stat(dir, &dst) == 0)
+    for (int i = 0; outputs[i]; i++) {
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", dir, outputs[i]);
+      if (!cli_check_out("--out", p)) return 1;
+    }
   char T_s[32], steps_s[32], clf_steps_s[32], n_s[32], seed_s[32], model[4096], samples[4096], png[4096], json[4096];
   snprintf(steps_s, sizeof steps_s, "%lld", steps);
   snprintf(n_s, sizeof n_s, "%lld", n);
@@ -178,11 +223,8 @@ int cmd_demo(int argc, char **argv) {
   char *eval[] = {"--samples", samples, "--data", (char *)data, "--seed", seed_s};
   if (cmd_eval((int)(sizeof eval / sizeof *eval), eval) != 0) return 1;
   /* The same metrics as JSON, for scripts. */
-  FILE *jf = fopen(json, "w");
-  if (!jf) return cli_fail("%s: cannot write", json);
   char *evalj[] = {"--samples", samples, "--data", (char *)data, "--seed", seed_s, "--json"};
-  int rc = cli_eval_to(jf, (int)(sizeof evalj / sizeof *evalj), evalj);
-  if (fclose(jf) != 0 || rc != 0) return cli_fail("%s: write failed", json);
+  if (json_eval(json, (int)(sizeof evalj / sizeof *evalj), evalj) != 0) return 1;
   printf("wrote %s\n", json);
   if (sk_toy_classes(data) > 1) { /* classifier guidance, one colour a class */
     char cdir[4096], gjson[4096];
@@ -193,11 +235,21 @@ int cmd_demo(int argc, char **argv) {
                       "--overwrite"};
     if (cmd_train((int)(sizeof ctrain / sizeof *ctrain), ctrain) != 0) return 1;
     if (!cli_load_data(data, n, (unsigned long long)seed + 1, -1, NULL, &ref)) return 1;
-    FILE *gj = fopen(gjson, "w");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *gj = open_memstream(&buf, &len);
     int ok2 = gj && guided(dir, data, ref, n < 500 ? n : 500, (int)T, (uint64_t)seed, gj);
-    if (gj && fclose(gj) != 0) ok2 = 0;
+    if (!gj || (fclose(gj) != 0 && ok2)) {
+      cli_fail("%s: out of memory", gjson);
+      ok2 = 0;
+    }
+    if (ok2 && sk_file_write(gjson, buf, len) != SK_OK) {
+      cli_fail("%s", sk_last_error());
+      ok2 = 0;
+    }
+    free(buf);
     sk_dataset_free(ref);
-    if (!ok2) return cli_fail("%s: guided sampling failed", gjson);
+    if (!ok2) return 1;
     printf("wrote %s\n", gjson);
   }
   printf("done: the pictures are %s/samples.png, %s/score-field.png and %s/guided.png\n", dir, dir,

@@ -21,7 +21,15 @@ static const char usage[] =
     "                        both divided by the data's scale (uint8 pixels: 255)\n"
     "  --data NAME|FILE      a built-in set or a file to compare with (as in train)\n"
     "  --seed S              for the reference draws and projections (default 0)\n"
-    "  --json                one JSON object instead of text\n";
+    "  --json                one JSON object instead of text (a value that is not\n"
+    "                        finite is null; the floor is left out when the data\n"
+    "                        are too few to split: n/a in the text)\n";
+
+/* A number for JSON, which has no infinities or NaN: null for those. */
+static void json_num(FILE *out, const char *before, double v) {
+  if (isfinite(v)) fprintf(out, "%s%.6g", before, v);
+  else fprintf(out, "%snull", before);
+}
 
 typedef struct metrics {
   double mmd2, energy, sw2;
@@ -40,9 +48,12 @@ static int compute(const float *x, int64_t n, const float *y, int64_t m, int d, 
 int cmd_eval(int argc, char **argv) { return cli_eval_to(stdout, argc, argv); }
 
 int cli_eval_to(FILE *out, int argc, char **argv) {
+  static const char *const valued[] = {"--samples", "--data", "--seed", NULL};
+  static const char *const switches[] = {"--json", "--help", "-h", NULL};
   const char *samples = NULL, *data = NULL;
   long long seed = 0;
   int json = 0;
+  unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -53,8 +64,8 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
       json = 1;
       continue;
     }
-    if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit eval --help)", f);
-    const char *v = argv[++i];
+    const char *v = cli_value("eval", argc, argv, &i, valued, switches, &seen);
+    if (!v) return 1;
     if (!strcmp(f, "--samples")) samples = v;
     else if (!strcmp(f, "--data")) data = v;
     else if (!strcmp(f, "--seed")) {
@@ -106,7 +117,13 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   int mixture = law && sk_gmm_dim(law) == d;
   if (mixture) {
     int k = sk_gmm_components(law);
-    float *stds = malloc((size_t)k * sizeof *stds), *lp = malloc((size_t)n * sizeof *lp);
+    float *stds = cli_alloc((size_t)k * sizeof *stds), *lp = cli_alloc((size_t)n * sizeof *lp);
+    if (!stds || !lp) {
+      free(stds);
+      free(lp);
+      cli_fail("out of memory for the log-densities of %lld samples", (long long)n);
+      goto done;
+    }
     for (int j = 0; j < k; j++) stds[j] = sqrtf(sk_gmm_covs(law)[(size_t)j * d * d]);
     int ok = sk_mode_stats_compute(sk_tensor_cdata(s), n, d, k, sk_gmm_means(law), stds,
                                    sk_gmm_weights(law), &ms) == SK_OK &&
@@ -120,25 +137,41 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
     }
   }
   if (json) {
-    fprintf(out, "{\"n\":%lld,\"mmd2\":%.6g,\"energy\":%.6g,\"sliced_w2\":%.6g", (long long)n, got.mmd2,
-           got.energy, got.sw2);
-    if (have_floor)
-      fprintf(out, ",\"floor\":{\"mmd2\":%.6g,\"energy\":%.6g,\"sliced_w2\":%.6g}", floor.mmd2,
-             floor.energy, floor.sw2);
+    fprintf(out, "{\"n\":%lld", (long long)n);
+    json_num(out, ",\"mmd2\":", got.mmd2);
+    json_num(out, ",\"energy\":", got.energy);
+    json_num(out, ",\"sliced_w2\":", got.sw2);
+    if (have_floor) {
+      json_num(out, ",\"floor\":{\"mmd2\":", floor.mmd2);
+      json_num(out, ",\"energy\":", floor.energy);
+      json_num(out, ",\"sliced_w2\":", floor.sw2);
+      fprintf(out, "}");
+    }
     if (mixture) {
-      fprintf(out, ",\"within3\":%.6g,\"covered\":%d,\"max_weight_err\":%.6g,\"mean_log_density\":%.6g,"
-             "\"weights\":[",
-             ms.within3, ms.covered, ms.max_weight_err, logp);
-      for (int j = 0; j < ms.k; j++) fprintf(out, j ? ",%.6g" : "%.6g", ms.weight[j]);
+      json_num(out, ",\"within3\":", ms.within3);
+      fprintf(out, ",\"covered\":%d", ms.covered);
+      json_num(out, ",\"max_weight_err\":", ms.max_weight_err);
+      json_num(out, ",\"mean_log_density\":", logp);
+      fprintf(out, ",\"weights\":[");
+      for (int j = 0; j < ms.k; j++) json_num(out, j ? "," : "", ms.weight[j]);
       fprintf(out, "]");
     }
     fprintf(out, "}\n");
   } else {
+    /* The floor column: n/a where it was not computed, never a made-up 0. */
+    char fl[3][32];
+    const double fv[3] = {floor.mmd2, floor.energy, floor.sw2};
+    for (int j = 0; j < 3; j++) {
+      if (have_floor) snprintf(fl[j], sizeof fl[j], "%.4g", fv[j]);
+      else snprintf(fl[j], sizeof fl[j], "n/a");
+    }
     fprintf(out, "%lld samples of %s against %s\n", (long long)n, samples, data);
     fprintf(out, "  %-22s %12s %14s\n", "metric", "samples", "data vs data");
-    fprintf(out, "  %-22s %12.4g %14.4g\n", "MMD² (RBF, median h)", got.mmd2, floor.mmd2);
-    fprintf(out, "  %-22s %12.4g %14.4g\n", "energy distance", got.energy, floor.energy);
-    fprintf(out, "  %-22s %12.4g %14.4g\n", "sliced W2", got.sw2, floor.sw2);
+    fprintf(out, "  %-22s %12.4g %14s\n", "MMD² (RBF, median h)", got.mmd2, fl[0]);
+    fprintf(out, "  %-22s %12.4g %14s\n", "energy distance", got.energy, fl[1]);
+    fprintf(out, "  %-22s %12.4g %14s\n", "sliced W2", got.sw2, fl[2]);
+    if (!have_floor && !toy)
+      fprintf(out, "  (no data-vs-data floor: %s has fewer than 4 rows to split)\n", data);
     if (mixture) {
       fprintf(out, "  within 3 std of a mode: %.3f; modes covered: %d of %d; max mode-weight error %.3f\n",
              ms.within3, ms.covered, ms.k, ms.max_weight_err);

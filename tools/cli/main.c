@@ -23,6 +23,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
+  /* SIGTERM, SIGINT and SIGHUP remove the temporary file of a write in
+   * progress, then end the program as the signal would have. */
+  if (sk_signals_install(NULL) != SK_OK) fprintf(stderr, "scorekit: warning: %s\n", sk_last_error());
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     fputs(usage, stdout);
     return 0;

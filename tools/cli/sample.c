@@ -37,10 +37,16 @@ static const char usage[] =
     "  --plot FILE.png       scatter plot of the samples (2-D data only)\n";
 
 int cmd_sample(int argc, char **argv) {
+  static const char *const valued[] = {"--model", "--out", "--plot", "--init", "--classifier",
+                                       "--class", "--guidance", "--n", "--steps-per-level",
+                                       "--seed", "--eps", "--init-range", NULL};
+  static const char *const switches[] = {"--raw", "--denoise", "--help", "-h", NULL};
+  int range_set = 0, guidance_set = 0;
   const char *model_path = NULL, *out = NULL, *plot = NULL, *init = "gaussian", *clf_path = NULL;
   long long n = 5000, steps = 100, seed = 0, cls = -1;
   double eps = 0, range = 8, guidance = 1;
   int use_ema = 1, denoise = 0;
+  unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -55,8 +61,8 @@ int cmd_sample(int argc, char **argv) {
       denoise = 1;
       continue;
     }
-    if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit sample --help)", f);
-    const char *v = argv[++i];
+    const char *v = cli_value("sample", argc, argv, &i, valued, switches, &seen);
+    if (!v) return 1;
     int ok = 1;
     if (!strcmp(f, "--model")) model_path = v;
     else if (!strcmp(f, "--out")) out = v;
@@ -64,12 +70,12 @@ int cmd_sample(int argc, char **argv) {
     else if (!strcmp(f, "--init")) init = v;
     else if (!strcmp(f, "--classifier")) clf_path = v;
     else if (!strcmp(f, "--class")) ok = cli_int(f, v, 0, 65535, &cls);
-    else if (!strcmp(f, "--guidance")) ok = cli_float(f, v, -1e3, 1e3, &guidance);
+    else if (!strcmp(f, "--guidance")) ok = guidance_set = cli_float(f, v, -1e3, 1e3, &guidance);
     else if (!strcmp(f, "--n")) ok = cli_int(f, v, 1, 100000000, &n);
     else if (!strcmp(f, "--steps-per-level")) ok = cli_int(f, v, 1, 1000000, &steps);
     else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &seed);
     else if (!strcmp(f, "--eps")) ok = cli_float(f, v, 1e-12, 1e6, &eps);
-    else if (!strcmp(f, "--init-range")) ok = cli_float(f, v, 1e-6, 1e6, &range);
+    else if (!strcmp(f, "--init-range")) ok = range_set = cli_float(f, v, 1e-6, 1e6, &range);
     else return cli_fail("unknown flag %s (see scorekit sample --help)", f);
     if (!ok) return 1;
   }
@@ -78,6 +84,12 @@ int cmd_sample(int argc, char **argv) {
   if (!clf_path != (cls < 0)) return cli_fail("--classifier and --class go together");
   if (strcmp(init, "gaussian") && strcmp(init, "uniform"))
     return cli_fail("--init: unknown \"%s\" (gaussian, uniform)", init);
+  /* A flag that would change nothing is a mistake to report, not to ignore. */
+  if (range_set && strcmp(init, "uniform"))
+    return cli_fail("--init-range: applies to --init uniform only");
+  if (guidance_set && !clf_path) return cli_fail("--guidance: applies with --classifier only");
+  /* Where the results go is checked before anything is computed. */
+  if (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))) return 1;
   sk_model *m = NULL, *clf = NULL;
   sk_score_fn *fn = NULL, *guided = NULL;
   static sk_model_info info;
@@ -103,7 +115,7 @@ int cmd_sample(int argc, char **argv) {
   const float level = info.sigma > 0 ? info.sigma : 1.0f;
   const float s1 = cond ? info.sigmas[0] : 1.0f, sL = cond ? info.sigmas[info.n_sigmas - 1] : 1.0f;
   if (eps == 0) eps = cond ? 0.2 * sL * sL : 1e-3;
-  x = malloc((size_t)n * (size_t)mc->dim * sizeof *x);
+  x = cli_alloc((size_t)n * (size_t)mc->dim * sizeof *x);
   if (!x) {
     cli_fail("out of memory for %lld samples", n);
     goto done;
