@@ -21,27 +21,7 @@
 #define TOL 1e-5
 #define BATCH 4
 
-/* The worst relative error seen by the running case. */
-static double worst_rel;
-
-/* Loads GOLDEN "<name>.npy" and checks it holds `numel` values. NULL, with a
- * message naming the file, if it cannot. */
-static sk_tensor *load(const char *name, int64_t numel) {
-  char path[512];
-  snprintf(path, sizeof path, GOLDEN "%s.npy", name);
-  sk_tensor *t = NULL;
-  if (sk_npy_load(path, &t) != SK_OK) {
-    fprintf(stderr, "  cannot load golden file %s: %s\n", path, sk_last_error());
-    return NULL;
-  }
-  if (sk_tensor_numel(t) != numel) {
-    fprintf(stderr, "  golden file %s holds %lld values, expected %lld\n", path,
-            (long long)sk_tensor_numel(t), (long long)numel);
-    sk_tensor_free(t);
-    return NULL;
-  }
-  return t;
-}
+#include "golden.h"
 
 /* Copies the golden file `name` (numel values) to dst. */
 static int load_into(const char *name, float *dst, int64_t numel) {
@@ -49,39 +29,6 @@ static int load_into(const char *name, float *dst, int64_t numel) {
   if (t) memcpy(dst, sk_tensor_cdata(t), (size_t)numel * sizeof(float));
   sk_tensor_free(t);
   return t != NULL;
-}
-
-/* max |got − want| / max |want| over a tensor. */
-static int close_rel(const char *what, const float *got, const sk_tensor *want, double tol) {
-  const float *w = sk_tensor_cdata(want);
-  int64_t n = sk_tensor_numel(want), worst = 0;
-  double maxdiff = 0, scale = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double d = fabs((double)got[i] - w[i]);
-    if (!(d <= maxdiff)) maxdiff = d, worst = i; /* a NaN is the worst */
-    if (fabs(w[i]) > scale) scale = fabs(w[i]);
-  }
-  double rel = maxdiff / (scale > 0 ? scale : 1);
-  if (!(rel <= worst_rel)) worst_rel = rel;
-  if (!(rel <= tol)) {
-    fprintf(stderr, "  %s: relative error %.3g > %.1g (element %lld: %.9g vs %.9g)\n", what, rel,
-            tol, (long long)worst, got[worst], w[worst]);
-    return 0;
-  }
-  return 1;
-}
-
-/* Loads `name` and compares graph node `n` with it. */
-static int check_node(sk_graph *g, sk_node n, const char *name) {
-  const float *got = sk_graph_data(g, n);
-  if (!got) {
-    fprintf(stderr, "  %s: the graph holds no value for it\n", name);
-    return 0;
-  }
-  sk_tensor *want = load(name, sk_node_numel(g, n));
-  int ok = want && close_rel(name, got, want, TOL);
-  sk_tensor_free(want);
-  return ok;
 }
 
 /* The widths of tools/make_golden_images.py. */
