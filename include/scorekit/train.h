@@ -17,7 +17,9 @@ extern "C" {
 /* What a checkpoint records besides the weights. */
 typedef struct sk_model_info {
   sk_objective objective;
-  int n_sigmas;                /* the noise ladder, largest first (ncsn, classifier) */
+  int n_sigmas;                /* the noise ladder, largest first (ncsn, classifier; for
+                                  vesde a geometric ladder between its σ_max and σ_min,
+                                  which the samplers walk) */
   float sigmas[SK_MAX_LEVELS];
   float sigma;                 /* dsm's σ, or the level esm/ssm score a noise-conditional model at */
   int64_t steps;               /* training steps taken */
@@ -50,7 +52,9 @@ typedef struct sk_train_config {
   int projections;   /* ssm, ssm-vr: M per sample */
   int rademacher;    /* ssm, ssm-vr: ±1 projections instead of Gaussian */
   float sigma;       /* dsm's σ; for esm/ssm/ssm-vr the level a noise-conditional model is trained at */
-  int n_sigmas;      /* ncsn, classifier: the ladder, largest first */
+  int n_sigmas;      /* ncsn, classifier: the ladder, largest first; vesde: at least 2
+                      * levels, σ drawn log-uniform between the first (σ_max) and the
+                      * last (σ_min) */
   const float *sigmas;
   sk_adam_config adam;
   uint64_t seed;
@@ -87,7 +91,7 @@ SK_API sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_
  * what defines its run and the resume refuses (SK_ERR_INVALID, nothing
  * restored) a trainer that differs in any of it: the objective, the model, the
  * seed, the data (rows, classes and a 64-bit fingerprint of the values and
- * labels), the σ ladder (ncsn, classifier) or σ (dsm, or a noise-conditional
+ * labels), the σ ladder (ncsn, classifier, vesde) or σ (dsm, or a noise-conditional
  * model trained at one level), the batch size, the projections (ssm, ssm-vr)
  * and the optimiser's settings (lr, betas, eps, clip, EMA rate). Every field
  * of the state is checked (types, ranges, the counters' relations, tensor

@@ -16,4 +16,8 @@ sk_status sk__score_fn_clone(const sk_score_fn *f, sk_score_fn **out);
 sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int projections,
                              size_t arena_limit, sk_loss_graph *out, size_t *arena_bytes);
 
+/* vesde's noise level for a uniform draw u in [0, 1): σ_min (σ_max/σ_min)^u,
+ * log-uniform on [σ_min, σ_max), computed in double and rounded once. */
+float sk__vesde_sigma(float u, float sigma_max, float sigma_min);
+
 #endif

@@ -79,6 +79,16 @@ static const char *bytes_text(char *buf, size_t cap, size_t bytes) {
   return buf;
 }
 
+/* The objectives whose σ comes from the config's ladder: a level of it per
+ * row (ncsn, classifier), or a draw between its ends (vesde). */
+static int is_laddered(sk_objective o) {
+  return o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER || o == SK_OBJ_VESDE;
+}
+
+float sk__vesde_sigma(float u, float sigma_max, float sigma_min) {
+  return (float)((double)sigma_min * pow((double)sigma_max / (double)sigma_min, (double)u));
+}
+
 void sk_trainer_free(sk_trainer *t) {
   if (!t) return;
   sk_loss_graph_free(&t->lg);
@@ -104,15 +114,20 @@ sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_con
                     mc->dim);
   if (cfg->batch < 1 || cfg->batch > (1 << 20))
     return sk__fail(SK_ERR_INVALID, "train: batch size %d outside 1..1048576", cfg->batch);
-  const int laddered = o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER;
+  const int laddered = is_laddered(o);
   if (laddered) {
-    if (cfg->n_sigmas < 1 || cfg->n_sigmas > SK_MAX_LEVELS || !cfg->sigmas)
-      return sk__fail(SK_ERR_INVALID, "train: %s needs 1..%d noise levels", sk_objective_name(o),
-                      SK_MAX_LEVELS);
+    const int least = o == SK_OBJ_VESDE ? 2 : 1;
+    if (cfg->n_sigmas < least || cfg->n_sigmas > SK_MAX_LEVELS || !cfg->sigmas)
+      return sk__fail(SK_ERR_INVALID, "train: %s needs %d..%d noise levels", sk_objective_name(o),
+                      least, SK_MAX_LEVELS);
     for (int i = 0; i < cfg->n_sigmas; i++)
       if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
         return sk__fail(SK_ERR_INVALID, "train: noise level %d is %g; levels must be positive", i,
                         cfg->sigmas[i]);
+    /* vesde draws σ between the ladder's ends: they must make a range. */
+    if (o == SK_OBJ_VESDE && !(cfg->sigmas[0] > cfg->sigmas[cfg->n_sigmas - 1]))
+      return sk__fail(SK_ERR_INVALID, "train: vesde needs σ_max %g above σ_min %g (the ladder's "
+                      "first and last levels)", cfg->sigmas[0], cfg->sigmas[cfg->n_sigmas - 1]);
   } else if ((o == SK_OBJ_DSM || mc->kind != SK_MODEL_MLP) && !(cfg->sigma > 0 && isfinite(cfg->sigma))) {
     return sk__fail(SK_ERR_INVALID, "train: σ must be positive, got %g", cfg->sigma);
   }
@@ -206,9 +221,18 @@ static sk_status fill(sk_trainer *t) {
   }
   if (lg->sigma != SK_NONE) {
     float *s = sk_graph_data(g, lg->sigma);
-    const int laddered = t->cfg.objective == SK_OBJ_NCSN || t->cfg.objective == SK_OBJ_CLASSIFIER;
-    for (int i = 0; i < lg->rows; i++)
-      s[i] = laddered ? t->sigmas[sk_rng_below(&t->r_level, (uint32_t)t->cfg.n_sigmas)] : t->cfg.sigma;
+    const sk_objective o = t->cfg.objective;
+    if (o == SK_OBJ_VESDE) {
+      /* Row i of step k takes the level stream's draw k·rows + i, whatever
+       * the threads: log-uniform between the ladder's ends. */
+      const float smax = t->sigmas[0], smin = t->sigmas[t->cfg.n_sigmas - 1];
+      sk_rng_uniform(&t->r_level, s, (size_t)lg->rows);
+      for (int i = 0; i < lg->rows; i++) s[i] = sk__vesde_sigma(s[i], smax, smin);
+    } else {
+      for (int i = 0; i < lg->rows; i++)
+        s[i] = is_laddered(o) ? t->sigmas[sk_rng_below(&t->r_level, (uint32_t)t->cfg.n_sigmas)]
+                              : t->cfg.sigma;
+    }
   }
   if (lg->onehot != SK_NONE) {
     const int K = sk_model_get_config(t->m)->classes;
@@ -301,8 +325,6 @@ static void get_counters(const sk_trainer *t, uint64_t v[N_COUNTERS]) {
 /* The largest step or epoch count a state may hold: 2^53, the integers any
  * JSON reader holds exactly, and more steps than any run takes. */
 #define MAX_COUNT (UINT64_C(1) << 53)
-
-static int is_laddered(sk_objective o) { return o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER; }
 
 /* Whether the trainer's σ shapes its run: dsm's noise, or the level a
  * noise-conditional model is trained at by a single-level objective. */

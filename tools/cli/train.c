@@ -35,12 +35,16 @@ static const char usage[] =
     "  --label-column K      CSV column (0-based) holding integer class labels\n"
     "  --labels FILE         labels (.npy or IDX) for a .npy or IDX data file\n"
     "objective\n"
-    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | classifier (default ncsn);\n"
-    "                        esm takes d backward passes a step (the Jacobian's trace):\n"
-    "                        refused above 256 dimensions unless --force\n"
+    "  --objective NAME      esm | dsm | ssm | ssm-vr | ncsn | vesde | classifier\n"
+    "                        (default ncsn); vesde draws each sample's σ log-uniform\n"
+    "                        between --sigma-min and --sigma-max (continuous noise, as\n"
+    "                        the score-SDE models) and records the --levels ladder for\n"
+    "                        the samplers; esm takes d backward passes a step (the\n"
+    "                        Jacobian's trace): refused above 256 dimensions unless --force\n"
     "  --sigma S             dsm's noise level; the level a noise-conditional model is\n"
     "                        trained at by esm/ssm/ssm-vr (default 0.1)\n"
-    "  --levels L            ncsn/classifier: size of the geometric σ ladder (default 10)\n"
+    "  --levels L            ncsn/vesde/classifier: size of the geometric σ ladder\n"
+    "                        (default 10; at least 2 for vesde)\n"
     "  --sigma-max S, --sigma-min S\n"
     "                        its ends (default: chosen from the data and printed)\n"
     "  --sigmas S1,S2,...    an explicit ladder, largest first\n"
@@ -50,8 +54,8 @@ static const char usage[] =
     "  --model mlp|ncmlp|unet\n"
     "                        unconditional s(x), s(x, σ) = f([x, log σ])/σ, or the\n"
     "                        score-SDE tutorial's U-Net on square one-channel images\n"
-    "                        (ncsn only) (default ncmlp for ncsn, which needs a\n"
-    "                        noise-conditional model; mlp otherwise; an ncmlp trained\n"
+    "                        (ncsn, vesde) (default ncmlp for ncsn and vesde, which need\n"
+    "                        a noise-conditional model; mlp otherwise; an ncmlp trained\n"
     "                        by esm/dsm/ssm/ssm-vr samples at --sigma)\n"
     "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
@@ -188,12 +192,13 @@ int cmd_train(int argc, char **argv) {
   if (!out) return cli_fail("--out DIR is required (see scorekit train --help)");
   sk_objective obj = sk_objective_parse(obj_name);
   if (obj == SK_OBJ_COUNT)
-    return cli_fail("--objective: unknown \"%s\" (esm, dsm, ssm, ssm-vr, ncsn, classifier)", obj_name);
+    return cli_fail("--objective: unknown \"%s\" (esm, dsm, ssm, ssm-vr, ncsn, vesde, classifier)",
+                    obj_name);
   sk_activation act = sk_activation_parse(act_name);
   if (act == SK_ACT_COUNT)
     return cli_fail("--activation: unknown \"%s\" (softplus, elu, silu, tanh)", act_name);
   sk_model_kind kind = obj == SK_OBJ_CLASSIFIER ? SK_MODEL_CLASSIFIER
-                       : obj == SK_OBJ_NCSN     ? SK_MODEL_NCMLP
+                       : obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE ? SK_MODEL_NCMLP
                                                 : SK_MODEL_MLP;
   if (model_name) {
     if (obj == SK_OBJ_CLASSIFIER)
@@ -204,9 +209,10 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(model_name, "unet")) kind = SK_MODEL_UNET;
     else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp, unet)", model_name);
   }
-  /* The samplers walk a U-Net down its σ ladder, which only ncsn trains. */
-  if (kind == SK_MODEL_UNET && obj != SK_OBJ_NCSN)
-    return cli_fail("--model unet trains with --objective ncsn only (it is sampled along a σ ladder)");
+  /* The samplers walk a U-Net down its σ ladder, which ncsn and vesde train. */
+  if (kind == SK_MODEL_UNET && obj != SK_OBJ_NCSN && obj != SK_OBJ_VESDE)
+    return cli_fail("--model unet trains with --objective ncsn or vesde only (it is sampled along "
+                    "a σ ladder)");
   int channels[4] = {0};
   if (channels_arg) {
     float cf[4];
@@ -220,9 +226,12 @@ int cmd_train(int argc, char **argv) {
     }
   }
   /* An mlp has no σ input: its sampler could not walk the ladder. */
-  if (obj == SK_OBJ_NCSN && kind == SK_MODEL_MLP)
-    return cli_fail("--objective ncsn needs a noise-conditional model: --model mlp has no σ input "
-                    "for its ladder (use --model ncmlp, the default)");
+  if ((obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE) && kind == SK_MODEL_MLP)
+    return cli_fail("--objective %s needs a noise-conditional model: --model mlp has no σ input "
+                    "for its noise levels (use --model ncmlp, the default)", obj_name);
+  if (obj == SK_OBJ_VESDE && levels < 2)
+    return cli_fail("--levels %lld: vesde needs at least 2 (its ladder spans σ_max to σ_min)",
+                    levels);
   if (sigma_max && sigma_min && sigma_min >= sigma_max)
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
 
@@ -256,7 +265,7 @@ int cmd_train(int argc, char **argv) {
            (long long)sk_dataset_size(ds), (long long)info.image_shape[0],
            (long long)info.image_shape[1], (long long)info.image_shape[2], how, sk_dataset_dim(ds));
   }
-  const int laddered = obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER;
+  const int laddered = obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER || obj == SK_OBJ_VESDE;
   if (laddered) {
     if (sigmas_arg) {
       if (!cli_float_list("--sigmas", sigmas_arg, info.sigmas, SK_MAX_LEVELS, &info.n_sigmas)) {
@@ -287,8 +296,15 @@ int cmd_train(int argc, char **argv) {
         info.sigmas[i] = levels == 1 ? smax
                                      : (float)(smax * pow(smin / smax, (double)i / (double)(levels - 1)));
     }
+    if (obj == SK_OBJ_VESDE && info.n_sigmas < 2) {
+      sk_dataset_free(ds);
+      return cli_fail("--sigmas: vesde needs at least 2 levels (its σ range is first to last)");
+    }
     printf("σ ladder: %d levels, %.4g ... %.4g (geometric, largest first)\n", info.n_sigmas,
             info.sigmas[0], info.sigmas[info.n_sigmas - 1]);
+    if (obj == SK_OBJ_VESDE)
+      printf("vesde: σ drawn log-uniform on [%.4g, %.4g] for each sample\n",
+             info.sigmas[info.n_sigmas - 1], info.sigmas[0]);
   }
   /* A noise-conditional model trained at one level samples at that level. */
   if (!laddered && kind == SK_MODEL_NCMLP) {
