@@ -46,7 +46,9 @@ static const char usage[] =
     "  --levels L            ncsn/vesde/classifier: size of the geometric σ ladder\n"
     "                        (default 10; at least 2 for vesde)\n"
     "  --sigma-max S, --sigma-min S\n"
-    "                        its ends (default: chosen from the data and printed)\n"
+    "                        its ends (default: σ_max the largest distance between two\n"
+    "                        rows of the data, exact up to 20000 2-D rows, else over\n"
+    "                        evenly spaced rows; σ_min 0.01 × the mean std; printed)\n"
     "  --sigmas S1,S2,...    an explicit ladder, largest first\n"
     "  --projections M       ssm/ssm-vr: projections per sample (default 1)\n"
     "  --rademacher          ssm/ssm-vr: ±1 projections instead of Gaussian\n"
@@ -64,7 +66,8 @@ static const char usage[] =
     "  --steps N             total steps (default 3000)   --batch-size B (default 128)\n"
     "  --lr LR               Adam step size (default 1e-3)\n"
     "  --clip C              clip the gradient norm to C (default off)\n"
-    "  --ema R               EMA rate of the weights, saved beside them (default 0.999)\n"
+    "  --ema R               EMA rate of the weights, saved beside them; sample uses\n"
+    "                        them (default 0.999, the U-Net too: see docs/MATH.md)\n"
     "  --seed S              (default 0)\n"
     "output\n"
     "  --out DIR             where to write (created if needed); a fresh run refuses a\n"
@@ -284,6 +287,16 @@ int cmd_train(int argc, char **argv) {
           sk_dataset_free(ds);
           return cli_fail("%s: cannot choose a σ ladder: %s", data, sk_last_error());
         }
+      }
+      if (!sigma_max) { /* say where the default comes from, and over which rows */
+        double far = 0;
+        int64_t rows = 0;
+        const long long n = (long long)sk_dataset_size(ds);
+        if (sk_dataset_max_distance(ds, &far, &rows) == SK_OK && rows == n)
+          printf("σ_max %.4g: the largest distance between two of the %lld rows (exact)\n", far, n);
+        else if (rows > 0)
+          printf("σ_max %.4g: the largest distance between two of %lld evenly spaced rows of the "
+                 "%lld\n", far, (long long)rows, n);
       }
       if (sigma_max) smax = (float)sigma_max;
       if (sigma_min) smin = (float)sigma_min;
