@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "scorekit/scorekit.h"
 #include "test.h"
 
 static char tmp[64];
@@ -121,6 +122,9 @@ TEST(bad_input_fails_cleanly) {
       {"train --sigmas 1,2,3 --out o", {"--sigmas", "must decrease"}},
       {"train --sigma-min 5 --sigma-max 1 --out o", {"--sigma-min 5", "must be below --sigma-max 1"}},
       {"train --frobnicate 3 --out o", {"unknown flag --frobnicate"}},
+      {"train --minutes 0 --out o", {"--minutes", "\"0\""}},
+      {"train --minutes -1 --out o", {"--minutes", "\"-1\""}},
+      {"train --minutes soon --out o", {"--minutes", "\"soon\""}},
       {"train --out", {"--out", "missing value"}},
       {"train --steps 10", {"--out DIR is required"}},
       {"train --objective classifier --data swissroll --out o", {"classifier", "swissroll", "no labels"}},
@@ -191,13 +195,95 @@ TEST(resume_matches_uninterrupted_run) {
   CHECK(same_file("full/state.safetensors", "part/state.safetensors"));
 }
 
+/* The contents of test-directory file `name` (at most cap - 1 bytes). */
+static size_t read_file(const char *name, char *buf, size_t cap) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", tmp, name);
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+  buf[n] = 0;
+  if (f) fclose(f);
+  return n;
+}
+
+/* A PNG of width × height: the signature, then an IHDR chunk saying so. */
+static int png_of_size(const char *name, uint32_t width, uint32_t height) {
+  unsigned char b[64] = {0};
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", tmp, name);
+  FILE *f = fopen(path, "rb");
+  const size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+  if (f) fclose(f);
+  const uint32_t w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+  const uint32_t h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+  return n >= 33 && !memcmp(b, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16) && w == width && h == height;
+}
+
+/* Without --quiet, stderr gets a progress line at each tenth of the run (a
+ * log, not a terminal), the last at 100%; DIR/loss.png is a PNG. */
+TEST(train_progress_and_loss_curve) {
+  CHECK_EQ_INT(run("train --n-data 500 --hidden 8 --depth 1 --batch-size 16 --steps 20 --out prog"), 0);
+  printf("  stderr:\n%s", err);
+  int n = 0;
+  for (const char *p = err; *p; n++) {
+    long long s = 0, total = 0;
+    CHECK(sscanf(p, "step %lld/%lld (", &s, &total) == 2 && total == 20 && s >= 1 && s <= 20);
+    CHECK(strstr(p, "steps/s  loss ") && strstr(p, "ETA "));
+    const char *nl = strchr(p, '\n');
+    if (!nl) break;
+    p = nl + 1;
+  }
+  CHECK(n >= 10); /* more only if a tenth took over 30 s */
+  CHECK(strstr(err, "step 20/20 (100%)"));
+  CHECK(png_of_size("prog/loss.png", 960, 560));
+}
+
+/* --minutes: a tiny budget stops the run at its first step after it (how many
+ * steps that is depends on the machine: only "stops, saves a loadable model,
+ * reports its steps" is checked), with the model, the state, the log and the
+ * curve as at a normal end. */
+TEST(train_minutes_stops_and_saves) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "cd %s && %s train --n-data 500 --hidden 8 --depth 1 --batch-size 16 "
+           "--minutes 0.00001 --steps 1000000 --quiet --out mins > %s/out.txt 2>%s/err.txt",
+           tmp, SK_CLI_PATH, tmp, tmp);
+  CHECK(system(cmd) == 0);
+  char out[4096];
+  read_file("out.txt", out, sizeof out);
+  printf("  %s", out);
+  const char *at = strstr(out, "stopped by --minutes 1e-05: ");
+  CHECK(at);
+  long long steps = strtoll(at + strlen("stopped by --minutes 1e-05: "), NULL, 10);
+  CHECK(steps >= 1 && steps < 1000000);
+  char path[256];
+  snprintf(path, sizeof path, "%s/mins/model.safetensors", tmp);
+  sk_model *m = NULL;
+  sk_model_info info;
+  CHECK_OK(sk_model_load(path, 1, &m, &info));
+  CHECK_EQ_INT(info.steps, steps);
+  sk_model_free(m);
+  CHECK(exists("mins/state.safetensors") && png_of_size("mins/loss.png", 960, 560));
+  static char log[1 << 20];
+  read_file("mins/log.csv", log, sizeof log);
+  CHECK_EQ_INT(lines(log), steps + 1); /* the header and one line a step */
+  /* --resume continues it: --minutes limits one process's run. */
+  snprintf(cmd, sizeof cmd, "train --n-data 500 --hidden 8 --depth 1 --batch-size 16 --steps %lld "
+           "--quiet --out mins --resume mins", steps + 3);
+  CHECK_EQ_INT(run(cmd), 0);
+  CHECK_OK(sk_model_load(path, 1, &m, &info));
+  CHECK_EQ_INT(info.steps, steps + 3);
+  sk_model_free(m);
+}
+
 int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "/tmp/sk_cli_XXXXXX");
   if (!mkdtemp(tmp)) return 1;
   static const sk_test_case cases[] = {TEST_ENTRY(bad_input_fails_cleanly),
                                        TEST_ENTRY(train_from_csv_with_labels),
-                                       TEST_ENTRY(resume_matches_uninterrupted_run)};
-  int rc = sk_test_main(argc, argv, cases, 3);
+                                       TEST_ENTRY(resume_matches_uninterrupted_run),
+                                       TEST_ENTRY(train_progress_and_loss_curve),
+                                       TEST_ENTRY(train_minutes_stops_and_saves)};
+  int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
   if (system(cmd) != 0) return 1;

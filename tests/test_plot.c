@@ -454,8 +454,109 @@ TEST(plot_bad_arguments) {
   CHECK_EQ_INT(sk_plot_scatter("/nonexistent-dir-sk/s.png", 100, ok, p, 1, NULL, 0), SK_ERR_IO);
 }
 
+/* The strong line's pixels (red) of each column: their mean row, or -1. */
+static void red_rows(const png_image *im, double *row) {
+  for (int x = 0; x < im->w; x++) {
+    double sum = 0;
+    int n = 0;
+    for (int y = 0; y < im->h; y++) {
+      const uint8_t *p = im->px + ((size_t)y * im->w + x) * 3;
+      if (p[0] > 150 && p[1] < 100 && p[2] < 100) sum += y, n++;
+    }
+    row[x] = n ? sum / n : -1;
+  }
+}
+
+/* The largest distance of the red rows from their least-squares line over
+ * the columns that have one, and how many do (in *n). */
+static double line_residual(const double *row, int w, int *n) {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  int k = 0;
+  for (int x = 0; x < w; x++)
+    if (row[x] >= 0) sx += x, sy += row[x], sxx += (double)x * x, sxy += x * row[x], k++;
+  *n = k;
+  if (k < 2) return INFINITY;
+  const double b = (k * sxy - sx * sy) / (k * sxx - sx * sx), a = (sy - b * sx) / k;
+  double worst = 0;
+  for (int x = 0; x < w; x++)
+    if (row[x] >= 0) worst = fmax(worst, fabs(row[x] - (a + b * x)));
+  return worst;
+}
+
+/* y = 10^(-x/100) over x = 1..200 is a straight falling line on a log axis
+ * (two decades) and a curve on a linear one; a NaN breaks the line. */
+TEST(line_plot_log_axis) {
+  enum { N = 200, W = 640, H = 400 };
+  float x[N], y[N], noisy[N];
+  for (int i = 0; i < N; i++) {
+    x[i] = (float)(i + 1);
+    y[i] = powf(10.0f, -x[i] / 100.0f);
+    noisy[i] = y[i] * (i % 2 ? 1.5f : 0.7f);
+  }
+  png_image im;
+  double row[W];
+  int n = 0;
+  CHECK_OK(sk_plot_line(tmp_path("line.png"), W, H, x, y, noisy, N, 1));
+  CHECK(png_decode(tmp_path("line.png"), &im));
+  CHECK(im.w == W && im.h == H && im.ch == 3);
+  red_rows(&im, row);
+  const double straight = line_residual(row, W, &n);
+  printf("  log axis: %d columns with the line, worst distance from a straight line %.2f px\n", n, straight);
+  CHECK(n > W / 2);
+  CHECK(straight < 2.0);
+  const int with_line = n;
+  int first = 0, last = W - 1;
+  while (row[first] < 0) first++;
+  while (row[last] < 0) last--;
+  CHECK(row[last] - row[first] > H / 2); /* it falls across the plot */
+  free(im.px);
+  CHECK_OK(sk_plot_line(tmp_path("lin.png"), W, H, x, y, NULL, N, 0));
+  CHECK(png_decode(tmp_path("lin.png"), &im));
+  red_rows(&im, row);
+  const double curved = line_residual(row, W, &n);
+  printf("  linear axis: worst distance from a straight line %.2f px\n", curved);
+  CHECK(curved > 20);
+  free(im.px);
+  /* A NaN in the middle: a hole in the line, at the columns around it. */
+  const int whole = with_line;
+  y[100] = NAN;
+  CHECK_OK(sk_plot_line(tmp_path("gap.png"), W, H, x, y, NULL, N, 1));
+  CHECK(png_decode(tmp_path("gap.png"), &im));
+  red_rows(&im, row);
+  line_residual(row, W, &n);
+  CHECK(n <= whole - 2);
+  free(im.px);
+}
+
+/* Nothing to draw is refused, and nothing is written: no points, only NaN,
+ * only values <= 0 on a log axis; and bad sizes and NULL arrays. */
+TEST(line_plot_refuses_nothing_to_draw) {
+  const float x[3] = {1, 2, 3}, nan3[3] = {NAN, NAN, NAN}, neg[3] = {-1, 0, -2}, ok[3] = {1, 2, 3};
+  const char *path = tmp_path("refused.png");
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, ok, NULL, 0, 1), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "0 points"));
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, nan3, NULL, 3, 0), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "none of the 3 points"));
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, nan3, ok, NULL, 3, 0), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, neg, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "positive"));
+  CHECK_EQ_INT(sk_plot_line(path, SK_PLOT_LINE_MIN_WIDTH - 1, 300, x, ok, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, SK_PLOT_MAX_SIZE + 1, x, ok, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, NULL, ok, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, NULL, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK(access(path, F_OK) != 0);
+  /* The same values on a linear axis are drawn; one point is a dot. */
+  CHECK_OK(sk_plot_line(path, 400, 300, x, neg, NULL, 3, 0));
+  CHECK_OK(sk_plot_line(path, SK_PLOT_LINE_MIN_WIDTH, SK_PLOT_LINE_MIN_HEIGHT, x, ok, NULL, 1, 1));
+  png_image im;
+  CHECK(png_decode(path, &im));
+  CHECK(im.w == SK_PLOT_LINE_MIN_WIDTH && im.h == SK_PLOT_LINE_MIN_HEIGHT);
+  free(im.px);
+}
+
 TEST_MAIN(TEST_ENTRY(png_roundtrip_exact), TEST_ENTRY(png_bad_arguments_and_io),
           TEST_ENTRY(allocation_failures_leave_no_file), TEST_ENTRY(scatter_places_points),
           TEST_ENTRY(scatter_mixture_picture), TEST_ENTRY(field_points_layout),
           TEST_ENTRY(field_radial_picture), TEST_ENTRY(groups_distinct_colours),
-          TEST_ENTRY(image_grid_pixels), TEST_ENTRY(auto_bounds), TEST_ENTRY(plot_bad_arguments))
+          TEST_ENTRY(image_grid_pixels), TEST_ENTRY(auto_bounds), TEST_ENTRY(plot_bad_arguments),
+          TEST_ENTRY(line_plot_log_axis), TEST_ENTRY(line_plot_refuses_nothing_to_draw))

@@ -72,6 +72,21 @@ SK_API sk_status sk_plot_groups(const char *path, int size, sk_plot_bounds b, co
                                 int64_t n_ref, int n_groups, const float *const *groups,
                                 const int64_t *counts);
 
+/* Line plot, width x height pixels (SK_PLOT_LINE_MIN_WIDTH..SK_PLOT_MAX_SIZE
+ * wide, SK_PLOT_LINE_MIN_HEIGHT..SK_PLOT_MAX_SIZE high), e.g. a loss curve:
+ * y (n) against x (n) as a strong line over `y_faint` (n, may be NULL) as a
+ * faint one, on a white background with a light grid and tick labels. The
+ * axes' ranges are those of the strong series (the faint one is clipped).
+ * log_y: a logarithmic y axis (ticks at powers of ten, and at 2 and 5 times
+ * them over less than two decades). A point whose x or y is not finite, or
+ * whose y is not positive on a log axis, is skipped and breaks the line.
+ * SK_ERR_INVALID (nothing written) for a bad size, NULL arrays, n < 1 or no
+ * point that can be drawn (all NaN, or none positive on a log axis). */
+#define SK_PLOT_LINE_MIN_WIDTH 160
+#define SK_PLOT_LINE_MIN_HEIGHT 96
+SK_API sk_status sk_plot_line(const char *path, int width, int height, const float *x,
+                              const float *y, const float *y_faint, int64_t n, int log_y);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,9 @@
 /* `scorekit train`: fit a score model (or a noise-conditional classifier)
- * and write DIR/model.safetensors, DIR/state.safetensors and DIR/log.csv. */
+ * and write DIR/model.safetensors, DIR/state.safetensors, DIR/log.csv and
+ * DIR/loss.png. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +21,8 @@ static const char usage[] =
     "\n"
     "Trains a score network (or, with --objective classifier, a noise-conditional\n"
     "classifier) and writes DIR/model.safetensors (weights, EMA weights, config),\n"
-    "DIR/state.safetensors (optimiser state, for --resume) and DIR/log.csv.\n"
+    "DIR/state.safetensors (optimiser state, for --resume), DIR/log.csv and\n"
+    "DIR/loss.png (the loss against the step, smoothed).\n"
     "\n"
     "data\n"
     "  --data NAME|FILE      built-in: mog8 moons swissroll checkerboard rings pinwheel\n"
@@ -63,7 +66,10 @@ static const char usage[] =
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
     "optimisation\n"
-    "  --steps N             total steps (default 3000)   --batch-size B (default 128)\n"
+    "  --steps N             total steps (default 3000; with --minutes, the most)\n"
+    "  --minutes M           stop at the first step after M minutes of training, saving\n"
+    "                        as at the end and saying how many steps were done\n"
+    "  --batch-size B        (default 128)\n"
     "  --lr LR               Adam step size (default 1e-3)\n"
     "  --clip C              clip the gradient norm to C (default off)\n"
     "  --ema R               EMA rate of the weights, saved beside them; sample uses\n"
@@ -78,7 +84,9 @@ static const char usage[] =
     "  --force               run what is refused as too costly: esm above 256\n"
     "                        dimensions, an estimate above the available memory\n"
     "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
-    "  --quiet               no progress bar\n"
+    "  --quiet               no progress on stderr (otherwise steps done, steps/s, the\n"
+    "                        loss's running mean and the time left: one line rewritten\n"
+    "                        on a terminal, else a line each tenth of the run or 30 s)\n"
     "\n"
     "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n"
     "SIGTERM or SIGINT ends a run after its current step with a checkpoint, for\n"
@@ -86,14 +94,51 @@ static const char usage[] =
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
+/* A file of the run directory opened as a stream without following a
+ * symbolic link and without waiting on a FIFO (the checks of the library's
+ * readers, src/io/files.c): lstat first, so that a device or a FIFO is never
+ * opened; then O_NOFOLLOW | O_NONBLOCK, so that one swapped in meanwhile
+ * cannot block the open; then fstat of what was opened. `flags` are open's
+ * (O_RDONLY, or O_WRONLY with O_CREAT and O_APPEND or O_TRUNC). NULL after a
+ * one-line message naming the file and what it is. */
+static FILE *open_run_file(const char *path, int flags) {
+  struct stat sb;
+  if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+    cli_fail("%s: is %s, not a regular file; remove it (the run writes its own)", path,
+             S_ISLNK(sb.st_mode)    ? "a symbolic link"
+             : S_ISFIFO(sb.st_mode) ? "a FIFO"
+             : S_ISDIR(sb.st_mode)  ? "a directory"
+                                    : "a special file");
+    return NULL;
+  }
+  const int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    cli_fail("%s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    cli_fail("%s: not a regular file (changed while it was opened)", path);
+    return NULL;
+  }
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, (flags & O_ACCMODE) == O_RDONLY ? "r" : "a");
+  if (!f) {
+    cli_fail("%s: cannot open: %s", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
 /* After a resume, drop log lines past the checkpoint's step (written after
  * the last checkpoint by a run that then died), so each step appears once. */
 static int trim_log(const char *path, long long last_step) {
-  FILE *in = fopen(path, "r");
-  if (!in) return 1;
+  FILE *in = open_run_file(path, O_RDONLY);
+  if (!in) return 0;
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.trim", path);
-  FILE *out = fopen(tmp, "w");
+  FILE *out = open_run_file(tmp, O_WRONLY | O_CREAT | O_TRUNC);
   if (!out) {
     fclose(in);
     return 0;
@@ -109,7 +154,8 @@ static int trim_log(const char *path, long long last_step) {
     header = 0;
   }
   fclose(in);
-  if (fclose(out) != 0 || rename(tmp, path) != 0) return 0;
+  if (fclose(out) != 0 || rename(tmp, path) != 0)
+    return !cli_fail("%s: cannot rewrite: %s", path, strerror(errno));
   return 1;
 }
 
@@ -119,16 +165,133 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void progress(long long step, long long total, float loss, double t0, double t_first,
-                     long long first) {
-  double el = now() - t0, rate = (step - first) / fmax(now() - t_first, 1e-9);
-  double eta = rate > 0 ? (double)(total - step) / rate : 0;
-  int width = 30, done = (int)((double)width * (double)step / (double)total);
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
-  bar[width] = 0;
-  fprintf(stderr, "\r[%s] %lld/%lld  loss %.4g  %.0f steps/s  %.0fs  ETA %.0fs   ", bar, step,
-          total, loss, rate, el, eta);
+/* ---- progress on stderr ---- */
+
+/* A run's progress: steps done of the total, steps/s, the loss's running
+ * mean and the time left. On a terminal, one line rewritten in place (at
+ * most 10 times a second); otherwise a line at each tenth of the run (of its
+ * steps, or of its --minutes) or after 30 s without one, so a log stays
+ * readable. */
+typedef struct progress {
+  int on, tty;
+  long long first, total; /* steps first+1..total; total < 0: no step limit */
+  double budget_s;        /* --minutes in seconds, 0 without */
+  double t0, last;        /* the loop's start; the last line */
+  int tenth;              /* tenths of the run reported */
+  double mean, weight;    /* the loss's running mean (decay 0.99, bias-corrected) */
+  int drawn;              /* a terminal line is on screen, unfinished */
+} progress;
+
+static void span_text(char *buf, size_t cap, double s) {
+  if (s < 60) snprintf(buf, cap, "%.0fs", s);
+  else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+  else snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+/* The share of the run done at step s, elapsed el: of its steps, or of its
+ * time budget, whichever is further. */
+static double progress_done(const progress *p, long long s, double el) {
+  double f = 0;
+  if (p->total > p->first) f = (double)(s - p->first) / (double)(p->total - p->first);
+  if (p->budget_s > 0) f = fmax(f, el / p->budget_s);
+  return fmin(f, 1);
+}
+
+static void progress_line(progress *p, long long s, double t) {
+  const double el = t - p->t0, rate = (double)(s - p->first) / fmax(el, 1e-9);
+  double left = p->total >= 0 && rate > 0 ? (double)(p->total - s) / rate : INFINITY;
+  if (p->budget_s > 0) left = fmin(left, fmax(p->budget_s - el, 0));
+  char of[64], els[32], eta[32];
+  if (p->total >= 0) snprintf(of, sizeof of, "/%lld", p->total);
+  else snprintf(of, sizeof of, " of %.3g min", p->budget_s / 60);
+  span_text(els, sizeof els, el);
+  span_text(eta, sizeof eta, left);
+  fprintf(stderr, "%sstep %lld%s (%.0f%%)  %.1f steps/s  loss %.5g  %s  ETA %s%s",
+          p->tty ? "\r" : "", s, of, 100 * progress_done(p, s, el), rate, p->mean / p->weight, els,
+          eta, p->tty ? "\033[K" : "\n"); /* on a terminal, clear the rest of the old line */
+  p->drawn = p->tty;
+  p->last = t;
+}
+
+static void progress_step(progress *p, long long s, float loss) {
+  p->mean = 0.99 * p->mean + 0.01 * loss;
+  p->weight = 0.99 * p->weight + 0.01;
+  if (!p->on) return;
+  const double t = now();
+  if (p->tty) {
+    if (t - p->last >= 0.1) progress_line(p, s, t);
+    return;
+  }
+  const int tenth = (int)floor(10 * progress_done(p, s, t - p->t0));
+  if (tenth > p->tenth || t - p->last >= 30) {
+    if (tenth > p->tenth) p->tenth = tenth;
+    progress_line(p, s, t);
+  }
+}
+
+/* The last line at step s (when the run got that far), ended. */
+static void progress_end(progress *p, long long s) {
+  if (!p->on) return;
+  if (s > p->first && (p->tty || p->tenth < 10)) progress_line(p, s, now());
+  if (p->drawn) fputc('\n', stderr);
+  p->drawn = 0;
+}
+
+/* Ends an unfinished terminal line before a message. */
+static void progress_break(progress *p) {
+  if (p->drawn) fputc('\n', stderr);
+  p->drawn = 0;
+}
+
+/* ---- the loss curve ---- */
+
+/* DIR/loss.png from DIR/log.csv (every step the run has logged, resumes
+ * included): the loss smoothed by an exponential moving average over about
+ * a fortieth of the run (bias-corrected, so its start is not pulled to 0)
+ * as the line, the raw loss faint beneath it; a log y axis unless the loss
+ * takes values <= 0 (esm and ssm can). 1, or 0 after a message. */
+static int write_loss_plot(const char *dir, const char *log_path) {
+  FILE *f = open_run_file(log_path, O_RDONLY);
+  if (!f) return 0;
+  size_t cap = 0;
+  char line[512];
+  while (fgets(line, sizeof line, f)) cap++;
+  rewind(f);
+  float *x = cap ? cli_alloc(cap * 3 * sizeof *x) : NULL;
+  if (!x) {
+    fclose(f);
+    return cap ? !cli_fail("%s/loss.png: out of memory for %zu log lines", dir, cap)
+               : !cli_fail("%s: empty", log_path);
+  }
+  float *raw = x + cap, *smooth = x + 2 * cap;
+  size_t n = 0;
+  while (n < cap && fgets(line, sizeof line, f)) {
+    char *end, *end2;
+    const double step = strtod(line, &end);
+    if (end == line || *end != ',') continue; /* the header */
+    const double loss = strtod(end + 1, &end2);
+    if (end2 == end + 1) continue;
+    x[n] = (float)step;
+    raw[n++] = (float)loss;
+  }
+  fclose(f);
+  const double decay = 1 - 1 / fmax(1, (double)n / 40);
+  double m = 0, w = 0;
+  int positive = n > 0;
+  for (size_t i = 0; i < n; i++) {
+    m = decay * m + (1 - decay) * raw[i];
+    w = decay * w + (1 - decay);
+    smooth[i] = (float)(m / w);
+    positive = positive && smooth[i] > 0;
+  }
+  char path[4200];
+  snprintf(path, sizeof path, "%s/loss.png", dir);
+  const sk_status st = sk_plot_line(path, 960, 560, x, smooth, raw, (int64_t)n, positive);
+  free(x);
+  if (st != SK_OK) return !cli_fail("%s", sk_last_error());
+  printf("wrote %s (the loss against the step, %s)\n", path,
+         positive ? "log y axis" : "linear y axis: the loss goes to 0 or below");
+  return 1;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -137,8 +300,8 @@ int cmd_train(int argc, char **argv) {
   const char *channels_arg = NULL;
   long long n_data = 0, label_column = -1, levels = 10, projections = 1, hidden = 128,
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
-  double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
-  int rademacher = 0, quiet = 0, overwrite = 0, force = 0;
+  double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999, minutes = 0;
+  int rademacher = 0, quiet = 0, overwrite = 0, force = 0, steps_given = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -179,7 +342,8 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(f, "--projections")) ok = cli_int(f, v, 1, 1024, &projections);
     else if (!strcmp(f, "--hidden")) ok = cli_int(f, v, 1, 65536, &hidden);
     else if (!strcmp(f, "--depth")) ok = cli_int(f, v, 1, 62, &depth);
-    else if (!strcmp(f, "--steps")) ok = cli_int(f, v, 1, 1000000000, &steps);
+    else if (!strcmp(f, "--steps")) ok = steps_given = cli_int(f, v, 1, 1000000000, &steps);
+    else if (!strcmp(f, "--minutes")) ok = cli_float(f, v, 1e-6, 1e7, &minutes);
     else if (!strcmp(f, "--batch-size")) ok = cli_int(f, v, 1, 1 << 20, &batch);
     else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &seed);
     else if (!strcmp(f, "--checkpoint-every")) ok = cli_int(f, v, 1, 1000000000, &every);
@@ -193,6 +357,8 @@ int cmd_train(int argc, char **argv) {
     if (!ok) return 1;
   }
   if (!out) return cli_fail("--out DIR is required (see scorekit train --help)");
+  /* --minutes alone: the clock is the only limit. */
+  if (minutes > 0 && !steps_given) steps = INT64_MAX;
   sk_objective obj = sk_objective_parse(obj_name);
   if (obj == SK_OBJ_COUNT)
     return cli_fail("--objective: unknown \"%s\" (esm, dsm, ssm, ssm-vr, ncsn, vesde, classifier)",
@@ -376,7 +542,7 @@ int cmd_train(int argc, char **argv) {
     else cli_fail("--resume: %s", sk_last_error());
     goto done;
   }
-  if (sk_trainer_steps(t) > steps) {
+  if (sk_trainer_steps(t) > steps && steps_given) {
     cli_fail("--resume: the checkpoint is at step %lld, past --steps %lld",
              (long long)sk_trainer_steps(t), steps);
     goto done;
@@ -400,8 +566,9 @@ int cmd_train(int argc, char **argv) {
              "--overwrite to replace it", out, entry, out);
     goto done;
   }
-  static const char *const run_files[3] = {"log.csv", "state.safetensors", "model.safetensors"};
-  for (int i = 0; overwrite && i < 3; i++) {
+  static const char *const run_files[4] = {"log.csv", "state.safetensors", "model.safetensors",
+                                           "loss.png"};
+  for (int i = 0; overwrite && i < 4; i++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
     if (unlink(path) != 0 && errno != ENOENT) {
@@ -416,16 +583,13 @@ int cmd_train(int argc, char **argv) {
   char log_path[4096];
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
-  if (!fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) {
-    cli_fail("%s: cannot rewrite: %s", log_path, strerror(errno));
-    goto done;
-  }
-  log = fopen(log_path, fresh ? "w" : "a");
-  if (!log || (fresh && !write_log_header(log))) {
+  if (!fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) goto done;
+  log = open_run_file(log_path, O_WRONLY | O_CREAT | (fresh ? O_TRUNC : O_APPEND));
+  if (!log) goto done;
+  if (fresh && !write_log_header(log)) {
     cli_fail("%s: cannot write: %s", log_path, strerror(errno));
     goto done;
   }
-  const int bar = !quiet && isatty(2);
   const long long first = sk_trainer_steps(t);
   const sk_unet_config *uc = sk_model_get_unet(m);
   char arch[96];
@@ -436,17 +600,24 @@ int cmd_train(int argc, char **argv) {
     snprintf(arch, sizeof arch, "%s %d×%d %s",
              kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
              (int)depth, (int)hidden, act_name);
-  printf("training %s (%s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n", obj_name, arch,
-         sk_model_num_params(m), data, first + 1, steps, batch);
+  char until[96];
+  if (minutes > 0 && !steps_given) snprintf(until, sizeof until, ".. for %g minutes", minutes);
+  else if (minutes > 0) snprintf(until, sizeof until, "..%lld or for %g minutes", steps, minutes);
+  else snprintf(until, sizeof until, "..%lld", steps);
+  printf("training %s (%s, %zu parameters) on %s: steps %lld%s, batch %lld\n", obj_name, arch,
+         sk_model_num_params(m), data, first + 1, until, batch);
   fflush(stdout);
-  double t0 = now(), t_first = t0;
+  const double t0 = now();
+  progress pr = {!quiet, isatty(2), first, steps_given || minutes == 0 ? steps : -1,
+                 minutes * 60, t0, t0, 0, 0, 0, 0};
+  int out_of_time = 0;
   float loss = 0, gnorm = 0;
   long long saved_at = continues ? first : -1;
   /* From here a signal stops the run between two steps, with a checkpoint. */
   run_catch_signals();
-  for (long long s = first + 1; s <= steps && !run_stop_signal(); s++) {
+  for (long long s = first + 1; s <= steps && !run_stop_signal() && !out_of_time; s++) {
     if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
-      if (bar) fputc('\n', stderr);
+      progress_break(&pr);
       if (checkpointed)
         cli_fail("training stopped: %s; the last checkpoint in %s is kept", sk_last_error(), out);
       else
@@ -454,7 +625,9 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
     fprintf(log, "%lld,%.9g,%.9g,%.3f\n", s, loss, gnorm, now() - t0);
-    if ((every && s % every == 0 && s != steps)) {
+    /* The first step after the time is up ends the run, as its last step would. */
+    out_of_time = minutes > 0 && now() - t0 >= minutes * 60;
+    if (every && s % every == 0 && s != steps && !out_of_time) {
       /* The log first: it must reach at least as far as any checkpoint. */
       if (fflush(log) != 0) {
         cli_fail("%s: write failed", log_path);
@@ -467,9 +640,9 @@ int cmd_train(int argc, char **argv) {
       checkpointed = 1;
       saved_at = s;
     }
-    if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
+    progress_step(&pr, s, loss);
   }
-  if (bar) fputc('\n', stderr);
+  progress_end(&pr, (long long)sk_trainer_steps(t));
   const int sig = run_stop_signal();
   if (sig) {
     /* Stopped between steps: the log, then the checkpoint, then end by the
@@ -497,8 +670,13 @@ int cmd_train(int argc, char **argv) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
+  const long long done_steps = (long long)sk_trainer_steps(t);
+  if (out_of_time)
+    printf("stopped by --minutes %g: %lld steps done in %.1fs (steps %lld..%lld)\n", minutes,
+           done_steps - first, now() - t0, first + 1, done_steps);
   printf("final loss %.5g after %lld steps in %.1fs; wrote %s/model.safetensors\n", loss,
-          steps, now() - t0, out);
+         done_steps, now() - t0, out);
+  if (!write_loss_plot(out, log_path)) goto done;
   if (obj == SK_OBJ_CLASSIFIER && sk_toy_classes(data) > 0) {
     /* Fresh draws the classifier never saw, clean (the ladder's smallest σ). */
     enum { HELD_OUT = 5000 };
