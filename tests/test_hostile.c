@@ -692,6 +692,14 @@ TEST(messages_name_the_right_problem) {
   static const float half[4] = {0.5f, 1, 2, 0};
   write_npy("halves.npy", 4, -1, half);
   REFUSED("train --data pts.npy --labels halves.npy --steps 1 --out o", "halves.npy", "label 0 is 0.5");
+  /* train's flags go through the same parser as the other commands'. */
+  REFUSED("train --steps 5 --bogus 3 --out o", "unknown flag --bogus");
+  REFUSED("train --steps 5 --out", "--out", "missing value");
+  REFUSED("train --steps --out o", "--steps", "missing value");
+  REFUSED("train --lr --rademacher --out o", "--lr", "missing value");
+  REFUSED("train --steps 5 --steps 6 --out o", "--steps", "given twice", "\"5\" and \"6\"");
+  REFUSED("train --out o --steps 1 --out p", "--out", "given twice", "\"o\" and \"p\"");
+  CHECK_EQ_INT(kind_of("o") | kind_of("p"), 0);
 }
 
 TEST(inapplicable_flags_are_errors) {
@@ -701,6 +709,43 @@ TEST(inapplicable_flags_are_errors) {
   REFUSED("sample --model " NC " --out s.npy --guidance 2", "--guidance", "--classifier");
   REFUSED("train --data pts.npy --label-column 1 --steps 1 --out o", "--label-column", ".csv");
   REFUSED("train --data mog8 --labels pts.npy --steps 1 --out o", "--labels", ".npy");
+  /* Every train flag that only some objectives or models read. */
+  static const struct {
+    const char *args, *flag, *applies;
+  } train[] = {
+      {"--objective dsm --projections 4", "--projections", "ssm and ssm-vr only"},
+      {"--objective ncsn --projections 4", "--projections", "ssm and ssm-vr only"},
+      {"--objective esm --rademacher", "--rademacher", "ssm and ssm-vr only"},
+      {"--objective ncsn --sigma 0.5", "--sigma", "dsm, and esm, ssm and ssm-vr with --model ncmlp, only"},
+      {"--objective vesde --sigma 0.5", "--sigma", "the σ ladder is --levels"},
+      {"--objective classifier --sigma 0.5", "--sigma", "only"},
+      {"--objective ssm --sigma 0.5", "--sigma", "an mlp has no σ input"},
+      {"--objective dsm --levels 5", "--levels", "ncsn, vesde and classifier only"},
+      {"--objective esm --sigma-max 5", "--sigma-max", "ncsn, vesde and classifier only"},
+      {"--objective ssm-vr --sigma-min 0.1", "--sigma-min", "ncsn, vesde and classifier only"},
+      {"--objective dsm --sigmas 2,1", "--sigmas", "ncsn, vesde and classifier only"},
+      {"--sigmas 2,1 --levels 5", "--levels", "does not apply with --sigmas"},
+      {"--objective vesde --sigmas 2,1 --sigma-max 3", "--sigma-max", "does not apply with --sigmas"},
+      {"--data img.npy --model unet --hidden 16", "--hidden", "the MLP models only"},
+      {"--data img.npy --model unet --objective vesde --activation tanh", "--activation", "MLP models only"},
+      {"--model ncmlp --channels 4,4,4,4", "--channels", "--model unet only"},
+  };
+  static const float img[2 * 16] = {0};
+  write_npy("img.npy", 2, 16, img);
+  for (size_t k = 0; k < sizeof train / sizeof train[0]; k++) {
+    char args[512];
+    snprintf(args, sizeof args, "train %s --steps 1 --quiet --out o", train[k].args);
+    const char *needles[] = {train[k].flag, "applies to", train[k].applies, NULL};
+    if (strstr(train[k].applies, "does not")) needles[1] = train[k].applies;
+    CHECK(refused(run(args), args, needles));
+  }
+  /* And where they apply, they are taken. */
+  CHECK_EQ_INT(run("train --objective ssm --projections 2 --rademacher --n-data 100 --hidden 8 "
+                   "--depth 1 --steps 1 --quiet --out ok1"), 0);
+  CHECK_EQ_INT(run("train --objective ssm --model ncmlp --sigma 0.3 --n-data 100 --hidden 8 "
+                   "--depth 1 --steps 1 --quiet --out ok2"), 0);
+  CHECK_EQ_INT(run("train --objective vesde --levels 4 --sigma-max 3 --n-data 100 --hidden 8 "
+                   "--depth 1 --steps 1 --quiet --out ok3"), 0);
   CHECK_EQ_INT(kind_of("o"), 0);
 }
 

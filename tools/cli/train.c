@@ -294,6 +294,14 @@ static int write_loss_plot(const char *dir, const char *log_path) {
   return 1;
 }
 
+/* Whether `flag` of the list `valued` was given (its bit in `seen`, which
+ * cli_value keeps). */
+static int given(const char *const *valued, unsigned long long seen, const char *flag) {
+  for (int k = 0; valued[k] && k < 64; k++)
+    if (!strcmp(valued[k], flag)) return (int)(seen >> k & 1);
+  return 0;
+}
+
 int cmd_train(int argc, char **argv) {
   const char *data = "mog8", *out = NULL, *resume = NULL, *labels_path = NULL;
   const char *obj_name = "ncsn", *model_name = NULL, *act_name = "softplus", *sigmas_arg = NULL;
@@ -302,6 +310,16 @@ int cmd_train(int argc, char **argv) {
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999, minutes = 0;
   int rademacher = 0, quiet = 0, overwrite = 0, force = 0, steps_given = 0;
+  static const char *const valued[] = {
+      "--data",       "--out",       "--resume",  "--labels",     "--objective",
+      "--model",      "--activation", "--sigmas", "--channels",   "--n-data",
+      "--label-column", "--levels",  "--projections", "--hidden", "--depth",
+      "--steps",      "--minutes",   "--batch-size", "--seed",    "--checkpoint-every",
+      "--sigma",      "--sigma-max", "--sigma-min", "--lr",       "--clip",
+      "--ema",        NULL};
+  static const char *const switches[] = {"--rademacher", "--quiet", "--overwrite", "--force",
+                                         "--help", "-h", NULL};
+  unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -324,8 +342,8 @@ int cmd_train(int argc, char **argv) {
       force = 1;
       continue;
     }
-    if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit train --help)", f);
-    const char *v = argv[++i];
+    const char *v = cli_value("train", argc, argv, &i, valued, switches, &seen);
+    if (!v) return 1;
     int ok = 1;
     if (!strcmp(f, "--data")) data = v;
     else if (!strcmp(f, "--out")) out = v;
@@ -353,7 +371,6 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(f, "--lr")) ok = cli_float(f, v, 1e-12, 10, &lr);
     else if (!strcmp(f, "--clip")) ok = cli_float(f, v, 0, 1e12, &clip);
     else if (!strcmp(f, "--ema")) ok = cli_float(f, v, 0, 0.999999, &ema);
-    else return cli_fail("unknown flag %s (see scorekit train --help)", f);
     if (!ok) return 1;
   }
   if (!out) return cli_fail("--out DIR is required (see scorekit train --help)");
@@ -394,6 +411,32 @@ int cmd_train(int argc, char **argv) {
       channels[i] = (int)cf[i];
     }
   }
+  /* A flag that would change nothing is a mistake to report, not to ignore. */
+  const int takes_projections = obj == SK_OBJ_SSM || obj == SK_OBJ_SSM_VR;
+  const int takes_ladder = obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE || obj == SK_OBJ_CLASSIFIER;
+  const int takes_sigma = obj == SK_OBJ_DSM || (!takes_ladder && kind == SK_MODEL_NCMLP);
+  if (!takes_projections && given(valued, seen, "--projections"))
+    return cli_fail("--projections: applies to --objective ssm and ssm-vr only");
+  if (!takes_projections && rademacher)
+    return cli_fail("--rademacher: applies to --objective ssm and ssm-vr only");
+  if (!takes_sigma && given(valued, seen, "--sigma"))
+    return cli_fail("--sigma: applies to --objective dsm, and esm, ssm and ssm-vr with --model "
+                    "ncmlp, only (%s)", takes_ladder ? "the σ ladder is --levels, --sigma-max, "
+                    "--sigma-min or --sigmas" : "an mlp has no σ input");
+  static const char *const ladder_flags[4] = {"--levels", "--sigma-max", "--sigma-min", "--sigmas"};
+  for (int k = 0; k < 4; k++) {
+    if (!takes_ladder && given(valued, seen, ladder_flags[k]))
+      return cli_fail("%s: applies to --objective ncsn, vesde and classifier only (their σ ladder)",
+                      ladder_flags[k]);
+    if (k < 3 && sigmas_arg && given(valued, seen, ladder_flags[k]))
+      return cli_fail("%s: does not apply with --sigmas (it gives the whole ladder)",
+                      ladder_flags[k]);
+  }
+  static const char *const mlp_flags[3] = {"--hidden", "--depth", "--activation"};
+  for (int k = 0; k < 3; k++)
+    if (kind == SK_MODEL_UNET && given(valued, seen, mlp_flags[k]))
+      return cli_fail("%s: applies to the MLP models only (mlp, ncmlp, classifier; the U-Net's "
+                      "widths are --channels)", mlp_flags[k]);
   /* An mlp has no σ input: its sampler could not walk the ladder. */
   if ((obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE) && kind == SK_MODEL_MLP)
     return cli_fail("--objective %s needs a noise-conditional model: --model mlp has no σ input "
