@@ -306,6 +306,52 @@ TEST(fifo_inputs_do_not_hang) {
   CHECK(strstr(sk_last_error(), "directory"));
 }
 
+/* The run's log, the one file written in place: a FIFO, a symbolic link or
+ * a directory where DIR/log.csv (or its rewrite, log.csv.trim) should be is
+ * refused at once, naming it, and nothing is trained or written; the old
+ * code waited on the FIFO for ever, or appended through the link. */
+TEST(run_log_that_is_not_a_file_is_refused) {
+  const char *flags = "train --objective dsm --hidden 8 --depth 1 --n-data 100 --quiet";
+  char args[512];
+  snprintf(args, sizeof args, "%s --steps 3 --out lg", flags);
+  CHECK_EQ_INT(run(args), 0);
+  static char good[4096];
+  read_into("lg/log.csv", good, sizeof good);
+  CHECK_EQ_INT(lines(good), 4);
+  write_file("elsewhere.csv", "mine\n", 5);
+  static const struct {
+    const char *name, *kind; /* what is put in the run directory */
+  } cases[] = {{"lg/log.csv", "FIFO"},         {"lg/log.csv", "symbolic link"},
+               {"lg/log.csv", "directory"},    {"lg/log.csv.trim", "FIFO"},
+               {"lg/log.csv.trim", "symbolic link"}};
+  snprintf(args, sizeof args, "%s --steps 6 --resume lg --out lg", flags);
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    write_file("lg/log.csv", good, strlen(good));
+    const char *path = at(cases[k].name);
+    unlink(path);
+    if (!strcmp(cases[k].kind, "FIFO")) CHECK_EQ_INT(mkfifo(path, 0644), 0);
+    else if (!strcmp(cases[k].kind, "directory")) CHECK_EQ_INT(mkdir(path, 0755), 0);
+    else CHECK_EQ_INT(symlink("../elsewhere.csv", path), 0);
+    const int rc = run_with("", 20, args);
+    const char *const needles[] = {cases[k].name, cases[k].kind, "not a regular file", NULL};
+    CHECK(refused(rc, args, needles));
+    CHECK(kind_of(cases[k].name) == (!strcmp(cases[k].kind, "FIFO")        ? S_IFIFO
+                                     : !strcmp(cases[k].kind, "directory") ? S_IFDIR
+                                                                           : S_IFLNK));
+    if (!strcmp(cases[k].kind, "directory")) rmdir(path);
+    else unlink(path);
+  }
+  static char mine[64];
+  read_into("elsewhere.csv", mine, sizeof mine);
+  CHECK(strcmp(mine, "mine\n") == 0); /* never written through the link */
+  /* With a plain log again the run goes on from its checkpoint. */
+  write_file("lg/log.csv", good, strlen(good));
+  CHECK_EQ_INT(run(args), 0);
+  static char after[4096];
+  read_into("lg/log.csv", after, sizeof after);
+  CHECK_EQ_INT(lines(after), 7);
+}
+
 /* ---- model files: shapes checked before anything is allocated ---- */
 
 /* A safetensors file whose tensors are `t` (F32) preceded by `junk_floats`
@@ -757,6 +803,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(out_through_a_symlink_writes_its_target),
       TEST_ENTRY(demo_outputs_are_checked_first),
       TEST_ENTRY(fifo_inputs_do_not_hang),
+      TEST_ENTRY(run_log_that_is_not_a_file_is_refused),
       TEST_ENTRY(model_shapes_checked_before_allocating),
       TEST_ENTRY(unused_tensors_are_not_read),
       TEST_ENTRY(signals_remove_the_live_temporary),
