@@ -275,6 +275,36 @@ TEST(train_minutes_stops_and_saves) {
   sk_model_free(m);
 }
 
+/* A U-Net trained from the command line samples from the command line (its
+ * model file records the image shape, which the loader checks against the
+ * U-Net's own size), under ncsn and vesde. */
+TEST(unet_trains_and_samples_from_the_cli) {
+  enum { N = 8, SIDE = 28 };
+  static float img[N * SIDE * SIDE];
+  sk_rng r = sk_rng_make(4, 0);
+  sk_rng_uniform(&r, img, N * SIDE * SIDE);
+  char path[256];
+  snprintf(path, sizeof path, "%s/img.npy", tmp);
+  CHECK_OK(sk_npy_save_f32(path, 3, (int64_t[]){N, SIDE, SIDE}, img));
+  static const char *const objs[2] = {"ncsn", "vesde"};
+  for (int k = 0; k < 2; k++) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "train --data img.npy --model unet --channels 4,4,4,4 --objective %s "
+             "--levels 3 --steps 2 --batch-size 2 --quiet --out u-%s", objs[k], objs[k]);
+    CHECK_EQ_INT(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "sample --model u-%s/model.safetensors --n 2 --steps-per-level 1 "
+             "--out u-%s/s.npy", objs[k], objs[k]);
+    const int rc = run(cmd);
+    if (rc != 0) fprintf(stderr, "%s: %s", cmd, err);
+    CHECK_EQ_INT(rc, 0);
+    snprintf(path, sizeof path, "%s/u-%s/s.npy", tmp, objs[k]);
+    sk_tensor *s = NULL;
+    CHECK_OK(sk_npy_load(path, &s));
+    CHECK(sk_tensor_numel(s) == 2 * SIDE * SIDE);
+    sk_tensor_free(s);
+  }
+}
+
 int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "/tmp/sk_cli_XXXXXX");
   if (!mkdtemp(tmp)) return 1;
@@ -282,7 +312,8 @@ int main(int argc, char **argv) {
                                        TEST_ENTRY(train_from_csv_with_labels),
                                        TEST_ENTRY(resume_matches_uninterrupted_run),
                                        TEST_ENTRY(train_progress_and_loss_curve),
-                                       TEST_ENTRY(train_minutes_stops_and_saves)};
+                                       TEST_ENTRY(train_minutes_stops_and_saves),
+                                       TEST_ENTRY(unet_trains_and_samples_from_the_cli)};
   int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);

@@ -661,6 +661,105 @@ TEST(model_file_round_trip) {
   CHECK(system(cmd) == 0);
 }
 
+/* Writes model m (its weights also as the EMA) with `meta` as its metadata. */
+static sk_status save_with_meta(const char *path, sk_model *m, const char *meta) {
+  sk_named_tensor ts[2 * 16];
+  char names[16][64];
+  const int nt = sk_model_num_tensors(m);
+  for (int i = 0; i < nt && i < 16; i++)
+    for (int pass = 0; pass < 2; pass++) {
+      sk_named_tensor *x = &ts[2 * i + pass];
+      snprintf(names[i], sizeof names[i], "ema.%s", sk_model_tensor_name(m, i));
+      x->name = pass ? names[i] : sk_model_tensor_name(m, i);
+      x->ndim = sk_model_tensor_ndim(m, i);
+      for (int k = 0; k < x->ndim; k++) x->shape[k] = sk_model_tensor_shape(m, i)[k];
+      x->data = sk_model_params(m) + sk_model_tensor_offset(m, i);
+    }
+  const char *kv[2] = {"scorekit", meta};
+  return sk_safetensors_save(path, ts, 2 * nt, kv, 1);
+}
+
+/* A model file's metadata is checked field by field when it is read: each
+ * value out of its type or range (a file edited by hand, or by another
+ * program) is refused, naming the file and the field, and no model is
+ * returned. */
+TEST(model_file_refuses_out_of_range_metadata) {
+  char dir[] = "/tmp/sk_meta_XXXXXX";
+  CHECK(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  sk_dataset *ds = mog8_data(100);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 3);
+  sk_train_config tc = {SK_OBJ_NCSN, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6, .seed = 5, .data = "mog8"};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  sk_trainer *t;
+  CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+  for (int i = 0; i < 12; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  CHECK_OK(sk_trainer_save(t, dir, &info));
+  sk_trainer_free(t);
+  sk_safetensors *sf;
+  CHECK_OK(sk_safetensors_load(path, &sf));
+  char good[2048], b1[2200];
+  snprintf(good, sizeof good, "%s", sk_safetensors_meta(sf, "scorekit"));
+  sk_safetensors_free(sf);
+  printf("  %s\n", good);
+  static const struct {
+    const char *from, *to, *field, *msg;
+  } cases[] = {
+      {"\"steps\":12", "\"steps\":-1", "\"steps\" is -1", "0..2^53"},
+      {"\"steps\":12", "\"steps\":9007199254740993", "\"steps\" is 9007199254740992", "0..2^53"},
+      {"\"steps\":12", "\"steps\":1.5", "\"steps\" is 1.5", "an integer"},
+      {"\"steps\":12", "\"steps\":\"12\"", "\"steps\" is \"12\"", "an integer"},
+      {"\"sigma\":0", "\"sigma\":-0.5", "\"sigma\" is -0.5", ">= 0"},
+      {"\"sigma\":0", "\"sigma\":1e39", "\"sigma\" is 1e+39", ">= 0"},
+      {"\"sigmas\":[6,", "\"sigmas\":[-6,", "sigmas[0]", "positive"},
+      {"\"sigmas\":[6,", "\"sigmas\":[0.1,", "sigmas[1] 3 is not below sigmas[0] 0.1", "decrease"},
+      {"\"sigmas\":[", "\"sigmas\":{\"a\":1},\"x\":[", "\"sigmas\" is an object", "array"},
+      {"\"objective\":\"ncsn\"", "\"objective\":\"nscn\"", "\"objective\" is \"nscn\"", "vesde"},
+      {"\"objective\":\"ncsn\"", "\"objective\":3", "\"objective\" is 3", "name"},
+      {"\"version\":1", "\"version\":2", "\"version\" is 2", "newer"},
+      {"\"format\":\"scorekit-model\"", "\"format\":\"other\"", "\"format\" is \"other\"", "scorekit-model"},
+      {"\"classes\":0", "\"classes\":-3", "\"classes\" is -3", "only a classifier"},
+      {"\"classes\":0", "\"classes\":4", "\"classes\" is 4", "only a classifier"},
+      {"\"seed\":5", "\"seed\":\"5\"", "\"seed\" is \"5\"", "64-bit integer"},
+      {"\"data\":\"mog8\"", "\"data\":7", "\"data\" is 7", "string"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const char *meta = replaced(b1, sizeof b1, good, cases[k].from, cases[k].to);
+    if (meta != b1) fprintf(stderr, "case %zu: no %s in %s\n", k, cases[k].from, good);
+    CHECK(meta == b1);
+    CHECK_OK(save_with_meta(path, m, meta));
+    sk_model *back = (sk_model *)1;
+    sk_model_info got;
+    const sk_status st = sk_model_load(path, 1, &back, &got);
+    if (st != SK_ERR_FORMAT || !strstr(sk_last_error(), cases[k].field) ||
+        !strstr(sk_last_error(), cases[k].msg))
+      fprintf(stderr, "case %zu (%s): %s: %s\n", k, cases[k].to, sk_status_str(st),
+              st == SK_OK ? "accepted" : sk_last_error());
+    CHECK_EQ_INT(st, SK_ERR_FORMAT);
+    CHECK(back == NULL);
+    CHECK(strstr(sk_last_error(), path) && strstr(sk_last_error(), cases[k].field) &&
+          strstr(sk_last_error(), cases[k].msg));
+    CHECK(!strchr(sk_last_error(), '\n'));
+  }
+  /* The file as written loads, with every field. */
+  CHECK_OK(save_with_meta(path, m, good));
+  sk_model *back = NULL;
+  sk_model_info got;
+  CHECK_OK(sk_model_load(path, 1, &back, &got));
+  CHECK(got.steps == 12 && got.seed == 5 && got.n_sigmas == 6 && got.objective == SK_OBJ_NCSN &&
+        strcmp(got.data, "mog8") == 0);
+  sk_model_free(back);
+  sk_model_free(m);
+  sk_dataset_free(ds);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(vesde_learns),
           TEST_ENTRY(resume_gives_same_bits), TEST_ENTRY(resume_gives_same_bits_vesde),
@@ -668,4 +767,4 @@ TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_lear
           TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(resume_validates_every_field),
           TEST_ENTRY(resume_refuses_another_run), TEST_ENTRY(memory_limit_refuses_before_allocating),
           TEST_ENTRY(adam_step_count_at_its_limit), TEST_ENTRY(allocation_failures_are_nomem),
-          TEST_ENTRY(model_file_round_trip))
+          TEST_ENTRY(model_file_round_trip), TEST_ENTRY(model_file_refuses_out_of_range_metadata))

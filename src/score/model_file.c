@@ -4,6 +4,7 @@
  * (nn) and the objective names (score); io only knows the formats. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -213,6 +214,118 @@ static sk_status check_shapes(const char *path, const sk_safetensors *st, const 
   return SK_OK;
 }
 
+/* A metadata field out of range: names the file, the field and what it holds. */
+static sk_status bad_field(const char *path, const char *key, const sk__json *v,
+                           const char *expected) {
+  char got[64];
+  double x;
+  size_t n = 0;
+  const char *str = sk__json_string(v, &n);
+  if (sk__json_number(v, &x)) { /* the shortest text that reads back as x */
+    snprintf(got, sizeof got, "%g", x);
+    if (strtod(got, NULL) != x) snprintf(got, sizeof got, "%.17g", x);
+  }
+  else if (str) snprintf(got, sizeof got, "\"%.40s\"%s", str, n > 40 ? "..." : "");
+  else {
+    static const char *const kinds[] = {"null", "a boolean", "a number", "a string", "an array",
+                                        "an object"};
+    snprintf(got, sizeof got, "%s", kinds[sk__json_type(v)]);
+  }
+  return sk__fail(SK_ERR_FORMAT, "%s: metadata field \"%s\" is %s; expected %s", path, key, got,
+                  expected);
+}
+
+/* The largest step count a file may record: 2^53, the integers any JSON
+ * reader holds exactly (the training state's bound too). */
+#define MAX_STEPS (INT64_C(1) << 53)
+
+/* What sk_model_info holds, from the metadata, every field checked: a
+ * field that is there must be of its type and in its range (a file written
+ * by sk_model_save always passes). `dim` is the model's. */
+static sk_status read_info(const char *path, const sk__json *root, int dim, sk_model_info *info) {
+  memset(info, 0, sizeof *info);
+  const sk__json *v;
+  size_t n = 0;
+  int64_t k;
+  double x;
+  if ((v = sk__json_get(root, "format")) &&
+      (!sk__json_string(v, &n) || strcmp(sk__json_string(v, NULL), "scorekit-model") != 0))
+    return bad_field(path, "format", v, "\"scorekit-model\"");
+  if ((v = sk__json_get(root, "version")) && (!sk__json_int(v, &k) || k != 1))
+    return bad_field(path, "version", v, "1 (a newer scorekit may write others)");
+  info->objective = SK_OBJ_COUNT;
+  if ((v = sk__json_get(root, "objective"))) {
+    const char *obj = sk__json_string(v, &n);
+    info->objective = obj && strlen(obj) == n ? sk_objective_parse(obj) : SK_OBJ_COUNT;
+    if (info->objective == SK_OBJ_COUNT)
+      return bad_field(path, "objective", v, "an objective's name (esm, dsm, ssm, ssm-vr, ncsn, "
+                       "vesde, classifier)");
+  }
+  if ((v = sk__json_get(root, "sigma"))) {
+    if (!sk__json_number(v, &x) || !(x >= 0) || !isfinite((float)x))
+      return bad_field(path, "sigma", v, "a float >= 0");
+    info->sigma = (float)x;
+  }
+  if ((v = sk__json_get(root, "sigmas"))) {
+    if (sk__json_type(v) != SK__JSON_ARRAY || sk__json_len(v) > SK_MAX_LEVELS)
+      return bad_field(path, "sigmas", v, "an array of at most 1024 noise levels");
+    const size_t ns = sk__json_len(v);
+    for (size_t i = 0; i < ns; i++) {
+      if (!sk__json_number(sk__json_at(v, i), &x) || !(x > 0) || !isfinite((float)x) ||
+          !((float)x > 0))
+        return sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] is not a positive number", path, i);
+      info->sigmas[i] = (float)x;
+      /* The samplers walk the ladder from its largest level down. */
+      if (i > 0 && !(info->sigmas[i] < info->sigmas[i - 1]))
+        return sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] %g is not below sigmas[%zu] %g: the ladder "
+                        "must decrease", path, i, (double)info->sigmas[i], i - 1,
+                        (double)info->sigmas[i - 1]);
+    }
+    info->n_sigmas = (int)ns;
+  }
+  if ((v = sk__json_get(root, "steps"))) {
+    if (!sk__json_int(v, &k) || k < 0 || k > MAX_STEPS)
+      return bad_field(path, "steps", v, "an integer in 0..2^53");
+    info->steps = k;
+  }
+  if ((v = sk__json_get(root, "seed"))) {
+    /* Any 64-bit seed, written as its int64 bit pattern. */
+    if (!sk__json_int(v, &k)) return bad_field(path, "seed", v, "a 64-bit integer");
+    info->seed = (uint64_t)k;
+  }
+  if ((v = sk__json_get(root, "data"))) {
+    const char *data = sk__json_string(v, &n);
+    if (!data || n != strlen(data) || n >= sizeof info->data)
+      return bad_field(path, "data", v, "a string of at most 255 bytes");
+    memcpy(info->data, data, n + 1);
+  }
+  /* Samples are multiplied by the scale and shaped as images: both must be
+   * sane, and the shape must be the model's dimension. */
+  if ((v = sk__json_get(root, "data_scale"))) {
+    if (!sk__json_number(v, &x) || !((float)x > 0) || !isfinite((float)x))
+      return sk__fail(SK_ERR_FORMAT, "%s: data_scale is not a positive number", path);
+    info->data_scale = (float)x;
+  }
+  const sk__json *shape = sk__json_get(root, "image_shape");
+  if (shape) {
+    int64_t prod = 1;
+    int ok = sk__json_len(shape) == 3;
+    for (size_t i = 0; ok && i < 3; i++) {
+      ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
+           info->image_shape[i] >= 1 && info->image_shape[i] <= dim;
+      if (ok) prod *= info->image_shape[i];
+      ok = ok && prod <= dim;
+    }
+    if (!ok || prod != dim) {
+      memset(info->image_shape, 0, sizeof info->image_shape);
+      return sk__fail(SK_ERR_FORMAT,
+                      "%s: image_shape is not three positive integers whose product is dim %d",
+                      path, dim);
+    }
+  }
+  return SK_OK;
+}
+
 sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info) {
   *out = NULL;
   sk_safetensors *st = NULL;
@@ -254,13 +367,20 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
                                   "them out of range", path);
       goto done;
     }
-    get_int(root, "classes", &classes);
+    const sk__json *cv = sk__json_get(root, "classes");
+    if (cv && (!sk__json_int(cv, &classes) || classes < 0 || classes >= 1 << 16 ||
+               (classes > 0) != (kind_parse(kind) == SK_MODEL_CLASSIFIER))) {
+      s = bad_field(path, "classes", cv, kind_parse(kind) == SK_MODEL_CLASSIFIER
+                                             ? "the classifier's number of classes, 1..65535"
+                                             : "0 (only a classifier has classes)");
+      goto done;
+    }
     cfg.kind = kind_parse(kind);
     cfg.act = sk_activation_parse(act);
     cfg.dim = (int)dim;
     cfg.hidden = (int)hidden;
     cfg.depth = (int)depth;
-    cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
+    cfg.classes = (int)classes;
     if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
       s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path,
                    kind, act);
@@ -299,62 +419,9 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
       goto done;
     }
   }
-  if (info) {
-    memset(info, 0, sizeof *info);
-    size_t olen = 0, dlen = 0;
-    const char *obj = sk__json_string(sk__json_get(root, "objective"), &olen);
-    info->objective = obj ? sk_objective_parse(obj) : SK_OBJ_COUNT;
-    double v;
-    if (sk__json_number(sk__json_get(root, "sigma"), &v)) info->sigma = (float)v;
-    const sk__json *sig = sk__json_get(root, "sigmas");
-    size_t ns = sk__json_len(sig);
-    if (ns > SK_MAX_LEVELS) ns = 0;
-    for (size_t i = 0; i < ns; i++) {
-      if (!sk__json_number(sk__json_at(sig, i), &v) || !(v > 0) || !isfinite(v)) {
-        s = sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] is not a positive number", path, i);
-        sk_model_free(m);
-        goto done;
-      }
-      info->sigmas[i] = (float)v;
-    }
-    info->n_sigmas = (int)ns;
-    int64_t steps = 0, seed = 0;
-    get_int(root, "steps", &steps);
-    get_int(root, "seed", &seed);
-    info->steps = steps;
-    info->seed = (uint64_t)seed;
-    const char *data = sk__json_string(sk__json_get(root, "data"), &dlen);
-    if (data) snprintf(info->data, sizeof info->data, "%s", data);
-    /* Samples are multiplied by the scale and shaped as images: both must be
-     * sane, and the shape must be the model's dimension. */
-    const sk__json *scale = sk__json_get(root, "data_scale");
-    if (scale) {
-      if (!sk__json_number(scale, &v) || !((float)v > 0) || !isfinite((float)v)) {
-        s = sk__fail(SK_ERR_FORMAT, "%s: data_scale is not a positive number", path);
-        sk_model_free(m);
-        goto done;
-      }
-      info->data_scale = (float)v;
-    }
-    const sk__json *shape = sk__json_get(root, "image_shape");
-    if (shape) {
-      int64_t prod = 1;
-      int ok = sk__json_len(shape) == 3;
-      for (size_t i = 0; ok && i < 3; i++) {
-        ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
-             info->image_shape[i] >= 1 && info->image_shape[i] <= cfg.dim;
-        if (ok) prod *= info->image_shape[i];
-        ok = ok && prod <= cfg.dim;
-      }
-      if (!ok || prod != cfg.dim) {
-        s = sk__fail(SK_ERR_FORMAT,
-                     "%s: image_shape is not three positive integers whose product is dim %d",
-                     path, cfg.dim);
-        memset(info->image_shape, 0, sizeof info->image_shape);
-        sk_model_free(m);
-        goto done;
-      }
-    }
+  if (info && (s = read_info(path, root, sk_model_get_config(m)->dim, info)) != SK_OK) {
+    sk_model_free(m);
+    goto done;
   }
   *out = m;
 done:
