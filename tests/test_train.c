@@ -3,6 +3,7 @@
  * as an uninterrupted one. */
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <dirent.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "scorekit/scorekit.h"
@@ -156,6 +157,34 @@ static void resume_same_bits(sk_objective obj) {
 TEST(resume_gives_same_bits) { resume_same_bits(SK_OBJ_NCSN); }
 /* vesde's continuous σ comes from the level stream, which the state restores. */
 TEST(resume_gives_same_bits_vesde) { resume_same_bits(SK_OBJ_VESDE); }
+
+/* vesde's σ of each row comes from the level stream at (step, row), not
+ * from a thread: 20 steps on 1 and on 2 threads end with the same bits. */
+TEST(vesde_same_bits_on_1_and_2_threads) {
+  float *w[2] = {NULL, NULL};
+  size_t np = 0;
+  for (int k = 0; k < 2; k++) {
+    omp_set_num_threads(k + 1);
+    sk_dataset *ds = mog8_data(1000);
+    sk_model_config mc = {SK_MODEL_NCMLP, 2, 32, 2, 0, SK_ACT_SOFTPLUS};
+    sk_model *m = sk_model_new(&mc);
+    sk_model_init(m, 3);
+    sk_train_config tc = {SK_OBJ_VESDE, 256, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+    sk_trainer *t;
+    CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+    for (int i = 0; i < 20; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+    np = sk_model_num_params(m);
+    w[k] = malloc(np * sizeof(float));
+    memcpy(w[k], sk_model_params(m), np * sizeof(float));
+    sk_trainer_free(t);
+    sk_model_free(m);
+    sk_dataset_free(ds);
+  }
+  omp_set_num_threads(2);
+  CHECK(memcmp(w[0], w[1], np * sizeof(float)) == 0);
+  free(w[0]);
+  free(w[1]);
+}
 
 /* vesde: a noise-conditional model and a ladder with a range (σ_max above
  * σ_min); a resume checks its ladder and objective like ncsn's. */
@@ -763,7 +792,7 @@ TEST(model_file_refuses_out_of_range_metadata) {
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(vesde_learns),
           TEST_ENTRY(resume_gives_same_bits), TEST_ENTRY(resume_gives_same_bits_vesde),
-          TEST_ENTRY(vesde_config_and_resume_checks),
+          TEST_ENTRY(vesde_config_and_resume_checks), TEST_ENTRY(vesde_same_bits_on_1_and_2_threads),
           TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(resume_validates_every_field),
           TEST_ENTRY(resume_refuses_another_run), TEST_ENTRY(memory_limit_refuses_before_allocating),
           TEST_ENTRY(adam_step_count_at_its_limit), TEST_ENTRY(allocation_failures_are_nomem),
