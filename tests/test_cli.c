@@ -305,6 +305,35 @@ TEST(unet_trains_and_samples_from_the_cli) {
   }
 }
 
+/* The EMA weights are saved beside the raw ones and sample draws from them
+ * unless --raw: sampling the file equals sampling a copy whose raw weights
+ * are its EMA ones, and differs from sampling it with --raw. */
+TEST(sample_uses_the_ema_weights_by_default) {
+  CHECK_EQ_INT(run("train --n-data 500 --hidden 16 --depth 1 --steps 50 --quiet --out ema"), 0);
+  char path[256], copy[256];
+  snprintf(path, sizeof path, "%s/ema/model.safetensors", tmp);
+  snprintf(copy, sizeof copy, "%s/ema-only.safetensors", tmp);
+  sk_model *raw = NULL, *avg = NULL;
+  static sk_model_info info;
+  CHECK_OK(sk_model_load(path, 0, &raw, NULL));
+  CHECK_OK(sk_model_load(path, 1, &avg, &info));
+  const size_t np = sk_model_num_params(avg);
+  CHECK(memcmp(sk_model_params(raw), sk_model_params(avg), np * sizeof(float)) != 0);
+  CHECK_OK(sk_model_save(copy, avg, sk_model_params(avg), &info));
+  sk_model_free(raw);
+  sk_model_free(avg);
+  const char *common = "--n 64 --steps-per-level 3 --seed 2";
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "sample --model ema/model.safetensors %s --out s-default.npy", common);
+  CHECK_EQ_INT(run(cmd), 0);
+  snprintf(cmd, sizeof cmd, "sample --model ema-only.safetensors --raw %s --out s-copy.npy", common);
+  CHECK_EQ_INT(run(cmd), 0);
+  snprintf(cmd, sizeof cmd, "sample --model ema/model.safetensors --raw %s --out s-raw.npy", common);
+  CHECK_EQ_INT(run(cmd), 0);
+  CHECK(same_file("s-default.npy", "s-copy.npy"));
+  CHECK(!same_file("s-default.npy", "s-raw.npy"));
+}
+
 int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "/tmp/sk_cli_XXXXXX");
   if (!mkdtemp(tmp)) return 1;
@@ -313,7 +342,8 @@ int main(int argc, char **argv) {
                                        TEST_ENTRY(resume_matches_uninterrupted_run),
                                        TEST_ENTRY(train_progress_and_loss_curve),
                                        TEST_ENTRY(train_minutes_stops_and_saves),
-                                       TEST_ENTRY(unet_trains_and_samples_from_the_cli)};
+                                       TEST_ENTRY(unet_trains_and_samples_from_the_cli),
+                                       TEST_ENTRY(sample_uses_the_ema_weights_by_default)};
   int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
