@@ -823,7 +823,10 @@ static double brute_max_distance(const float *x, int64_t n, int d) {
   for (int64_t a = 0; a < n; a++)
     for (int64_t b = a + 1; b < n; b++) {
       double s = 0;
-      for (int j = 0; j < d; j++) s += ((double)x[a * d + j] - x[b * d + j]) * ((double)x[a * d + j] - x[b * d + j]);
+      for (int j = 0; j < d; j++) {
+        const double t = (double)x[a * d + j] - x[b * d + j];
+        s += t * t;
+      }
       if (s > best) best = s;
     }
   return sqrt(best);

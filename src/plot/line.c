@@ -80,7 +80,8 @@ static void text(lcanvas *c, int x, int y, const char *s) {
     for (int r = 0; r < 7; r++)
       for (int k = 0; k < 5; k++)
         if (GLYPHS[g - GLYPH_CHARS][r] & (0x10 >> k))
-          for (int u = 0; u < k1 * k1; u++) blend(c, x + k * k1 + u % k1, y + r * k1 + u / k1, LABEL, 1);
+          for (int u = 0; u < k1 * k1; u++)
+            blend(c, x + k * k1 + u % k1, y + r * k1 + u / k1, LABEL, 1);
   }
 }
 
