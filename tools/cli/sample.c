@@ -129,7 +129,7 @@ int cmd_sample(int argc, char **argv) {
     sk_rng_normal(&r, x, nd);
     for (size_t i = 0; i < nd; i++) x[i] *= s1;
   }
-  sk_langevin_config lc = {cond ? info.n_sigmas : 1, info.sigmas, (int)steps, (float)eps, denoise};
+  sk_langevin_config lc = {cond ? info.n_sigmas : 1, info.sigmas, (int)steps, (float)eps, denoise, NULL};
   if (!cond) lc.sigmas = &level;
   /* Chunks of 512 particles: enough rows for full-speed products, and
    * enough chunks to keep every core busy (sk_langevin samples chunks in
