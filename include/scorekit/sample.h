@@ -100,6 +100,15 @@ SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_r
  * corrector steps at signal-to-noise ratio snr, then a reverse-diffusion
  * predictor step to the next level (to σ = 0 after the last: with denoise,
  * its mean x + σ_min² s(x, σ_min), without, plus noise). docs/MATH.md. */
+/* The CLI's defaults, measured with exact mixture scores (docs/MATH.md):
+ * levels for points (rows) and for images, corrector steps and snr. */
+#define SK_PC_LEVELS_POINTS 200
+#define SK_PC_LEVELS_IMAGES 1000
+#define SK_PC_CORRECTOR_STEPS 1
+#define SK_PC_SNR 0.16f
+/* The ODE's default tolerances (rtol and atol). */
+#define SK_ODE_TOL 1e-5
+
 typedef struct sk_pc_config {
   float sigma_max, sigma_min; /* sigma_max > sigma_min > 0 */
   int levels;                 /* N >= 2 */
