@@ -242,8 +242,9 @@ static sk_status compile_divergence(sk_score_fn *f) {
   return sk_graph_compile(g, 2, outs);
 }
 
-/* A model's divergence: with probes, one run each; exact, one run per
- * dimension with v = e_j, whose vᵀ ∇ₓ(vᵀ s) is ∂s_j/∂x_j. */
+/* A model's divergence: with probes, one run each; exact, vᵀ ∇ₓ(vᵀ s) with
+ * v = e_j is ∂s_j/∂x_j, so the n·d pairs (row i, dimension j) are packed into
+ * the graph's rows, row i repeated (ceil(n·d/rows) runs, at most d). */
 static sk_status model_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma, int k,
                                   const float *v, float *score, double *div) {
   sk_status st = SK_OK;
@@ -254,30 +255,39 @@ static sk_status model_divergence(sk_score_fn *f, const float *x, int64_t n, flo
   }
   const int d = f->dim;
   const size_t nd = (size_t)n * (size_t)d;
-  memcpy(sk_graph_data(f->dg, f->dx), x, nd * sizeof(float));
+  float *xb = sk_graph_data(f->dg, f->dx), *vb = sk_graph_data(f->dg, f->dv);
+  const float *vjv = sk_graph_data(f->dg, f->dvjv), *sb = sk_graph_data(f->dg, f->ds);
   if (f->conditional) {
     float *s = sk_graph_data(f->dg, f->dsigma);
     for (int64_t i = 0; i < f->rows; i++) s[i] = sigma;
   }
-  float *vb = sk_graph_data(f->dg, f->dv);
-  const float *vjv = sk_graph_data(f->dg, f->dvjv);
-  const int runs = v ? k : d;
   for (int64_t i = 0; i < n; i++) div[i] = 0;
-  if (!v) memset(vb, 0, (size_t)f->rows * (size_t)d * sizeof(float));
-  for (int j = 0; j < runs && st == SK_OK; j++) {
-    if (v) memcpy(vb, v + (size_t)j * nd, nd * sizeof(float));
-    else
-      for (int64_t i = 0; i < n; i++) {
-        if (j > 0) vb[i * d + j - 1] = 0;
-        vb[i * d + j] = 1;
-      }
-    st = sk_graph_run(f->dg);
-    if (st != SK_OK) break;
-    if (j == 0) memcpy(score, sk_graph_data(f->dg, f->ds), nd * sizeof(float));
-    for (int64_t i = 0; i < n; i++) div[i] += vjv[i];
+  if (v) {
+    memcpy(xb, x, nd * sizeof(float));
+    for (int j = 0; j < k && st == SK_OK; j++) {
+      memcpy(vb, v + (size_t)j * nd, nd * sizeof(float));
+      if ((st = sk_graph_run(f->dg)) != SK_OK) break;
+      if (j == 0) memcpy(score, sb, nd * sizeof(float));
+      for (int64_t i = 0; i < n; i++) div[i] += vjv[i] / k;
+    }
+    return st;
   }
-  if (st == SK_OK && v)
-    for (int64_t i = 0; i < n; i++) div[i] /= k;
+  const int64_t pairs = n * d, rows = f->rows;
+  for (int64_t q0 = 0; q0 < pairs && st == SK_OK; q0 += rows) {
+    const int64_t m = SK_MIN(rows, pairs - q0);
+    memset(vb, 0, (size_t)rows * (size_t)d * sizeof(float));
+    for (int64_t r = 0; r < m; r++) {
+      const int64_t i = (q0 + r) / d, j = (q0 + r) % d;
+      memcpy(xb + r * d, x + i * d, (size_t)d * sizeof(float));
+      vb[r * d + j] = 1;
+    }
+    if ((st = sk_graph_run(f->dg)) != SK_OK) break;
+    for (int64_t r = 0; r < m; r++) {
+      const int64_t i = (q0 + r) / d, j = (q0 + r) % d;
+      div[i] += vjv[r];
+      if (j == 0) memcpy(score + i * d, sb + r * d, (size_t)d * sizeof(float));
+    }
+  }
   return st;
 }
 

@@ -39,7 +39,7 @@ typedef struct lik_opts {
   const char *model, *data;
   long long n, probes, seed;
   double rtol, atol;
-  int exact, json, use_ema, probes_set;
+  int exact, json, use_ema, probes_set, n_set;
 } lik_opts;
 
 static int parse(int argc, char **argv, lik_opts *o) {
@@ -64,7 +64,7 @@ static int parse(int argc, char **argv, lik_opts *o) {
     int ok;
     if (!strcmp(f, "--model")) o->model = v, ok = 1;
     else if (!strcmp(f, "--data")) o->data = v, ok = 1;
-    else if (!strcmp(f, "--n")) ok = cli_int(f, v, 0, 100000000, &o->n);
+    else if (!strcmp(f, "--n")) ok = o->n_set = cli_int(f, v, 0, 100000000, &o->n);
     else if (!strcmp(f, "--probes")) ok = o->probes_set = cli_int(f, v, 1, 4096, &o->probes);
     else if (!strcmp(f, "--rtol")) ok = cli_float(f, v, 1e-12, 0.1, &o->rtol);
     else if (!strcmp(f, "--atol")) ok = cli_float(f, v, 1e-12, 1e3, &o->atol);
@@ -75,6 +75,8 @@ static int parse(int argc, char **argv, lik_opts *o) {
   if (!o->model) return cli_fail("--model FILE is required (see scorekit likelihood --help)"), 0;
   if (!o->data) return cli_fail("--data NAME|FILE is required (see scorekit likelihood --help)"), 0;
   if (o->exact && o->probes_set) return cli_fail("--exact and --probes exclude each other"), 0;
+  if (o->n == 0 && sk_toy_classes(o->data) >= 0)
+    return cli_fail("--n 0: %s is drawn; give the number of points", o->data), 0;
   return 1;
 }
 
@@ -115,9 +117,17 @@ int cmd_likelihood(int argc, char **argv) {
              info.n_sigmas, info.n_sigmas == 1 ? "" : "s");
     goto done;
   }
-  if (!cli_load_data(o.data, o.n, (unsigned long long)o.seed, -1, NULL, &ds)) goto done;
+  /* A built-in 2-D set draws --n points; a file or image set gives all its
+   * rows, of which the first --n are used (all for --n 0). */
+  const int drawn = sk_toy_classes(o.data) >= 0;
+  if (!cli_load_data(o.data, drawn ? o.n : 0, (unsigned long long)o.seed, -1, NULL, &ds)) goto done;
   const int d = sk_dataset_dim(ds);
-  const int64_t n = sk_dataset_size(ds);
+  int64_t n = sk_dataset_size(ds);
+  if (!drawn && o.n_set && o.n > n) {
+    cli_fail("--n %lld: %s has only %lld rows", o.n, o.data, (long long)n);
+    goto done;
+  }
+  if (!drawn && o.n > 0 && o.n < n) n = o.n;
   if (d != mc->dim) {
     cli_fail("--data %s: %d dimensions, the model's %d", o.data, d, mc->dim);
     goto done;
