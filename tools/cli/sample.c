@@ -222,7 +222,9 @@ int cmd_sample(int argc, char **argv) {
   const int L = cond ? info.n_sigmas : 1;
   const int eps_given = o.eps > 0;
   if (sampler == LANGEVIN && o.eps == 0)
-    o.eps = L > 1 ? sk_langevin_ncsnv2_eps((int)o.steps_per_level, info.sigmas[0] / info.sigmas[1], sL)
+    /* γ: the ladder's mean ratio (exact for the geometric ladders train makes). */
+    o.eps = L > 1 ? sk_langevin_ncsnv2_eps((int)o.steps_per_level,
+                                           powf(s1 / sL, 1.0f / (float)(L - 1)), sL)
                   : 1e-3;
   if (!(o.eps > 0) && sampler == LANGEVIN) {
     cli_fail("%s", sk_last_error());
