@@ -122,8 +122,10 @@ TEST(bad_flags_refused) {
       {"sample --model nc.safetensors --out s.npy --sampler foo", {"--sampler", "unknown \"foo\""}},
       {"sample --model nc.safetensors --out s.npy --sampler pc --eps 0.1",
        {"--eps", "does not apply to --sampler pc"}},
-      {"sample --model nc.safetensors --out s.npy --steps-per-level 10",
-       {"--steps-per-level", "does not apply to --sampler pc"}},
+      {"sample --model nc.safetensors --out s.npy --steps-per-level 10 --snr 0.1",
+       {"--steps-per-level and --snr", "flags of different samplers"}},
+      {"sample --model nc.safetensors --out s.npy --rtol 1e-3 --no-denoise --corrector-steps 2",
+       {"--rtol and --corrector-steps", "flags of different samplers"}},
       {"sample --model nc.safetensors --out s.npy --sampler ode --snr 0.2",
        {"--snr", "does not apply to --sampler ode"}},
       {"sample --model nc.safetensors --out s.npy --sampler ode --steps 100",
@@ -210,6 +212,10 @@ TEST(samplers_write_samples_and_trajectories) {
       {"--sampler ode --rtol 1e-3 --atol 1e-3", "(10, 2)", "score evaluations"},
       {"--sampler langevin --steps-per-level 5", "(10, 2)", "NCSNv2"},
       {"--sampler pc --steps 10 --snapshots 4 --no-denoise", "(4, 2)", "predictor-corrector"},
+      /* Without --sampler, the flags given choose it. */
+      {"--steps-per-level 3", "(10, 2)", "annealed Langevin"},
+      {"--atol 1e-3", "(10, 2)", "probability-flow ODE"},
+      {"--no-denoise --steps 5", "(10, 2)", "predictor-corrector"},
   };
   char args[512], shape[64];
   for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {

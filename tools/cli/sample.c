@@ -21,9 +21,10 @@ static const char usage[] =
     "  --sampler langevin|pc|ode\n"
     "                        annealed Langevin dynamics over the model's σ ladder;\n"
     "                        the predictor-corrector sampler of the variance-exploding\n"
-    "                        SDE; or its probability-flow ODE (default: pc; an\n"
-    "                        unconditional model has langevin only, plain Langevin\n"
-    "                        at the σ it was trained at)\n"
+    "                        SDE; or its probability-flow ODE (default: the one the\n"
+    "                        flags below belong to, else pc; an unconditional model\n"
+    "                        has langevin only: plain Langevin at the σ it was\n"
+    "                        trained at). A flag of another sampler is refused.\n"
     "  --n N                 number of samples (default 5000)\n"
     "  --seed S              (default 0)\n"
     "  --out FILE.npy        samples (n, d), float32; for a model of images (n, c, h, w),\n"
@@ -71,12 +72,37 @@ static const struct {
 
 static const char *sampler_name(int s) { return s == LANGEVIN ? "langevin" : s == PC ? "pc" : "ode"; }
 
+/* The samplers flag f applies to (all for a common flag). */
+static int applies_to(const char *f) {
+  for (size_t k = 0; k < sizeof only_for / sizeof only_for[0]; k++)
+    if (!strcmp(f, only_for[k].flag)) return only_for[k].samplers;
+  return LANGEVIN | PC | ODE;
+}
+
 /* The first flag of argv that does not apply to sampler s, or NULL. */
 static const char *stray_flag(int argc, char **argv, int s) {
   for (int i = 0; i < argc; i++)
-    for (size_t k = 0; k < sizeof only_for / sizeof only_for[0]; k++)
-      if (!strcmp(argv[i], only_for[k].flag) && !(only_for[k].samplers & s)) return argv[i];
+    if (!strncmp(argv[i], "--", 2) && !(applies_to(argv[i]) & s)) return argv[i];
   return NULL;
+}
+
+/* Without --sampler, the sampler the flags given belong to: langevin for
+ * --steps-per-level, and so on; `fallback` when they fit several. 0 after a
+ * message when they belong to different samplers. */
+static int implied_sampler(int argc, char **argv, int fallback) {
+  int can = LANGEVIN | PC | ODE;
+  const char *first = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (strncmp(argv[i], "--", 2)) continue;
+    const int a = applies_to(argv[i]);
+    if (!(can & a)) {
+      cli_fail("%s and %s: flags of different samplers (choose one with --sampler)", first, argv[i]);
+      return 0;
+    }
+    if (a != (LANGEVIN | PC | ODE) && !first) first = argv[i];
+    can &= a;
+  }
+  return can & fallback ? fallback : can & PC ? PC : can & LANGEVIN ? LANGEVIN : ODE;
 }
 
 typedef struct sample_opts {
@@ -196,9 +222,10 @@ int cmd_sample(int argc, char **argv) {
     goto done;
   }
   const int image = info.image_shape[0] > 0;
-  const int sampler = !o.sampler ? (cond ? PC : LANGEVIN)
+  const int sampler = !o.sampler ? implied_sampler(argc, argv, cond ? PC : LANGEVIN)
                       : !strcmp(o.sampler, "langevin") ? LANGEVIN
                       : !strcmp(o.sampler, "pc") ? PC : ODE;
+  if (!sampler) goto done;
   if (sampler != LANGEVIN && !cond) {
     cli_fail("--sampler %s: needs a noise-conditional model (%s is unconditional)",
              sampler_name(sampler), o.model);
