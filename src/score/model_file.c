@@ -358,6 +358,7 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   sk_model *m = NULL;
   if (kind && kind_parse(kind) == SK_MODEL_UNET) {
     if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
+    cfg.dim = unet.image[0] * unet.image[1] * unet.image[2]; /* image_shape is checked against it */
     m = sk__unet_layout(&unet);
   } else {
     if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||

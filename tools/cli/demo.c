@@ -94,7 +94,7 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
     sk_rng r = sk_rng_make(seed, 0x67756964 + (uint64_t)y); /* "guid" */
     sk_rng_normal(&r, xy, (size_t)n * 2);
     for (int64_t i = 0; i < n * 2; i++) xy[i] *= info.sigmas[0];
-    sk_langevin_config lc = {info.n_sigmas, info.sigmas, T, 0.2f * sL * sL, 0};
+    sk_langevin_config lc = {info.n_sigmas, info.sigmas, T, 0.2f * sL * sL, 0, NULL};
     ok = sk_score_fn_guided_model(base, clf, y, 1.0f, &g) == SK_OK &&
          sk_langevin(g, &lc, &r, xy, n) == SK_OK;
     sk_score_fn_free(g);

@@ -12,9 +12,10 @@ static const char usage[] =
     "commands\n"
     "  demo      train, sample, evaluate and draw on built-in data (the quick tour)\n"
     "  train     train a score network or a noise-conditional classifier\n"
-    "  sample    draw samples with (annealed) Langevin dynamics\n"
+    "  sample    draw samples (predictor-corrector, probability-flow ODE, Langevin)\n"
     "  eval      sample-quality metrics against a data set\n"
     "  score     evaluate a trained score model on given points\n"
+    "  likelihood  log-likelihoods of data under a score model (probability-flow ODE)\n"
     "  help      this text; `scorekit COMMAND --help` documents each command\n";
 
 int main(int argc, char **argv) {
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
   if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
+  if (!strcmp(cmd, "likelihood")) return cmd_likelihood(argc - 2, argv + 2);
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;
