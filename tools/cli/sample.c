@@ -97,7 +97,7 @@ int cmd_sample(int argc, char **argv) {
   const sk_model_config *mc = sk_model_get_config(m);
   int rc = 1;
   float *x = NULL;
-  if (mc->kind == SK_MODEL_CLASSIFIER) {
+  if (sk_model_is_classifier(mc)) {
     cli_fail("%s: is a classifier, not a score model", model_path);
     goto done;
   }
