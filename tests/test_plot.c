@@ -423,6 +423,70 @@ TEST(image_grid_pixels) {
   CHECK(no_temp_files());
 }
 
+/* sk_plot_image_grid: every pixel of a small grid against the layout
+ * plot.h documents (positions, upscale, value map, separators, empty
+ * cells), written independently here from the images. */
+TEST(plot_image_grid_pixels) {
+  enum { N = 5, H = 3, W = 2, U = 2, R = 2, C = 3 };
+  float img[N * H * W];
+  for (int i = 0; i < N * H * W; i++) img[i] = -10.0f + 3.7f * (float)i; /* some clipped */
+  img[4] = NAN;
+  const int64_t cells[R * C] = {4, -1, 0, 2, 2, 1};
+  const sk_image_grid_layout lay = {R, C, -5.0f, 60.0f, U, cells};
+  CHECK_OK(sk_plot_image_grid(tmp_path("igrid.png"), img, N, H, W, &lay));
+  png_image im;
+  CHECK(png_decode(tmp_path("igrid.png"), &im));
+  const int GH = R * (H * U + 1) + 1, GW = C * (W * U + 1) + 1;
+  CHECK(im.w == GW && im.h == GH && im.ch == 1);
+  int bad = 0;
+  for (int y = 0; y < GH; y++)
+    for (int x = 0; x < GW; x++) {
+      int want = SK_GRID_SEPARATOR;
+      const int r = (y - 1) / (H * U + 1), c = (x - 1) / (W * U + 1);
+      const int yy = (y - 1) % (H * U + 1), xx = (x - 1) % (W * U + 1);
+      if (y > 0 && x > 0 && yy < H * U && xx < W * U) {
+        const int64_t i = cells[r * C + c];
+        if (i < 0) want = SK_GRID_EMPTY;
+        else {
+          const double v = img[i * H * W + (yy / U) * W + xx / U];
+          const double t = (v - -5.0) / 65.0 * 255;
+          want = !(t > 0) ? 0 : t >= 255 ? 255 : (int)floor(t + 0.5);
+        }
+      }
+      bad += abs(im.px[y * GW + x] - want) > (want > 0 && want < 255); /* rounding ties */
+    }
+  free(im.px);
+  CHECK_EQ_INT(bad, 0);
+  /* Without cells: image i in cell i, the rest empty; one row strip. */
+  const sk_image_grid_layout strip = {1, 7, 0.0f, 1.0f, 1, NULL};
+  CHECK_OK(sk_plot_image_grid(tmp_path("strip.png"), img, N, H, W, &strip));
+  CHECK(png_decode(tmp_path("strip.png"), &im));
+  CHECK(im.w == 7 * (W + 1) + 1 && im.h == H + 2);
+  CHECK(im.px[1 * im.w + 1] == 0 &&                 /* image 0's -10: clipped to black */
+        im.px[1 * im.w + 1 + 4 * (W + 1)] == 255 &&   /* image 4's 78.8: to white */
+        im.px[1 * im.w + 1 + 5 * (W + 1)] == SK_GRID_EMPTY &&
+        im.px[0 * im.w + 1] == SK_GRID_SEPARATOR);
+  free(im.px);
+  /* Bad layouts: nothing written. */
+  sk_image_grid_layout b = lay;
+  b.lo = 70.0f;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  b = lay;
+  b.upscale = 0;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  const int64_t far[R * C] = {0, 1, 2, 3, 4, 5};
+  b = lay;
+  b.cells = far;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "cell 5"));
+  b = lay;
+  b.upscale = 32;
+  b.rows = 4096;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  CHECK(access(tmp_path("bad.png"), F_OK) != 0);
+  CHECK(no_temp_files());
+}
+
 TEST(auto_bounds) {
   const float p[8] = {0, 0, 4, 1, 2, -1, NAN, 100};
   sk_plot_bounds b = sk_plot_auto_bounds(p, 4);
@@ -458,4 +522,5 @@ TEST_MAIN(TEST_ENTRY(png_roundtrip_exact), TEST_ENTRY(png_bad_arguments_and_io),
           TEST_ENTRY(allocation_failures_leave_no_file), TEST_ENTRY(scatter_places_points),
           TEST_ENTRY(scatter_mixture_picture), TEST_ENTRY(field_points_layout),
           TEST_ENTRY(field_radial_picture), TEST_ENTRY(groups_distinct_colours),
-          TEST_ENTRY(image_grid_pixels), TEST_ENTRY(auto_bounds), TEST_ENTRY(plot_bad_arguments))
+          TEST_ENTRY(image_grid_pixels), TEST_ENTRY(plot_image_grid_pixels), TEST_ENTRY(auto_bounds),
+          TEST_ENTRY(plot_bad_arguments))
