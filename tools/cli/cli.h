@@ -51,6 +51,7 @@ int cmd_eval(int argc, char **argv);
 /* `scorekit eval` with its report written to `out`. */
 int cli_eval_to(FILE *out, int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_grid(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 
 #endif

@@ -34,15 +34,19 @@ static const char usage[] =
     "  --out FILE.npy        samples (n, d), float32; for a model of images (n, c, h, w),\n"
     "                        multiplied back into the data's range (×255 for uint8\n"
     "                        pixels; values are not clipped)\n"
-    "  --plot FILE.png       scatter plot of the samples (2-D data only)\n";
+    "  --plot FILE.png       scatter plot of the samples (2-D data only)\n"
+    "  --grid FILE.png       the first 100 samples in a 10 × 10 grid (models of\n"
+    "                        one-channel images only), grey from 0 to the data's\n"
+    "                        scale (255 for uint8 pixels), values beyond clipped\n";
 
 int cmd_sample(int argc, char **argv) {
-  static const char *const valued[] = {"--model", "--out", "--plot", "--init", "--classifier",
+  static const char *const valued[] = {"--model", "--out", "--plot", "--grid", "--init", "--classifier",
                                        "--class", "--guidance", "--n", "--steps-per-level",
                                        "--seed", "--eps", "--init-range", NULL};
   static const char *const switches[] = {"--raw", "--denoise", "--help", "-h", NULL};
   int range_set = 0, guidance_set = 0;
   const char *model_path = NULL, *out = NULL, *plot = NULL, *init = "gaussian", *clf_path = NULL;
+  const char *grid = NULL;
   long long n = 5000, steps = 100, seed = 0, cls = -1;
   double eps = 0, range = 8, guidance = 1;
   int use_ema = 1, denoise = 0;
@@ -67,6 +71,7 @@ int cmd_sample(int argc, char **argv) {
     if (!strcmp(f, "--model")) model_path = v;
     else if (!strcmp(f, "--out")) out = v;
     else if (!strcmp(f, "--plot")) plot = v;
+    else if (!strcmp(f, "--grid")) grid = v;
     else if (!strcmp(f, "--init")) init = v;
     else if (!strcmp(f, "--classifier")) clf_path = v;
     else if (!strcmp(f, "--class")) ok = cli_int(f, v, 0, 65535, &cls);
@@ -89,7 +94,9 @@ int cmd_sample(int argc, char **argv) {
     return cli_fail("--init-range: applies to --init uniform only");
   if (guidance_set && !clf_path) return cli_fail("--guidance: applies with --classifier only");
   /* Where the results go is checked before anything is computed. */
-  if (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))) return 1;
+  if (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot)) ||
+      (grid && !cli_check_out("--grid", grid)))
+    return 1;
   sk_model *m = NULL, *clf = NULL;
   sk_score_fn *fn = NULL, *guided = NULL;
   static sk_model_info info;
@@ -103,6 +110,11 @@ int cmd_sample(int argc, char **argv) {
   }
   if (plot && mc->dim != 2) {
     cli_fail("--plot: the data have %d dimensions; plots are 2-D", mc->dim);
+    goto done;
+  }
+  if (grid && info.image_shape[0] != 1) {
+    cli_fail("--grid: %s", info.image_shape[0] ? "draws one-channel images only"
+                                                : "the model's data are rows, not images");
     goto done;
   }
   const int cond = mc->kind != SK_MODEL_MLP; /* ncmlp or unet: a classifier was refused above */
@@ -180,6 +192,15 @@ int cmd_sample(int argc, char **argv) {
       goto done;
     }
     printf("wrote %s\n", plot);
+  }
+  if (grid) {
+    const int64_t shown = n < 100 ? n : 100;
+    const sk_image_grid_layout lay = {(int)((shown + 9) / 10), 10, 0.0f, scale, 2, NULL};
+    if (sk_plot_image_grid(grid, x, shown, (int)chw[1], (int)chw[2], &lay) != SK_OK) {
+      cli_fail("%s", sk_last_error());
+      goto done;
+    }
+    printf("wrote %s\n", grid);
   }
   rc = 0;
 done:
