@@ -167,7 +167,11 @@ static int eval_features(FILE *out, sk_tensor *s, const char *samples, const cha
                mc->dim);
     goto done;
   }
-  if (!cli_load_data(data, 0, seed + 1, -1, NULL, &ref)) goto done;
+  /* A built-in 2-D set is drawn: twice the rows compared; files and image
+   * sets are read whole. */
+  const int64_t ns = sk_tensor_shape(s)[0];
+  const long long draws = sk_toy_classes(data) >= 0 ? 2 * (n_flag ? n_flag : ns) : 0;
+  if (!cli_load_data(data, draws, seed + 1, -1, NULL, &ref)) goto done;
   const int d = mc->dim, k = mc->classes;
   if (sk_dataset_dim(ref) != d) {
     cli_fail("%s has %d values a row, the classifier %s takes %d", data, sk_dataset_dim(ref),
@@ -183,7 +187,7 @@ static int eval_features(FILE *out, sk_tensor *s, const char *samples, const cha
              clf_path, (double)cscale, data, (double)scale);
     goto done;
   }
-  const int64_t ns = sk_tensor_shape(s)[0], nr = sk_dataset_size(ref);
+  const int64_t nr = sk_dataset_size(ref);
   if (nr < 4) {
     cli_fail("%s: %lld rows, too few for two disjoint sets of at least 2", data, (long long)nr);
     goto done;
