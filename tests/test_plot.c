@@ -484,6 +484,7 @@ TEST(plot_image_grid_pixels) {
   b = lay;
   b.upscale = 32;
   b.rows = 4096;
+  b.cells = NULL; /* the cells array holds rows·cols entries */
   CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
   CHECK(access(tmp_path("bad.png"), F_OK) != 0);
   CHECK(no_temp_files());
