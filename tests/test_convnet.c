@@ -4,7 +4,8 @@
  * docs/MATH.md written here; sk_model_features in chunks and on 1, 2 and 3
  * threads (same bits); classifier guidance (∇ₓ log softmax through the
  * convolutions) against finite differences; a training step of the
- * classifier objective; a save → load round trip; config errors. */
+ * classifier objective; a save → load round trip; config errors; the
+ * PyTorch twin of tools/load_model.py on the same file. */
 #define _POSIX_C_SOURCE 200809L
 #include <unistd.h>
 
@@ -390,6 +391,52 @@ TEST(save_load_same_logits) {
   sk_model_free(m);
 }
 
+/* The PyTorch twin in tools/load_model.py (convnet_class, loaded from the
+ * file by its state_dict names) gives the logits of sk_model_features to
+ * 1e-5 (the EMA weights, which differ from the raw ones; one run, as
+ * importing PyTorch takes seconds); skipped without PyTorch. */
+TEST(pytorch_twin) {
+  if (system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
+    printf("  no PyTorch for /usr/bin/python3: skipped\n");
+    return;
+  }
+  sk_model *m = tiny_model(31);
+  CHECK(m);
+  const size_t np = sk_model_num_params(m);
+  float *ema = malloc(np * sizeof(float));
+  CHECK(ema);
+  for (size_t i = 0; i < np; i++) ema[i] = 0.9f * sk_model_params(m)[i];
+  char dir[] = "/tmp/sk_test_convnet_twin_XXXXXX", path[128], cmd[1024];
+  CHECK(mkdtemp(dir));
+  sk_model_info info = {.objective = SK_OBJ_CLASSIFIER, .n_sigmas = 2, .sigmas = {1.0f, 0.1f},
+                        .image_shape = {1, 13, 12}};
+  snprintf(info.data, sizeof info.data, "test images");
+  snprintf(path, sizeof path, "%s/m.safetensors", dir);
+  sk_status st = sk_model_save(path, m, ema, &info);
+  float x[5 * D], lg[5 * 3];
+  images(x, 5, 13);
+  snprintf(path, sizeof path, "%s/x.npy", dir);
+  if (st == SK_OK) st = sk_npy_save_f32(path, 2, (int64_t[]){5, D}, x);
+  int fails = 0;
+  memcpy(sk_model_params(m), ema, np * sizeof(float));
+  if (st == SK_OK) st = sk_model_features(m, x, 5, 0.07f, NULL, lg);
+  snprintf(path, sizeof path, "%s/want.npy", dir);
+  if (st == SK_OK) st = sk_npy_save_f32(path, 2, (int64_t[]){5, 3}, lg);
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 %s/tools/load_model.py %s/m.safetensors --x %s/x.npy --sigma 0.07 "
+           "--expect %s/want.npy --backend torch --ema >%s/out.txt 2>&1; rc=$?; "
+           "sed 's/^/  /' %s/out.txt; exit $rc",
+           SK_SOURCE_DIR, dir, dir, dir, dir, dir);
+  if (st == SK_OK) fails = system(cmd) != 0;
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "  cannot remove %s\n", dir);
+  free(ema);
+  sk_model_free(m);
+  CHECK_OK(st);
+  CHECK_EQ_INT(fails, 0);
+}
+
 TEST_MAIN(TEST_ENTRY(default_sizes), TEST_ENTRY(config_errors), TEST_ENTRY(forward_matches_reference),
           TEST_ENTRY(features_chunks_and_threads), TEST_ENTRY(guidance_gradient_finite_differences),
-          TEST_ENTRY(classifier_objective_trains), TEST_ENTRY(save_load_same_logits))
+          TEST_ENTRY(classifier_objective_trains), TEST_ENTRY(save_load_same_logits),
+          TEST_ENTRY(pytorch_twin))
