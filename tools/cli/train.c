@@ -53,8 +53,8 @@ static const char usage[] =
     "                        (ncsn only) (default ncmlp for ncsn, which needs a\n"
     "                        noise-conditional model; mlp otherwise; an ncmlp trained\n"
     "                        by esm/dsm/ssm/ssm-vr samples at --sigma); with\n"
-    "                        --objective classifier: an MLP on [x, log σ] (default) or\n"
-    "                        convnet, a convolutional classifier of images\n"
+    "                        --objective classifier: an MLP on [x, log σ] without\n"
+    "                        --model, or convnet, a convolutional classifier of images\n"
     "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256), or\n"
     "                        C1,C2,C3 the convnet's (default 32,64,128)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
@@ -200,9 +200,9 @@ int cmd_train(int argc, char **argv) {
                                                 : SK_MODEL_MLP;
   if (model_name && obj == SK_OBJ_CLASSIFIER) {
     if (!strcmp(model_name, "convnet")) kind = SK_MODEL_CONVNET;
-    else if (strcmp(model_name, "mlp"))
-      return cli_fail("--model %s does not apply to --objective classifier (mlp, convnet)",
-                      model_name);
+    else
+      return cli_fail("--model %s does not apply to --objective classifier (it trains an MLP "
+                      "classifier, or with --model convnet a convolutional one)", model_name);
   } else if (model_name) {
     if (!strcmp(model_name, "convnet"))
       return cli_fail("--model convnet is a classifier: it trains with --objective classifier");
