@@ -774,7 +774,7 @@ TEST(inapplicable_flags_are_errors) {
       {"--objective vesde --sigmas 2,1 --sigma-max 3", "--sigma-max", "does not apply with --sigmas"},
       {"--data img.npy --model unet --hidden 16", "--hidden", "the MLP models only"},
       {"--data img.npy --model unet --objective vesde --activation tanh", "--activation", "MLP models only"},
-      {"--model ncmlp --channels 4,4,4,4", "--channels", "--model unet only"},
+      {"--model ncmlp --channels 4,4,4,4", "--channels", "--model unet or convnet only"},
   };
   static const float img[2 * 16] = {0};
   write_npy("img.npy", 2, 16, img);

@@ -14,7 +14,8 @@
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
-static const char *const kind_names[SK_MODEL_KIND_COUNT] = {"mlp", "ncmlp", "classifier", "unet"};
+static const char *const kind_names[SK_MODEL_KIND_COUNT] = {"mlp", "ncmlp", "classifier", "unet",
+                                                                    "convnet"};
 
 static const char *kind_name(sk_model_kind k) { return kind_names[k]; }
 
@@ -44,7 +45,7 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   sk__jbuf_puts(b, ",\"depth\":");
   sk__jbuf_int(b, c->depth);
   sk__jbuf_puts(b, ",\"classes\":");
-  sk__jbuf_int(b, c->kind == SK_MODEL_CLASSIFIER ? c->classes : 0);
+  sk__jbuf_int(b, sk_model_is_classifier(c) ? c->classes : 0);
   sk__jbuf_puts(b, ",\"activation\":");
   sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
   const sk_unet_config *u = sk_model_get_unet(m);
@@ -55,6 +56,15 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
     sk__jbuf_int(b, u->embed);
     sk__jbuf_puts(b, ",\"embed_scale\":");
     sk__jbuf_float(b, u->embed_scale);
+  }
+  const sk_convnet_config *cv = sk_model_get_convnet(m);
+  if (cv) {
+    json_ints(b, ",\"channels\":", cv->channels, 3);
+    json_ints(b, ",\"image\":", cv->image, 3);
+    sk__jbuf_puts(b, ",\"embed\":");
+    sk__jbuf_int(b, cv->embed);
+    sk__jbuf_puts(b, ",\"embed_scale\":");
+    sk__jbuf_float(b, cv->embed_scale);
   }
   if (info) {
     const char *obj = sk_objective_name(info->objective);
@@ -166,6 +176,32 @@ static sk_status unet_config(const char *path, const sk__json *root, sk_unet_con
   return SK_OK;
 }
 
+/* A convnet's shape: channels, image, classes, embedding width and scale;
+ * dim must be C·H·W. */
+static sk_status convnet_config(const char *path, const sk__json *root, sk_convnet_config *c) {
+  int64_t dim, embed, classes;
+  double scale;
+  if (!get_int(root, "dim", &dim) || !get_ints(root, "channels", c->channels, 3) ||
+      !get_ints(root, "image", c->image, 3) || !get_int(root, "classes", &classes) ||
+      classes < 2 || classes > 1 << 16 || !get_int(root, "embed", &embed) || embed < 1 ||
+      embed > 1 << 20 || !sk__json_number(sk__json_get(root, "embed_scale"), &scale) ||
+      !(scale > 0) || !(scale < 1e30))
+    return sk__fail(SK_ERR_FORMAT, "%s: convnet config lacks dim/channels/image/classes/embed/"
+                                   "embed_scale or has them out of range", path);
+  c->classes = (int)classes;
+  c->embed = (int)embed;
+  c->embed_scale = (float)scale;
+  if (sk__convnet_check(c) != SK_OK) {
+    char why[400]; /* copied: the message buffer is about to be rewritten */
+    snprintf(why, sizeof why, "%s", sk_last_error());
+    return sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+  }
+  if ((int64_t)c->image[0] * c->image[1] * c->image[2] != dim)
+    return sk__fail(SK_ERR_FORMAT, "%s: convnet image %dx%dx%d does not have dim %lld values",
+                    path, c->image[0], c->image[1], c->image[2], (long long)dim);
+  return SK_OK;
+}
+
 /* "[8, 2]" */
 static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
   int n = snprintf(buf, cap, "[");
@@ -178,7 +214,12 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
 static void config_str(char *buf, size_t cap, const sk_model *m) {
   const sk_unet_config *u = sk_model_get_unet(m);
   const sk_model_config *c = sk_model_get_config(m);
-  if (u)
+  const sk_convnet_config *cv = sk_model_get_convnet(m);
+  if (cv)
+    snprintf(buf, cap, "convnet channels %d,%d,%d, image %dx%dx%d, classes %d, embed %d",
+             cv->channels[0], cv->channels[1], cv->channels[2], cv->image[0], cv->image[1],
+             cv->image[2], cv->classes, cv->embed);
+  else if (u)
     snprintf(buf, cap, "U-Net channels %d,%d,%d,%d, image %dx%dx%d, embed %d", u->channels[0],
              u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
              u->image[2], u->embed);
@@ -355,11 +396,16 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   sk_model_config cfg = {0};
   sk_unet_config unet;
   memset(&unet, 0, sizeof unet);
+  sk_convnet_config conv;
+  memset(&conv, 0, sizeof conv);
   sk_model *m = NULL;
   if (kind && kind_parse(kind) == SK_MODEL_UNET) {
     if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
     cfg.dim = unet.image[0] * unet.image[1] * unet.image[2]; /* image_shape is checked against it */
     m = sk__unet_layout(&unet);
+  } else if (kind && kind_parse(kind) == SK_MODEL_CONVNET) {
+    if ((s = convnet_config(path, root, &conv)) != SK_OK) goto done;
+    m = sk__convnet_layout(&conv);
   } else {
     if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
         !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
@@ -401,6 +447,7 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
     goto done;
   }
+  cfg = *sk_model_get_config(m); /* a U-Net's or convnet's, for the checks below */
   if ((s = check_shapes(path, st, m, use_ema)) != SK_OK) {
     sk_model_free(m);
     goto done;

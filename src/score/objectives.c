@@ -113,9 +113,9 @@ sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int proje
   out->x = out->z = out->v = out->sigma = out->onehot = SK_NONE;
   const sk_model_config *c = sk_model_get_config(m);
   if (obj >= SK_OBJ_COUNT) return sk__fail(SK_ERR_INVALID, "loss: unknown objective");
-  if ((obj == SK_OBJ_CLASSIFIER) != (c->kind == SK_MODEL_CLASSIFIER))
+  if ((obj == SK_OBJ_CLASSIFIER) != sk_model_is_classifier(c))
     return sk__fail(SK_ERR_INVALID, "loss: objective %s cannot train a %s model",
-                    sk_objective_name(obj), c->kind == SK_MODEL_CLASSIFIER ? "classifier" : "score");
+                    sk_objective_name(obj), sk_model_is_classifier(c) ? "classifier" : "score");
   /* Its σ is drawn from a continuum: a model without a σ input could not
    * tell the levels apart, and no sampler could walk them. */
   if (obj == SK_OBJ_VESDE && c->kind == SK_MODEL_MLP)

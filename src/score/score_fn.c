@@ -85,7 +85,7 @@ static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
 sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out) {
   *out = NULL;
   const sk_model_config *c = sk_model_get_config(m);
-  if (c->kind == SK_MODEL_CLASSIFIER)
+  if (sk_model_is_classifier(c))
     return sk__fail(SK_ERR_INVALID, "score function: a classifier is not a score model");
   if (rows < 1 || rows > SK_SCORE_ROWS)
     return sk__fail(SK_ERR_INVALID, "score function: rows %d outside 1..%d", rows, SK_SCORE_ROWS);
@@ -137,7 +137,7 @@ static sk_status guided_common(sk_score_fn *base, int dim, int y, int classes, f
 sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifier, int y, float w,
                                    sk_score_fn **out) {
   const sk_model_config *c = sk_model_get_config(classifier);
-  if (c->kind != SK_MODEL_CLASSIFIER)
+  if (!sk_model_is_classifier(c))
     return sk__fail(SK_ERR_INVALID, "guidance: the model given as classifier is a score model");
   sk_status st = guided_common(base, c->dim, y, c->classes, w, FN_GUIDED_MODEL, out);
   if (st != SK_OK) return st;
@@ -431,7 +431,7 @@ sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t n, floa
 sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,
                                  int64_t n, float sigma, double *accuracy) {
   const sk_model_config *c = sk_model_get_config(classifier);
-  if (c->kind != SK_MODEL_CLASSIFIER) return sk__fail(SK_ERR_INVALID, "accuracy: not a classifier");
+  if (!sk_model_is_classifier(c)) return sk__fail(SK_ERR_INVALID, "accuracy: not a classifier");
   sk_score_fn f = {.kind = FN_MODEL, .dim = c->dim, .rows = SK_SCORE_ROWS, .x = SK_NONE,
                    .sigma = SK_NONE, .out = SK_NONE};
   sk_status st = compile_model(&f, classifier, -1);

@@ -300,6 +300,11 @@ static void arch_string(const sk_model *m, char *buf, size_t cap) {
     snprintf(buf + n, cap - (size_t)n, "/%d,%d,%d,%d/%dx%dx%d/%d/%.9g", u->channels[0],
              u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
              u->image[2], u->embed, (double)u->embed_scale);
+  const sk_convnet_config *v = sk_model_get_convnet(m);
+  if (v && n > 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, "/%d,%d,%d/%dx%dx%d/%d/%.9g", v->channels[0],
+             v->channels[1], v->channels[2], v->image[0], v->image[1], v->image[2], v->embed,
+             (double)v->embed_scale);
 }
 
 /* The counters of the state metadata, in the order they are written. */
@@ -577,7 +582,7 @@ static sk_status arch_differs(sk_trainer *t, const char *path, const char *ours,
   static const char *const names[6] = {"model", "dim", "hidden", "depth", "classes", "activation"};
   static const char *const kinds[SK_MODEL_KIND_COUNT] = {
       [SK_MODEL_MLP] = "mlp", [SK_MODEL_NCMLP] = "ncmlp", [SK_MODEL_CLASSIFIER] = "classifier",
-      [SK_MODEL_UNET] = "unet"};
+      [SK_MODEL_UNET] = "unet", [SK_MODEL_CONVNET] = "convnet"};
   const char *a = ours, *b = saved;
   for (int part = 0; part < 6; part++) {
     const size_t la = strcspn(a, "/"), lb = strcspn(b, "/");

@@ -63,6 +63,8 @@ int cmd_eval(int argc, char **argv);
 int cli_eval_to(FILE *out, int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_likelihood(int argc, char **argv);
+
+int cmd_grid(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 
 #endif

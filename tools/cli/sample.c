@@ -31,6 +31,9 @@ static const char usage[] =
     "                        multiplied back into the data's range (×255 for uint8\n"
     "                        pixels; values are not clipped)\n"
     "  --plot FILE.png       scatter plot of the samples (2-D data only)\n"
+    "  --grid FILE.png       the first 100 samples in a 10 × 10 grid (models of\n"
+    "                        one-channel images only), grey from 0 to the data's\n"
+    "                        scale (255 for uint8 pixels), values beyond clipped\n"
     "  --trajectory FILE.npy the first sample at K evenly spaced points of the run,\n"
     "                        from the start to the end (K, d...), scaled as --out\n"
     "  --snapshots K         K for --trajectory (default 10)\n"
@@ -106,7 +109,7 @@ static int implied_sampler(int argc, char **argv, int fallback) {
 }
 
 typedef struct sample_opts {
-  const char *model, *out, *plot, *init, *classifier, *trajectory, *sampler;
+  const char *model, *out, *plot, *grid, *init, *classifier, *trajectory, *sampler;
   long long n, steps_per_level, steps, corrector_steps, snapshots, seed, cls;
   double eps, range, guidance, snr, rtol, atol;
   int use_ema, denoise, no_denoise, range_set, guidance_set, snapshots_set, steps_set;
@@ -115,7 +118,7 @@ typedef struct sample_opts {
 /* 0 after a message, 1 when the flags parse; -1 for --help (printed). */
 static int parse(int argc, char **argv, sample_opts *o) {
   static const char *const valued[] = {
-      "--model", "--out", "--plot", "--init", "--classifier", "--class", "--guidance", "--n",
+      "--model", "--out", "--plot", "--grid", "--init", "--classifier", "--class", "--guidance", "--n",
       "--steps-per-level", "--seed", "--eps", "--init-range", "--sampler", "--steps", "--snr",
       "--corrector-steps", "--rtol", "--atol", "--trajectory", "--snapshots", NULL};
   static const char *const switches[] = {"--raw", "--denoise", "--no-denoise", "--help", "-h",
@@ -139,6 +142,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
     if (!strcmp(f, "--model")) o->model = v;
     else if (!strcmp(f, "--out")) o->out = v;
     else if (!strcmp(f, "--plot")) o->plot = v;
+    else if (!strcmp(f, "--grid")) o->grid = v;
     else if (!strcmp(f, "--init")) o->init = v;
     else if (!strcmp(f, "--classifier")) o->classifier = v;
     else if (!strcmp(f, "--trajectory")) o->trajectory = v;
@@ -199,7 +203,8 @@ int cmd_sample(int argc, char **argv) {
   if (parsed <= 0) return parsed < 0 ? 0 : 1;
   /* Where the results go is checked before anything is computed. */
   if (!cli_check_out("--out", o.out) || (o.plot && !cli_check_out("--plot", o.plot)) ||
-      (o.trajectory && !cli_check_out("--trajectory", o.trajectory)))
+      (o.trajectory && !cli_check_out("--trajectory", o.trajectory)) ||
+      (o.grid && !cli_check_out("--grid", o.grid)))
     return 1;
   sk_model *m = NULL, *clf = NULL;
   sk_score_fn *fn = NULL, *guided = NULL;
@@ -208,12 +213,17 @@ int cmd_sample(int argc, char **argv) {
   const sk_model_config *mc = sk_model_get_config(m);
   int rc = 1;
   float *x = NULL, *snaps = NULL;
-  if (mc->kind == SK_MODEL_CLASSIFIER) {
+  if (sk_model_is_classifier(mc)) {
     cli_fail("%s: is a classifier, not a score model", o.model);
     goto done;
   }
   if (o.plot && mc->dim != 2) {
     cli_fail("--plot: the data have %d dimensions; plots are 2-D", mc->dim);
+    goto done;
+  }
+  if (o.grid && info.image_shape[0] != 1) {
+    cli_fail("--grid: %s", info.image_shape[0] ? "draws one-channel images only"
+                                                : "the model's data are rows, not images");
     goto done;
   }
   const int cond = mc->kind != SK_MODEL_MLP; /* ncmlp or unet: a classifier was refused above */
@@ -354,6 +364,16 @@ int cmd_sample(int argc, char **argv) {
       goto done;
     }
     printf("wrote %s\n", o.plot);
+  }
+  if (o.grid) { /* x is in the data's range since save_rows */
+    const int64_t shown = o.n < 100 ? o.n : 100;
+    const float scale = info.data_scale > 0 ? info.data_scale : 1.0f;
+    const sk_image_grid_layout lay = {(int)((shown + 9) / 10), 10, 0.0f, scale, 2, NULL};
+    if (sk_plot_image_grid(o.grid, x, shown, (int)chw[1], (int)chw[2], &lay) != SK_OK) {
+      cli_fail("%s", sk_last_error());
+      goto done;
+    }
+    printf("wrote %s\n", o.grid);
   }
   rc = 0;
 done:

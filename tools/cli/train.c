@@ -56,13 +56,16 @@ static const char usage[] =
     "  --projections M       ssm/ssm-vr: projections per sample (default 1)\n"
     "  --rademacher          ssm/ssm-vr: ±1 projections instead of Gaussian\n"
     "model\n"
-    "  --model mlp|ncmlp|unet\n"
+    "  --model mlp|ncmlp|unet|convnet\n"
     "                        unconditional s(x), s(x, σ) = f([x, log σ])/σ, or the\n"
     "                        score-SDE tutorial's U-Net on square one-channel images\n"
     "                        (ncsn, vesde) (default ncmlp for ncsn and vesde, which need\n"
     "                        a noise-conditional model; mlp otherwise; an ncmlp trained\n"
-    "                        by esm/dsm/ssm/ssm-vr samples at --sigma)\n"
-    "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256)\n"
+    "                        by esm/dsm/ssm/ssm-vr samples at --sigma); with\n"
+    "                        --objective classifier: an MLP on [x, log σ] without\n"
+    "                        --model, or convnet, a convolutional classifier of images\n"
+    "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256), or\n"
+    "                        C1,C2,C3 the convnet's (default 32,64,128)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
     "optimisation\n"
@@ -387,10 +390,14 @@ int cmd_train(int argc, char **argv) {
   sk_model_kind kind = obj == SK_OBJ_CLASSIFIER ? SK_MODEL_CLASSIFIER
                        : obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE ? SK_MODEL_NCMLP
                                                 : SK_MODEL_MLP;
-  if (model_name) {
-    if (obj == SK_OBJ_CLASSIFIER)
-      return cli_fail("--model %s does not apply to --objective classifier (it trains a classifier)",
-                      model_name);
+  if (model_name && obj == SK_OBJ_CLASSIFIER) {
+    if (!strcmp(model_name, "convnet")) kind = SK_MODEL_CONVNET;
+    else
+      return cli_fail("--model %s does not apply to --objective classifier (it trains an MLP "
+                      "classifier, or with --model convnet a convolutional one)", model_name);
+  } else if (model_name) {
+    if (!strcmp(model_name, "convnet"))
+      return cli_fail("--model convnet is a classifier: it trains with --objective classifier");
     if (!strcmp(model_name, "mlp")) kind = SK_MODEL_MLP;
     else if (!strcmp(model_name, "ncmlp")) kind = SK_MODEL_NCMLP;
     else if (!strcmp(model_name, "unet")) kind = SK_MODEL_UNET;
@@ -404,11 +411,14 @@ int cmd_train(int argc, char **argv) {
   if (channels_arg) {
     float cf[4];
     int nc = 0;
-    if (kind != SK_MODEL_UNET) return cli_fail("--channels applies to --model unet only");
+    if (kind != SK_MODEL_UNET && kind != SK_MODEL_CONVNET)
+      return cli_fail("--channels applies to --model unet or convnet only");
+    const int want = kind == SK_MODEL_UNET ? 4 : 3;
     if (!cli_float_list("--channels", channels_arg, cf, 4, &nc)) return 1;
-    for (int i = 0; i < 4; i++) {
-      if (nc != 4 || !(cf[i] >= 1 && cf[i] <= 4096) || cf[i] != (float)(int)cf[i])
-        return cli_fail("--channels: need four whole numbers in 1..4096, got \"%s\"", channels_arg);
+    for (int i = 0; i < want; i++) {
+      if (nc != want || !(cf[i] >= 1 && cf[i] <= 4096) || cf[i] != (float)(int)cf[i])
+        return cli_fail("--channels: need %s whole numbers in 1..4096, got \"%s\"",
+                        want == 4 ? "four" : "three", channels_arg);
       channels[i] = (int)cf[i];
     }
   }
@@ -536,7 +546,7 @@ int cmd_train(int argc, char **argv) {
   }
   sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
   const size_t avail = force ? 0 : run_memory_available();
-  if (kind != SK_MODEL_UNET && !run_weights_fit(&mc, avail)) {
+  if (kind != SK_MODEL_UNET && kind != SK_MODEL_CONVNET && !run_weights_fit(&mc, avail)) {
     sk_dataset_free(ds);
     return 1;
   }
@@ -551,6 +561,15 @@ int cmd_train(int argc, char **argv) {
     sk_unet_config uc = {{0}, {1, side, side}, 0, 0};
     memcpy(uc.channels, channels, sizeof channels);
     m = sk_model_new_unet(&uc);
+  } else if (kind == SK_MODEL_CONVNET) {
+    if (!info.image_shape[0]) {
+      sk_dataset_free(ds);
+      return cli_fail("--model convnet: %s is not a set of images (rows have no c×h×w shape)", data);
+    }
+    sk_convnet_config cc = {{channels[0], channels[1], channels[2]},
+                            {(int)info.image_shape[0], (int)info.image_shape[1],
+                             (int)info.image_shape[2]}, classes, 0, 0};
+    m = sk_model_new_convnet(&cc);
   } else {
     m = sk_model_new(&mc);
   }
@@ -636,10 +655,14 @@ int cmd_train(int argc, char **argv) {
   }
   const long long first = sk_trainer_steps(t);
   const sk_unet_config *uc = sk_model_get_unet(m);
+  const sk_convnet_config *cvc = sk_model_get_convnet(m);
   char arch[96];
   if (uc)
     snprintf(arch, sizeof arch, "unet %d,%d,%d,%d", uc->channels[0], uc->channels[1],
              uc->channels[2], uc->channels[3]);
+  else if (cvc)
+    snprintf(arch, sizeof arch, "convnet %d,%d,%d", cvc->channels[0], cvc->channels[1],
+             cvc->channels[2]);
   else
     snprintf(arch, sizeof arch, "%s %d×%d %s",
              kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
