@@ -118,6 +118,9 @@ static sk_node b_conv_net(sk_graph *g, const sk_node *x) {
 static sk_node b_group_norm(sk_graph *g, const sk_node *x) {
   return sk_group_norm(g, x[0], 2, x[1], x[2], 1e-5f);
 }
+static sk_node b_group_norm_silu(sk_graph *g, const sk_node *x) {
+  return sk_group_norm_silu(g, x[0], 2, x[1], x[2], 1e-5f);
+}
 static sk_node b_group_norm_plain(sk_graph *g, const sk_node *x) {
   return sk_group_norm(g, x[0], 2, SK_NONE, SK_NONE, 1e-3f);
 }
@@ -178,6 +181,7 @@ static const fd_case cases[] = {
     {"conv_w_d2_p1", 2, {4, 4}, {S4(2, 2, 7, 5), S4(2, 3, 5, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_d2p1},
     {"conv_net", 2, {4, 4}, {S4(2, 2, 5, 7), S4(3, 2, 3, 3)}, {-1, -0.5f}, {1, 0.5f}, {0}, 1, b_conv_net},
     {"group_norm", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm},
+    {"group_norm_silu", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm_silu},
     {"group_norm_plain", 1, {2}, {S2(3, 8)}, {-2}, {2}, {0}, 1, b_group_norm_plain},
     {"upsample_nearest2d", 1, {4}, {S4(2, 2, 3, 2)}, {-1}, {1}, {0}, 1, b_upsample},
     {"avg_pool2d", 1, {4}, {S4(2, 2, 4, 6)}, {-1}, {1}, {0}, 1, b_avg_pool},

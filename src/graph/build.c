@@ -1,5 +1,6 @@
 /* Graph construction: nodes, shape inference with sticky errors, and the
  * composite builders made of primitives. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -630,6 +631,26 @@ static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G
   return 1;
 }
 
+/* x (N, C, ...) with C a multiple of the groups ip[0] and gb (2, C): the
+ * scale and shift of each channel. */
+static int shape_group_norm_silu(sk__node *y, const sk__node *X, const sk__node *B, char *why,
+                                 size_t cap) {
+  const int groups = y->ip[0];
+  if (X->ndim < 2 || X->numel == 0 || groups < 1 || X->shape[1] % groups != 0) {
+    char fmt[96];
+    snprintf(fmt, sizeof fmt, "input %%s: need (N, C, ...) with C a multiple of %d groups", groups);
+    return why_shapes(why, cap, fmt, X, X->ndim, X->shape);
+  }
+  if (B->ndim != 2 || B->shape[0] != 2 || B->shape[1] != X->shape[1])
+    return why2(why, cap, "scale and shift %s for input %s: need (2, C)", B, X);
+  if (!(y->fp[0] > 0) || !isfinite(y->fp[0])) {
+    snprintf(why, cap, "eps %g: need a positive finite number", y->fp[0]);
+    return 0;
+  }
+  shape_same(y, X);
+  return 1;
+}
+
 /* ---- primitive builders ---- */
 
 static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
@@ -889,6 +910,28 @@ sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node
   if (gamma != SK_NONE) y = sk_mul(g, y, sk_reshape(g, gamma, nd - 1, per_channel));
   if (beta != SK_NONE) y = sk_add(g, y, sk_reshape(g, beta, nd - 1, per_channel));
   return y;
+}
+
+sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
+                           float eps) {
+  CHECK_IN(g, x);
+  for (int k = 0; k < 2; k++) {
+    const sk_node p = k ? beta : gamma;
+    if (!valid(g, p)) return build_fail(g, SK_ERR_INVALID, "group_norm_silu: invalid %s node %d",
+                                        k ? "beta" : "gamma", p);
+    if (N(g, p)->ndim != 1) {
+      char sp[64];
+      shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
+      return build_fail(g, SK_ERR_SHAPE, "group_norm_silu: %s %s: need (C)", k ? "beta" : "gamma", sp);
+    }
+  }
+  const int64_t row[2] = {1, N(g, gamma)->shape[0]}, rowb[2] = {1, N(g, beta)->shape[0]};
+  sk_node gb = sk_concat(g, sk_reshape(g, gamma, 2, row), sk_reshape(g, beta, 2, rowb), 0);
+  if (gb == SK_NONE) return SK_NONE;
+  sk__node y = proto(SK_OP_GROUP_NORM_SILU, x, gb);
+  y.ip[0] = groups;
+  y.fp[0] = eps;
+  return add(g, &y);
 }
 
 /* Each pixel of x (N, C, H, W) repeated into a factor × factor block, with

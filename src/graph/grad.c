@@ -164,6 +164,44 @@ static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_exp(g, sk_sub(g, IN0, y)));
 }
 
+/* y = silu(a), a = γ x̂ + β per channel, x̂ = (x − μ) / sd over each sample's
+ * group (sd = √(var + eps), biased variance), γ and β the rows of gb:
+ *   ga  = dy · silu'(a) = dy · s (1 + a (1 − s)),  s = σ(a)
+ *   dγ  = Σ ga x̂,  dβ = Σ ga  (over samples and positions)
+ *   dx  = (gx̂ − mean gx̂ − x̂ · mean(gx̂ x̂)) / sd,  gx̂ = ga γ  (means per group)
+ * all in ops, from the statistics recomputed as sk_group_norm computes them,
+ * so that the gradient can be differentiated again. */
+static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk__node *n = &g->nodes[y];
+  const int nd = n->ndim, groups = n->ip[0];
+  const float eps = n->fp[0];
+  int64_t shape[SK_MAX_DIMS], chan[SK_MAX_DIMS];
+  memcpy(shape, n->shape, sizeof shape);
+  const int64_t c = shape[1], m = n->numel / (shape[0] * groups);
+  const int64_t grouped[3] = {shape[0], groups, m}, stat[3] = {shape[0], groups, 1}, row[2] = {1, c};
+  chan[0] = c; /* (C, 1, ...): broadcasts over the positions */
+  for (int i = 1; i < nd - 1; i++) chan[i] = 1;
+  const sk_node x = IN0, gb = IN1;
+  const float inv_m = 1.0f / (float)m;
+  sk_node xg = sk_reshape(g, x, 3, grouped);
+  sk_node xc = sk_sub(g, xg, sk_affine(g, sk_sum_to(g, xg, 3, stat), inv_m, 0.0f));
+  sk_node sd = sk_sqrt(g, sk_affine(g, sk_sum_to(g, sk_mul(g, xc, xc), 3, stat), inv_m, eps));
+  sk_node xhg = sk_div(g, xc, sd), xh = sk_reshape(g, xhg, nd, shape);
+  sk_node gam = sk_reshape(g, sk_slice(g, gb, 0, 0, 1), nd - 1, chan);
+  sk_node bet = sk_reshape(g, sk_slice(g, gb, 0, 1, 1), nd - 1, chan);
+  sk_node a = sk_add(g, sk_mul(g, xh, gam), bet), s = sk_sigmoid(g, a);
+  sk_node ga = sk_mul(g, dy, sk_mul(g, s, sk_affine(g, sk_mul(g, a, sk_affine(g, s, -1.0f, 1.0f)),
+                                                    1.0f, 1.0f)));
+  sk_node dgam = sk_reshape(g, sk_sum_to(g, sk_mul(g, ga, xh), nd - 1, chan), 2, row);
+  sk_node dbet = sk_reshape(g, sk_sum_to(g, ga, nd - 1, chan), 2, row);
+  dx[1] = sk_concat(g, dgam, dbet, 0);
+  sk_node gxh = sk_reshape(g, sk_mul(g, ga, gam), 3, grouped);
+  sk_node m1 = sk_affine(g, sk_sum_to(g, gxh, 3, stat), inv_m, 0.0f);
+  sk_node m2 = sk_affine(g, sk_sum_to(g, sk_mul(g, gxh, xhg), 3, stat), inv_m, 0.0f);
+  sk_node dxg = sk_div(g, sk_sub(g, sk_sub(g, gxh, m1), sk_mul(g, xhg, m2)), sd);
+  dx[0] = sk_reshape(g, dxg, nd, shape);
+}
+
 /* The convolutions. With A_w the convolution x ↦ conv2d(x, w) (stride s,
  * padding p, dilation d along each axis), conv_transpose2d(·, w) is A_wᵀ and
  * conv2d_weight(x, ·) is the transpose of w ↦ conv2d(x, w); all three are

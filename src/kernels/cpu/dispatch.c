@@ -129,6 +129,13 @@ static sk_status cpu_sum_to(const sk__exec *e, int64_t r0, int64_t r1) {
   return SK_OK;
 }
 
+static sk_status cpu_group_norm_silu(const sk__exec *e, int64_t r0, int64_t r1) {
+  const sk__node *y = e->node;
+  const int64_t c = y->shape[1], hw = y->numel / (y->shape[0] * c);
+  sk__group_norm_silu(e->out, e->in[0], e->in[1], c, hw, y->ip[0], y->fp[0], r0, r1);
+  return SK_OK;
+}
+
 static sk_status cpu_expand(const sk__exec *e, int64_t r0, int64_t r1) {
   int64_t e0, e1;
   elem_range(e, r0, r1, &e0, &e1);

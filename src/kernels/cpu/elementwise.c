@@ -248,6 +248,65 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
   if (e0 < e1) sigmoid_grad_run(out + e0, x ? x + e0 : NULL, y + e0, e1 - e0);
 }
 
+/* One group of one sample: m = cg · hw values from x. The sums run in 32
+ * lanes (each lane in increasing order, then a fixed pairwise tree), so the
+ * order depends on m only; the mean first, then the squared deviations from
+ * it (two passes, as the composite: no cancellation). The group (at most
+ * 8 × 676 floats in the U-Net) stays in L1/L2 between the passes. */
+enum { GN_LANES = 32 };
+
+/* Adds the tail x[i..m) (minus mean, squared if sq) to the first lanes,
+ * then the lanes as a fixed pairwise tree. */
+static inline float gn_finish(float *acc, const float *x, int64_t i, int64_t m, float mean, int sq) {
+  for (int k = 0; i + k < m; k++) {
+    const float d = x[i + k] - mean;
+    acc[k] += sq ? d * d : d;
+  }
+  for (int w = GN_LANES / 2; w > 0; w /= 2)
+    for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+  return acc[0];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_silu_group(
+    float *out, const float *x, const float *gam, const float *bet, int64_t cg, int64_t hw,
+    float eps) {
+  const int64_t m = cg * hw;
+  const float inv_m = 1.0f / (float)m;
+  float acc[GN_LANES];
+  int64_t i;
+  for (int k = 0; k < GN_LANES; k++) acc[k] = 0.0f;
+  for (i = 0; i + GN_LANES <= m; i += GN_LANES)
+    for (int k = 0; k < GN_LANES; k++) acc[k] += x[i + k];
+  const float mu = gn_finish(acc, x, i, m, 0.0f, 0) * inv_m;
+  for (int k = 0; k < GN_LANES; k++) acc[k] = 0.0f;
+  for (i = 0; i + GN_LANES <= m; i += GN_LANES)
+    for (int k = 0; k < GN_LANES; k++) {
+      const float d = x[i + k] - mu;
+      acc[k] += d * d;
+    }
+  const float var = gn_finish(acc, x, i, m, mu, 1) * inv_m;
+  const float r = 1.0f / sqrtf(var + eps);
+  for (int64_t ch = 0; ch < cg; ch++) {
+    const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
+    const float *xc = x + ch * hw;
+    float *oc = out + ch * hw;
+    for (int64_t j = 0; j < hw; j++) {
+      const float a = xc[j] * sc + sh;
+      oc[j] = a * sigmoidf(a);
+    }
+  }
+}
+
+void sk__group_norm_silu(float *out, const float *x, const float *gb, int64_t c, int64_t hw,
+                         int groups, float eps, int64_t n0, int64_t n1) {
+  const int64_t cg = c / groups;
+  for (int64_t n = n0; n < n1; n++)
+    for (int g = 0; g < groups; g++) {
+      const int64_t off = (n * c + g * cg) * hw;
+      gn_silu_group(out + off, x + off, gb + g * cg, gb + c + g * cg, cg, hw, eps);
+    }
+}
+
 /* The scalar references the fast paths are tested against. */
 float sk__softplus_ref(float x);
 float sk__sigmoid_ref(float x);

@@ -115,8 +115,13 @@ void sk__softplus_sigmoid(float *sp, float *sg, const float *a, int64_t e0, int6
 /* out = x · (y · (1 − y)) over [e0, e1), with the bits of the three ops
  * affine(y, −1, 1), y · that, x · that; x NULL: y · (1 − y), the first two. */
 void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
+/* silu(group_norm(x)) for samples [n0, n1) of x (N, c, hw): gb (2, c) holds
+ * each channel's scale and shift. Each sample's group alone, in an order that
+ * depends on the shapes only. out may be x. */
+void sk__group_norm_silu(float *out, const float *x, const float *gb, int64_t c, int64_t hw,
+                         int groups, float eps, int64_t n0, int64_t n1);
 /* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not;
- * output elements [e0, e1). Each element adds its inputs in increasing order. */
+ * output elements [e0, e1), each added in an order fixed by the shapes. */
 void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
 /* out (n) = Σ of rows [r0, r1) of a (rows, n), in row order. */
 void sk__sum_rows(float *out, const float *a, int64_t n, int64_t r0, int64_t r1);
