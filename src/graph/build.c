@@ -633,21 +633,57 @@ static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G
 
 /* x (N, C, ...) with C a multiple of the groups ip[0] and gb (2, C): the
  * scale and shift of each channel. */
+static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t cap);
+
 static int shape_group_norm_silu(sk__node *y, const sk__node *X, const sk__node *B, char *why,
                                  size_t cap) {
+  if (!gn_params_ok(y, X, why, cap)) return 0;
+  if (B->ndim != 2 || B->shape[0] != 2 || B->shape[1] != X->shape[1])
+    return why2(why, cap, "scale and shift %s for input %s: need (2, C)", B, X);
+  shape_same(y, X);
+  return 1;
+}
+
+static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t cap) {
   const int groups = y->ip[0];
   if (X->ndim < 2 || X->numel == 0 || groups < 1 || X->shape[1] % groups != 0) {
     char fmt[96];
     snprintf(fmt, sizeof fmt, "input %%s: need (N, C, ...) with C a multiple of %d groups", groups);
     return why_shapes(why, cap, fmt, X, X->ndim, X->shape);
   }
-  if (B->ndim != 2 || B->shape[0] != 2 || B->shape[1] != X->shape[1])
-    return why2(why, cap, "scale and shift %s for input %s: need (2, C)", B, X);
   if (!(y->fp[0] > 0) || !isfinite(y->fp[0])) {
     snprintf(why, cap, "eps %g: need a positive finite number", y->fp[0]);
     return 0;
   }
+  return 1;
+}
+
+static int shape_group_norm_silu_d(sk__node *y, const sk__node *X, const sk__node *B, char *why,
+                                   size_t cap) {
+  return shape_group_norm_silu(y, X, B, why, cap);
+}
+
+/* x and u of one shape. */
+static int shape_group_norm_back(sk__node *y, const sk__node *X, const sk__node *U, char *why,
+                                 size_t cap) {
+  if (!gn_params_ok(y, X, why, cap)) return 0;
+  if (!same_shape(X->ndim, X->shape, U->ndim, U->shape))
+    return why2(why, cap, "input %s and its gradient %s differ in shape", X, U);
   shape_same(y, X);
+  return 1;
+}
+
+/* (N, 2, C, 1, ...): the rank of x, so that row r of the output reads row r
+ * of each input (rows EACH). */
+static int shape_group_norm_sums(sk__node *y, const sk__node *X, const sk__node *U, char *why,
+                                 size_t cap) {
+  if (!shape_group_norm_back(y, X, U, why, cap)) return 0;
+  y->shape[1] = 2;
+  y->shape[2] = X->shape[1];
+  for (int i = 3; i < X->ndim; i++) y->shape[i] = 1;
+  if (X->ndim == 2) { /* (N, C): no room for the pair; (N, 2C) holds it */
+    y->shape[1] = 2 * X->shape[1];
+  }
   return 1;
 }
 
@@ -929,6 +965,16 @@ sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk
   sk_node gb = sk_concat(g, sk_reshape(g, gamma, 2, row), sk_reshape(g, beta, 2, rowb), 0);
   if (gb == SK_NONE) return SK_NONE;
   sk__node y = proto(SK_OP_GROUP_NORM_SILU, x, gb);
+  y.ip[0] = groups;
+  y.fp[0] = eps;
+  return add(g, &y);
+}
+
+sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, int groups, float eps) {
+  if (g->status != SK_OK) return SK_NONE;
+  if (!valid(g, x) || !valid(g, b))
+    return build_fail(g, SK_ERR_INVALID, "%s: invalid node", sk__op_name(op));
+  sk__node y = proto(op, x, b);
   y.ip[0] = groups;
   y.fp[0] = eps;
   return add(g, &y);

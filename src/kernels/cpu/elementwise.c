@@ -255,55 +255,108 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
  * 8 × 676 floats in the U-Net) stays in L1/L2 between the passes. */
 enum { GN_LANES = 32 };
 
-/* Adds the tail x[i..m) (minus mean, squared if sq) to the first lanes,
- * then the lanes as a fixed pairwise tree. */
-static inline float gn_finish(float *acc, const float *x, int64_t i, int64_t m, float mean, int sq) {
-  for (int k = 0; i + k < m; k++) {
-    const float d = x[i + k] - mean;
-    acc[k] += sq ? d * d : d;
-  }
-  for (int w = GN_LANES / 2; w > 0; w /= 2)
-    for (int k = 0; k < w; k++) acc[k] += acc[k + w];
-  return acc[0];
+/* Σ f(i) over [0, n) in 32 lanes: lane k adds the terms k, k + 32, ... in
+ * order, the tail goes to the first lanes, then a fixed pairwise tree; the
+ * order depends on n only (the same bits whoever computes which sample).
+ * TERM is an expression of i. */
+#define GN_SUM(n, TERM, result)                                       \
+  do {                                                                \
+    float acc_[GN_LANES];                                             \
+    int64_t i0_ = 0;                                                  \
+    for (int k = 0; k < GN_LANES; k++) acc_[k] = 0.0f;                \
+    for (; i0_ + GN_LANES <= (n); i0_ += GN_LANES)                    \
+      for (int k = 0; k < GN_LANES; k++) {                            \
+        const int64_t i = i0_ + k;                                    \
+        acc_[k] += (TERM);                                            \
+      }                                                               \
+    for (int k = 0; i0_ + k < (n); k++) {                             \
+      const int64_t i = i0_ + k;                                      \
+      acc_[k] += (TERM);                                              \
+    }                                                                 \
+    for (int w = GN_LANES / 2; w > 0; w /= 2)                         \
+      for (int k = 0; k < w; k++) acc_[k] += acc_[k + w];             \
+    (result) = acc_[0];                                               \
+  } while (0)
+
+/* A group's mean and 1 / sd (sd = √(var + eps), biased variance): the mean
+ * first, then the squared deviations from it (two passes, as the composite:
+ * no cancellation). The group (at most 8 × 676 floats in the U-Net) stays
+ * in L1/L2 for the passes after. */
+static inline void gn_stats(const float *x, int64_t m, float eps, float *mu, float *r) {
+  const float inv_m = 1.0f / (float)m;
+  float sum, sq;
+  GN_SUM(m, x[i], sum);
+  const float mean = sum * inv_m;
+  GN_SUM(m, (x[i] - mean) * (x[i] - mean), sq);
+  *mu = mean;
+  *r = 1.0f / sqrtf(sq * inv_m + eps);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_silu_group(
-    float *out, const float *x, const float *gam, const float *bet, int64_t cg, int64_t hw,
-    float eps) {
+typedef enum { GN_SILU, GN_SILU_D, GN_BACK, GN_SUMS } gn_kind;
+
+/* One group of one sample: cg channels of hw values from x (and u); out
+ * as the kind says (GN_SUMS: Σ u x̂ of each channel at out[ch], Σ u at
+ * out[c + ch]). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_group(
+    gn_kind kind, float *out, const float *x, const float *u, const float *gam, const float *bet,
+    int64_t c, int64_t cg, int64_t hw, float eps) {
   const int64_t m = cg * hw;
-  const float inv_m = 1.0f / (float)m;
-  float acc[GN_LANES];
-  int64_t i;
-  for (int k = 0; k < GN_LANES; k++) acc[k] = 0.0f;
-  for (i = 0; i + GN_LANES <= m; i += GN_LANES)
-    for (int k = 0; k < GN_LANES; k++) acc[k] += x[i + k];
-  const float mu = gn_finish(acc, x, i, m, 0.0f, 0) * inv_m;
-  for (int k = 0; k < GN_LANES; k++) acc[k] = 0.0f;
-  for (i = 0; i + GN_LANES <= m; i += GN_LANES)
-    for (int k = 0; k < GN_LANES; k++) {
-      const float d = x[i + k] - mu;
-      acc[k] += d * d;
-    }
-  const float var = gn_finish(acc, x, i, m, mu, 1) * inv_m;
-  const float r = 1.0f / sqrtf(var + eps);
+  float mu, r;
+  gn_stats(x, m, eps, &mu, &r);
+  if (kind == GN_BACK) {
+    /* (u − mean u − x̂ mean(u x̂)) · r, x̂ = (x − μ) r */
+    float su, sux;
+    GN_SUM(m, u[i], su);
+    GN_SUM(m, u[i] * (x[i] - mu), sux);
+    const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
+    for (int64_t i = 0; i < m; i++) out[i] = (u[i] - m1 - (x[i] - mu) * r * m2) * r;
+    return;
+  }
   for (int64_t ch = 0; ch < cg; ch++) {
-    const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
     const float *xc = x + ch * hw;
     float *oc = out + ch * hw;
-    for (int64_t j = 0; j < hw; j++) {
-      const float a = xc[j] * sc + sh;
-      oc[j] = a * sigmoidf(a);
+    if (kind == GN_SUMS) {
+      const float *uc = u + ch * hw;
+      float sux, su;
+      GN_SUM(hw, uc[i] * (xc[i] - mu), sux);
+      GN_SUM(hw, uc[i], su);
+      out[ch] = sux * r;
+      out[c + ch] = su;
+      continue;
     }
+    const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
+    if (kind == GN_SILU)
+      for (int64_t j = 0; j < hw; j++) {
+        const float a = xc[j] * sc + sh;
+        oc[j] = a * sigmoidf(a);
+      }
+    else
+      for (int64_t j = 0; j < hw; j++) {
+        const float a = xc[j] * sc + sh, sg = sigmoidf(a);
+        oc[j] = sg * (1.0f + a * (1.0f - sg));
+      }
   }
 }
 
-void sk__group_norm_silu(float *out, const float *x, const float *gb, int64_t c, int64_t hw,
-                         int groups, float eps, int64_t n0, int64_t n1) {
+void sk__group_norm(int kind, float *out, const float *x, const float *b, int64_t c, int64_t hw,
+                    int groups, float eps, int64_t n0, int64_t n1) {
   const int64_t cg = c / groups;
   for (int64_t n = n0; n < n1; n++)
     for (int g = 0; g < groups; g++) {
       const int64_t off = (n * c + g * cg) * hw;
-      gn_silu_group(out + off, x + off, gb + g * cg, gb + c + g * cg, cg, hw, eps);
+      switch ((gn_kind)kind) {
+      case GN_SILU:
+      case GN_SILU_D:
+        gn_group((gn_kind)kind, out + off, x + off, NULL, b + g * cg, b + c + g * cg, c, cg, hw,
+                 eps);
+        break;
+      case GN_BACK:
+        gn_group(GN_BACK, out + off, x + off, b + off, NULL, NULL, c, cg, hw, eps);
+        break;
+      case GN_SUMS:
+        gn_group(GN_SUMS, out + n * 2 * c + g * cg, x + off, b + off, NULL, NULL, c, cg, hw, eps);
+        break;
+      }
     }
 }
 
