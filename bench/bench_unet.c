@@ -46,6 +46,8 @@ enum { N_WORKLOADS = sizeof workloads / sizeof workloads[0] };
 typedef struct bench {
   const workload *w;
   int batch;
+  int chunk;               /* evaluations: rows per graph run (batch = whole chunks) */
+  float *x_all, *sigma_all, *v_all, *score_all, *vjp_all; /* evaluations: all rows */
   sk_objective obj;
   sk_model *m;
   sk_adam *adam;
@@ -84,11 +86,12 @@ static void fill_normal(float *dst, size_t n, uint64_t stream) {
  * programs use these numbers (PyTorch through --dump). */
 static void fill_inputs(bench *b) {
   const size_t n = (size_t)b->batch, d = (size_t)sk_model_get_config(b->m)->dim;
+  const int train = b->w->kind == W_TRAIN;
   sk_rng r = sk_rng_make(1234, 1);
-  sk_rng_uniform(&r, sk_graph_data(b->g, b->x), n * d);
-  if (b->w->kind == W_TRAIN && b->lg.z != SK_NONE) fill_normal(sk_graph_data(b->g, b->lg.z), n * d, 2);
-  if (b->v != SK_NONE) fill_normal(sk_graph_data(b->g, b->v), n * d, 3);
-  float *s = sk_graph_data(b->g, b->sigma);
+  sk_rng_uniform(&r, train ? sk_graph_data(b->g, b->x) : b->x_all, n * d);
+  if (train && b->lg.z != SK_NONE) fill_normal(sk_graph_data(b->g, b->lg.z), n * d, 2);
+  if (b->v_all) fill_normal(b->v_all, n * d, 3);
+  float *s = train ? sk_graph_data(b->g, b->sigma) : b->sigma_all;
   sk_rng q = sk_rng_make(1234, 4);
   for (size_t i = 0; i < n; i++) {
     const float t = (float)sk_rng_below(&q, N_LEVELS) / (float)(N_LEVELS - 1);
@@ -96,22 +99,32 @@ static void fill_inputs(bench *b) {
   }
 }
 
-/* The score graph of the forward workloads: s(x, σ), and for the likelihood
- * also vᵀ∂s/∂x, the gradient of Σ v ⊙ s with respect to x. */
+/* The score graph of the forward workloads, for one chunk of rows: s(x, σ),
+ * and for the likelihood also vᵀ∂s/∂x, the gradient of Σ v ⊙ s with respect
+ * to x. A sampler or a likelihood computation runs its particles through
+ * such a graph chunk by chunk (sk_score_fn_eval, sk_langevin); the chunk's
+ * activations stay in cache longer and its memory is the chunk's. */
 static void build_eval(bench *b) {
   sk_graph *g = sk_graph_new();
   if (!g) die("sk_graph_new");
   b->g = g;
   sk_node p[MAX_TENSORS];
   check(sk_model_bind(b->m, g, NULL, p), "sk_model_bind");
-  const int64_t d = sk_model_get_config(b->m)->dim;
-  b->x = sk_input(g, "x", 2, (int64_t[]){b->batch, d});
-  b->sigma = sk_input(g, "sigma", 2, (int64_t[]){b->batch, 1});
+  const int64_t d = sk_model_get_config(b->m)->dim, n = b->batch;
+  b->x = sk_input(g, "x", 2, (int64_t[]){b->chunk, d});
+  b->sigma = sk_input(g, "sigma", 2, (int64_t[]){b->chunk, 1});
   b->score = sk_model_apply(b->m, g, p, b->x, b->sigma);
   sk_node outs[2] = {b->score, SK_NONE};
   int n_out = 1;
+  b->x_all = malloc((size_t)(n * d) * sizeof(float));
+  b->sigma_all = malloc((size_t)n * sizeof(float));
+  b->score_all = malloc((size_t)(n * d) * sizeof(float));
+  if (!b->x_all || !b->sigma_all || !b->score_all) die("out of memory");
   if (b->w->kind == W_LIK) {
-    b->v = sk_input(g, "v", 2, (int64_t[]){b->batch, d});
+    b->v_all = malloc((size_t)(n * d) * sizeof(float));
+    b->vjp_all = malloc((size_t)(n * d) * sizeof(float));
+    if (!b->v_all || !b->vjp_all) die("out of memory");
+    b->v = sk_input(g, "v", 2, (int64_t[]){b->chunk, d});
     sk_node u = sk_sum_all(g, sk_mul(g, b->v, b->score));
     check(sk_grad(g, u, SK_NONE, 1, &b->x, &b->vjp), "sk_grad");
     outs[n_out++] = b->vjp;
@@ -119,10 +132,15 @@ static void build_eval(bench *b) {
   check(sk_graph_compile(g, n_out, outs), "sk_graph_compile");
 }
 
-static void bench_init(bench *b, const workload *w, int batch, sk_objective obj) {
+static void bench_init(bench *b, const workload *w, int batch, int chunk, sk_objective obj) {
   memset(b, 0, sizeof *b);
   b->w = w;
   b->batch = batch > 0 ? batch : w->batch;
+  b->chunk = chunk > 0 && chunk < b->batch ? chunk : b->batch;
+  if (w->kind != W_TRAIN && b->batch % b->chunk != 0) {
+    fprintf(stderr, "bench_unet: --chunk %d does not divide the batch %d\n", b->chunk, b->batch);
+    exit(2);
+  }
   b->obj = obj;
   b->v = b->vjp = b->loss = SK_NONE;
   b->m = sk_model_new_unet(NULL); /* the tutorial's sizes */
@@ -165,13 +183,33 @@ static void bench_free(bench *b) {
     sk_loss_graph_free(&b->lg);
   else
     sk_graph_free(b->g);
+  free(b->x_all);
+  free(b->sigma_all);
+  free(b->v_all);
+  free(b->score_all);
+  free(b->vjp_all);
   sk_adam_free(b->adam);
   sk_model_free(b->m);
 }
 
+/* One evaluation of all rows, chunk by chunk: the inputs bound in place,
+ * the outputs copied out. */
+static void eval_all(bench *b) {
+  const int64_t d = sk_model_get_config(b->m)->dim;
+  for (int64_t r0 = 0; r0 < b->batch; r0 += b->chunk) {
+    check(sk_graph_bind(b->g, b->x, b->x_all + r0 * d), "sk_graph_bind");
+    check(sk_graph_bind(b->g, b->sigma, b->sigma_all + r0), "sk_graph_bind");
+    if (b->v != SK_NONE) check(sk_graph_bind(b->g, b->v, b->v_all + r0 * d), "sk_graph_bind");
+    check(sk_graph_run(b->g), "sk_graph_run");
+    const size_t bytes = (size_t)(b->chunk * d) * sizeof(float);
+    memcpy(b->score_all + r0 * d, sk_graph_data(b->g, b->score), bytes);
+    if (b->vjp != SK_NONE) memcpy(b->vjp_all + r0 * d, sk_graph_data(b->g, b->vjp), bytes);
+  }
+}
+
 static void bench_step(bench *b) {
   if (b->w->kind != W_TRAIN) {
-    check(sk_graph_run(b->g), "sk_graph_run");
+    eval_all(b);
     return;
   }
   check(sk_adam_step_graph(b->adam, b->g, NULL, sk_model_params(b->m), b->n_parts, b->parts, NULL),
@@ -209,7 +247,7 @@ static double product_flops(const bench *b) {
   const double conv = b->w->kind == W_TRAIN ? 3 * fwd - first * b->batch
                       : b->w->kind == W_LIK ? 2 * fwd
                                             : fwd;
-  return conv + sk_graph_matmul_flops(b->g);
+  return conv + sk_graph_matmul_flops(b->g) * (double)(b->batch / b->chunk);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -269,13 +307,20 @@ static void bench_dump(bench *b, const char *root) {
   for (int i = 0; i < b->n_tensors; i++)
     save(dir, sk_model_tensor_name(b->m, i), sk_model_tensor_ndim(b->m, i),
          sk_model_tensor_shape(b->m, i), sk_model_params(b->m) + sk_model_tensor_offset(b->m, i));
-  save(dir, "in_x", 2, xs, sk_graph_data(b->g, b->x));
-  save(dir, "in_sigma", 2, ss, sk_graph_data(b->g, b->sigma));
-  if (b->w->kind == W_TRAIN && b->lg.z != SK_NONE) save(dir, "in_z", 2, xs, sk_graph_data(b->g, b->lg.z));
-  if (b->v != SK_NONE) save(dir, "in_v", 2, xs, sk_graph_data(b->g, b->v));
-  check(sk_graph_run(b->g), "sk_graph_run");
-  save(dir, "out_score", 2, xs, sk_graph_data(b->g, b->score));
-  if (b->vjp != SK_NONE) save(dir, "out_vjp", 2, xs, sk_graph_data(b->g, b->vjp));
+  if (b->w->kind != W_TRAIN) {
+    eval_all(b);
+    save(dir, "in_x", 2, xs, b->x_all);
+    save(dir, "in_sigma", 2, ss, b->sigma_all);
+    save(dir, "out_score", 2, xs, b->score_all);
+    if (b->v_all) save(dir, "in_v", 2, xs, b->v_all);
+    if (b->vjp_all) save(dir, "out_vjp", 2, xs, b->vjp_all);
+  } else {
+    save(dir, "in_x", 2, xs, sk_graph_data(b->g, b->x));
+    save(dir, "in_sigma", 2, ss, sk_graph_data(b->g, b->sigma));
+    if (b->lg.z != SK_NONE) save(dir, "in_z", 2, xs, sk_graph_data(b->g, b->lg.z));
+    check(sk_graph_run(b->g), "sk_graph_run");
+    save(dir, "out_score", 2, xs, sk_graph_data(b->g, b->score));
+  }
   if (b->loss != SK_NONE) {
     const int64_t one = 1;
     save(dir, "out_loss", 1, &one, sk_graph_data(b->g, b->loss));
@@ -296,12 +341,15 @@ static void bench_dump(bench *b, const char *root) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: bench_unet [--only NAME] [--objective OBJ] [--batch N] [--threads K]\n"
+          "usage: bench_unet [--only NAME] [--objective OBJ] [--batch N] [--chunk N] [--threads K]\n"
           "                  [--iters N] [--repeats R] [--seconds S] [--warmup SEC]\n"
           "                  [--clock wall|cpu] [--dump DIR] [--profile N]\n"
           "  workloads: train-b64 train-b128 sample-b1000 lik-b1000\n"
           "  --objective: the training workloads' objective (default ncsn; any with a\n"
           "  noise level per row); --batch overrides the workload's batch\n"
+          "  --chunk: rows per graph run of the evaluations (default 125, whole 16-row\n"
+          "  blocks split evenly over 2 threads; it must\n"
+          "  divide the batch)\n"
           "  --threads 0 (default) keeps scorekit's default thread count\n"
           "  --iters 0 (default) picks about --seconds (default 1) per repeat;\n"
           "  --repeats defaults to 5; --clock cpu times by the process's CPU time\n"
@@ -315,7 +363,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   const char *only = NULL, *dump = NULL;
-  int iters = 0, repeats = 5, threads = 0, profile = 0, batch = 0;
+  int iters = 0, repeats = 5, threads = 0, profile = 0, batch = 0, chunk = 125;
   double warmup = 1.0, secs = 1.0;
   sk_objective obj = SK_OBJ_NCSN;
   for (int i = 1; i < argc; i++) {
@@ -324,6 +372,7 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--only") == 0) only = argv[++i];
     else if (strcmp(a, "--objective") == 0) obj = sk_objective_parse(argv[++i]);
     else if (strcmp(a, "--batch") == 0) batch = atoi(argv[++i]);
+    else if (strcmp(a, "--chunk") == 0) chunk = atoi(argv[++i]);
     else if (strcmp(a, "--iters") == 0) iters = atoi(argv[++i]);
     else if (strcmp(a, "--repeats") == 0) repeats = atoi(argv[++i]);
     else if (strcmp(a, "--seconds") == 0) secs = atof(argv[++i]);
@@ -339,7 +388,7 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (repeats < 1 || repeats > MAX_REPEATS || iters < 0 || threads < 0 || profile < 0 ||
-      batch < 0 || !(warmup >= 0) || !(secs > 0) || obj == SK_OBJ_COUNT)
+      batch < 0 || chunk < 1 || !(warmup >= 0) || !(secs > 0) || obj == SK_OBJ_COUNT)
     usage();
   if (threads > 0) sk_set_num_threads(threads);
   int found = 0;
@@ -349,7 +398,7 @@ int main(int argc, char **argv) {
     if (only && strcmp(only, w->name) != 0) continue;
     found = 1;
     bench b;
-    bench_init(&b, w, batch, obj);
+    bench_init(&b, w, batch, chunk, obj);
     printf("FLOPS %s %.0f\n", w->name, product_flops(&b));
     int steps = 0, barriers = 0;
     sk_graph_plan_counts(b.g, &steps, &barriers);

@@ -256,12 +256,19 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
 enum { GN_LANES = 32 };
 
 /* Σ f(i) over [0, n) in 32 lanes: lane k adds the terms k, k + 32, ... in
- * order, the tail goes to the first lanes, then a fixed pairwise tree; the
- * order depends on n only (the same bits whoever computes which sample).
- * TERM is an expression of i. */
+ * order, the tail goes to the first lanes, then a fixed pairwise tree; under
+ * 32 terms, in order (the tree would cost more than the terms). The order
+ * depends on n only (the same bits whoever computes which sample). TERM is
+ * an expression of i. */
 #define GN_SUM(n, TERM, result)                                       \
   do {                                                                \
     float acc_[GN_LANES];                                             \
+    if ((n) < GN_LANES) {                                             \
+      float s_ = 0.0f;                                                \
+      for (int64_t i = 0; i < (n); i++) s_ += (TERM);                 \
+      (result) = s_;                                                  \
+      break;                                                          \
+    }                                                                 \
     int64_t i0_ = 0;                                                  \
     for (int k = 0; k < GN_LANES; k++) acc_[k] = 0.0f;                \
     for (; i0_ + GN_LANES <= (n); i0_ += GN_LANES)                    \
@@ -294,6 +301,10 @@ static inline void gn_stats(const float *x, int64_t m, float eps, float *mu, flo
 
 typedef enum { GN_SILU, GN_SILU_D, GN_BACK, GN_SUMS } gn_kind;
 
+/* Planes under GN_SHORT values go as one run of the group, GN_CHUNK at a
+ * time. */
+enum { GN_SHORT = 64, GN_CHUNK = 512 };
+
 /* One group of one sample: cg channels of hw values from x (and u); out
  * as the kind says (GN_SUMS: Σ u x̂ of each channel at out[ch], Σ u at
  * out[c + ch]). */
@@ -324,6 +335,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_grou
       out[c + ch] = su;
       continue;
     }
+    if (hw < GN_SHORT) break; /* below */
     const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
     if (kind == GN_SILU)
       for (int64_t j = 0; j < hw; j++) {
@@ -334,6 +346,32 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_grou
       for (int64_t j = 0; j < hw; j++) {
         const float a = xc[j] * sc + sh, sg = sigmoidf(a);
         oc[j] = sg * (1.0f + a * (1.0f - sg));
+      }
+  }
+  if (kind == GN_SUMS || hw >= GN_SHORT) return;
+  /* Short planes (the 2 × 2 and 5 × 5 ones): the group as one run, each
+   * value's scale and shift spelled out in chunks, so that the vector loop
+   * does not end in a scalar tail (a scalar sigmoid) every channel. */
+  float sc[GN_CHUNK], sh[GN_CHUNK];
+  int64_t ch = 0, p = 0; /* the channel and position of value j0 */
+  for (int64_t j0 = 0; j0 < m; j0 += GN_CHUNK) {
+    const int64_t n = m - j0 < GN_CHUNK ? m - j0 : GN_CHUNK;
+    for (int64_t j = 0; j < n; j++) {
+      sc[j] = gam[ch] * r;
+      sh[j] = bet[ch] - mu * sc[j];
+      if (++p == hw) p = 0, ch++;
+    }
+    const float *xj = x + j0;
+    float *oj = out + j0;
+    if (kind == GN_SILU)
+      for (int64_t j = 0; j < n; j++) {
+        const float a = xj[j] * sc[j] + sh[j];
+        oj[j] = a * sigmoidf(a);
+      }
+    else
+      for (int64_t j = 0; j < n; j++) {
+        const float a = xj[j] * sc[j] + sh[j], sg = sigmoidf(a);
+        oj[j] = sg * (1.0f + a * (1.0f - sg));
       }
   }
 }
