@@ -67,14 +67,16 @@ static void check(sk_status st, const char *what) {
   if (st != SK_OK) die(what);
 }
 
-/* --clock cpu: the process's CPU time (for A/B runs on one thread on a
- * shared machine: it leaves out the waits for a core). */
+/* --clock cpu: the process's CPU time divided by the threads, which leaves
+ * out the waits for a core on a shared machine (bench/conv.sh does the
+ * same); what the threads spend waiting for each other still counts. */
 static clockid_t bench_clock = CLOCK_MONOTONIC;
 
 static double now(void) {
   struct timespec ts;
   clock_gettime(bench_clock, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  const double t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  return bench_clock == CLOCK_MONOTONIC ? t : t / sk_get_num_threads();
 }
 
 static void fill_normal(float *dst, size_t n, uint64_t stream) {
@@ -353,6 +355,7 @@ static void usage(void) {
           "  --threads 0 (default) keeps scorekit's default thread count\n"
           "  --iters 0 (default) picks about --seconds (default 1) per repeat;\n"
           "  --repeats defaults to 5; --clock cpu times by the process's CPU time\n"
+          "  over the threads\n"
           "  --dump DIR writes inputs, parameters and one step's results for\n"
           "  torch_unet.py --check instead of timing\n"
           "  --profile N prints the plan, each op timed over N runs on one thread\n"

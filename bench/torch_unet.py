@@ -4,7 +4,7 @@ tutorial's ScoreNet, tools/load_model.py's unet_class) on the same workloads,
 timed the same way (warm-up, then the median of repeats).
 
   torch_unet.py --only NAME [--threads K] [--objective ncsn] [--batch N]
-                [--repeats R] [--seconds S] [--warmup SEC]
+                [--repeats R] [--seconds S] [--warmup SEC] [--clock wall|cpu]
   torch_unet.py --check DIR   # DIR from `bench_unet --dump DIR`: recompute
                               # every workload from scorekit's operands
 
@@ -142,6 +142,7 @@ def main(argv):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     ap.add_argument("--check")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -159,19 +160,21 @@ def main(argv):
         ap.error("--only NAME or --check DIR")
     kind, batch = WORKLOADS[a.only]
     step = make_step(kind, a.objective, a.batch or batch)
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < a.warmup or n < 2:
+    # --clock cpu: the process's CPU time over the threads (bench_unet.c's).
+    now = time.perf_counter if a.clock == "wall" else lambda: time.process_time() / a.threads
+    t0, n = now(), 0
+    while now() - t0 < a.warmup or n < 2:
         step()
         n += 1
-    s = time.perf_counter()
+    s = now()
     step()
-    iters = max(1, int(a.seconds / (time.perf_counter() - s)))
+    iters = max(1, int(a.seconds / (now() - s)))
     runs = []
     for _ in range(a.repeats):
-        s = time.perf_counter()
+        s = now()
         for _ in range(iters):
             step()
-        runs.append((time.perf_counter() - s) / iters)
+        runs.append((now() - s) / iters)
     runs.sort()
     sec = runs[len(runs) // 2]
     print(f"RESULT {a.only} {sec:.6f} s/step ({1 / sec:.3f} steps/s, median of {a.repeats} x {iters})")
