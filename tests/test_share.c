@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "core/internal.h"
 #include "scorekit/scorekit.h"
 #include "test.h"
 
@@ -280,7 +279,7 @@ TEST(resume_with_another_number_of_shares) {
 }
 
 static sk_status refuse(void *ctx, float *buf, size_t n) {
-  return sk__fail(SK_ERR_IO, "reduce: a peer is gone");
+  return sk_set_error(SK_ERR_IO, "reduce: a peer is gone");
 }
 
 TEST(bad_shares_are_refused) {
@@ -310,5 +309,38 @@ TEST(bad_shares_are_refused) {
   sk_dataset_free(ds);
 }
 
-TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer), TEST_ENTRY(shares_take_the_whole_batch_steps),
+/* Langevin on rows [first, first + count) of n: the bits of those rows of
+ * one run on all n, and r where that run leaves it; other ranges refused. */
+TEST(langevin_rows_are_those_of_the_whole_run) {
+  const objective_case *c = &cases[2];
+  sk_model *m = new_model(c);
+  sk_score_fn *f = NULL;
+  CHECK_OK(sk_score_fn_model(m, 16, &f));
+  enum { N = 50 }; /* chunks of 16: 16, 16, 16, 2 */
+  const sk_langevin_config lc = {3, ladder, 4, 0.01f, 1};
+  float whole[N * 2], part[N * 2];
+  sk_rng r0 = sk_rng_make(8, 1);
+  sk_rng_normal(&r0, whole, N * 2);
+  memcpy(part, whole, sizeof whole);
+  sk_rng rw = r0;
+  CHECK_OK(sk_langevin(f, &lc, &rw, whole, N));
+  static const int64_t ranges[4][2] = {{0, 16}, {16, 32}, {48, 2}, {50, 0}};
+  for (int i = 0; i < 4; i++) {
+    sk_rng rp = r0;
+    const int64_t a = ranges[i][0], n = ranges[i][1];
+    CHECK_OK(sk_langevin_rows(f, &lc, &rp, part + a * 2, N, a, n));
+    CHECK(rp.offset == rw.offset);
+  }
+  CHECK(memcmp(whole, part, sizeof whole) == 0);
+  static const int64_t bad[4][2] = {{8, 8}, {0, 20}, {-16, 16}, {48, 4}};
+  for (int i = 0; i < 4; i++) {
+    sk_rng rp = r0;
+    CHECK(sk_langevin_rows(f, &lc, &rp, part, N, bad[i][0], bad[i][1]) == SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "not whole chunks of 16"));
+  }
+  sk_score_fn_free(f);
+  sk_model_free(m);
+}
+
+TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer), TEST_ENTRY(langevin_rows_are_those_of_the_whole_run), TEST_ENTRY(shares_take_the_whole_batch_steps),
           TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused))

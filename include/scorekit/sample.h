@@ -61,6 +61,13 @@ typedef struct sk_langevin_config {
  * number of threads. SK_ERR_NUMERIC naming the sample if one diverges. */
 SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
+/* Rows [first, first + count) of sk_langevin on n rows, with their bits
+ * (each chunk has its own place in r's sequence), for processes that share
+ * a run: x holds those rows only, first and first + count are each a multiple of
+ * sk_score_fn_rows(f) or n (SK_ERR_INVALID otherwise; count 0 is a
+ * no-op). r moves as sk_langevin on all n rows moves it. */
+SK_API sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r,
+                                  float *x, int64_t n, int64_t first, int64_t count);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,11 @@ static sk_status langevin_chunk(sk_score_fn *f, const sk_langevin_config *cfg, s
 }
 
 sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x, int64_t n) {
+  return sk_langevin_rows(f, cfg, r, x, n, 0, n);
+}
+
+sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
+                           int64_t n, int64_t first, int64_t count) {
   const int L = cfg->n_sigmas;
   if (cfg->steps_per_level < 1 || !(cfg->eps > 0) || !isfinite(cfg->eps))
     return sk__fail(SK_ERR_INVALID, "langevin: need steps >= 1 and eps > 0 (got %d, %g)",
@@ -54,6 +59,12 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
   if (n <= 0) return SK_OK;
   const int d = sk_score_fn_dim(f);
   const int64_t rows = sk_score_fn_rows(f), n_chunks = (n + rows - 1) / rows;
+  if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
+      ((first + count) % rows && first + count != n))
+    return sk__fail(SK_ERR_INVALID, "langevin: rows [%lld, %lld) of %lld are not whole chunks of %lld",
+                    (long long)first, (long long)(first + count), (long long)n, (long long)rows);
+  /* This call's chunks: [c0, c1) of the whole run's. */
+  const int64_t c0 = (first + rows - 1) / rows, c1 = (first + count + rows - 1) / rows;
   /* Chunk c draws its noise from its own place in r's sequence: where it
    * would start if the chunks ran one after another (each draw of a full
    * chunk takes whole blocks of 4). So chunks run on any threads, in any
@@ -62,7 +73,7 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
   const uint64_t per_draw = ((uint64_t)rows * (uint64_t)d + 3) / 4 * 4;
   const uint64_t per_chunk = per_draw * (uint64_t)L * (uint64_t)cfg->steps_per_level;
   int nt = sk__num_threads();
-  if (nt > n_chunks) nt = (int)n_chunks;
+  if (nt > c1 - c0) nt = (int)SK_MAX(1, c1 - c0);
   if (nt > SK_LANGEVIN_MAX_THREADS) nt = SK_LANGEVIN_MAX_THREADS;
   /* Each thread evaluates scores through its own copy (a compiled graph is
    * one arena) and its own buffers. */
@@ -79,13 +90,13 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
     sk_status failed = SK_OK;
     char msg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t c = 0; c < n_chunks; c++) {
+    for (int64_t c = c0; c < c1; c++) {
       const int t = omp_get_thread_num();
       sk_rng rc = *r;
       rc.offset = start + (uint64_t)c * per_chunk;
       const int64_t nr = SK_MIN(rows, n - c * rows);
       float *score = buf[t], *z = buf[t] + (size_t)rows * (size_t)d;
-      sk_status sc = langevin_chunk(fns[t], cfg, &rc, x + c * rows * d, nr, c * rows, score, z);
+      sk_status sc = langevin_chunk(fns[t], cfg, &rc, x + (c - c0) * rows * d, nr, c * rows, score, z);
       if (sc != SK_OK) {
 #pragma omp critical(sk_langevin_error)
         if (c < failed_chunk) { /* the first failing chunk's message, whatever the thread */
