@@ -11,11 +11,12 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "mpi.h"
 
 int cli_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("scorekit: ", stderr);
+  fprintf(stderr, "scorekit%s: ", cli_mpi_tag());
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);

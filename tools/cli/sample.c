@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mpi.h"
 
 /* Particles per chunk of the sampler. */
 #define SAMPLE_ROWS 512
@@ -89,7 +90,8 @@ int cmd_sample(int argc, char **argv) {
     return cli_fail("--init-range: applies to --init uniform only");
   if (guidance_set && !clf_path) return cli_fail("--guidance: applies with --classifier only");
   /* Where the results go is checked before anything is computed. */
-  if (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))) return 1;
+  if (cli_mpi_rank() == 0 && (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))))
+    return 1;
   sk_model *m = NULL, *clf = NULL;
   sk_score_fn *fn = NULL, *guided = NULL;
   static sk_model_info info;
@@ -152,8 +154,18 @@ int cmd_sample(int argc, char **argv) {
   printf("%s Langevin: %lld samples, %d level%s × %lld steps, ε = %.3g (toy convention)\n",
          cond ? "annealed" : "plain", n, lc.n_sigmas, lc.n_sigmas > 1 ? "s" : "", steps, eps);
   fflush(stdout);
-  if (sk_langevin(guided ? guided : fn, &lc, &r, x, n) != SK_OK) {
+  /* Under MPI each rank samples whole chunks, with their bits; rank 0
+   * gathers them and writes. */
+  sk_score_fn *sfn = guided ? guided : fn;
+  int64_t first, count;
+  cli_mpi_rows(n, sk_score_fn_rows(sfn), &first, &count);
+  if (sk_langevin_rows(sfn, &lc, &r, x + first * mc->dim, n, first, count) != SK_OK) {
     cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  if (!cli_mpi_gather_rows(x, n, mc->dim, sk_score_fn_rows(sfn))) goto done;
+  if (cli_mpi_rank() > 0) {
+    rc = 0;
     goto done;
   }
   /* Back into the data's range and shape: the model saw pixels divided by

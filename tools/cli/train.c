@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mpi.h"
 #include "train_run.h"
 
 static const char usage[] =
@@ -328,7 +329,13 @@ int cmd_train(int argc, char **argv) {
   sk_trainer *t = NULL;
   int rc = 1;
   FILE *log = NULL;
-  sk_status ts = sk_trainer_new_limited(m, ds, &tc, avail, &t);
+  /* Under MPI each rank computes a share of every batch; rank 0 alone
+   * writes the run directory (the others log to /dev/null). */
+  const int writer = cli_mpi_rank() == 0;
+  sk_train_share share_buf;
+  const sk_train_share *share = NULL;
+  if (!cli_mpi_share((int)batch, &share_buf, &share)) goto done;
+  sk_status ts = sk_trainer_new_share(m, ds, &tc, share, avail, &t);
   if (ts != SK_OK) {
     if (ts == SK_ERR_NOMEM && avail)
       cli_fail("%s (the limit is the memory available now; --force to try anyway)", sk_last_error());
@@ -340,7 +347,7 @@ int cmd_train(int argc, char **argv) {
    * state cannot change under this run; a new one once created, below. */
   struct stat out_st;
   const int out_existed = stat(out, &out_st) == 0;
-  if (out_existed && !run_lock(out)) goto done;
+  if (writer && out_existed && !run_lock(out)) goto done;
   if (resume && sk_trainer_resume(t, resume) != SK_OK) {
     sk_run_mismatch mm;
     if (sk_trainer_resume_mismatch(t, &mm)) run_resume_refused(&mm, data, sigmas_arg != NULL);
@@ -352,12 +359,14 @@ int cmd_train(int argc, char **argv) {
              (long long)sk_trainer_steps(t), steps);
     goto done;
   }
-  /* Everything is validated: only now touch the output directory. */
-  if (!out_existed && cli_mkdirs(out) != 0) {
+  /* Everything is validated: only now touch the output directory (once
+   * every rank is ready: one that failed has ended the job by now). */
+  cli_mpi_max(0);
+  if (writer && !out_existed && cli_mkdirs(out) != 0) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
-  if (!out_existed && !run_lock(out)) goto done;
+  if (writer && !out_existed && !run_lock(out)) goto done;
   /* Only this run writes here now: a run directory continues its own run
    * (--resume from it) or is replaced on request (--overwrite). */
   const int continues = resume && run_same_dir(resume, out);
@@ -366,13 +375,13 @@ int cmd_train(int argc, char **argv) {
     cli_fail("--overwrite would replace the run that --resume %s continues", resume);
     goto done;
   }
-  if (!continues && !overwrite && !run_dir_empty(out, entry, sizeof entry)) {
+  if (writer && !continues && !overwrite && !run_dir_empty(out, entry, sizeof entry)) {
     cli_fail("--out %s: not empty (it holds %s): pass --resume %s to continue its run, or "
              "--overwrite to replace it", out, entry, out);
     goto done;
   }
   static const char *const run_files[3] = {"log.csv", "state.safetensors", "model.safetensors"};
-  for (int i = 0; overwrite && i < 3; i++) {
+  for (int i = 0; writer && overwrite && i < 3; i++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
     if (unlink(path) != 0 && errno != ENOENT) {
@@ -380,18 +389,18 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
-  const int stale = run_remove_stale(out);
+  const int stale = writer ? run_remove_stale(out) : 0;
   if (stale) printf("removed %d temporary file%s left by an interrupted run\n", stale, stale > 1 ? "s" : "");
   /* A checkpoint of this run is in `out`: the resumed one, then each save. */
   int checkpointed = continues;
   char log_path[4096];
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
-  if (!fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) {
+  if (writer && !fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) {
     cli_fail("%s: cannot rewrite: %s", log_path, strerror(errno));
     goto done;
   }
-  log = fopen(log_path, fresh ? "w" : "a");
+  log = fopen(writer ? log_path : "/dev/null", fresh ? "w" : "a");
   if (!log || (fresh && !write_log_header(log))) {
     cli_fail("%s: cannot write: %s", log_path, strerror(errno));
     goto done;
@@ -415,7 +424,8 @@ int cmd_train(int argc, char **argv) {
   long long saved_at = continues ? first : -1;
   /* From here a signal stops the run between two steps, with a checkpoint. */
   run_catch_signals();
-  for (long long s = first + 1; s <= steps && !run_stop_signal(); s++) {
+  int stop = 0; /* every rank stops after the same step */
+  for (long long s = first + 1; s <= steps && !(stop = cli_mpi_max(run_stop_signal())); s++) {
     if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
       if (bar) fputc('\n', stderr);
       if (checkpointed)
@@ -431,7 +441,7 @@ int cmd_train(int argc, char **argv) {
         cli_fail("%s: write failed", log_path);
         goto done;
       }
-      if (sk_trainer_save(t, out, &info) != SK_OK) {
+      if (cli_mpi_save(t, out, &info) != SK_OK) {
         cli_fail("%s", sk_last_error());
         goto done;
       }
@@ -441,14 +451,14 @@ int cmd_train(int argc, char **argv) {
     if (bar && (s == steps || s % 25 == 0)) progress(s, steps, loss, t0, t_first, first);
   }
   if (bar) fputc('\n', stderr);
-  const int sig = run_stop_signal();
+  const int sig = stop ? stop : run_stop_signal();
   if (sig) {
     /* Stopped between steps: the log, then the checkpoint, then end by the
      * signal (what a shell or scheduler expects of a program it signalled). */
     const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
     const long long at = (long long)sk_trainer_steps(t);
     if (at != saved_at && at > 0) {
-      if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
+      if (fflush(log) != 0 || cli_mpi_save(t, out, &info) != SK_OK) {
         cli_fail("interrupted by %s at step %lld, and the checkpoint failed: %s", name, at,
                  sk_last_error());
         goto done;
@@ -464,7 +474,7 @@ int cmd_train(int argc, char **argv) {
     fclose(log);
     run_die_by(sig);
   }
-  if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
+  if (fflush(log) != 0 || cli_mpi_save(t, out, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
