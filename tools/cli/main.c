@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mpi.h"
+#include "cli_mpi.h"
 
 static const char usage[] =
     "usage: scorekit COMMAND [flags]\n"

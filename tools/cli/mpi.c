@@ -1,8 +1,8 @@
-/* MPI for `scorekit train` and `scorekit sample` (see mpi.h): who this
+/* MPI for `scorekit train` and `scorekit sample` (see cli_mpi.h): who this
  * process is, the gradient sum of data-parallel training, the gathering of
  * sampled rows, and an end of the job that never leaves a rank waiting. */
 #define _POSIX_C_SOURCE 200809L
-#include "mpi.h"
+#include "cli_mpi.h"
 
 #include <limits.h>
 #include <mpi.h>

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mpi.h"
+#include "cli_mpi.h"
 
 /* Particles per chunk of the sampler. */
 #define SAMPLE_ROWS 512

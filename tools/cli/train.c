@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "mpi.h"
+#include "cli_mpi.h"
 #include "train_run.h"
 
 static const char usage[] =

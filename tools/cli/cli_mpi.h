@@ -4,8 +4,8 @@
  * (sk_trainer_new_share), the sampler a range of chunks (sk_langevin_rows).
  * Without MPI, or when the program was not started by an MPI launcher, this
  * is one process of rank 0 and every call below is trivial. */
-#ifndef SK_CLI_MPI_H
-#define SK_CLI_MPI_H
+#ifndef SK_CLI_CLI_MPI_H
+#define SK_CLI_CLI_MPI_H
 
 #include <stdint.h>
 
