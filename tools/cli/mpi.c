@@ -34,6 +34,14 @@ static const char *mpi_error(int code) {
   return text;
 }
 
+/* For the paths that return from main without cli_mpi_end (--help, an
+ * unknown command): every rank takes the same one, so all finalize. */
+static void finalize_at_exit(void) {
+  int done = 0;
+  MPI_Finalized(&done);
+  if (!done) MPI_Finalize();
+}
+
 void cli_mpi_init(int *argc, char ***argv) {
   if (!launched_by_mpi()) return;
   int provided = 0;
@@ -43,6 +51,7 @@ void cli_mpi_init(int *argc, char ***argv) {
     exit(1);
   }
   started = 1;
+  atexit(finalize_at_exit);
   /* Errors come back to be reported with what was being done. */
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
