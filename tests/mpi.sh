@@ -11,7 +11,8 @@
 #   failure  a rank whose data cannot be loaded ends the job at once with a
 #            message naming it, before anything is written; a rank killed
 #            (SIGKILL) mid-run ends the job (no hang) and the last checkpoint
-#            resumes
+#            resumes; SIGTERM to mpirun stops every rank after the same step
+#            with a checkpoint that resumes
 set -euo pipefail
 case=$1; sk=$2; mpiexec=$3
 py=/usr/bin/python3
@@ -132,6 +133,23 @@ failure)
   last=$(awk -F, 'NR > 1 && NF == 4 { l = $1 } END { print l }' k/log.csv) # a kill can cut a line
   OMP_NUM_THREADS=2 "$sk" "${train[@]}" --steps $((last + 5)) --resume k --out k >/dev/null
   echo "  rank 1 killed after step $last: the job ended; the checkpoint resumed to step $((last + 5))"
+  # SIGTERM to mpirun reaches every rank: they agree on the step to stop
+  # after, rank 0 writes the checkpoint, and it resumes on 1 rank.
+  OMP_NUM_THREADS=1 "${mpi_env[@]}" "$mpiexec" -np 2 --oversubscribe "$sk" "${train[@]}" \
+    --steps 1000000 --checkpoint-every 20 --out t > /dev/null 2> term.txt &
+  job=$!
+  for _ in $(seq 600); do [ -s t/state.safetensors ] && break; sleep 0.1; done
+  [ -s t/state.safetensors ] || fail "no checkpoint after 60 s"
+  kill -TERM $job
+  for _ in $(seq 600); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
+  kill -0 $job 2>/dev/null && { kill -KILL $job; fail "the job went on after SIGTERM"; }
+  wait $job && fail "the job ended well after SIGTERM"
+  at=$(sed -n 's/^scorekit (rank 0 of 2): interrupted by SIGTERM: saved a checkpoint at step \([0-9]*\) .*/\1/p' term.txt)
+  [ -n "$at" ] || fail "no checkpoint on SIGTERM: $(cat term.txt)"
+  [ "$(awk -F, 'NR > 1 && NF == 4 { l = $1 } END { print l }' t/log.csv)" = "$at" ] ||
+    fail "the log does not end at the checkpoint's step $at"
+  OMP_NUM_THREADS=2 "$sk" "${train[@]}" --steps $((at + 5)) --resume t --out t >/dev/null
+  echo "  SIGTERM to mpirun: a checkpoint at step $at, resumed to step $((at + 5))"
   ;;
 *)
   fail "unknown case $case"
