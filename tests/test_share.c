@@ -47,7 +47,25 @@ static sk_train_config config(const objective_case *c, int batch) {
   return tc;
 }
 
+/* A small U-Net (its Fourier frequencies are a fixed tensor: no gradient)
+ * and random 28 × 28 images for it. */
+static const sk_unet_config small_unet = {{8, 16, 16, 16}, {1, 28, 28}, 16, 16.0f};
+
+static sk_dataset *images(int n) {
+  sk_tensor *x = sk_tensor_new(2, (int64_t[]){n, 28 * 28});
+  sk_rng r = sk_rng_make(5, 0);
+  sk_rng_uniform(&r, sk_tensor_data(x), (size_t)n * 28 * 28);
+  sk_dataset *ds = NULL;
+  sk_dataset_new(x, NULL, &ds);
+  return ds;
+}
+
 static sk_model *new_model(const objective_case *c) {
+  if (c->kind == SK_MODEL_UNET) {
+    sk_model *u = sk_model_new_unet(&small_unet);
+    sk_model_init(u, 4);
+    return u;
+  }
   sk_model_config mc = {c->kind, 2, 16, 2, c->kind == SK_MODEL_CLASSIFIER ? 8 : 0, SK_ACT_SOFTPLUS};
   sk_model *m = sk_model_new(&mc);
   sk_model_init(m, 4);
@@ -158,7 +176,7 @@ static void run_shares(const objective_case *c, int batch, int n, int steps, con
   sk_model *m[MAX_SHARES];
   recorder rec = {0, NULL};
   for (int r = 0; r < R; r++) {
-    ds[r] = mog8_data(64);
+    ds[r] = c->kind == SK_MODEL_UNET ? images(24) : mog8_data(64);
     m[r] = new_model(c);
     mem[r] = (member){.g = &g, .rank = r, .steps = steps};
     /* Uneven shares: rows [r·batch/R, (r+1)·batch/R). */
@@ -217,30 +235,68 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
   return scale > 0 ? diff / scale : diff;
 }
 
-TEST(shares_take_the_whole_batch_steps) {
-  enum { STEPS = 40, BATCH = 10 };
-  for (int k = 0; k < 4; k++) {
-    sk_model *m = new_model(&cases[k]);
+static double max_abs(const float *x, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)x[i]));
+  return m;
+}
+
+/* max_rel_diff of two models' weights over the tensors that have a
+ * gradient: a tensor whose gradient is zero in exact arithmetic (a U-Net's
+ * Dense layers before a group norm of one channel a group) gets rounding
+ * noise instead, which Adam scales up to steps of ±lr whatever its size, in
+ * one process as in several; such a tensor (gradient below 1e-6 of the
+ * largest in the first step, `grad`) does not change the model's output. */
+static double weights_diff(const objective_case *c, const float *a, const float *b,
+                           const float *grad) {
+  sk_model *m = new_model(c);
+  const size_t np = sk_model_num_params(m);
+  const double gmax = max_abs(grad, np);
+  double scale = 0, diff = 0;
+  int skipped = 0;
+  for (int i = 0; i < sk_model_num_tensors(m); i++) {
+    size_t off = sk_model_tensor_offset(m, i), len = 1;
+    for (int j = 0; j < sk_model_tensor_ndim(m, i); j++) len *= (size_t)sk_model_tensor_shape(m, i)[j];
+    if (max_abs(grad + off, len) <= 1e-6 * gmax) {
+      skipped++;
+      continue;
+    }
+    scale = fmax(scale, max_abs(a + off, len));
+    for (size_t k = off; k < off + len; k++) diff = fmax(diff, fabs((double)a[k] - (double)b[k]));
+  }
+  if (skipped) printf("    (%d tensors without a gradient left out)\n", skipped);
+  sk_model_free(m);
+  return diff / scale;
+}
+
+/* Each of `list` (n of them), `steps` steps of a batch of 10 in 2 and 3
+ * shares against the whole batch. */
+static void shares_against_whole(const objective_case *list, int n, int steps) {
+  enum { MAX_STEPS = 40, BATCH = 10 };
+  for (int k = 0; k < n; k++) {
+    const objective_case *c = &list[k];
+    sk_model *m = new_model(c);
     const size_t np = sk_model_num_params(m);
     sk_model_free(m);
     float *whole = malloc(np * sizeof(float)), *split = malloc(np * sizeof(float));
-    float lw[STEPS], ls[STEPS], *gw = NULL, *gs = NULL;
-    run_shares(&cases[k], BATCH, 0, STEPS, NULL, NULL, whole, lw, &gw);
-    for (int n = 2; n <= 3; n++) {
-      run_shares(&cases[k], BATCH, n, STEPS, NULL, NULL, split, ls, &gs);
+    float lw[MAX_STEPS], ls[MAX_STEPS], *gw = NULL, *gs = NULL;
+    run_shares(c, BATCH, 0, steps, NULL, NULL, whole, lw, &gw);
+    for (int r = 2; r <= 3; r++) {
+      run_shares(c, BATCH, r, steps, NULL, NULL, split, ls, &gs);
       /* The first step: the same rows and draws, summed in another order. */
       const double g1 = max_rel_diff(gw, gs, np + 1);
       /* Against the largest |loss|: ssm's loss crosses zero. */
-      const double lmax = max_rel_diff(lw, ls, STEPS);
-      const double w = max_rel_diff(whole, split, np);
-      printf("  %-10s %d shares: first gradient %.2g, losses %.2g, weights after %d steps %.2g "
-             "(relative)\n", sk_objective_name(cases[k].obj), n, g1, lmax, STEPS, w);
+      const double lmax = max_rel_diff(lw, ls, (size_t)steps);
+      const double w = weights_diff(c, whole, split, gw);
+      printf("  %-10s %s, %d shares: first gradient %.2g, losses %.2g, weights after %d steps "
+             "%.2g (relative)\n", sk_objective_name(c->obj),
+             c->kind == SK_MODEL_UNET ? "unet" : "mlp", r, g1, lmax, steps, w);
       CHECK(g1 < 1e-5);
       CHECK(lmax < 1e-5);
       CHECK(w < 1e-5);
       /* The same shares again: the same bits. */
-      float *again = malloc(np * sizeof(float)), la[STEPS];
-      run_shares(&cases[k], BATCH, n, STEPS, NULL, NULL, again, la, NULL);
+      float *again = malloc(np * sizeof(float)), la[MAX_STEPS];
+      run_shares(c, BATCH, r, steps, NULL, NULL, again, la, NULL);
       CHECK(memcmp(again, split, np * sizeof(float)) == 0);
       free(again);
       free(gs);
@@ -250,6 +306,15 @@ TEST(shares_take_the_whole_batch_steps) {
     free(whole);
     free(split);
   }
+}
+
+TEST(shares_take_the_whole_batch_steps) { shares_against_whole(cases, 4, 40); }
+
+/* A U-Net: convolutions, group norms, and a fixed tensor left out of Adam
+ * (its part of the summed buffer is zero). */
+TEST(unet_shares_take_the_whole_batch_steps) {
+  static const objective_case unet = {SK_OBJ_NCSN, SK_MODEL_UNET, 1};
+  shares_against_whole(&unet, 1, 4);
 }
 
 /* 20 whole-batch steps against 8 steps in 3 shares, saved, then 12 more
@@ -343,4 +408,5 @@ TEST(langevin_rows_are_those_of_the_whole_run) {
 }
 
 TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer), TEST_ENTRY(langevin_rows_are_those_of_the_whole_run), TEST_ENTRY(shares_take_the_whole_batch_steps),
+          TEST_ENTRY(unet_shares_take_the_whole_batch_steps),
           TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused))
