@@ -8,6 +8,8 @@
 #define SK_CLI_CLI_MPI_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "scorekit/scorekit.h"
 
@@ -43,7 +45,21 @@ void cli_mpi_rows(int64_t n, int64_t chunk, int64_t *first, int64_t *count);
  * 0 after a message on failure. */
 int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk);
 #else
-static inline void cli_mpi_init(int *argc, char ***argv) { (void)argc, (void)argv; }
+/* Started as one of several processes by a launcher, this build would run
+ * the whole job in each of them: refused. */
+static inline void cli_mpi_init(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+  for (int i = 0; i < 2; i++) {
+    const char *v = getenv(sizes[i]);
+    if (v && atoi(v) > 1) {
+      fprintf(stderr, "scorekit: started as one of %s processes (%s), but built without MPI: "
+              "rebuild with MPI (libopenmpi-dev, SK_WITH_MPI) to split a run over them\n", v,
+              sizes[i]);
+      exit(2);
+    }
+  }
+}
 static inline int cli_mpi_rank(void) { return 0; }
 static inline int cli_mpi_size(void) { return 1; }
 static inline const char *cli_mpi_tag(void) { return ""; }
