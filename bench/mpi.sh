@@ -40,7 +40,7 @@ run() {
   1x1) out=$(OMP_NUM_THREADS=1 "$sk" train "$@" --steps "$steps" --quiet --out "$dir") ;;
   1x2) out=$(OMP_NUM_THREADS=2 "$sk" train "$@" --steps "$steps" --quiet --out "$dir") ;;
   2x1) out=$(mpirun -np 2 -x OMP_NUM_THREADS=1 "$sk" train "$@" --steps "$steps" --quiet --out "$dir")
-       sum=$(sed -n 's/^MPI: .* took \([0-9.]*\) ms a step,.*/\1/p' <<< "$out") ;;
+       sum=$(sed -n 's/^MPI: .* took \([0-9.]*\) ms of each .*/\1/p' <<< "$out") ;;
   esac
   echo "$(step_ms "$dir") $sum"
 }

@@ -227,9 +227,9 @@ int cli_mpi_end(int rc) {
   }
   if (rc == 0 && rank == 0 && red.calls > 1) {
     const double step = (red.last - red.first) / (double)(red.calls - 1);
-    printf("MPI: %d ranks; the gradient sum (%zu floats) took %.3f ms a step, %.1f%% of the "
-           "%.3f ms a step took\n", size, red.n, 1e3 * red.seconds / (double)red.calls,
-           100 * red.seconds / (double)red.calls / step, 1e3 * step);
+    printf("MPI: %d ranks; the gradient sum (%zu floats) took %.3f ms of each %.3f ms step "
+           "(%.1f%%)\n", size, red.n, 1e3 * red.seconds / (double)red.calls, 1e3 * step,
+           100 * red.seconds / (double)red.calls / step);
   }
   fflush(stdout);
   MPI_Finalize();

@@ -35,7 +35,10 @@ static const char usage[] =
     "  --out FILE.npy        samples (n, d), float32; for a model of images (n, c, h, w),\n"
     "                        multiplied back into the data's range (×255 for uint8\n"
     "                        pixels; values are not clipped)\n"
-    "  --plot FILE.png       scatter plot of the samples (2-D data only)\n";
+    "  --plot FILE.png       scatter plot of the samples (2-D data only)\n"
+    "\n"
+    "Under mpirun or srun each rank samples a share of the chunks of 512 particles;\n"
+    "rank 0 writes the same file as one process would (docs/MPI.md).\n";
 
 int cmd_sample(int argc, char **argv) {
   static const char *const valued[] = {"--model", "--out", "--plot", "--init", "--classifier",

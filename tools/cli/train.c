@@ -76,7 +76,8 @@ static const char usage[] =
     "\n"
     "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n"
     "SIGTERM or SIGINT ends a run after its current step with a checkpoint, for\n"
-    "--resume; a second signal ends it at once.\n";
+    "--resume; a second signal ends it at once. Under mpirun or srun each rank\n"
+    "computes a share of every batch and rank 0 writes DIR (docs/MPI.md).\n";
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
