@@ -105,6 +105,10 @@ sample)
     cmp one.npy r$n.npy || fail "$n ranks sample other bits"
     echo "  sample on $n ranks: the bytes of 1"
   done
+  # One chunk of 100 on 3 ranks: two of them sample nothing.
+  OMP_NUM_THREADS=2 "$sk" "${s[@]/1300/100}" --out small1.npy >/dev/null
+  OMP_NUM_THREADS=1 mpirun 3 "$sk" "${s[@]/1300/100}" --out small3.npy >/dev/null
+  cmp small1.npy small3.npy || fail "3 ranks sample other bits of one chunk"
   ;;
 failure)
   # Rank 1 cannot load its data: the job ends, naming rank 1 and the file.
