@@ -80,7 +80,8 @@ typedef struct recorder {
 
 static sk_status record(void *ctx, float *buf, size_t n) {
   recorder *r = ctx;
-  if (r->calls++ == 0 && (r->first = malloc(n * sizeof(float)))) memcpy(r->first, buf, n * sizeof(float));
+  if (r->calls++ == 0 && (r->first = malloc(n * sizeof(float))))
+    memcpy(r->first, buf, n * sizeof(float));
   return SK_OK;
 }
 
@@ -256,7 +257,8 @@ static double weights_diff(const objective_case *c, const float *a, const float 
   int skipped = 0;
   for (int i = 0; i < sk_model_num_tensors(m); i++) {
     size_t off = sk_model_tensor_offset(m, i), len = 1;
-    for (int j = 0; j < sk_model_tensor_ndim(m, i); j++) len *= (size_t)sk_model_tensor_shape(m, i)[j];
+    for (int j = 0; j < sk_model_tensor_ndim(m, i); j++)
+      len *= (size_t)sk_model_tensor_shape(m, i)[j];
     if (max_abs(grad + off, len) <= 1e-6 * gmax) {
       skipped++;
       continue;
@@ -407,6 +409,8 @@ TEST(langevin_rows_are_those_of_the_whole_run) {
   sk_model_free(m);
 }
 
-TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer), TEST_ENTRY(langevin_rows_are_those_of_the_whole_run), TEST_ENTRY(shares_take_the_whole_batch_steps),
+TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer),
+          TEST_ENTRY(langevin_rows_are_those_of_the_whole_run),
+          TEST_ENTRY(shares_take_the_whole_batch_steps),
           TEST_ENTRY(unet_shares_take_the_whole_batch_steps),
           TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused))

@@ -85,7 +85,8 @@ typedef struct sk_train_share {
    * must replace them in place by their sum over the processes (the gradient
    * and loss of the whole batch), with the same bits in every process, so
    * that all take the same Adam step and keep the same weights. A status
-   * other than SK_OK ends the step with that status, nothing updated. */
+   * other than SK_OK ends the step with that status, nothing updated. NULL:
+   * no sum; the process steps on its own rows' mean. */
   sk_status (*reduce)(void *ctx, float *buf, size_t n);
   void *ctx;
 } sk_train_share;
@@ -99,7 +100,8 @@ SK_API sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_trai
                                       sk_trainer **out);
 SK_API void sk_trainer_free(sk_trainer *t);
 /* One step: batch, noise, loss, gradients, (the share's reduction,) Adam.
- * *loss (may be NULL) gets the batch loss (the whole batch's, with a share). SK_ERR_NUMERIC naming the step and the tensor if the loss or a
+ * *loss (may be NULL) gets the batch loss (the whole batch's, with a
+ * share). SK_ERR_NUMERIC naming the step and the tensor if the loss or a
  * gradient is not finite; the weights are then left as before the step. */
 SK_API sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm);
 SK_API int64_t sk_trainer_steps(const sk_trainer *t);

@@ -61,7 +61,8 @@ sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng
   const int64_t rows = sk_score_fn_rows(f), n_chunks = (n + rows - 1) / rows;
   if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
       ((first + count) % rows && first + count != n))
-    return sk__fail(SK_ERR_INVALID, "langevin: rows [%lld, %lld) of %lld are not whole chunks of %lld",
+    return sk__fail(SK_ERR_INVALID,
+                    "langevin: rows [%lld, %lld) of %lld are not whole chunks of %lld",
                     (long long)first, (long long)(first + count), (long long)n, (long long)rows);
   /* This call's chunks: [c0, c1) of the whole run's. */
   const int64_t c0 = (first + rows - 1) / rows, c1 = (first + count + rows - 1) / rows;
@@ -96,7 +97,8 @@ sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng
       rc.offset = start + (uint64_t)c * per_chunk;
       const int64_t nr = SK_MIN(rows, n - c * rows);
       float *score = buf[t], *z = buf[t] + (size_t)rows * (size_t)d;
-      sk_status sc = langevin_chunk(fns[t], cfg, &rc, x + (c - c0) * rows * d, nr, c * rows, score, z);
+      sk_status sc =
+          langevin_chunk(fns[t], cfg, &rc, x + (c - c0) * rows * d, nr, c * rows, score, z);
       if (sc != SK_OK) {
 #pragma omp critical(sk_langevin_error)
         if (c < failed_chunk) { /* the first failing chunk's message, whatever the thread */

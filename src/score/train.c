@@ -238,7 +238,8 @@ static sk_status fill(sk_trainer *t) {
   const int32_t *yb = t->labels + t->share.first_row;
   float *x = sk_graph_data(g, lg->x);
   for (int b = 0; b < R; b++)
-    for (int k = 0; k < M; k++) memcpy(x + ((size_t)b * M + k) * d, xb + (size_t)b * d, (size_t)d * sizeof(float));
+    for (int k = 0; k < M; k++)
+      memcpy(x + ((size_t)b * M + k) * d, xb + (size_t)b * d, (size_t)d * sizeof(float));
   const size_t nd = (size_t)lg->rows * (size_t)d, all = (size_t)B * (size_t)M * (size_t)d;
   if (lg->z != SK_NONE)
     draw_part(&t->r_noise, sk_rng_normal, sk_graph_data(g, lg->z), first * (size_t)d, nd, all);

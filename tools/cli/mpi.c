@@ -30,7 +30,8 @@ static int launched_by_mpi(void) {
 static const char *mpi_error(int code) {
   static char text[MPI_MAX_ERROR_STRING];
   int len = 0;
-  if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "error %d", code);
+  if (MPI_Error_string(code, text, &len) != MPI_SUCCESS)
+    snprintf(text, sizeof text, "error %d", code);
   return text;
 }
 
@@ -154,7 +155,8 @@ int cli_mpi_share(int batch, sk_train_share *share, const sk_train_share **out) 
     return !cli_fail("--batch-size %d: fewer rows than the %d ranks (each computes a share of "
                      "every batch)", batch, size);
   /* Rows [k·B/R, (k+1)·B/R): shares differ by at most one row. */
-  const int a = (int)((long long)batch * rank / size), b = (int)((long long)batch * (rank + 1) / size);
+  const int a = (int)((long long)batch * rank / size);
+  const int b = (int)((long long)batch * (rank + 1) / size);
   *share = (sk_train_share){a, b - a, reduce_sum, &red};
   *out = share;
   return 1;
@@ -208,8 +210,8 @@ int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk) {
                                          MPI_STATUS_IGNORE)
                               : MPI_Send(at + done, len, MPI_FLOAT, 0, 0, MPI_COMM_WORLD);
       if (e != MPI_SUCCESS)
-        return !cli_fail("MPI: %s rank %d's samples failed: %s", rank == 0 ? "receiving" : "sending",
-                         k, mpi_error(e));
+        return !cli_fail("MPI: %s rank %d's samples failed: %s",
+                         rank == 0 ? "receiving" : "sending", k, mpi_error(e));
     }
   }
   return 1;

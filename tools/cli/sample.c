@@ -93,7 +93,8 @@ int cmd_sample(int argc, char **argv) {
     return cli_fail("--init-range: applies to --init uniform only");
   if (guidance_set && !clf_path) return cli_fail("--guidance: applies with --classifier only");
   /* Where the results go is checked before anything is computed. */
-  if (cli_mpi_rank() == 0 && (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))))
+  if (cli_mpi_rank() == 0 &&
+      (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))))
     return 1;
   sk_model *m = NULL, *clf = NULL;
   sk_score_fn *fn = NULL, *guided = NULL;
