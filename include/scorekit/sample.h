@@ -94,6 +94,13 @@ SK_API float sk_langevin_ncsnv2_eps(int steps_per_level, float gamma, float sigm
  * number of threads. SK_ERR_NUMERIC naming the sample if one diverges. */
 SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
+/* Rows [first, first + count) of sk_langevin on n rows, with their bits
+ * (each chunk has its own place in r's sequence), for processes that share
+ * a run: x holds those rows only, first and first + count are each a multiple of
+ * sk_score_fn_rows(f) or n (SK_ERR_INVALID otherwise; count 0 is a
+ * no-op). r moves as sk_langevin on all n rows moves it. */
+SK_API sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r,
+                                  float *x, int64_t n, int64_t first, int64_t count);
 
 /* Predictor-corrector sampling of the variance-exploding SDE (Song et al.
  * 2021): N geometric levels from sigma_max to sigma_min; at each, C Langevin
@@ -124,6 +131,10 @@ typedef struct sk_pc_config {
  * any number of threads. */
 SK_API sk_status sk_pc_sample(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
                               int64_t n);
+/* Rows [first, first + count) of sk_pc_sample on n rows, with their bits, as
+ * sk_langevin_rows (x holds those rows only; whole chunks). */
+SK_API sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
+                                   int64_t n, int64_t first, int64_t count);
 
 /* The probability-flow ODE dx/dσ = −σ s(x, σ), solved in t = log σ by
  * Dormand-Prince 5(4) with adaptive steps (docs/MATH.md). */
@@ -148,6 +159,10 @@ typedef struct sk_ode_stats {
  * threads. stats may be NULL. */
 SK_API sk_status sk_ode_sample(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
                                sk_ode_stats *stats);
+/* Rows [first, first + count) of sk_ode_sample on n rows, with their bits, as
+ * sk_langevin_rows; stats count those rows' chunks. */
+SK_API sk_status sk_ode_sample_rows(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
+                                    int64_t first, int64_t count, sk_ode_stats *stats);
 
 typedef struct sk_likelihood_config {
   sk_ode_config ode; /* denoise and snapshots are not used */

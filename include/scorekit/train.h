@@ -74,9 +74,38 @@ SK_API sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_conf
  * and its parts, before allocating the arena or the optimiser's state. */
 SK_API sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
                                         size_t memory_limit, sk_trainer **out);
+/* Data parallelism: R processes each compute a share of every batch, and
+ * their gradients are summed before the optimiser's step. */
+typedef struct sk_train_share {
+  /* This process computes rows [first_row, first_row + rows) of each batch
+   * of cfg->batch (1 <= rows, first_row + rows <= batch). Every random draw
+   * (which data rows, noise, projections, levels) is that of the same rows in
+   * a run of the whole batch, and the data and RNG positions, hence the saved
+   * state, are the whole batch's: a run resumes with any number of processes. */
+  int first_row, rows;
+  /* Called once a step with what this process computed: n floats, the
+   * gradient in the parameters' order (sk_model_num_params floats; a fixed
+   * tensor's part is zero), then the loss, each scaled by rows / batch. It
+   * must replace them in place by their sum over the processes (the gradient
+   * and loss of the whole batch), with the same bits in every process, so
+   * that all take the same Adam step and keep the same weights. A status
+   * other than SK_OK ends the step with that status, nothing updated. NULL:
+   * no sum; the process steps on its own rows' mean. */
+  sk_status (*reduce)(void *ctx, float *buf, size_t n);
+  void *ctx;
+} sk_train_share;
+
+/* sk_trainer_new_limited for a process that computes `share` of each batch
+ * (NULL: the whole batch, no reduction). The loss graph is built for
+ * share->rows rows; with rows = batch and a reduce that leaves its buffer
+ * as it is, the steps are those of sk_trainer_new, bit for bit. */
+SK_API sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                                      const sk_train_share *share, size_t memory_limit,
+                                      sk_trainer **out);
 SK_API void sk_trainer_free(sk_trainer *t);
-/* One step: batch, noise, loss, gradients, Adam. *loss (may be NULL) gets the
- * batch loss. SK_ERR_NUMERIC naming the step and the tensor if the loss or a
+/* One step: batch, noise, loss, gradients, (the share's reduction,) Adam.
+ * *loss (may be NULL) gets the batch loss (the whole batch's, with a
+ * share). SK_ERR_NUMERIC naming the step and the tensor if the loss or a
  * gradient is not finite; the weights are then left as before the step. */
 SK_API sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm);
 SK_API int64_t sk_trainer_steps(const sk_trainer *t);

@@ -55,6 +55,12 @@ typedef struct sk__chunk_plan {
  * chunk's draws; adds the chunks' stats into *stats when not NULL. */
 sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
                          const float *xin, double *out, int64_t n, sk_ode_stats *stats);
+/* The same for rows [first, first + count) of the n-row run only (whole
+ * chunks, or up to n), with the bits those rows get in the whole run: x, xin
+ * and out hold those rows alone. r advances as the whole run leaves it. */
+sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
+                              const float *xin, double *out, int64_t n, int64_t first,
+                              int64_t count, sk_ode_stats *stats);
 /* Reports `units` more done (progress hook; called by any thread, forwarded
  * from the calling one). */
 void sk__chunk_progress(sk__chunk *c, int64_t units);

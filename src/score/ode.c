@@ -226,6 +226,11 @@ static sk_status ode_sample_chunk(sk__chunk *c) {
 
 sk_status sk_ode_sample(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
                         sk_ode_stats *stats) {
+  return sk_ode_sample_rows(f, cfg, x, n, 0, n, stats);
+}
+
+sk_status sk_ode_sample_rows(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
+                             int64_t first, int64_t count, sk_ode_stats *stats) {
   sk_status st = check_ode("ode", cfg);
   if (st != SK_OK) return st;
   if (stats) memset(stats, 0, sizeof *stats);
@@ -233,7 +238,7 @@ sk_status sk_ode_sample(sk_score_fn *f, const sk_ode_config *cfg, float *x, int6
   sk_rng unused = sk_rng_make(0, 0);
   const sk__chunk_plan p = {"ode", ode_sample_chunk, cfg,
                             10 * rd * sizeof(double) + 2 * rd * sizeof(float), 0, 1000, cfg->hooks};
-  return sk__run_chunks(f, &p, &unused, x, NULL, NULL, n, stats);
+  return sk__run_chunk_range(f, &p, &unused, x, NULL, NULL, n, first, count, stats);
 }
 
 /* ---- likelihood -------------------------------------------------------- */

@@ -78,6 +78,11 @@ static sk_status pc_chunk(sk__chunk *c) {
 }
 
 sk_status sk_pc_sample(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x, int64_t n) {
+  return sk_pc_sample_rows(f, cfg, r, x, n, 0, n);
+}
+
+sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
+                            int64_t n, int64_t first, int64_t count) {
   sk_status st = sk__check_sigma_range("pc", cfg->sigma_max, cfg->sigma_min);
   if (st != SK_OK) return st;
   if (cfg->levels < 2 || cfg->levels > 1 << 24)
@@ -91,5 +96,5 @@ sk_status sk_pc_sample(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float
   const int64_t per_chunk = (int64_t)cfg->levels * (cfg->corrector_steps + 1);
   const sk__chunk_plan p = {"pc", pc_chunk, cfg, 2 * rd * sizeof(float), (uint64_t)per_chunk,
                             per_chunk, cfg->hooks};
-  return sk__run_chunks(f, &p, r, x, NULL, NULL, n, NULL);
+  return sk__run_chunk_range(f, &p, r, x, NULL, NULL, n, first, count, NULL);
 }

@@ -43,9 +43,23 @@ sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_m
 
 sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
                          const float *xin, double *out, int64_t n, sk_ode_stats *stats) {
+  return sk__run_chunk_range(f, p, r, x, xin, out, n, 0, n, stats);
+}
+
+sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
+                              const float *xin, double *out, int64_t n, int64_t first,
+                              int64_t count, sk_ode_stats *stats) {
   if (n <= 0) return SK_OK;
   const int d = sk_score_fn_dim(f);
   const int64_t rows = sk_score_fn_rows(f), n_chunks = (n + rows - 1) / rows;
+  if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
+      ((first + count) % rows && first + count != n))
+    return sk__fail(SK_ERR_INVALID, "%s: rows [%lld, %lld) of %lld are not whole chunks of %lld",
+                    p->what, (long long)first, (long long)(first + count), (long long)n,
+                    (long long)rows);
+  /* This call's chunks: [c0, c1) of the whole run's; x, xin and out hold
+   * their rows only. */
+  const int64_t c0 = (first + rows - 1) / rows, c1 = (first + count + rows - 1) / rows;
   /* Chunk c draws its noise from its own place in r's sequence: where it
    * would start if the chunks ran one after another (each draw of a full
    * chunk takes whole blocks of 4). So chunks run on any threads, in any
@@ -54,7 +68,7 @@ sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, flo
   const uint64_t per_draw = ((uint64_t)rows * (uint64_t)d + 3) / 4 * 4;
   const uint64_t per_chunk = per_draw * p->draws;
   int nt = sk__num_threads();
-  if (nt > n_chunks) nt = (int)n_chunks;
+  if (nt > c1 - c0) nt = (int)SK_MAX(1, c1 - c0);
   if (nt > SK_CHUNK_MAX_THREADS) nt = SK_CHUNK_MAX_THREADS;
   /* Each thread evaluates scores through its own copy (a compiled graph is
    * one arena) and its own buffers. */
@@ -67,18 +81,18 @@ sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, flo
       st = sk__fail(SK_ERR_NOMEM, "%s: out of memory", p->what);
   }
   int64_t done = 0;
-  const int64_t total = p->units * n_chunks;
+  const int64_t total = p->units * (c1 - c0);
   sk_ode_stats sum = {0, 0, 0};
   if (st == SK_OK) {
-    int64_t failed_chunk = n_chunks;
+    int64_t failed_chunk = c1;
     sk_status failed = SK_OK;
     char msg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t c = 0; c < n_chunks; c++) {
+    for (int64_t c = c0; c < c1; c++) {
       const int t = omp_get_thread_num();
-      const int64_t r0 = c * rows;
-      sk__chunk ck = {.f = fns[t], .x = x ? x + r0 * d : NULL, .xin = (x ? x : xin) + r0 * d,
-                      .out = out ? out + r0 : NULL, .nr = SK_MIN(rows, n - r0), .first_row = r0,
+      const int64_t r0 = c * rows, l0 = r0 - c0 * rows; /* in the run, in this call's rows */
+      sk__chunk ck = {.f = fns[t], .x = x ? x + l0 * d : NULL, .xin = (x ? x : xin) + l0 * d,
+                      .out = out ? out + l0 : NULL, .nr = SK_MIN(rows, n - r0), .first_row = r0,
                       .index = c, .d = d, .rng = *r, .scratch = buf[t], .cfg = p->cfg,
                       .hooks = p->hooks, .done = &done, .total = total};
       ck.rng.offset = start + (uint64_t)c * per_chunk;
@@ -159,6 +173,11 @@ static sk_status langevin_chunk(sk__chunk *c) {
 }
 
 sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x, int64_t n) {
+  return sk_langevin_rows(f, cfg, r, x, n, 0, n);
+}
+
+sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
+                           int64_t n, int64_t first, int64_t count) {
   const int L = cfg->n_sigmas;
   if (cfg->steps_per_level < 1 || !(cfg->eps > 0) || !isfinite(cfg->eps))
     return sk__fail(SK_ERR_INVALID, "langevin: need steps >= 1 and eps > 0 (got %d, %g)",
@@ -172,7 +191,7 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
   const sk__chunk_plan p = {"langevin", langevin_chunk, cfg, 2 * rd * sizeof(float),
                             (uint64_t)L * (uint64_t)cfg->steps_per_level,
                             (int64_t)L * cfg->steps_per_level + (cfg->denoise != 0), cfg->hooks};
-  return sk__run_chunks(f, &p, r, x, NULL, NULL, n, NULL);
+  return sk__run_chunk_range(f, &p, r, x, NULL, NULL, n, first, count, NULL);
 }
 
 /* NCSNv2's ratio (Song & Ermon 2020, eq. 5) in the toy convention, where

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_mpi.h"
+
+#define SK_CLI_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Particles per chunk of the sampler. */
 #define SAMPLE_ROWS 512
@@ -60,7 +63,10 @@ static const char usage[] =
     "  --classifier FILE     guide with a noise-conditional classifier (scorekit train\n"
     "                        --objective classifier): s(x, σ) + w ∇ₓ log p(y | x, σ)\n"
     "  --class Y             the class to sample (with --classifier)\n"
-    "  --guidance W          the guidance weight w (default 1: Bayes' rule; > 1 sharpens)\n";
+    "  --guidance W          the guidance weight w (default 1: Bayes' rule; > 1 sharpens)\n"
+    "\n"
+    "Under mpirun or srun each rank samples a share of the chunks of 512 particles;\n"
+    "rank 0 writes the same files as one process would (docs/MPI.md).\n";
 
 enum { LANGEVIN = 1, PC = 2, ODE = 4 };
 
@@ -202,9 +208,10 @@ int cmd_sample(int argc, char **argv) {
   const int parsed = parse(argc, argv, &o);
   if (parsed <= 0) return parsed < 0 ? 0 : 1;
   /* Where the results go is checked before anything is computed. */
-  if (!cli_check_out("--out", o.out) || (o.plot && !cli_check_out("--plot", o.plot)) ||
+  if (cli_mpi_rank() == 0 &&
+      (!cli_check_out("--out", o.out) || (o.plot && !cli_check_out("--plot", o.plot)) ||
       (o.trajectory && !cli_check_out("--trajectory", o.trajectory)) ||
-      (o.grid && !cli_check_out("--grid", o.grid)))
+       (o.grid && !cli_check_out("--grid", o.grid))))
     return 1;
   sk_model *m = NULL, *clf = NULL;
   sk_score_fn *fn = NULL, *guided = NULL;
@@ -301,10 +308,15 @@ int cmd_sample(int argc, char **argv) {
     printf("classifier guidance: class %lld, weight %g\n", o.cls, o.guidance);
   }
   cli_progress prog;
-  const sk_sample_hooks hooks = {cli_progress_update, &prog, o.trajectory ? (int)o.snapshots : 0,
+  const sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog, o.trajectory ? (int)o.snapshots : 0,
                                  snaps};
   sk_score_fn *f = guided ? guided : fn;
   sk_status st;
+  /* Under MPI each rank samples whole chunks, with their bits (x + first·d
+   * holds its rows); rank 0 gathers them and writes. */
+  int64_t first, count;
+  cli_mpi_rows(o.n, sk_score_fn_rows(f), &first, &count);
+  float *xr = x + first * mc->dim;
   if (sampler == LANGEVIN) {
     printf("%s Langevin: %lld samples, %d level%s × %lld steps, ε = %.3g (toy convention%s)\n",
            cond ? "annealed" : "plain", o.n, L, L > 1 ? "s" : "", o.steps_per_level, o.eps,
@@ -313,7 +325,7 @@ int cmd_sample(int argc, char **argv) {
     sk_langevin_config lc = {L, cond ? info.sigmas : &level, (int)o.steps_per_level, (float)o.eps,
                              o.denoise, &hooks};
     cli_progress_start(&prog, "langevin", "score evaluations");
-    st = sk_langevin(f, &lc, &r, x, o.n);
+    st = sk_langevin_rows(f, &lc, &r, xr, o.n, first, count);
   } else if (sampler == PC) {
     printf("predictor-corrector: %lld samples, %lld levels σ %.4g → %.4g, %lld corrector step%s "
            "at snr %g%s\n", o.n, o.steps, s1, sL, o.corrector_steps,
@@ -322,7 +334,7 @@ int cmd_sample(int argc, char **argv) {
     sk_pc_config pc = {s1, sL, (int)o.steps, (int)o.corrector_steps, (float)o.snr, !o.no_denoise,
                        &hooks};
     cli_progress_start(&prog, "pc", "score evaluations");
-    st = sk_pc_sample(f, &pc, &r, x, o.n);
+    st = sk_pc_sample_rows(f, &pc, &r, xr, o.n, first, count);
   } else {
     printf("probability-flow ODE: %lld samples, σ %.4g → %.4g, rtol %g, atol %g%s\n", o.n, s1, sL,
            o.rtol, o.atol, o.no_denoise ? "" : ", denoised");
@@ -330,9 +342,10 @@ int cmd_sample(int argc, char **argv) {
     sk_ode_config oc = {s1, sL, o.rtol, o.atol, !o.no_denoise, &hooks};
     sk_ode_stats os;
     cli_progress_start(&prog, "ode", "thousandths of the σ range");
-    st = sk_ode_sample(f, &oc, x, o.n, &os);
+    st = sk_ode_sample_rows(f, &oc, xr, o.n, first, count, &os);
     if (st == SK_OK) {
-      const int64_t chunks = (o.n + sk_score_fn_rows(f) - 1) / sk_score_fn_rows(f);
+      /* This process's chunks (all of them without MPI). */
+      const int64_t chunks = SK_CLI_MAX(1, (count + sk_score_fn_rows(f) - 1) / sk_score_fn_rows(f));
       printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
              "%lld rejected\n", (long long)os.evals, (long long)chunks, chunks > 1 ? "s" : "",
              (double)os.evals / (double)chunks, (long long)os.steps, (long long)os.rejected);
@@ -345,6 +358,11 @@ int cmd_sample(int argc, char **argv) {
   }
   /* Back into the data's range and shape: the model saw pixels divided by
    * data_scale, flattened. */
+  if (!cli_mpi_gather_rows(x, o.n, mc->dim, sk_score_fn_rows(f))) goto done;
+  if (cli_mpi_rank() > 0) {
+    rc = 0;
+    goto done;
+  }
   if (!save_rows(o.out, x, o.n, mc->dim, &info)) goto done;
   const int64_t *chw = info.image_shape;
   if (image)

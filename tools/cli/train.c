@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_mpi.h"
 #include "train_run.h"
 
 static const char usage[] =
@@ -94,7 +95,8 @@ static const char usage[] =
     "\n"
     "One train at a time writes to a DIR (DIR/.lock; another is refused, naming it).\n"
     "SIGTERM or SIGINT ends a run after its current step with a checkpoint, for\n"
-    "--resume; a second signal ends it at once.\n";
+    "--resume; a second signal ends it at once. Under mpirun or srun each rank\n"
+    "computes a share of every batch and rank 0 writes DIR (docs/MPI.md).\n";
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
@@ -586,7 +588,13 @@ int cmd_train(int argc, char **argv) {
   sk_trainer *t = NULL;
   int rc = 1;
   FILE *log = NULL;
-  sk_status ts = sk_trainer_new_limited(m, ds, &tc, avail, &t);
+  /* Under MPI each rank computes a share of every batch; rank 0 alone
+   * writes the run directory (the others log to /dev/null). */
+  const int writer = cli_mpi_rank() == 0;
+  sk_train_share share_buf;
+  const sk_train_share *share = NULL;
+  if (!cli_mpi_share((int)batch, &share_buf, &share)) goto done;
+  sk_status ts = sk_trainer_new_share(m, ds, &tc, share, avail, &t);
   if (ts != SK_OK) {
     if (ts == SK_ERR_NOMEM && avail)
       cli_fail("%s (the limit is the memory available now; --force to try anyway)", sk_last_error());
@@ -598,7 +606,7 @@ int cmd_train(int argc, char **argv) {
    * state cannot change under this run; a new one once created, below. */
   struct stat out_st;
   const int out_existed = stat(out, &out_st) == 0;
-  if (out_existed && !run_lock(out)) goto done;
+  if (writer && out_existed && !run_lock(out)) goto done;
   if (resume && sk_trainer_resume(t, resume) != SK_OK) {
     sk_run_mismatch mm;
     if (sk_trainer_resume_mismatch(t, &mm)) run_resume_refused(&mm, data, sigmas_arg != NULL);
@@ -610,12 +618,14 @@ int cmd_train(int argc, char **argv) {
              (long long)sk_trainer_steps(t), steps);
     goto done;
   }
-  /* Everything is validated: only now touch the output directory. */
-  if (!out_existed && cli_mkdirs(out) != 0) {
+  /* Everything is validated: only now touch the output directory (once
+   * every rank is ready: one that failed has ended the job by now). */
+  cli_mpi_max(0);
+  if (writer && !out_existed && cli_mkdirs(out) != 0) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
-  if (!out_existed && !run_lock(out)) goto done;
+  if (writer && !out_existed && !run_lock(out)) goto done;
   /* Only this run writes here now: a run directory continues its own run
    * (--resume from it) or is replaced on request (--overwrite). */
   const int continues = resume && run_same_dir(resume, out);
@@ -624,14 +634,14 @@ int cmd_train(int argc, char **argv) {
     cli_fail("--overwrite would replace the run that --resume %s continues", resume);
     goto done;
   }
-  if (!continues && !overwrite && !run_dir_empty(out, entry, sizeof entry)) {
+  if (writer && !continues && !overwrite && !run_dir_empty(out, entry, sizeof entry)) {
     cli_fail("--out %s: not empty (it holds %s): pass --resume %s to continue its run, or "
              "--overwrite to replace it", out, entry, out);
     goto done;
   }
   static const char *const run_files[4] = {"log.csv", "state.safetensors", "model.safetensors",
                                            "loss.png"};
-  for (int i = 0; overwrite && i < 4; i++) {
+  for (int i = 0; writer && overwrite && i < 4; i++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
     if (unlink(path) != 0 && errno != ENOENT) {
@@ -639,15 +649,16 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
-  const int stale = run_remove_stale(out);
+  const int stale = writer ? run_remove_stale(out) : 0;
   if (stale) printf("removed %d temporary file%s left by an interrupted run\n", stale, stale > 1 ? "s" : "");
   /* A checkpoint of this run is in `out`: the resumed one, then each save. */
   int checkpointed = continues;
   char log_path[4096];
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
-  if (!fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) goto done;
-  log = open_run_file(log_path, O_WRONLY | O_CREAT | (fresh ? O_TRUNC : O_APPEND));
+  if (writer && !fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) goto done;
+  log = writer ? open_run_file(log_path, O_WRONLY | O_CREAT | (fresh ? O_TRUNC : O_APPEND))
+               : fopen("/dev/null", "a"); /* only rank 0 writes the run */
   if (!log) goto done;
   if (fresh && !write_log_header(log)) {
     cli_fail("%s: cannot write: %s", log_path, strerror(errno));
@@ -675,14 +686,15 @@ int cmd_train(int argc, char **argv) {
          sk_model_num_params(m), data, first + 1, until, batch);
   fflush(stdout);
   const double t0 = now();
-  progress pr = {!quiet, isatty(2), first, steps_given || minutes == 0 ? steps : -1,
+  progress pr = {!quiet && writer, isatty(2), first, steps_given || minutes == 0 ? steps : -1,
                  minutes * 60, t0, t0, 0, 0, 0, 0};
   int out_of_time = 0;
   float loss = 0, gnorm = 0;
   long long saved_at = continues ? first : -1;
   /* From here a signal stops the run between two steps, with a checkpoint. */
   run_catch_signals();
-  for (long long s = first + 1; s <= steps && !run_stop_signal() && !out_of_time; s++) {
+  int stop = 0; /* every rank stops after the same step */
+  for (long long s = first + 1; s <= steps && !(stop = cli_mpi_max(run_stop_signal())) && !out_of_time; s++) {
     if (sk_trainer_step(t, &loss, &gnorm) != SK_OK) {
       progress_break(&pr);
       if (checkpointed)
@@ -693,14 +705,14 @@ int cmd_train(int argc, char **argv) {
     }
     fprintf(log, "%lld,%.9g,%.9g,%.3f\n", s, loss, gnorm, now() - t0);
     /* The first step after the time is up ends the run, as its last step would. */
-    out_of_time = minutes > 0 && now() - t0 >= minutes * 60;
+    out_of_time = minutes > 0 && cli_mpi_max(now() - t0 >= minutes * 60); /* the same on every rank */
     if (every && s % every == 0 && s != steps && !out_of_time) {
       /* The log first: it must reach at least as far as any checkpoint. */
       if (fflush(log) != 0) {
         cli_fail("%s: write failed", log_path);
         goto done;
       }
-      if (sk_trainer_save(t, out, &info) != SK_OK) {
+      if (cli_mpi_save(t, out, &info) != SK_OK) {
         cli_fail("%s", sk_last_error());
         goto done;
       }
@@ -710,14 +722,14 @@ int cmd_train(int argc, char **argv) {
     progress_step(&pr, s, loss);
   }
   progress_end(&pr, (long long)sk_trainer_steps(t));
-  const int sig = run_stop_signal();
+  const int sig = stop ? stop : run_stop_signal();
   if (sig) {
     /* Stopped between steps: the log, then the checkpoint, then end by the
      * signal (what a shell or scheduler expects of a program it signalled). */
     const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
     const long long at = (long long)sk_trainer_steps(t);
     if (at != saved_at && at > 0) {
-      if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
+      if (fflush(log) != 0 || cli_mpi_save(t, out, &info) != SK_OK) {
         cli_fail("interrupted by %s at step %lld, and the checkpoint failed: %s", name, at,
                  sk_last_error());
         goto done;
@@ -733,7 +745,7 @@ int cmd_train(int argc, char **argv) {
     fclose(log);
     run_die_by(sig);
   }
-  if (fflush(log) != 0 || sk_trainer_save(t, out, &info) != SK_OK) {
+  if (fflush(log) != 0 || cli_mpi_save(t, out, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
