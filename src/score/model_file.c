@@ -43,7 +43,7 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   sk__jbuf_puts(b, ",\"depth\":");
   sk__jbuf_int(b, c->depth);
   sk__jbuf_puts(b, ",\"classes\":");
-  sk__jbuf_int(b, c->kind == SK_MODEL_CLASSIFIER ? c->classes : 0);
+  sk__jbuf_int(b, c->classes); /* a classifier's outputs, or a conditional model's classes */
   sk__jbuf_puts(b, ",\"activation\":");
   sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
   const sk_unet_config *u = sk_model_get_unet(m);
@@ -143,7 +143,8 @@ static int get_ints(const sk__json *root, const char *key, int *out, int n) {
 
 /* A U-Net's shape: channels, image, embedding width and scale; dim must be
  * C·H·W. */
-static sk_status unet_config(const char *path, const sk__json *root, sk_unet_config *u) {
+static sk_status unet_config(const char *path, const sk__json *root, sk_unet_config *u,
+                             int *classes) {
   int64_t dim, embed;
   double scale;
   if (!get_int(root, "dim", &dim) || !get_ints(root, "channels", u->channels, 4) ||
@@ -159,6 +160,11 @@ static sk_status unet_config(const char *path, const sk__json *root, sk_unet_con
     snprintf(why, sizeof why, "%s", sk_last_error());
     return sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
   }
+  /* Class-conditional when classes > 0. */
+  int64_t k = 0;
+  if (sk__json_get(root, "classes") && (!get_int(root, "classes", &k) || k < 0 || k > 1 << 16))
+    return sk__fail(SK_ERR_FORMAT, "%s: U-Net classes is not an integer in 0..65536", path);
+  *classes = (int)k;
   if ((int64_t)u->image[0] * u->image[1] * u->image[2] != dim)
     return sk__fail(SK_ERR_FORMAT, "%s: U-Net image %dx%dx%d does not have dim %lld values", path,
                     u->image[0], u->image[1], u->image[2], (long long)dim);
@@ -244,8 +250,9 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   memset(&unet, 0, sizeof unet);
   sk_model *m = NULL;
   if (kind && kind_parse(kind) == SK_MODEL_UNET) {
-    if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
-    m = sk__unet_layout(&unet);
+    int unet_classes = 0;
+    if ((s = unet_config(path, root, &unet, &unet_classes)) != SK_OK) goto done;
+    m = sk__unet_layout_classes(&unet, unet_classes);
   } else {
     if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
         !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
@@ -260,7 +267,9 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     cfg.dim = (int)dim;
     cfg.hidden = (int)hidden;
     cfg.depth = (int)depth;
-    cfg.classes = classes > 0 && classes < (1 << 16) ? (int)classes : 0;
+    /* Out of range: -1, which the check below refuses for a classifier and a
+     * conditional ncmlp alike. */
+    cfg.classes = classes >= 0 && classes <= (1 << 16) ? (int)classes : -1;
     if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
       s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path,
                    kind, act);
