@@ -52,5 +52,6 @@ int cmd_eval(int argc, char **argv);
 int cli_eval_to(FILE *out, int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_inpaint(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "  sample    draw samples with (annealed) Langevin dynamics\n"
     "  eval      sample-quality metrics against a data set\n"
     "  score     evaluate a trained score model on given points\n"
+    "  inpaint   fill the missing entries of rows or images given the known ones\n"
     "  help      this text; `scorekit COMMAND --help` documents each command\n";
 
 int main(int argc, char **argv) {
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
   if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
+  if (!strcmp(cmd, "inpaint")) return cmd_inpaint(argc - 2, argv + 2);
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;

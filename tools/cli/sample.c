@@ -29,8 +29,12 @@ static const char usage[] =
     "  --seed S              (default 0)\n"
     "  --classifier FILE     guide with a noise-conditional classifier (scorekit train\n"
     "                        --objective classifier): s(x, σ) + w ∇ₓ log p(y | x, σ)\n"
-    "  --class Y             the class to sample (with --classifier)\n"
-    "  --guidance W          the guidance weight w (default 1: Bayes' rule; > 1 sharpens)\n"
+    "  --class Y             the class to sample: with --classifier, by its guidance;\n"
+    "                        alone, with a class-conditional model (train --conditional),\n"
+    "                        by classifier-free guidance s(x, σ, ∅) + w (s(x, σ, Y) −\n"
+    "                        s(x, σ, ∅)) (without --class such a model samples s(x, σ, ∅))\n"
+    "  --guidance W          the guidance weight w (default 1: Bayes' rule, or the\n"
+    "                        conditional model; 0 unconditional; > 1 sharpens)\n"
     "  --out FILE.npy        samples (n, d), float32; for a model of images (n, c, h, w),\n"
     "                        multiplied back into the data's range (×255 for uint8\n"
     "                        pixels; values are not clipped)\n"
@@ -81,13 +85,13 @@ int cmd_sample(int argc, char **argv) {
   }
   if (!model_path) return cli_fail("--model FILE is required (see scorekit sample --help)");
   if (!out) return cli_fail("--out FILE.npy is required (see scorekit sample --help)");
-  if (!clf_path != (cls < 0)) return cli_fail("--classifier and --class go together");
+  if (clf_path && cls < 0) return cli_fail("--classifier needs --class (the class to guide to)");
   if (strcmp(init, "gaussian") && strcmp(init, "uniform"))
     return cli_fail("--init: unknown \"%s\" (gaussian, uniform)", init);
   /* A flag that would change nothing is a mistake to report, not to ignore. */
   if (range_set && strcmp(init, "uniform"))
     return cli_fail("--init-range: applies to --init uniform only");
-  if (guidance_set && !clf_path) return cli_fail("--guidance: applies with --classifier only");
+  if (guidance_set && cls < 0) return cli_fail("--guidance: applies with --class only");
   /* Where the results go is checked before anything is computed. */
   if (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))) return 1;
   sk_model *m = NULL, *clf = NULL;
@@ -103,6 +107,17 @@ int cmd_sample(int argc, char **argv) {
   }
   if (plot && mc->dim != 2) {
     cli_fail("--plot: the data have %d dimensions; plots are 2-D", mc->dim);
+    goto done;
+  }
+  /* --class alone: classifier-free guidance, which needs a class-conditional model. */
+  const int cfg_guided = cls >= 0 && !clf_path;
+  if (cfg_guided && mc->classes < 1) {
+    cli_fail("--class: %s is not class-conditional (train --conditional); give a --classifier "
+             "to guide it", model_path);
+    goto done;
+  }
+  if (cfg_guided && cls >= mc->classes) {
+    cli_fail("--class %lld: %s is conditional on classes 0..%d", cls, model_path, mc->classes - 1);
     goto done;
   }
   const int cond = mc->kind != SK_MODEL_MLP; /* ncmlp or unet: a classifier was refused above */
@@ -134,10 +149,13 @@ int cmd_sample(int argc, char **argv) {
   /* Chunks of 512 particles: enough rows for full-speed products, and
    * enough chunks to keep every core busy (sk_langevin samples chunks in
    * parallel; the chunking, not the thread count, fixes the bits). */
-  if (sk_score_fn_model(m, n < SAMPLE_ROWS ? (int)n : SAMPLE_ROWS, &fn) != SK_OK) {
+  const int rows = n < SAMPLE_ROWS ? (int)n : SAMPLE_ROWS;
+  if ((cfg_guided ? sk_score_fn_cfg(m, rows, (int)cls, (float)guidance, &fn)
+                  : sk_score_fn_model(m, rows, &fn)) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
+  if (cfg_guided) printf("classifier-free guidance: class %lld, weight %g\n", cls, guidance);
   if (clf_path) {
     if (sk_model_load(clf_path, use_ema, &clf, NULL) != SK_OK) {
       cli_fail("%s", sk_last_error());

@@ -56,6 +56,13 @@ static const char usage[] =
     "  --channels C1,C2,C3,C4  the U-Net's encoder widths (default 32,64,128,256)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
+    "  --conditional         class-conditional ncmlp or unet: a learned label embedding\n"
+    "                        (a row a class and a \"no label\" row) added to the noise\n"
+    "                        embedding (an ncmlp's first layer); needs labelled data;\n"
+    "                        sample --class Y --guidance W draws a class\n"
+    "  --label-dropout P     with --conditional: a label is replaced by \"no label\"\n"
+    "                        with probability P (default 0.1), so that the network also\n"
+    "                        learns the unconditional score (classifier-free guidance)\n"
     "optimisation\n"
     "  --steps N             total steps (default 3000)   --batch-size B (default 128)\n"
     "  --lr LR               Adam step size (default 1e-3)\n"
@@ -132,6 +139,8 @@ int cmd_train(int argc, char **argv) {
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999;
   int rademacher = 0, quiet = 0, overwrite = 0, force = 0;
+  int conditional = 0;       /* --conditional */
+  double label_dropout = -1; /* --label-dropout; -1: not given */
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -152,6 +161,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!strcmp(f, "--force")) {
       force = 1;
+      continue;
+    }
+    if (!strcmp(f, "--conditional")) {
+      conditional = 1;
       continue;
     }
     if (i + 1 >= argc) return cli_fail("%s: missing value (see scorekit train --help)", f);
@@ -182,6 +195,7 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(f, "--lr")) ok = cli_float(f, v, 1e-12, 10, &lr);
     else if (!strcmp(f, "--clip")) ok = cli_float(f, v, 0, 1e12, &clip);
     else if (!strcmp(f, "--ema")) ok = cli_float(f, v, 0, 0.999999, &ema);
+    else if (!strcmp(f, "--label-dropout")) ok = cli_float(f, v, 0, 1, &label_dropout);
     else return cli_fail("unknown flag %s (see scorekit train --help)", f);
     if (!ok) return 1;
   }
@@ -223,6 +237,12 @@ int cmd_train(int argc, char **argv) {
   if (obj == SK_OBJ_NCSN && kind == SK_MODEL_MLP)
     return cli_fail("--objective ncsn needs a noise-conditional model: --model mlp has no σ input "
                     "for its ladder (use --model ncmlp, the default)");
+  /* Class-conditional: a score model with a noise input, fed labels. */
+  if (label_dropout >= 0 && !conditional)
+    return cli_fail("--label-dropout applies with --conditional only");
+  if (conditional && kind != SK_MODEL_NCMLP && kind != SK_MODEL_UNET)
+    return cli_fail("--conditional: needs --model ncmlp or unet (a noise-conditional score "
+                    "model), not %s", kind == SK_MODEL_CLASSIFIER ? "a classifier" : "mlp");
   if (sigma_max && sigma_min && sigma_min >= sigma_max)
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
 
@@ -245,6 +265,10 @@ int cmd_train(int argc, char **argv) {
   if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
     sk_dataset_free(ds);
     return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
+  }
+  if (conditional && classes < 2) {
+    sk_dataset_free(ds);
+    return cli_fail("--conditional: %s has no labels (or only one class)", data);
   }
   sk_model_info info = {.objective = obj, .sigma = (float)sigma, .seed = (uint64_t)seed};
   snprintf(info.data, sizeof info.data, "%s", data);
@@ -295,7 +319,8 @@ int cmd_train(int argc, char **argv) {
     info.n_sigmas = 1;
     info.sigmas[0] = (float)sigma;
   }
-  sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
+  sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth,
+                        obj == SK_OBJ_CLASSIFIER || conditional ? classes : 0, act};
   const size_t avail = force ? 0 : run_memory_available();
   if (kind != SK_MODEL_UNET && !run_weights_fit(&mc, avail)) {
     sk_dataset_free(ds);
@@ -311,7 +336,7 @@ int cmd_train(int argc, char **argv) {
     }
     sk_unet_config uc = {{0}, {1, side, side}, 0, 0};
     memcpy(uc.channels, channels, sizeof channels);
-    m = sk_model_new_unet(&uc);
+    m = sk_model_new_unet_classes(&uc, conditional ? classes : 0);
   } else {
     m = sk_model_new(&mc);
   }
@@ -338,6 +363,11 @@ int cmd_train(int argc, char **argv) {
   }
   /* An existing directory is locked before its state is read, so that the
    * state cannot change under this run; a new one once created, below. */
+  if (conditional && label_dropout >= 0 &&
+      sk_trainer_set_label_dropout(t, (float)label_dropout) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
   struct stat out_st;
   const int out_existed = stat(out, &out_st) == 0;
   if (out_existed && !run_lock(out)) goto done;
@@ -399,7 +429,7 @@ int cmd_train(int argc, char **argv) {
   const int bar = !quiet && isatty(2);
   const long long first = sk_trainer_steps(t);
   const sk_unet_config *uc = sk_model_get_unet(m);
-  char arch[96];
+  char arch[160];
   if (uc)
     snprintf(arch, sizeof arch, "unet %d,%d,%d,%d", uc->channels[0], uc->channels[1],
              uc->channels[2], uc->channels[3]);
@@ -407,6 +437,11 @@ int cmd_train(int argc, char **argv) {
     snprintf(arch, sizeof arch, "%s %d×%d %s",
              kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
              (int)depth, (int)hidden, act_name);
+  if (conditional) {
+    const size_t len = strlen(arch);
+    snprintf(arch + len, sizeof arch - len, ", conditional on %d classes, label dropout %g", classes,
+             (double)sk_trainer_label_dropout(t));
+  }
   printf("training %s (%s, %zu parameters) on %s: steps %lld..%lld, batch %lld\n", obj_name, arch,
          sk_model_num_params(m), data, first + 1, steps, batch);
   fflush(stdout);
