@@ -346,19 +346,21 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
       info->data_scale = (float)v;
     }
     const sk__json *shape = sk__json_get(root, "image_shape");
+    /* The model's dimension (cfg is not filled for a U-Net). */
+    const int mdim = sk_model_get_config(m)->dim;
     if (shape) {
       int64_t prod = 1;
       int ok = sk__json_len(shape) == 3;
       for (size_t i = 0; ok && i < 3; i++) {
         ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
-             info->image_shape[i] >= 1 && info->image_shape[i] <= cfg.dim;
+             info->image_shape[i] >= 1 && info->image_shape[i] <= mdim;
         if (ok) prod *= info->image_shape[i];
-        ok = ok && prod <= cfg.dim;
+        ok = ok && prod <= mdim;
       }
-      if (!ok || prod != cfg.dim) {
+      if (!ok || prod != mdim) {
         s = sk__fail(SK_ERR_FORMAT,
                      "%s: image_shape is not three positive integers whose product is dim %d",
-                     path, cfg.dim);
+                     path, mdim);
         memset(info->image_shape, 0, sizeof info->image_shape);
         sk_model_free(m);
         goto done;

@@ -32,13 +32,15 @@ static const char usage[] =
     "  --class Y             the class to sample: with --classifier, by its guidance;\n"
     "                        alone, with a class-conditional model (train --conditional),\n"
     "                        by classifier-free guidance s(x, σ, ∅) + w (s(x, σ, Y) −\n"
-    "                        s(x, σ, ∅)) (without --class such a model samples s(x, σ, ∅))\n"
+    "                        s(x, σ, ∅)) (without --class such a model samples s(x, σ, ∅));\n"
+    "                        all: --n samples of every class, class by class\n"
     "  --guidance W          the guidance weight w (default 1: Bayes' rule, or the\n"
     "                        conditional model; 0 unconditional; > 1 sharpens)\n"
     "  --out FILE.npy        samples (n, d), float32; for a model of images (n, c, h, w),\n"
     "                        multiplied back into the data's range (×255 for uint8\n"
     "                        pixels; values are not clipped)\n"
-    "  --plot FILE.png       scatter plot of the samples (2-D data only)\n";
+    "  --plot FILE.png       scatter plot of the samples (2-D data), or the images in a\n"
+    "                        grid (one row a class with --class all)\n";
 
 int cmd_sample(int argc, char **argv) {
   static const char *const valued[] = {"--model", "--out", "--plot", "--init", "--classifier",
@@ -48,6 +50,7 @@ int cmd_sample(int argc, char **argv) {
   int range_set = 0, guidance_set = 0;
   const char *model_path = NULL, *out = NULL, *plot = NULL, *init = "gaussian", *clf_path = NULL;
   long long n = 5000, steps = 100, seed = 0, cls = -1;
+  const long long all_classes = 1 << 20; /* --class all */
   double eps = 0, range = 8, guidance = 1;
   int use_ema = 1, denoise = 0;
   unsigned long long seen = 0;
@@ -73,6 +76,7 @@ int cmd_sample(int argc, char **argv) {
     else if (!strcmp(f, "--plot")) plot = v;
     else if (!strcmp(f, "--init")) init = v;
     else if (!strcmp(f, "--classifier")) clf_path = v;
+    else if (!strcmp(f, "--class") && !strcmp(v, "all")) cls = all_classes;
     else if (!strcmp(f, "--class")) ok = cli_int(f, v, 0, 65535, &cls);
     else if (!strcmp(f, "--guidance")) ok = guidance_set = cli_float(f, v, -1e3, 1e3, &guidance);
     else if (!strcmp(f, "--n")) ok = cli_int(f, v, 1, 100000000, &n);
@@ -86,6 +90,9 @@ int cmd_sample(int argc, char **argv) {
   if (!model_path) return cli_fail("--model FILE is required (see scorekit sample --help)");
   if (!out) return cli_fail("--out FILE.npy is required (see scorekit sample --help)");
   if (clf_path && cls < 0) return cli_fail("--classifier needs --class (the class to guide to)");
+  if (clf_path && cls == all_classes)
+    return cli_fail("--class all: draws every class of a class-conditional model, without "
+                    "--classifier");
   if (strcmp(init, "gaussian") && strcmp(init, "uniform"))
     return cli_fail("--init: unknown \"%s\" (gaussian, uniform)", init);
   /* A flag that would change nothing is a mistake to report, not to ignore. */
@@ -105,8 +112,11 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("%s: is a classifier, not a score model", model_path);
     goto done;
   }
-  if (plot && mc->dim != 2) {
-    cli_fail("--plot: the data have %d dimensions; plots are 2-D", mc->dim);
+  const int64_t *chw = info.image_shape;
+  const int image = chw[0] > 0, grid = plot && image;
+  if (plot && mc->dim != 2 && !(image && (chw[0] == 1 || chw[0] == 3))) {
+    cli_fail("--plot: the data have %d dimensions; plots are 2-D, or images of 1 or 3 channels",
+             mc->dim);
     goto done;
   }
   /* --class alone: classifier-free guidance, which needs a class-conditional model. */
@@ -116,7 +126,8 @@ int cmd_sample(int argc, char **argv) {
              "to guide it", model_path);
     goto done;
   }
-  if (cfg_guided && cls >= mc->classes) {
+  const int every = cls == all_classes, K = every ? mc->classes : 1;
+  if (cfg_guided && cls >= mc->classes && !every) {
     cli_fail("--class %lld: %s is conditional on classes 0..%d", cls, model_path, mc->classes - 1);
     goto done;
   }
@@ -130,6 +141,12 @@ int cmd_sample(int argc, char **argv) {
   const float level = info.sigma > 0 ? info.sigma : 1.0f;
   const float s1 = cond ? info.sigmas[0] : 1.0f, sL = cond ? info.sigmas[info.n_sigmas - 1] : 1.0f;
   if (eps == 0) eps = cond ? 0.2 * sL * sL : 1e-3;
+  const long long per_class = n;
+  if (every && n > 100000000 / K) {
+    cli_fail("--class all: %d classes × --n %lld samples is over 10^8", K, n);
+    goto done;
+  }
+  n *= K;
   x = cli_alloc((size_t)n * (size_t)mc->dim * sizeof *x);
   if (!x) {
     cli_fail("out of memory for %lld samples", n);
@@ -149,13 +166,17 @@ int cmd_sample(int argc, char **argv) {
   /* Chunks of 512 particles: enough rows for full-speed products, and
    * enough chunks to keep every core busy (sk_langevin samples chunks in
    * parallel; the chunking, not the thread count, fixes the bits). */
-  const int rows = n < SAMPLE_ROWS ? (int)n : SAMPLE_ROWS;
-  if ((cfg_guided ? sk_score_fn_cfg(m, rows, (int)cls, (float)guidance, &fn)
+  const int rows = per_class < SAMPLE_ROWS ? (int)per_class : SAMPLE_ROWS;
+  if ((cfg_guided ? sk_score_fn_cfg(m, rows, every ? 0 : (int)cls, (float)guidance, &fn)
                   : sk_score_fn_model(m, rows, &fn)) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
-  if (cfg_guided) printf("classifier-free guidance: class %lld, weight %g\n", cls, guidance);
+  if (cfg_guided && every)
+    printf("classifier-free guidance: classes 0..%d, %lld samples each, weight %g\n", K - 1,
+           per_class, guidance);
+  else if (cfg_guided)
+    printf("classifier-free guidance: class %lld, weight %g\n", cls, guidance);
   if (clf_path) {
     if (sk_model_load(clf_path, use_ema, &clf, NULL) != SK_OK) {
       cli_fail("%s", sk_last_error());
@@ -170,7 +191,25 @@ int cmd_sample(int argc, char **argv) {
   printf("%s Langevin: %lld samples, %d level%s × %lld steps, ε = %.3g (toy convention)\n",
          cond ? "annealed" : "plain", n, lc.n_sigmas, lc.n_sigmas > 1 ? "s" : "", steps, eps);
   fflush(stdout);
-  if (sk_langevin(guided ? guided : fn, &lc, &r, x, n) != SK_OK) {
+  /* --class all: one class after another, each from where the last left r. */
+  for (int k = 0; k < K; k++) {
+    if (every && k > 0) {
+      sk_score_fn_free(fn);
+      fn = NULL;
+      if (sk_score_fn_cfg(m, rows, k, (float)guidance, &fn) != SK_OK) {
+        cli_fail("%s", sk_last_error());
+        goto done;
+      }
+    }
+    if (sk_langevin(guided ? guided : fn, &lc, &r, x + (size_t)k * (size_t)per_class * mc->dim,
+                    per_class) != SK_OK) {
+      cli_fail("%s", sk_last_error());
+      goto done;
+    }
+  }
+  /* The grid shows the model's values, [0, 1] for scaled pixels. */
+  if (grid && sk_image_grid(plot, x, (int)n, (int)chw[0], (int)chw[1], (int)chw[2],
+                            every ? (int)per_class : 0) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
@@ -179,8 +218,6 @@ int cmd_sample(int argc, char **argv) {
   const float scale = info.data_scale > 0 ? info.data_scale : 1.0f;
   if (scale != 1)
     for (size_t i = 0; i < nd; i++) x[i] *= scale;
-  const int64_t *chw = info.image_shape;
-  const int image = chw[0] > 0;
   int64_t shape[4] = {n, image ? chw[0] : mc->dim, chw[1], chw[2]};
   if (sk_npy_save_f32(out, image ? 4 : 2, shape, x) != SK_OK) {
     cli_fail("%s", sk_last_error());
@@ -191,7 +228,8 @@ int cmd_sample(int argc, char **argv) {
            (long long)chw[0], (long long)chw[1], (long long)chw[2], (double)scale);
   else
     printf("wrote %s\n", out);
-  if (plot) {
+  if (grid) printf("wrote %s\n", plot);
+  if (plot && !grid) {
     sk_plot_bounds b = sk_plot_auto_bounds(x, n);
     if (sk_plot_scatter(plot, 800, b, NULL, 0, x, n) != SK_OK) {
       cli_fail("%s", sk_last_error());
