@@ -7,7 +7,10 @@
  * for bit and the imputed one follows the analytic conditional law. */
 #define _POSIX_C_SOURCE 200809L
 #include <omp.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "scorekit/scorekit.h"
 #include "score/internal.h"
@@ -553,8 +556,159 @@ TEST(inpainting_same_bits_any_threads) {
   sk_model_free(m);
 }
 
+/* ---- the program ---- */
+
+static char cli_dir[64], cli_err[4096];
+
+/* Runs `scorekit ARGS` in cli_dir; its exit code, stderr in cli_err. */
+static int cli(const char *fmt, ...) {
+  char args[2048], cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>err.txt >out.txt", cli_dir, SK_CLI_PATH, args);
+  const int rc = system(cmd);
+  snprintf(cmd, sizeof cmd, "%s/err.txt", cli_dir);
+  FILE *f = fopen(cmd, "r");
+  const size_t n = f ? fread(cli_err, 1, sizeof cli_err - 1, f) : 0;
+  cli_err[n] = 0;
+  if (f) fclose(f);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static int cli_exists(const char *name) {
+  char path[256];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s", cli_dir, name);
+  return stat(path, &st) == 0;
+}
+
+static sk_tensor *cli_npy(const char *name) {
+  char path[256];
+  sk_tensor *t = NULL;
+  snprintf(path, sizeof path, "%s/%s", cli_dir, name);
+  return sk_npy_load(path, &t) == SK_OK ? t : NULL;
+}
+
+/* Share of mog8 samples within 3 std (1.5) of mode k, at 4 (cos, sin)(2πk/8). */
+static double mode_share(const sk_tensor *t, int k) {
+  const float *x = sk_tensor_cdata(t);
+  const int64_t n = sk_tensor_shape(t)[0];
+  const double mx = 4 * cos(0.25 * 3.14159265358979 * k), my = 4 * sin(0.25 * 3.14159265358979 * k);
+  int64_t in = 0;
+  for (int64_t i = 0; i < n; i++) in += hypot(x[2 * i] - mx, x[2 * i + 1] - my) < 1.5;
+  return (double)in / (double)n;
+}
+
+/* train --conditional, sample --class with classifier-free guidance, eval
+ * --class --classifier, inpaint; and every misuse refused with a message
+ * naming it and nothing written. */
+TEST(cli_conditional_end_to_end) {
+  snprintf(cli_dir, sizeof cli_dir, "/tmp/sk_condcli_XXXXXX");
+  CHECK(mkdtemp(cli_dir));
+  const char *toy = "--data mog8 --n-data 4000 --quiet";
+  CHECK_EQ_INT(cli("train %s --conditional --label-dropout 0.2 --steps 1000 --out run", toy), 0);
+  CHECK_EQ_INT(cli("train %s --objective classifier --steps 600 --out clf",
+                   toy), 0);
+  /* Guided to class 2: w = 0 is the prior (1/8 a mode), w = 3 the class. A
+   * model this brief leaves many samples between the modes, so the check is
+   * relative: guidance that ignored the label would leave the shares alike. */
+  double shares[2];
+  for (int w = 0; w <= 3; w += 3) {
+    CHECK_EQ_INT(cli("sample --model run/model.safetensors --class 2 --guidance %d --n 300 "
+                     "--steps-per-level 20 --out s%d.npy", w, w), 0);
+    sk_tensor *t = cli_npy(w ? "s3.npy" : "s0.npy");
+    CHECK(t);
+    const double share = mode_share(t, 2);
+    printf("  w = %d: %.3f of the samples in mode 2\n", w, share);
+    shares[w / 3] = share;
+    sk_tensor_free(t);
+  }
+  CHECK(shares[1] > 0.15 && shares[1] > 4 * shares[0]);
+  /* The classifier's view of the same samples. */
+  char path[256];
+  double clf_share[2];
+  for (int w = 0; w <= 3; w += 3) {
+    CHECK_EQ_INT(cli("eval --samples s%d.npy --data mog8 --class 2 --classifier "
+                     "clf/model.safetensors --json", w), 0);
+    snprintf(path, sizeof path, "%s/out.txt", cli_dir);
+    FILE *f = fopen(path, "r");
+    char json[2048] = "";
+    CHECK(f && fgets(json, sizeof json, f));
+    fclose(f);
+    const char *at = strstr(json, "\"classifier_share\":");
+    CHECK(at);
+    clf_share[w / 3] = atof(at + 19);
+  }
+  printf("  the classifier assigns %.3f (w = 0) and %.3f (w = 3) of them to class 2\n",
+         clf_share[0], clf_share[1]);
+  CHECK(clf_share[1] > 0.5 && clf_share[1] > 2 * clf_share[0]);
+  /* Inpainting rows: the first coordinate kept bit for bit. */
+  CHECK_EQ_INT(cli("inpaint --model run/model.safetensors --input s0.npy --mask-kind half "
+                   "--steps-per-level 20 --out i.npy --mask-out m.npy"), 0);
+  sk_tensor *in = cli_npy("s0.npy"), *got = cli_npy("i.npy"), *mask = cli_npy("m.npy");
+  CHECK(in && got && mask && sk_tensor_numel(got) == 600);
+  int kept = 1, changed = 0;
+  for (int i = 0; i < 300; i++) {
+    kept &= memcmp(sk_tensor_cdata(in) + 2 * i, sk_tensor_cdata(got) + 2 * i, 4) == 0;
+    changed += sk_tensor_cdata(in)[2 * i + 1] != sk_tensor_cdata(got)[2 * i + 1];
+    kept &= sk_tensor_cdata(mask)[2 * i] == 1 && sk_tensor_cdata(mask)[2 * i + 1] == 0;
+  }
+  CHECK(kept && changed == 300);
+  sk_tensor_free(in);
+  sk_tensor_free(got);
+  sk_tensor_free(mask);
+
+  /* Misuse. */
+  static const struct {
+    const char *args, *words;
+  } bad[] = {
+      {"train --data mog8 --conditional --model mlp --objective dsm --out x", "needs --model ncmlp or unet"},
+      {"train --data mog8 --label-dropout 0.3 --out x", "applies with --conditional only"},
+      {"train --data mog8 --conditional --label-dropout 1.5 --out x", "--label-dropout"},
+      {"train --data swissroll --conditional --out x", "has no labels"},
+      {"sample --model run/model.safetensors --class 8 --out x.npy", "classes 0..7"},
+      {"sample --model clf/model.safetensors --class 1 --out x.npy", "classifier"},
+      {"sample --model run/model.safetensors --guidance 2 --out x.npy", "applies with --class only"},
+      {"inpaint --model run/model.safetensors --input s0.npy --out x.npy", "one of --mask"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask m.npy --mask-kind half --out x.npy",
+       "one of --mask"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind centre --out x.npy",
+       "applies to images"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind random:2 --out x.npy",
+       "random:P"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask s0.npy --out x.npy",
+       "a mask holds 0 (missing) and 1 (known) only"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask mrow.npy --out x.npy",
+       "neither X's (300, 2) nor one row's"},
+      {"inpaint --model clf/model.safetensors --input s0.npy --mask-kind half --out x.npy",
+       "noise-conditional score model"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --class 9 --out x.npy",
+       "classes 0..7"},
+      {"eval --samples s3.npy --data swissroll --class 1", "has no labels"},
+      {"eval --samples s3.npy --data mog8 --classifier clf/model.safetensors", "needs --class"},
+  };
+  /* A mask of three values a row, for a model of two. */
+  const float m3[3] = {1, 0, 1};
+  snprintf(path, sizeof path, "%s/mrow.npy", cli_dir);
+  CHECK_OK(sk_npy_save_f32(path, 1, (int64_t[]){3}, m3));
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const int rc = cli("%s", bad[i].args);
+    if (rc == 0 || !strstr(cli_err, bad[i].words) || strchr(cli_err, '\n') != cli_err + strlen(cli_err) - 1) {
+      fprintf(stderr, "  %s: exit %d, stderr \"%s\" (wanted \"%s\")\n", bad[i].args, rc, cli_err,
+              bad[i].words);
+      CHECK(0);
+    }
+    CHECK(!cli_exists("x.npy") && !cli_exists("x"));
+  }
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", cli_dir);
+  CHECK(system(cmd) == 0);
+}
+
 TEST_MAIN(TEST_ENTRY(label_embedding_gradient_ncmlp), TEST_ENTRY(label_embedding_gradient_unet),
           TEST_ENTRY(conditional_config_errors), TEST_ENTRY(label_dropout_draws),
           TEST_ENTRY(conditional_training_same_bits), TEST_ENTRY(classifier_free_guidance_exact_ends),
           TEST_ENTRY(conditional_model_files), TEST_ENTRY(inpainting_gaussian_mixture),
-          TEST_ENTRY(inpainting_same_bits_any_threads))
+          TEST_ENTRY(inpainting_same_bits_any_threads), TEST_ENTRY(cli_conditional_end_to_end))
