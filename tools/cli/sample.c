@@ -98,7 +98,9 @@ int cmd_sample(int argc, char **argv) {
   /* A flag that would change nothing is a mistake to report, not to ignore. */
   if (range_set && strcmp(init, "uniform"))
     return cli_fail("--init-range: applies to --init uniform only");
-  if (guidance_set && cls < 0) return cli_fail("--guidance: applies with --class only");
+  if (guidance_set && cls < 0)
+    return cli_fail("--guidance: applies with --class only (and --classifier, or a "
+                    "class-conditional model)");
   /* Where the results go is checked before anything is computed. */
   if (!cli_check_out("--out", out) || (plot && !cli_check_out("--plot", plot))) return 1;
   sk_model *m = NULL, *clf = NULL;
