@@ -248,7 +248,7 @@ static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *
   }
   /* A class-conditional score model: the label embedding, last, so that the
    * other tensors keep their indices and their initial values. */
-  if (cfg->kind != SK_MODEL_CLASSIFIER && m->cfg.classes > 0) {
+  if ((cfg->kind == SK_MODEL_NCMLP || cfg->kind == SK_MODEL_UNET) && m->cfg.classes > 0) {
     const int64_t E = cfg->kind == SK_MODEL_UNET ? m->unet.embed : cfg->hidden;
     add_tensor(m, &off, "label_embed.weight", 0, 2, (int64_t[]){m->cfg.classes + 1, E},
                INIT_EMBED, 0);
@@ -386,7 +386,8 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
  * times the embedding table, or with no labels the "no label" row K for
  * every row. */
 static sk_node add_label(sk_model *m, sk_graph *g, const sk_node *p, sk_node h, sk_node labels) {
-  if (m->cfg.kind == SK_MODEL_CLASSIFIER || m->cfg.classes < 1) return h;
+  if ((m->cfg.kind != SK_MODEL_NCMLP && m->cfg.kind != SK_MODEL_UNET) || m->cfg.classes < 1)
+    return h;
   const int K = m->cfg.classes;
   const sk_node table = p[m->n_tensors - 1];
   if (labels != SK_NONE) return sk_add(g, h, sk_matmul(g, labels, table, 0, 0));

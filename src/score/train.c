@@ -233,7 +233,7 @@ static sk_status fill(sk_trainer *t) {
     /* A classifier's targets, or a conditional model's labels (K + 1
      * columns, the last "no label"; each row's label dropped with
      * probability label_dropout, by a draw fixed by the step and the row). */
-    const int cond = mc->kind != SK_MODEL_CLASSIFIER, K = mc->classes + cond;
+    const int cond = sk__cond_model(mc), K = mc->classes + cond;
     float *oh = sk_graph_data(g, lg->onehot);
     memset(oh, 0, (size_t)lg->rows * (size_t)K * sizeof(float));
     for (int i = 0; i < lg->rows; i++) {
