@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "scorekit/scorekit.h"
 #include "test.h"
 
 static char tmp[64];
@@ -121,6 +122,9 @@ TEST(bad_input_fails_cleanly) {
       {"train --sigmas 1,2,3 --out o", {"--sigmas", "must decrease"}},
       {"train --sigma-min 5 --sigma-max 1 --out o", {"--sigma-min 5", "must be below --sigma-max 1"}},
       {"train --frobnicate 3 --out o", {"unknown flag --frobnicate"}},
+      {"train --minutes 0 --out o", {"--minutes", "\"0\""}},
+      {"train --minutes -1 --out o", {"--minutes", "\"-1\""}},
+      {"train --minutes soon --out o", {"--minutes", "\"soon\""}},
       {"train --out", {"--out", "missing value"}},
       {"train --steps 10", {"--out DIR is required"}},
       {"train --objective classifier --data swissroll --out o", {"classifier", "swissroll", "no labels"}},
@@ -191,13 +195,156 @@ TEST(resume_matches_uninterrupted_run) {
   CHECK(same_file("full/state.safetensors", "part/state.safetensors"));
 }
 
+/* The contents of test-directory file `name` (at most cap - 1 bytes). */
+static size_t read_file(const char *name, char *buf, size_t cap) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", tmp, name);
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+  buf[n] = 0;
+  if (f) fclose(f);
+  return n;
+}
+
+/* A PNG of width × height: the signature, then an IHDR chunk saying so. */
+static int png_of_size(const char *name, uint32_t width, uint32_t height) {
+  unsigned char b[64] = {0};
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", tmp, name);
+  FILE *f = fopen(path, "rb");
+  const size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+  if (f) fclose(f);
+  const uint32_t w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+  const uint32_t h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+  return n >= 33 && !memcmp(b, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16) && w == width && h == height;
+}
+
+/* Without --quiet, stderr gets a progress line at each tenth of the run (a
+ * log, not a terminal), the last at 100%; DIR/loss.png is a PNG. */
+TEST(train_progress_and_loss_curve) {
+  CHECK_EQ_INT(run("train --n-data 500 --hidden 8 --depth 1 --batch-size 16 --steps 20 --out prog"), 0);
+  printf("  stderr:\n%s", err);
+  int n = 0;
+  for (const char *p = err; *p; n++) {
+    long long s = 0, total = 0;
+    CHECK(sscanf(p, "step %lld/%lld (", &s, &total) == 2 && total == 20 && s >= 1 && s <= 20);
+    CHECK(strstr(p, "steps/s  loss ") && strstr(p, "ETA "));
+    const char *nl = strchr(p, '\n');
+    if (!nl) break;
+    p = nl + 1;
+  }
+  CHECK(n >= 10); /* more only if a tenth took over 30 s */
+  CHECK(strstr(err, "step 20/20 (100%)"));
+  CHECK(png_of_size("prog/loss.png", 960, 560));
+}
+
+/* --minutes: a tiny budget stops the run at its first step after it (how many
+ * steps that is depends on the machine: only "stops, saves a loadable model,
+ * reports its steps" is checked), with the model, the state, the log and the
+ * curve as at a normal end. */
+TEST(train_minutes_stops_and_saves) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "cd %s && %s train --n-data 500 --hidden 8 --depth 1 --batch-size 16 "
+           "--minutes 0.00001 --steps 1000000 --quiet --out mins > %s/out.txt 2>%s/err.txt",
+           tmp, SK_CLI_PATH, tmp, tmp);
+  CHECK(system(cmd) == 0);
+  char out[4096];
+  read_file("out.txt", out, sizeof out);
+  printf("  %s", out);
+  const char *at = strstr(out, "stopped by --minutes 1e-05: ");
+  CHECK(at);
+  long long steps = strtoll(at + strlen("stopped by --minutes 1e-05: "), NULL, 10);
+  CHECK(steps >= 1 && steps < 1000000);
+  char path[256];
+  snprintf(path, sizeof path, "%s/mins/model.safetensors", tmp);
+  sk_model *m = NULL;
+  sk_model_info info;
+  CHECK_OK(sk_model_load(path, 1, &m, &info));
+  CHECK_EQ_INT(info.steps, steps);
+  sk_model_free(m);
+  CHECK(exists("mins/state.safetensors") && png_of_size("mins/loss.png", 960, 560));
+  static char log[1 << 20];
+  read_file("mins/log.csv", log, sizeof log);
+  CHECK_EQ_INT(lines(log), steps + 1); /* the header and one line a step */
+  /* --resume continues it: --minutes limits one process's run. */
+  snprintf(cmd, sizeof cmd, "train --n-data 500 --hidden 8 --depth 1 --batch-size 16 --steps %lld "
+           "--quiet --out mins --resume mins", steps + 3);
+  CHECK_EQ_INT(run(cmd), 0);
+  CHECK_OK(sk_model_load(path, 1, &m, &info));
+  CHECK_EQ_INT(info.steps, steps + 3);
+  sk_model_free(m);
+}
+
+/* A U-Net trained from the command line samples from the command line (its
+ * model file records the image shape, which the loader checks against the
+ * U-Net's own size), under ncsn and vesde. */
+TEST(unet_trains_and_samples_from_the_cli) {
+  enum { N = 8, SIDE = 28 };
+  static float img[N * SIDE * SIDE];
+  sk_rng r = sk_rng_make(4, 0);
+  sk_rng_uniform(&r, img, N * SIDE * SIDE);
+  char path[256];
+  snprintf(path, sizeof path, "%s/img.npy", tmp);
+  CHECK_OK(sk_npy_save_f32(path, 3, (int64_t[]){N, SIDE, SIDE}, img));
+  static const char *const objs[2] = {"ncsn", "vesde"};
+  for (int k = 0; k < 2; k++) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "train --data img.npy --model unet --channels 4,4,4,4 --objective %s "
+             "--levels 3 --steps 2 --batch-size 2 --quiet --out u-%s", objs[k], objs[k]);
+    CHECK_EQ_INT(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "sample --model u-%s/model.safetensors --n 2 --steps-per-level 1 "
+             "--out u-%s/s.npy", objs[k], objs[k]);
+    const int rc = run(cmd);
+    if (rc != 0) fprintf(stderr, "%s: %s", cmd, err);
+    CHECK_EQ_INT(rc, 0);
+    snprintf(path, sizeof path, "%s/u-%s/s.npy", tmp, objs[k]);
+    sk_tensor *s = NULL;
+    CHECK_OK(sk_npy_load(path, &s));
+    CHECK(sk_tensor_numel(s) == 2 * SIDE * SIDE);
+    sk_tensor_free(s);
+  }
+}
+
+/* The EMA weights are saved beside the raw ones and sample draws from them
+ * unless --raw: sampling the file equals sampling a copy whose raw weights
+ * are its EMA ones, and differs from sampling it with --raw. */
+TEST(sample_uses_the_ema_weights_by_default) {
+  CHECK_EQ_INT(run("train --n-data 500 --hidden 16 --depth 1 --steps 50 --quiet --out ema"), 0);
+  char path[256], copy[256];
+  snprintf(path, sizeof path, "%s/ema/model.safetensors", tmp);
+  snprintf(copy, sizeof copy, "%s/ema-only.safetensors", tmp);
+  sk_model *raw = NULL, *avg = NULL;
+  static sk_model_info info;
+  CHECK_OK(sk_model_load(path, 0, &raw, NULL));
+  CHECK_OK(sk_model_load(path, 1, &avg, &info));
+  const size_t np = sk_model_num_params(avg);
+  CHECK(memcmp(sk_model_params(raw), sk_model_params(avg), np * sizeof(float)) != 0);
+  CHECK_OK(sk_model_save(copy, avg, sk_model_params(avg), &info));
+  sk_model_free(raw);
+  sk_model_free(avg);
+  const char *common = "--n 64 --steps-per-level 3 --seed 2";
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "sample --model ema/model.safetensors %s --out s-default.npy", common);
+  CHECK_EQ_INT(run(cmd), 0);
+  snprintf(cmd, sizeof cmd, "sample --model ema-only.safetensors --raw %s --out s-copy.npy", common);
+  CHECK_EQ_INT(run(cmd), 0);
+  snprintf(cmd, sizeof cmd, "sample --model ema/model.safetensors --raw %s --out s-raw.npy", common);
+  CHECK_EQ_INT(run(cmd), 0);
+  CHECK(same_file("s-default.npy", "s-copy.npy"));
+  CHECK(!same_file("s-default.npy", "s-raw.npy"));
+}
+
 int main(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "/tmp/sk_cli_XXXXXX");
   if (!mkdtemp(tmp)) return 1;
   static const sk_test_case cases[] = {TEST_ENTRY(bad_input_fails_cleanly),
                                        TEST_ENTRY(train_from_csv_with_labels),
-                                       TEST_ENTRY(resume_matches_uninterrupted_run)};
-  int rc = sk_test_main(argc, argv, cases, 3);
+                                       TEST_ENTRY(resume_matches_uninterrupted_run),
+                                       TEST_ENTRY(train_progress_and_loss_curve),
+                                       TEST_ENTRY(train_minutes_stops_and_saves),
+                                       TEST_ENTRY(unet_trains_and_samples_from_the_cli),
+                                       TEST_ENTRY(sample_uses_the_ema_weights_by_default)};
+  int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
   if (system(cmd) != 0) return 1;

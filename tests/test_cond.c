@@ -461,7 +461,7 @@ TEST(inpainting_gaussian_mixture) {
   for (int predictor = 0; predictor < 2; predictor++) {
     imputation_rows(x, truth, mask, g, ladder[0], 5 + (uint64_t)predictor);
     CHECK_OK(sk_energy_distance(truth, IMP_N, fresh, IMP_N, 2, &floor_e));
-    sk_inpaint_config ic = {{10, ladder, 100, 1e-4f, 1}, predictor};
+    sk_inpaint_config ic = {{10, ladder, 100, 1e-4f, 1, NULL}, predictor};
     sk_rng r = sk_rng_make(7, 0);
     CHECK_OK(sk_inpaint(f, &ic, &r, x, mask, IMP_N));
     int kept = 1;
@@ -482,7 +482,7 @@ TEST(inpainting_gaussian_mixture) {
   imputation_rows(x, truth, mask, g, ladder[0], 6);
   CHECK_OK(sk_energy_distance(truth, IMP_N, fresh, IMP_N, 2, &floor_e));
   static float none[2 * IMP_N];
-  sk_inpaint_config ic = {{10, ladder, 100, 1e-4f, 1}, 0};
+  sk_inpaint_config ic = {{10, ladder, 100, 1e-4f, 1, NULL}, 0};
   sk_rng r = sk_rng_make(7, 0);
   CHECK_OK(sk_inpaint(f, &ic, &r, x, none, IMP_N));
   for (int i = 0; i < IMP_N; i++) x[2 * i] = truth[2 * i];
@@ -501,7 +501,7 @@ TEST(inpainting_gaussian_mixture) {
   CHECK(sk_inpaint(f, &ic, &r, x, mask, IMP_N) == SK_ERR_NUMERIC);
   x[0] = 0;
   float up[2] = {1.0f, 2.0f};
-  sk_inpaint_config inc = {{2, up, 1, 0.1f, 0}, 1};
+  sk_inpaint_config inc = {{2, up, 1, 0.1f, 0, NULL}, 1};
   CHECK(sk_inpaint(f, &inc, &r, x, mask, 4) == SK_ERR_INVALID);
   sk_score_fn_free(f);
   sk_gmm_free(g);
@@ -530,7 +530,7 @@ TEST(inpainting_same_bits_any_threads) {
     x[t] = malloc((size_t)n * 2 * sizeof(float));
     CHECK(x[t]);
     memcpy(x[t], x0, (size_t)n * 2 * sizeof(float));
-    sk_inpaint_config ic = {{3, ladder, 4, 0.05f, 1}, 1};
+    sk_inpaint_config ic = {{3, ladder, 4, 0.05f, 1, NULL}, 1};
     sk_rng r = sk_rng_make(12, 0);
     r.offset = 5;
     CHECK_OK(sk_inpaint(f, &ic, &r, x[t], mask, n));
@@ -626,6 +626,39 @@ TEST(cli_conditional_end_to_end) {
     sk_tensor_free(t);
   }
   CHECK(shares[1] > 0.15 && shares[1] > 4 * shares[0]);
+  /* The same guidance through the predictor-corrector sampler and the
+   * probability-flow ODE. */
+  static const char *const samplers[] = {"pc --steps 100", "ode"};
+  for (int k = 0; k < 2; k++) {
+    CHECK_EQ_INT(cli("sample --model run/model.safetensors --class 2 --guidance 3 --n 300 "
+                     "--sampler %s --out q%d.npy", samplers[k], k), 0);
+    sk_tensor *t = cli_npy(k ? "q1.npy" : "q0.npy");
+    CHECK(t);
+    const double share = mode_share(t, 2);
+    printf("  --sampler %s, w = 3: %.3f of the samples in mode 2\n", samplers[k], share);
+    CHECK(share > 0.15 && share > 4 * shares[0]);
+    sk_tensor_free(t);
+  }
+  /* --class all: --n rows of each class in class order, each block of its
+   * own mode far more than of the opposite one. */
+  CHECK_EQ_INT(cli("sample --model run/model.safetensors --class all --guidance 3 --n 100 "
+                   "--sampler pc --steps 100 --out all.npy"), 0);
+  sk_tensor *all = cli_npy("all.npy");
+  CHECK(all && sk_tensor_ndim(all) == 2 && sk_tensor_shape(all)[0] == 800 &&
+        sk_tensor_shape(all)[1] == 2);
+  double own = 0, opposite = 0;
+  for (int k = 0; all && k < 8; k++) {
+    sk_tensor *blk = sk_tensor_new(2, (int64_t[]){100, 2});
+    CHECK(blk);
+    memcpy(sk_tensor_data(blk), sk_tensor_cdata(all) + 200 * k, 200 * sizeof(float));
+    own += mode_share(blk, k) / 8;
+    opposite += mode_share(blk, (k + 4) % 8) / 8;
+    sk_tensor_free(blk);
+  }
+  printf("  --class all: %.3f of each class's samples in its own mode, %.3f in the opposite\n",
+         own, opposite);
+  CHECK(own > 0.15 && own > 4 * opposite);
+  sk_tensor_free(all);
   /* The classifier's view of the same samples. */
   char path[256];
   double clf_share[2];
@@ -687,7 +720,12 @@ TEST(cli_conditional_end_to_end) {
       {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --class 9 --out x.npy",
        "classes 0..7"},
       {"eval --samples s3.npy --data swissroll --class 1", "has no labels"},
-      {"eval --samples s3.npy --data mog8 --classifier clf/model.safetensors", "needs --class"},
+      {"eval --samples s3.npy --data mog8 --class 2 --classifier clf/model.safetensors --n 10",
+       "not with --class"},
+      {"sample --model run/model.safetensors --class all --classifier clf/model.safetensors "
+       "--out x.npy", "without --classifier"},
+      {"sample --model run/model.safetensors --class 2 --sampler ode --steps-per-level 3 "
+       "--out x.npy", "does not apply to --sampler ode"},
   };
   /* A mask of three values a row, for a model of two. */
   const float m3[3] = {1, 0, 1};

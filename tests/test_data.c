@@ -817,6 +817,66 @@ TEST(dataset_sigma_range_mog8) {
   sk_dataset_free(ds);
 }
 
+/* Brute force: every pair, in double. */
+static double brute_max_distance(const float *x, int64_t n, int d) {
+  double best = 0;
+  for (int64_t a = 0; a < n; a++)
+    for (int64_t b = a + 1; b < n; b++) {
+      double s = 0;
+      for (int j = 0; j < d; j++) {
+        const double t = (double)x[a * d + j] - x[b * d + j];
+        s += t * t;
+      }
+      if (s > best) best = s;
+    }
+  return sqrt(best);
+}
+
+/* The largest pairwise distance is exact over all rows of a small set (the
+ * pruned pass against every pair), the same on 1 and 2 threads, and over
+ * about 1000 evenly spaced rows for a set too large for the budget. */
+TEST(dataset_max_distance_exact_and_subsampled) {
+  const struct {
+    const char *toy;
+    int64_t n;
+    int d;
+  } sets[4] = {{"mog8", 20000, 2}, {"rings", 3000, 2}, {NULL, 400, 50}, {NULL, 3000, 784}};
+  for (int k = 0; k < 4; k++) {
+    const int64_t n = sets[k].n;
+    const int d = sets[k].d;
+    sk_tensor *x = sk_tensor_new(2, (int64_t[]){n, d});
+    CHECK(x);
+    sk_rng r = sk_rng_make(7, (uint64_t)k);
+    if (sets[k].toy) CHECK_OK(sk_toy_sample(sets[k].toy, &r, n, sk_tensor_data(x), NULL));
+    else sk_rng_uniform(&r, sk_tensor_data(x), (size_t)(n * d));
+    sk_dataset *ds = NULL;
+    CHECK_OK(sk_dataset_new(x, NULL, &ds));
+    double got = 0, got1 = 0;
+    int64_t rows = 0, rows1 = 0;
+    CHECK_OK(sk_dataset_max_distance(ds, &got, &rows));
+    omp_set_num_threads(1);
+    CHECK_OK(sk_dataset_max_distance(ds, &got1, &rows1));
+    omp_set_num_threads(2);
+    CHECK(got == got1 && rows == rows1);
+    const float *xd = sk_dataset_x(ds);
+    if (k < 3) {
+      CHECK_EQ_INT(rows, n);
+      CHECK(got == brute_max_distance(xd, n, d));
+    } else {
+      /* 3000 rows of 784: √(2 · 4e8 / 784) = 1010 evenly spaced rows. */
+      CHECK_EQ_INT(rows, 1010);
+      float *sub = malloc((size_t)rows * d * sizeof *sub);
+      for (int64_t i = 0; i < rows; i++)
+        memcpy(sub + i * d, xd + (i * n / rows) * d, (size_t)d * sizeof *sub);
+      CHECK(got == brute_max_distance(sub, rows, d));
+      free(sub);
+    }
+    printf("  %s %lld×%d: largest distance %.6g over %lld rows\n", sets[k].toy ? sets[k].toy : "uniform",
+           (long long)n, d, got, (long long)rows);
+    sk_dataset_free(ds);
+  }
+}
+
 /* Bad inputs fail cleanly; ownership passes anyway (the sanitizer build sees
  * no leak). */
 TEST(dataset_invalid_inputs) {
@@ -876,5 +936,6 @@ TEST_MAIN(TEST_ENTRY(gmm_log_density_matches_reference),
           TEST_ENTRY(dataset_accessors), TEST_ENTRY(dataset_every_row_once_per_epoch),
           TEST_ENTRY(dataset_set_pos_reproduces),
           TEST_ENTRY(dataset_batch_larger_than_data_and_unlabelled),
-          TEST_ENTRY(dataset_sigma_range_mog8), TEST_ENTRY(dataset_invalid_inputs),
+          TEST_ENTRY(dataset_sigma_range_mog8),
+          TEST_ENTRY(dataset_max_distance_exact_and_subsampled), TEST_ENTRY(dataset_invalid_inputs),
           TEST_ENTRY(dataset_allocation_failures))

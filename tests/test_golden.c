@@ -11,6 +11,7 @@
  *   /usr/bin/python3 tools/make_golden.py
  *
  * A missing, unreadable or wrongly sized file fails the test, naming it. */
+#include "score/internal.h" /* sk__vesde_sigma */
 #include "scorekit/io.h"
 #include "scorekit/scorekit.h"
 #include "test.h"
@@ -41,12 +42,19 @@ static int load_input(sk_graph *g, sk_node n, const char *name) {
   return t != NULL;
 }
 
-/* σ of each row: 0.1 for dsm, sigmas[levels[b]] for ncsn. */
+/* σ of each row: 0.1 for dsm, sigmas[levels[b]] for ncsn, the continuous
+ * vesde_sigma[b] for vesde. */
 static int load_sigma(sk_graph *g, sk_node n, sk_objective obj) {
   float *s = sk_graph_data(g, n);
   if (obj == SK_OBJ_DSM) {
     for (int b = 0; b < 8; b++) s[b] = 0.1f;
     return 1;
+  }
+  if (obj == SK_OBJ_VESDE) {
+    sk_tensor *v = load("vesde_sigma", 8);
+    if (v) memcpy(s, sk_tensor_cdata(v), 8 * sizeof(float));
+    sk_tensor_free(v);
+    return v != NULL;
   }
   sk_tensor *sig = load("sigmas", 10), *lev = load("levels", 8);
   int ok = sig && lev;
@@ -65,7 +73,7 @@ static int load_sigma(sk_graph *g, sk_node n, sk_objective obj) {
 }
 
 static int check_objective(sk_objective obj, const char *tag) {
-  const int nc = obj == SK_OBJ_NCSN;
+  const int nc = obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE;
   sk_model_config cfg = {nc ? SK_MODEL_NCMLP : SK_MODEL_MLP, 2, 16, nc ? 3 : 2, 0, SK_ACT_SOFTPLUS};
   sk_model *m = sk_model_new(&cfg);
   sk_loss_graph lg;
@@ -109,6 +117,28 @@ OBJECTIVE_TEST(dsm, SK_OBJ_DSM)
 OBJECTIVE_TEST(ssm, SK_OBJ_SSM)
 OBJECTIVE_TEST(ssm_vr, SK_OBJ_SSM_VR)
 OBJECTIVE_TEST(ncsn, SK_OBJ_NCSN)
+OBJECTIVE_TEST(vesde, SK_OBJ_VESDE)
+
+/* vesde's σ from its uniform draw, σ_min (σ_max/σ_min)^u between the
+ * ladder's ends, against the reference's float64 value rounded to float32:
+ * at most one float32 step apart, and inside [σ_min, σ_max]. */
+TEST(vesde_sigma_from_u) {
+  sk_tensor *u = load("vesde_u", 8), *want = load("vesde_sigma", 8), *lad = load("sigmas", 10);
+  CHECK(u && want && lad);
+  const float smax = sk_tensor_cdata(lad)[0], smin = sk_tensor_cdata(lad)[9];
+  for (int b = 0; b < 8; b++) {
+    const float got = sk__vesde_sigma(sk_tensor_cdata(u)[b], smax, smin);
+    const float w = sk_tensor_cdata(want)[b];
+    CHECK(fabsf(got - w) <= 1.2e-7f * w);
+    CHECK(got >= smin && got <= smax);
+  }
+  /* The ends: u = 0 is σ_min, and u just below 1 stays below σ_max. */
+  CHECK(sk__vesde_sigma(0.0f, smax, smin) == smin);
+  CHECK(sk__vesde_sigma(1.0f - 0x1p-24f, smax, smin) < smax);
+  sk_tensor_free(u);
+  sk_tensor_free(want);
+  sk_tensor_free(lad);
+}
 
 /* The trace of ∇ₓs, built as the esm objective builds it, per sample. */
 TEST(trace) {
@@ -145,4 +175,4 @@ TEST(trace) {
 }
 
 TEST_MAIN(TEST_ENTRY(esm), TEST_ENTRY(dsm), TEST_ENTRY(ssm), TEST_ENTRY(ssm_vr), TEST_ENTRY(ncsn),
-          TEST_ENTRY(trace))
+          TEST_ENTRY(vesde), TEST_ENTRY(vesde_sigma_from_u), TEST_ENTRY(trace))

@@ -118,6 +118,20 @@ static sk_node b_conv_net(sk_graph *g, const sk_node *x) {
 static sk_node b_group_norm(sk_graph *g, const sk_node *x) {
   return sk_group_norm(g, x[0], 2, x[1], x[2], 1e-5f);
 }
+static sk_node b_group_norm_silu(sk_graph *g, const sk_node *x) {
+  return sk_group_norm_silu(g, x[0], 2, x[1], x[2], 1e-5f);
+}
+static sk_node b_gn_silu_d(sk_graph *g, const sk_node *x) {
+  sk_node gb = sk_concat(g, sk_reshape(g, x[1], 2, (int64_t[]){1, 4}),
+                         sk_reshape(g, x[2], 2, (int64_t[]){1, 4}), 0);
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x[0], gb, 2, 1e-5f);
+}
+static sk_node b_gn_back(sk_graph *g, const sk_node *x) {
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x[0], x[1], 2, 1e-5f);
+}
+static sk_node b_gn_sums(sk_graph *g, const sk_node *x) {
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x[0], x[1], 2, 1e-5f);
+}
 static sk_node b_group_norm_plain(sk_graph *g, const sk_node *x) {
   return sk_group_norm(g, x[0], 2, SK_NONE, SK_NONE, 1e-3f);
 }
@@ -178,6 +192,12 @@ static const fd_case cases[] = {
     {"conv_w_d2_p1", 2, {4, 4}, {S4(2, 2, 7, 5), S4(2, 3, 5, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_d2p1},
     {"conv_net", 2, {4, 4}, {S4(2, 2, 5, 7), S4(3, 2, 3, 3)}, {-1, -0.5f}, {1, 0.5f}, {0}, 1, b_conv_net},
     {"group_norm", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm},
+    {"group_norm_silu", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm_silu},
+    {"group_norm_silu_d", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_gn_silu_d},
+    {"group_norm_back", 2, {4, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_back},
+    {"group_norm_back_3d", 2, {3, 3}, {S3(2, 4, 5), S3(2, 4, 5)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_back},
+    {"group_norm_sums", 2, {4, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_sums},
+    {"group_norm_sums_2d", 2, {2, 2}, {S2(3, 4), S2(3, 4)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_sums},
     {"group_norm_plain", 1, {2}, {S2(3, 8)}, {-2}, {2}, {0}, 1, b_group_norm_plain},
     {"upsample_nearest2d", 1, {4}, {S4(2, 2, 3, 2)}, {-1}, {1}, {0}, 1, b_upsample},
     {"avg_pool2d", 1, {4}, {S4(2, 2, 4, 6)}, {-1}, {1}, {0}, 1, b_avg_pool},

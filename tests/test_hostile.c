@@ -306,6 +306,52 @@ TEST(fifo_inputs_do_not_hang) {
   CHECK(strstr(sk_last_error(), "directory"));
 }
 
+/* The run's log, the one file written in place: a FIFO, a symbolic link or
+ * a directory where DIR/log.csv (or its rewrite, log.csv.trim) should be is
+ * refused at once, naming it, and nothing is trained or written; the old
+ * code waited on the FIFO for ever, or appended through the link. */
+TEST(run_log_that_is_not_a_file_is_refused) {
+  const char *flags = "train --objective dsm --hidden 8 --depth 1 --n-data 100 --quiet";
+  char args[512];
+  snprintf(args, sizeof args, "%s --steps 3 --out lg", flags);
+  CHECK_EQ_INT(run(args), 0);
+  static char good[4096];
+  read_into("lg/log.csv", good, sizeof good);
+  CHECK_EQ_INT(lines(good), 4);
+  write_file("elsewhere.csv", "mine\n", 5);
+  static const struct {
+    const char *name, *kind; /* what is put in the run directory */
+  } cases[] = {{"lg/log.csv", "FIFO"},         {"lg/log.csv", "symbolic link"},
+               {"lg/log.csv", "directory"},    {"lg/log.csv.trim", "FIFO"},
+               {"lg/log.csv.trim", "symbolic link"}};
+  snprintf(args, sizeof args, "%s --steps 6 --resume lg --out lg", flags);
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    write_file("lg/log.csv", good, strlen(good));
+    const char *path = at(cases[k].name);
+    unlink(path);
+    if (!strcmp(cases[k].kind, "FIFO")) CHECK_EQ_INT(mkfifo(path, 0644), 0);
+    else if (!strcmp(cases[k].kind, "directory")) CHECK_EQ_INT(mkdir(path, 0755), 0);
+    else CHECK_EQ_INT(symlink("../elsewhere.csv", path), 0);
+    const int rc = run_with("", 20, args);
+    const char *const needles[] = {cases[k].name, cases[k].kind, "not a regular file", NULL};
+    CHECK(refused(rc, args, needles));
+    CHECK(kind_of(cases[k].name) == (!strcmp(cases[k].kind, "FIFO")        ? S_IFIFO
+                                     : !strcmp(cases[k].kind, "directory") ? S_IFDIR
+                                                                           : S_IFLNK));
+    if (!strcmp(cases[k].kind, "directory")) rmdir(path);
+    else unlink(path);
+  }
+  static char mine[64];
+  read_into("elsewhere.csv", mine, sizeof mine);
+  CHECK(strcmp(mine, "mine\n") == 0); /* never written through the link */
+  /* With a plain log again the run goes on from its checkpoint. */
+  write_file("lg/log.csv", good, strlen(good));
+  CHECK_EQ_INT(run(args), 0);
+  static char after[4096];
+  read_into("lg/log.csv", after, sizeof after);
+  CHECK_EQ_INT(lines(after), 7);
+}
+
 /* ---- model files: shapes checked before anything is allocated ---- */
 
 /* A safetensors file whose tensors are `t` (F32) preceded by `junk_floats`
@@ -692,6 +738,14 @@ TEST(messages_name_the_right_problem) {
   static const float half[4] = {0.5f, 1, 2, 0};
   write_npy("halves.npy", 4, -1, half);
   REFUSED("train --data pts.npy --labels halves.npy --steps 1 --out o", "halves.npy", "label 0 is 0.5");
+  /* train's flags go through the same parser as the other commands'. */
+  REFUSED("train --steps 5 --bogus 3 --out o", "unknown flag --bogus");
+  REFUSED("train --steps 5 --out", "--out", "missing value");
+  REFUSED("train --steps --out o", "--steps", "missing value");
+  REFUSED("train --lr --rademacher --out o", "--lr", "missing value");
+  REFUSED("train --steps 5 --steps 6 --out o", "--steps", "given twice", "\"5\" and \"6\"");
+  REFUSED("train --out o --steps 1 --out p", "--out", "given twice", "\"o\" and \"p\"");
+  CHECK_EQ_INT(kind_of("o") | kind_of("p"), 0);
 }
 
 TEST(inapplicable_flags_are_errors) {
@@ -701,6 +755,43 @@ TEST(inapplicable_flags_are_errors) {
   REFUSED("sample --model " NC " --out s.npy --guidance 2", "--guidance", "--classifier");
   REFUSED("train --data pts.npy --label-column 1 --steps 1 --out o", "--label-column", ".csv");
   REFUSED("train --data mog8 --labels pts.npy --steps 1 --out o", "--labels", ".npy");
+  /* Every train flag that only some objectives or models read. */
+  static const struct {
+    const char *args, *flag, *applies;
+  } train[] = {
+      {"--objective dsm --projections 4", "--projections", "ssm and ssm-vr only"},
+      {"--objective ncsn --projections 4", "--projections", "ssm and ssm-vr only"},
+      {"--objective esm --rademacher", "--rademacher", "ssm and ssm-vr only"},
+      {"--objective ncsn --sigma 0.5", "--sigma", "dsm, and esm, ssm and ssm-vr with --model ncmlp, only"},
+      {"--objective vesde --sigma 0.5", "--sigma", "the σ ladder is --levels"},
+      {"--objective classifier --sigma 0.5", "--sigma", "only"},
+      {"--objective ssm --sigma 0.5", "--sigma", "an mlp has no σ input"},
+      {"--objective dsm --levels 5", "--levels", "ncsn, vesde and classifier only"},
+      {"--objective esm --sigma-max 5", "--sigma-max", "ncsn, vesde and classifier only"},
+      {"--objective ssm-vr --sigma-min 0.1", "--sigma-min", "ncsn, vesde and classifier only"},
+      {"--objective dsm --sigmas 2,1", "--sigmas", "ncsn, vesde and classifier only"},
+      {"--sigmas 2,1 --levels 5", "--levels", "does not apply with --sigmas"},
+      {"--objective vesde --sigmas 2,1 --sigma-max 3", "--sigma-max", "does not apply with --sigmas"},
+      {"--data img.npy --model unet --hidden 16", "--hidden", "the MLP models only"},
+      {"--data img.npy --model unet --objective vesde --activation tanh", "--activation", "MLP models only"},
+      {"--model ncmlp --channels 4,4,4,4", "--channels", "--model unet or convnet only"},
+  };
+  static const float img[2 * 16] = {0};
+  write_npy("img.npy", 2, 16, img);
+  for (size_t k = 0; k < sizeof train / sizeof train[0]; k++) {
+    char args[512];
+    snprintf(args, sizeof args, "train %s --steps 1 --quiet --out o", train[k].args);
+    const char *needles[] = {train[k].flag, "applies to", train[k].applies, NULL};
+    if (strstr(train[k].applies, "does not")) needles[1] = train[k].applies;
+    CHECK(refused(run(args), args, needles));
+  }
+  /* And where they apply, they are taken. */
+  CHECK_EQ_INT(run("train --objective ssm --projections 2 --rademacher --n-data 100 --hidden 8 "
+                   "--depth 1 --steps 1 --quiet --out ok1"), 0);
+  CHECK_EQ_INT(run("train --objective ssm --model ncmlp --sigma 0.3 --n-data 100 --hidden 8 "
+                   "--depth 1 --steps 1 --quiet --out ok2"), 0);
+  CHECK_EQ_INT(run("train --objective vesde --levels 4 --sigma-max 3 --n-data 100 --hidden 8 "
+                   "--depth 1 --steps 1 --quiet --out ok3"), 0);
   CHECK_EQ_INT(kind_of("o"), 0);
 }
 
@@ -712,6 +803,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(out_through_a_symlink_writes_its_target),
       TEST_ENTRY(demo_outputs_are_checked_first),
       TEST_ENTRY(fifo_inputs_do_not_hang),
+      TEST_ENTRY(run_log_that_is_not_a_file_is_refused),
       TEST_ENTRY(model_shapes_checked_before_allocating),
       TEST_ENTRY(unused_tensors_are_not_read),
       TEST_ENTRY(signals_remove_the_live_temporary),

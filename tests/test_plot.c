@@ -3,11 +3,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "plot.h"
 #include "scorekit/rng.h"
+#include "scorekit/scorekit.h"
 #include "test.h"
 
 typedef struct png_image {
@@ -423,6 +425,180 @@ TEST(image_grid_pixels) {
   CHECK(no_temp_files());
 }
 
+/* sk_plot_image_grid: every pixel of a small grid against the layout
+ * plot.h documents (positions, upscale, value map, separators, empty
+ * cells), written independently here from the images. */
+TEST(plot_image_grid_pixels) {
+  enum { N = 5, H = 3, W = 2, U = 2, R = 2, C = 3 };
+  float img[N * H * W];
+  for (int i = 0; i < N * H * W; i++) img[i] = -10.0f + 3.7f * (float)i; /* some clipped */
+  img[4] = NAN;
+  const int64_t cells[R * C] = {4, -1, 0, 2, 2, 1};
+  const sk_image_grid_layout lay = {R, C, -5.0f, 60.0f, U, cells};
+  CHECK_OK(sk_plot_image_grid(tmp_path("igrid.png"), img, N, H, W, &lay));
+  png_image im;
+  CHECK(png_decode(tmp_path("igrid.png"), &im));
+  const int GH = R * (H * U + 1) + 1, GW = C * (W * U + 1) + 1;
+  CHECK(im.w == GW && im.h == GH && im.ch == 1);
+  int bad = 0;
+  for (int y = 0; y < GH; y++)
+    for (int x = 0; x < GW; x++) {
+      int want = SK_GRID_SEPARATOR;
+      const int r = (y - 1) / (H * U + 1), c = (x - 1) / (W * U + 1);
+      const int yy = (y - 1) % (H * U + 1), xx = (x - 1) % (W * U + 1);
+      if (y > 0 && x > 0 && yy < H * U && xx < W * U) {
+        const int64_t i = cells[r * C + c];
+        if (i < 0) want = SK_GRID_EMPTY;
+        else {
+          const double v = img[i * H * W + (yy / U) * W + xx / U];
+          const double t = (v - -5.0) / 65.0 * 255;
+          want = !(t > 0) ? 0 : t >= 255 ? 255 : (int)floor(t + 0.5);
+        }
+      }
+      bad += abs(im.px[y * GW + x] - want) > (want > 0 && want < 255); /* rounding ties */
+    }
+  free(im.px);
+  CHECK_EQ_INT(bad, 0);
+  /* Without cells: image i in cell i, the rest empty; one row strip. */
+  const sk_image_grid_layout strip = {1, 7, 0.0f, 1.0f, 1, NULL};
+  CHECK_OK(sk_plot_image_grid(tmp_path("strip.png"), img, N, H, W, &strip));
+  CHECK(png_decode(tmp_path("strip.png"), &im));
+  CHECK(im.w == 7 * (W + 1) + 1 && im.h == H + 2);
+  CHECK(im.px[1 * im.w + 1] == 0 &&                 /* image 0's -10: clipped to black */
+        im.px[1 * im.w + 1 + 4 * (W + 1)] == 255 &&   /* image 4's 78.8: to white */
+        im.px[1 * im.w + 1 + 5 * (W + 1)] == SK_GRID_EMPTY &&
+        im.px[0 * im.w + 1] == SK_GRID_SEPARATOR);
+  free(im.px);
+  /* Bad layouts: nothing written. */
+  sk_image_grid_layout b = lay;
+  b.lo = 70.0f;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  b = lay;
+  b.upscale = 0;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  const int64_t far[R * C] = {0, 1, 2, 3, 4, 5};
+  b = lay;
+  b.cells = far;
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "cell 5"));
+  b = lay;
+  b.upscale = 32;
+  b.rows = 4096;
+  b.cells = NULL; /* the cells array holds rows·cols entries */
+  CHECK_EQ_INT(sk_plot_image_grid(tmp_path("bad.png"), img, N, H, W, &b), SK_ERR_INVALID);
+  CHECK(access(tmp_path("bad.png"), F_OK) != 0);
+  CHECK(no_temp_files());
+}
+
+/* Runs the scorekit program; its exit code (output to /dev/null). */
+static int run_cli(const char *args) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", SK_CLI_PATH, args);
+  const int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* The grey of image i's pixel (y, x) in a grid written with upscale u and
+ * cells of h × w, at cell (r, c). */
+static int grid_px(const png_image *im, int h, int w, int u, int r, int c, int y, int x) {
+  return im->px[(1 + r * (h * u + 1) + y * u) * im->w + 1 + c * (w * u + 1) + x * u];
+}
+
+/* `scorekit grid`: one row per class from --labels, in input order within
+ * a class; --strip; values above 1 drawn from 0..255. */
+TEST(grid_command) {
+  enum { N = 7, H = 4, W = 3 };
+  float img[N * H * W], lab[N] = {2, 0, 2, 1, 2, 2, 0};
+  for (int i = 0; i < N * H * W; i++) img[i] = (float)((i * 37) % 256);
+  char in[160], labels[160], out[160], args[800];
+  snprintf(in, sizeof in, "%s", tmp_path("imgs.npy"));
+  snprintf(labels, sizeof labels, "%s", tmp_path("labels.npy"));
+  snprintf(out, sizeof out, "%s", tmp_path("g.png"));
+  CHECK_OK(sk_npy_save_f32(in, 4, (int64_t[]){N, 1, H, W}, img));
+  CHECK_OK(sk_npy_save_f32(labels, 1, (int64_t[]){N}, lab));
+  snprintf(args, sizeof args, "grid --in %s --labels %s --out %s --cols 3 --upscale 2", in, labels, out);
+  CHECK_EQ_INT(run_cli(args), 0);
+  png_image im;
+  CHECK(png_decode(out, &im));
+  CHECK(im.w == 3 * (W * 2 + 1) + 1 && im.h == 3 * (H * 2 + 1) + 1);
+  /* Class 0: images 1, 6, empty; class 1: 3; class 2: 0, 2, 4 (5 left out). */
+  const int cells[3][3] = {{1, 6, -1}, {3, -1, -1}, {0, 2, 4}};
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 3; c++)
+      for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+          const int i = cells[r][c];
+          const int want = i < 0 ? SK_GRID_EMPTY : (int)img[(i * H + y) * W + x];
+          CHECK_EQ_INT(grid_px(&im, H, W, 2, r, c, y, x), want);
+        }
+  free(im.px);
+  snprintf(args, sizeof args, "grid --in %s --out %s --strip --upscale 1", in, out);
+  CHECK_EQ_INT(run_cli(args), 0);
+  CHECK(png_decode(out, &im));
+  CHECK(im.w == N * (W + 1) + 1 && im.h == H + 2);
+  for (int i = 0; i < N; i++) CHECK_EQ_INT(grid_px(&im, H, W, 1, 0, i, 3, 2), (int)img[(i * H + 3) * W + 2]);
+  free(im.px);
+  /* Bad input: labels of another length, a strip with classes; no file. */
+  unlink(out);
+  CHECK_OK(sk_npy_save_f32(labels, 1, (int64_t[]){N - 1}, lab));
+  snprintf(args, sizeof args, "grid --in %s --labels %s --out %s", in, labels, out);
+  CHECK_EQ_INT(run_cli(args), 1);
+  snprintf(args, sizeof args, "grid --in %s --labels %s --out %s --strip", in, labels, out);
+  CHECK_EQ_INT(run_cli(args), 1);
+  CHECK(access(out, F_OK) != 0);
+  CHECK(no_temp_files());
+}
+
+/* `scorekit sample --grid` on a (small, untrained) U-Net of 28×28 images:
+ * the first 100 samples in 10 columns, upscale 2, grey 0..255 from the
+ * samples as written to the .npy; refused for a model of points. */
+TEST(sample_grid) {
+  const sk_unet_config small = {{8, 16, 16, 16}, {1, 28, 28}, 16, 16.0f};
+  sk_model *m = sk_model_new_unet(&small);
+  CHECK(m);
+  sk_model_init(m, 3);
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 2, .sigmas = {1.0f, 0.1f},
+                        .data_scale = 255.0f, .image_shape = {1, 28, 28}};
+  char model[160], samples[160], grid[160], args[800];
+  snprintf(model, sizeof model, "%s", tmp_path("unet.safetensors"));
+  snprintf(samples, sizeof samples, "%s", tmp_path("s.npy"));
+  snprintf(grid, sizeof grid, "%s", tmp_path("sgrid.png"));
+  sk_status st = sk_model_save(model, m, sk_model_params(m), &info);
+  sk_model_free(m);
+  CHECK_OK(st);
+  snprintf(args, sizeof args, "sample --model %s --n 13 --steps-per-level 2 --out %s --grid %s",
+           model, samples, grid);
+  CHECK_EQ_INT(run_cli(args), 0);
+  sk_tensor *s = NULL;
+  CHECK_OK(sk_npy_load(samples, &s));
+  png_image im;
+  CHECK(png_decode(grid, &im));
+  CHECK(im.w == 10 * 57 + 1 && im.h == 2 * 57 + 1);
+  int bad = 0;
+  for (int i = 0; i < 13; i++)
+    for (int y = 0; y < 28; y += 3)
+      for (int x = 0; x < 28; x += 5) {
+        const float v = sk_tensor_cdata(s)[(i * 28 + y) * 28 + x];
+        const int want = !(v > 0) ? 0 : v >= 255 ? 255 : (int)floorf(v + 0.5f);
+        bad += abs(grid_px(&im, 28, 28, 2, i / 10, i % 10, y, x) - want) > 1;
+      }
+  CHECK_EQ_INT(grid_px(&im, 28, 28, 2, 1, 3, 0, 0), SK_GRID_EMPTY); /* past sample 13 */
+  free(im.px);
+  sk_tensor_free(s);
+  CHECK_EQ_INT(bad, 0);
+  /* A model of points has no images to draw. */
+  sk_model_config pc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SILU};
+  m = sk_model_new(&pc);
+  CHECK(m);
+  sk_model_info pinfo = {.objective = SK_OBJ_NCSN, .n_sigmas = 2, .sigmas = {1.0f, 0.1f}};
+  st = sk_model_save(model, m, sk_model_params(m), &pinfo);
+  sk_model_free(m);
+  CHECK_OK(st);
+  unlink(grid);
+  CHECK_EQ_INT(run_cli(args), 1);
+  CHECK(access(grid, F_OK) != 0);
+}
+
 TEST(auto_bounds) {
   const float p[8] = {0, 0, 4, 1, 2, -1, NAN, 100};
   sk_plot_bounds b = sk_plot_auto_bounds(p, 4);
@@ -454,8 +630,111 @@ TEST(plot_bad_arguments) {
   CHECK_EQ_INT(sk_plot_scatter("/nonexistent-dir-sk/s.png", 100, ok, p, 1, NULL, 0), SK_ERR_IO);
 }
 
+/* The strong line's pixels (red) of each column: their mean row, or -1. */
+static void red_rows(const png_image *im, double *row) {
+  for (int x = 0; x < im->w; x++) {
+    double sum = 0;
+    int n = 0;
+    for (int y = 0; y < im->h; y++) {
+      const uint8_t *p = im->px + ((size_t)y * im->w + x) * 3;
+      if (p[0] > 150 && p[1] < 100 && p[2] < 100) sum += y, n++;
+    }
+    row[x] = n ? sum / n : -1;
+  }
+}
+
+/* The largest distance of the red rows from their least-squares line over
+ * the columns that have one, and how many do (in *n). */
+static double line_residual(const double *row, int w, int *n) {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  int k = 0;
+  for (int x = 0; x < w; x++)
+    if (row[x] >= 0) sx += x, sy += row[x], sxx += (double)x * x, sxy += x * row[x], k++;
+  *n = k;
+  if (k < 2) return INFINITY;
+  const double b = (k * sxy - sx * sy) / (k * sxx - sx * sx), a = (sy - b * sx) / k;
+  double worst = 0;
+  for (int x = 0; x < w; x++)
+    if (row[x] >= 0) worst = fmax(worst, fabs(row[x] - (a + b * x)));
+  return worst;
+}
+
+/* y = 10^(-x/100) over x = 1..200 is a straight falling line on a log axis
+ * (two decades) and a curve on a linear one; a NaN breaks the line. */
+TEST(line_plot_log_axis) {
+  enum { N = 200, W = 640, H = 400 };
+  float x[N], y[N], noisy[N];
+  for (int i = 0; i < N; i++) {
+    x[i] = (float)(i + 1);
+    y[i] = powf(10.0f, -x[i] / 100.0f);
+    noisy[i] = y[i] * (i % 2 ? 1.5f : 0.7f);
+  }
+  png_image im;
+  double row[W];
+  int n = 0;
+  CHECK_OK(sk_plot_line(tmp_path("line.png"), W, H, x, y, noisy, N, 1));
+  CHECK(png_decode(tmp_path("line.png"), &im));
+  CHECK(im.w == W && im.h == H && im.ch == 3);
+  red_rows(&im, row);
+  const double straight = line_residual(row, W, &n);
+  printf("  log axis: %d columns with the line, worst distance from a straight line %.2f px\n", n, straight);
+  CHECK(n > W / 2);
+  CHECK(straight < 2.0);
+  const int with_line = n;
+  int first = 0, last = W - 1;
+  while (row[first] < 0) first++;
+  while (row[last] < 0) last--;
+  CHECK(row[last] - row[first] > H / 2); /* it falls across the plot */
+  free(im.px);
+  CHECK_OK(sk_plot_line(tmp_path("lin.png"), W, H, x, y, NULL, N, 0));
+  CHECK(png_decode(tmp_path("lin.png"), &im));
+  red_rows(&im, row);
+  const double curved = line_residual(row, W, &n);
+  printf("  linear axis: worst distance from a straight line %.2f px\n", curved);
+  CHECK(curved > 20);
+  free(im.px);
+  /* A NaN in the middle: a hole in the line, at the columns around it. */
+  const int whole = with_line;
+  y[100] = NAN;
+  CHECK_OK(sk_plot_line(tmp_path("gap.png"), W, H, x, y, NULL, N, 1));
+  CHECK(png_decode(tmp_path("gap.png"), &im));
+  red_rows(&im, row);
+  line_residual(row, W, &n);
+  CHECK(n <= whole - 2);
+  free(im.px);
+}
+
+/* Nothing to draw is refused, and nothing is written: no points, only NaN,
+ * only values <= 0 on a log axis; and bad sizes and NULL arrays. */
+TEST(line_plot_refuses_nothing_to_draw) {
+  const float x[3] = {1, 2, 3}, nan3[3] = {NAN, NAN, NAN}, neg[3] = {-1, 0, -2}, ok[3] = {1, 2, 3};
+  const char *path = tmp_path("refused.png");
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, ok, NULL, 0, 1), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "0 points"));
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, nan3, NULL, 3, 0), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "none of the 3 points"));
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, nan3, ok, NULL, 3, 0), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, neg, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "positive"));
+  CHECK_EQ_INT(sk_plot_line(path, SK_PLOT_LINE_MIN_WIDTH - 1, 300, x, ok, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, SK_PLOT_MAX_SIZE + 1, x, ok, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, NULL, ok, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_plot_line(path, 400, 300, x, NULL, NULL, 3, 1), SK_ERR_INVALID);
+  CHECK(access(path, F_OK) != 0);
+  /* The same values on a linear axis are drawn; one point is a dot. */
+  CHECK_OK(sk_plot_line(path, 400, 300, x, neg, NULL, 3, 0));
+  CHECK_OK(sk_plot_line(path, SK_PLOT_LINE_MIN_WIDTH, SK_PLOT_LINE_MIN_HEIGHT, x, ok, NULL, 1, 1));
+  png_image im;
+  CHECK(png_decode(path, &im));
+  CHECK(im.w == SK_PLOT_LINE_MIN_WIDTH && im.h == SK_PLOT_LINE_MIN_HEIGHT);
+  free(im.px);
+}
+
 TEST_MAIN(TEST_ENTRY(png_roundtrip_exact), TEST_ENTRY(png_bad_arguments_and_io),
           TEST_ENTRY(allocation_failures_leave_no_file), TEST_ENTRY(scatter_places_points),
           TEST_ENTRY(scatter_mixture_picture), TEST_ENTRY(field_points_layout),
           TEST_ENTRY(field_radial_picture), TEST_ENTRY(groups_distinct_colours),
-          TEST_ENTRY(image_grid_pixels), TEST_ENTRY(auto_bounds), TEST_ENTRY(plot_bad_arguments))
+          TEST_ENTRY(image_grid_pixels), TEST_ENTRY(plot_image_grid_pixels),
+          TEST_ENTRY(grid_command), TEST_ENTRY(sample_grid), TEST_ENTRY(auto_bounds),
+          TEST_ENTRY(plot_bad_arguments), TEST_ENTRY(line_plot_log_axis),
+          TEST_ENTRY(line_plot_refuses_nothing_to_draw))

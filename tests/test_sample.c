@@ -31,7 +31,7 @@ TEST(langevin_gaussian_moments) {
   const int64_t n = 8192;
   float *x = draw_start(n, 0, 1, 3);
   const float tiny = 1e-6f; /* plain Langevin: one level, α = ε */
-  sk_langevin_config lc = {1, &tiny, 2500, 0.01f, 0};
+  sk_langevin_config lc = {1, &tiny, 2500, 0.01f, 0, NULL};
   sk_rng r = sk_rng_make(4, 2);
   CHECK_OK(sk_langevin(f, &lc, &r, x, n));
   double m[2] = {0}, c[3] = {0};
@@ -69,7 +69,7 @@ TEST(ncsn_mode_weights) {
   const int64_t n = 4096;
   float *x = draw_start(n, 1, 8, 5);
   const float tiny = 1e-6f;
-  sk_langevin_config plain = {1, &tiny, 1000, 0.1f, 0};
+  sk_langevin_config plain = {1, &tiny, 1000, 0.1f, 0, NULL};
   sk_rng r = sk_rng_make(6, 2);
   CHECK_OK(sk_langevin(f, &plain, &r, x, n));
   double w_plain = share_near_first_mode(x, n);
@@ -77,7 +77,7 @@ TEST(ncsn_mode_weights) {
   float ladder[10];
   for (int i = 0; i < 10; i++) ladder[i] = 20.0f * powf(1.0f / 20.0f, i / 9.0f);
   x = draw_start(n, 1, 8, 5);
-  sk_langevin_config annealed = {10, ladder, 100, 0.1f, 0};
+  sk_langevin_config annealed = {10, ladder, 100, 0.1f, 0, NULL};
   CHECK_OK(sk_langevin(f, &annealed, &r, x, n));
   double w_annealed = share_near_first_mode(x, n);
   printf("  weight of the (5,5) mode: plain Langevin %.3f, annealed %.3f (true 0.8)\n", w_plain,
@@ -103,7 +103,7 @@ TEST(annealed_langevin_mog8_analytic) {
   float ladder[10];
   for (int i = 0; i < 10; i++) ladder[i] = 10.0f * powf(0.05f / 10.0f, i / 9.0f);
   float *x = draw_start(n, 0, 10, 7);
-  sk_langevin_config lc = {10, ladder, 100, 0.2f * 0.05f * 0.05f, 1};
+  sk_langevin_config lc = {10, ladder, 100, 0.2f * 0.05f * 0.05f, 1, NULL};
   sk_rng r = sk_rng_make(8, 2);
   CHECK_OK(sk_langevin(f, &lc, &r, x, n));
   sk_mode_stats st;
@@ -129,7 +129,7 @@ TEST(guidance_with_exact_posterior) {
     sk_score_fn *f;
     CHECK_OK(sk_score_fn_guided_gmm(base, g, y, 1.0f, &f));
     float *x = draw_start(n, 0, 10, 9 + (uint64_t)y);
-    sk_langevin_config lc = {10, ladder, 100, 0.2f * 0.05f * 0.05f, 1};
+    sk_langevin_config lc = {10, ladder, 100, 0.2f * 0.05f * 0.05f, 1, NULL};
     sk_rng r = sk_rng_make(10, (uint64_t)y);
     CHECK_OK(sk_langevin(f, &lc, &r, x, n));
     const float *mu = sk_gmm_means(g) + 2 * y;
@@ -189,7 +189,7 @@ TEST(model_sampling_same_bits_any_threads) {
       CHECK_OK(sk_score_fn_model(m, 512, &f));
       if (guided) CHECK_OK(sk_score_fn_guided_model(f, clf, 1, 0.5f, &g));
       x[t] = draw_start(n, 0, 2, 11);
-      sk_langevin_config lc = {3, ladder, steps, 0.05f, 1};
+      sk_langevin_config lc = {3, ladder, steps, 0.05f, 1, NULL};
       sk_rng r = sk_rng_make(12, 0);
       r.offset = 5; /* not a multiple of 4: the first draw rounds it up */
       CHECK_OK(sk_langevin(g ? g : f, &lc, &r, x[t], n));
@@ -216,7 +216,7 @@ TEST(bad_configs_fail) {
   CHECK_OK(sk_score_fn_gmm(g, &f));
   float x[4] = {0}, s = 1;
   sk_rng r = sk_rng_make(0, 0);
-  sk_langevin_config bad = {1, &s, 0, 0.1f, 0};
+  sk_langevin_config bad = {1, &s, 0, 0.1f, 0, NULL};
   CHECK(sk_langevin(f, &bad, &r, x, 2) == SK_ERR_INVALID);
   bad.steps_per_level = 1;
   bad.eps = -1;

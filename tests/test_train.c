@@ -3,6 +3,7 @@
  * as an uninterrupted one. */
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <dirent.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "scorekit/scorekit.h"
@@ -59,7 +60,8 @@ static double improvement(const run_spec *rs) {
     return 0;
   }
   double before = 0, after = 0;
-  int levels = rs->obj == SK_OBJ_NCSN ? 6 : 1;
+  /* ncsn and vesde are judged over the ladder (vesde draws σ between its ends). */
+  int levels = rs->obj == SK_OBJ_NCSN || rs->obj == SK_OBJ_VESDE ? 6 : 1;
   for (int i = 0; i < levels; i++) {
     float s = levels > 1 ? ladder[i] : rs->sigma;
     before += (levels > 1 ? s * s : 1) * score_error(m, law, s, 2000);
@@ -95,6 +97,7 @@ TRAIN_TEST(ssm_learns, SK_OBJ_SSM, SK_MODEL_MLP, 0.2f, 2000, 4)
 TRAIN_TEST(ssm_vr_learns, SK_OBJ_SSM_VR, SK_MODEL_MLP, 0.2f, 2000, 4)
 TRAIN_TEST(dsm_learns, SK_OBJ_DSM, SK_MODEL_MLP, 0.5f, 2000, 4)
 TRAIN_TEST(ncsn_learns, SK_OBJ_NCSN, SK_MODEL_NCMLP, 0, 2000, 4)
+TRAIN_TEST(vesde_learns, SK_OBJ_VESDE, SK_MODEL_NCMLP, 0, 2000, 4)
 
 static int count_files(const char *dir) {
   DIR *d = opendir(dir);
@@ -105,12 +108,12 @@ static int count_files(const char *dir) {
 }
 
 /* 30 steps straight vs 12 + save + resume into fresh objects + 18. */
-TEST(resume_gives_same_bits) {
+static void resume_same_bits(sk_objective obj) {
   char dir[] = "/tmp/sk_resume_XXXXXX";
   CHECK(mkdtemp(dir));
   sk_model_config mc = {SK_MODEL_NCMLP, 2, 32, 2, 0, SK_ACT_SOFTPLUS};
-  sk_train_config tc = {SK_OBJ_NCSN, 100, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
-  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6};
+  sk_train_config tc = {obj, 100, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_model_info info = {.objective = obj, .n_sigmas = 6};
   memcpy(info.sigmas, ladder, sizeof ladder);
   float *straight = NULL;
   size_t np = 0;
@@ -146,6 +149,114 @@ TEST(resume_gives_same_bits) {
     sk_dataset_free(ds);
   }
   free(straight);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+TEST(resume_gives_same_bits) { resume_same_bits(SK_OBJ_NCSN); }
+/* vesde's continuous σ comes from the level stream, which the state restores. */
+TEST(resume_gives_same_bits_vesde) { resume_same_bits(SK_OBJ_VESDE); }
+
+/* vesde's σ of each row comes from the level stream at (step, row), not
+ * from a thread: 20 steps on 1 and on 2 threads end with the same bits. */
+TEST(vesde_same_bits_on_1_and_2_threads) {
+  float *w[2] = {NULL, NULL};
+  size_t np = 0;
+  for (int k = 0; k < 2; k++) {
+    omp_set_num_threads(k + 1);
+    sk_dataset *ds = mog8_data(1000);
+    sk_model_config mc = {SK_MODEL_NCMLP, 2, 32, 2, 0, SK_ACT_SOFTPLUS};
+    sk_model *m = sk_model_new(&mc);
+    sk_model_init(m, 3);
+    sk_train_config tc = {SK_OBJ_VESDE, 256, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+    sk_trainer *t;
+    CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+    for (int i = 0; i < 20; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+    np = sk_model_num_params(m);
+    w[k] = malloc(np * sizeof(float));
+    memcpy(w[k], sk_model_params(m), np * sizeof(float));
+    sk_trainer_free(t);
+    sk_model_free(m);
+    sk_dataset_free(ds);
+  }
+  omp_set_num_threads(2);
+  CHECK(memcmp(w[0], w[1], np * sizeof(float)) == 0);
+  free(w[0]);
+  free(w[1]);
+}
+
+/* vesde: a noise-conditional model and a ladder with a range (σ_max above
+ * σ_min); a resume checks its ladder and objective like ncsn's. */
+TEST(vesde_config_and_resume_checks) {
+  char dir[] = "/tmp/sk_vesde_XXXXXX";
+  CHECK(mkdtemp(dir));
+  sk_dataset *ds = mog8_data(100);
+  const sk_model_config nc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model_config mlp = nc;
+  mlp.kind = SK_MODEL_MLP;
+  sk_model *m = sk_model_new(&mlp), *n = sk_model_new(&nc);
+  sk_model_init(m, 3);
+  sk_model_init(n, 3);
+  sk_train_config tc = {SK_OBJ_VESDE, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_trainer *t = NULL;
+  CHECK_EQ_INT(sk_trainer_new(m, ds, &tc, &t), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "vesde needs a noise-conditional model"));
+  static const float flat[2] = {1.0f, 1.0f}, up[2] = {0.5f, 2.0f};
+  const struct {
+    int n;
+    const float *s;
+  } bad[3] = {{1, ladder}, {2, flat}, {2, up}};
+  for (int k = 0; k < 3; k++) {
+    sk_train_config b = tc;
+    b.n_sigmas = bad[k].n;
+    b.sigmas = bad[k].s;
+    CHECK_EQ_INT(sk_trainer_new(n, ds, &b, &t), SK_ERR_INVALID);
+    CHECK(t == NULL);
+  }
+  CHECK_OK(sk_trainer_new(n, ds, &tc, &t));
+  for (int i = 0; i < 3; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  sk_model_info info = {.objective = SK_OBJ_VESDE, .n_sigmas = 6};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  CHECK_OK(sk_trainer_save(t, dir, &info));
+  sk_trainer_free(t);
+  /* The model file records the objective and the ladder for the samplers. */
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  sk_model *back = NULL;
+  sk_model_info got;
+  CHECK_OK(sk_model_load(path, 1, &back, &got));
+  CHECK(got.objective == SK_OBJ_VESDE && got.n_sigmas == 6 && got.sigmas[0] == ladder[0] &&
+        got.sigmas[5] == ladder[5] && got.steps == 3);
+  sk_model_free(back);
+  static const float ladder6[6] = {6.0f, 3.0f, 1.5f, 0.75f, 0.4f, 0.3f};
+  const struct {
+    sk_objective obj;
+    const float *s;
+    const char *setting, *msg;
+  } other[2] = {{SK_OBJ_NCSN, ladder, "objective", "objective ncsn differs from the run's vesde"},
+                {SK_OBJ_VESDE, ladder6, "sigmas",
+                 "sigmas 6 levels 6 ... 0.3 differs from the run's 6 levels 6 ... 0.2"}};
+  for (int k = 0; k < 2; k++) {
+    sk_train_config o = tc;
+    o.objective = other[k].obj;
+    o.sigmas = other[k].s;
+    CHECK_OK(sk_trainer_new(n, ds, &o, &t));
+    CHECK_EQ_INT(sk_trainer_resume(t, dir), SK_ERR_INVALID);
+    sk_run_mismatch mm;
+    CHECK(sk_trainer_resume_mismatch(t, &mm) && strcmp(mm.setting, other[k].setting) == 0);
+    if (!strstr(sk_last_error(), other[k].msg)) fprintf(stderr, "%s\n", sk_last_error());
+    CHECK(strstr(sk_last_error(), other[k].msg));
+    CHECK_EQ_INT(sk_trainer_steps(t), 0);
+    sk_trainer_free(t);
+  }
+  CHECK_OK(sk_trainer_new(n, ds, &tc, &t));
+  CHECK_OK(sk_trainer_resume(t, dir));
+  CHECK_EQ_INT(sk_trainer_steps(t), 3);
+  sk_trainer_free(t);
+  sk_model_free(m);
+  sk_model_free(n);
+  sk_dataset_free(ds);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   CHECK(system(cmd) == 0);
@@ -579,9 +690,113 @@ TEST(model_file_round_trip) {
   CHECK(system(cmd) == 0);
 }
 
+/* Writes model m (its weights also as the EMA) with `meta` as its metadata. */
+static sk_status save_with_meta(const char *path, sk_model *m, const char *meta) {
+  sk_named_tensor ts[2 * 16];
+  char names[16][64];
+  const int nt = sk_model_num_tensors(m);
+  for (int i = 0; i < nt && i < 16; i++)
+    for (int pass = 0; pass < 2; pass++) {
+      sk_named_tensor *x = &ts[2 * i + pass];
+      snprintf(names[i], sizeof names[i], "ema.%s", sk_model_tensor_name(m, i));
+      x->name = pass ? names[i] : sk_model_tensor_name(m, i);
+      x->ndim = sk_model_tensor_ndim(m, i);
+      for (int k = 0; k < x->ndim; k++) x->shape[k] = sk_model_tensor_shape(m, i)[k];
+      x->data = sk_model_params(m) + sk_model_tensor_offset(m, i);
+    }
+  const char *kv[2] = {"scorekit", meta};
+  return sk_safetensors_save(path, ts, 2 * nt, kv, 1);
+}
+
+/* A model file's metadata is checked field by field when it is read: each
+ * value out of its type or range (a file edited by hand, or by another
+ * program) is refused, naming the file and the field, and no model is
+ * returned. */
+TEST(model_file_refuses_out_of_range_metadata) {
+  char dir[] = "/tmp/sk_meta_XXXXXX";
+  CHECK(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  sk_dataset *ds = mog8_data(100);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 3);
+  sk_train_config tc = {SK_OBJ_NCSN, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6, .seed = 5, .data = "mog8"};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  sk_trainer *t;
+  CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+  for (int i = 0; i < 12; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  CHECK_OK(sk_trainer_save(t, dir, &info));
+  sk_trainer_free(t);
+  sk_safetensors *sf;
+  CHECK_OK(sk_safetensors_load(path, &sf));
+  char good[2048], b1[2200];
+  snprintf(good, sizeof good, "%s", sk_safetensors_meta(sf, "scorekit"));
+  sk_safetensors_free(sf);
+  printf("  %s\n", good);
+  static const struct {
+    const char *from, *to, *field, *msg;
+  } cases[] = {
+      {"\"steps\":12", "\"steps\":-1", "\"steps\" is -1", "0..2^53"},
+      {"\"steps\":12", "\"steps\":9007199254740993", "\"steps\" is 9007199254740992", "0..2^53"},
+      {"\"steps\":12", "\"steps\":1.5", "\"steps\" is 1.5", "an integer"},
+      {"\"steps\":12", "\"steps\":\"12\"", "\"steps\" is \"12\"", "an integer"},
+      {"\"sigma\":0", "\"sigma\":-0.5", "\"sigma\" is -0.5", ">= 0"},
+      {"\"sigma\":0", "\"sigma\":1e39", "\"sigma\" is 1e+39", ">= 0"},
+      {"\"sigmas\":[6,", "\"sigmas\":[-6,", "sigmas[0]", "positive"},
+      {"\"sigmas\":[6,", "\"sigmas\":[0.1,", "sigmas[1] 3 is not below sigmas[0] 0.1", "decrease"},
+      {"\"sigmas\":[", "\"sigmas\":{\"a\":1},\"x\":[", "\"sigmas\" is an object", "array"},
+      {"\"objective\":\"ncsn\"", "\"objective\":\"nscn\"", "\"objective\" is \"nscn\"", "vesde"},
+      {"\"objective\":\"ncsn\"", "\"objective\":3", "\"objective\" is 3", "name"},
+      {"\"version\":1", "\"version\":2", "\"version\" is 2", "newer"},
+      {"\"format\":\"scorekit-model\"", "\"format\":\"other\"", "\"format\" is \"other\"", "scorekit-model"},
+      {"\"classes\":0", "\"classes\":-3", "\"classes\" is -3", "conditional ncmlp's number"},
+      {"\"classes\":0", "\"classes\":65537", "\"classes\" is 65537", "1..65536"},
+      {"\"kind\":\"ncmlp\",\"dim\":2,\"hidden\":8,\"depth\":1,\"classes\":0",
+       "\"kind\":\"mlp\",\"dim\":2,\"hidden\":8,\"depth\":1,\"classes\":4", "\"classes\" is 4",
+       "only a classifier or a conditional model"},
+      {"\"seed\":5", "\"seed\":\"5\"", "\"seed\" is \"5\"", "64-bit integer"},
+      {"\"data\":\"mog8\"", "\"data\":7", "\"data\" is 7", "string"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const char *meta = replaced(b1, sizeof b1, good, cases[k].from, cases[k].to);
+    if (meta != b1) fprintf(stderr, "case %zu: no %s in %s\n", k, cases[k].from, good);
+    CHECK(meta == b1);
+    CHECK_OK(save_with_meta(path, m, meta));
+    sk_model *back = (sk_model *)1;
+    sk_model_info got;
+    const sk_status st = sk_model_load(path, 1, &back, &got);
+    if (st != SK_ERR_FORMAT || !strstr(sk_last_error(), cases[k].field) ||
+        !strstr(sk_last_error(), cases[k].msg))
+      fprintf(stderr, "case %zu (%s): %s: %s\n", k, cases[k].to, sk_status_str(st),
+              st == SK_OK ? "accepted" : sk_last_error());
+    CHECK_EQ_INT(st, SK_ERR_FORMAT);
+    CHECK(back == NULL);
+    CHECK(strstr(sk_last_error(), path) && strstr(sk_last_error(), cases[k].field) &&
+          strstr(sk_last_error(), cases[k].msg));
+    CHECK(!strchr(sk_last_error(), '\n'));
+  }
+  /* The file as written loads, with every field. */
+  CHECK_OK(save_with_meta(path, m, good));
+  sk_model *back = NULL;
+  sk_model_info got;
+  CHECK_OK(sk_model_load(path, 1, &back, &got));
+  CHECK(got.steps == 12 && got.seed == 5 && got.n_sigmas == 6 && got.objective == SK_OBJ_NCSN &&
+        strcmp(got.data, "mog8") == 0);
+  sk_model_free(back);
+  sk_model_free(m);
+  sk_dataset_free(ds);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
-          TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(resume_gives_same_bits),
+          TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(vesde_learns),
+          TEST_ENTRY(resume_gives_same_bits), TEST_ENTRY(resume_gives_same_bits_vesde),
+          TEST_ENTRY(vesde_config_and_resume_checks), TEST_ENTRY(vesde_same_bits_on_1_and_2_threads),
           TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(resume_validates_every_field),
           TEST_ENTRY(resume_refuses_another_run), TEST_ENTRY(memory_limit_refuses_before_allocating),
           TEST_ENTRY(adam_step_count_at_its_limit), TEST_ENTRY(allocation_failures_are_nomem),
-          TEST_ENTRY(model_file_round_trip))
+          TEST_ENTRY(model_file_round_trip), TEST_ENTRY(model_file_refuses_out_of_range_metadata))

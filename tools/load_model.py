@@ -11,7 +11,8 @@ With --x, evaluates the score s(x, sigma) and, with --expect (scorekit's own
 
 MLPs load into nn.Linear stacks (or run in NumPy); a U-Net (kind "unet")
 loads into unet_class(), the score-SDE tutorial's ScoreNet with the same
-module names, which needs PyTorch.
+module names, and a convolutional classifier (kind "convnet") into
+convnet_class(), whose output is the logits; both need PyTorch.
 """
 import argparse
 import json
@@ -53,7 +54,7 @@ def load(path, ema=False):
         # The label embedding (label_embed.weight) has no counterpart here yet.
         sys.exit(f"{path}: a class-conditional model ({cfg['classes']} classes): "
                  "not supported by this loader")
-    if cfg["kind"] == "unet":
+    if cfg["kind"] in ("unet", "convnet"):
         # The twin's state_dict: the weights (or their EMA) under plain names.
         pre = "ema." if ema else ""
         return cfg, {k: tensors[pre + k] for k in tensors if not k.startswith("ema.")}
@@ -87,15 +88,9 @@ def score_numpy(cfg, layers, x, sigma):
     return h / sigma if cfg["kind"] == "ncmlp" else h
 
 
-def unet_class():
-    """The score-SDE tutorial's small U-Net (ScoreNet) as scorekit builds it:
-    3x3 convolutions without padding, 28 -> 26 -> 12 -> 5 -> 2 and back through
-    transposed ones with skips concatenated; after each but the last, a Dense
-    of the noise embedding, GroupNorm and swish. The embedding is Gaussian
-    Fourier features of log sigma (fixed frequencies W, a parameter without
-    gradient as in the tutorial), a Linear and swish; the output is divided by
-    sigma. With other channels the group counts are gcd(4 or 32, C), the
-    tutorial's whenever they divide C."""
+def torch_blocks():
+    """The score-SDE tutorial's Gaussian Fourier features (fixed frequencies
+    W, a parameter without gradient) and Dense (a Linear added per channel)."""
     import torch
     from torch import nn
 
@@ -115,6 +110,23 @@ def unet_class():
 
         def forward(self, x):
             return self.dense(x)[..., None, None]
+
+    return GaussianFourierProjection, Dense
+
+
+def unet_class():
+    """The score-SDE tutorial's small U-Net (ScoreNet) as scorekit builds it:
+    3x3 convolutions without padding, 28 -> 26 -> 12 -> 5 -> 2 and back through
+    transposed ones with skips concatenated; after each but the last, a Dense
+    of the noise embedding, GroupNorm and swish. The embedding is Gaussian
+    Fourier features of log sigma (fixed frequencies W, a parameter without
+    gradient as in the tutorial), a Linear and swish; the output is divided by
+    sigma. With other channels the group counts are gcd(4 or 32, C), the
+    tutorial's whenever they divide C."""
+    import torch
+    from torch import nn
+
+    GaussianFourierProjection, Dense = torch_blocks()
 
     class UNet(nn.Module):
         def __init__(self, channels=(32, 64, 128, 256), image=(1, 28, 28), embed_dim=256,
@@ -175,6 +187,66 @@ def unet_class():
     return UNet
 
 
+def convnet_class():
+    """scorekit's noise-conditional convolutional classifier: three 3x3
+    convolutions without padding or bias (strides 1, 2, 2), each followed by
+    a Dense of the U-Net's noise embedding, GroupNorm (gcd(4 or 32, C)
+    groups) and swish; the mean over positions (the features); a Linear to
+    the logits. Its state_dict names are those of the model file."""
+    import torch
+    from torch import nn
+
+    Fourier, Dense = torch_blocks()
+
+    class ConvNet(nn.Module):
+        def __init__(self, channels=(32, 64, 128), image=(1, 28, 28), classes=10, embed_dim=128,
+                     scale=16.0):
+            super().__init__()
+            c = [image[0]] + list(channels)
+            self.image = tuple(image)
+            self.embed = nn.Sequential(Fourier(embed_dim, scale), nn.Linear(embed_dim, embed_dim))
+            for k in range(3):
+                setattr(self, f"conv{k + 1}",
+                        nn.Conv2d(c[k], c[k + 1], 3, stride=1 if k == 0 else 2, bias=False))
+                setattr(self, f"dense{k + 1}", Dense(embed_dim, c[k + 1]))
+                setattr(self, f"gnorm{k + 1}",
+                        nn.GroupNorm(math.gcd(4 if k == 0 else 32, c[k + 1]), c[k + 1]))
+            self.fc = nn.Linear(c[3], classes)
+
+        @staticmethod
+        def act(x):
+            return x * torch.sigmoid(x)
+
+        def features(self, x, sigma):
+            """x: images (N, C, H, W) or rows (N, C*H*W); sigma: a number or N of them."""
+            n = x.shape[0]
+            if x.dim() == 2:
+                x = x.reshape(n, *self.image)
+            sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(n)
+            embed = self.act(self.embed(torch.log(sigma)))
+            h = x
+            for k in range(1, 4):
+                h = getattr(self, f"conv{k}")(h) + getattr(self, f"dense{k}")(embed)
+                h = self.act(getattr(self, f"gnorm{k}")(h))
+            return h.mean(dim=(2, 3))
+
+        def forward(self, x, sigma):
+            return self.fc(self.features(x, sigma))
+
+    return ConvNet
+
+
+def torch_convnet(cfg, state=None):
+    """The convnet of a scorekit config, with the weights of `state` when given."""
+    import torch
+
+    net = convnet_class()(cfg["channels"], cfg["image"], cfg["classes"], cfg["embed"],
+                          cfg["embed_scale"])
+    if state is not None:
+        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    return net
+
+
 def torch_unet(cfg, state=None):
     """The U-Net of a scorekit config, with the weights of `state` (NumPy
     arrays under the module names) when given."""
@@ -193,6 +265,8 @@ def torch_module(cfg, layers):
 
     if cfg["kind"] == "unet":
         return torch_unet(cfg, layers)
+    if cfg["kind"] == "convnet":
+        return torch_convnet(cfg, layers)
     acts = {"softplus": torch.nn.Softplus, "elu": torch.nn.ELU, "silu": torch.nn.SiLU,
             "tanh": torch.nn.Tanh}
 
@@ -230,7 +304,11 @@ def main():
     ap.add_argument("--backend", choices=["torch", "numpy"])
     a = ap.parse_args()
     cfg, layers = load(a.model, a.ema)
-    if cfg["kind"] == "unet":
+    if cfg["kind"] == "convnet":
+        print(f"convnet channels {cfg['channels']}, image {cfg['image']}, classes "
+              f"{cfg['classes']}, embed {cfg['embed']}, "
+              f"{sum(v.size for v in layers.values())} parameters")
+    elif cfg["kind"] == "unet":
         print(f"unet channels {cfg['channels']}, image {cfg['image']}, embed {cfg['embed']}, "
               f"dim {cfg['dim']}, {sum(v.size for v in layers.values())} parameters")
     else:
@@ -247,8 +325,8 @@ def main():
             backend = "torch"
         except ImportError:
             backend = "numpy"
-    if cfg["kind"] == "unet" and backend == "numpy":
-        print("a U-Net needs --backend torch (PyTorch)", file=sys.stderr)
+    if cfg["kind"] in ("unet", "convnet") and backend == "numpy":
+        print("a U-Net or convnet needs --backend torch (PyTorch)", file=sys.stderr)
         return 2
     if backend == "torch":
         import torch
@@ -257,7 +335,8 @@ def main():
             s = torch_module(cfg, layers)(torch.from_numpy(x), torch.tensor(sigma)).numpy()
     else:
         s = score_numpy(cfg, layers, x, sigma)
-    print(f"{backend}: scores of {len(x)} points at sigma {sigma:g}")
+    what = "logits" if cfg["kind"] in ("classifier", "convnet") else "scores"
+    print(f"{backend}: {what} of {len(x)} points at sigma {sigma:g}")
     if a.expect:
         ref = np.load(a.expect)
         rel = np.max(np.abs(s - ref)) / max(np.max(np.abs(ref)), 1e-30)

@@ -21,9 +21,12 @@ Files (NumPy .npy, C order; meta.json lists each with its shape and dtype):
   x, v, z (8, 2)                   float32  data, projections, noise (all N(0, I))
   sigmas (10,)                     float32  geometric ladder 10 ... 0.05, largest first
   levels (8,)                      int32    the ladder index of each row (ncsn)
+  vesde_u (8,)                     float32  U[0, 1) draw of each row (vesde)
+  vesde_sigma (8,)                 float32  its sigma: sigmas[-1] (sigmas[0]/sigmas[-1])^u,
+                                            in float64 from the float32 ends, rounded
   score (8, 2), trace (8,)         float64  s(x) and tr grad_x s(x) of the MLP
   loss_<obj> (1,)                  float64  obj in esm, dsm (sigma = float32(0.1)),
-                                            ssm, ssm_vr (mlp) and ncsn (ncmlp)
+                                            ssm, ssm_vr (mlp), ncsn and vesde (ncmlp)
   grad_<obj>.<tensor>              float64  d loss_<obj> / d tensor
 """
 import argparse
@@ -39,7 +42,7 @@ BATCH, DIM, HIDDEN = 8, 2, 16
 MLP_HIDDEN_LAYERS, NCMLP_HIDDEN_LAYERS = 2, 3
 SIGMA_MAX, SIGMA_MIN, LEVELS = 10.0, 0.05, 10
 DSM_SIGMA = np.float32(0.1)  # the C test sets 0.1f
-OBJECTIVES = ("esm", "dsm", "ssm", "ssm_vr", "ncsn")
+OBJECTIVES = ("esm", "dsm", "ssm", "ssm_vr", "ncsn", "vesde")
 
 
 def linear_shapes(n_in, n_hidden_layers, n_out):
@@ -64,6 +67,11 @@ def make_inputs(seed=SEED):
     ladder = SIGMA_MAX * (SIGMA_MIN / SIGMA_MAX) ** (np.arange(LEVELS) / (LEVELS - 1))
     inputs["sigmas"] = ladder.astype(np.float32)
     inputs["levels"] = rng.integers(0, LEVELS, BATCH).astype(np.int32)
+    # Drawn last, so that the inputs above keep their values.
+    u = rng.random(BATCH).astype(np.float32)
+    inputs["vesde_u"] = u
+    smax, smin = float(inputs["sigmas"][0]), float(inputs["sigmas"][-1])
+    inputs["vesde_sigma"] = np.array([smin * (smax / smin) ** float(x) for x in u], dtype=np.float32)
     return inputs
 
 
@@ -122,6 +130,10 @@ def losses(params, t):
     sb = t["sigmas"][t["levels"].long()].unsqueeze(1)  # (B, 1)
     xt = t["x"] + sb * t["z"]
     out["ncsn"] = (0.5 * ((sb * score_ncmlp(params, xt, sb) + t["z"]) ** 2).sum(1)).mean()
+
+    sv = t["vesde_sigma"].unsqueeze(1)  # (B, 1), continuous
+    xt = t["x"] + sv * t["z"]
+    out["vesde"] = (0.5 * ((sv * score_ncmlp(params, xt, sv) + t["z"]) ** 2).sum(1)).mean()
     return out
 
 
@@ -135,7 +147,7 @@ def compute(inputs):
     res = losses(params, t)
     outputs = {"score": res["score"].detach().numpy(), "trace": res["trace"].detach().numpy()}
     for obj in OBJECTIVES:
-        prefix = "ncmlp" if obj == "ncsn" else "mlp"
+        prefix = "ncmlp" if obj in ("ncsn", "vesde") else "mlp"
         names = sorted(k for k in params if k.startswith(prefix + "."))
         grads = torch.autograd.grad(res[obj], [params[k] for k in names], retain_graph=True)
         outputs[f"loss_{obj}"] = res[obj].detach().reshape(1).numpy()

@@ -1,5 +1,5 @@
 /* scorekit sample-quality metrics: two-sample distances (MMD, energy, sliced
- * Wasserstein) and mode statistics for Gaussian-mixture targets. All are
+ * Wasserstein, Fréchet) and mode statistics for Gaussian-mixture targets. All are
  * computed in double and give the same bits whatever the number of threads. */
 #ifndef SCOREKIT_EVAL_H
 #define SCOREKIT_EVAL_H
@@ -41,6 +41,26 @@ SK_API sk_status sk_energy_distance(const float *x, int64_t n, const float *y, i
 #define SK_EVAL_SLICED_STREAM 0x534c494345ull /* "SLICE" */
 SK_API sk_status sk_sliced_wasserstein(const float *x, int64_t n, const float *y, int64_t m, int d,
                                        int n_proj, uint64_t seed, double *out);
+
+/* Fréchet distance between Gaussians N(mu1, c1) and N(mu2, c2) in d
+ * dimensions (means (d), covariances (d, d) row-major, symmetric positive
+ * semi-definite), in double:
+ *   |mu1 - mu2|^2 + tr c1 + tr c2 - 2 tr (c1^{1/2} c2 c1^{1/2})^{1/2}.
+ * The square roots come from symmetric eigendecompositions (cyclic Jacobi,
+ * in double), negative eigenvalues of rounding size taken as 0. The result
+ * can be slightly negative (rounding) when the laws are equal. Needs
+ * 1 <= d <= SK_FRECHET_MAX_DIM and finite inputs (SK_ERR_INVALID /
+ * SK_ERR_NUMERIC); SK_ERR_INVALID for a covariance that is not symmetric. */
+#define SK_FRECHET_MAX_DIM 4096
+SK_API sk_status sk_frechet_gaussian(const double *mu1, const double *c1, const double *mu2,
+                                     const double *c2, int d, double *out);
+
+/* The Fréchet distance between samples x (n, d) and y (m, d): that of the
+ * Gaussians with their means and unbiased covariances (divided by n - 1),
+ * as FID computes it on network features. Needs n, m >= 2 and finite
+ * inputs. Same bits whatever the number of threads. */
+SK_API sk_status sk_frechet_distance(const float *x, int64_t n, const float *y, int64_t m, int d,
+                                     double *out);
 
 #define SK_MAX_MODES 64
 

@@ -135,6 +135,11 @@ SK_API sk_node sk_log_softmax(sk_graph *g, sk_node a);
  * smooth primitives: differentiable to any order. */
 SK_API sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
                              float eps);
+/* silu(sk_group_norm(x, groups, gamma, beta, eps)), both required, as one op
+ * (the bits differ from the composite's in the last places): one sample's
+ * group at a time while it is in cache. Differentiable to any order. */
+SK_API sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
+                                  float eps);
 /* x (N, C, H, W) → (N, C, factor·H, factor·W), each pixel repeated (nearest). */
 SK_API sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor);
 /* x (N, C, H, W) → (N, C, H / factor, W / factor), the mean of each factor ×

@@ -30,6 +30,7 @@ typedef enum sk_model_kind {
   SK_MODEL_NCMLP,  /* s(x, σ) = f([x, log σ]) / σ (NCSNv2's parameterisation) */
   SK_MODEL_CLASSIFIER, /* logits(x, σ) = f([x, log σ]), K outputs */
   SK_MODEL_UNET,   /* s(x, σ) = unet(x, log σ) / σ on images (docs/MATH.md) */
+  SK_MODEL_CONVNET, /* logits(x, σ) = convnet(x, log σ) on images, K outputs (docs/MATH.md) */
   SK_MODEL_KIND_COUNT
 } sk_model_kind;
 
@@ -55,6 +56,17 @@ typedef struct sk_unet_config {
   float embed_scale; /* std of the fixed Fourier frequencies, default 16 */
 } sk_unet_config;
 
+/* The convolutional classifier's shape, beside its sk_model_config (kind
+ * SK_MODEL_CONVNET, dim C·H·W, classes K). Zero fields take the defaults,
+ * except classes, which is required. A row x is an image (C, H, W). */
+typedef struct sk_convnet_config {
+  int channels[3];   /* widths of the three convolutions, default 32, 64, 128 */
+  int image[3];      /* C, H, W, default 1, 28, 28; H and W ≥ 9 */
+  int classes;       /* K, 2..65536 */
+  int embed;         /* noise-embedding width (even), default 128 */
+  float embed_scale; /* std of the fixed Fourier frequencies, default 16 */
+} sk_convnet_config;
+
 typedef struct sk_model sk_model;
 
 /* A model with zero weights (see sk_model_init). NULL + last error on bad
@@ -71,13 +83,25 @@ SK_API sk_model *sk_model_new_unet(const sk_unet_config *u);
  * says so. (sk_model_new with kind SK_MODEL_UNET and classes > 0 gives the
  * tutorial's U-Net so conditioned.) */
 SK_API sk_model *sk_model_new_unet_classes(const sk_unet_config *u, int classes);
+/* A convolutional classifier (docs/MATH.md): NULL + last error on classes
+ * outside 2..65536, channels outside 1..4096, an image side below 9 or
+ * above 4096, more than 64 channels or 2^20 values, an odd embedding width
+ * or a scale that is not positive. Its sk_model_config is
+ * {SK_MODEL_CONVNET, C·H·W, 0, 0, K, SK_ACT_SILU}; sk_model_new with that
+ * kind builds the default one for its classes (dim must be 784 or 0). */
+SK_API sk_model *sk_model_new_convnet(const sk_convnet_config *c);
 SK_API void sk_model_free(sk_model *m);
 SK_API const sk_model_config *sk_model_get_config(const sk_model *m);
 /* A U-Net's shape with its defaults filled in; NULL for the other kinds. */
 SK_API const sk_unet_config *sk_model_get_unet(const sk_model *m);
+/* The same for a convolutional classifier. */
+SK_API const sk_convnet_config *sk_model_get_convnet(const sk_model *m);
+/* 1 for the kinds whose output is K logits (SK_MODEL_CLASSIFIER,
+ * SK_MODEL_CONVNET), trained by the classifier objective; 0 for score models. */
+SK_API int sk_model_is_classifier(const sk_model_config *c);
 /* PyTorch's default initialisation (nn.Linear, nn.Conv2d, nn.ConvTranspose2d:
  * weights and biases uniform in ±1/√fan_in; nn.GroupNorm: scale 1, shift 0)
- * and a U-Net's Fourier frequencies N(0, embed_scale²), drawn from the
+ * and a U-Net's or convnet's Fourier frequencies N(0, embed_scale²), drawn from the
  * counter-based RNG for `seed`, one stream per tensor. */
 SK_API void sk_model_init(sk_model *m, uint64_t seed);
 
@@ -88,18 +112,20 @@ SK_API float *sk_model_params(sk_model *m);
  * prefix is "ncmlp" for SK_MODEL_NCMLP and "clf" for a classifier. A
  * U-Net's are the names of its PyTorch twin's state_dict (docs/FORMATS.md):
  * "embed.0.W", "embed.1.weight", "conv1.weight", "dense1.dense.weight",
- * "gnorm1.weight", ..., "tconv1.bias". A class-conditional model (K classes)
- * ends with "label_embed.weight" (K + 1, E), as PyTorch's nn.Embedding (and
- * initialised as it is, N(0, 1)): row k is class k's embedding, row K the
- * "no label" one; E is the hidden width of an ncmlp, the embedding width of
- * a U-Net. */
+ * "gnorm1.weight", ..., "tconv1.bias"; a convnet's likewise "embed.0.W",
+ * "embed.1.weight", "embed.1.bias", then conv, dense and gnorm 1..3, then
+ * "fc.weight" (K, F) and "fc.bias". A class-conditional ncmlp or U-Net
+ * (K classes) ends with "label_embed.weight" (K + 1, E), as PyTorch's
+ * nn.Embedding (and initialised as it is, N(0, 1)): row k is class k's
+ * embedding, row K the "no label" one; E is the hidden width of an ncmlp,
+ * the embedding width of a U-Net. */
 SK_API int sk_model_num_tensors(const sk_model *m);
 SK_API const char *sk_model_tensor_name(const sk_model *m, int i);
 SK_API int sk_model_tensor_ndim(const sk_model *m, int i);
 SK_API const int64_t *sk_model_tensor_shape(const sk_model *m, int i);
 /* Offset of tensor i in the parameter buffer, in floats. */
 SK_API size_t sk_model_tensor_offset(const sk_model *m, int i);
-/* 0 for a fixed tensor that training leaves alone (a U-Net's Fourier
+/* 0 for a fixed tensor that training leaves alone (a U-Net's or convnet's Fourier
  * frequencies "embed.0.W", saved with the model like PyTorch's
  * requires_grad=False parameter): the model reads it through a stop-grad,
  * so its gradient in a loss graph is zero and the trainer skips it. */
@@ -123,6 +149,24 @@ SK_API sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, s
  * is also what sk_model_apply gives). An unconditional model takes SK_NONE. */
 SK_API sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                                      sk_node sigma, sk_node labels);
+
+/* ---- a classifier's features ---- */
+/* Width F of a classifier's penultimate layer, the input of its last Linear
+ * (an MLP classifier's last hidden layer: hidden; a convnet's pooled
+ * features: channels[2]); 0 for score models. */
+SK_API int sk_model_num_features(const sk_model *m);
+/* The penultimate layer's node (B, F) for x (B, dim) and sigma (B, 1): what
+ * sk_model_apply feeds its last Linear. */
+SK_API sk_node sk_model_apply_features(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
+                                       sk_node sigma);
+/* Runs classifier m (its own weights) on n rows x (n, dim), all at noise
+ * level sigma > 0: features (n, F) and logits (n, K), either may be NULL.
+ * Rows go through in chunks of a fixed size, so the result is the same bits
+ * whatever the number of threads. SK_ERR_INVALID for a score model, n < 1
+ * or a sigma that is not positive and finite; SK_ERR_NUMERIC for a value of
+ * x that is not finite (naming row and column). */
+SK_API sk_status sk_model_features(sk_model *m, const float *x, int64_t n, float sigma,
+                                   float *features, float *logits);
 
 /* ---- Adam (Kingma & Ba 2015) with an EMA of the weights ---- */
 typedef struct sk_adam_config {

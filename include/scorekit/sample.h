@@ -1,7 +1,8 @@
 /* scorekit sampling: the score-function interface samplers call (a trained
- * model, an analytic Gaussian mixture, or a guided combination), and Langevin
- * and annealed Langevin dynamics (docs/MATH.md, toy convention:
- * x ← x + (α/2) s(x, σ) + √α z). */
+ * model, an analytic Gaussian mixture, or a guided combination); annealed
+ * Langevin dynamics (docs/MATH.md, toy convention: x ← x + (α/2) s(x, σ) + √α z),
+ * the predictor-corrector sampler and the probability-flow ODE of the
+ * variance-exploding SDE, and log-likelihoods along that ODE. */
 #ifndef SCOREKIT_SAMPLE_H
 #define SCOREKIT_SAMPLE_H
 
@@ -46,6 +47,30 @@ SK_API int sk_score_fn_dim(const sk_score_fn *f);
 SK_API int sk_score_fn_rows(const sk_score_fn *f);
 /* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= sk_score_fn_rows(f). */
 SK_API sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out);
+/* The divergence ∇ₓ·s(x, σ) of a model or mixture score (not a guided one):
+ * score (n, d) = s(x, σ) and div (n) per row, either exact (v NULL: the trace
+ * of the Jacobian; d vector-Jacobian products for a model, the analytic
+ * Laplacian of log p_σ for a mixture) or Hutchinson's estimate with k probes
+ * v (k, n, d): div = (1/k) Σ_j v_jᵀ ∇ₓ(v_jᵀ s) (docs/MATH.md). A model compiles
+ * the graph of vᵀ ∇ₓ(vᵀ s) at its first call. */
+SK_API sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma,
+                                        int k, const float *v, float *score, double *div);
+
+/* Hooks of a long run, all optional (zero: none).
+ * progress(ctx, done, total): called from the calling thread as work is done
+ * (units: score evaluations for Langevin and PC, thousandths of each chunk's
+ * log σ range for the ODE and likelihoods), and once at the end with done ==
+ * total.
+ * snapshots (n_snapshots K >= 2, K × d floats): row 0 of the first chunk at K
+ * evenly spaced points of the run, the first its start and the last the
+ * returned sample (Langevin and PC: evenly spaced in score evaluations; the
+ * ODE: in log σ, interpolated between the solver's steps). */
+typedef struct sk_sample_hooks {
+  void (*progress)(void *ctx, int64_t done, int64_t total);
+  void *ctx;
+  int n_snapshots;
+  float *snapshots;
+} sk_sample_hooks;
 
 typedef struct sk_langevin_config {
   int n_sigmas;         /* the ladder, largest first; 1 level = plain Langevin at that σ */
@@ -53,7 +78,15 @@ typedef struct sk_langevin_config {
   int steps_per_level;  /* T */
   float eps;            /* α_i = eps · σ_i² / σ_L² */
   int denoise;          /* final x ← x + σ_L² s(x, σ_L) (NCSNv2) */
+  const sk_sample_hooks *hooks; /* NULL: none */
 } sk_langevin_config;
+
+/* The step size ε of NCSNv2 (Song & Ermon 2020, technique 4) for T steps a
+ * level on a geometric ladder with ratio γ = σ_i/σ_{i+1} > 1 ending at σ_L, in
+ * the toy convention: the ε that brings the ratio of the chain's standard
+ * deviation after T steps to σ_i closest to 1 (docs/MATH.md). 0 with the
+ * last error set for bad arguments. */
+SK_API float sk_langevin_ncsnv2_eps(int steps_per_level, float gamma, float sigma_L);
 
 /* Runs (annealed) Langevin dynamics on the n rows of x (n, d) in place,
  * starting from the values x holds, with the noise of `r` (advanced). Rows go
@@ -61,6 +94,89 @@ typedef struct sk_langevin_config {
  * number of threads. SK_ERR_NUMERIC naming the sample if one diverges. */
 SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
+/* Rows [first, first + count) of sk_langevin on n rows, with their bits
+ * (each chunk has its own place in r's sequence), for processes that share
+ * a run: x holds those rows only, first and first + count are each a multiple of
+ * sk_score_fn_rows(f) or n (SK_ERR_INVALID otherwise; count 0 is a
+ * no-op). r moves as sk_langevin on all n rows moves it. */
+SK_API sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r,
+                                  float *x, int64_t n, int64_t first, int64_t count);
+
+/* Predictor-corrector sampling of the variance-exploding SDE (Song et al.
+ * 2021): N geometric levels from sigma_max to sigma_min; at each, C Langevin
+ * corrector steps at signal-to-noise ratio snr, then a reverse-diffusion
+ * predictor step to the next level (to σ = 0 after the last: with denoise,
+ * its mean x + σ_min² s(x, σ_min), without, plus noise). docs/MATH.md. */
+/* The CLI's defaults, measured with exact mixture scores (docs/MATH.md):
+ * levels for points (rows) and for images, corrector steps and snr. */
+#define SK_PC_LEVELS_POINTS 200
+#define SK_PC_LEVELS_IMAGES 1000
+#define SK_PC_CORRECTOR_STEPS 1
+#define SK_PC_SNR 0.16f
+/* The ODE's default tolerances (rtol and atol). */
+#define SK_ODE_TOL 1e-5
+
+typedef struct sk_pc_config {
+  float sigma_max, sigma_min; /* sigma_max > sigma_min > 0 */
+  int levels;                 /* N >= 2 */
+  int corrector_steps;        /* C >= 0 */
+  float snr;                  /* r > 0 */
+  int denoise;
+  const sk_sample_hooks *hooks;
+} sk_pc_config;
+
+/* Runs the sampler on the n rows of x (n, d) in place, from the values x
+ * holds (normally N(0, sigma_max² I)), with the noise of r (advanced by
+ * N·(C + 1) draws of each chunk). Chunks as sk_langevin: the same bits for
+ * any number of threads. */
+SK_API sk_status sk_pc_sample(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
+                              int64_t n);
+/* Rows [first, first + count) of sk_pc_sample on n rows, with their bits, as
+ * sk_langevin_rows (x holds those rows only; whole chunks). */
+SK_API sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
+                                   int64_t n, int64_t first, int64_t count);
+
+/* The probability-flow ODE dx/dσ = −σ s(x, σ), solved in t = log σ by
+ * Dormand-Prince 5(4) with adaptive steps (docs/MATH.md). */
+typedef struct sk_ode_config {
+  float sigma_max, sigma_min; /* sigma_max > sigma_min > 0 */
+  double rtol, atol;          /* > 0 */
+  int denoise;                /* sampling: a final x ← x + σ_min² s(x, σ_min) */
+  const sk_sample_hooks *hooks;
+} sk_ode_config;
+
+/* What a solve cost, summed over chunks. */
+typedef struct sk_ode_stats {
+  int64_t evals;    /* score (or score and divergence) evaluations */
+  int64_t steps;    /* accepted steps */
+  int64_t rejected; /* rejected steps */
+} sk_ode_stats;
+
+/* Integrates the n rows of x (n, d) in place from sigma_max down to
+ * sigma_min (x normally N(0, sigma_max² I) at the start). Each chunk of
+ * sk_score_fn_rows(f) rows has its own adaptive steps (error norm: the RMS
+ * over the chunk's values), so the result does not depend on the number of
+ * threads. stats may be NULL. */
+SK_API sk_status sk_ode_sample(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
+                               sk_ode_stats *stats);
+/* Rows [first, first + count) of sk_ode_sample on n rows, with their bits, as
+ * sk_langevin_rows; stats count those rows' chunks. */
+SK_API sk_status sk_ode_sample_rows(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
+                                    int64_t first, int64_t count, sk_ode_stats *stats);
+
+typedef struct sk_likelihood_config {
+  sk_ode_config ode; /* denoise and snapshots are not used */
+  int probes;        /* K >= 1 Rademacher probes per row for Hutchinson's trace
+                        estimate, fixed through each solve; 0: the exact trace */
+} sk_likelihood_config;
+
+/* logp (n) = log p_{σ_min}(x_i) for the rows of x (n, d), by the
+ * instantaneous change of variables along the probability-flow ODE from
+ * sigma_min to sigma_max with the prior N(0, sigma_max² I) there
+ * (docs/MATH.md). The probes come from r (advanced by K draws of each
+ * chunk). The same bits for any number of threads. stats may be NULL. */
+SK_API sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
+                               const float *x, int64_t n, double *logp, sk_ode_stats *stats);
 
 /* ---- class-conditional models and inpainting ---- */
 

@@ -16,11 +16,14 @@ typedef enum sk_objective {
   SK_OBJ_SSM_VR,     /* vᵀ∇ₓs v + ½‖s‖² */
   SK_OBJ_NCSN,       /* ½‖σᵢ s(x + σᵢz, σᵢ) + z‖², level i per sample (Song & Ermon 2019) */
   SK_OBJ_CLASSIFIER, /* −log p(y | x + σᵢz, σᵢ) */
+  SK_OBJ_VESDE,      /* ½‖σ s(x + σz, σ) + z‖², σ log-uniform on [σ_min, σ_max] per sample
+                      * (the variance-exploding SDE's continuous noise, Song et al. 2021) */
   SK_OBJ_COUNT
 } sk_objective;
 
 SK_API const char *sk_objective_name(sk_objective o);
-/* SK_OBJ_COUNT for an unknown name ("esm", "dsm", "ssm", "ssm-vr", "ncsn", "classifier"). */
+/* SK_OBJ_COUNT for an unknown name ("esm", "dsm", "ssm", "ssm-vr", "ncsn", "classifier",
+ * "vesde"). */
 SK_API sk_objective sk_objective_parse(const char *name);
 
 /* A loss graph for one batch shape. Rows: N = batch × projections for ssm
@@ -30,9 +33,9 @@ SK_API sk_objective sk_objective_parse(const char *name);
 typedef struct sk_loss_graph {
   sk_graph *g;
   sk_node x;      /* (N, d) data */
-  sk_node z;      /* (N, d) N(0, I) noise: dsm, ncsn, classifier; else SK_NONE */
+  sk_node z;      /* (N, d) N(0, I) noise: dsm, ncsn, vesde, classifier; else SK_NONE */
   sk_node v;      /* (N, d) projections: ssm, ssm-vr; else SK_NONE */
-  sk_node sigma;  /* (N, 1) noise level of each row: dsm, ncsn, classifier, and
+  sk_node sigma;  /* (N, 1) noise level of each row: dsm, ncsn, vesde, classifier, and
                    * the level at which a noise-conditional model is scored by
                    * esm/ssm/ssm-vr; SK_NONE for an unconditional model there */
   sk_node onehot; /* (N, K) classifier targets; (N, K + 1) the labels of a class-conditional
@@ -48,7 +51,7 @@ typedef struct sk_loss_graph {
  * (× `projections` for ssm/ssm-vr, ≥ 1). The model's parameters are bound
  * by pointer: updating them in place needs no rebuild. Errors: an objective
  * the model kind cannot serve (a classifier model for a score objective and
- * vice versa), bad sizes. Free with sk_loss_graph_free. */
+ * vice versa; vesde on a model without a σ input), bad sizes. Free with sk_loss_graph_free. */
 SK_API sk_status sk_loss_graph_new(sk_model *m, sk_objective obj, int batch, int projections,
                                    sk_loss_graph *out);
 SK_API void sk_loss_graph_free(sk_loss_graph *lg);

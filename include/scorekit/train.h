@@ -17,7 +17,9 @@ extern "C" {
 /* What a checkpoint records besides the weights. */
 typedef struct sk_model_info {
   sk_objective objective;
-  int n_sigmas;                /* the noise ladder, largest first (ncsn, classifier) */
+  int n_sigmas;                /* the noise ladder, largest first (ncsn, classifier; for
+                                  vesde a geometric ladder between its σ_max and σ_min,
+                                  which the samplers walk) */
   float sigmas[SK_MAX_LEVELS];
   float sigma;                 /* dsm's σ, or the level esm/ssm score a noise-conditional model at */
   int64_t steps;               /* training steps taken */
@@ -50,7 +52,9 @@ typedef struct sk_train_config {
   int projections;   /* ssm, ssm-vr: M per sample */
   int rademacher;    /* ssm, ssm-vr: ±1 projections instead of Gaussian */
   float sigma;       /* dsm's σ; for esm/ssm/ssm-vr the level a noise-conditional model is trained at */
-  int n_sigmas;      /* ncsn, classifier: the ladder, largest first */
+  int n_sigmas;      /* ncsn, classifier: the ladder, largest first; vesde: at least 2
+                      * levels, σ drawn log-uniform between the first (σ_max) and the
+                      * last (σ_min) */
   const float *sigmas;
   sk_adam_config adam;
   uint64_t seed;
@@ -70,9 +74,38 @@ SK_API sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_conf
  * and its parts, before allocating the arena or the optimiser's state. */
 SK_API sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
                                         size_t memory_limit, sk_trainer **out);
+/* Data parallelism: R processes each compute a share of every batch, and
+ * their gradients are summed before the optimiser's step. */
+typedef struct sk_train_share {
+  /* This process computes rows [first_row, first_row + rows) of each batch
+   * of cfg->batch (1 <= rows, first_row + rows <= batch). Every random draw
+   * (which data rows, noise, projections, levels) is that of the same rows in
+   * a run of the whole batch, and the data and RNG positions, hence the saved
+   * state, are the whole batch's: a run resumes with any number of processes. */
+  int first_row, rows;
+  /* Called once a step with what this process computed: n floats, the
+   * gradient in the parameters' order (sk_model_num_params floats; a fixed
+   * tensor's part is zero), then the loss, each scaled by rows / batch. It
+   * must replace them in place by their sum over the processes (the gradient
+   * and loss of the whole batch), with the same bits in every process, so
+   * that all take the same Adam step and keep the same weights. A status
+   * other than SK_OK ends the step with that status, nothing updated. NULL:
+   * no sum; the process steps on its own rows' mean. */
+  sk_status (*reduce)(void *ctx, float *buf, size_t n);
+  void *ctx;
+} sk_train_share;
+
+/* sk_trainer_new_limited for a process that computes `share` of each batch
+ * (NULL: the whole batch, no reduction). The loss graph is built for
+ * share->rows rows; with rows = batch and a reduce that leaves its buffer
+ * as it is, the steps are those of sk_trainer_new, bit for bit. */
+SK_API sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                                      const sk_train_share *share, size_t memory_limit,
+                                      sk_trainer **out);
 SK_API void sk_trainer_free(sk_trainer *t);
-/* One step: batch, noise, loss, gradients, Adam. *loss (may be NULL) gets the
- * batch loss. SK_ERR_NUMERIC naming the step and the tensor if the loss or a
+/* One step: batch, noise, loss, gradients, (the share's reduction,) Adam.
+ * *loss (may be NULL) gets the batch loss (the whole batch's, with a
+ * share). SK_ERR_NUMERIC naming the step and the tensor if the loss or a
  * gradient is not finite; the weights are then left as before the step. */
 SK_API sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm);
 /* A class-conditional model (classes K > 0) is fed each row's label, which
@@ -96,7 +129,7 @@ SK_API sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_
  * what defines its run and the resume refuses (SK_ERR_INVALID, nothing
  * restored) a trainer that differs in any of it: the objective, the model, the
  * seed, the data (rows, classes and a 64-bit fingerprint of the values and
- * labels), the σ ladder (ncsn, classifier) or σ (dsm, or a noise-conditional
+ * labels), the σ ladder (ncsn, classifier, vesde) or σ (dsm, or a noise-conditional
  * model trained at one level), the batch size, the projections (ssm, ssm-vr)
  * the optimiser's settings (lr, betas, eps, clip, EMA rate) and a class-
  * conditional model's label dropout. Every field

@@ -1,5 +1,6 @@
 /* Graph construction: nodes, shape inference with sticky errors, and the
  * composite builders made of primitives. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -630,6 +631,62 @@ static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G
   return 1;
 }
 
+/* x (N, C, ...) with C a multiple of the groups ip[0] and gb (2, C): the
+ * scale and shift of each channel. */
+static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t cap);
+
+static int shape_group_norm_silu(sk__node *y, const sk__node *X, const sk__node *B, char *why,
+                                 size_t cap) {
+  if (!gn_params_ok(y, X, why, cap)) return 0;
+  if (B->ndim != 2 || B->shape[0] != 2 || B->shape[1] != X->shape[1])
+    return why2(why, cap, "scale and shift %s for input %s: need (2, C)", B, X);
+  shape_same(y, X);
+  return 1;
+}
+
+static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t cap) {
+  const int groups = y->ip[0];
+  if (X->ndim < 2 || X->numel == 0 || groups < 1 || X->shape[1] % groups != 0) {
+    char fmt[96];
+    snprintf(fmt, sizeof fmt, "input %%s: need (N, C, ...) with C a multiple of %d groups", groups);
+    return why_shapes(why, cap, fmt, X, X->ndim, X->shape);
+  }
+  if (!(y->fp[0] > 0) || !isfinite(y->fp[0])) {
+    snprintf(why, cap, "eps %g: need a positive finite number", y->fp[0]);
+    return 0;
+  }
+  return 1;
+}
+
+static int shape_group_norm_silu_d(sk__node *y, const sk__node *X, const sk__node *B, char *why,
+                                   size_t cap) {
+  return shape_group_norm_silu(y, X, B, why, cap);
+}
+
+/* x and u of one shape. */
+static int shape_group_norm_back(sk__node *y, const sk__node *X, const sk__node *U, char *why,
+                                 size_t cap) {
+  if (!gn_params_ok(y, X, why, cap)) return 0;
+  if (!same_shape(X->ndim, X->shape, U->ndim, U->shape))
+    return why2(why, cap, "input %s and its gradient %s differ in shape", X, U);
+  shape_same(y, X);
+  return 1;
+}
+
+/* (N, 2, C, 1, ...): the rank of x, so that row r of the output reads row r
+ * of each input (rows EACH). */
+static int shape_group_norm_sums(sk__node *y, const sk__node *X, const sk__node *U, char *why,
+                                 size_t cap) {
+  if (!shape_group_norm_back(y, X, U, why, cap)) return 0;
+  y->shape[1] = 2;
+  y->shape[2] = X->shape[1];
+  for (int i = 3; i < X->ndim; i++) y->shape[i] = 1;
+  if (X->ndim == 2) { /* (N, C): no room for the pair; (N, 2C) holds it */
+    y->shape[1] = 2 * X->shape[1];
+  }
+  return 1;
+}
+
 /* ---- primitive builders ---- */
 
 static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
@@ -889,6 +946,38 @@ sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node
   if (gamma != SK_NONE) y = sk_mul(g, y, sk_reshape(g, gamma, nd - 1, per_channel));
   if (beta != SK_NONE) y = sk_add(g, y, sk_reshape(g, beta, nd - 1, per_channel));
   return y;
+}
+
+sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
+                           float eps) {
+  CHECK_IN(g, x);
+  for (int k = 0; k < 2; k++) {
+    const sk_node p = k ? beta : gamma;
+    if (!valid(g, p)) return build_fail(g, SK_ERR_INVALID, "group_norm_silu: invalid %s node %d",
+                                        k ? "beta" : "gamma", p);
+    if (N(g, p)->ndim != 1) {
+      char sp[64];
+      shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
+      return build_fail(g, SK_ERR_SHAPE, "group_norm_silu: %s %s: need (C)", k ? "beta" : "gamma", sp);
+    }
+  }
+  const int64_t row[2] = {1, N(g, gamma)->shape[0]}, rowb[2] = {1, N(g, beta)->shape[0]};
+  sk_node gb = sk_concat(g, sk_reshape(g, gamma, 2, row), sk_reshape(g, beta, 2, rowb), 0);
+  if (gb == SK_NONE) return SK_NONE;
+  sk__node y = proto(SK_OP_GROUP_NORM_SILU, x, gb);
+  y.ip[0] = groups;
+  y.fp[0] = eps;
+  return add(g, &y);
+}
+
+sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, int groups, float eps) {
+  if (g->status != SK_OK) return SK_NONE;
+  if (!valid(g, x) || !valid(g, b))
+    return build_fail(g, SK_ERR_INVALID, "%s: invalid node", sk__op_name(op));
+  sk__node y = proto(op, x, b);
+  y.ip[0] = groups;
+  y.fp[0] = eps;
+  return add(g, &y);
 }
 
 /* Each pixel of x (N, C, H, W) repeated into a factor × factor block, with

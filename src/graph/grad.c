@@ -164,6 +164,136 @@ static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_mul(g, dy, sk_exp(g, sk_sub(g, IN0, y)));
 }
 
+/* ---- silu(group_norm(x)) and its gradient's fused ops ----
+ *
+ * y = silu(a), a = γ x̂ + β per channel, x̂ = (x − μ) / sd over each sample's
+ * group (sd = √(var + eps), biased variance), γ and β the rows of gb:
+ *   ga  = dy · silu'(a)                       group_norm_silu_d, then a mul
+ *   dγ  = Σ ga x̂,  dβ = Σ ga                  group_norm_sums, then sum_to
+ *   dx  = (gx̂ − mean gx̂ − x̂ mean(gx̂ x̂)) / sd,  gx̂ = ga γ   group_norm_back
+ * Each fused op's own gradient is the gradient of its definition written in
+ * composite ops (the twins below, sk_grad on them), so that a gradient of
+ * any order is a graph of ops. */
+
+typedef struct gn_geom {
+  int nd, groups;
+  float eps, inv_m;
+  int64_t shape[SK_MAX_DIMS], chan[SK_MAX_DIMS], grouped[3], stat[3], c;
+} gn_geom;
+
+static gn_geom gn_geom_of(const sk_graph *g, sk_node y, sk_node x) {
+  const sk__node *n = &g->nodes[y], *X = &g->nodes[x];
+  gn_geom q;
+  memset(&q, 0, sizeof q);
+  q.nd = X->ndim;
+  q.groups = n->ip[0];
+  q.eps = n->fp[0];
+  memcpy(q.shape, X->shape, sizeof q.shape);
+  q.c = X->shape[1];
+  const int64_t m = X->numel / (X->shape[0] * q.groups);
+  q.inv_m = 1.0f / (float)m;
+  q.grouped[0] = q.stat[0] = X->shape[0];
+  q.grouped[1] = q.stat[1] = q.groups;
+  q.grouped[2] = m;
+  q.stat[2] = 1;
+  q.chan[0] = q.c; /* (C, 1, ...): broadcasts over the positions */
+  for (int i = 1; i < q.nd - 1; i++) q.chan[i] = 1;
+  return q;
+}
+
+/* x̂ grouped (N, G, M) and sd (N, G, 1), as sk_group_norm computes them. */
+static sk_node gn_xhat(sk_graph *g, const gn_geom *q, sk_node x, sk_node *sd) {
+  sk_node xg = sk_reshape(g, x, 3, q->grouped);
+  sk_node xc = sk_sub(g, xg, sk_affine(g, sk_sum_to(g, xg, 3, q->stat), q->inv_m, 0.0f));
+  *sd = sk_sqrt(g, sk_affine(g, sk_sum_to(g, sk_mul(g, xc, xc), 3, q->stat), q->inv_m, q->eps));
+  return sk_div(g, xc, *sd);
+}
+
+/* Row k of gb (2, C) as (C, 1, ...). */
+static sk_node gn_row(sk_graph *g, const gn_geom *q, sk_node gb, int k) {
+  return sk_reshape(g, sk_slice(g, gb, 0, k, 1), q->nd - 1, q->chan);
+}
+
+/* group_norm_silu_d in composite ops: s (1 + a (1 − s)), s = σ(a). */
+static sk_node twin_silu_d(sk_graph *g, const gn_geom *q, sk_node x, sk_node gb) {
+  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, x, &sd), q->nd, q->shape);
+  sk_node a = sk_add(g, sk_mul(g, xh, gn_row(g, q, gb, 0)), gn_row(g, q, gb, 1));
+  sk_node s = sk_sigmoid(g, a);
+  return sk_mul(g, s, sk_affine(g, sk_mul(g, a, sk_affine(g, s, -1.0f, 1.0f)), 1.0f, 1.0f));
+}
+
+/* group_norm_back in composite ops. */
+static sk_node twin_back(sk_graph *g, const gn_geom *q, sk_node x, sk_node u) {
+  sk_node sd, xhg = gn_xhat(g, q, x, &sd), ug = sk_reshape(g, u, 3, q->grouped);
+  sk_node m1 = sk_affine(g, sk_sum_to(g, ug, 3, q->stat), q->inv_m, 0.0f);
+  sk_node m2 = sk_affine(g, sk_sum_to(g, sk_mul(g, ug, xhg), 3, q->stat), q->inv_m, 0.0f);
+  sk_node r = sk_div(g, sk_sub(g, sk_sub(g, ug, m1), sk_mul(g, xhg, m2)), sd);
+  return sk_reshape(g, r, q->nd, q->shape);
+}
+
+/* group_norm_sums in composite ops: [Σ u x̂, Σ u] per sample and channel. */
+static sk_node twin_sums(sk_graph *g, const gn_geom *q, sk_node x, sk_node u) {
+  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, x, &sd), q->nd, q->shape);
+  int64_t per[SK_MAX_DIMS], one[SK_MAX_DIMS];
+  per[0] = one[0] = q->shape[0];
+  per[1] = q->c;
+  one[1] = 1;
+  one[2] = q->c;
+  for (int i = 2; i < q->nd; i++) per[i] = 1;
+  for (int i = 3; i < q->nd; i++) one[i] = 1;
+  const int nd1 = q->nd == 2 ? 2 : q->nd; /* (N, C) inputs: (N, 2C) */
+  if (q->nd == 2) one[1] = q->c;
+  sk_node a = sk_reshape(g, sk_sum_to(g, sk_mul(g, u, xh), q->nd, per), nd1, one);
+  sk_node b = sk_reshape(g, sk_sum_to(g, u, q->nd, per), nd1, one);
+  return sk_concat(g, a, b, 1);
+}
+
+static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  const sk_node x = IN0, gb = IN1;
+  const gn_geom q = gn_geom_of(g, y, x);
+  sk_node ga = sk_mul(g, dy, sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x, gb, q.groups, q.eps));
+  sk_node gxh = sk_mul(g, ga, gn_row(g, &q, gb, 0));
+  dx[0] = sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x, gxh, q.groups, q.eps);
+  sk_node sums = sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x, ga, q.groups, q.eps);
+  if (g->status != SK_OK) return;
+  int64_t tot[SK_MAX_DIMS];
+  memcpy(tot, g->nodes[sums].shape, sizeof tot);
+  tot[0] = 1;
+  dx[1] = sk_reshape(g, sk_sum_to(g, sums, g->nodes[sums].ndim, tot), 2, (int64_t[]){2, q.c});
+}
+
+/* The gradient of a fused op as that of its twin's graph: the same value of
+ * the same inputs, built from composite ops. */
+static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2],
+                         sk_node (*twin)(sk_graph *, const gn_geom *, sk_node, sk_node)) {
+  const gn_geom q = gn_geom_of(g, y, IN0);
+  /* The twin reads fresh views of the inputs (flattened and back: no
+   * kernel runs), so that the inner sk_grad stops at them: an input that
+   * itself depends on the other (u on x in a gradient) would otherwise
+   * pass its adjoint on upstream here, and again in the caller's engine. */
+  sk_node in[2];
+  for (int k = 0; k < 2; k++) {
+    const sk_node v = g->nodes[y].in[k];
+    int64_t shape[SK_MAX_DIMS];
+    const int nd = g->nodes[v].ndim;
+    memcpy(shape, g->nodes[v].shape, sizeof shape);
+    const int64_t flat[2] = {1, g->nodes[v].numel};
+    in[k] = sk_reshape(g, sk_reshape(g, v, nd == 1 ? 2 : 1, nd == 1 ? flat : flat + 1), nd, shape);
+  }
+  sk_node t = twin(g, &q, in[0], in[1]);
+  if (t == SK_NONE || sk_grad(g, t, dy, 2, in, dx) != SK_OK) dx[0] = dx[1] = SK_NONE;
+}
+
+static void grad_group_norm_silu_d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  grad_by_twin(g, y, dy, dx, twin_silu_d);
+}
+static void grad_group_norm_back(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  grad_by_twin(g, y, dy, dx, twin_back);
+}
+static void grad_group_norm_sums(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+  grad_by_twin(g, y, dy, dx, twin_sums);
+}
+
 /* The convolutions. With A_w the convolution x ↦ conv2d(x, w) (stride s,
  * padding p, dilation d along each axis), conv_transpose2d(·, w) is A_wᵀ and
  * conv2d_weight(x, ·) is the transpose of w ↦ conv2d(x, w); all three are

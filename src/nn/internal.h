@@ -11,6 +11,8 @@
 sk_status sk__model_check(const sk_model_config *cfg);
 /* The same for sk_model_new_unet's (NULL: the default, which passes). */
 sk_status sk__unet_check(const sk_unet_config *u);
+/* The same for sk_model_new_convnet's. */
+sk_status sk__convnet_check(const sk_convnet_config *c);
 /* The same for sk_adam_new's config. */
 sk_status sk__adam_check(const sk_adam_config *cfg);
 /* sk_model_new (and sk_model_new_unet) in two steps, so that a caller can
@@ -22,6 +24,7 @@ sk_model *sk__model_layout(const sk_model_config *cfg);
 sk_model *sk__unet_layout(const sk_unet_config *u);
 /* The same conditional on `classes` classes (sk_model_new_unet_classes). */
 sk_model *sk__unet_layout_classes(const sk_unet_config *u, int classes);
+sk_model *sk__convnet_layout(const sk_convnet_config *c);
 sk_status sk__model_alloc(sk_model *m);
 
 #endif

@@ -1,5 +1,6 @@
 /* Score networks built from graph ops: MLPs (score, noise-conditional,
- * classifier) and the score-SDE tutorial's small U-Net. Parameters live in one
+ * classifier), the score-SDE tutorial's small U-Net and a noise-conditional
+ * convolutional classifier for images. Parameters live in one
  * buffer with named views under the PyTorch module names of each model's twin
  * (nn.Linear's W: (out, in); conv weights as nn.Conv2d/ConvTranspose2d). */
 #include <math.h>
@@ -29,6 +30,7 @@ typedef struct tensor_view {
 struct sk_model {
   sk_model_config cfg;
   sk_unet_config unet; /* SK_MODEL_UNET */
+  sk_convnet_config conv; /* SK_MODEL_CONVNET */
   int n_tensors;
   tensor_view t[SK_MAX_TENSORS];
   size_t n_params;
@@ -139,6 +141,67 @@ sk_status sk__unet_check(const sk_unet_config *u) {
   return SK_OK;
 }
 
+/* ---- the convolutional classifier: layout and geometry ---- */
+
+static const int conv_channels[3] = {32, 64, 128};
+enum { CONV_EMBED = 128, CONV_MIN_SIDE = 9 };
+
+/* Tensor indices, the order of the PyTorch twin's state_dict: the Fourier
+ * frequencies and the embedding's Linear, then per block (conv1..conv3) its
+ * convolution, Dense and GroupNorm, then the last Linear. */
+enum { C_FREQ, C_EMBED_W, C_EMBED_B, C_BLOCK0, C_PER_BLOCK = 5, C_BLOCKS = 3,
+       C_FC_W = C_BLOCK0 + C_PER_BLOCK * C_BLOCKS, C_FC_B };
+
+/* Zero fields take the defaults (classes has none). */
+static sk_convnet_config convnet_defaults(const sk_convnet_config *u) {
+  sk_convnet_config c;
+  memset(&c, 0, sizeof c);
+  if (u) c = *u;
+  if (!c.channels[0] && !c.channels[1] && !c.channels[2])
+    memcpy(c.channels, conv_channels, sizeof c.channels);
+  if (!c.image[0] && !c.image[1] && !c.image[2]) memcpy(c.image, unet_image, sizeof c.image);
+  if (!c.embed) c.embed = CONV_EMBED;
+  if (c.embed_scale == 0) c.embed_scale = UNET_SCALE;
+  return c;
+}
+
+/* Sizes along one image axis after the 3×3 convolutions without padding,
+ * strides 1, 2, 2: n − 2, then ⌊(s − 3)/2⌋ + 1 twice (28 → 26 → 12 → 5). A
+ * side of at least 9 leaves every convolution an input of at least 3. */
+static int64_t convnet_side(int64_t n, int k) {
+  int64_t s = n - 2;
+  for (int i = 1; i <= k; i++) s = (s - 3) / 2 + 1;
+  return s;
+}
+
+/* 4 groups after the first convolution, 32 after the others, as in the
+ * U-Net: gcd(count, C) groups, the count itself when it divides C. */
+static int convnet_groups(const sk_convnet_config *c, int k) {
+  return gcd(k == 0 ? 4 : 32, c->channels[k]);
+}
+
+sk_status sk__convnet_check(const sk_convnet_config *u) {
+  const sk_convnet_config c = convnet_defaults(u);
+  if (c.classes < 2 || c.classes > 1 << 16)
+    return sk__fail(SK_ERR_INVALID, "model: convnet classes %d out of range (2..65536)", c.classes);
+  for (int k = 0; k < 3; k++)
+    if (c.channels[k] < 1 || c.channels[k] > 4096)
+      return sk__fail(SK_ERR_INVALID, "model: convnet channels %d,%d,%d out of range (1..4096)",
+                      c.channels[0], c.channels[1], c.channels[2]);
+  if (c.image[0] < 1 || c.image[0] > 64 || c.image[1] < CONV_MIN_SIDE || c.image[1] > 4096 ||
+      c.image[2] < CONV_MIN_SIDE || c.image[2] > 4096 ||
+      (int64_t)c.image[0] * c.image[1] * c.image[2] > 1 << 20)
+    return sk__fail(SK_ERR_INVALID,
+                    "model: convnet image %dx%dx%d: need 1..64 channels, sides of %d..4096 and "
+                    "at most 2^20 values", c.image[0], c.image[1], c.image[2], CONV_MIN_SIDE);
+  if (c.embed < 2 || c.embed > 65536 || c.embed % 2 != 0 || !(c.embed_scale > 0) ||
+      !isfinite(c.embed_scale))
+    return sk__fail(SK_ERR_INVALID,
+                    "model: convnet embedding width %d (even, 2..65536) or scale %g (positive) "
+                    "out of range", c.embed, c.embed_scale);
+  return SK_OK;
+}
+
 sk_status sk__model_check(const sk_model_config *cfg) {
   if (cfg->kind >= SK_MODEL_KIND_COUNT || cfg->act >= SK_ACT_COUNT)
     return sk__fail(SK_ERR_INVALID, "model: unknown kind or activation");
@@ -152,6 +215,14 @@ sk_status sk__model_check(const sk_model_config *cfg) {
       return sk__fail(SK_ERR_INVALID, "model: U-Net classes %d out of range (0..65536)",
                       cfg->classes);
     return SK_OK;
+  }
+  if (cfg->kind == SK_MODEL_CONVNET) {
+    const int d = unet_image[0] * unet_image[1] * unet_image[2];
+    if (cfg->dim != 0 && cfg->dim != d)
+      return sk__fail(SK_ERR_INVALID, "model: the default convnet takes %dx%dx%d images (dim %d), "
+                                      "not dim %d (see sk_model_new_convnet)",
+                      unet_image[0], unet_image[1], unet_image[2], d, cfg->dim);
+    return sk__convnet_check(&(sk_convnet_config){.classes = cfg->classes});
   }
   if (cfg->dim < 1 || cfg->dim > 1 << 20 || cfg->hidden < 1 || cfg->hidden > 1 << 16 ||
       cfg->depth < 1 || cfg->depth > SK_MAX_LAYERS - 1 ||
@@ -225,9 +296,30 @@ static void unet_layout(sk_model *m, size_t *off) {
   add_tensor(m, off, "tconv1.bias", 0, 1, &ic, INIT_UNIFORM, ic * 9);
 }
 
+/* The convnet's module names: embed, conv1..conv3 (nn.Conv2d without bias),
+ * dense1..dense3 (nn.Linear inside a Dense), gnorm1..gnorm3, fc. */
+static void convnet_layout(sk_model *m, size_t *off) {
+  const sk_convnet_config *c = &m->conv;
+  const int64_t E = c->embed, K = c->classes, F = c->channels[2];
+  add_tensor(m, off, "embed.0.W", 0, 1, (int64_t[]){E / 2}, INIT_NORMAL, 0)->fixed = 1;
+  add_tensor(m, off, "embed.1.weight", 0, 2, (int64_t[]){E, E}, INIT_UNIFORM, E);
+  add_tensor(m, off, "embed.1.bias", 0, 1, (int64_t[]){E}, INIT_UNIFORM, E);
+  for (int k = 0; k < C_BLOCKS; k++) {
+    const int64_t in = k == 0 ? c->image[0] : c->channels[k - 1], out = c->channels[k];
+    add_tensor(m, off, "conv%d.weight", k + 1, 4, (int64_t[]){out, in, 3, 3}, INIT_UNIFORM, in * 9);
+    add_tensor(m, off, "dense%d.dense.weight", k + 1, 2, (int64_t[]){out, E}, INIT_UNIFORM, E);
+    add_tensor(m, off, "dense%d.dense.bias", k + 1, 1, (int64_t[]){out}, INIT_UNIFORM, E);
+    add_tensor(m, off, "gnorm%d.weight", k + 1, 1, &out, INIT_ONES, 0);
+    add_tensor(m, off, "gnorm%d.bias", k + 1, 1, &out, INIT_ZEROS, 0);
+  }
+  add_tensor(m, off, "fc.weight", 0, 2, (int64_t[]){K, F}, INIT_UNIFORM, F);
+  add_tensor(m, off, "fc.bias", 0, 1, &K, INIT_UNIFORM, F);
+}
+
 /* The layout of a model of config cfg (checked) and, for a U-Net, shape u
  * (checked): its tensors, without the parameter buffer. */
-static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *u) {
+static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *u,
+                              const sk_convnet_config *cv) {
   sk_model *m = sk__calloc(1, sizeof *m);
   if (!m) {
     sk__fail(SK_ERR_NOMEM, "model: out of memory");
@@ -242,6 +334,12 @@ static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *
     m->cfg = (sk_model_config){SK_MODEL_UNET, im[0] * im[1] * im[2], 0, 0, cfg->classes,
                                SK_ACT_SILU};
     unet_layout(m, &off);
+  } else if (cfg->kind == SK_MODEL_CONVNET) {
+    m->conv = convnet_defaults(cv);
+    const int *im = m->conv.image;
+    m->cfg = (sk_model_config){SK_MODEL_CONVNET, im[0] * im[1] * im[2], 0, 0, m->conv.classes,
+                               SK_ACT_SILU};
+    convnet_layout(m, &off);
   } else {
     if (cfg->kind == SK_MODEL_MLP) m->cfg.classes = 0;
     mlp_layout(m, &off);
@@ -265,15 +363,23 @@ sk_status sk__model_alloc(sk_model *m) {
 }
 
 sk_model *sk__model_layout(const sk_model_config *cfg) {
-  return sk__model_check(cfg) == SK_OK ? model_layout(cfg, NULL) : NULL;
+  if (sk__model_check(cfg) != SK_OK) return NULL;
+  const sk_convnet_config cv = {.classes = cfg->classes};
+  return model_layout(cfg, NULL, &cv);
 }
 
 sk_model *sk__unet_layout(const sk_unet_config *u) { return sk__unet_layout_classes(u, 0); }
 
 sk_model *sk__unet_layout_classes(const sk_unet_config *u, int classes) {
   const sk_model_config cfg = {SK_MODEL_UNET, 0, 0, 0, classes, SK_ACT_SILU};
-  return sk__unet_check(u) == SK_OK && sk__model_check(&cfg) == SK_OK ? model_layout(&cfg, u)
-                                                                        : NULL;
+  return sk__unet_check(u) == SK_OK && sk__model_check(&cfg) == SK_OK
+             ? model_layout(&cfg, u, NULL)
+             : NULL;
+}
+
+sk_model *sk__convnet_layout(const sk_convnet_config *c) {
+  const sk_model_config cfg = {SK_MODEL_CONVNET, 0, 0, 0, 0, SK_ACT_SILU};
+  return sk__convnet_check(c) == SK_OK ? model_layout(&cfg, NULL, c) : NULL;
 }
 
 /* The parameters for a layout; frees it when they cannot be had. */
@@ -293,6 +399,10 @@ sk_model *sk_model_new_unet_classes(const sk_unet_config *u, int classes) {
   return with_params(sk__unet_layout_classes(u, classes));
 }
 
+sk_model *sk_model_new_convnet(const sk_convnet_config *c) {
+  return with_params(sk__convnet_layout(c));
+}
+
 void sk_model_free(sk_model *m) {
   if (!m) return;
   sk__free(m->params);
@@ -302,6 +412,12 @@ void sk_model_free(sk_model *m) {
 const sk_model_config *sk_model_get_config(const sk_model *m) { return &m->cfg; }
 const sk_unet_config *sk_model_get_unet(const sk_model *m) {
   return m->cfg.kind == SK_MODEL_UNET ? &m->unet : NULL;
+}
+const sk_convnet_config *sk_model_get_convnet(const sk_model *m) {
+  return m->cfg.kind == SK_MODEL_CONVNET ? &m->conv : NULL;
+}
+int sk_model_is_classifier(const sk_model_config *c) {
+  return c->kind == SK_MODEL_CLASSIFIER || c->kind == SK_MODEL_CONVNET;
 }
 size_t sk_model_num_params(const sk_model *m) { return m->n_params; }
 float *sk_model_params(sk_model *m) { return m->params; }
@@ -328,10 +444,13 @@ void sk_model_init(sk_model *m, uint64_t seed) {
       for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * p[j] - 1.0f);
       break;
     }
-    case INIT_NORMAL:
+    case INIT_NORMAL: {
+      const float scale =
+          m->cfg.kind == SK_MODEL_CONVNET ? m->conv.embed_scale : m->unet.embed_scale;
       sk_rng_normal(&r, p, n);
-      for (size_t j = 0; j < n; j++) p[j] *= m->unet.embed_scale;
+      for (size_t j = 0; j < n; j++) p[j] *= scale;
       break;
+    }
     case INIT_EMBED: /* nn.Embedding's N(0, 1) */
       sk_rng_normal(&r, p, n);
       break;
@@ -378,8 +497,9 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
   const sk_node *q = p + U_BLOCK0 + U_PER_BLOCK * k;
   const int64_t c = block_channels(&m->unet, k);
   sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4, (int64_t[]){batch, c, 1, 1});
-  h = sk_group_norm(g, sk_add(g, h, d), block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
-  return sk_silu(g, h);
+  /* silu(group_norm(·)) as one op: the activation is read twice from cache
+   * instead of thirteen times from memory. */
+  return sk_group_norm_silu(g, sk_add(g, h, d), block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
 }
 
 /* A class-conditional model's label term, added to h (B, E): labels (B, K + 1)
@@ -426,6 +546,53 @@ static sk_node unet_apply(sk_model *m, sk_graph *g, const sk_node *p, sk_node x,
   return sk_div(g, sk_reshape(g, h, 2, (int64_t[]){batch, m->cfg.dim}), sigma);
 }
 
+/* Gaussian Fourier features of log σ, [sin 2πWℓ, cos 2πWℓ] with W fixed,
+ * through Linear and SiLU: (B, E). */
+static sk_node fourier_embed(sk_graph *g, const sk_node *p, sk_node sigma, int64_t half) {
+  sk_node w = sk_reshape(g, sk_stop_grad(g, p[0]), 2, (int64_t[]){1, half});
+  sk_node arg = sk_affine(g, sk_mul(g, sk_log(g, sigma), w), TWO_PI, 0.0f);
+  sk_node emb = sk_concat(g, sk_sin(g, arg), sk_cos(g, arg), 1);
+  return sk_silu(g, linear(g, emb, p[1], p[2]));
+}
+
+/* The convnet's pooled features (B, channels[2]): three blocks of 3×3
+ * convolution, + Dense(embedding) per channel, GroupNorm, SiLU, then the
+ * mean over positions. */
+static sk_node convnet_features(sk_model *m, sk_graph *g, const sk_node *p, sk_node x,
+                                sk_node sigma) {
+  const sk_convnet_config *c = &m->conv;
+  const int64_t batch = sk_node_ndim(g, x) == 2 ? sk_node_shape(g, x)[0] : -1;
+  sk_node emb = fourier_embed(g, p + C_FREQ, sigma, c->embed / 2);
+  sk_node h = sk_reshape(g, x, 4, (int64_t[]){batch, c->image[0], c->image[1], c->image[2]});
+  for (int k = 0; k < C_BLOCKS; k++) {
+    const sk_node *q = p + C_BLOCK0 + C_PER_BLOCK * k;
+    const int s = k == 0 ? 1 : 2;
+    const sk_conv2d_opts o = {{s, s}, {0, 0}, {1, 1}, {0, 0}};
+    sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4,
+                           (int64_t[]){batch, c->channels[k], 1, 1});
+    h = sk_add(g, sk_conv2d(g, h, q[0], &o), d);
+    h = sk_silu(g, sk_group_norm(g, h, convnet_groups(c, k), q[3], q[4], UNET_GN_EPS));
+  }
+  const int64_t hw = convnet_side(c->image[1], 2) * convnet_side(c->image[2], 2);
+  h = sk_sum(g, sk_reshape(g, h, 3, (int64_t[]){batch, c->channels[2], hw}), 2, 0);
+  return sk_affine(g, h, 1.0f / (float)hw, 0.0f);
+}
+
+/* An MLP's last hidden layer (B, hidden), the input of its last Linear. */
+static sk_node mlp_hidden(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
+                          sk_node sigma, sk_node labels) {
+  const sk_model_config *c = &m->cfg;
+  sk_node h = x;
+  if (c->kind != SK_MODEL_MLP) h = sk_concat(g, x, sk_log(g, sigma), 1);
+  for (int l = 0; l < c->depth; l++) {
+    h = linear(g, h, params[2 * l], params[2 * l + 1]);
+    /* A conditional ncmlp adds its label embedding to the first layer. */
+    if (l == 0) h = add_label(m, g, params, h, labels);
+    h = activate(g, h, c->act);
+  }
+  return h;
+}
+
 sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x, sk_node sigma) {
   return sk_model_apply_labels(m, g, params, x, sigma, SK_NONE);
 }
@@ -434,13 +601,73 @@ sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, s
                               sk_node sigma, sk_node labels) {
   const sk_model_config *c = &m->cfg;
   if (c->kind == SK_MODEL_UNET) return unet_apply(m, g, params, x, sigma, labels);
-  sk_node h = x;
-  if (c->kind != SK_MODEL_MLP) h = sk_concat(g, x, sk_log(g, sigma), 1);
-  for (int l = 0; l <= c->depth; l++) {
-    h = linear(g, h, params[2 * l], params[2 * l + 1]);
-    if (l == 0) h = add_label(m, g, params, h, labels);
-    if (l < c->depth) h = activate(g, h, c->act);
-  }
+  if (c->kind == SK_MODEL_CONVNET)
+    return linear(g, convnet_features(m, g, params, x, sigma), params[C_FC_W], params[C_FC_B]);
+  sk_node h = mlp_hidden(m, g, params, x, sigma, labels);
+  h = linear(g, h, params[2 * c->depth], params[2 * c->depth + 1]);
   if (c->kind == SK_MODEL_NCMLP) h = sk_div(g, h, sigma);
   return h;
+}
+
+int sk_model_num_features(const sk_model *m) {
+  if (m->cfg.kind == SK_MODEL_CONVNET) return m->conv.channels[2];
+  return m->cfg.kind == SK_MODEL_CLASSIFIER ? m->cfg.hidden : 0;
+}
+
+sk_node sk_model_apply_features(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
+                                sk_node sigma) {
+  if (m->cfg.kind == SK_MODEL_CONVNET) return convnet_features(m, g, params, x, sigma);
+  return mlp_hidden(m, g, params, x, sigma, SK_NONE);
+}
+
+/* Rows a features graph takes at a time: a fixed chunk, so that the bits
+ * do not depend on the thread count. */
+enum { FEATURE_ROWS = 256 };
+
+sk_status sk_model_features(sk_model *m, const float *x, int64_t n, float sigma, float *features,
+                            float *logits) {
+  const sk_model_config *c = &m->cfg;
+  if (!sk_model_is_classifier(c))
+    return sk__fail(SK_ERR_INVALID, "features: the model is a score model, not a classifier");
+  if (n < 1 || !x)
+    return sk__fail(SK_ERR_INVALID, "features: need at least one row, got %lld", (long long)n);
+  if (!(sigma > 0) || !isfinite(sigma))
+    return sk__fail(SK_ERR_INVALID, "features: σ must be positive and finite, got %g", sigma);
+  const size_t d = (size_t)c->dim;
+  for (size_t i = 0; i < (size_t)n * d; i++)
+    if (!isfinite(x[i]))
+      return sk__fail(SK_ERR_NUMERIC, "features: row %zu, column %zu is not finite (%g)", i / d,
+                      i % d, (double)x[i]);
+  const int64_t rows = SK_MIN(n, (int64_t)FEATURE_ROWS);
+  const int F = sk_model_num_features(m), K = c->classes;
+  sk_graph *g = sk_graph_new();
+  if (!g) return sk__fail(SK_ERR_NOMEM, "features: out of memory for the graph");
+  sk_node p[SK_MAX_TENSORS];
+  sk_status st = sk_model_bind(m, g, NULL, p);
+  sk_node xin = sk_input(g, "x", 2, (int64_t[]){rows, c->dim});
+  sk_node sg = sk_input(g, "sigma", 2, (int64_t[]){rows, 1});
+  sk_node outs[2];
+  outs[0] = sk_model_apply_features(m, g, p, xin, sg);
+  outs[1] = c->kind == SK_MODEL_CONVNET ? linear(g, outs[0], p[C_FC_W], p[C_FC_B])
+                                        : linear(g, outs[0], p[2 * c->depth], p[2 * c->depth + 1]);
+  if (st == SK_OK) st = sk_graph_compile(g, 2, outs);
+  if (st == SK_OK) {
+    float *s = sk_graph_data(g, sg);
+    for (int64_t i = 0; i < rows; i++) s[i] = sigma;
+  }
+  for (int64_t r = 0; st == SK_OK && r < n; r += rows) {
+    const int64_t nr = SK_MIN(rows, n - r);
+    float *in = sk_graph_data(g, xin);
+    memcpy(in, x + (size_t)r * d, (size_t)nr * d * sizeof *in);
+    /* The last chunk's spare rows: zeros rather than the previous chunk's. */
+    memset(in + (size_t)nr * d, 0, (size_t)(rows - nr) * d * sizeof *in);
+    st = sk_graph_run(g);
+    if (st != SK_OK) break;
+    if (features)
+      memcpy(features + (size_t)r * F, sk_graph_data(g, outs[0]), (size_t)(nr * F) * sizeof(float));
+    if (logits)
+      memcpy(logits + (size_t)r * K, sk_graph_data(g, outs[1]), (size_t)(nr * K) * sizeof(float));
+  }
+  sk_graph_free(g);
+  return st;
 }

@@ -72,6 +72,48 @@ SK_API sk_status sk_plot_groups(const char *path, int size, sk_plot_bounds b, co
                                 int64_t n_ref, int n_groups, const float *const *groups,
                                 const int64_t *counts);
 
+/* Line plot, width x height pixels (SK_PLOT_LINE_MIN_WIDTH..SK_PLOT_MAX_SIZE
+ * wide, SK_PLOT_LINE_MIN_HEIGHT..SK_PLOT_MAX_SIZE high), e.g. a loss curve:
+ * y (n) against x (n) as a strong line over `y_faint` (n, may be NULL) as a
+ * faint one, on a white background with a light grid and tick labels. The
+ * axes' ranges are those of the strong series (the faint one is clipped).
+ * log_y: a logarithmic y axis (ticks at powers of ten, and at 2 and 5 times
+ * them over less than two decades). A point whose x or y is not finite, or
+ * whose y is not positive on a log axis, is skipped and breaks the line.
+ * SK_ERR_INVALID (nothing written) for a bad size, NULL arrays, n < 1 or no
+ * point that can be drawn (all NaN, or none positive on a log axis). */
+#define SK_PLOT_LINE_MIN_WIDTH 160
+#define SK_PLOT_LINE_MIN_HEIGHT 96
+SK_API sk_status sk_plot_line(const char *path, int width, int height, const float *x,
+                              const float *y, const float *y_faint, int64_t n, int log_y);
+
+/* ---- grids of grey images (grid.c) ---- */
+
+/* How sk_plot_image_grid lays images out. */
+typedef struct sk_image_grid_layout {
+  int rows, cols;       /* cells, 1..4096 each */
+  float lo, hi;         /* values map linearly to grey, lo black and hi white,
+                           clipped (NaN as lo); finite, lo < hi */
+  int upscale;          /* each pixel drawn as an upscale × upscale square, 1..32 */
+  const int64_t *cells; /* rows·cols image indices in row-major cell order, -1
+                           for an empty cell; NULL: image i in cell i, the cells
+                           past n empty */
+} sk_image_grid_layout;
+
+/* The separator between cells and around the grid (1 pixel, whatever the
+ * upscale) and the fill of an empty cell. */
+#define SK_GRID_SEPARATOR 128
+#define SK_GRID_EMPTY 64
+
+/* Writes a PNG of one-channel images (n, h, w) in a rows × cols grid: image
+ * at cell (r, c) has its pixel (y, x) at rows 1 + r·(h·upscale + 1) +
+ * y·upscale ... and columns 1 + c·(w·upscale + 1) + x·upscale ..., of grey
+ * round(255 (v − lo)/(hi − lo)) clipped to 0..255. SK_ERR_INVALID for a
+ * layout outside its ranges, a cell index outside -1..n-1, or a picture
+ * above 32768 pixels a side; the file is written atomically. */
+SK_API sk_status sk_plot_image_grid(const char *path, const float *images, int64_t n, int h, int w,
+                                    const sk_image_grid_layout *layout);
+
 #ifdef __cplusplus
 }
 #endif

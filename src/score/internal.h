@@ -44,5 +44,58 @@ sk_status sk__cond_check(const sk_model_config *m, const sk_dataset *ds);
  * draw of the stream (seed, SK__STREAM_LABEL) at index 4·(s·2^20 + r), below p. */
 int sk__label_dropped(uint64_t seed, int64_t step, int64_t row, float p);
 #define SK__STREAM_LABEL 0x6c61626cULL /* "labl" */
+/* vesde's noise level for a uniform draw u in [0, 1): σ_min (σ_max/σ_min)^u,
+ * log-uniform on [σ_min, σ_max), computed in double and rounded once. */
+float sk__vesde_sigma(float u, float sigma_max, float sigma_min);
+
+/* Chunked runs (sample.c): the samplers and likelihoods split the rows into
+ * fixed chunks of sk_score_fn_rows(f) rows that threads take in any order,
+ * each with its own clone of the score function, its own scratch and its own
+ * place in the random sequence, so the bits never depend on the threads. */
+typedef struct sk__chunk {
+  sk_score_fn *f;        /* this thread's copy */
+  float *x;              /* the chunk's rows (nr, d), updated in place; NULL for a read-only run */
+  const float *xin;      /* the same rows, read-only */
+  double *out;           /* the plan's per-row output (nr), or NULL */
+  int64_t nr, first_row, index;
+  int d;
+  sk_rng rng;            /* at the chunk's own noise */
+  void *scratch;         /* plan->scratch_bytes of this thread's */
+  const void *cfg;
+  const sk_sample_hooks *hooks;
+  int64_t *done, total;  /* shared progress */
+  int next_snapshot;     /* chunk 0 only records snapshots */
+  sk_ode_stats stats;
+} sk__chunk;
+
+typedef struct sk__chunk_plan {
+  const char *what;          /* for messages: "langevin", "pc", ... */
+  sk_status (*fn)(sk__chunk *c);
+  const void *cfg;
+  size_t scratch_bytes;      /* per thread */
+  uint64_t draws;            /* random draws of nr·d values each chunk takes */
+  int64_t units;             /* progress units per chunk */
+  const sk_sample_hooks *hooks;
+} sk__chunk_plan;
+
+/* Runs p->fn on every chunk of the n rows of x (in place) or xin (read-only,
+ * x NULL), with per-row outputs out (n) when not NULL; advances r past every
+ * chunk's draws; adds the chunks' stats into *stats when not NULL. */
+sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
+                         const float *xin, double *out, int64_t n, sk_ode_stats *stats);
+/* The same for rows [first, first + count) of the n-row run only (whole
+ * chunks, or up to n), with the bits those rows get in the whole run: x, xin
+ * and out hold those rows alone. r advances as the whole run leaves it. */
+sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
+                              const float *xin, double *out, int64_t n, int64_t first,
+                              int64_t count, sk_ode_stats *stats);
+/* Reports `units` more done (progress hook; called by any thread, forwarded
+ * from the calling one). */
+void sk__chunk_progress(sk__chunk *c, int64_t units);
+/* For a run of `total` evenly spaced steps of which `done` are done: records
+ * chunk 0's row 0 into the snapshots now due. */
+void sk__chunk_snapshot_steps(sk__chunk *c, int64_t done, int64_t total);
+/* The sampler's common checks of a σ range. */
+sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_min);
 
 #endif

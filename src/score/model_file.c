@@ -4,16 +4,19 @@
  * (nn) and the objective names (score); io only knows the formats. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
 #include "io/internal.h"
 #include "io/json.h"
 #include "nn/internal.h"
+#include "score/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
-static const char *const kind_names[SK_MODEL_KIND_COUNT] = {"mlp", "ncmlp", "classifier", "unet"};
+static const char *const kind_names[SK_MODEL_KIND_COUNT] = {"mlp", "ncmlp", "classifier", "unet",
+                                                                    "convnet"};
 
 static const char *kind_name(sk_model_kind k) { return kind_names[k]; }
 
@@ -43,7 +46,8 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   sk__jbuf_puts(b, ",\"depth\":");
   sk__jbuf_int(b, c->depth);
   sk__jbuf_puts(b, ",\"classes\":");
-  sk__jbuf_int(b, c->classes); /* a classifier's outputs, or a conditional model's classes */
+  /* a classifier's outputs, or a conditional model's classes */
+  sk__jbuf_int(b, sk_model_is_classifier(c) || sk__cond_model(c) ? c->classes : 0);
   sk__jbuf_puts(b, ",\"activation\":");
   sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
   const sk_unet_config *u = sk_model_get_unet(m);
@@ -54,6 +58,15 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
     sk__jbuf_int(b, u->embed);
     sk__jbuf_puts(b, ",\"embed_scale\":");
     sk__jbuf_float(b, u->embed_scale);
+  }
+  const sk_convnet_config *cv = sk_model_get_convnet(m);
+  if (cv) {
+    json_ints(b, ",\"channels\":", cv->channels, 3);
+    json_ints(b, ",\"image\":", cv->image, 3);
+    sk__jbuf_puts(b, ",\"embed\":");
+    sk__jbuf_int(b, cv->embed);
+    sk__jbuf_puts(b, ",\"embed_scale\":");
+    sk__jbuf_float(b, cv->embed_scale);
   }
   if (info) {
     const char *obj = sk_objective_name(info->objective);
@@ -171,6 +184,32 @@ static sk_status unet_config(const char *path, const sk__json *root, sk_unet_con
   return SK_OK;
 }
 
+/* A convnet's shape: channels, image, classes, embedding width and scale;
+ * dim must be C·H·W. */
+static sk_status convnet_config(const char *path, const sk__json *root, sk_convnet_config *c) {
+  int64_t dim, embed, classes;
+  double scale;
+  if (!get_int(root, "dim", &dim) || !get_ints(root, "channels", c->channels, 3) ||
+      !get_ints(root, "image", c->image, 3) || !get_int(root, "classes", &classes) ||
+      classes < 2 || classes > 1 << 16 || !get_int(root, "embed", &embed) || embed < 1 ||
+      embed > 1 << 20 || !sk__json_number(sk__json_get(root, "embed_scale"), &scale) ||
+      !(scale > 0) || !(scale < 1e30))
+    return sk__fail(SK_ERR_FORMAT, "%s: convnet config lacks dim/channels/image/classes/embed/"
+                                   "embed_scale or has them out of range", path);
+  c->classes = (int)classes;
+  c->embed = (int)embed;
+  c->embed_scale = (float)scale;
+  if (sk__convnet_check(c) != SK_OK) {
+    char why[400]; /* copied: the message buffer is about to be rewritten */
+    snprintf(why, sizeof why, "%s", sk_last_error());
+    return sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
+  }
+  if ((int64_t)c->image[0] * c->image[1] * c->image[2] != dim)
+    return sk__fail(SK_ERR_FORMAT, "%s: convnet image %dx%dx%d does not have dim %lld values",
+                    path, c->image[0], c->image[1], c->image[2], (long long)dim);
+  return SK_OK;
+}
+
 /* "[8, 2]" */
 static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
   int n = snprintf(buf, cap, "[");
@@ -183,7 +222,12 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
 static void config_str(char *buf, size_t cap, const sk_model *m) {
   const sk_unet_config *u = sk_model_get_unet(m);
   const sk_model_config *c = sk_model_get_config(m);
-  if (u)
+  const sk_convnet_config *cv = sk_model_get_convnet(m);
+  if (cv)
+    snprintf(buf, cap, "convnet channels %d,%d,%d, image %dx%dx%d, classes %d, embed %d",
+             cv->channels[0], cv->channels[1], cv->channels[2], cv->image[0], cv->image[1],
+             cv->image[2], cv->classes, cv->embed);
+  else if (u)
     snprintf(buf, cap, "U-Net channels %d,%d,%d,%d, image %dx%dx%d, embed %d", u->channels[0],
              u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
              u->image[2], u->embed);
@@ -219,6 +263,118 @@ static sk_status check_shapes(const char *path, const sk_safetensors *st, const 
   return SK_OK;
 }
 
+/* A metadata field out of range: names the file, the field and what it holds. */
+static sk_status bad_field(const char *path, const char *key, const sk__json *v,
+                           const char *expected) {
+  char got[64];
+  double x;
+  size_t n = 0;
+  const char *str = sk__json_string(v, &n);
+  if (sk__json_number(v, &x)) { /* the shortest text that reads back as x */
+    snprintf(got, sizeof got, "%g", x);
+    if (strtod(got, NULL) != x) snprintf(got, sizeof got, "%.17g", x);
+  }
+  else if (str) snprintf(got, sizeof got, "\"%.40s\"%s", str, n > 40 ? "..." : "");
+  else {
+    static const char *const kinds[] = {"null", "a boolean", "a number", "a string", "an array",
+                                        "an object"};
+    snprintf(got, sizeof got, "%s", kinds[sk__json_type(v)]);
+  }
+  return sk__fail(SK_ERR_FORMAT, "%s: metadata field \"%s\" is %s; expected %s", path, key, got,
+                  expected);
+}
+
+/* The largest step count a file may record: 2^53, the integers any JSON
+ * reader holds exactly (the training state's bound too). */
+#define MAX_STEPS (INT64_C(1) << 53)
+
+/* What sk_model_info holds, from the metadata, every field checked: a
+ * field that is there must be of its type and in its range (a file written
+ * by sk_model_save always passes). `dim` is the model's. */
+static sk_status read_info(const char *path, const sk__json *root, int dim, sk_model_info *info) {
+  memset(info, 0, sizeof *info);
+  const sk__json *v;
+  size_t n = 0;
+  int64_t k;
+  double x;
+  if ((v = sk__json_get(root, "format")) &&
+      (!sk__json_string(v, &n) || strcmp(sk__json_string(v, NULL), "scorekit-model") != 0))
+    return bad_field(path, "format", v, "\"scorekit-model\"");
+  if ((v = sk__json_get(root, "version")) && (!sk__json_int(v, &k) || k != 1))
+    return bad_field(path, "version", v, "1 (a newer scorekit may write others)");
+  info->objective = SK_OBJ_COUNT;
+  if ((v = sk__json_get(root, "objective"))) {
+    const char *obj = sk__json_string(v, &n);
+    info->objective = obj && strlen(obj) == n ? sk_objective_parse(obj) : SK_OBJ_COUNT;
+    if (info->objective == SK_OBJ_COUNT)
+      return bad_field(path, "objective", v, "an objective's name (esm, dsm, ssm, ssm-vr, ncsn, "
+                       "vesde, classifier)");
+  }
+  if ((v = sk__json_get(root, "sigma"))) {
+    if (!sk__json_number(v, &x) || !(x >= 0) || !isfinite((float)x))
+      return bad_field(path, "sigma", v, "a float >= 0");
+    info->sigma = (float)x;
+  }
+  if ((v = sk__json_get(root, "sigmas"))) {
+    if (sk__json_type(v) != SK__JSON_ARRAY || sk__json_len(v) > SK_MAX_LEVELS)
+      return bad_field(path, "sigmas", v, "an array of at most 1024 noise levels");
+    const size_t ns = sk__json_len(v);
+    for (size_t i = 0; i < ns; i++) {
+      if (!sk__json_number(sk__json_at(v, i), &x) || !(x > 0) || !isfinite((float)x) ||
+          !((float)x > 0))
+        return sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] is not a positive number", path, i);
+      info->sigmas[i] = (float)x;
+      /* The samplers walk the ladder from its largest level down. */
+      if (i > 0 && !(info->sigmas[i] < info->sigmas[i - 1]))
+        return sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] %g is not below sigmas[%zu] %g: the ladder "
+                        "must decrease", path, i, (double)info->sigmas[i], i - 1,
+                        (double)info->sigmas[i - 1]);
+    }
+    info->n_sigmas = (int)ns;
+  }
+  if ((v = sk__json_get(root, "steps"))) {
+    if (!sk__json_int(v, &k) || k < 0 || k > MAX_STEPS)
+      return bad_field(path, "steps", v, "an integer in 0..2^53");
+    info->steps = k;
+  }
+  if ((v = sk__json_get(root, "seed"))) {
+    /* Any 64-bit seed, written as its int64 bit pattern. */
+    if (!sk__json_int(v, &k)) return bad_field(path, "seed", v, "a 64-bit integer");
+    info->seed = (uint64_t)k;
+  }
+  if ((v = sk__json_get(root, "data"))) {
+    const char *data = sk__json_string(v, &n);
+    if (!data || n != strlen(data) || n >= sizeof info->data)
+      return bad_field(path, "data", v, "a string of at most 255 bytes");
+    memcpy(info->data, data, n + 1);
+  }
+  /* Samples are multiplied by the scale and shaped as images: both must be
+   * sane, and the shape must be the model's dimension. */
+  if ((v = sk__json_get(root, "data_scale"))) {
+    if (!sk__json_number(v, &x) || !((float)x > 0) || !isfinite((float)x))
+      return sk__fail(SK_ERR_FORMAT, "%s: data_scale is not a positive number", path);
+    info->data_scale = (float)x;
+  }
+  const sk__json *shape = sk__json_get(root, "image_shape");
+  if (shape) {
+    int64_t prod = 1;
+    int ok = sk__json_len(shape) == 3;
+    for (size_t i = 0; ok && i < 3; i++) {
+      ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
+           info->image_shape[i] >= 1 && info->image_shape[i] <= dim;
+      if (ok) prod *= info->image_shape[i];
+      ok = ok && prod <= dim;
+    }
+    if (!ok || prod != dim) {
+      memset(info->image_shape, 0, sizeof info->image_shape);
+      return sk__fail(SK_ERR_FORMAT,
+                      "%s: image_shape is not three positive integers whose product is dim %d",
+                      path, dim);
+    }
+  }
+  return SK_OK;
+}
+
 sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_info *info) {
   *out = NULL;
   sk_safetensors *st = NULL;
@@ -248,11 +404,17 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   sk_model_config cfg = {0};
   sk_unet_config unet;
   memset(&unet, 0, sizeof unet);
+  sk_convnet_config conv;
+  memset(&conv, 0, sizeof conv);
   sk_model *m = NULL;
   if (kind && kind_parse(kind) == SK_MODEL_UNET) {
     int unet_classes = 0;
     if ((s = unet_config(path, root, &unet, &unet_classes)) != SK_OK) goto done;
+    cfg.dim = unet.image[0] * unet.image[1] * unet.image[2]; /* image_shape is checked against it */
     m = sk__unet_layout_classes(&unet, unet_classes);
+  } else if (kind && kind_parse(kind) == SK_MODEL_CONVNET) {
+    if ((s = convnet_config(path, root, &conv)) != SK_OK) goto done;
+    m = sk__convnet_layout(&conv);
   } else {
     if (!kind || !act || !get_int(root, "dim", &dim) || !get_int(root, "hidden", &hidden) ||
         !get_int(root, "depth", &depth) || dim < 1 || dim > 1 << 20 || hidden < 1 ||
@@ -261,15 +423,24 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
                                   "them out of range", path);
       goto done;
     }
-    get_int(root, "classes", &classes);
+    const sk__json *cv = sk__json_get(root, "classes");
+    /* A classifier has classes, a class-conditional ncmlp may, an mlp not. */
+    const int clf = kind_parse(kind) == SK_MODEL_CLASSIFIER;
+    const int nc = kind_parse(kind) == SK_MODEL_NCMLP;
+    if (cv && (!sk__json_int(cv, &classes) || classes < 0 || classes > 1 << 16 ||
+               (clf && (classes < 1 || classes >= 1 << 16)) || (!clf && !nc && classes > 0))) {
+      s = bad_field(path, "classes", cv,
+                    clf  ? "the classifier's number of classes, 1..65535"
+                    : nc ? "0, or a conditional ncmlp's number of classes, 1..65536"
+                         : "0 (only a classifier or a conditional model has classes)");
+      goto done;
+    }
     cfg.kind = kind_parse(kind);
     cfg.act = sk_activation_parse(act);
     cfg.dim = (int)dim;
     cfg.hidden = (int)hidden;
     cfg.depth = (int)depth;
-    /* Out of range: -1, which the check below refuses for a classifier and a
-     * conditional ncmlp alike. */
-    cfg.classes = classes >= 0 && classes <= (1 << 16) ? (int)classes : -1;
+    cfg.classes = (int)classes;
     if (cfg.kind == SK_MODEL_KIND_COUNT || cfg.act == SK_ACT_COUNT) {
       s = sk__fail(SK_ERR_FORMAT, "%s: unknown model kind \"%s\" or activation \"%s\"", path,
                    kind, act);
@@ -289,6 +460,7 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
     s = sk__fail(SK_ERR_NOMEM, "%s: out of memory for the model", path);
     goto done;
   }
+  cfg = *sk_model_get_config(m); /* a U-Net's or convnet's, for the checks below */
   if ((s = check_shapes(path, st, m, use_ema)) != SK_OK) {
     sk_model_free(m);
     goto done;
@@ -308,64 +480,9 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
       goto done;
     }
   }
-  if (info) {
-    memset(info, 0, sizeof *info);
-    size_t olen = 0, dlen = 0;
-    const char *obj = sk__json_string(sk__json_get(root, "objective"), &olen);
-    info->objective = obj ? sk_objective_parse(obj) : SK_OBJ_COUNT;
-    double v;
-    if (sk__json_number(sk__json_get(root, "sigma"), &v)) info->sigma = (float)v;
-    const sk__json *sig = sk__json_get(root, "sigmas");
-    size_t ns = sk__json_len(sig);
-    if (ns > SK_MAX_LEVELS) ns = 0;
-    for (size_t i = 0; i < ns; i++) {
-      if (!sk__json_number(sk__json_at(sig, i), &v) || !(v > 0) || !isfinite(v)) {
-        s = sk__fail(SK_ERR_FORMAT, "%s: sigmas[%zu] is not a positive number", path, i);
-        sk_model_free(m);
-        goto done;
-      }
-      info->sigmas[i] = (float)v;
-    }
-    info->n_sigmas = (int)ns;
-    int64_t steps = 0, seed = 0;
-    get_int(root, "steps", &steps);
-    get_int(root, "seed", &seed);
-    info->steps = steps;
-    info->seed = (uint64_t)seed;
-    const char *data = sk__json_string(sk__json_get(root, "data"), &dlen);
-    if (data) snprintf(info->data, sizeof info->data, "%s", data);
-    /* Samples are multiplied by the scale and shaped as images: both must be
-     * sane, and the shape must be the model's dimension. */
-    const sk__json *scale = sk__json_get(root, "data_scale");
-    if (scale) {
-      if (!sk__json_number(scale, &v) || !((float)v > 0) || !isfinite((float)v)) {
-        s = sk__fail(SK_ERR_FORMAT, "%s: data_scale is not a positive number", path);
-        sk_model_free(m);
-        goto done;
-      }
-      info->data_scale = (float)v;
-    }
-    const sk__json *shape = sk__json_get(root, "image_shape");
-    /* The model's dimension (cfg is not filled for a U-Net). */
-    const int mdim = sk_model_get_config(m)->dim;
-    if (shape) {
-      int64_t prod = 1;
-      int ok = sk__json_len(shape) == 3;
-      for (size_t i = 0; ok && i < 3; i++) {
-        ok = sk__json_int(sk__json_at(shape, i), &info->image_shape[i]) &&
-             info->image_shape[i] >= 1 && info->image_shape[i] <= mdim;
-        if (ok) prod *= info->image_shape[i];
-        ok = ok && prod <= mdim;
-      }
-      if (!ok || prod != mdim) {
-        s = sk__fail(SK_ERR_FORMAT,
-                     "%s: image_shape is not three positive integers whose product is dim %d",
-                     path, mdim);
-        memset(info->image_shape, 0, sizeof info->image_shape);
-        sk_model_free(m);
-        goto done;
-      }
-    }
+  if (info && (s = read_info(path, root, sk_model_get_config(m)->dim, info)) != SK_OK) {
+    sk_model_free(m);
+    goto done;
   }
   *out = m;
 done:

@@ -8,7 +8,7 @@
 #include "scorekit/score.h"
 
 static const char *const obj_names[SK_OBJ_COUNT] = {"esm", "dsm", "ssm", "ssm-vr", "ncsn",
-                                                    "classifier"};
+                                                    "classifier", "vesde"};
 
 const char *sk_objective_name(sk_objective o) { return o < SK_OBJ_COUNT ? obj_names[o] : "?"; }
 
@@ -46,7 +46,8 @@ static sk_status build(sk_model *m, sk_objective obj, int rows, sk_loss_graph *l
   sk_status st = sk_model_bind(m, g, NULL, params);
   if (st != SK_OK) return st;
   lg->x = sk_input(g, "x", 2, xd);
-  const int noisy = obj == SK_OBJ_DSM || obj == SK_OBJ_NCSN || obj == SK_OBJ_CLASSIFIER;
+  const int noisy = obj == SK_OBJ_DSM || obj == SK_OBJ_NCSN || obj == SK_OBJ_VESDE ||
+                    obj == SK_OBJ_CLASSIFIER;
   if (noisy) lg->z = sk_input(g, "z", 2, xd);
   if (noisy || conditional) lg->sigma = sk_input(g, "sigma", 2, sd);
   sk_node in = noisy ? sk_add(g, lg->x, sk_mul(g, lg->sigma, lg->z)) : lg->x;
@@ -64,7 +65,8 @@ static sk_status build(sk_model *m, sk_objective obj, int rows, sk_loss_graph *l
   case SK_OBJ_DSM: /* target ∇ log q_σ(x̃|x) = −z/σ */
     per_row = half_sq_rows(g, sk_add(g, out, sk_div(g, lg->z, lg->sigma)));
     break;
-  case SK_OBJ_NCSN: /* λ(σ) = σ²: ½‖σ s + z‖² */
+  case SK_OBJ_NCSN:  /* λ(σ) = σ²: ½‖σ s + z‖² */
+  case SK_OBJ_VESDE: /* the same loss; only the draw of σ differs (the trainer's) */
     per_row = half_sq_rows(g, sk_add(g, sk_mul(g, lg->sigma, out), lg->z));
     break;
   case SK_OBJ_SSM:
@@ -115,9 +117,14 @@ sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int proje
   out->x = out->z = out->v = out->sigma = out->onehot = SK_NONE;
   const sk_model_config *c = sk_model_get_config(m);
   if (obj >= SK_OBJ_COUNT) return sk__fail(SK_ERR_INVALID, "loss: unknown objective");
-  if ((obj == SK_OBJ_CLASSIFIER) != (c->kind == SK_MODEL_CLASSIFIER))
+  if ((obj == SK_OBJ_CLASSIFIER) != sk_model_is_classifier(c))
     return sk__fail(SK_ERR_INVALID, "loss: objective %s cannot train a %s model",
-                    sk_objective_name(obj), c->kind == SK_MODEL_CLASSIFIER ? "classifier" : "score");
+                    sk_objective_name(obj), sk_model_is_classifier(c) ? "classifier" : "score");
+  /* Its σ is drawn from a continuum: a model without a σ input could not
+   * tell the levels apart, and no sampler could walk them. */
+  if (obj == SK_OBJ_VESDE && c->kind == SK_MODEL_MLP)
+    return sk__fail(SK_ERR_INVALID, "loss: objective vesde needs a noise-conditional model (ncmlp "
+                    "or unet); an mlp has no σ input");
   if (sk_model_num_tensors(m) > 128) return sk__fail(SK_ERR_INVALID, "loss: model too deep");
   int proj = (obj == SK_OBJ_SSM || obj == SK_OBJ_SSM_VR) ? projections : 1;
   if (batch < 1 || proj < 1 || (int64_t)batch * proj > (1 << 24))

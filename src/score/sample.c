@@ -1,94 +1,108 @@
 /* Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) over any score
- * function, one fixed chunk of rows at a time. */
+ * function, and the chunked driver every sampler and likelihood runs on:
+ * fixed chunks of rows, each with its own place in the random sequence. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Threads that sample chunks at once (each with its own compiled graph). */
-#define SK_LANGEVIN_MAX_THREADS 64
+/* Threads that run chunks at once (each with its own compiled graph). */
+#define SK_CHUNK_MAX_THREADS 64
 
 #include "core/internal.h"
 #include "score/internal.h"
 #include "scorekit/sample.h"
 
-
-/* Langevin on one chunk of nr rows, with its own noise. */
-static sk_status langevin_chunk(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r,
-                                float *xc, int64_t nr, int64_t first_row, float *score, float *z) {
-  const int L = cfg->n_sigmas, d = sk_score_fn_dim(f);
-  const size_t nd = (size_t)nr * (size_t)d;
-  const float sL = cfg->sigmas[L - 1];
-  sk_status st = SK_OK;
-  for (int i = 0; i < L && st == SK_OK; i++) {
-    const float sig = cfg->sigmas[i];
-    const float alpha = cfg->eps * (sig * sig) / (sL * sL);
-    const float half = 0.5f * alpha, noise = sqrtf(alpha);
-    for (int t = 0; t < cfg->steps_per_level && st == SK_OK; t++) {
-      st = sk_score_fn_eval(f, xc, nr, sig, score);
-      sk_rng_normal(r, z, nd);
-      for (size_t j = 0; j < nd; j++) xc[j] += half * score[j] + noise * z[j];
-    }
-  }
-  if (st == SK_OK && cfg->denoise) { /* Tweedie: E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) */
-    st = sk_score_fn_eval(f, xc, nr, sL, score);
-    for (size_t j = 0; st == SK_OK && j < nd; j++) xc[j] += sL * sL * score[j];
-  }
-  for (size_t j = 0; st == SK_OK && j < nd; j++)
-    if (!isfinite(xc[j]))
-      st = sk__fail(SK_ERR_NUMERIC, "langevin: sample %lld diverged (reduce eps)",
-                    (long long)(first_row + (int64_t)(j / (size_t)d)));
-  return st;
+void sk__chunk_progress(sk__chunk *c, int64_t units) {
+  if (!c->hooks || !c->hooks->progress) return;
+  int64_t done;
+#pragma omp atomic capture
+  done = *c->done += units;
+  /* Thread 0 of the team is the thread that called the sampler. */
+  if (omp_get_thread_num() == 0) c->hooks->progress(c->hooks->ctx, done, c->total);
 }
 
-sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x, int64_t n) {
-  const int L = cfg->n_sigmas;
-  if (cfg->steps_per_level < 1 || !(cfg->eps > 0) || !isfinite(cfg->eps))
-    return sk__fail(SK_ERR_INVALID, "langevin: need steps >= 1 and eps > 0 (got %d, %g)",
-                    cfg->steps_per_level, cfg->eps);
-  if (L < 1 || L > 1 << 20 || !cfg->sigmas)
-    return sk__fail(SK_ERR_INVALID, "langevin: need a σ ladder of at least one level");
-  for (int i = 0; i < L; i++)
-    if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
-      return sk__fail(SK_ERR_INVALID, "langevin: σ_%d = %g is not positive", i + 1, cfg->sigmas[i]);
+void sk__chunk_snapshot_steps(sk__chunk *c, int64_t done, int64_t total) {
+  const sk_sample_hooks *h = c->hooks;
+  if (c->index != 0 || !h || h->n_snapshots < 2 || !h->snapshots) return;
+  const int64_t k1 = h->n_snapshots - 1;
+  /* Snapshot k is due after step ⌈k·total/(K−1)⌉. */
+  while (c->next_snapshot <= k1 && (int64_t)c->next_snapshot * total <= done * k1) {
+    memcpy(h->snapshots + (size_t)c->next_snapshot * (size_t)c->d, c->x ? c->x : c->xin,
+           (size_t)c->d * sizeof(float));
+    c->next_snapshot++;
+  }
+}
+
+sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_min) {
+  if (!(sigma_min > 0) || !(sigma_max > sigma_min) || !isfinite(sigma_max))
+    return sk__fail(SK_ERR_INVALID, "%s: need σ_max > σ_min > 0, finite (got %g, %g)", what,
+                    sigma_max, sigma_min);
+  return SK_OK;
+}
+
+sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
+                         const float *xin, double *out, int64_t n, sk_ode_stats *stats) {
+  return sk__run_chunk_range(f, p, r, x, xin, out, n, 0, n, stats);
+}
+
+sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
+                              const float *xin, double *out, int64_t n, int64_t first,
+                              int64_t count, sk_ode_stats *stats) {
   if (n <= 0) return SK_OK;
   const int d = sk_score_fn_dim(f);
   const int64_t rows = sk_score_fn_rows(f), n_chunks = (n + rows - 1) / rows;
+  if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
+      ((first + count) % rows && first + count != n))
+    return sk__fail(SK_ERR_INVALID, "%s: rows [%lld, %lld) of %lld are not whole chunks of %lld",
+                    p->what, (long long)first, (long long)(first + count), (long long)n,
+                    (long long)rows);
+  /* This call's chunks: [c0, c1) of the whole run's; x, xin and out hold
+   * their rows only. */
+  const int64_t c0 = (first + rows - 1) / rows, c1 = (first + count + rows - 1) / rows;
   /* Chunk c draws its noise from its own place in r's sequence: where it
    * would start if the chunks ran one after another (each draw of a full
    * chunk takes whole blocks of 4). So chunks run on any threads, in any
    * order, with the bits of a sequential run. */
   const uint64_t start = (r->offset + 3) / 4 * 4;
   const uint64_t per_draw = ((uint64_t)rows * (uint64_t)d + 3) / 4 * 4;
-  const uint64_t per_chunk = per_draw * (uint64_t)L * (uint64_t)cfg->steps_per_level;
+  const uint64_t per_chunk = per_draw * p->draws;
   int nt = sk__num_threads();
-  if (nt > n_chunks) nt = (int)n_chunks;
-  if (nt > SK_LANGEVIN_MAX_THREADS) nt = SK_LANGEVIN_MAX_THREADS;
+  if (nt > c1 - c0) nt = (int)SK_MAX(1, c1 - c0);
+  if (nt > SK_CHUNK_MAX_THREADS) nt = SK_CHUNK_MAX_THREADS;
   /* Each thread evaluates scores through its own copy (a compiled graph is
    * one arena) and its own buffers. */
-  sk_score_fn *fns[SK_LANGEVIN_MAX_THREADS] = {f};
-  float *buf[SK_LANGEVIN_MAX_THREADS] = {NULL};
+  sk_score_fn *fns[SK_CHUNK_MAX_THREADS] = {f};
+  void *buf[SK_CHUNK_MAX_THREADS] = {NULL};
   sk_status st = SK_OK;
   for (int t = 0; t < nt && st == SK_OK; t++) {
     if (t > 0) st = sk__score_fn_clone(f, &fns[t]);
-    if (st == SK_OK && !(buf[t] = sk__malloc(2 * (size_t)rows * (size_t)d * sizeof(float))))
-      st = sk__fail(SK_ERR_NOMEM, "langevin: out of memory");
+    if (st == SK_OK && !(buf[t] = sk__malloc(p->scratch_bytes ? p->scratch_bytes : 1)))
+      st = sk__fail(SK_ERR_NOMEM, "%s: out of memory", p->what);
   }
+  int64_t done = 0;
+  const int64_t total = p->units * (c1 - c0);
+  sk_ode_stats sum = {0, 0, 0};
   if (st == SK_OK) {
-    int64_t failed_chunk = n_chunks;
+    int64_t failed_chunk = c1;
     sk_status failed = SK_OK;
     char msg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t c = 0; c < n_chunks; c++) {
+    for (int64_t c = c0; c < c1; c++) {
       const int t = omp_get_thread_num();
-      sk_rng rc = *r;
-      rc.offset = start + (uint64_t)c * per_chunk;
-      const int64_t nr = SK_MIN(rows, n - c * rows);
-      float *score = buf[t], *z = buf[t] + (size_t)rows * (size_t)d;
-      sk_status sc = langevin_chunk(fns[t], cfg, &rc, x + c * rows * d, nr, c * rows, score, z);
-      if (sc != SK_OK) {
-#pragma omp critical(sk_langevin_error)
-        if (c < failed_chunk) { /* the first failing chunk's message, whatever the thread */
+      const int64_t r0 = c * rows, l0 = r0 - c0 * rows; /* in the run, in this call's rows */
+      sk__chunk ck = {.f = fns[t], .x = x ? x + l0 * d : NULL, .xin = (x ? x : xin) + l0 * d,
+                      .out = out ? out + l0 : NULL, .nr = SK_MIN(rows, n - r0), .first_row = r0,
+                      .index = c, .d = d, .rng = *r, .scratch = buf[t], .cfg = p->cfg,
+                      .hooks = p->hooks, .done = &done, .total = total};
+      ck.rng.offset = start + (uint64_t)c * per_chunk;
+      sk_status sc = p->fn(&ck);
+#pragma omp critical(sk_chunk_result)
+      {
+        sum.evals += ck.stats.evals;
+        sum.steps += ck.stats.steps;
+        sum.rejected += ck.stats.rejected;
+        if (sc != SK_OK && c < failed_chunk) { /* the first failing chunk's message */
           failed_chunk = c;
           failed = sc;
           snprintf(msg, sizeof msg, "%s", sk_last_error());
@@ -101,11 +115,120 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
     if (t > 0) sk_score_fn_free(fns[t]);
     sk__free(buf[t]);
   }
-  /* r moves past every chunk's noise, as a sequential run leaves it. */
   if (st == SK_OK) {
+    /* r moves past every chunk's noise, as a sequential run leaves it. */
     const uint64_t last = (uint64_t)(n - (n_chunks - 1) * rows) * (uint64_t)d;
-    r->offset = start + (uint64_t)(n_chunks - 1) * per_chunk +
-                (last + 3) / 4 * 4 * (uint64_t)L * (uint64_t)cfg->steps_per_level;
+    r->offset = start + (uint64_t)(n_chunks - 1) * per_chunk + (last + 3) / 4 * 4 * p->draws;
+    if (p->hooks && p->hooks->progress) p->hooks->progress(p->hooks->ctx, total, total);
+    if (stats) {
+      stats->evals += sum.evals;
+      stats->steps += sum.steps;
+      stats->rejected += sum.rejected;
+    }
   }
   return st;
+}
+
+/* The check every sampler ends with. */
+static sk_status check_finite(const char *what, const float *x, int64_t nr, int d,
+                              int64_t first_row, const char *hint) {
+  const size_t nd = (size_t)nr * (size_t)d;
+  for (size_t j = 0; j < nd; j++)
+    if (!isfinite(x[j]))
+      return sk__fail(SK_ERR_NUMERIC, "%s: sample %lld diverged (%s)", what,
+                      (long long)(first_row + (int64_t)(j / (size_t)d)), hint);
+  return SK_OK;
+}
+
+/* Langevin on one chunk, with its own noise. */
+static sk_status langevin_chunk(sk__chunk *c) {
+  const sk_langevin_config *cfg = c->cfg;
+  const int L = cfg->n_sigmas, T = cfg->steps_per_level, d = c->d;
+  const size_t nd = (size_t)c->nr * (size_t)d;
+  float *xc = c->x, *score = c->scratch, *z = score + (size_t)sk_score_fn_rows(c->f) * (size_t)d;
+  const float sL = cfg->sigmas[L - 1];
+  const int64_t total = (int64_t)L * T + (cfg->denoise != 0);
+  sk_status st = SK_OK;
+  sk__chunk_snapshot_steps(c, 0, total);
+  for (int i = 0; i < L && st == SK_OK; i++) {
+    const float sig = cfg->sigmas[i];
+    const float alpha = cfg->eps * (sig * sig) / (sL * sL);
+    const float half = 0.5f * alpha, noise = sqrtf(alpha);
+    for (int t = 0; t < T && st == SK_OK; t++) {
+      st = sk_score_fn_eval(c->f, xc, c->nr, sig, score);
+      sk_rng_normal(&c->rng, z, nd);
+      for (size_t j = 0; j < nd; j++) xc[j] += half * score[j] + noise * z[j];
+      sk__chunk_snapshot_steps(c, (int64_t)i * T + t + 1, total);
+    }
+    sk__chunk_progress(c, T);
+  }
+  if (st == SK_OK && cfg->denoise) { /* Tweedie: E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) */
+    st = sk_score_fn_eval(c->f, xc, c->nr, sL, score);
+    for (size_t j = 0; st == SK_OK && j < nd; j++) xc[j] += sL * sL * score[j];
+    sk__chunk_snapshot_steps(c, total, total);
+    sk__chunk_progress(c, 1);
+  }
+  c->stats.evals = total;
+  return st == SK_OK ? check_finite("langevin", xc, c->nr, d, c->first_row, "reduce eps") : st;
+}
+
+sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x, int64_t n) {
+  return sk_langevin_rows(f, cfg, r, x, n, 0, n);
+}
+
+sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
+                           int64_t n, int64_t first, int64_t count) {
+  const int L = cfg->n_sigmas;
+  if (cfg->steps_per_level < 1 || !(cfg->eps > 0) || !isfinite(cfg->eps))
+    return sk__fail(SK_ERR_INVALID, "langevin: need steps >= 1 and eps > 0 (got %d, %g)",
+                    cfg->steps_per_level, cfg->eps);
+  if (L < 1 || L > 1 << 20 || !cfg->sigmas)
+    return sk__fail(SK_ERR_INVALID, "langevin: need a σ ladder of at least one level");
+  for (int i = 0; i < L; i++)
+    if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
+      return sk__fail(SK_ERR_INVALID, "langevin: σ_%d = %g is not positive", i + 1, cfg->sigmas[i]);
+  const size_t rd = (size_t)sk_score_fn_rows(f) * (size_t)sk_score_fn_dim(f);
+  const sk__chunk_plan p = {"langevin", langevin_chunk, cfg, 2 * rd * sizeof(float),
+                            (uint64_t)L * (uint64_t)cfg->steps_per_level,
+                            (int64_t)L * cfg->steps_per_level + (cfg->denoise != 0), cfg->hooks};
+  return sk__run_chunk_range(f, &p, r, x, NULL, NULL, n, first, count, NULL);
+}
+
+/* NCSNv2's ratio (Song & Ermon 2020, eq. 5) in the toy convention, where
+ * a = ε/(2σ_L²) is their ε/σ_L²: after T steps from variance γ²σ_i², the
+ * chain on N(0, σ_i²) has variance σ_i² times this. */
+static double ncsnv2_ratio(double a, int T, double gamma) {
+  const double stat = 2.0 / (2.0 - a);
+  return pow(1.0 - a, 2.0 * T) * (gamma * gamma - stat) + stat;
+}
+
+float sk_langevin_ncsnv2_eps(int steps_per_level, float gamma, float sigma_L) {
+  if (steps_per_level < 1 || !(gamma > 1) || !isfinite(gamma) || !(sigma_L > 0) ||
+      !isfinite(sigma_L)) {
+    sk__fail(SK_ERR_INVALID, "langevin: NCSNv2 step size needs T >= 1, γ > 1 and σ_L > 0 "
+                             "(got %d, %g, %g)", steps_per_level, gamma, sigma_L);
+    return 0;
+  }
+  /* The ratio is above 1 for every a in (0, 1) (the stationary variance
+   * 2/(2 − a) exceeds 1), falling from γ² while the start is forgotten, then
+   * rising with the discretisation's bias: its minimum is the closest to 1.
+   * It is unimodal in log a, so a golden-section search finds it. */
+  double lo = log(1e-12), hi = log(1.0 - 1e-9);
+  const double phi = 0.5 * (sqrt(5.0) - 1.0);
+  double m1 = hi - phi * (hi - lo), m2 = lo + phi * (hi - lo);
+  double f1 = ncsnv2_ratio(exp(m1), steps_per_level, gamma);
+  double f2 = ncsnv2_ratio(exp(m2), steps_per_level, gamma);
+  for (int it = 0; it < 200; it++) {
+    if (f1 <= f2) {
+      hi = m2, m2 = m1, f2 = f1;
+      m1 = hi - phi * (hi - lo);
+      f1 = ncsnv2_ratio(exp(m1), steps_per_level, gamma);
+    } else {
+      lo = m1, m1 = m2, f1 = f2;
+      m2 = lo + phi * (hi - lo);
+      f2 = ncsnv2_ratio(exp(m2), steps_per_level, gamma);
+    }
+  }
+  const double a = exp(0.5 * (lo + hi));
+  return (float)(2.0 * a * (double)sigma_L * (double)sigma_L);
 }

@@ -26,6 +26,14 @@ struct sk_score_fn {
   float *tmp; /* (rows, d): the guidance term */
   const sk__score_ops *ops; /* FN_CUSTOM: its functions and state */
   void *ctx;
+  /* divergence (sk_score_fn_divergence), made at its first call:
+   * a model's graph of s and vᵀ ∇ₓ(vᵀ s) */
+  sk_graph *dg;
+  sk_node dx, dsigma, dv, ds, dvjv;
+  /* a mixture's (Σ_k + σ² I)⁻¹ (k, d, d), log det and trace at sigma_cached,
+   * and one row's scratch (k·d + k + d) */
+  double *inv, *logdet, *trinv, *row;
+  float sigma_cached;
 };
 
 void sk_score_fn_free(sk_score_fn *f) {
@@ -33,7 +41,9 @@ void sk_score_fn_free(sk_score_fn *f) {
   if (f->owns_base) sk_score_fn_free(f->base);
   if (f->ops) f->ops->free(f->ctx);
   sk_graph_free(f->g);
+  sk_graph_free(f->dg);
   sk__free(f->tmp);
+  sk__free(f->inv);
   sk__free(f);
 }
 
@@ -47,6 +57,7 @@ static sk_status alloc_fn(fn_kind kind, int dim, sk_score_fn **out) {
   f->dim = dim;
   f->rows = SK_SCORE_ROWS;
   f->x = f->sigma = f->out = SK_NONE;
+  f->dx = f->dsigma = f->dv = f->ds = f->dvjv = SK_NONE;
   return SK_OK;
 }
 
@@ -77,7 +88,7 @@ static sk_status compile_model(sk_score_fn *f, sk_model *m, int guidance_y) {
 sk_status sk_score_fn_model(sk_model *m, int rows, sk_score_fn **out) {
   *out = NULL;
   const sk_model_config *c = sk_model_get_config(m);
-  if (c->kind == SK_MODEL_CLASSIFIER)
+  if (sk_model_is_classifier(c))
     return sk__fail(SK_ERR_INVALID, "score function: a classifier is not a score model");
   if (rows < 1 || rows > SK_SCORE_ROWS)
     return sk__fail(SK_ERR_INVALID, "score function: rows %d outside 1..%d", rows, SK_SCORE_ROWS);
@@ -129,7 +140,7 @@ static sk_status guided_common(sk_score_fn *base, int dim, int y, int classes, f
 sk_status sk_score_fn_guided_model(sk_score_fn *base, sk_model *classifier, int y, float w,
                                    sk_score_fn **out) {
   const sk_model_config *c = sk_model_get_config(classifier);
-  if (c->kind != SK_MODEL_CLASSIFIER)
+  if (!sk_model_is_classifier(c))
     return sk__fail(SK_ERR_INVALID, "guidance: the model given as classifier is a score model");
   sk_status st = guided_common(base, c->dim, y, c->classes, w, FN_GUIDED_MODEL, out);
   if (st != SK_OK) return st;
@@ -238,10 +249,218 @@ sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigm
   return sk__fail(SK_ERR_STATE, "score function: unknown kind");
 }
 
+/* The graph of s(x, σ) and vᵀ ∇ₓ(vᵀ s) per row (rows are independent, so
+ * the gradient of the sum over rows is each row's own). */
+static sk_status compile_divergence(sk_score_fn *f) {
+  sk_graph *g = f->dg = sk_graph_new();
+  if (!g) return sk__fail(SK_ERR_NOMEM, "divergence: out of memory for its graph");
+  sk_node p[128];
+  sk_status st = sk_model_bind(f->model, g, NULL, p);
+  if (st != SK_OK) return st;
+  const int64_t xd[2] = {f->rows, f->dim};
+  f->dx = sk_input(g, "x", 2, xd);
+  f->dv = sk_input(g, "v", 2, xd);
+  if (f->conditional) f->dsigma = sk_input(g, "sigma", 2, (int64_t[]){f->rows, 1});
+  f->ds = sk_model_apply(f->model, g, p, f->dx, f->dsigma);
+  sk_node u = sk_sum(g, sk_mul(g, f->dv, f->ds), 1, 1), gv;
+  if (sk_graph_status(g) != SK_OK) return sk_graph_compile(g, 1, &f->ds); /* the build error */
+  st = sk_grad(g, sk_sum_all(g, u), SK_NONE, 1, &f->dx, &gv);
+  if (st != SK_OK) return st;
+  f->dvjv = sk_sum(g, sk_mul(g, f->dv, gv), 1, 1);
+  sk_node outs[2] = {f->ds, f->dvjv};
+  return sk_graph_compile(g, 2, outs);
+}
+
+/* A model's divergence: with probes, one run each; exact, vᵀ ∇ₓ(vᵀ s) with
+ * v = e_j is ∂s_j/∂x_j, so the n·d pairs (row i, dimension j) are packed into
+ * the graph's rows, row i repeated (ceil(n·d/rows) runs, at most d). */
+static sk_status model_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma, int k,
+                                  const float *v, float *score, double *div) {
+  sk_status st = SK_OK;
+  if (!f->dg && (st = compile_divergence(f)) != SK_OK) {
+    sk_graph_free(f->dg);
+    f->dg = NULL;
+    return st;
+  }
+  const int d = f->dim;
+  const size_t nd = (size_t)n * (size_t)d;
+  float *xb = sk_graph_data(f->dg, f->dx), *vb = sk_graph_data(f->dg, f->dv);
+  const float *vjv = sk_graph_data(f->dg, f->dvjv), *sb = sk_graph_data(f->dg, f->ds);
+  if (f->conditional) {
+    float *s = sk_graph_data(f->dg, f->dsigma);
+    for (int64_t i = 0; i < f->rows; i++) s[i] = sigma;
+  }
+  for (int64_t i = 0; i < n; i++) div[i] = 0;
+  if (v) {
+    memcpy(xb, x, nd * sizeof(float));
+    for (int j = 0; j < k && st == SK_OK; j++) {
+      memcpy(vb, v + (size_t)j * nd, nd * sizeof(float));
+      if ((st = sk_graph_run(f->dg)) != SK_OK) break;
+      if (j == 0) memcpy(score, sb, nd * sizeof(float));
+      for (int64_t i = 0; i < n; i++) div[i] += vjv[i] / k;
+    }
+    return st;
+  }
+  const int64_t pairs = n * d, rows = f->rows;
+  for (int64_t q0 = 0; q0 < pairs && st == SK_OK; q0 += rows) {
+    const int64_t m = SK_MIN(rows, pairs - q0);
+    memset(vb, 0, (size_t)rows * (size_t)d * sizeof(float));
+    for (int64_t r = 0; r < m; r++) {
+      const int64_t i = (q0 + r) / d, j = (q0 + r) % d;
+      memcpy(xb + r * d, x + i * d, (size_t)d * sizeof(float));
+      vb[r * d + j] = 1;
+    }
+    if ((st = sk_graph_run(f->dg)) != SK_OK) break;
+    for (int64_t r = 0; r < m; r++) {
+      const int64_t i = (q0 + r) / d, j = (q0 + r) % d;
+      div[i] += vjv[r];
+      if (j == 0) memcpy(score + i * d, sb + r * d, (size_t)d * sizeof(float));
+    }
+  }
+  return st;
+}
+
+/* (Σ_k + σ² I)⁻¹, its log determinant and trace for every component, in
+ * double by Cholesky. */
+static sk_status gmm_factor(sk_score_fn *f, float sigma) {
+  const int K = sk_gmm_components(f->gmm), d = f->dim;
+  if (!f->inv) {
+    const size_t m = (size_t)K * d * d + 2 * (size_t)K + (size_t)K * d + K + d + (size_t)d * d;
+    if (!(f->inv = sk__malloc(m * sizeof(double))))
+      return sk__fail(SK_ERR_NOMEM, "divergence: out of memory");
+    f->logdet = f->inv + (size_t)K * d * d;
+    f->trinv = f->logdet + K;
+    f->row = f->trinv + K;
+    f->sigma_cached = -1;
+  }
+  if (sigma == f->sigma_cached) return SK_OK;
+  double *l = f->row + (size_t)K * d + K + d; /* (d, d) Cholesky factor */
+  for (int c = 0; c < K; c++) {
+    const float *cov = sk_gmm_covs(f->gmm) + (size_t)c * d * d;
+    double *inv = f->inv + (size_t)c * d * d, ld = 0;
+    for (int i = 0; i < d; i++)
+      for (int j = 0; j <= i; j++) {
+        double a = (double)cov[i * d + j] + (i == j ? (double)sigma * sigma : 0.0);
+        for (int q = 0; q < j; q++) a -= l[i * d + q] * l[j * d + q];
+        if (i == j) {
+          if (!(a > 0)) return sk__fail(SK_ERR_NUMERIC, "divergence: component %d is singular", c);
+          l[i * d + i] = sqrt(a);
+          ld += 2 * log(l[i * d + i]);
+        } else
+          l[i * d + j] = a / l[j * d + j];
+      }
+    /* Column e_j of the inverse: solve L Lᵀ y = e_j. */
+    for (int j = 0; j < d; j++) {
+      double *y = inv + (size_t)j * d;
+      for (int i = 0; i < d; i++) {
+        double a = i == j;
+        for (int q = 0; q < i; q++) a -= l[i * d + q] * y[q];
+        y[i] = a / l[i * d + i];
+      }
+      for (int i = d - 1; i >= 0; i--) {
+        double a = y[i];
+        for (int q = i + 1; q < d; q++) a -= l[q * d + i] * y[q];
+        y[i] = a / l[i * d + i];
+      }
+    }
+    f->logdet[c] = ld;
+    f->trinv[c] = 0;
+    for (int i = 0; i < d; i++) f->trinv[c] += inv[i * d + i];
+  }
+  f->sigma_cached = sigma;
+  return SK_OK;
+}
+
+/* A mixture's score and divergence, in double: with posteriors w_k and
+ * component scores s_k = −C_k⁻¹(x − μ_k), the Jacobian of s = Σ w_k s_k is
+ * Σ w_k (s_k s_kᵀ − C_k⁻¹) − s sᵀ (docs/MATH.md). */
+static sk_status gmm_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma, int k,
+                                const float *v, float *score, double *div) {
+  sk_status st = gmm_factor(f, sigma);
+  if (st != SK_OK) return st;
+  const int K = sk_gmm_components(f->gmm), d = f->dim;
+  const float *mu = sk_gmm_means(f->gmm), *pi = sk_gmm_weights(f->gmm);
+  double *sk = f->row, *lw = sk + (size_t)K * d, *s = lw + K;
+  const size_t nd = (size_t)n * (size_t)d;
+  for (int64_t r = 0; r < n; r++) {
+    const float *xr = x + r * d;
+    double top = -INFINITY;
+    for (int c = 0; c < K; c++) {
+      const double *inv = f->inv + (size_t)c * d * d;
+      double *sc = sk + (size_t)c * d, q = 0;
+      for (int i = 0; i < d; i++) {
+        double a = 0;
+        for (int j = 0; j < d; j++) a += inv[i * d + j] * ((double)xr[j] - mu[c * d + j]);
+        sc[i] = -a;
+        q += a * ((double)xr[i] - mu[c * d + i]);
+      }
+      lw[c] = log((double)pi[c]) - 0.5 * q - 0.5 * f->logdet[c];
+      if (lw[c] > top) top = lw[c];
+    }
+    double z = 0;
+    for (int c = 0; c < K; c++) z += (lw[c] = exp(lw[c] - top));
+    for (int i = 0; i < d; i++) s[i] = 0;
+    for (int c = 0; c < K; c++) {
+      lw[c] /= z;
+      for (int i = 0; i < d; i++) s[i] += lw[c] * sk[(size_t)c * d + i];
+    }
+    for (int i = 0; i < d; i++) score[r * d + i] = (float)s[i];
+    double acc = 0;
+    const int probes = v ? k : 1;
+    for (int p = 0; p < probes; p++) {
+      const float *vr = v ? v + (size_t)p * nd + (size_t)r * d : NULL;
+      double t = 0, vs = 0;
+      for (int c = 0; c < K; c++) {
+        const double *sc = sk + (size_t)c * d, *inv = f->inv + (size_t)c * d * d;
+        double a, b = 0;
+        if (vr) { /* vᵀ(s_k s_kᵀ − C_k⁻¹)v */
+          a = 0;
+          for (int i = 0; i < d; i++) {
+            a += vr[i] * sc[i];
+            double ci = 0;
+            for (int j = 0; j < d; j++) ci += inv[i * d + j] * vr[j];
+            b += vr[i] * ci;
+          }
+          a *= a;
+        } else { /* tr(s_k s_kᵀ − C_k⁻¹) */
+          a = 0;
+          for (int i = 0; i < d; i++) a += sc[i] * sc[i];
+          b = f->trinv[c];
+        }
+        t += lw[c] * (a - b);
+      }
+      for (int i = 0; i < d; i++) vs += (vr ? vr[i] : 1.0) * s[i] * (vr ? 1.0 : s[i]);
+      acc += t - (vr ? vs * vs : vs);
+    }
+    div[r] = acc / probes;
+    if (!isfinite(div[r]))
+      return sk__fail(SK_ERR_NUMERIC, "divergence: row %lld is not finite", (long long)r);
+  }
+  return SK_OK;
+}
+
+sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma, int k,
+                                 const float *v, float *score, double *div) {
+  if (n < 1 || n > f->rows)
+    return sk__fail(SK_ERR_INVALID, "divergence: %lld rows outside 1..%d", (long long)n, f->rows);
+  if (!(sigma > 0) || !isfinite(sigma))
+    return sk__fail(SK_ERR_INVALID, "divergence: σ must be positive, got %g", sigma);
+  if (v && (k < 1 || k > 4096))
+    return sk__fail(SK_ERR_INVALID, "divergence: %d probes outside 1..4096", k);
+  switch (f->kind) {
+  case FN_MODEL:
+    return model_divergence(f, x, n, sigma, k, v, score, div);
+  case FN_GMM:
+    return gmm_divergence(f, x, n, sigma, k, v, score, div);
+  default:
+    return sk__fail(SK_ERR_INVALID, "divergence: not available for a guided score");
+  }
+}
+
 sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,
                                  int64_t n, float sigma, double *accuracy) {
   const sk_model_config *c = sk_model_get_config(classifier);
-  if (c->kind != SK_MODEL_CLASSIFIER) return sk__fail(SK_ERR_INVALID, "accuracy: not a classifier");
+  if (!sk_model_is_classifier(c)) return sk__fail(SK_ERR_INVALID, "accuracy: not a classifier");
   sk_score_fn f = {.kind = FN_MODEL, .dim = c->dim, .rows = SK_SCORE_ROWS, .x = SK_NONE,
                    .sigma = SK_NONE, .out = SK_NONE};
   sk_status st = compile_model(&f, classifier, -1);

@@ -28,6 +28,8 @@ struct sk_trainer {
   float *batch;   /* (batch, d) */
   int32_t *labels; /* (batch) */
   sk_adam_part *parts; /* (n_grads): where the graph leaves each gradient */
+  sk_train_share share; /* rows [first_row, first_row + rows) of each batch */
+  float *flat;          /* with a reduce: the gradient (np) and the loss, reduced */
   uint64_t fingerprint; /* of the data (data_fingerprint) */
   float label_dropout;  /* a class-conditional model's (0 for others) */
   int has_mismatch;     /* the last resume refused another run's state */
@@ -80,6 +82,16 @@ static const char *bytes_text(char *buf, size_t cap, size_t bytes) {
   return buf;
 }
 
+/* The objectives whose σ comes from the config's ladder: a level of it per
+ * row (ncsn, classifier), or a draw between its ends (vesde). */
+static int is_laddered(sk_objective o) {
+  return o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER || o == SK_OBJ_VESDE;
+}
+
+float sk__vesde_sigma(float u, float sigma_max, float sigma_min) {
+  return (float)((double)sigma_min * pow((double)sigma_max / (double)sigma_min, (double)u));
+}
+
 void sk_trainer_free(sk_trainer *t) {
   if (!t) return;
   sk_loss_graph_free(&t->lg);
@@ -87,6 +99,7 @@ void sk_trainer_free(sk_trainer *t) {
   sk__free(t->batch);
   sk__free(t->labels);
   sk__free(t->parts);
+  sk__free(t->flat);
   sk__free(t);
 }
 
@@ -96,6 +109,12 @@ sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg
 
 sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
                                  size_t memory_limit, sk_trainer **out) {
+  return sk_trainer_new_share(m, ds, cfg, NULL, memory_limit, out);
+}
+
+sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
+                               const sk_train_share *share, size_t memory_limit,
+                               sk_trainer **out) {
   *out = NULL;
   const sk_model_config *mc = sk_model_get_config(m);
   const sk_objective o = cfg->objective;
@@ -105,21 +124,32 @@ sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_con
                     mc->dim);
   if (cfg->batch < 1 || cfg->batch > (1 << 20))
     return sk__fail(SK_ERR_INVALID, "train: batch size %d outside 1..1048576", cfg->batch);
-  const int laddered = o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER;
+  const int laddered = is_laddered(o);
   sk_status st;
   if (laddered) {
-    if (cfg->n_sigmas < 1 || cfg->n_sigmas > SK_MAX_LEVELS || !cfg->sigmas)
-      return sk__fail(SK_ERR_INVALID, "train: %s needs 1..%d noise levels", sk_objective_name(o),
-                      SK_MAX_LEVELS);
+    const int least = o == SK_OBJ_VESDE ? 2 : 1;
+    if (cfg->n_sigmas < least || cfg->n_sigmas > SK_MAX_LEVELS || !cfg->sigmas)
+      return sk__fail(SK_ERR_INVALID, "train: %s needs %d..%d noise levels", sk_objective_name(o),
+                      least, SK_MAX_LEVELS);
     for (int i = 0; i < cfg->n_sigmas; i++)
       if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
         return sk__fail(SK_ERR_INVALID, "train: noise level %d is %g; levels must be positive", i,
                         cfg->sigmas[i]);
+    /* vesde draws σ between the ladder's ends: they must make a range. */
+    if (o == SK_OBJ_VESDE && !(cfg->sigmas[0] > cfg->sigmas[cfg->n_sigmas - 1]))
+      return sk__fail(SK_ERR_INVALID, "train: vesde needs σ_max %g above σ_min %g (the ladder's "
+                      "first and last levels)", cfg->sigmas[0], cfg->sigmas[cfg->n_sigmas - 1]);
   } else if ((o == SK_OBJ_DSM || mc->kind != SK_MODEL_MLP) && !(cfg->sigma > 0 && isfinite(cfg->sigma))) {
     return sk__fail(SK_ERR_INVALID, "train: σ must be positive, got %g", cfg->sigma);
   }
   st = sk__cond_check(mc, ds);
   if (st != SK_OK) return st;
+  const sk_train_share whole = {0, cfg->batch, NULL, NULL};
+  if (!share) share = &whole;
+  if (share->rows < 1 || share->first_row < 0 || share->first_row > cfg->batch - share->rows)
+    return sk__fail(SK_ERR_INVALID,
+                    "train: this process's share of the batch, %d rows from row %d, is not a "
+                    "non-empty part of the batch of %d", share->rows, share->first_row, cfg->batch);
   if (o == SK_OBJ_CLASSIFIER) {
     if (sk_dataset_classes(ds) < 1 || !sk_dataset_labels(ds))
       return sk__fail(SK_ERR_INVALID, "train: the classifier needs labelled data");
@@ -135,6 +165,7 @@ sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_con
   t->m = m;
   t->ds = ds;
   t->cfg = *cfg;
+  t->share = *share;
   if (laddered) memcpy(t->sigmas, cfg->sigmas, (size_t)cfg->n_sigmas * sizeof(float));
   t->cfg.sigmas = t->sigmas;
   if (t->cfg.projections < 1) t->cfg.projections = 1;
@@ -148,7 +179,7 @@ sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_con
   const size_t fixed = sat_add(sat_mul(np, 4 * sizeof(float)), batch_bytes);
   size_t arena = 0, arena_limit = 0;
   if (memory_limit) arena_limit = memory_limit > fixed ? memory_limit - fixed : 1;
-  st = sk__loss_graph_new(m, o, cfg->batch, t->cfg.projections, arena_limit, &t->lg, &arena);
+  st = sk__loss_graph_new(m, o, share->rows, t->cfg.projections, arena_limit, &t->lg, &arena);
   if (st == SK_ERR_NOMEM && memory_limit && arena &&
       sat_add(fixed, arena) > memory_limit) {
     char total[32], weights[32], graph[32], limit[32];
@@ -159,7 +190,7 @@ sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_con
                   bytes_text(total, sizeof total, sat_add(fixed, arena)),
                   bytes_text(limit, sizeof limit, memory_limit), np,
                   bytes_text(weights, sizeof weights, sat_mul(np, 4 * sizeof(float))),
-                  bytes_text(graph, sizeof graph, arena), cfg->batch);
+                  bytes_text(graph, sizeof graph, arena), share->rows);
   }
   if (st != SK_OK) {
     sk__free(t);
@@ -169,10 +200,11 @@ sk_status sk_trainer_new_limited(sk_model *m, sk_dataset *ds, const sk_train_con
   t->batch = sk__malloc((size_t)cfg->batch * (size_t)mc->dim * sizeof(float));
   t->labels = sk__malloc((size_t)cfg->batch * sizeof(int32_t));
   t->parts = sk__malloc((size_t)SK_MAX(1, t->lg.n_grads) * sizeof *t->parts);
+  if (share->reduce) t->flat = sk__calloc(np + 1, sizeof(float));
   if (!t->adam)
     st = sk__fail(SK_ERR_NOMEM, "train: out of memory for Adam's moments and EMA (3 × %zu floats)",
                   np);
-  else if (!t->batch || !t->labels || !t->parts)
+  else if (!t->batch || !t->labels || !t->parts || (share->reduce && !t->flat))
     st = sk__fail(SK_ERR_NOMEM, "train: out of memory for a batch of %d", cfg->batch);
   if (st != SK_OK) {
     sk_trainer_free(t);
@@ -204,29 +236,68 @@ sk_status sk_trainer_set_label_dropout(sk_trainer *t, float p) {
 float sk_trainer_label_dropout(const sk_trainer *t) { return t->label_dropout; }
 const float *sk_trainer_ema(sk_trainer *t) { return sk_adam_ema(t->adam); }
 
-/* Fills the loss graph's inputs for one step. */
+/* Values [skip, skip + n) of a draw of `all` values from r, into out; r
+ * moves past all of them, as that draw would have moved it. Value i of a
+ * stream is a pure function of its index (block i / 4, lane i % 4), so a
+ * share of a batch gets the bits the whole batch's draw gives its rows. */
+static void draw_part(sk_rng *r, void (*draw)(sk_rng *, float *, size_t), float *out,
+                      size_t skip, size_t n, size_t all) {
+  const uint64_t start = (r->offset + 3) / 4 * 4;
+  sk_rng q = *r;
+  q.offset = start + skip / 4 * 4;
+  size_t done = 0;
+  if (skip % 4 && n) { /* the share starts inside a block */
+    float v[4];
+    draw(&q, v, 4);
+    done = SK_MIN(4 - skip % 4, n);
+    memcpy(out, v + skip % 4, done * sizeof(float));
+  }
+  if (n > done) draw(&q, out + done, n - done);
+  r->offset = start + (all + 3) / 4 * 4;
+}
+
+/* Fills the loss graph's inputs for one step: the share's rows of the
+ * batch. The whole batch's rows and levels are drawn (a few floats a row;
+ * the data and level streams advance row by row), the noise and
+ * projections of the share only. */
 static sk_status fill(sk_trainer *t) {
   sk_loss_graph *lg = &t->lg;
   sk_graph *g = lg->g;
-  const int d = sk_dataset_dim(t->ds), B = t->cfg.batch, M = lg->rows / B;
+  const int d = sk_dataset_dim(t->ds), B = t->cfg.batch, R = t->share.rows, M = lg->rows / R;
+  const size_t first = (size_t)t->share.first_row * (size_t)M; /* the share's first graph row */
   sk_status st = sk_dataset_batch(t->ds, &t->r_data, B, t->batch, t->labels);
   if (st != SK_OK) return st;
+  const float *xb = t->batch + (size_t)t->share.first_row * (size_t)d;
+  const int32_t *yb = t->labels + t->share.first_row;
   float *x = sk_graph_data(g, lg->x);
-  for (int b = 0; b < B; b++)
-    for (int k = 0; k < M; k++) memcpy(x + ((size_t)b * M + k) * d, t->batch + (size_t)b * d, (size_t)d * sizeof(float));
-  const size_t nd = (size_t)lg->rows * (size_t)d;
-  if (lg->z != SK_NONE) sk_rng_normal(&t->r_noise, sk_graph_data(g, lg->z), nd);
-  if (lg->v != SK_NONE) {
-    if (t->cfg.rademacher)
-      sk_rng_rademacher(&t->r_proj, sk_graph_data(g, lg->v), nd);
-    else
-      sk_rng_normal(&t->r_proj, sk_graph_data(g, lg->v), nd);
-  }
+  for (int b = 0; b < R; b++)
+    for (int k = 0; k < M; k++)
+      memcpy(x + ((size_t)b * M + k) * d, xb + (size_t)b * d, (size_t)d * sizeof(float));
+  const size_t nd = (size_t)lg->rows * (size_t)d, all = (size_t)B * (size_t)M * (size_t)d;
+  if (lg->z != SK_NONE)
+    draw_part(&t->r_noise, sk_rng_normal, sk_graph_data(g, lg->z), first * (size_t)d, nd, all);
+  if (lg->v != SK_NONE)
+    draw_part(&t->r_proj, t->cfg.rademacher ? sk_rng_rademacher : sk_rng_normal,
+              sk_graph_data(g, lg->v), first * (size_t)d, nd, all);
   if (lg->sigma != SK_NONE) {
     float *s = sk_graph_data(g, lg->sigma);
-    const int laddered = t->cfg.objective == SK_OBJ_NCSN || t->cfg.objective == SK_OBJ_CLASSIFIER;
-    for (int i = 0; i < lg->rows; i++)
-      s[i] = laddered ? t->sigmas[sk_rng_below(&t->r_level, (uint32_t)t->cfg.n_sigmas)] : t->cfg.sigma;
+    const sk_objective o = t->cfg.objective;
+    if (o == SK_OBJ_VESDE) {
+      /* Row i of step k takes the level stream's draw k·rows + i (rows of
+       * the whole batch), whatever the threads and processes: log-uniform
+       * between the ladder's ends. */
+      const float smax = t->sigmas[0], smin = t->sigmas[t->cfg.n_sigmas - 1];
+      draw_part(&t->r_level, sk_rng_uniform, s, first, (size_t)lg->rows, (size_t)B * (size_t)M);
+      for (int i = 0; i < lg->rows; i++) s[i] = sk__vesde_sigma(s[i], smax, smin);
+    } else {
+      const int laddered = is_laddered(o);
+      /* A level takes one draw, or more after a rejection: row by row. */
+      for (size_t i = 0; laddered && i < (size_t)B * (size_t)M; i++) {
+        const float level = t->sigmas[sk_rng_below(&t->r_level, (uint32_t)t->cfg.n_sigmas)];
+        if (i >= first && i < first + (size_t)lg->rows) s[i - first] = level;
+      }
+      for (int i = 0; !laddered && i < lg->rows; i++) s[i] = t->cfg.sigma;
+    }
   }
   if (lg->onehot != SK_NONE) {
     const sk_model_config *mc = sk_model_get_config(t->m);
@@ -237,11 +308,34 @@ static sk_status fill(sk_trainer *t) {
     float *oh = sk_graph_data(g, lg->onehot);
     memset(oh, 0, (size_t)lg->rows * (size_t)K * sizeof(float));
     for (int i = 0; i < lg->rows; i++) {
-      const int b = i / M;
-      const int drop = cond && sk__label_dropped(t->cfg.seed, t->step, b, t->label_dropout);
-      oh[(size_t)i * K + (drop ? K - 1 : t->labels[b])] = 1.0f;
+      /* The draw is indexed by the row of the whole batch, so that a share
+       * drops the labels the whole batch would. */
+      const int b = i / M, row = t->share.first_row + b;
+      const int drop = cond && sk__label_dropped(t->cfg.seed, t->step, row, t->label_dropout);
+      oh[(size_t)i * K + (drop ? K - 1 : yb[b])] = 1.0f;
     }
   }
+  return SK_OK;
+}
+
+/* With a share: this process's gradient and loss, scaled by rows / batch,
+ * into one buffer in the parameters' order; the reduction sums them over the
+ * processes; then the parts and the loss point into the sums. */
+static sk_status reduce_step(sk_trainer *t, int n_parts, sk_adam_part *parts, const float **lp) {
+  const size_t np = sk_model_num_params(t->m);
+  const float scale = (float)t->share.rows / (float)t->cfg.batch;
+  float *flat = t->flat;
+  memset(flat, 0, np * sizeof(float));
+  for (int i = 0; i < n_parts; i++) {
+    const size_t n = parts[i].rows * parts[i].cols;
+    float *dst = flat + parts[i].offset;
+    for (size_t j = 0; j < n; j++) dst[j] = scale * parts[i].grad[j];
+  }
+  flat[np] = scale * **lp;
+  sk_status st = t->share.reduce(t->share.ctx, flat, np + 1);
+  if (st != SK_OK) return st;
+  for (int i = 0; i < n_parts; i++) parts[i].grad = flat + parts[i].offset;
+  *lp = flat + np;
   return SK_OK;
 }
 
@@ -266,7 +360,16 @@ sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm) {
                                       (size_t)(rows ? n / rows : 0)};
   }
   const float *lp = sk_graph_data(g, t->lg.loss);
-  st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), n_parts, parts, grad_norm);
+  if (t->share.reduce) {
+    st = sk_graph_run(g);
+    if (st == SK_OK) st = reduce_step(t, n_parts, parts, &lp);
+    if (st == SK_OK) /* the parts now point into the reduced gradient */
+      st = isfinite(*lp) ? sk_adam_step_parts(t->adam, sk_model_params(t->m), n_parts, parts,
+                                              grad_norm)
+                         : SK_ERR_NUMERIC;
+  } else {
+    st = sk_adam_step_graph(t->adam, g, lp, sk_model_params(t->m), n_parts, parts, grad_norm);
+  }
   if (st != SK_OK && st != SK_ERR_NUMERIC) return st;
   const float l = lp[0];
   if (loss) *loss = l;
@@ -302,6 +405,11 @@ static void arch_string(const sk_model *m, char *buf, size_t cap) {
     snprintf(buf + n, cap - (size_t)n, "/%d,%d,%d,%d/%dx%dx%d/%d/%.9g", u->channels[0],
              u->channels[1], u->channels[2], u->channels[3], u->image[0], u->image[1],
              u->image[2], u->embed, (double)u->embed_scale);
+  const sk_convnet_config *v = sk_model_get_convnet(m);
+  if (v && n > 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, "/%d,%d,%d/%dx%dx%d/%d/%.9g", v->channels[0],
+             v->channels[1], v->channels[2], v->image[0], v->image[1], v->image[2], v->embed,
+             (double)v->embed_scale);
 }
 
 /* The counters of the state metadata, in the order they are written. */
@@ -327,8 +435,6 @@ static void get_counters(const sk_trainer *t, uint64_t v[N_COUNTERS]) {
 /* The largest step or epoch count a state may hold: 2^53, the integers any
  * JSON reader holds exactly, and more steps than any run takes. */
 #define MAX_COUNT (UINT64_C(1) << 53)
-
-static int is_laddered(sk_objective o) { return o == SK_OBJ_NCSN || o == SK_OBJ_CLASSIFIER; }
 
 /* Whether the trainer's σ shapes its run: dsm's noise, or the level a
  * noise-conditional model is trained at by a single-level objective. */
@@ -590,7 +696,7 @@ static sk_status arch_differs(sk_trainer *t, const char *path, const char *ours,
   static const char *const names[6] = {"model", "dim", "hidden", "depth", "classes", "activation"};
   static const char *const kinds[SK_MODEL_KIND_COUNT] = {
       [SK_MODEL_MLP] = "mlp", [SK_MODEL_NCMLP] = "ncmlp", [SK_MODEL_CLASSIFIER] = "classifier",
-      [SK_MODEL_UNET] = "unet"};
+      [SK_MODEL_UNET] = "unet", [SK_MODEL_CONVNET] = "convnet"};
   const char *a = ours, *b = saved;
   for (int part = 0; part < 6; part++) {
     const size_t la = strcspn(a, "/"), lb = strcspn(b, "/");

@@ -45,12 +45,26 @@ int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n)
 int cli_load_data(const char *spec, long long n, unsigned long long seed, int label_column,
                   const char *labels_path, sk_dataset **out);
 
+/* Progress of a long run on stderr, fed by the library's progress hook
+ * (sk_sample_hooks): percent done, elapsed time and an estimate of the rest. */
+typedef struct cli_progress {
+  const char *what, *unit;
+  double t0, last;
+  int tty, printed;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *what, const char *unit);
+void cli_progress_update(void *ctx, int64_t done, int64_t total);
+void cli_progress_end(cli_progress *p);
+
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* `scorekit eval` with its report written to `out`. */
 int cli_eval_to(FILE *out, int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_likelihood(int argc, char **argv);
+
+int cmd_grid(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_inpaint(int argc, char **argv);
 

@@ -11,14 +11,16 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_mpi.h"
 
 int cli_fail(const char *fmt, ...) {
+  /* One write: under mpirun, other output must not cut the line. */
+  char msg[8192];
   va_list ap;
   va_start(ap, fmt);
-  fputs("scorekit: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  fprintf(stderr, "scorekit%s: %s\n", cli_mpi_tag(), msg);
   return 1;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -93,7 +94,7 @@ static int guided(const char *dir, const char *data, sk_dataset *ref, int64_t n,
     sk_rng r = sk_rng_make(seed, 0x67756964 + (uint64_t)y); /* "guid" */
     sk_rng_normal(&r, xy, (size_t)n * 2);
     for (int64_t i = 0; i < n * 2; i++) xy[i] *= info.sigmas[0];
-    sk_langevin_config lc = {info.n_sigmas, info.sigmas, T, 0.2f * sL * sL, 0};
+    sk_langevin_config lc = {info.n_sigmas, info.sigmas, T, 0.2f * sL * sL, 0, NULL};
     ok = sk_score_fn_guided_model(base, clf, y, 1.0f, &g) == SK_OK &&
          sk_langevin(g, &lc, &r, xy, n) == SK_OK;
     sk_score_fn_free(g);
@@ -197,10 +198,13 @@ int cmd_demo(int argc, char **argv) {
   snprintf(json, sizeof json, "%s/metrics.json", dir);
   /* The same code paths as the subcommands, with the demo's defaults; a
    * demo run replaces the one before it in DIR. */
+  /* Training progress on a terminal only, as the demo always showed it: in
+   * a log its lines would only come between the demo's own. */
+  const int progress = isatty(2);
   char *train[] = {"--data", (char *)data, "--objective", "ncsn", "--steps", steps_s,
                    "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", (char *)dir,
-                   "--overwrite"};
-  if (cmd_train((int)(sizeof train / sizeof *train), train) != 0) return 1;
+                   "--overwrite", "--quiet"};
+  if (cmd_train((int)(sizeof train / sizeof *train) - progress, train) != 0) return 1;
   char *sample[] = {"--model", model, "--n", n_s, "--steps-per-level", T_s, "--seed", seed_s,
                     "--out", samples};
   if (cmd_sample((int)(sizeof sample / sizeof *sample), sample) != 0) return 1;
@@ -232,8 +236,8 @@ int cmd_demo(int argc, char **argv) {
     snprintf(gjson, sizeof gjson, "%s/guided.json", dir);
     char *ctrain[] = {"--data", (char *)data, "--objective", "classifier", "--steps", clf_steps_s,
                       "--batch-size", "256", "--lr", "2e-3", "--seed", seed_s, "--out", cdir,
-                      "--overwrite"};
-    if (cmd_train((int)(sizeof ctrain / sizeof *ctrain), ctrain) != 0) return 1;
+                      "--overwrite", "--quiet"};
+    if (cmd_train((int)(sizeof ctrain / sizeof *ctrain) - progress, ctrain) != 0) return 1;
     if (!cli_load_data(data, n, (unsigned long long)seed + 1, -1, NULL, &ref)) return 1;
     char *buf = NULL;
     size_t len = 0;

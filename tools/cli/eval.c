@@ -8,6 +8,8 @@
 
 static const char usage[] =
     "usage: scorekit eval --samples FILE.npy --data NAME|FILE [--json]\n"
+    "       scorekit eval --samples FILE.npy --data NAME|FILE --classifier FILE [--n N] [--json]\n"
+    "       scorekit eval --samples FILE.npy --data NAME|FILE --class Y [--classifier FILE]\n"
     "\n"
     "Compares samples with data: MMD² (RBF kernel, median-heuristic bandwidth),\n"
     "energy distance and sliced 2-Wasserstein distance, each beside the same\n"
@@ -26,9 +28,24 @@ static const char usage[] =
     "  --classifier FILE     with --class: also the share of samples that this\n"
     "                        noise-conditional classifier (train --objective\n"
     "                        classifier), at the smallest σ of its ladder, assigns to Y\n"
+    "                        (its EMA weights); without --class, see below\n"
     "  --json                one JSON object instead of text (a value that is not\n"
     "                        finite is null; the floor is left out when the data\n"
-    "                        are too few to split: n/a in the text)\n";
+    "                        are too few to split: n/a in the text)\n"
+    "\n"
+    "With --classifier (a model.safetensors of scorekit train --objective classifier,\n"
+    "e.g. --model convnet on images), the samples are compared in the classifier's\n"
+    "feature space instead, at its ladder's smallest σ (its EMA weights): the\n"
+    "Fréchet distance between the penultimate-layer features of N samples and of N\n"
+    "data rows, beside the same distance between two disjoint sets of N data rows\n"
+    "(what a perfect model would score), and the histogram of the classes the\n"
+    "classifier gives the samples (argmax) with its largest deviation from uniform\n"
+    "and from the histogram it gives the data. Samples must have the classifier's\n"
+    "shape: images (n, c, h, w), or (n, h, w) for one channel, or rows (n, d).\n"
+    "  --classifier FILE     the classifier\n"
+    "  --raw                 its raw weights instead of their EMA\n"
+    "  --n N                 rows compared (default: all samples, at most half the\n"
+    "                        data); the first N samples, data rows drawn from --seed\n";
 
 /* A number for JSON, which has no infinities or NaN: null for those. */
 static void json_num(FILE *out, const char *before, double v) {
@@ -82,7 +99,7 @@ static int classifier_share(const char *path, const float *x, int64_t n, int d, 
   int ok = 0;
   if (sk_model_load(path, 1, &clf, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
-  } else if (sk_model_get_config(clf)->kind != SK_MODEL_CLASSIFIER || info.n_sigmas < 1) {
+  } else if (!sk_model_is_classifier(sk_model_get_config(clf)) || info.n_sigmas < 1) {
     cli_fail("--classifier %s: not a noise-conditional classifier", path);
   } else if (sk_model_get_config(clf)->dim != d || y >= sk_model_get_config(clf)->classes) {
     cli_fail("--classifier %s: takes %d dimensions and classes 0..%d; the samples have %d, "
@@ -102,13 +119,219 @@ static int classifier_share(const char *path, const float *x, int64_t n, int d, 
 
 int cmd_eval(int argc, char **argv) { return cli_eval_to(stdout, argc, argv); }
 
+/* The class (argmax of the logits) of each of n rows; ties to the lower. */
+static void classes_of(const float *logits, int64_t n, int k, int *cls) {
+  for (int64_t i = 0; i < n; i++) {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+      if (logits[i * k + j] > logits[i * k + best]) best = j;
+    cls[i] = best;
+  }
+}
+
+/* Samples shaped as the classifier's input: (n, c, h, w), (n, h, w) with one
+ * channel, or rows (n, d) for a classifier of rows. */
+static int shape_matches(const sk_tensor *s, const sk_model *clf, const int64_t chw[3]) {
+  const int nd = sk_tensor_ndim(s);
+  const int64_t *sh = sk_tensor_shape(s);
+  if (!chw[0]) return nd == 2 && sh[1] == sk_model_get_config(clf)->dim;
+  if (nd == 4) return sh[1] == chw[0] && sh[2] == chw[1] && sh[3] == chw[2];
+  return nd == 3 && chw[0] == 1 && sh[1] == chw[1] && sh[2] == chw[2];
+}
+
+/* "(n, 1, 28, 28)" */
+static void shape_text(char *buf, size_t cap, const sk_tensor *s) {
+  int len = snprintf(buf, cap, "(");
+  for (int k = 0; k < sk_tensor_ndim(s) && len > 0 && (size_t)len < cap; k++)
+    len += snprintf(buf + len, cap - (size_t)len, "%s%lld", k ? ", " : "",
+                    (long long)sk_tensor_shape(s)[k]);
+  if (len > 0 && (size_t)len < cap) snprintf(buf + len, cap - (size_t)len, ")");
+}
+
+typedef struct feature_report {
+  int64_t n;
+  int k;
+  float sigma;
+  double fd, floor, accuracy; /* accuracy < 0: the data have no labels */
+  double *hist, *data_hist;   /* (k) shares */
+  double dev_uniform, dev_data;
+} feature_report;
+
+static void print_features(FILE *out, const feature_report *r, const char *samples,
+                           const char *data, const char *clf, int json) {
+  if (json) {
+    fprintf(out, "{\"n\":%lld,\"sigma\":", (long long)r->n);
+    json_num(out, "", r->sigma);
+    json_num(out, ",\"frechet\":", r->fd);
+    json_num(out, ",\"floor\":{\"frechet\":", r->floor);
+    fprintf(out, "},\"classes\":%d,\"histogram\":[", r->k);
+    for (int j = 0; j < r->k; j++) json_num(out, j ? "," : "", r->hist[j]);
+    fprintf(out, "],\"data_histogram\":[");
+    for (int j = 0; j < r->k; j++) json_num(out, j ? "," : "", r->data_hist[j]);
+    fprintf(out, "]");
+    json_num(out, ",\"max_deviation_uniform\":", r->dev_uniform);
+    json_num(out, ",\"max_deviation_data\":", r->dev_data);
+    if (r->accuracy >= 0) json_num(out, ",\"data_accuracy\":", r->accuracy);
+    fprintf(out, "}\n");
+    return;
+  }
+  fprintf(out, "%lld samples of %s against %lld rows of %s, in the features of %s at σ = %.4g\n",
+          (long long)r->n, samples, (long long)r->n, data, clf, (double)r->sigma);
+  fprintf(out, "  %-22s %12s %14s\n", "metric", "samples", "data vs data");
+  fprintf(out, "  %-22s %12.4g %14.4g\n", "Fréchet distance", r->fd, r->floor);
+  fprintf(out, "  classes given to the samples (data):");
+  for (int j = 0; j < r->k; j++) fprintf(out, " %.3f (%.3f)", r->hist[j], r->data_hist[j]);
+  fprintf(out, "\n  largest deviation from uniform %.3f, from the data's histogram %.3f\n",
+          r->dev_uniform, r->dev_data);
+  if (r->accuracy >= 0)
+    fprintf(out, "  classifier accuracy on the %lld data rows: %.4f\n", (long long)(2 * r->n),
+            r->accuracy);
+}
+
+/* eval --classifier: the samples s (in the data's range) against data. */
+static int eval_features(FILE *out, sk_tensor *s, const char *samples, const char *data,
+                         const char *clf_path, int use_ema, long long n_flag, uint64_t seed,
+                         int json) {
+  sk_model *clf = NULL;
+  static sk_model_info info;
+  sk_dataset *ref = NULL;
+  float *feat = NULL, *logits = NULL, *rows = NULL;
+  int *cls = NULL, rc = 1;
+  uint32_t *perm = NULL;
+  feature_report r = {0};
+  if (sk_model_load(clf_path, use_ema, &clf, &info) != SK_OK)
+    return cli_fail("%s", sk_last_error());
+  const sk_model_config *mc = sk_model_get_config(clf);
+  if (!sk_model_is_classifier(mc)) {
+    cli_fail("--classifier %s: is a score model, not a classifier", clf_path);
+    goto done;
+  }
+  if (info.n_sigmas < 1) {
+    cli_fail("--classifier %s: no σ ladder in its metadata", clf_path);
+    goto done;
+  }
+  const sk_convnet_config *cv = sk_model_get_convnet(clf);
+  int64_t chw[3] = {info.image_shape[0], info.image_shape[1], info.image_shape[2]};
+  if (cv) chw[0] = cv->image[0], chw[1] = cv->image[1], chw[2] = cv->image[2];
+  if (!shape_matches(s, clf, chw)) {
+    char got[128];
+    shape_text(got, sizeof got, s);
+    if (chw[0])
+      cli_fail("%s: samples of shape %s, but %s takes images (n, %lld, %lld, %lld)", samples,
+               got, clf_path, (long long)chw[0], (long long)chw[1], (long long)chw[2]);
+    else
+      cli_fail("%s: samples of shape %s, but %s takes rows (n, %d)", samples, got, clf_path,
+               mc->dim);
+    goto done;
+  }
+  /* A built-in 2-D set is drawn: twice the rows compared; files and image
+   * sets are read whole. */
+  const int64_t ns = sk_tensor_shape(s)[0];
+  const long long draws = sk_toy_classes(data) >= 0 ? 2 * (n_flag ? n_flag : ns) : 0;
+  if (!cli_load_data(data, draws, seed + 1, -1, NULL, &ref)) goto done;
+  const int d = mc->dim, k = mc->classes;
+  if (sk_dataset_dim(ref) != d) {
+    cli_fail("%s has %d values a row, the classifier %s takes %d", data, sk_dataset_dim(ref),
+             clf_path, d);
+    goto done;
+  }
+  /* The classifier saw its data divided by its data_scale, the data set is
+   * divided by its own scale: they must agree, and the samples (in the
+   * data's range) are divided by it too. */
+  const float scale = sk_dataset_scale(ref), cscale = info.data_scale > 0 ? info.data_scale : 1;
+  if (scale != cscale) {
+    cli_fail("%s: the classifier was trained on values divided by %g, %s is divided by %g",
+             clf_path, (double)cscale, data, (double)scale);
+    goto done;
+  }
+  const int64_t nr = sk_dataset_size(ref);
+  if (nr < 4) {
+    cli_fail("%s: %lld rows, too few for two disjoint sets of at least 2", data, (long long)nr);
+    goto done;
+  }
+  int64_t n = n_flag ? n_flag : ns < nr / 2 ? ns : nr / 2;
+  if (n > ns || 2 * n > nr) {
+    cli_fail("--n %lld: needs %lld samples (%s has %lld) and twice as many data rows (%s has %lld)",
+             (long long)n, (long long)n, samples, (long long)ns, data, (long long)nr);
+    goto done;
+  }
+  const float sigma = info.sigmas[info.n_sigmas - 1];
+  const int F = sk_model_num_features(clf);
+  feat = cli_alloc((size_t)(3 * n) * (size_t)F * sizeof *feat);
+  logits = cli_alloc((size_t)(3 * n) * (size_t)k * sizeof *logits);
+  rows = cli_alloc((size_t)(2 * n) * (size_t)d * sizeof *rows);
+  cls = cli_alloc((size_t)(3 * n) * sizeof *cls);
+  perm = cli_alloc((size_t)nr * sizeof *perm);
+  r.hist = cli_alloc((size_t)(2 * k) * sizeof *r.hist);
+  if (!feat || !logits || !rows || !cls || !perm || !r.hist) {
+    cli_fail("out of memory for the features of %lld rows", (long long)(3 * n));
+    goto done;
+  }
+  /* Two disjoint sets of n data rows: the first 2n of a shuffle by seed. */
+  sk_rng pr = sk_rng_make(seed, 0x64617461); /* "data" */
+  for (int64_t i = 0; i < nr; i++) perm[i] = (uint32_t)i;
+  for (int64_t i = 0; i < 2 * n; i++) {
+    const int64_t j = i + sk_rng_below(&pr, (uint32_t)(nr - i));
+    const uint32_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+  for (int64_t i = 0; i < 2 * n; i++)
+    memcpy(rows + (size_t)i * d, sk_dataset_x(ref) + (size_t)perm[i] * d, (size_t)d * sizeof *rows);
+  float *x = sk_tensor_data(s);
+  if (scale != 1)
+    for (int64_t i = 0; i < n * d; i++) x[i] /= scale;
+  /* Rows 0..n: the samples; n..2n and 2n..3n: the two data sets. */
+  if (sk_model_features(clf, x, n, sigma, feat, logits) != SK_OK) {
+    cli_fail("%s: %s", samples, sk_last_error());
+    goto done;
+  }
+  if (sk_model_features(clf, rows, 2 * n, sigma, feat + (size_t)n * F, logits + (size_t)n * k) !=
+          SK_OK ||
+      sk_frechet_distance(feat, n, feat + (size_t)n * F, n, F, &r.fd) != SK_OK ||
+      sk_frechet_distance(feat + (size_t)2 * n * F, n, feat + (size_t)n * F, n, F, &r.floor) !=
+          SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  classes_of(logits, 3 * n, k, cls);
+  r.n = n, r.k = k, r.sigma = sigma, r.data_hist = r.hist + k, r.accuracy = -1;
+  for (int j = 0; j < 2 * k; j++) r.hist[j] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    r.hist[cls[i]] += 1.0 / (double)n;
+    r.data_hist[cls[n + i]] += 1.0 / (double)n;
+  }
+  for (int j = 0; j < k; j++) {
+    r.dev_uniform = fmax(r.dev_uniform, fabs(r.hist[j] - 1.0 / k));
+    r.dev_data = fmax(r.dev_data, fabs(r.hist[j] - r.data_hist[j]));
+  }
+  const int32_t *labels = sk_dataset_labels(ref);
+  if (labels) {
+    int64_t right = 0;
+    for (int64_t i = 0; i < 2 * n; i++) right += cls[n + i] == labels[perm[i]];
+    r.accuracy = (double)right / (double)(2 * n);
+  }
+  print_features(out, &r, samples, data, clf_path, json);
+  rc = 0;
+done:
+  free(feat);
+  free(logits);
+  free(rows);
+  free(cls);
+  free(perm);
+  free(r.hist);
+  sk_dataset_free(ref);
+  sk_model_free(clf);
+  return rc;
+}
+
 int cli_eval_to(FILE *out, int argc, char **argv) {
-  static const char *const valued[] = {"--samples", "--data", "--seed", "--class", "--classifier",
-                                       NULL};
-  static const char *const switches[] = {"--json", "--help", "-h", NULL};
-  const char *samples = NULL, *data = NULL, *clf_path = NULL;
-  long long seed = 0, cls = -1;
-  int json = 0;
+  static const char *const valued[] = {"--samples", "--data", "--seed", "--class",
+                                       "--classifier", "--n", NULL};
+  static const char *const switches[] = {"--json", "--raw", "--help", "-h", NULL};
+  const char *samples = NULL, *data = NULL, *clf = NULL;
+  long long seed = 0, n_flag = 0, cls = -1;
+  int json = 0, raw = 0;
   unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
@@ -120,26 +343,43 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
       json = 1;
       continue;
     }
+    if (!strcmp(f, "--raw")) {
+      raw = 1;
+      continue;
+    }
     const char *v = cli_value("eval", argc, argv, &i, valued, switches, &seen);
     if (!v) return 1;
     if (!strcmp(f, "--samples")) samples = v;
     else if (!strcmp(f, "--data")) data = v;
+    else if (!strcmp(f, "--classifier")) clf = v;
+    else if (!strcmp(f, "--n")) {
+      if (!cli_int(f, v, 2, INT32_MAX, &n_flag)) return 1;
+    }
     else if (!strcmp(f, "--seed")) {
       if (!cli_int(f, v, 0, INT64_MAX, &seed)) return 1;
     } else if (!strcmp(f, "--class")) {
       if (!cli_int(f, v, 0, 65535, &cls)) return 1;
-    } else if (!strcmp(f, "--classifier")) {
-      clf_path = v;
     } else return cli_fail("unknown flag %s (see scorekit eval --help)", f);
   }
   if (!samples || !data) return cli_fail("--samples and --data are required (see scorekit eval --help)");
-  if (clf_path && cls < 0) return cli_fail("--classifier needs --class (the class the samples are meant to be)");
+  if ((n_flag || raw) && !clf)
+    return cli_fail("%s: applies with --classifier only", n_flag ? "--n" : "--raw");
+  if ((n_flag || raw) && cls >= 0)
+    return cli_fail("%s: applies to --classifier's Fréchet distance, not with --class",
+                    n_flag ? "--n" : "--raw");
   sk_tensor *s = NULL;
   if (sk_npy_load(samples, &s) != SK_OK) return cli_fail("%s", sk_last_error());
   if (sk_tensor_ndim(s) < 2 || sk_tensor_shape(s)[0] < 2 || sk_tensor_numel(s) == 0 ||
       sk_tensor_numel(s) / sk_tensor_shape(s)[0] > INT32_MAX) {
     sk_tensor_free(s);
     return cli_fail("%s: expected (n >= 2, d) samples or n >= 2 images", samples);
+  }
+  /* With --class, the classifier gives the share of samples of that class
+   * beside the class's metrics below; without, the Fréchet distance. */
+  if (clf && cls < 0) {
+    const int frc = eval_features(out, s, samples, data, clf, !raw, n_flag, (uint64_t)seed, json);
+    sk_tensor_free(s);
+    return frc;
   }
   /* Images compare as rows of c·h·w values. */
   const int64_t n = sk_tensor_shape(s)[0];
@@ -166,7 +406,7 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   const float *ref_x = sk_dataset_x(ref);
   if (cls >= 0 && !class_reference(data, ref, (int)cls, &class_rows, &nr)) goto done;
   if (class_rows) ref_x = class_rows;
-  if (clf_path && !classifier_share(clf_path, sk_tensor_cdata(s), n, d, (int)cls, &share)) goto done;
+  if (clf && !classifier_share(clf, sk_tensor_cdata(s), n, d, (int)cls, &share)) goto done;
   metrics got, floor = {0, 0, 0};
   int have_floor = 0;
   if (!compute(sk_tensor_cdata(s), n, ref_x, nr, d, (uint64_t)seed, &got)) {
@@ -239,7 +479,7 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
     else
       fprintf(out, "%lld samples of %s against %s\n", (long long)n, samples, data);
     if (share >= 0)
-      fprintf(out, "  %s assigns %.4f of the samples to class %lld\n", clf_path, share, cls);
+      fprintf(out, "  %s assigns %.4f of the samples to class %lld\n", clf, share, cls);
     fprintf(out, "  %-22s %12s %14s\n", "metric", "samples", "data vs data");
     fprintf(out, "  %-22s %12.4g %14s\n", "MMD² (RBF, median h)", got.mmd2, fl[0]);
     fprintf(out, "  %-22s %12.4g %14s\n", "energy distance", got.energy, fl[1]);

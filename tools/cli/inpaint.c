@@ -261,7 +261,8 @@ int cmd_inpaint(int argc, char **argv) {
          "ε = %.3g\n", (long long)n, missing, nd, 100.0 * (double)missing / (double)nd,
          info.n_sigmas, steps, predictor ? " with a predictor" : "", eps);
   fflush(stdout);
-  sk_inpaint_config ic = {{info.n_sigmas, info.sigmas, (int)steps, (float)eps, denoise}, predictor};
+  sk_inpaint_config ic = {{info.n_sigmas, info.sigmas, (int)steps, (float)eps, denoise, NULL},
+                          predictor};
   if (sk_inpaint(fn, &ic, &r, x, mask, n) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;

@@ -248,6 +248,156 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
   if (e0 < e1) sigmoid_grad_run(out + e0, x ? x + e0 : NULL, y + e0, e1 - e0);
 }
 
+/* One group of one sample: m = cg · hw values from x. The sums run in 32
+ * lanes (each lane in increasing order, then a fixed pairwise tree), so the
+ * order depends on m only; the mean first, then the squared deviations from
+ * it (two passes, as the composite: no cancellation). The group (at most
+ * 8 × 676 floats in the U-Net) stays in L1/L2 between the passes. */
+enum { GN_LANES = 32 };
+
+/* Σ f(i) over [0, n) in 32 lanes: lane k adds the terms k, k + 32, ... in
+ * order, the tail goes to the first lanes, then a fixed pairwise tree; under
+ * 32 terms, in order (the tree would cost more than the terms). The order
+ * depends on n only (the same bits whoever computes which sample). TERM is
+ * an expression of i. */
+#define GN_SUM(n, TERM, result)                                       \
+  do {                                                                \
+    float acc_[GN_LANES];                                             \
+    if ((n) < GN_LANES) {                                             \
+      float s_ = 0.0f;                                                \
+      for (int64_t i = 0; i < (n); i++) s_ += (TERM);                 \
+      (result) = s_;                                                  \
+      break;                                                          \
+    }                                                                 \
+    int64_t i0_ = 0;                                                  \
+    for (int k = 0; k < GN_LANES; k++) acc_[k] = 0.0f;                \
+    for (; i0_ + GN_LANES <= (n); i0_ += GN_LANES)                    \
+      for (int k = 0; k < GN_LANES; k++) {                            \
+        const int64_t i = i0_ + k;                                    \
+        acc_[k] += (TERM);                                            \
+      }                                                               \
+    for (int k = 0; i0_ + k < (n); k++) {                             \
+      const int64_t i = i0_ + k;                                      \
+      acc_[k] += (TERM);                                              \
+    }                                                                 \
+    for (int w = GN_LANES / 2; w > 0; w /= 2)                         \
+      for (int k = 0; k < w; k++) acc_[k] += acc_[k + w];             \
+    (result) = acc_[0];                                               \
+  } while (0)
+
+/* A group's mean and 1 / sd (sd = √(var + eps), biased variance): the mean
+ * first, then the squared deviations from it (two passes, as the composite:
+ * no cancellation). The group (at most 8 × 676 floats in the U-Net) stays
+ * in L1/L2 for the passes after. */
+static inline void gn_stats(const float *x, int64_t m, float eps, float *mu, float *r) {
+  const float inv_m = 1.0f / (float)m;
+  float sum, sq;
+  GN_SUM(m, x[i], sum);
+  const float mean = sum * inv_m;
+  GN_SUM(m, (x[i] - mean) * (x[i] - mean), sq);
+  *mu = mean;
+  *r = 1.0f / sqrtf(sq * inv_m + eps);
+}
+
+typedef enum { GN_SILU, GN_SILU_D, GN_BACK, GN_SUMS } gn_kind;
+
+/* Planes under GN_SHORT values go as one run of the group, GN_CHUNK at a
+ * time. */
+enum { GN_SHORT = 64, GN_CHUNK = 512 };
+
+/* One group of one sample: cg channels of hw values from x (and u); out
+ * as the kind says (GN_SUMS: Σ u x̂ of each channel at out[ch], Σ u at
+ * out[c + ch]). */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_group(
+    gn_kind kind, float *out, const float *x, const float *u, const float *gam, const float *bet,
+    int64_t c, int64_t cg, int64_t hw, float eps) {
+  const int64_t m = cg * hw;
+  float mu, r;
+  gn_stats(x, m, eps, &mu, &r);
+  if (kind == GN_BACK) {
+    /* (u − mean u − x̂ mean(u x̂)) · r, x̂ = (x − μ) r */
+    float su, sux;
+    GN_SUM(m, u[i], su);
+    GN_SUM(m, u[i] * (x[i] - mu), sux);
+    const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
+    for (int64_t i = 0; i < m; i++) out[i] = (u[i] - m1 - (x[i] - mu) * r * m2) * r;
+    return;
+  }
+  for (int64_t ch = 0; ch < cg; ch++) {
+    const float *xc = x + ch * hw;
+    float *oc = out + ch * hw;
+    if (kind == GN_SUMS) {
+      const float *uc = u + ch * hw;
+      float sux, su;
+      GN_SUM(hw, uc[i] * (xc[i] - mu), sux);
+      GN_SUM(hw, uc[i], su);
+      out[ch] = sux * r;
+      out[c + ch] = su;
+      continue;
+    }
+    if (hw < GN_SHORT) break; /* below */
+    const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
+    if (kind == GN_SILU)
+      for (int64_t j = 0; j < hw; j++) {
+        const float a = xc[j] * sc + sh;
+        oc[j] = a * sigmoidf(a);
+      }
+    else
+      for (int64_t j = 0; j < hw; j++) {
+        const float a = xc[j] * sc + sh, sg = sigmoidf(a);
+        oc[j] = sg * (1.0f + a * (1.0f - sg));
+      }
+  }
+  if (kind == GN_SUMS || hw >= GN_SHORT) return;
+  /* Short planes (the 2 × 2 and 5 × 5 ones): the group as one run, each
+   * value's scale and shift spelled out in chunks, so that the vector loop
+   * does not end in a scalar tail (a scalar sigmoid) every channel. */
+  float sc[GN_CHUNK], sh[GN_CHUNK];
+  int64_t ch = 0, p = 0; /* the channel and position of value j0 */
+  for (int64_t j0 = 0; j0 < m; j0 += GN_CHUNK) {
+    const int64_t n = m - j0 < GN_CHUNK ? m - j0 : GN_CHUNK;
+    for (int64_t j = 0; j < n; j++) {
+      sc[j] = gam[ch] * r;
+      sh[j] = bet[ch] - mu * sc[j];
+      if (++p == hw) p = 0, ch++;
+    }
+    const float *xj = x + j0;
+    float *oj = out + j0;
+    if (kind == GN_SILU)
+      for (int64_t j = 0; j < n; j++) {
+        const float a = xj[j] * sc[j] + sh[j];
+        oj[j] = a * sigmoidf(a);
+      }
+    else
+      for (int64_t j = 0; j < n; j++) {
+        const float a = xj[j] * sc[j] + sh[j], sg = sigmoidf(a);
+        oj[j] = sg * (1.0f + a * (1.0f - sg));
+      }
+  }
+}
+
+void sk__group_norm(int kind, float *out, const float *x, const float *b, int64_t c, int64_t hw,
+                    int groups, float eps, int64_t n0, int64_t n1) {
+  const int64_t cg = c / groups;
+  for (int64_t n = n0; n < n1; n++)
+    for (int g = 0; g < groups; g++) {
+      const int64_t off = (n * c + g * cg) * hw;
+      switch ((gn_kind)kind) {
+      case GN_SILU:
+      case GN_SILU_D:
+        gn_group((gn_kind)kind, out + off, x + off, NULL, b + g * cg, b + c + g * cg, c, cg, hw,
+                 eps);
+        break;
+      case GN_BACK:
+        gn_group(GN_BACK, out + off, x + off, b + off, NULL, NULL, c, cg, hw, eps);
+        break;
+      case GN_SUMS:
+        gn_group(GN_SUMS, out + n * 2 * c + g * cg, x + off, b + off, NULL, NULL, c, cg, hw, eps);
+        break;
+      }
+    }
+}
+
 /* The scalar references the fast paths are tested against. */
 float sk__softplus_ref(float x);
 float sk__sigmoid_ref(float x);
