@@ -28,17 +28,20 @@ static sk_dataset *mog8_data(int n) {
 }
 
 /* The objectives and what each draws: noise (dsm), projections with two a
- * row (ssm), levels (ncsn), labels (classifier). */
+ * row (ssm), levels (ncsn), labels (classifier), and a class-conditional
+ * ncmlp's label dropout (a draw per row of the whole batch). */
 typedef struct objective_case {
   sk_objective obj;
   sk_model_kind kind;
   int projections;
+  int classes; /* > 0: a class-conditional score model */
 } objective_case;
 
-static const objective_case cases[4] = {{SK_OBJ_DSM, SK_MODEL_MLP, 1},
-                                        {SK_OBJ_SSM, SK_MODEL_MLP, 2},
-                                        {SK_OBJ_NCSN, SK_MODEL_NCMLP, 1},
-                                        {SK_OBJ_CLASSIFIER, SK_MODEL_CLASSIFIER, 1}};
+static const objective_case cases[5] = {{SK_OBJ_DSM, SK_MODEL_MLP, 1, 0},
+                                        {SK_OBJ_SSM, SK_MODEL_MLP, 2, 0},
+                                        {SK_OBJ_NCSN, SK_MODEL_NCMLP, 1, 0},
+                                        {SK_OBJ_CLASSIFIER, SK_MODEL_CLASSIFIER, 1, 0},
+                                        {SK_OBJ_NCSN, SK_MODEL_NCMLP, 1, 8}};
 
 static sk_train_config config(const objective_case *c, int batch) {
   sk_train_config tc = {c->obj, batch, c->projections, 0, 0.3f, 6, ladder,
@@ -66,7 +69,8 @@ static sk_model *new_model(const objective_case *c) {
     sk_model_init(u, 4);
     return u;
   }
-  sk_model_config mc = {c->kind, 2, 16, 2, c->kind == SK_MODEL_CLASSIFIER ? 8 : 0, SK_ACT_SOFTPLUS};
+  sk_model_config mc = {c->kind, 2, 16, 2, c->kind == SK_MODEL_CLASSIFIER ? 8 : c->classes,
+                        SK_ACT_SOFTPLUS};
   sk_model *m = sk_model_new(&mc);
   sk_model_init(m, 4);
   return m;
@@ -292,7 +296,7 @@ static void shares_against_whole(const objective_case *list, int n, int steps) {
       const double w = weights_diff(c, whole, split, gw);
       printf("  %-10s %s, %d shares: first gradient %.2g, losses %.2g, weights after %d steps "
              "%.2g (relative)\n", sk_objective_name(c->obj),
-             c->kind == SK_MODEL_UNET ? "unet" : "mlp", r, g1, lmax, steps, w);
+             c->kind == SK_MODEL_UNET ? "unet" : c->classes ? "conditional mlp" : "mlp", r, g1, lmax, steps, w);
       CHECK(g1 < 1e-5);
       CHECK(lmax < 1e-5);
       CHECK(w < 1e-5);
@@ -310,12 +314,12 @@ static void shares_against_whole(const objective_case *list, int n, int steps) {
   }
 }
 
-TEST(shares_take_the_whole_batch_steps) { shares_against_whole(cases, 4, 40); }
+TEST(shares_take_the_whole_batch_steps) { shares_against_whole(cases, 5, 40); }
 
 /* A U-Net: convolutions, group norms, and a fixed tensor left out of Adam
  * (its part of the summed buffer is zero). */
 TEST(unet_shares_take_the_whole_batch_steps) {
-  static const objective_case unet = {SK_OBJ_NCSN, SK_MODEL_UNET, 1};
+  static const objective_case unet = {SK_OBJ_NCSN, SK_MODEL_UNET, 1, 0};
   shares_against_whole(&unet, 1, 4);
 }
 

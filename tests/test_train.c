@@ -751,8 +751,11 @@ TEST(model_file_refuses_out_of_range_metadata) {
       {"\"objective\":\"ncsn\"", "\"objective\":3", "\"objective\" is 3", "name"},
       {"\"version\":1", "\"version\":2", "\"version\" is 2", "newer"},
       {"\"format\":\"scorekit-model\"", "\"format\":\"other\"", "\"format\" is \"other\"", "scorekit-model"},
-      {"\"classes\":0", "\"classes\":-3", "\"classes\" is -3", "only a classifier"},
-      {"\"classes\":0", "\"classes\":4", "\"classes\" is 4", "only a classifier"},
+      {"\"classes\":0", "\"classes\":-3", "\"classes\" is -3", "conditional ncmlp's number"},
+      {"\"classes\":0", "\"classes\":65537", "\"classes\" is 65537", "1..65536"},
+      {"\"kind\":\"ncmlp\",\"dim\":2,\"hidden\":8,\"depth\":1,\"classes\":0",
+       "\"kind\":\"mlp\",\"dim\":2,\"hidden\":8,\"depth\":1,\"classes\":4", "\"classes\" is 4",
+       "only a classifier or a conditional model"},
       {"\"seed\":5", "\"seed\":\"5\"", "\"seed\" is \"5\"", "64-bit integer"},
       {"\"data\":\"mog8\"", "\"data\":7", "\"data\" is 7", "string"},
   };

@@ -50,6 +50,10 @@ def load(path, ema=False):
     except ImportError:
         tensors, meta = read_safetensors(path)
     cfg = json.loads(meta["scorekit"])
+    if cfg["kind"] in ("ncmlp", "unet") and cfg.get("classes", 0) > 0:
+        # The label embedding (label_embed.weight) has no counterpart here yet.
+        sys.exit(f"{path}: a class-conditional model ({cfg['classes']} classes): "
+                 "not supported by this loader")
     if cfg["kind"] in ("unet", "convnet"):
         # The twin's state_dict: the weights (or their EMA) under plain names.
         pre = "ema." if ema else ""

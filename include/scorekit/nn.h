@@ -39,7 +39,10 @@ typedef struct sk_model_config {
   int dim;     /* data dimension d */
   int hidden;  /* width of every hidden layer (MLPs) */
   int depth;   /* number of hidden layers (>= 1) (MLPs) */
-  int classes; /* outputs of a classifier; ignored otherwise */
+  int classes; /* outputs of a classifier; for SK_MODEL_NCMLP and SK_MODEL_UNET the
+                * classes the model is conditional on (0..65536, 0: unconditional; a
+                * conditional ncmlp has depth <= 62), see sk_model_apply_labels;
+                * ignored by SK_MODEL_MLP */
   sk_activation act; /* MLPs; a U-Net uses SiLU (stored as such) */
 } sk_model_config;
 
@@ -75,6 +78,11 @@ SK_API sk_model *sk_model_new(const sk_model_config *cfg);
  * sk_unet_config), an odd embedding width or a scale that is not positive.
  * Its sk_model_config is {SK_MODEL_UNET, C·H·W, 0, 0, 0, SK_ACT_SILU}. */
 SK_API sk_model *sk_model_new_unet(const sk_unet_config *u);
+/* The same U-Net conditional on `classes` classes (1..65536; 0: the same as
+ * sk_model_new_unet), see sk_model_apply_labels; its config's classes field
+ * says so. (sk_model_new with kind SK_MODEL_UNET and classes > 0 gives the
+ * tutorial's U-Net so conditioned.) */
+SK_API sk_model *sk_model_new_unet_classes(const sk_unet_config *u, int classes);
 /* A convolutional classifier (docs/MATH.md): NULL + last error on classes
  * outside 2..65536, channels outside 1..4096, an image side below 9 or
  * above 4096, more than 64 channels or 2^20 values, an odd embedding width
@@ -106,7 +114,11 @@ SK_API float *sk_model_params(sk_model *m);
  * "embed.0.W", "embed.1.weight", "conv1.weight", "dense1.dense.weight",
  * "gnorm1.weight", ..., "tconv1.bias"; a convnet's likewise "embed.0.W",
  * "embed.1.weight", "embed.1.bias", then conv, dense and gnorm 1..3, then
- * "fc.weight" (K, F) and "fc.bias". */
+ * "fc.weight" (K, F) and "fc.bias". A class-conditional ncmlp or U-Net
+ * (K classes) ends with "label_embed.weight" (K + 1, E), as PyTorch's
+ * nn.Embedding (and initialised as it is, N(0, 1)): row k is class k's
+ * embedding, row K the "no label" one; E is the hidden width of an ncmlp,
+ * the embedding width of a U-Net. */
 SK_API int sk_model_num_tensors(const sk_model *m);
 SK_API const char *sk_model_tensor_name(const sk_model *m, int i);
 SK_API int sk_model_tensor_ndim(const sk_model *m, int i);
@@ -129,6 +141,14 @@ SK_API sk_status sk_model_bind(sk_model *m, sk_graph *g, float *params, sk_node 
  * U-Net reshapes each row to its image (C, H, W) and its output back. */
 SK_API sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                               sk_node sigma);
+/* The same with class labels for a class-conditional model (classes K > 0):
+ * labels (B, K + 1) holds a one-hot row per sample, column K meaning "no
+ * label"; its product with "label_embed.weight" is added to a U-Net's noise
+ * embedding (after its SiLU) or to an ncmlp's first hidden pre-activation.
+ * labels SK_NONE gives every row "no label", the unconditional score (which
+ * is also what sk_model_apply gives). An unconditional model takes SK_NONE. */
+SK_API sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
+                                     sk_node sigma, sk_node labels);
 
 /* ---- a classifier's features ---- */
 /* Width F of a classifier's penultimate layer, the input of its last Linear

@@ -178,6 +178,38 @@ typedef struct sk_likelihood_config {
 SK_API sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
                                const float *x, int64_t n, double *logp, sk_ode_stats *stats);
 
+/* ---- class-conditional models and inpainting ---- */
+
+/* Classifier-free guidance (Ho & Salimans 2022) with a class-conditional
+ * score model m (an ncmlp or U-Net with classes K > 0, trained with label
+ * dropout): s(x, σ, ∅) + w (s(x, σ, y) − s(x, σ, ∅)), computed as
+ * (1 − w) s(x, σ, ∅) + w s(x, σ, y), so that w = 0 gives the unconditional
+ * score and w = 1 the conditional one bit for bit (one evaluation each, with
+ * the bits of sk_score_fn_model for w = 0); w > 1 sharpens. y in 0..K−1, w
+ * finite, rows as sk_score_fn_model's; borrows m. (sk_score_fn_model on such
+ * a model gives its unconditional score.) */
+SK_API sk_status sk_score_fn_cfg(sk_model *m, int rows, int y, float w, sk_score_fn **out);
+
+typedef struct sk_inpaint_config {
+  sk_langevin_config langevin; /* the ladder, the corrector's T Langevin steps per level
+                                * (0 allowed with the predictor), eps, denoise */
+  int predictor;               /* 1: before each level after the first, a reverse-diffusion
+                                * step x ← x + (σ²_{i−1} − σ²_i) s(x, σ_{i−1}) + √(σ²_{i−1} − σ²_i) z
+                                * (the ladder must then decrease) */
+} sk_inpaint_config;
+
+/* Fills the missing entries of the n rows of x (n, d) in place: mask (n, d)
+ * holds 1 where x is known and 0 where it is to be sampled (nothing else);
+ * the missing entries start from the values x holds. Annealed Langevin over
+ * the ladder (docs/MATH.md) in which, at level σ_i, the known entries are
+ * reset to x_known + σ_i z (z drawn once per level) after every step, and
+ * to x_known exactly at the end. Chunks and noise as sk_langevin: the bits
+ * never depend on the number of threads; r is advanced past
+ * L·(T + 2) draws of each chunk. SK_ERR_INVALID for a bad config or mask,
+ * SK_ERR_NUMERIC for a non-finite input or a diverging sample (named). */
+SK_API sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
+                            const float *mask, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,7 +38,8 @@ typedef struct sk_loss_graph {
   sk_node sigma;  /* (N, 1) noise level of each row: dsm, ncsn, vesde, classifier, and
                    * the level at which a noise-conditional model is scored by
                    * esm/ssm/ssm-vr; SK_NONE for an unconditional model there */
-  sk_node onehot; /* (N, K) classifier targets; else SK_NONE */
+  sk_node onehot; /* (N, K) classifier targets; (N, K + 1) the labels of a class-conditional
+                   * score model (sk_model_apply_labels); else SK_NONE */
   sk_node loss;   /* scalar: the batch mean */
   sk_node score;  /* (N, d) the model's output on the (perturbed) input */
   int n_grads;

@@ -108,6 +108,15 @@ SK_API void sk_trainer_free(sk_trainer *t);
  * share). SK_ERR_NUMERIC naming the step and the tensor if the loss or a
  * gradient is not finite; the weights are then left as before the step. */
 SK_API sk_status sk_trainer_step(sk_trainer *t, float *loss, float *grad_norm);
+/* A class-conditional model (classes K > 0) is fed each row's label, which
+ * is replaced by "no label" with probability p, so that one network learns
+ * the conditional and the unconditional score (classifier-free guidance,
+ * sk_score_fn_cfg); 0.1 unless set. The draw for row r of step s is a pure
+ * function of (seed, s, r). Set it before the first step (and before a
+ * resume, which checks it against the saved run's): SK_ERR_STATE after,
+ * SK_ERR_INVALID for p outside [0, 1] or an unconditional model. */
+SK_API sk_status sk_trainer_set_label_dropout(sk_trainer *t, float p);
+SK_API float sk_trainer_label_dropout(const sk_trainer *t);
 SK_API int64_t sk_trainer_steps(const sk_trainer *t);
 SK_API const float *sk_trainer_ema(sk_trainer *t);
 /* Checkpoint: DIR/state.safetensors (weights, EMA, Adam moments, step, RNG
@@ -122,7 +131,8 @@ SK_API sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_
  * seed, the data (rows, classes and a 64-bit fingerprint of the values and
  * labels), the σ ladder (ncsn, classifier, vesde) or σ (dsm, or a noise-conditional
  * model trained at one level), the batch size, the projections (ssm, ssm-vr)
- * and the optimiser's settings (lr, betas, eps, clip, EMA rate). Every field
+ * the optimiser's settings (lr, betas, eps, clip, EMA rate) and a class-
+ * conditional model's label dropout. Every field
  * of the state is checked (types, ranges, the counters' relations, tensor
  * shapes and values) before anything is restored: SK_ERR_FORMAT naming the
  * file and the field. A state without the run's settings (written before
@@ -135,7 +145,8 @@ SK_API sk_status sk_trainer_resume(sk_trainer *t, const char *dir);
  * "classes", "activation", "arch" (anything else of the architecture),
  * "seed", "rows", "labels" (the data's number of classes), "data" (its
  * fingerprint), "sigmas", "sigma", "batch", "projections", "rademacher",
- * "lr", "beta1", "beta2", "eps", "clip", "ema"; with this trainer's and the
+ * "lr", "beta1", "beta2", "eps", "clip", "ema", "label_dropout" (a class-
+ * conditional model's); with this trainer's and the
  * saved run's values as text. */
 typedef struct sk_run_mismatch {
   char setting[16];

@@ -22,6 +22,8 @@ sk_status sk__adam_check(const sk_adam_config *cfg);
  * then the zeroed buffer (sk_model_free frees the model either way). */
 sk_model *sk__model_layout(const sk_model_config *cfg);
 sk_model *sk__unet_layout(const sk_unet_config *u);
+/* The same conditional on `classes` classes (sk_model_new_unet_classes). */
+sk_model *sk__unet_layout_classes(const sk_unet_config *u, int classes);
 sk_model *sk__convnet_layout(const sk_convnet_config *c);
 sk_status sk__model_alloc(sk_model *m);
 

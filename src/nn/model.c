@@ -15,7 +15,7 @@
 #define SK_MAX_TENSORS (2 * SK_MAX_LAYERS)
 
 /* How sk_model_init fills a tensor. */
-typedef enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL } init_kind;
+typedef enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL, INIT_EMBED } init_kind;
 
 typedef struct tensor_view {
   char name[32];
@@ -211,6 +211,9 @@ sk_status sk__model_check(const sk_model_config *cfg) {
                                       "not dim %d (see sk_model_new_unet)",
                       unet_image[0], unet_image[1], unet_image[2],
                       unet_image[0] * unet_image[1] * unet_image[2], cfg->dim);
+    if (cfg->classes < 0 || cfg->classes > 1 << 16)
+      return sk__fail(SK_ERR_INVALID, "model: U-Net classes %d out of range (0..65536)",
+                      cfg->classes);
     return SK_OK;
   }
   if (cfg->kind == SK_MODEL_CONVNET) {
@@ -228,6 +231,11 @@ sk_status sk__model_check(const sk_model_config *cfg) {
                     "model: dim %d, hidden %d, depth %d, classes %d out of range (dim 1..2^20, "
                     "hidden 1..65536, depth 1..%d, classes 2..65536)",
                     cfg->dim, cfg->hidden, cfg->depth, cfg->classes, SK_MAX_LAYERS - 1);
+  /* A class-conditional ncmlp: its label embedding is one more tensor. */
+  if (cfg->kind == SK_MODEL_NCMLP &&
+      (cfg->classes < 0 || cfg->classes > 1 << 16 || (cfg->classes > 0 && cfg->depth > 62)))
+    return sk__fail(SK_ERR_INVALID, "model: ncmlp classes %d (0..65536) or depth %d (at most 62 "
+                                    "when conditional) out of range", cfg->classes, cfg->depth);
   return SK_OK;
 }
 
@@ -323,7 +331,8 @@ static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *
     m->unet = unet_defaults(u);
     const int *im = m->unet.image;
     /* Configs that build the same model compare equal. */
-    m->cfg = (sk_model_config){SK_MODEL_UNET, im[0] * im[1] * im[2], 0, 0, 0, SK_ACT_SILU};
+    m->cfg = (sk_model_config){SK_MODEL_UNET, im[0] * im[1] * im[2], 0, 0, cfg->classes,
+                               SK_ACT_SILU};
     unet_layout(m, &off);
   } else if (cfg->kind == SK_MODEL_CONVNET) {
     m->conv = convnet_defaults(cv);
@@ -332,8 +341,15 @@ static sk_model *model_layout(const sk_model_config *cfg, const sk_unet_config *
                                SK_ACT_SILU};
     convnet_layout(m, &off);
   } else {
-    if (cfg->kind != SK_MODEL_CLASSIFIER) m->cfg.classes = 0;
+    if (cfg->kind == SK_MODEL_MLP) m->cfg.classes = 0;
     mlp_layout(m, &off);
+  }
+  /* A class-conditional score model: the label embedding, last, so that the
+   * other tensors keep their indices and their initial values. */
+  if ((cfg->kind == SK_MODEL_NCMLP || cfg->kind == SK_MODEL_UNET) && m->cfg.classes > 0) {
+    const int64_t E = cfg->kind == SK_MODEL_UNET ? m->unet.embed : cfg->hidden;
+    add_tensor(m, &off, "label_embed.weight", 0, 2, (int64_t[]){m->cfg.classes + 1, E},
+               INIT_EMBED, 0);
   }
   m->n_params = off;
   return m;
@@ -352,9 +368,13 @@ sk_model *sk__model_layout(const sk_model_config *cfg) {
   return model_layout(cfg, NULL, &cv);
 }
 
-sk_model *sk__unet_layout(const sk_unet_config *u) {
-  const sk_model_config cfg = {SK_MODEL_UNET, 0, 0, 0, 0, SK_ACT_SILU};
-  return sk__unet_check(u) == SK_OK ? model_layout(&cfg, u, NULL) : NULL;
+sk_model *sk__unet_layout(const sk_unet_config *u) { return sk__unet_layout_classes(u, 0); }
+
+sk_model *sk__unet_layout_classes(const sk_unet_config *u, int classes) {
+  const sk_model_config cfg = {SK_MODEL_UNET, 0, 0, 0, classes, SK_ACT_SILU};
+  return sk__unet_check(u) == SK_OK && sk__model_check(&cfg) == SK_OK
+             ? model_layout(&cfg, u, NULL)
+             : NULL;
 }
 
 sk_model *sk__convnet_layout(const sk_convnet_config *c) {
@@ -374,6 +394,10 @@ static sk_model *with_params(sk_model *m) {
 sk_model *sk_model_new(const sk_model_config *cfg) { return with_params(sk__model_layout(cfg)); }
 
 sk_model *sk_model_new_unet(const sk_unet_config *u) { return with_params(sk__unet_layout(u)); }
+
+sk_model *sk_model_new_unet_classes(const sk_unet_config *u, int classes) {
+  return with_params(sk__unet_layout_classes(u, classes));
+}
 
 sk_model *sk_model_new_convnet(const sk_convnet_config *c) {
   return with_params(sk__convnet_layout(c));
@@ -427,6 +451,9 @@ void sk_model_init(sk_model *m, uint64_t seed) {
       for (size_t j = 0; j < n; j++) p[j] *= scale;
       break;
     }
+    case INIT_EMBED: /* nn.Embedding's N(0, 1) */
+      sk_rng_normal(&r, p, n);
+      break;
     case INIT_ONES:
       for (size_t j = 0; j < n; j++) p[j] = 1.0f;
       break;
@@ -475,7 +502,21 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
   return sk_group_norm_silu(g, sk_add(g, h, d), block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
 }
 
-static sk_node unet_apply(sk_model *m, sk_graph *g, const sk_node *p, sk_node x, sk_node sigma) {
+/* A class-conditional model's label term, added to h (B, E): labels (B, K + 1)
+ * times the embedding table, or with no labels the "no label" row K for
+ * every row. */
+static sk_node add_label(sk_model *m, sk_graph *g, const sk_node *p, sk_node h, sk_node labels) {
+  if ((m->cfg.kind != SK_MODEL_NCMLP && m->cfg.kind != SK_MODEL_UNET) || m->cfg.classes < 1)
+    return h;
+  const int K = m->cfg.classes;
+  const sk_node table = p[m->n_tensors - 1];
+  if (labels != SK_NONE) return sk_add(g, h, sk_matmul(g, labels, table, 0, 0));
+  const int64_t E = m->t[m->n_tensors - 1].shape[1];
+  return sk_add(g, h, sk_reshape(g, sk_slice(g, table, 0, K, 1), 1, &E));
+}
+
+static sk_node unet_apply(sk_model *m, sk_graph *g, const sk_node *p, sk_node x, sk_node sigma,
+                          sk_node labels) {
   const sk_unet_config *c = &m->unet;
   /* A bad x makes the reshape below record the build error with its shape. */
   const int64_t batch = sk_node_ndim(g, x) == 2 ? sk_node_shape(g, x)[0] : -1;
@@ -484,7 +525,7 @@ static sk_node unet_apply(sk_model *m, sk_graph *g, const sk_node *p, sk_node x,
   sk_node w = sk_reshape(g, sk_stop_grad(g, p[U_FREQ]), 2, (int64_t[]){1, half});
   sk_node arg = sk_affine(g, sk_mul(g, sk_log(g, sigma), w), TWO_PI, 0.0f);
   sk_node emb = sk_concat(g, sk_sin(g, arg), sk_cos(g, arg), 1);
-  emb = sk_silu(g, linear(g, emb, p[U_EMBED_W], p[U_EMBED_B]));
+  emb = add_label(m, g, p, sk_silu(g, linear(g, emb, p[U_EMBED_W], p[U_EMBED_B])), labels);
   const sk_conv2d_opts s1 = {{1, 1}, {0, 0}, {1, 1}, {0, 0}};
   const sk_conv2d_opts s2 = {{2, 2}, {0, 0}, {1, 1}, {0, 0}};
   const sk_conv2d_opts s2p = {{2, 2}, {0, 0}, {1, 1}, {1, 1}};
@@ -539,20 +580,30 @@ static sk_node convnet_features(sk_model *m, sk_graph *g, const sk_node *p, sk_n
 
 /* An MLP's last hidden layer (B, hidden), the input of its last Linear. */
 static sk_node mlp_hidden(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
-                          sk_node sigma) {
+                          sk_node sigma, sk_node labels) {
   const sk_model_config *c = &m->cfg;
   sk_node h = x;
   if (c->kind != SK_MODEL_MLP) h = sk_concat(g, x, sk_log(g, sigma), 1);
-  for (int l = 0; l < c->depth; l++) h = activate(g, linear(g, h, params[2 * l], params[2 * l + 1]), c->act);
+  for (int l = 0; l < c->depth; l++) {
+    h = linear(g, h, params[2 * l], params[2 * l + 1]);
+    /* A conditional ncmlp adds its label embedding to the first layer. */
+    if (l == 0) h = add_label(m, g, params, h, labels);
+    h = activate(g, h, c->act);
+  }
   return h;
 }
 
 sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x, sk_node sigma) {
+  return sk_model_apply_labels(m, g, params, x, sigma, SK_NONE);
+}
+
+sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
+                              sk_node sigma, sk_node labels) {
   const sk_model_config *c = &m->cfg;
-  if (c->kind == SK_MODEL_UNET) return unet_apply(m, g, params, x, sigma);
+  if (c->kind == SK_MODEL_UNET) return unet_apply(m, g, params, x, sigma, labels);
   if (c->kind == SK_MODEL_CONVNET)
     return linear(g, convnet_features(m, g, params, x, sigma), params[C_FC_W], params[C_FC_B]);
-  sk_node h = mlp_hidden(m, g, params, x, sigma);
+  sk_node h = mlp_hidden(m, g, params, x, sigma, labels);
   h = linear(g, h, params[2 * c->depth], params[2 * c->depth + 1]);
   if (c->kind == SK_MODEL_NCMLP) h = sk_div(g, h, sigma);
   return h;
@@ -566,7 +617,7 @@ int sk_model_num_features(const sk_model *m) {
 sk_node sk_model_apply_features(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                                 sk_node sigma) {
   if (m->cfg.kind == SK_MODEL_CONVNET) return convnet_features(m, g, params, x, sigma);
-  return mlp_hidden(m, g, params, x, sigma);
+  return mlp_hidden(m, g, params, x, sigma, SK_NONE);
 }
 
 /* Rows a features graph takes at a time: a fixed chunk, so that the bits

@@ -11,6 +11,7 @@
 #include "io/internal.h"
 #include "io/json.h"
 #include "nn/internal.h"
+#include "score/internal.h"
 #include "scorekit/safetensors.h"
 #include "scorekit/train.h"
 
@@ -45,7 +46,8 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   sk__jbuf_puts(b, ",\"depth\":");
   sk__jbuf_int(b, c->depth);
   sk__jbuf_puts(b, ",\"classes\":");
-  sk__jbuf_int(b, sk_model_is_classifier(c) ? c->classes : 0);
+  /* a classifier's outputs, or a conditional model's classes */
+  sk__jbuf_int(b, sk_model_is_classifier(c) || sk__cond_model(c) ? c->classes : 0);
   sk__jbuf_puts(b, ",\"activation\":");
   sk__jbuf_string(b, sk_activation_name(c->act), strlen(sk_activation_name(c->act)));
   const sk_unet_config *u = sk_model_get_unet(m);
@@ -154,7 +156,8 @@ static int get_ints(const sk__json *root, const char *key, int *out, int n) {
 
 /* A U-Net's shape: channels, image, embedding width and scale; dim must be
  * C·H·W. */
-static sk_status unet_config(const char *path, const sk__json *root, sk_unet_config *u) {
+static sk_status unet_config(const char *path, const sk__json *root, sk_unet_config *u,
+                             int *classes) {
   int64_t dim, embed;
   double scale;
   if (!get_int(root, "dim", &dim) || !get_ints(root, "channels", u->channels, 4) ||
@@ -170,6 +173,11 @@ static sk_status unet_config(const char *path, const sk__json *root, sk_unet_con
     snprintf(why, sizeof why, "%s", sk_last_error());
     return sk__fail(SK_ERR_FORMAT, "%s: %s", path, why);
   }
+  /* Class-conditional when classes > 0. */
+  int64_t k = 0;
+  if (sk__json_get(root, "classes") && (!get_int(root, "classes", &k) || k < 0 || k > 1 << 16))
+    return sk__fail(SK_ERR_FORMAT, "%s: U-Net classes is not an integer in 0..65536", path);
+  *classes = (int)k;
   if ((int64_t)u->image[0] * u->image[1] * u->image[2] != dim)
     return sk__fail(SK_ERR_FORMAT, "%s: U-Net image %dx%dx%d does not have dim %lld values", path,
                     u->image[0], u->image[1], u->image[2], (long long)dim);
@@ -400,9 +408,10 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
   memset(&conv, 0, sizeof conv);
   sk_model *m = NULL;
   if (kind && kind_parse(kind) == SK_MODEL_UNET) {
-    if ((s = unet_config(path, root, &unet)) != SK_OK) goto done;
+    int unet_classes = 0;
+    if ((s = unet_config(path, root, &unet, &unet_classes)) != SK_OK) goto done;
     cfg.dim = unet.image[0] * unet.image[1] * unet.image[2]; /* image_shape is checked against it */
-    m = sk__unet_layout(&unet);
+    m = sk__unet_layout_classes(&unet, unet_classes);
   } else if (kind && kind_parse(kind) == SK_MODEL_CONVNET) {
     if ((s = convnet_config(path, root, &conv)) != SK_OK) goto done;
     m = sk__convnet_layout(&conv);
@@ -415,11 +424,15 @@ sk_status sk_model_load(const char *path, int use_ema, sk_model **out, sk_model_
       goto done;
     }
     const sk__json *cv = sk__json_get(root, "classes");
-    if (cv && (!sk__json_int(cv, &classes) || classes < 0 || classes >= 1 << 16 ||
-               (classes > 0) != (kind_parse(kind) == SK_MODEL_CLASSIFIER))) {
-      s = bad_field(path, "classes", cv, kind_parse(kind) == SK_MODEL_CLASSIFIER
-                                             ? "the classifier's number of classes, 1..65535"
-                                             : "0 (only a classifier has classes)");
+    /* A classifier has classes, a class-conditional ncmlp may, an mlp not. */
+    const int clf = kind_parse(kind) == SK_MODEL_CLASSIFIER;
+    const int nc = kind_parse(kind) == SK_MODEL_NCMLP;
+    if (cv && (!sk__json_int(cv, &classes) || classes < 0 || classes > 1 << 16 ||
+               (clf && (classes < 1 || classes >= 1 << 16)) || (!clf && !nc && classes > 0))) {
+      s = bad_field(path, "classes", cv,
+                    clf  ? "the classifier's number of classes, 1..65535"
+                    : nc ? "0, or a conditional ncmlp's number of classes, 1..65536"
+                         : "0 (only a classifier or a conditional model has classes)");
       goto done;
     }
     cfg.kind = kind_parse(kind);

@@ -51,7 +51,11 @@ static sk_status build(sk_model *m, sk_objective obj, int rows, sk_loss_graph *l
   if (noisy) lg->z = sk_input(g, "z", 2, xd);
   if (noisy || conditional) lg->sigma = sk_input(g, "sigma", 2, sd);
   sk_node in = noisy ? sk_add(g, lg->x, sk_mul(g, lg->sigma, lg->z)) : lg->x;
-  sk_node out = sk_model_apply(m, g, params, in, lg->sigma);
+  /* A class-conditional score model reads each row's label, one-hot over
+   * K + 1 columns (column K: no label); the trainer fills it. */
+  if (sk__cond_model(c))
+    lg->onehot = sk_input(g, "label", 2, (int64_t[]){rows, c->classes + 1});
+  sk_node out = sk_model_apply_labels(m, g, params, in, lg->sigma, lg->onehot);
   lg->score = out;
   sk_node per_row;
   switch (obj) {

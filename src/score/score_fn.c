@@ -7,7 +7,7 @@
 #include "score/internal.h"
 #include "scorekit/sample.h"
 
-typedef enum { FN_MODEL, FN_GMM, FN_GUIDED_MODEL, FN_GUIDED_GMM } fn_kind;
+typedef enum { FN_MODEL, FN_GMM, FN_GUIDED_MODEL, FN_GUIDED_GMM, FN_CUSTOM } fn_kind;
 
 struct sk_score_fn {
   fn_kind kind;
@@ -24,6 +24,8 @@ struct sk_score_fn {
   sk_node x, sigma, out;
   int conditional;
   float *tmp; /* (rows, d): the guidance term */
+  const sk__score_ops *ops; /* FN_CUSTOM: its functions and state */
+  void *ctx;
   /* divergence (sk_score_fn_divergence), made at its first call:
    * a model's graph of s and vᵀ ∇ₓ(vᵀ s) */
   sk_graph *dg;
@@ -37,6 +39,7 @@ struct sk_score_fn {
 void sk_score_fn_free(sk_score_fn *f) {
   if (!f) return;
   if (f->owns_base) sk_score_fn_free(f->base);
+  if (f->ops) f->ops->free(f->ctx);
   sk_graph_free(f->g);
   sk_graph_free(f->dg);
   sk__free(f->tmp);
@@ -157,6 +160,25 @@ sk_status sk_score_fn_guided_gmm(sk_score_fn *base, const sk_gmm *g, int y, floa
   return st;
 }
 
+/* ---- score functions defined in other files (classifier-free guidance) ---- */
+
+sk_status sk__score_fn_custom(const sk__score_ops *ops, void *ctx, int dim, int rows,
+                              int conditional, sk_score_fn **out) {
+  *out = NULL;
+  sk_status st = alloc_fn(FN_CUSTOM, dim, out);
+  if (st != SK_OK) {
+    ops->free(ctx);
+    return st;
+  }
+  (*out)->ops = ops;
+  (*out)->ctx = ctx;
+  (*out)->rows = rows;
+  (*out)->conditional = conditional;
+  return SK_OK;
+}
+
+void *sk__score_fn_ctx(const sk_score_fn *f) { return f->kind == FN_CUSTOM ? f->ctx : NULL; }
+
 sk_status sk__score_fn_clone(const sk_score_fn *f, sk_score_fn **out) {
   sk_score_fn *base = NULL;
   sk_status st;
@@ -166,6 +188,11 @@ sk_status sk__score_fn_clone(const sk_score_fn *f, sk_score_fn **out) {
     return sk_score_fn_model(f->model, f->rows, out);
   case FN_GMM:
     return sk_score_fn_gmm(f->gmm, out);
+  case FN_CUSTOM: {
+    void *ctx = NULL;
+    if ((st = f->ops->clone(f->ctx, &ctx)) != SK_OK) return st;
+    return sk__score_fn_custom(f->ops, ctx, f->dim, f->rows, f->conditional, out);
+  }
   case FN_GUIDED_MODEL:
   case FN_GUIDED_GMM:
     if ((st = sk__score_fn_clone(f->base, &base)) != SK_OK) return st;
@@ -207,6 +234,8 @@ sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigm
     return run_graph(f, x, n, sigma, out);
   case FN_GMM:
     return sk_gmm_score(f->gmm, sigma, x, n, out);
+  case FN_CUSTOM:
+    return f->ops->eval(f->ctx, x, n, sigma, out);
   case FN_GUIDED_MODEL:
   case FN_GUIDED_GMM:
     st = sk_score_fn_eval(f->base, x, n, sigma, out);

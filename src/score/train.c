@@ -31,6 +31,7 @@ struct sk_trainer {
   sk_train_share share; /* rows [first_row, first_row + rows) of each batch */
   float *flat;          /* with a reduce: the gradient (np) and the loss, reduced */
   uint64_t fingerprint; /* of the data (data_fingerprint) */
+  float label_dropout;  /* a class-conditional model's (0 for others) */
   int has_mismatch;     /* the last resume refused another run's state */
   sk_run_mismatch mismatch;
 };
@@ -124,6 +125,7 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
   if (cfg->batch < 1 || cfg->batch > (1 << 20))
     return sk__fail(SK_ERR_INVALID, "train: batch size %d outside 1..1048576", cfg->batch);
   const int laddered = is_laddered(o);
+  sk_status st;
   if (laddered) {
     const int least = o == SK_OBJ_VESDE ? 2 : 1;
     if (cfg->n_sigmas < least || cfg->n_sigmas > SK_MAX_LEVELS || !cfg->sigmas)
@@ -140,6 +142,8 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
   } else if ((o == SK_OBJ_DSM || mc->kind != SK_MODEL_MLP) && !(cfg->sigma > 0 && isfinite(cfg->sigma))) {
     return sk__fail(SK_ERR_INVALID, "train: σ must be positive, got %g", cfg->sigma);
   }
+  st = sk__cond_check(mc, ds);
+  if (st != SK_OK) return st;
   const sk_train_share whole = {0, cfg->batch, NULL, NULL};
   if (!share) share = &whole;
   if (share->rows < 1 || share->first_row < 0 || share->first_row > cfg->batch - share->rows)
@@ -154,7 +158,7 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
                       sk_dataset_classes(ds), mc->classes);
   }
   /* Checked here so that a NULL from sk_adam_new below can only mean memory. */
-  sk_status st = sk__adam_check(&cfg->adam);
+  st = sk__adam_check(&cfg->adam);
   if (st != SK_OK) return st;
   sk_trainer *t = sk__calloc(1, sizeof *t);
   if (!t) return sk__fail(SK_ERR_NOMEM, "train: out of memory for the trainer");
@@ -211,11 +215,25 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
   t->r_proj = sk_rng_make(cfg->seed, STREAM_PROJ);
   t->r_level = sk_rng_make(cfg->seed, STREAM_LEVEL);
   t->fingerprint = data_fingerprint(ds);
+  t->label_dropout = sk__cond_model(mc) ? 0.1f : 0.0f;
   *out = t;
   return SK_OK;
 }
 
 int64_t sk_trainer_steps(const sk_trainer *t) { return t->step; }
+
+sk_status sk_trainer_set_label_dropout(sk_trainer *t, float p) {
+  if (t->step > 0)
+    return sk__fail(SK_ERR_STATE, "train: label dropout is set before the first step");
+  if (!(p >= 0 && p <= 1))
+    return sk__fail(SK_ERR_INVALID, "train: label dropout %g is not a probability in [0, 1]", p);
+  if (!sk__cond_model(sk_model_get_config(t->m)))
+    return sk__fail(SK_ERR_INVALID, "train: label dropout applies to a class-conditional model");
+  t->label_dropout = p;
+  return SK_OK;
+}
+
+float sk_trainer_label_dropout(const sk_trainer *t) { return t->label_dropout; }
 const float *sk_trainer_ema(sk_trainer *t) { return sk_adam_ema(t->adam); }
 
 /* Values [skip, skip + n) of a draw of `all` values from r, into out; r
@@ -282,10 +300,20 @@ static sk_status fill(sk_trainer *t) {
     }
   }
   if (lg->onehot != SK_NONE) {
-    const int K = sk_model_get_config(t->m)->classes;
+    const sk_model_config *mc = sk_model_get_config(t->m);
+    /* A classifier's targets, or a conditional model's labels (K + 1
+     * columns, the last "no label"; each row's label dropped with
+     * probability label_dropout, by a draw fixed by the step and the row). */
+    const int cond = sk__cond_model(mc), K = mc->classes + cond;
     float *oh = sk_graph_data(g, lg->onehot);
     memset(oh, 0, (size_t)lg->rows * (size_t)K * sizeof(float));
-    for (int i = 0; i < lg->rows; i++) oh[(size_t)i * K + yb[i]] = 1.0f;
+    for (int i = 0; i < lg->rows; i++) {
+      /* The draw is indexed by the row of the whole batch, so that a share
+       * drops the labels the whole batch would. */
+      const int b = i / M, row = t->share.first_row + b;
+      const int drop = cond && sk__label_dropped(t->cfg.seed, t->step, row, t->label_dropout);
+      oh[(size_t)i * K + (drop ? K - 1 : yb[b])] = 1.0f;
+    }
   }
   return SK_OK;
 }
@@ -483,6 +511,11 @@ static sk_status state_json(const sk_trainer *t, sk__jbuf *b) {
   n = snprintf(num, sizeof num, "%016llx", (unsigned long long)t->fingerprint);
   sk__jbuf_puts(b, ",\"fingerprint\":");
   sk__jbuf_string(b, num, (size_t)n);
+  /* Only a class-conditional run has one (states of other runs stay as they were). */
+  if (sk__cond_model(sk_model_get_config(t->m))) {
+    sk__jbuf_puts(b, ",\"label_dropout\":");
+    sk__jbuf_float(b, t->label_dropout);
+  }
   return sk__jbuf_puts(b, "}}");
 }
 
@@ -541,6 +574,7 @@ typedef struct saved_run {
   bool rademacher;
   uint64_t seed, fingerprint;
   float adam[N_ADAM];
+  float label_dropout; /* 0 when absent (a run of an unconditional model) */
 } saved_run;
 
 /* A number of "run" that is finite as a float and within [lo, hi]. */
@@ -611,6 +645,9 @@ static sk_status parse_run(const sk__json *run, const char *what, saved_run *r) 
     hex = (fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f');
   if (!hex) return bad_run_field(what, "fingerprint", "16 hexadecimal digits");
   r->fingerprint = strtoull(fp, NULL, 16);
+  r->label_dropout = 0;
+  if (sk__json_get(run, "label_dropout") && !run_float(run, "label_dropout", 0, 1, &r->label_dropout))
+    return bad_run_field(what, "label_dropout", "a probability");
   return SK_OK;
 }
 
@@ -736,6 +773,8 @@ static sk_status same_run(sk_trainer *t, const char *path, const char *arch,
   adam_values(&c->adam, av);
   for (int i = 0; i < N_ADAM; i++)
     if (av[i] != r->adam[i]) return float_differs(t, path, adam_keys[i], av[i], r->adam[i]);
+  if (r->label_dropout != t->label_dropout)
+    return float_differs(t, path, "label_dropout", t->label_dropout, r->label_dropout);
   return SK_OK;
 }
 

@@ -66,5 +66,6 @@ int cmd_likelihood(int argc, char **argv);
 
 int cmd_grid(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_inpaint(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 static const char usage[] =
     "usage: scorekit eval --samples FILE.npy --data NAME|FILE [--json]\n"
     "       scorekit eval --samples FILE.npy --data NAME|FILE --classifier FILE [--n N] [--json]\n"
+    "       scorekit eval --samples FILE.npy --data NAME|FILE --class Y [--classifier FILE]\n"
     "\n"
     "Compares samples with data: MMD² (RBF kernel, median-heuristic bandwidth),\n"
     "energy distance and sliced 2-Wasserstein distance, each beside the same\n"
@@ -22,6 +23,12 @@ static const char usage[] =
     "                        both divided by the data's scale (uint8 pixels: 255)\n"
     "  --data NAME|FILE      a built-in set or a file to compare with (as in train)\n"
     "  --seed S              for the reference draws and projections (default 0)\n"
+    "  --class Y             the samples are meant to be of class Y (sample --class Y):\n"
+    "                        compare them with the data's rows labelled Y only\n"
+    "  --classifier FILE     with --class: also the share of samples that this\n"
+    "                        noise-conditional classifier (train --objective\n"
+    "                        classifier), at the smallest σ of its ladder, assigns to Y\n"
+    "                        (its EMA weights); without --class, see below\n"
     "  --json                one JSON object instead of text (a value that is not\n"
     "                        finite is null; the floor is left out when the data\n"
     "                        are too few to split: n/a in the text)\n"
@@ -58,6 +65,56 @@ static int compute(const float *x, int64_t n, const float *y, int64_t m, int d, 
   return sk_mmd_rbf(x, n, y, m, d, 0, &out->mmd2, NULL) == SK_OK &&
          sk_energy_distance(x, n, y, m, d, &out->energy) == SK_OK &&
          sk_sliced_wasserstein(x, n, y, m, d, 200, seed, &out->sw2) == SK_OK;
+}
+
+/* The rows of ref labelled y, copied in order into *rows (*n of them). */
+static int class_reference(const char *data, const sk_dataset *ref, int y, float **rows,
+                           int64_t *n) {
+  const int32_t *labels = sk_dataset_labels(ref);
+  const int d = sk_dataset_dim(ref);
+  if (!labels) return cli_fail("--class: %s has no labels", data) == 0;
+  if (y >= sk_dataset_classes(ref))
+    return cli_fail("--class %d: %s has classes 0..%d", y, data, sk_dataset_classes(ref) - 1) == 0;
+  int64_t k = 0;
+  for (int64_t i = 0; i < sk_dataset_size(ref); i++) k += labels[i] == y;
+  if (k < 2) return cli_fail("--class %d: %s has %lld rows of it", y, data, (long long)k) == 0;
+  *rows = cli_alloc((size_t)k * (size_t)d * sizeof **rows);
+  if (!*rows) return cli_fail("out of memory for %lld rows of class %d", (long long)k, y) == 0;
+  k = 0;
+  for (int64_t i = 0; i < sk_dataset_size(ref); i++)
+    if (labels[i] == y)
+      memcpy(*rows + (size_t)(k++) * (size_t)d, sk_dataset_x(ref) + (size_t)i * (size_t)d,
+             (size_t)d * sizeof(float));
+  *n = k;
+  return 1;
+}
+
+/* The share of the n samples x (n, d), already in the model's scale, that a
+ * classifier's most probable class at the smallest σ of its ladder is y. */
+static int classifier_share(const char *path, const float *x, int64_t n, int d, int y,
+                            double *share) {
+  static sk_model_info info;
+  sk_model *clf = NULL;
+  int32_t *labels = NULL;
+  int ok = 0;
+  if (sk_model_load(path, 1, &clf, &info) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+  } else if (!sk_model_is_classifier(sk_model_get_config(clf)) || info.n_sigmas < 1) {
+    cli_fail("--classifier %s: not a noise-conditional classifier", path);
+  } else if (sk_model_get_config(clf)->dim != d || y >= sk_model_get_config(clf)->classes) {
+    cli_fail("--classifier %s: takes %d dimensions and classes 0..%d; the samples have %d, "
+             "--class is %d", path, sk_model_get_config(clf)->dim,
+             sk_model_get_config(clf)->classes - 1, d, y);
+  } else if (!(labels = cli_alloc((size_t)n * sizeof *labels))) {
+    cli_fail("out of memory for %lld labels", (long long)n);
+  } else {
+    for (int64_t i = 0; i < n; i++) labels[i] = y;
+    ok = sk_classifier_accuracy(clf, x, labels, n, info.sigmas[info.n_sigmas - 1], share) == SK_OK;
+    if (!ok) cli_fail("%s", sk_last_error());
+  }
+  free(labels);
+  sk_model_free(clf);
+  return ok;
 }
 
 int cmd_eval(int argc, char **argv) { return cli_eval_to(stdout, argc, argv); }
@@ -269,11 +326,11 @@ done:
 }
 
 int cli_eval_to(FILE *out, int argc, char **argv) {
-  static const char *const valued[] = {"--samples", "--data", "--seed", "--classifier", "--n",
-                                       NULL};
+  static const char *const valued[] = {"--samples", "--data", "--seed", "--class",
+                                       "--classifier", "--n", NULL};
   static const char *const switches[] = {"--json", "--raw", "--help", "-h", NULL};
   const char *samples = NULL, *data = NULL, *clf = NULL;
-  long long seed = 0, n_flag = 0;
+  long long seed = 0, n_flag = 0, cls = -1;
   int json = 0, raw = 0;
   unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
@@ -300,11 +357,16 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
     }
     else if (!strcmp(f, "--seed")) {
       if (!cli_int(f, v, 0, INT64_MAX, &seed)) return 1;
+    } else if (!strcmp(f, "--class")) {
+      if (!cli_int(f, v, 0, 65535, &cls)) return 1;
     } else return cli_fail("unknown flag %s (see scorekit eval --help)", f);
   }
   if (!samples || !data) return cli_fail("--samples and --data are required (see scorekit eval --help)");
   if ((n_flag || raw) && !clf)
     return cli_fail("%s: applies with --classifier only", n_flag ? "--n" : "--raw");
+  if ((n_flag || raw) && cls >= 0)
+    return cli_fail("%s: applies to --classifier's Fréchet distance, not with --class",
+                    n_flag ? "--n" : "--raw");
   sk_tensor *s = NULL;
   if (sk_npy_load(samples, &s) != SK_OK) return cli_fail("%s", sk_last_error());
   if (sk_tensor_ndim(s) < 2 || sk_tensor_shape(s)[0] < 2 || sk_tensor_numel(s) == 0 ||
@@ -312,7 +374,9 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
     sk_tensor_free(s);
     return cli_fail("%s: expected (n >= 2, d) samples or n >= 2 images", samples);
   }
-  if (clf) {
+  /* With --class, the classifier gives the share of samples of that class
+   * beside the class's metrics below; without, the Fréchet distance. */
+  if (clf && cls < 0) {
     const int frc = eval_features(out, s, samples, data, clf, !raw, n_flag, (uint64_t)seed, json);
     sk_tensor_free(s);
     return frc;
@@ -322,6 +386,8 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   const int d = (int)(sk_tensor_numel(s) / n);
   int rc = 1;
   sk_dataset *ref = NULL, *ref2 = NULL;
+  float *class_rows = NULL;
+  double share = -1;
   sk_gmm *law = sk_gmm_builtin(data);
   const int toy = sk_toy_classes(data) >= 0;
   /* Reference: fresh draws of a built-in set; rows of a file otherwise. */
@@ -337,21 +403,24 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   if (scale != 1)
     for (int64_t i = 0; i < sk_tensor_numel(s); i++) sk_tensor_data(s)[i] /= scale;
   int64_t nr = sk_dataset_size(ref);
+  const float *ref_x = sk_dataset_x(ref);
+  if (cls >= 0 && !class_reference(data, ref, (int)cls, &class_rows, &nr)) goto done;
+  if (class_rows) ref_x = class_rows;
+  if (clf && !classifier_share(clf, sk_tensor_cdata(s), n, d, (int)cls, &share)) goto done;
   metrics got, floor = {0, 0, 0};
   int have_floor = 0;
-  if (!compute(sk_tensor_cdata(s), n, sk_dataset_x(ref), nr, d, (uint64_t)seed, &got)) {
+  if (!compute(sk_tensor_cdata(s), n, ref_x, nr, d, (uint64_t)seed, &got)) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
-  if (toy) {
+  if (toy && !class_rows) {
     have_floor = compute(sk_dataset_x(ref2), n, sk_dataset_x(ref), nr, d, (uint64_t)seed, &floor);
-  } else if (nr >= 4) { /* the file's two halves */
-    have_floor = compute(sk_dataset_x(ref), nr / 2, sk_dataset_x(ref) + (nr / 2) * d, nr - nr / 2, d,
-                         (uint64_t)seed, &floor);
+  } else if (nr >= 4) { /* the reference's two halves */
+    have_floor = compute(ref_x, nr / 2, ref_x + (nr / 2) * d, nr - nr / 2, d, (uint64_t)seed, &floor);
   }
   sk_mode_stats ms = {0};
   double logp = 0;
-  int mixture = law && sk_gmm_dim(law) == d;
+  int mixture = law && sk_gmm_dim(law) == d && !class_rows;
   if (mixture) {
     int k = sk_gmm_components(law);
     float *stds = cli_alloc((size_t)k * sizeof *stds), *lp = cli_alloc((size_t)n * sizeof *lp);
@@ -375,6 +444,8 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   }
   if (json) {
     fprintf(out, "{\"n\":%lld", (long long)n);
+    if (cls >= 0) fprintf(out, ",\"class\":%lld,\"class_rows\":%lld", cls, (long long)nr);
+    if (share >= 0) json_num(out, ",\"classifier_share\":", share);
     json_num(out, ",\"mmd2\":", got.mmd2);
     json_num(out, ",\"energy\":", got.energy);
     json_num(out, ",\"sliced_w2\":", got.sw2);
@@ -402,7 +473,13 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
       if (have_floor) snprintf(fl[j], sizeof fl[j], "%.4g", fv[j]);
       else snprintf(fl[j], sizeof fl[j], "n/a");
     }
-    fprintf(out, "%lld samples of %s against %s\n", (long long)n, samples, data);
+    if (cls >= 0)
+      fprintf(out, "%lld samples of %s against the %lld rows of class %lld of %s\n", (long long)n,
+              samples, (long long)nr, cls, data);
+    else
+      fprintf(out, "%lld samples of %s against %s\n", (long long)n, samples, data);
+    if (share >= 0)
+      fprintf(out, "  %s assigns %.4f of the samples to class %lld\n", clf, share, cls);
     fprintf(out, "  %-22s %12s %14s\n", "metric", "samples", "data vs data");
     fprintf(out, "  %-22s %12.4g %14s\n", "MMD² (RBF, median h)", got.mmd2, fl[0]);
     fprintf(out, "  %-22s %12.4g %14s\n", "energy distance", got.energy, fl[1]);
@@ -419,6 +496,7 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   }
   rc = 0;
 done:
+  free(class_rows);
   sk_gmm_free(law);
   sk_dataset_free(ref);
   sk_dataset_free(ref2);

@@ -18,6 +18,7 @@ static const char usage[] =
     "  score     evaluate a trained score model on given points\n"
     "  likelihood  log-likelihoods of data under a score model (probability-flow ODE)\n"
     "  grid      draw images (samples, classes, a trajectory) as a PNG grid\n"
+    "  inpaint   fill the missing entries of rows or images given the known ones\n"
     "  help      this text; `scorekit COMMAND --help` documents each command\n";
 
 int main(int argc, char **argv) {
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "likelihood")) return cmd_likelihood(argc - 2, argv + 2);
 
   if (!strcmp(cmd, "grid")) return cmd_grid(argc - 2, argv + 2);
+  if (!strcmp(cmd, "inpaint")) return cmd_inpaint(argc - 2, argv + 2);
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;

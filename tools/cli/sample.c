@@ -34,7 +34,8 @@ static const char usage[] =
     "                        multiplied back into the data's range (×255 for uint8\n"
     "                        pixels; values are not clipped)\n"
     "  --plot FILE.png       scatter plot of the samples (2-D data only)\n"
-    "  --grid FILE.png       the first 100 samples in a 10 × 10 grid (models of\n"
+    "  --grid FILE.png       the first 100 samples in a 10 × 10 grid (with --class all\n"
+    "                        the first 10 of each class, a row a class; models of\n"
     "                        one-channel images only), grey from 0 to the data's\n"
     "                        scale (255 for uint8 pixels), values beyond clipped\n"
     "  --trajectory FILE.npy the first sample at K evenly spaced points of the run,\n"
@@ -62,8 +63,14 @@ static const char usage[] =
     "guidance (any sampler):\n"
     "  --classifier FILE     guide with a noise-conditional classifier (scorekit train\n"
     "                        --objective classifier): s(x, σ) + w ∇ₓ log p(y | x, σ)\n"
-    "  --class Y             the class to sample (with --classifier)\n"
-    "  --guidance W          the guidance weight w (default 1: Bayes' rule; > 1 sharpens)\n"
+    "  --class Y             the class to sample: with --classifier, by its guidance;\n"
+    "                        alone, with a class-conditional model (train --conditional),\n"
+    "                        by classifier-free guidance s(x, σ, ∅) + w (s(x, σ, Y) −\n"
+    "                        s(x, σ, ∅)) (without --class such a model samples s(x, σ, ∅));\n"
+    "                        all: --n samples of every class, class by class (one\n"
+    "                        process only; --grid then shows a row a class)\n"
+    "  --guidance W          the guidance weight w (default 1: Bayes' rule, or the\n"
+    "                        conditional model; 0 unconditional; > 1 sharpens)\n"
     "\n"
     "Under mpirun or srun each rank samples a share of the chunks of 512 particles;\n"
     "rank 0 writes the same files as one process would (docs/MPI.md).\n";
@@ -114,6 +121,9 @@ static int implied_sampler(int argc, char **argv, int fallback) {
   return can & fallback ? fallback : can & PC ? PC : can & LANGEVIN ? LANGEVIN : ODE;
 }
 
+/* --class all */
+#define ALL_CLASSES (1LL << 20)
+
 typedef struct sample_opts {
   const char *model, *out, *plot, *grid, *init, *classifier, *trajectory, *sampler;
   long long n, steps_per_level, steps, corrector_steps, snapshots, seed, cls;
@@ -153,6 +163,7 @@ static int parse(int argc, char **argv, sample_opts *o) {
     else if (!strcmp(f, "--classifier")) o->classifier = v;
     else if (!strcmp(f, "--trajectory")) o->trajectory = v;
     else if (!strcmp(f, "--sampler")) o->sampler = v;
+    else if (!strcmp(f, "--class") && !strcmp(v, "all")) o->cls = ALL_CLASSES;
     else if (!strcmp(f, "--class")) ok = cli_int(f, v, 0, 65535, &o->cls);
     else if (!strcmp(f, "--guidance")) ok = o->guidance_set = cli_float(f, v, -1e3, 1e3, &o->guidance);
     else if (!strcmp(f, "--n")) ok = cli_int(f, v, 1, 100000000, &o->n);
@@ -171,14 +182,19 @@ static int parse(int argc, char **argv, sample_opts *o) {
   }
   if (!o->model) return cli_fail("--model FILE is required (see scorekit sample --help)"), 0;
   if (!o->out) return cli_fail("--out FILE.npy is required (see scorekit sample --help)"), 0;
-  if (!o->classifier != (o->cls < 0)) return cli_fail("--classifier and --class go together"), 0;
+  if (o->classifier && o->cls < 0)
+    return cli_fail("--classifier needs --class (the class to guide to)"), 0;
+  if (o->classifier && o->cls == ALL_CLASSES)
+    return cli_fail("--class all: draws every class of a class-conditional model, without "
+                    "--classifier"), 0;
   if (strcmp(o->init, "gaussian") && strcmp(o->init, "uniform"))
     return cli_fail("--init: unknown \"%s\" (gaussian, uniform)", o->init), 0;
   /* A flag that would change nothing is a mistake to report, not to ignore. */
   if (o->range_set && strcmp(o->init, "uniform"))
     return cli_fail("--init-range: applies to --init uniform only"), 0;
-  if (o->guidance_set && !o->classifier)
-    return cli_fail("--guidance: applies with --classifier only"), 0;
+  if (o->guidance_set && o->cls < 0)
+    return cli_fail("--guidance: applies with --class only (and --classifier, or a "
+                    "class-conditional model)"), 0;
   if (o->snapshots_set && !o->trajectory)
     return cli_fail("--snapshots: applies with --trajectory only"), 0;
   if (o->sampler && strcmp(o->sampler, "langevin") && strcmp(o->sampler, "pc") &&
@@ -220,6 +236,7 @@ int cmd_sample(int argc, char **argv) {
   const sk_model_config *mc = sk_model_get_config(m);
   int rc = 1;
   float *x = NULL, *snaps = NULL;
+  int64_t *cells = NULL;
   if (sk_model_is_classifier(mc)) {
     cli_fail("%s: is a classifier, not a score model", o.model);
     goto done;
@@ -238,6 +255,30 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("%s: a noise-conditional model without a σ ladder in its metadata", o.model);
     goto done;
   }
+  /* --class alone: classifier-free guidance, which needs a class-conditional
+   * model (a classifier was refused above: classes here are a condition). */
+  const int cfg_guided = o.cls >= 0 && !o.classifier;
+  if (cfg_guided && mc->classes < 1) {
+    cli_fail("--class: %s is not class-conditional (train --conditional); give a --classifier "
+             "to guide it", o.model);
+    goto done;
+  }
+  const int every = o.cls == ALL_CLASSES, K = every ? mc->classes : 1;
+  if (cfg_guided && !every && o.cls >= mc->classes) {
+    cli_fail("--class %lld: %s is conditional on classes 0..%d", o.cls, o.model, mc->classes - 1);
+    goto done;
+  }
+  if (every && cli_mpi_size() > 1) {
+    cli_fail("--class all: runs in one process only (under MPI, run --class Y for each class)");
+    goto done;
+  }
+  /* --class all: --n samples of each class, class after class. */
+  const long long per_class = o.n;
+  if (every && o.n > 100000000 / K) {
+    cli_fail("--class all: %d classes × --n %lld samples is over 10^8", K, o.n);
+    goto done;
+  }
+  o.n *= K;
   const int image = info.image_shape[0] > 0;
   const int sampler = !o.sampler ? implied_sampler(argc, argv, cond ? PC : LANGEVIN)
                       : !strcmp(o.sampler, "langevin") ? LANGEVIN
@@ -292,10 +333,17 @@ int cmd_sample(int argc, char **argv) {
   /* Chunks of 512 particles: enough rows for full-speed products, and
    * enough chunks to keep every core busy (the samplers run chunks in
    * parallel; the chunking, not the thread count, fixes the bits). */
-  if (sk_score_fn_model(m, o.n < SAMPLE_ROWS ? (int)o.n : SAMPLE_ROWS, &fn) != SK_OK) {
+  const int rows = per_class < SAMPLE_ROWS ? (int)per_class : SAMPLE_ROWS;
+  if ((cfg_guided ? sk_score_fn_cfg(m, rows, every ? 0 : (int)o.cls, (float)o.guidance, &fn)
+                  : sk_score_fn_model(m, rows, &fn)) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
+  if (cfg_guided && every)
+    printf("classifier-free guidance: classes 0..%d, %lld samples each, weight %g\n", K - 1,
+           per_class, o.guidance);
+  else if (cfg_guided)
+    printf("classifier-free guidance: class %lld, weight %g\n", o.cls, o.guidance);
   if (o.classifier) {
     if (sk_model_load(o.classifier, o.use_ema, &clf, NULL) != SK_OK) {
       cli_fail("%s", sk_last_error());
@@ -308,57 +356,76 @@ int cmd_sample(int argc, char **argv) {
     printf("classifier guidance: class %lld, weight %g\n", o.cls, o.guidance);
   }
   cli_progress prog;
-  const sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog, o.trajectory ? (int)o.snapshots : 0,
-                                 snaps};
+  sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog,
+                           o.trajectory ? (int)o.snapshots : 0, snaps};
   sk_score_fn *f = guided ? guided : fn;
-  sk_status st;
-  /* Under MPI each rank samples whole chunks, with their bits (x + first·d
-   * holds its rows); rank 0 gathers them and writes. */
-  int64_t first, count;
-  cli_mpi_rows(o.n, sk_score_fn_rows(f), &first, &count);
-  float *xr = x + first * mc->dim;
-  if (sampler == LANGEVIN) {
+  sk_status st = SK_OK;
+  sk_langevin_config lc = {L, cond ? info.sigmas : &level, (int)o.steps_per_level, (float)o.eps,
+                           o.denoise, &hooks};
+  sk_pc_config pc = {s1, sL, (int)o.steps, (int)o.corrector_steps, (float)o.snr, !o.no_denoise,
+                     &hooks};
+  sk_ode_config oc = {s1, sL, o.rtol, o.atol, !o.no_denoise, &hooks};
+  sk_ode_stats os = {0};
+  int64_t chunks = 0;
+  if (sampler == LANGEVIN)
     printf("%s Langevin: %lld samples, %d level%s × %lld steps, ε = %.3g (toy convention%s)\n",
            cond ? "annealed" : "plain", o.n, L, L > 1 ? "s" : "", o.steps_per_level, o.eps,
            eps_given || L < 2 ? "" : "; NCSNv2's for T and the ladder");
-    fflush(stdout);
-    sk_langevin_config lc = {L, cond ? info.sigmas : &level, (int)o.steps_per_level, (float)o.eps,
-                             o.denoise, &hooks};
-    cli_progress_start(&prog, "langevin", "score evaluations");
-    st = sk_langevin_rows(f, &lc, &r, xr, o.n, first, count);
-  } else if (sampler == PC) {
+  else if (sampler == PC)
     printf("predictor-corrector: %lld samples, %lld levels σ %.4g → %.4g, %lld corrector step%s "
            "at snr %g%s\n", o.n, o.steps, s1, sL, o.corrector_steps,
            o.corrector_steps == 1 ? "" : "s", o.snr, o.no_denoise ? "" : ", denoised");
-    fflush(stdout);
-    sk_pc_config pc = {s1, sL, (int)o.steps, (int)o.corrector_steps, (float)o.snr, !o.no_denoise,
-                       &hooks};
-    cli_progress_start(&prog, "pc", "score evaluations");
-    st = sk_pc_sample_rows(f, &pc, &r, xr, o.n, first, count);
-  } else {
+  else
     printf("probability-flow ODE: %lld samples, σ %.4g → %.4g, rtol %g, atol %g%s\n", o.n, s1, sL,
            o.rtol, o.atol, o.no_denoise ? "" : ", denoised");
-    fflush(stdout);
-    sk_ode_config oc = {s1, sL, o.rtol, o.atol, !o.no_denoise, &hooks};
-    sk_ode_stats os;
-    cli_progress_start(&prog, "ode", "thousandths of the σ range");
-    st = sk_ode_sample_rows(f, &oc, xr, o.n, first, count, &os);
-    if (st == SK_OK) {
-      /* This process's chunks (all of them without MPI). */
-      const int64_t chunks = SK_CLI_MAX(1, (count + sk_score_fn_rows(f) - 1) / sk_score_fn_rows(f));
-      printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
-             "%lld rejected\n", (long long)os.evals, (long long)chunks, chunks > 1 ? "s" : "",
-             (double)os.evals / (double)chunks, (long long)os.steps, (long long)os.rejected);
+  fflush(stdout);
+  /* One run, or with --class all one a class, each from where the last left
+   * r; the trajectory is the first run's (class 0's). */
+  for (int k = 0; k < K && st == SK_OK; k++) {
+    if (k > 0) {
+      sk_score_fn_free(fn);
+      fn = NULL;
+      if ((st = sk_score_fn_cfg(m, rows, k, (float)o.guidance, &fn)) != SK_OK) break;
+      f = fn;
+      hooks.n_snapshots = 0;
+      hooks.snapshots = NULL;
     }
+    /* Under MPI each rank samples whole chunks, with their bits (x + first·d
+     * holds its rows); rank 0 gathers them and writes. */
+    int64_t first, count;
+    cli_mpi_rows(per_class, sk_score_fn_rows(f), &first, &count);
+    float *xr = x + ((size_t)k * (size_t)per_class + (size_t)first) * (size_t)mc->dim;
+    if (sampler == LANGEVIN) {
+      cli_progress_start(&prog, "langevin", "score evaluations");
+      st = sk_langevin_rows(f, &lc, &r, xr, per_class, first, count);
+    } else if (sampler == PC) {
+      cli_progress_start(&prog, "pc", "score evaluations");
+      st = sk_pc_sample_rows(f, &pc, &r, xr, per_class, first, count);
+    } else {
+      sk_ode_stats ks;
+      cli_progress_start(&prog, "ode", "thousandths of the σ range");
+      st = sk_ode_sample_rows(f, &oc, xr, per_class, first, count, &ks);
+      if (st == SK_OK) {
+        os.evals += ks.evals;
+        os.steps += ks.steps;
+        os.rejected += ks.rejected;
+        /* This process's chunks (all of them without MPI). */
+        chunks += SK_CLI_MAX(1, (count + sk_score_fn_rows(f) - 1) / sk_score_fn_rows(f));
+      }
+    }
+    cli_progress_end(&prog);
   }
-  cli_progress_end(&prog);
+  if (st == SK_OK && sampler == ODE)
+    printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
+           "%lld rejected\n", (long long)os.evals, (long long)chunks, chunks > 1 ? "s" : "",
+           (double)os.evals / (double)chunks, (long long)os.steps, (long long)os.rejected);
   if (st != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
   /* Back into the data's range and shape: the model saw pixels divided by
    * data_scale, flattened. */
-  if (!cli_mpi_gather_rows(x, o.n, mc->dim, sk_score_fn_rows(f))) goto done;
+  if (!cli_mpi_gather_rows(x, o.n, mc->dim, rows)) goto done;
   if (cli_mpi_rank() > 0) {
     rc = 0;
     goto done;
@@ -386,8 +453,18 @@ int cmd_sample(int argc, char **argv) {
   if (o.grid) { /* x is in the data's range since save_rows */
     const int64_t shown = o.n < 100 ? o.n : 100;
     const float scale = info.data_scale > 0 ? info.data_scale : 1.0f;
-    const sk_image_grid_layout lay = {(int)((shown + 9) / 10), 10, 0.0f, scale, 2, NULL};
-    if (sk_plot_image_grid(o.grid, x, shown, (int)chw[1], (int)chw[2], &lay) != SK_OK) {
+    sk_image_grid_layout lay = {(int)((shown + 9) / 10), 10, 0.0f, scale, 2, NULL};
+    /* --class all: a row a class, its first (up to) 10 samples. */
+    const int cols = per_class < 10 ? (int)per_class : 10;
+    if (every && !(cells = cli_alloc((size_t)K * (size_t)cols * sizeof *cells))) {
+      cli_fail("out of memory for a grid of %d classes", K);
+      goto done;
+    }
+    for (int k = 0; every && k < K; k++)
+      for (int j = 0; j < cols; j++) cells[k * cols + j] = k * per_class + j;
+    if (every) lay.rows = K, lay.cols = cols, lay.cells = cells;
+    if (sk_plot_image_grid(o.grid, x, every ? o.n : shown, (int)chw[1], (int)chw[2], &lay) !=
+        SK_OK) {
       cli_fail("%s", sk_last_error());
       goto done;
     }
@@ -397,6 +474,7 @@ int cmd_sample(int argc, char **argv) {
 done:
   free(x);
   free(snaps);
+  free(cells);
   sk_score_fn_free(guided);
   sk_score_fn_free(fn);
   sk_model_free(clf);

@@ -69,6 +69,13 @@ static const char usage[] =
     "                        C1,C2,C3 the convnet's (default 32,64,128)\n"
     "  --hidden H            width (default 128)      --depth D   hidden layers (default 3)\n"
     "  --activation A        softplus | elu | silu | tanh (default softplus)\n"
+    "  --conditional         class-conditional ncmlp or unet: a learned label embedding\n"
+    "                        (a row a class and a \"no label\" row) added to the noise\n"
+    "                        embedding (an ncmlp's first layer); needs labelled data;\n"
+    "                        sample --class Y --guidance W draws a class\n"
+    "  --label-dropout P     with --conditional: a label is replaced by \"no label\"\n"
+    "                        with probability P (default 0.1), so that the network also\n"
+    "                        learns the unconditional score (classifier-free guidance)\n"
     "optimisation\n"
     "  --steps N             total steps (default 3000; with --minutes, the most, and\n"
     "                        without --steps no limit)\n"
@@ -316,15 +323,17 @@ int cmd_train(int argc, char **argv) {
             depth = 3, steps = 3000, batch = 128, seed = 0, every = 0;
   double sigma = 0.1, sigma_max = 0, sigma_min = 0, lr = 1e-3, clip = 0, ema = 0.999, minutes = 0;
   int rademacher = 0, quiet = 0, overwrite = 0, force = 0, steps_given = 0;
+  int conditional = 0;       /* --conditional */
+  double label_dropout = -1; /* --label-dropout; -1: not given */
   static const char *const valued[] = {
       "--data",       "--out",       "--resume",  "--labels",     "--objective",
       "--model",      "--activation", "--sigmas", "--channels",   "--n-data",
       "--label-column", "--levels",  "--projections", "--hidden", "--depth",
       "--steps",      "--minutes",   "--batch-size", "--seed",    "--checkpoint-every",
       "--sigma",      "--sigma-max", "--sigma-min", "--lr",       "--clip",
-      "--ema",        NULL};
+      "--ema",        "--label-dropout", NULL};
   static const char *const switches[] = {"--rademacher", "--quiet", "--overwrite", "--force",
-                                         "--help", "-h", NULL};
+                                         "--conditional", "--help", "-h", NULL};
   unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
     const char *f = argv[i];
@@ -346,6 +355,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!strcmp(f, "--force")) {
       force = 1;
+      continue;
+    }
+    if (!strcmp(f, "--conditional")) {
+      conditional = 1;
       continue;
     }
     const char *v = cli_value("train", argc, argv, &i, valued, switches, &seen);
@@ -377,6 +390,7 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(f, "--lr")) ok = cli_float(f, v, 1e-12, 10, &lr);
     else if (!strcmp(f, "--clip")) ok = cli_float(f, v, 0, 1e12, &clip);
     else if (!strcmp(f, "--ema")) ok = cli_float(f, v, 0, 0.999999, &ema);
+    else if (!strcmp(f, "--label-dropout")) ok = cli_float(f, v, 0, 1, &label_dropout);
     if (!ok) return 1;
   }
   if (!out) return cli_fail("--out DIR is required (see scorekit train --help)");
@@ -457,6 +471,14 @@ int cmd_train(int argc, char **argv) {
   if (obj == SK_OBJ_VESDE && levels < 2)
     return cli_fail("--levels %lld: vesde needs at least 2 (its ladder spans σ_max to σ_min)",
                     levels);
+  /* Class-conditional: a score model with a noise input, fed labels. */
+  if (label_dropout >= 0 && !conditional)
+    return cli_fail("--label-dropout applies with --conditional only");
+  if (conditional && kind != SK_MODEL_NCMLP && kind != SK_MODEL_UNET)
+    return cli_fail("--conditional: needs --model ncmlp or unet (a noise-conditional score "
+                    "model), not %s",
+                    kind == SK_MODEL_CLASSIFIER || kind == SK_MODEL_CONVNET ? "a classifier"
+                                                                            : "mlp");
   if (sigma_max && sigma_min && sigma_min >= sigma_max)
     return cli_fail("--sigma-min %g must be below --sigma-max %g", sigma_min, sigma_max);
 
@@ -479,6 +501,10 @@ int cmd_train(int argc, char **argv) {
   if (obj == SK_OBJ_CLASSIFIER && classes < 2) {
     sk_dataset_free(ds);
     return cli_fail("--objective classifier: %s has no labels (or only one class)", data);
+  }
+  if (conditional && classes < 2) {
+    sk_dataset_free(ds);
+    return cli_fail("--conditional: %s has no labels (or only one class)", data);
   }
   sk_model_info info = {.objective = obj, .sigma = (float)sigma, .seed = (uint64_t)seed};
   snprintf(info.data, sizeof info.data, "%s", data);
@@ -546,7 +572,8 @@ int cmd_train(int argc, char **argv) {
     info.n_sigmas = 1;
     info.sigmas[0] = (float)sigma;
   }
-  sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth, classes, act};
+  sk_model_config mc = {kind, sk_dataset_dim(ds), (int)hidden, (int)depth,
+                        obj == SK_OBJ_CLASSIFIER || conditional ? classes : 0, act};
   const size_t avail = force ? 0 : run_memory_available();
   if (kind != SK_MODEL_UNET && kind != SK_MODEL_CONVNET && !run_weights_fit(&mc, avail)) {
     sk_dataset_free(ds);
@@ -562,7 +589,7 @@ int cmd_train(int argc, char **argv) {
     }
     sk_unet_config uc = {{0}, {1, side, side}, 0, 0};
     memcpy(uc.channels, channels, sizeof channels);
-    m = sk_model_new_unet(&uc);
+    m = sk_model_new_unet_classes(&uc, conditional ? classes : 0);
   } else if (kind == SK_MODEL_CONVNET) {
     if (!info.image_shape[0]) {
       sk_dataset_free(ds);
@@ -604,6 +631,11 @@ int cmd_train(int argc, char **argv) {
   }
   /* An existing directory is locked before its state is read, so that the
    * state cannot change under this run; a new one once created, below. */
+  if (conditional && label_dropout >= 0 &&
+      sk_trainer_set_label_dropout(t, (float)label_dropout) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
   struct stat out_st;
   const int out_existed = stat(out, &out_st) == 0;
   if (writer && out_existed && !run_lock(out)) goto done;
@@ -667,7 +699,7 @@ int cmd_train(int argc, char **argv) {
   const long long first = sk_trainer_steps(t);
   const sk_unet_config *uc = sk_model_get_unet(m);
   const sk_convnet_config *cvc = sk_model_get_convnet(m);
-  char arch[96];
+  char arch[160];
   if (uc)
     snprintf(arch, sizeof arch, "unet %d,%d,%d,%d", uc->channels[0], uc->channels[1],
              uc->channels[2], uc->channels[3]);
@@ -678,6 +710,11 @@ int cmd_train(int argc, char **argv) {
     snprintf(arch, sizeof arch, "%s %d×%d %s",
              kind == SK_MODEL_MLP ? "mlp" : kind == SK_MODEL_NCMLP ? "ncmlp" : "classifier",
              (int)depth, (int)hidden, act_name);
+  if (conditional) {
+    const size_t len = strlen(arch);
+    snprintf(arch + len, sizeof arch - len, ", conditional on %d classes, label dropout %g", classes,
+             (double)sk_trainer_label_dropout(t));
+  }
   char until[96];
   if (minutes > 0 && !steps_given) snprintf(until, sizeof until, ".. for %g minutes", minutes);
   else if (minutes > 0) snprintf(until, sizeof until, "..%lld or for %g minutes", steps, minutes);

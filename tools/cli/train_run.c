@@ -185,7 +185,7 @@ int run_resume_refused(const sk_run_mismatch *mm, const char *data, int sigmas_g
       {"depth", "--depth"},         {"activation", "--activation"}, {"seed", "--seed"},
       {"sigma", "--sigma"},         {"batch", "--batch-size"}, {"projections", "--projections"},
       {"rademacher", "--rademacher"}, {"lr", "--lr"},         {"clip", "--clip"},
-      {"ema", "--ema"}};
+      {"ema", "--ema"}, {"label_dropout", "--label-dropout"}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
     if (!strcmp(s, flags[i][0]))
       return cli_fail("--resume: %s %s differs from the run's %s", flags[i][1], ours, saved);
