@@ -753,6 +753,9 @@ TEST(inapplicable_flags_are_errors) {
   REFUSED("score --model " M " --input pts.npy --out s.npy --sigma 0.5", "--sigma", "unconditional");
   REFUSED("sample --model " NC " --out s.npy --init-range 3", "--init-range", "--init uniform");
   REFUSED("sample --model " NC " --out s.npy --guidance 2", "--guidance", "--classifier");
+  REFUSED("demo --data fashion-mnist --steps 5 --out dm", "--steps", "2-D sets only");
+  REFUSED("demo --levels 5 --out dm", "--levels", "--data fashion-mnist only");
+  REFUSED("demo --data moons.csv --out dm", "--data", "neither a built-in 2-D set nor fashion-mnist");
   REFUSED("train --data pts.npy --label-column 1 --steps 1 --out o", "--label-column", ".csv");
   REFUSED("train --data mog8 --labels pts.npy --steps 1 --out o", "--labels", ".npy");
   /* Every train flag that only some objectives or models read. */
