@@ -109,6 +109,15 @@ sample)
   OMP_NUM_THREADS=2 "$sk" "${s[@]/1300/100}" --out small1.npy >/dev/null
   OMP_NUM_THREADS=1 mpirun 3 "$sk" "${s[@]/1300/100}" --out small3.npy >/dev/null
   cmp small1.npy small3.npy || fail "3 ranks sample other bits of one chunk"
+  # The predictor-corrector and ODE samplers split the same way.
+  for smp in "pc --steps 4" "ode --rtol 1e-3 --atol 1e-3"; do
+    read -r -a extra <<< "--sampler $smp"
+    p=(sample --model m/model.safetensors --n 1300 --seed 4 "${extra[@]}")
+    OMP_NUM_THREADS=2 "$sk" "${p[@]}" --out p1.npy >/dev/null
+    OMP_NUM_THREADS=1 mpirun 3 "$sk" "${p[@]}" --out p3.npy >/dev/null
+    cmp p1.npy p3.npy || fail "3 ranks sample other bits with --sampler $smp"
+    echo "  --sampler ${smp%% *} on 3 ranks: the bytes of 1"
+  done
   ;;
 failure)
   # Rank 1 cannot load its data: the job ends, naming rank 1 and the file.
