@@ -4,7 +4,7 @@
  * data whose rows are all one image, so the data sets it draws are known
  * whatever its shuffle), the samples' scale (the data's range, divided by
  * 255 like the data), the class histograms, and the refusals of a shape or
- * scale that does not match. */
+ * scale that does not match; and eval --class --classifier on rows. */
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -216,6 +216,46 @@ TEST(frechet_and_histogram_against_features) {
   CHECK(fabs(json_value("frechet") - want) > 1e-2 * want);
 }
 
+/* eval --class Y --classifier on rows: the share of class Y and the Fréchet
+ * distance against the class's rows only. Draws of mog8's class 2 score
+ * near the class-2 floor; draws of class 5 score far above it (and a
+ * distance taken against all classes' rows would put class 2 far too). */
+TEST(class_frechet_against_class_rows) {
+  CHECK_EQ_INT(run("train --data mog8 --n-data 4000 --objective classifier --steps 1200 --quiet "
+                   "--out mogclf"), 0);
+  enum { NT = 24000, NC = 2000 };
+  static float x[NT * 2], c2[NC * 2], c5[NC * 2];
+  static int32_t y[NT];
+  sk_rng r = sk_rng_make(9, 0);
+  CHECK_OK(sk_toy_sample("mog8", &r, NT, x, y));
+  int n2 = 0, n5 = 0;
+  for (int i = 0; i < NT; i++) {
+    if (y[i] == 2 && n2 < NC) memcpy(c2 + 2 * n2++, x + 2 * i, 2 * sizeof *x);
+    if (y[i] == 5 && n5 < NC) memcpy(c5 + 2 * n5++, x + 2 * i, 2 * sizeof *x);
+  }
+  CHECK(n2 == NC && n5 == NC);
+  CHECK_OK(sk_npy_save_f32(path_of("c2.npy"), 2, (int64_t[]){NC, 2}, c2));
+  CHECK_OK(sk_npy_save_f32(path_of("c5.npy"), 2, (int64_t[]){NC, 2}, c5));
+  double fd[2], floor[2], share[2];
+  for (int k = 0; k < 2; k++) {
+    CHECK_EQ_INT(run(k ? "eval --samples c5.npy --data mog8 --class 2 --classifier "
+                         "mogclf/model.safetensors --json"
+                       : "eval --samples c2.npy --data mog8 --class 2 --classifier "
+                         "mogclf/model.safetensors --json"), 0);
+    printf("  %s", out);
+    fd[k] = json_value("frechet");
+    floor[k] = json_value("frechet_floor");
+    share[k] = json_value("classifier_share");
+    CHECK(json_value("frechet_rows") >= 100); /* half of mog8's ~250 class-2 rows of 2000 */
+  }
+  CHECK(share[0] > 0.95 && share[1] < 0.05);
+  CHECK(floor[0] == floor[1]); /* the same reference rows */
+  CHECK(fd[0] < 3 * floor[0] + 1e-3 && fd[1] > 10 * fd[0] && fd[1] > 10 * floor[0]);
+  CHECK_EQ_INT(run("eval --samples c2.npy --data mog8 --class 2 --classifier "
+                   "mogclf/model.safetensors"), 0);
+  CHECK(strstr(out, "Fréchet distance in its features") && strstr(out, "of class 2"));
+}
+
 TEST(refusals) {
   float s[4 * D] = {0};
   CHECK_OK(sk_npy_save_f32(path_of("wide.npy"), 4, (int64_t[]){4, 1, W, H}, s));
@@ -246,8 +286,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   static const sk_test_case cases[] = {TEST_ENTRY(frechet_and_histogram_against_features),
+                                       TEST_ENTRY(class_frechet_against_class_rows),
                                        TEST_ENTRY(refusals)};
-  const int rc = sk_test_main(argc, argv, cases, 2);
+  const int rc = sk_test_main(argc, argv, cases, 3);
   cleanup();
   return rc;
 }

@@ -28,7 +28,10 @@ static const char usage[] =
     "  --classifier FILE     with --class: also the share of samples that this\n"
     "                        noise-conditional classifier (train --objective\n"
     "                        classifier), at the smallest σ of its ladder, assigns to Y\n"
-    "                        (its EMA weights); without --class, see below\n"
+    "                        (its EMA weights), and the Fréchet distance in its features\n"
+    "                        between m samples and m rows of class Y beside that between\n"
+    "                        two disjoint sets of m rows of class Y (m: the samples, at\n"
+    "                        most half the class's rows); without --class, see below\n"
     "  --json                one JSON object instead of text (a value that is not\n"
     "                        finite is null; the floor is left out when the data\n"
     "                        are too few to split: n/a in the text)\n"
@@ -89,14 +92,35 @@ static int class_reference(const char *data, const sk_dataset *ref, int y, float
   return 1;
 }
 
-/* The share of the n samples x (n, d), already in the model's scale, that a
- * classifier's most probable class at the smallest σ of its ladder is y. */
-static int classifier_share(const char *path, const float *x, int64_t n, int d, int y,
-                            double *share) {
+/* perm[0..count): count distinct rows of nr, a partial shuffle by seed
+ * (perm holds nr entries). */
+static void draw_rows(uint64_t seed, int64_t nr, int64_t count, uint32_t *perm) {
+  sk_rng pr = sk_rng_make(seed, 0x64617461); /* "data" */
+  for (int64_t i = 0; i < nr; i++) perm[i] = (uint32_t)i;
+  for (int64_t i = 0; i < count; i++) {
+    const int64_t j = i + sk_rng_below(&pr, (uint32_t)(nr - i));
+    const uint32_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+}
+
+/* What a classifier says of n samples x (n, d), already in the model's scale,
+ * meant to be of class y, at the smallest σ of its ladder: the share it
+ * assigns to y, and the Fréchet distance between the features of the first
+ * m samples and m rows of class y (*fd) beside the same distance between two
+ * disjoint sets of m rows of class y (*floor), m = min(n, nr / 2) of the nr
+ * class rows (*m; 0 and no distances when nr < 4), drawn by seed. */
+static int classifier_class_eval(const char *path, const float *x, int64_t n, int d, int y,
+                                 const float *rows, int64_t nr, uint64_t seed, double *share,
+                                 double *fd, double *floor, int64_t *m) {
   static sk_model_info info;
   sk_model *clf = NULL;
   int32_t *labels = NULL;
+  uint32_t *perm = NULL;
+  float *pick = NULL, *feat = NULL;
   int ok = 0;
+  *m = nr >= 4 ? (n < nr / 2 ? n : nr / 2) : 0;
   if (sk_model_load(path, 1, &clf, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
   } else if (!sk_model_is_classifier(sk_model_get_config(clf)) || info.n_sigmas < 1) {
@@ -105,14 +129,40 @@ static int classifier_share(const char *path, const float *x, int64_t n, int d, 
     cli_fail("--classifier %s: takes %d dimensions and classes 0..%d; the samples have %d, "
              "--class is %d", path, sk_model_get_config(clf)->dim,
              sk_model_get_config(clf)->classes - 1, d, y);
-  } else if (!(labels = cli_alloc((size_t)n * sizeof *labels))) {
-    cli_fail("out of memory for %lld labels", (long long)n);
   } else {
+    const int64_t mm = *m;
+    const int F = sk_model_num_features(clf);
+    labels = cli_alloc((size_t)n * sizeof *labels);
+    perm = cli_alloc((size_t)nr * sizeof *perm);
+    pick = cli_alloc((size_t)(2 * mm) * (size_t)d * sizeof *pick + 1);
+    feat = cli_alloc((size_t)(3 * mm) * (size_t)F * sizeof *feat + 1);
+    if (!labels || !perm || !pick || !feat) {
+      cli_fail("out of memory for the features of %lld rows", (long long)(n + 2 * mm));
+      goto done;
+    }
+    const float sigma = info.sigmas[info.n_sigmas - 1];
     for (int64_t i = 0; i < n; i++) labels[i] = y;
-    ok = sk_classifier_accuracy(clf, x, labels, n, info.sigmas[info.n_sigmas - 1], share) == SK_OK;
+    if (sk_classifier_accuracy(clf, x, labels, n, sigma, share) != SK_OK) {
+      cli_fail("%s", sk_last_error());
+      goto done;
+    }
+    ok = 1;
+    if (mm < 2) goto done;
+    draw_rows(seed, nr, 2 * mm, perm);
+    for (int64_t i = 0; i < 2 * mm; i++)
+      memcpy(pick + (size_t)i * d, rows + (size_t)perm[i] * d, (size_t)d * sizeof *pick);
+    ok = sk_model_features(clf, x, mm, sigma, feat, NULL) == SK_OK &&
+         sk_model_features(clf, pick, 2 * mm, sigma, feat + (size_t)mm * F, NULL) == SK_OK &&
+         sk_frechet_distance(feat, mm, feat + (size_t)mm * F, mm, F, fd) == SK_OK &&
+         sk_frechet_distance(feat + (size_t)2 * mm * F, mm, feat + (size_t)mm * F, mm, F,
+                             floor) == SK_OK;
     if (!ok) cli_fail("%s", sk_last_error());
   }
+done:
   free(labels);
+  free(perm);
+  free(pick);
+  free(feat);
   sk_model_free(clf);
   return ok;
 }
@@ -268,14 +318,7 @@ static int eval_features(FILE *out, sk_tensor *s, const char *samples, const cha
     goto done;
   }
   /* Two disjoint sets of n data rows: the first 2n of a shuffle by seed. */
-  sk_rng pr = sk_rng_make(seed, 0x64617461); /* "data" */
-  for (int64_t i = 0; i < nr; i++) perm[i] = (uint32_t)i;
-  for (int64_t i = 0; i < 2 * n; i++) {
-    const int64_t j = i + sk_rng_below(&pr, (uint32_t)(nr - i));
-    const uint32_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
+  draw_rows(seed, nr, 2 * n, perm);
   for (int64_t i = 0; i < 2 * n; i++)
     memcpy(rows + (size_t)i * d, sk_dataset_x(ref) + (size_t)perm[i] * d, (size_t)d * sizeof *rows);
   float *x = sk_tensor_data(s);
@@ -406,7 +449,11 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   const float *ref_x = sk_dataset_x(ref);
   if (cls >= 0 && !class_reference(data, ref, (int)cls, &class_rows, &nr)) goto done;
   if (class_rows) ref_x = class_rows;
-  if (clf && !classifier_share(clf, sk_tensor_cdata(s), n, d, (int)cls, &share)) goto done;
+  double cfd = 0, cfloor = 0;
+  int64_t cm = 0;
+  if (clf && !classifier_class_eval(clf, sk_tensor_cdata(s), n, d, (int)cls, ref_x, nr,
+                                    (uint64_t)seed, &share, &cfd, &cfloor, &cm))
+    goto done;
   metrics got, floor = {0, 0, 0};
   int have_floor = 0;
   if (!compute(sk_tensor_cdata(s), n, ref_x, nr, d, (uint64_t)seed, &got)) {
@@ -446,6 +493,11 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
     fprintf(out, "{\"n\":%lld", (long long)n);
     if (cls >= 0) fprintf(out, ",\"class\":%lld,\"class_rows\":%lld", cls, (long long)nr);
     if (share >= 0) json_num(out, ",\"classifier_share\":", share);
+    if (cm >= 2) {
+      fprintf(out, ",\"frechet_rows\":%lld", (long long)cm);
+      json_num(out, ",\"frechet\":", cfd);
+      json_num(out, ",\"frechet_floor\":", cfloor);
+    }
     json_num(out, ",\"mmd2\":", got.mmd2);
     json_num(out, ",\"energy\":", got.energy);
     json_num(out, ",\"sliced_w2\":", got.sw2);
@@ -480,6 +532,10 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
       fprintf(out, "%lld samples of %s against %s\n", (long long)n, samples, data);
     if (share >= 0)
       fprintf(out, "  %s assigns %.4f of the samples to class %lld\n", clf, share, cls);
+    if (cm >= 2)
+      fprintf(out, "  Fréchet distance in its features, %lld samples against %lld rows of class "
+                   "%lld: %.4g (two sets of those rows: %.4g)\n", (long long)cm, (long long)cm,
+              cls, cfd, cfloor);
     fprintf(out, "  %-22s %12s %14s\n", "metric", "samples", "data vs data");
     fprintf(out, "  %-22s %12.4g %14s\n", "MMD² (RBF, median h)", got.mmd2, fl[0]);
     fprintf(out, "  %-22s %12.4g %14s\n", "energy distance", got.energy, fl[1]);
