@@ -497,9 +497,10 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
   const sk_node *q = p + U_BLOCK0 + U_PER_BLOCK * k;
   const int64_t c = block_channels(&m->unet, k);
   sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4, (int64_t[]){batch, c, 1, 1});
-  /* silu(group_norm(·)) as one op: the activation is read twice from cache
-   * instead of thirteen times from memory. */
-  return sk_group_norm_silu(g, sk_add(g, h, d), block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
+  /* silu(group_norm(h + d)) as one op: the activation is read twice from
+   * cache instead of thirteen times from memory, and h + d never reaches
+   * memory. */
+  return sk_group_norm_silu_shift(g, h, d, block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
 }
 
 /* A class-conditional model's label term, added to h (B, E): labels (B, K + 1)
