@@ -571,8 +571,8 @@ static sk_node convnet_features(sk_model *m, sk_graph *g, const sk_node *p, sk_n
     const sk_conv2d_opts o = {{s, s}, {0, 0}, {1, 1}, {0, 0}};
     sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4,
                            (int64_t[]){batch, c->channels[k], 1, 1});
-    h = sk_add(g, sk_conv2d(g, h, q[0], &o), d);
-    h = sk_silu(g, sk_group_norm(g, h, convnet_groups(c, k), q[3], q[4], UNET_GN_EPS));
+    h = sk_group_norm_silu_shift(g, sk_conv2d(g, h, q[0], &o), d, convnet_groups(c, k), q[3],
+                                 q[4], UNET_GN_EPS);
   }
   const int64_t hw = convnet_side(c->image[1], 2) * convnet_side(c->image[2], 2);
   h = sk_sum(g, sk_reshape(g, h, 3, (int64_t[]){batch, c->channels[2], hw}), 2, 0);
