@@ -493,9 +493,16 @@ TEST(group_norm_silu_shift_is_the_add_fused) {
         sk_rng_normal(&r, p, n);
         for (size_t i = 0; k == 0 && i < n; i++) p[i] = 2.0f * p[i] + 0.5f;
       }
+      CHECK_OK(sk_graph_run(g)); /* the thread pool starts */
       uint64_t before = sk_debug_alloc_count();
+#if COUNT_LIBC_MALLOC
+      long libc_before = atomic_load(&libc_allocs);
+#endif
       CHECK_OK(sk_graph_run(g));
       CHECK_EQ_INT(sk_debug_alloc_count(), before);
+#if COUNT_LIBC_MALLOC
+      CHECK_EQ_INT(atomic_load(&libc_allocs), libc_before);
+#endif
       for (int k = 0; k < 7; k++) {
         const size_t bytes = (size_t)sk_node_numel(g, out[k]) * sizeof(float);
         const float *unfused = sk_graph_data(g, out[k]), *fused = sk_graph_data(g, out[7 + k]);
