@@ -79,9 +79,9 @@ typedef struct sk__exec {
   float *out;
   const float *in[SK__MAX_IN];      /* NULL for an absent optional input */
   const sk__node *node, *a, *b, *c; /* shapes and parameters; NULL where absent */
-  int64_t units;                /* how many row units the op was split into */
-  const float *packed;          /* b^T for a·b^T, or NULL */
-  float *scratch;               /* the backend's scratch_floats for this op, or NULL */
+  int64_t units;                    /* how many row units the op was split into */
+  const float *packed;              /* b^T for a·b^T, or NULL */
+  float *scratch;                   /* the backend's scratch_floats for this op, or NULL */
 } sk__exec;
 
 /* The graph's executor gives every thread SK_FUSE_REGS scratch blocks of
