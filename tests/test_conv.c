@@ -438,6 +438,121 @@ TEST(image_composites_match_definitions) {
   sk_graph_free(g);
 }
 
+/* silu(group_norm(x + d)) with the shift d (N, C, 1, 1) fused is the add
+ * followed by the unshifted op, bit for bit: the value and its gradients
+ * with respect to x, d, gamma and beta; the gradient of Σ v ⊙ ∂L/∂x with
+ * respect to x and d to 1e-5. Each the same bits on 1, 2 and 3 threads (40 samples: split), on planes
+ * of both of the kernel's paths (10 × 10 and the short 3 × 3), with no
+ * allocation in sk_graph_run. */
+enum { SN = 40, SC = 16, SG = 4, S_OUTS = 14 };
+static sk_graph *shift_graph(int64_t side, sk_node in[6], sk_node out[S_OUTS]) {
+  sk_graph *g = sk_graph_new();
+  const int64_t xs[4] = {SN, SC, side, side}, ds[4] = {SN, SC, 1, 1}, cs[1] = {SC};
+  sk_node x = in[0] = sk_input(g, "x", 4, xs), d = in[1] = sk_input(g, "d", 4, ds);
+  sk_node ga = in[2] = sk_input(g, "gamma", 1, cs), be = in[3] = sk_input(g, "beta", 1, cs);
+  sk_node c = in[4] = sk_input(g, "c", 4, xs), v = in[5] = sk_input(g, "v", 4, xs);
+  for (int fused = 0; fused < 2; fused++) {
+    sk_node y = fused ? sk_group_norm_silu_shift(g, x, d, SG, ga, be, 1e-5f)
+                      : sk_group_norm_silu(g, sk_add(g, x, d), SG, ga, be, 1e-5f);
+    sk_node L = sk_sum_all(g, sk_mul(g, y, c)), d1[4], d2[2];
+    if (sk_grad(g, L, SK_NONE, 4, (sk_node[]){x, d, ga, be}, d1) != SK_OK) break;
+    sk_node G = sk_sum_all(g, sk_mul(g, d1[0], v));
+    if (sk_grad(g, G, SK_NONE, 2, (sk_node[]){x, d}, d2) != SK_OK) break;
+    const sk_node o[7] = {y, d1[0], d1[1], d1[2], d1[3], d2[0], d2[1]};
+    memcpy(out + 7 * fused, o, sizeof o);
+  }
+  if (sk_graph_compile(g, S_OUTS, out) != SK_OK) {
+    sk_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+TEST(group_norm_silu_shift_is_the_add_fused) {
+  for (int64_t side = 10; side >= 3; side -= 7) {
+    float *ref[S_OUTS] = {0};
+    for (int threads = 1; threads <= 3; threads++) {
+      sk_set_num_threads(threads);
+      sk_node in[6], out[S_OUTS];
+      sk_graph *g = shift_graph(side, in, out);
+      CHECK(g != NULL);
+      if (!g) break;
+      /* The fused ops with a shift, split by sample, each with scratch. */
+      int shifted = 0;
+      for (int s = 0; s < g->n_exec; s++) {
+        const sk__node *nd = &g->nodes[g->exec[s]];
+        if (sk__node_arity(nd) < 3) continue;
+        shifted++;
+        CHECK(g->steps[s].units == SN && g->steps[s].scratch != NULL);
+      }
+      CHECK(shifted >= 4);
+      sk_rng r = sk_rng_make(77, 0);
+      for (int k = 0; k < 6; k++) {
+        float *p = sk_graph_data(g, in[k]);
+        const size_t n = (size_t)sk_node_numel(g, in[k]);
+        sk_rng_normal(&r, p, n);
+        for (size_t i = 0; k == 0 && i < n; i++) p[i] = 2.0f * p[i] + 0.5f;
+      }
+      CHECK_OK(sk_graph_run(g)); /* the thread pool starts */
+      uint64_t before = sk_debug_alloc_count();
+#if COUNT_LIBC_MALLOC
+      long libc_before = atomic_load(&libc_allocs);
+#endif
+      CHECK_OK(sk_graph_run(g));
+      CHECK_EQ_INT(sk_debug_alloc_count(), before);
+#if COUNT_LIBC_MALLOC
+      CHECK_EQ_INT(atomic_load(&libc_allocs), libc_before);
+#endif
+      for (int k = 0; k < 7; k++) {
+        const size_t bytes = (size_t)sk_node_numel(g, out[k]) * sizeof(float);
+        const float *unfused = sk_graph_data(g, out[k]), *fused = sk_graph_data(g, out[7 + k]);
+        /* The second order sums d's terms in another order: close, not
+         * the same bits. */
+        double worst = 0.0;
+        for (size_t i = 0; i < bytes / sizeof(float); i++)
+          worst = fmax(worst, fabs((double)fused[i] - unfused[i]) / (1.0 + fabs(unfused[i])));
+        if (k < 5 ? memcmp(unfused, fused, bytes) != 0 : worst > 1e-5) {
+          fprintf(stderr, "side %lld, output %d: fused differs from the add on %d threads (%.3g)\n",
+                  (long long)side, k, threads, worst);
+          CHECK(0);
+        }
+        if (threads == 1) {
+          ref[k] = malloc(bytes);
+          memcpy(ref[k], fused, bytes);
+          for (size_t i = 0; i < bytes / sizeof(float); i++) CHECK(isfinite(fused[i]));
+        } else if (memcmp(ref[k], fused, bytes) != 0) {
+          fprintf(stderr, "side %lld, output %d differs on %d threads\n", (long long)side, k,
+                  threads);
+          CHECK(0);
+        }
+      }
+      sk_graph_free(g);
+    }
+    for (int k = 0; k < S_OUTS; k++) free(ref[k]);
+  }
+  sk_set_num_threads(2);
+}
+
+/* A shift that is not one value per sample and channel is a named shape
+ * error. */
+TEST(group_norm_silu_shift_checks_its_shape) {
+  sk_graph *g = sk_graph_new();
+  sk_node x = sk_input(g, "x", 4, (int64_t[]){2, 4, 3, 3});
+  sk_node ga = sk_input(g, "gamma", 1, (int64_t[]){4}), be = sk_input(g, "beta", 1, (int64_t[]){4});
+  sk_node d = sk_input(g, "d", 4, (int64_t[]){2, 4, 3, 1});
+  CHECK(sk_group_norm_silu_shift(g, x, d, 2, ga, be, 1e-5f) == SK_NONE);
+  CHECK(sk_graph_status(g) == SK_ERR_SHAPE);
+  CHECK(strstr(sk__graph_error(g), "group_norm_silu") && strstr(sk__graph_error(g), "(2, 4, 3, 1)"));
+  sk_graph_free(g);
+  g = sk_graph_new();
+  x = sk_input(g, "x", 4, (int64_t[]){2, 4, 3, 3});
+  ga = sk_input(g, "gamma", 1, (int64_t[]){4}), be = sk_input(g, "beta", 1, (int64_t[]){4});
+  d = sk_input(g, "d", 4, (int64_t[]){1, 4, 1, 1});
+  CHECK(sk_group_norm_silu_shift(g, x, d, 2, ga, be, 1e-5f) == SK_NONE);
+  CHECK(sk_graph_status(g) == SK_ERR_SHAPE);
+  sk_graph_free(g);
+}
+
 /* sk_graph_flops counts 2 per multiply-add of each of the three ops. */
 TEST(flops_count_multiply_adds) {
   static const sk_conv2d_opts o = {{2, 1}, {1, 0}, {1, 1}, {0, 0}};
@@ -533,4 +648,6 @@ TEST(bad_geometry_is_a_named_shape_error) {
 TEST_MAIN(TEST_ENTRY(kernels_match_naive_and_split_exactly), TEST_ENTRY(values_match_direct_sums),
           TEST_ENTRY(same_bits_on_1_2_and_3_threads), TEST_ENTRY(run_does_not_allocate),
           TEST_ENTRY(image_composites_match_definitions),
+          TEST_ENTRY(group_norm_silu_shift_is_the_add_fused),
+          TEST_ENTRY(group_norm_silu_shift_checks_its_shape),
           TEST_ENTRY(flops_count_multiply_adds), TEST_ENTRY(bad_geometry_is_a_named_shape_error))

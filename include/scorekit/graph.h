@@ -140,6 +140,11 @@ SK_API sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, 
  * group at a time while it is in cache. Differentiable to any order. */
 SK_API sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
                                   float eps);
+/* sk_group_norm_silu of x + shift, shift (N, C, 1, ...) per sample and
+ * channel (SK_NONE: none), without x + shift in memory: the bits of
+ * sk_group_norm_silu(sk_add(x, shift), ...). */
+SK_API sk_node sk_group_norm_silu_shift(sk_graph *g, sk_node x, sk_node shift, int groups,
+                                        sk_node gamma, sk_node beta, float eps);
 /* x (N, C, H, W) → (N, C, factor·H, factor·W), each pixel repeated (nearest). */
 SK_API sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor);
 /* x (N, C, H, W) → (N, C, H / factor, W / factor), the mean of each factor ×

@@ -29,6 +29,11 @@ typedef enum sk__flops {
  * dilation and output padding (2 each) and its groups fit, with room. */
 #define SK__IPARAMS 16
 
+/* The most inputs an op takes (ops.def's arity). An op's last input may be
+ * optional (SK_NONE: the group-norm ops' shift); sk__node_arity counts the
+ * inputs a node has. */
+#define SK__MAX_IN 3
+
 /* Where the three convolution ops (conv2d, conv_transpose2d, conv2d_weight)
  * keep their parameters in ip: pairs (height, width) from these indices,
  * then the groups. The transpose's output padding is rows and columns added
@@ -47,7 +52,7 @@ typedef struct sk__node {
   int ndim;
   int64_t shape[SK_MAX_DIMS];
   int64_t numel;
-  sk_node in[2];
+  sk_node in[SK__MAX_IN];
   int32_t ip[SK__IPARAMS]; /* integer parameters (flags, axes, offsets, windows) */
   float fp[2];             /* float parameters (constants, affine) */
   float *data;             /* leaves: bound memory; after compile: the buffer */
@@ -56,6 +61,7 @@ typedef struct sk__node {
 
 const char *sk__op_name(sk__op op);
 int sk__op_arity(sk__op op);
+int sk__node_arity(const sk__node *n);
 int sk__op_smooth(sk__op op);
 int sk__op_view(sk__op op);
 sk__rows sk__op_rows(sk__op op);
@@ -71,11 +77,11 @@ double sk__op_flops(const sk__node *y, const sk__node *a);
 typedef struct sk__exec {
   sk__op op;
   float *out;
-  const float *in[2];
-  const sk__node *node, *a, *b; /* shapes and parameters */
-  int64_t units;                /* how many row units the op was split into */
-  const float *packed;          /* b^T for a·b^T, or NULL */
-  float *scratch;               /* the backend's scratch_floats for this op, or NULL */
+  const float *in[SK__MAX_IN];      /* NULL for an absent optional input */
+  const sk__node *node, *a, *b, *c; /* shapes and parameters; NULL where absent */
+  int64_t units;                    /* how many row units the op was split into */
+  const float *packed;              /* b^T for a·b^T, or NULL */
+  float *scratch;                   /* the backend's scratch_floats for this op, or NULL */
 } sk__exec;
 
 /* The graph's executor gives every thread SK_FUSE_REGS scratch blocks of

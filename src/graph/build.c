@@ -31,6 +31,11 @@ _Static_assert(sizeof ops / sizeof ops[0] == SK_OP_COUNT, "op table");
 
 const char *sk__op_name(sk__op op) { return (unsigned)op < SK_OP_COUNT ? ops[op].name : "?"; }
 int sk__op_arity(sk__op op) { return ops[op].arity; }
+int sk__node_arity(const sk__node *n) {
+  int k = ops[n->op].arity;
+  while (k > 2 && n->in[k - 1] == SK_NONE) k--; /* an absent optional input */
+  return k;
+}
 int sk__op_smooth(sk__op op) { return ops[op].smooth; }
 int sk__op_view(sk__op op) { return ops[op].view; }
 sk__rows sk__op_rows(sk__op op) { return ops[op].rows; }
@@ -143,8 +148,11 @@ static sk__node proto(sk__op op, sk_node a, sk_node b) {
   y.op = op;
   y.in[0] = a;
   y.in[1] = b;
+  for (int k = 2; k < SK__MAX_IN; k++) y.in[k] = SK_NONE;
   return y;
 }
+
+static int shift_ok(const sk__node *X, const sk__node *D, char *why, size_t cap);
 
 /* Checks y's inputs and runs its shape rule; 0 (with the error recorded on
  * the graph) if either fails. */
@@ -152,7 +160,7 @@ static int shaped(sk_graph *g, sk__node *y) {
   if (g->status != SK_OK) return 0;
   const char *name = sk__op_name(y->op);
   if (g->compiled) return build_fail(g, SK_ERR_STATE, "%s: graph already compiled", name), 0;
-  for (int k = 0; k < sk__op_arity(y->op); k++)
+  for (int k = 0; k < sk__node_arity(y); k++)
     if (!valid(g, y->in[k]))
       return build_fail(g, SK_ERR_INVALID, "%s: invalid node %d", name, y->in[k]), 0;
   if (y->ndim < 0 || y->ndim > SK_MAX_DIMS)
@@ -160,7 +168,8 @@ static int shaped(sk_graph *g, sk__node *y) {
   const sk__node *a = sk__op_arity(y->op) > 0 ? &g->nodes[y->in[0]] : NULL;
   const sk__node *b = sk__op_arity(y->op) > 1 ? &g->nodes[y->in[1]] : NULL;
   char why[192];
-  if (!sk__op_shape(y, a, b, why, sizeof why))
+  if (!sk__op_shape(y, a, b, why, sizeof why) ||
+      (sk__node_arity(y) > 2 && !shift_ok(a, &g->nodes[y->in[2]], why, sizeof why)))
     return build_fail(g, SK_ERR_SHAPE, "%s: %s", name, why), 0;
   int64_t numel = 1;
   for (int i = 0; i < y->ndim; i++) {
@@ -687,6 +696,15 @@ static int shape_group_norm_sums(sk__node *y, const sk__node *X, const sk__node 
   return 1;
 }
 
+/* The third input of an op that takes one (the group-norm ops') is a shift
+ * of input 0 per sample and channel: (N, C, 1, ...) for x (N, C, ...). */
+static int shift_ok(const sk__node *X, const sk__node *D, char *why, size_t cap) {
+  int ok = D->ndim == X->ndim && X->ndim >= 2 && D->shape[0] == X->shape[0] &&
+           D->shape[1] == X->shape[1];
+  for (int i = 2; ok && i < D->ndim; i++) ok = D->shape[i] == 1;
+  return ok ? 1 : why2(why, cap, "shift %s for input %s: need (N, C, 1, ...)", D, X);
+}
+
 /* ---- primitive builders ---- */
 
 static const sk__node *N(const sk_graph *g, sk_node n) { return &g->nodes[n]; }
@@ -948,8 +966,8 @@ sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node
   return y;
 }
 
-sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
-                           float eps) {
+sk_node sk_group_norm_silu_shift(sk_graph *g, sk_node x, sk_node shift, int groups, sk_node gamma,
+                                 sk_node beta, float eps) {
   CHECK_IN(g, x);
   for (int k = 0; k < 2; k++) {
     const sk_node p = k ? beta : gamma;
@@ -963,18 +981,21 @@ sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk
   }
   const int64_t row[2] = {1, N(g, gamma)->shape[0]}, rowb[2] = {1, N(g, beta)->shape[0]};
   sk_node gb = sk_concat(g, sk_reshape(g, gamma, 2, row), sk_reshape(g, beta, 2, rowb), 0);
-  if (gb == SK_NONE) return SK_NONE;
-  sk__node y = proto(SK_OP_GROUP_NORM_SILU, x, gb);
-  y.ip[0] = groups;
-  y.fp[0] = eps;
-  return add(g, &y);
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU, x, gb, shift, groups, eps);
 }
 
-sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, int groups, float eps) {
+sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
+                           float eps) {
+  return sk_group_norm_silu_shift(g, x, SK_NONE, groups, gamma, beta, eps);
+}
+
+sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node shift, int groups,
+                          float eps) {
   if (g->status != SK_OK) return SK_NONE;
-  if (!valid(g, x) || !valid(g, b))
+  if (!valid(g, x) || !valid(g, b) || (shift != SK_NONE && !valid(g, shift)))
     return build_fail(g, SK_ERR_INVALID, "%s: invalid node", sk__op_name(op));
   sk__node y = proto(op, x, b);
+  y.in[2] = shift;
   y.ip[0] = groups;
   y.fp[0] = eps;
   return add(g, &y);

@@ -9,12 +9,12 @@
 /* The contributions to the adjoints of a node's inputs, given its adjoint dy.
  * A contribution may have the output's (broadcast) shape; the engine sums it
  * down to the input's shape. SK_NONE = no gradient flows to that input. */
-typedef void (*grad_rule)(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]);
+typedef void (*grad_rule)(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]);
 
 #define IN0 (g->nodes[y].in[0])
 #define IN1 (g->nodes[y].in[1])
 
-static void grad_matmul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_matmul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   int ta = g->nodes[y].ip[0], tb = g->nodes[y].ip[1];
   sk_node a = IN0, b = IN1;
   /* C = op(A) op(B): each case's gradients are again matmuls with flags. */
@@ -33,134 +33,134 @@ static void grad_matmul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   }
 }
 
-static void grad_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   (void)g;
   (void)y;
   dx[0] = dx[1] = dy;
 }
 
-static void grad_sub(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_sub(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   (void)y;
   dx[0] = dy;
   dx[1] = sk_neg(g, dy);
 }
 
-static void grad_mul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_mul(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_mul(g, dy, IN1);
   dx[1] = sk_mul(g, dy, IN0);
 }
 
 /* d(a/b)/db = −(a/b)/b. */
-static void grad_div(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_div(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_div(g, dy, IN1);
   dx[1] = sk_neg(g, sk_mul(g, dy, sk_div(g, y, IN1)));
 }
 
-static void grad_neg(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_neg(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   (void)y;
   dx[0] = sk_neg(g, dy);
 }
 
-static void grad_affine(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_affine(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_affine(g, dy, g->nodes[y].fp[0], 0.0f);
 }
 
-static void grad_exp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) { dx[0] = sk_mul(g, dy, y); }
-static void grad_log(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) { dx[0] = sk_div(g, dy, IN0); }
+static void grad_exp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) { dx[0] = sk_mul(g, dy, y); }
+static void grad_log(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) { dx[0] = sk_div(g, dy, IN0); }
 
-static void grad_sqrt(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_sqrt(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_div(g, sk_affine(g, dy, 0.5f, 0.0f), y);
 }
 
 /* tanh' = 1 − tanh². */
-static void grad_tanh(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_tanh(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_mul(g, dy, sk_affine(g, sk_mul(g, y, y), -1.0f, 1.0f));
 }
 
 /* sin' = cos and cos' = −sin: each rule builds the other op, so derivatives of
  * every order stay within the pair. */
-static void grad_sin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_sin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_mul(g, dy, sk_cos(g, IN0));
 }
-static void grad_cos(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_cos(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_neg(g, sk_mul(g, dy, sk_sin(g, IN0)));
 }
 
 /* σ' = σ(1 − σ). */
-static void grad_sigmoid(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_sigmoid(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_mul(g, dy, sk_mul(g, y, sk_affine(g, y, -1.0f, 1.0f)));
 }
 
 /* softplus' = σ. */
-static void grad_softplus(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_softplus(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_mul(g, dy, sk_sigmoid(g, IN0));
 }
 
-static void grad_none(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_none(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   (void)g;
   (void)y;
   (void)dy;
   dx[0] = dx[1] = SK_NONE;
 }
 
-static void grad_sum_to(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_sum_to(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk__node *x = &g->nodes[IN0];
   int64_t shape[SK_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   dx[0] = sk_expand(g, dy, x->ndim, shape);
 }
 
-static void grad_expand(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_expand(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk__node *x = &g->nodes[IN0];
   int64_t shape[SK_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   dx[0] = sk_sum_to(g, dy, x->ndim, shape);
 }
 
-static void grad_reshape(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_reshape(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk__node *x = &g->nodes[IN0];
   int64_t shape[SK_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   dx[0] = sk_reshape(g, dy, x->ndim, shape);
 }
 
-static void grad_permute(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_permute(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   int inv[SK_MAX_DIMS];
   for (int i = 0; i < g->nodes[y].ndim; i++) inv[g->nodes[y].ip[i]] = i;
   dx[0] = sk_permute(g, dy, inv);
 }
 
-static void grad_concat(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_concat(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   int axis = g->nodes[y].ip[0];
   int64_t la = g->nodes[IN0].shape[axis], lb = g->nodes[IN1].shape[axis];
   dx[0] = sk_slice(g, dy, axis, 0, la);
   dx[1] = sk_slice(g, dy, axis, la, lb);
 }
 
-static void grad_slice(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_slice(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   int axis = g->nodes[y].ip[0];
   int64_t start = g->nodes[y].ip[1], len = g->nodes[y].shape[axis];
   int64_t total = g->nodes[IN0].shape[axis];
   dx[0] = sk_pad(g, dy, axis, start, total - start - len);
 }
 
-static void grad_pad(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_pad(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   int axis = g->nodes[y].ip[0];
   dx[0] = sk_slice(g, dy, axis, g->nodes[y].ip[1], g->nodes[IN0].shape[axis]);
 }
 
-static void grad_gather(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_gather(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_scatter_add(g, dy, IN1, g->nodes[IN0].shape[0]);
   dx[1] = SK_NONE;
 }
 
-static void grad_scatter_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_scatter_add(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_gather(g, dy, IN1);
   dx[1] = SK_NONE;
 }
 
 /* ∂ lse / ∂x = softmax(x) = exp(x − lse). */
-static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   dx[0] = sk_mul(g, dy, sk_exp(g, sk_sub(g, IN0, y)));
 }
 
@@ -214,17 +214,20 @@ static sk_node gn_row(sk_graph *g, const gn_geom *q, sk_node gb, int k) {
   return sk_reshape(g, sk_slice(g, gb, 0, k, 1), q->nd - 1, q->chan);
 }
 
+/* x + d, the group-norm ops' input (d SK_NONE: x). */
+static sk_node gn_in(sk_graph *g, sk_node x, sk_node d) { return d == SK_NONE ? x : sk_add(g, x, d); }
+
 /* group_norm_silu_d in composite ops: s (1 + a (1 − s)), s = σ(a). */
-static sk_node twin_silu_d(sk_graph *g, const gn_geom *q, sk_node x, sk_node gb) {
-  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, x, &sd), q->nd, q->shape);
+static sk_node twin_silu_d(sk_graph *g, const gn_geom *q, sk_node x, sk_node gb, sk_node d) {
+  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, gn_in(g, x, d), &sd), q->nd, q->shape);
   sk_node a = sk_add(g, sk_mul(g, xh, gn_row(g, q, gb, 0)), gn_row(g, q, gb, 1));
   sk_node s = sk_sigmoid(g, a);
   return sk_mul(g, s, sk_affine(g, sk_mul(g, a, sk_affine(g, s, -1.0f, 1.0f)), 1.0f, 1.0f));
 }
 
 /* group_norm_back in composite ops. */
-static sk_node twin_back(sk_graph *g, const gn_geom *q, sk_node x, sk_node u) {
-  sk_node sd, xhg = gn_xhat(g, q, x, &sd), ug = sk_reshape(g, u, 3, q->grouped);
+static sk_node twin_back(sk_graph *g, const gn_geom *q, sk_node x, sk_node u, sk_node d) {
+  sk_node sd, xhg = gn_xhat(g, q, gn_in(g, x, d), &sd), ug = sk_reshape(g, u, 3, q->grouped);
   sk_node m1 = sk_affine(g, sk_sum_to(g, ug, 3, q->stat), q->inv_m, 0.0f);
   sk_node m2 = sk_affine(g, sk_sum_to(g, sk_mul(g, ug, xhg), 3, q->stat), q->inv_m, 0.0f);
   sk_node r = sk_div(g, sk_sub(g, sk_sub(g, ug, m1), sk_mul(g, xhg, m2)), sd);
@@ -232,8 +235,8 @@ static sk_node twin_back(sk_graph *g, const gn_geom *q, sk_node x, sk_node u) {
 }
 
 /* group_norm_sums in composite ops: [Σ u x̂, Σ u] per sample and channel. */
-static sk_node twin_sums(sk_graph *g, const gn_geom *q, sk_node x, sk_node u) {
-  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, x, &sd), q->nd, q->shape);
+static sk_node twin_sums(sk_graph *g, const gn_geom *q, sk_node x, sk_node u, sk_node d) {
+  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, gn_in(g, x, d), &sd), q->nd, q->shape);
   int64_t per[SK_MAX_DIMS], one[SK_MAX_DIMS];
   per[0] = one[0] = q->shape[0];
   per[1] = q->c;
@@ -248,13 +251,16 @@ static sk_node twin_sums(sk_graph *g, const gn_geom *q, sk_node x, sk_node u) {
   return sk_concat(g, a, b, 1);
 }
 
-static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
-  const sk_node x = IN0, gb = IN1;
+/* With a shift d, ∂/∂d is ∂/∂x summed over each sample's and channel's
+ * positions: dx itself, which the caller sums to d's shape (sk_grad). */
+static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
+  const sk_node x = IN0, gb = IN1, d = g->nodes[y].in[2];
   const gn_geom q = gn_geom_of(g, y, x);
-  sk_node ga = sk_mul(g, dy, sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x, gb, q.groups, q.eps));
+  sk_node ga = sk_mul(g, dy, sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x, gb, d, q.groups, q.eps));
   sk_node gxh = sk_mul(g, ga, gn_row(g, &q, gb, 0));
-  dx[0] = sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x, gxh, q.groups, q.eps);
-  sk_node sums = sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x, ga, q.groups, q.eps);
+  dx[0] = sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x, gxh, d, q.groups, q.eps);
+  if (d != SK_NONE) dx[2] = dx[0];
+  sk_node sums = sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x, ga, d, q.groups, q.eps);
   if (g->status != SK_OK) return;
   int64_t tot[SK_MAX_DIMS];
   memcpy(tot, g->nodes[sums].shape, sizeof tot);
@@ -264,15 +270,17 @@ static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[
 
 /* The gradient of a fused op as that of its twin's graph: the same value of
  * the same inputs, built from composite ops. */
-static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2],
-                         sk_node (*twin)(sk_graph *, const gn_geom *, sk_node, sk_node)) {
+static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN],
+                         sk_node (*twin)(sk_graph *, const gn_geom *, sk_node, sk_node, sk_node)) {
   const gn_geom q = gn_geom_of(g, y, IN0);
   /* The twin reads fresh views of the inputs (flattened and back: no
    * kernel runs), so that the inner sk_grad stops at them: an input that
    * itself depends on the other (u on x in a gradient) would otherwise
    * pass its adjoint on upstream here, and again in the caller's engine. */
-  sk_node in[2];
-  for (int k = 0; k < 2; k++) {
+  const int n_in = sk__node_arity(&g->nodes[y]);
+  sk_node in[SK__MAX_IN];
+  for (int k = 0; k < SK__MAX_IN; k++) in[k] = SK_NONE;
+  for (int k = 0; k < n_in; k++) {
     const sk_node v = g->nodes[y].in[k];
     int64_t shape[SK_MAX_DIMS];
     const int nd = g->nodes[v].ndim;
@@ -280,17 +288,18 @@ static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2],
     const int64_t flat[2] = {1, g->nodes[v].numel};
     in[k] = sk_reshape(g, sk_reshape(g, v, nd == 1 ? 2 : 1, nd == 1 ? flat : flat + 1), nd, shape);
   }
-  sk_node t = twin(g, &q, in[0], in[1]);
-  if (t == SK_NONE || sk_grad(g, t, dy, 2, in, dx) != SK_OK) dx[0] = dx[1] = SK_NONE;
+  sk_node t = twin(g, &q, in[0], in[1], in[2]);
+  if (t == SK_NONE || sk_grad(g, t, dy, n_in, in, dx) != SK_OK)
+    for (int k = 0; k < SK__MAX_IN; k++) dx[k] = SK_NONE;
 }
 
-static void grad_group_norm_silu_d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_group_norm_silu_d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   grad_by_twin(g, y, dy, dx, twin_silu_d);
 }
-static void grad_group_norm_back(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_group_norm_back(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   grad_by_twin(g, y, dy, dx, twin_back);
 }
-static void grad_group_norm_sums(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_group_norm_sums(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   grad_by_twin(g, y, dy, dx, twin_sums);
 }
 
@@ -334,7 +343,7 @@ static void conv_outpad(sk_conv2d_opts *o, const sk__node *n, const sk__node *x,
   }
 }
 
-static void grad_conv2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_conv2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk__node *n = &g->nodes[y];
   sk_conv2d_opts o = conv_opts_of(n);
   dx[1] = sk_conv2d_weight(g, IN0, dy, n->ip[SK__CONV_KERNEL], n->ip[SK__CONV_KERNEL + 1], &o);
@@ -343,7 +352,7 @@ static void grad_conv2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
   dx[0] = sk_conv_transpose2d(g, dy, IN1, &o);
 }
 
-static void grad_conv_transpose2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_conv_transpose2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk__node *n = &g->nodes[y];
   const sk_conv2d_opts o = conv_opts_of(n);
   const int kh = n->ip[SK__CONV_KERNEL], kw = n->ip[SK__CONV_KERNEL + 1];
@@ -351,7 +360,7 @@ static void grad_conv_transpose2d(sk_graph *g, sk_node y, sk_node dy, sk_node dx
   dx[1] = sk_conv2d_weight(g, dy, IN0, kh, kw, &o);
 }
 
-static void grad_conv2d_weight(sk_graph *g, sk_node y, sk_node dy, sk_node dx[2]) {
+static void grad_conv2d_weight(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk__node *n = &g->nodes[y];
   sk_conv2d_opts o = conv_opts_of(n);
   const sk__node *gy = &g->nodes[IN1];
@@ -398,14 +407,14 @@ sk_status sk_grad(sk_graph *g, sk_node y, sk_node dy, int n, const sk_node *wrt,
   for (int i = 0; i < count; i++) {
     const sk__node *nd = &g->nodes[i];
     if (nd->op == SK_OP_STOP_GRAD) continue;
-    for (int k = 0; k < sk__op_arity(nd->op); k++)
+    for (int k = 0; k < sk__node_arity(nd); k++)
       if (dep[nd->in[k]]) dep[i] = 1;
   }
   need[y] = 1;
   for (int i = count - 1; i >= 0; i--) {
     adj[i] = SK_NONE;
     if (!need[i]) continue;
-    for (int k = 0; k < sk__op_arity(g->nodes[i].op); k++) need[g->nodes[i].in[k]] = 1;
+    for (int k = 0; k < sk__node_arity(&g->nodes[i]); k++) need[g->nodes[i].in[k]] = 1;
   }
   if (dy == SK_NONE) {
     if (g->nodes[y].numel != 1) {
@@ -430,9 +439,10 @@ sk_status sk_grad(sk_graph *g, sk_node y, sk_node dy, int n, const sk_node *wrt,
     if (adj[i] == SK_NONE || !dep[i]) continue;
     const sk__op op = g->nodes[i].op;
     if (sk__op_arity(op) == 0) continue;
-    sk_node dx[2] = {SK_NONE, SK_NONE};
+    sk_node dx[SK__MAX_IN];
+    for (int k = 0; k < SK__MAX_IN; k++) dx[k] = SK_NONE;
     rules[op](g, i, adj[i], dx);
-    for (int k = 0; k < sk__op_arity(op); k++) {
+    for (int k = 0; k < sk__node_arity(&g->nodes[i]); k++) {
       sk_node x = g->nodes[i].in[k];
       if (dx[k] == SK_NONE || !dep[x] || g->status != SK_OK) continue;
       /* Unbroadcast once, here, for every rule. */

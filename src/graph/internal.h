@@ -36,7 +36,7 @@ typedef struct sk__step {
    * where its output and inputs are, 0 for the buffer, r + 1 for scratch
    * block r. */
   int fuse_end;
-  int8_t reg_out, reg_in[2];
+  int8_t reg_out, reg_in[SK__MAX_IN];
   /* Inside a fused run: this step is softplus(x) and the next sigmoid(x)
    * (a softplus layer's derivative, scheduled beside it): both from one
    * e^−|x| (the backend's exec_pair). */
@@ -91,8 +91,10 @@ int sk__op_shape(sk__node *y, const sk__node *a, const sk__node *b, char *why, s
 sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, const int64_t *shape);
 
 /* A node of one of the group-norm ops (GROUP_NORM_SILU and its gradient's
- * ops, ops.def) over x and b with its groups and eps. */
-sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, int groups, float eps);
+ * ops, ops.def) over x + shift (shift SK_NONE: x) and b with its groups and
+ * eps. */
+sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node shift, int groups,
+                          float eps);
 
 /* Fused runs on (the default) or off for graphs compiled from now on: tests
  * compare the two bit for bit. */

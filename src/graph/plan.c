@@ -27,7 +27,7 @@ typedef struct slot {
 /* Whether two nodes compute the same value: the same op on the same inputs
  * with the same parameters and shape. */
 static int same_node(const sk__node *x, const sk__node *y) {
-  return x->op == y->op && x->in[0] == y->in[0] && x->in[1] == y->in[1] && x->ndim == y->ndim &&
+  return x->op == y->op && memcmp(x->in, y->in, sizeof x->in) == 0 && x->ndim == y->ndim &&
          memcmp(x->shape, y->shape, sizeof x->shape) == 0 && memcmp(x->ip, y->ip, sizeof x->ip) == 0 &&
          memcmp(x->fp, y->fp, sizeof x->fp) == 0;
 }
@@ -55,7 +55,7 @@ static sk_status merge_common(sk_graph *g, const uint8_t *need, int *alias) {
   for (int i = 0; i < n; i++) {
     alias[i] = -1;
     sk__node *nd = &g->nodes[i];
-    const int arity = sk__op_arity(nd->op);
+    const int arity = sk__node_arity(nd);
     if (!need[i] || arity == 0) continue;
     for (int k = 0; k < arity; k++)
       if (alias[nd->in[k]] >= 0) nd->in[k] = alias[nd->in[k]];
@@ -90,7 +90,7 @@ static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uin
     const int i = g->exec[s];
     const sk__node *nd = &g->nodes[i];
     sk__step *step = &g->steps[s];
-    const int arity = sk__op_arity(nd->op);
+    const int arity = sk__node_arity(nd);
     for (int k = 0; k < arity; k++) {
       const int r = root[nd->in[k]];
       step->reg_in[k] = (int8_t)(reg_of[r] + 1);
@@ -98,7 +98,7 @@ static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uin
     int inside = 0; /* readers in the rest of the run */
     for (int q = s + 1; q < s1; q++) {
       const sk__node *c = &g->nodes[g->exec[q]];
-      for (int k = 0; k < sk__op_arity(c->op); k++) inside += root[c->in[k]] == i;
+      for (int k = 0; k < sk__node_arity(c); k++) inside += root[c->in[k]] == i;
     }
     step->reg_out = 0;
     if (!pinned[i] && reads[i] > 0 && inside == reads[i])
@@ -169,7 +169,7 @@ static int plan_fusion(sk_graph *g, const int *root, const uint8_t *pinned, cons
   for (int i = 0; i < g->n; i++) reads[i] = 0, last[i] = -1, reg_of[i] = -1;
   for (int s = 0; s < g->n_exec; s++) {
     const sk__node *nd = &g->nodes[g->exec[s]];
-    for (int k = 0; k < sk__op_arity(nd->op); k++) {
+    for (int k = 0; k < sk__node_arity(nd); k++) {
       const int r = root[nd->in[k]];
       reads[r]++;
       last[r] = s;
@@ -253,7 +253,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   for (int i = 0; i < n_out; i++) need[outs[i]] = 1;
   for (int i = n - 1; i >= 0; i--) {
     if (!need[i]) continue;
-    for (int k = 0; k < sk__op_arity(g->nodes[i].op); k++) need[g->nodes[i].in[k]] = 1;
+    for (int k = 0; k < sk__node_arity(&g->nodes[i]); k++) need[g->nodes[i].in[k]] = 1;
   }
   if ((st = merge_common(g, need, alias)) != SK_OK) goto done;
   for (int i = 0; i < n; i++) {
@@ -264,10 +264,10 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     if (sk__op_arity(nd->op) == 0) pinned[i] = 1;
     /* A view is no reader: the readers of the view read its root. */
     if (!sk__op_view(nd->op))
-      for (int k = 0; k < sk__op_arity(nd->op); k++) uses[root[nd->in[k]]]++;
+      for (int k = 0; k < sk__node_arity(nd); k++) uses[root[nd->in[k]]]++;
     /* Constant folding: an op of constants only is computed once, here. */
     int all_const = sk__op_arity(nd->op) > 0 && !sk__op_view(nd->op);
-    for (int k = 0; k < sk__op_arity(nd->op); k++) all_const &= fixed[root[nd->in[k]]];
+    for (int k = 0; k < sk__node_arity(nd); k++) all_const &= fixed[root[nd->in[k]]];
     fixed[i] = nd->op == SK_OP_CONST || all_const;
     if (fixed[i]) pinned[i] = 1;
   }
@@ -310,7 +310,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       if (i < 0) continue;
       const sk__node *nd = &g->nodes[i];
       int ready = 1, fits = 1;
-      for (int k = 0; k < sk__op_arity(nd->op); k++) {
+      for (int k = 0; k < sk__node_arity(nd); k++) {
         const int x = nd->in[k], r = root[x];
         const int leaf = sk__op_arity(g->nodes[r].op) == 0 || fixed[r];
         if (!leaf && phase_of[r] < 0) ready = 0;
@@ -361,7 +361,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   for (int s = 0; s < g->n_exec; s++) {
     const int c = g->exec[s];
     const sk__node *nd = &g->nodes[c];
-    for (int k = 0; k < sk__op_arity(nd->op); k++) {
+    for (int k = 0; k < sk__node_arity(nd); k++) {
       const int x = nd->in[k], r = root[x];
       const int aligned = units[c] > 1 && units[r] == units[c] && phase_of[r] == phase_of[c] &&
                           sk__row_aligned(nd, &g->nodes[x], k) &&
@@ -420,7 +420,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       slots[q].free_phase = phase_of[i];
       scratch_slot[s] = q;
     }
-    for (int k = 0; k < sk__op_arity(nd->op); k++) {
+    for (int k = 0; k < sk__node_arity(nd); k++) {
       int r = root[nd->in[k]];
       if (--uses[r] == 0 && !pinned[r] && slot_of[r] >= 0) {
         slots[slot_of[r]].free = 1;
@@ -538,7 +538,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       while (e < g->n_exec && !g->steps[e].barrier && g->steps[e].halves) {
         const sk__node *nd = &g->nodes[g->exec[e]];
         int reads_group = 0;
-        for (int k = 0; k < sk__op_arity(nd->op); k++)
+        for (int k = 0; k < sk__node_arity(nd); k++)
           for (int q = s; q < e; q++) reads_group |= root[nd->in[k]] == g->exec[q];
         if (reads_group) break;
         e++;

@@ -497,9 +497,10 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
   const sk_node *q = p + U_BLOCK0 + U_PER_BLOCK * k;
   const int64_t c = block_channels(&m->unet, k);
   sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4, (int64_t[]){batch, c, 1, 1});
-  /* silu(group_norm(·)) as one op: the activation is read twice from cache
-   * instead of thirteen times from memory. */
-  return sk_group_norm_silu(g, sk_add(g, h, d), block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
+  /* silu(group_norm(h + d)) as one op: the activation is read twice from
+   * cache instead of thirteen times from memory, and h + d never reaches
+   * memory. */
+  return sk_group_norm_silu_shift(g, h, d, block_groups(&m->unet, k), q[3], q[4], UNET_GN_EPS);
 }
 
 /* A class-conditional model's label term, added to h (B, E): labels (B, K + 1)
@@ -570,8 +571,8 @@ static sk_node convnet_features(sk_model *m, sk_graph *g, const sk_node *p, sk_n
     const sk_conv2d_opts o = {{s, s}, {0, 0}, {1, 1}, {0, 0}};
     sk_node d = sk_reshape(g, linear(g, emb, q[1], q[2]), 4,
                            (int64_t[]){batch, c->channels[k], 1, 1});
-    h = sk_add(g, sk_conv2d(g, h, q[0], &o), d);
-    h = sk_silu(g, sk_group_norm(g, h, convnet_groups(c, k), q[3], q[4], UNET_GN_EPS));
+    h = sk_group_norm_silu_shift(g, sk_conv2d(g, h, q[0], &o), d, convnet_groups(c, k), q[3],
+                                 q[4], UNET_GN_EPS);
   }
   const int64_t hw = convnet_side(c->image[1], 2) * convnet_side(c->image[2], 2);
   h = sk_sum(g, sk_reshape(g, h, 3, (int64_t[]){batch, c->channels[2], hw}), 2, 0);

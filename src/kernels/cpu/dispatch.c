@@ -129,11 +129,27 @@ static sk_status cpu_sum_to(const sk__exec *e, int64_t r0, int64_t r1) {
   return SK_OK;
 }
 
-/* kind: sk__group_norm's; the geometry from x (input 0). */
+/* Floats of one group of a group-norm op's input x (input 0). */
+static int64_t gn_group_floats(const sk__node *y, const sk__node *x) {
+  return x->numel / (x->shape[0] * y->ip[0]);
+}
+
+/* kind: sk__group_norm's; the geometry from x (input 0). With a shift, the
+ * group of x + d goes to the scratch part of the block of SK_SPLIT_ROWS
+ * samples the range starts in (see cpu_scratch_floats). */
 static sk_status group_norm_kernel(const sk__exec *e, int kind, int64_t r0, int64_t r1) {
   const sk__node *y = e->node, *x = e->a;
   const int64_t c = x->shape[1], hw = x->numel / (x->shape[0] * c);
-  sk__group_norm(kind, e->out, e->in[0], e->in[1], c, hw, y->ip[0], y->fp[0], r0, r1);
+  float *xs = NULL;
+  if (e->in[2]) {
+    if (!e->scratch)
+      return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its shifted input",
+                      sk__op_name(e->op));
+    SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
+    xs = e->scratch + r0 / SK_SPLIT_ROWS * gn_group_floats(y, x);
+  }
+  sk__group_norm(kind, e->out, e->in[0], e->in[1], e->in[2], xs, c, hw, y->ip[0], y->fp[0], r0,
+                 r1);
   return SK_OK;
 }
 static sk_status cpu_group_norm_silu(const sk__exec *e, int64_t r0, int64_t r1) {
@@ -289,6 +305,11 @@ static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t ro
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
 
 static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk__node *b) {
+  const int shifted_gn = (y->op == SK_OP_GROUP_NORM_SILU || y->op == SK_OP_GROUP_NORM_SILU_D ||
+                          y->op == SK_OP_GROUP_NORM_BACK || y->op == SK_OP_GROUP_NORM_SUMS) &&
+                         sk__node_arity(y) > 2;
+  if (shifted_gn) /* a group of x + d per block of samples (group_norm_kernel) */
+    return (a->shape[0] + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS * gn_group_floats(y, a);
   if (sk__op_flops_kind(y->op) != SK__FLOPS_CONV) return 0;
   const sk__conv cv = conv_of(y, a, b);
   if (!conv_uses_gemm(&cv, conv_kind(y->op))) return 0;

@@ -376,23 +376,40 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_grou
   }
 }
 
-void sk__group_norm(int kind, float *out, const float *x, const float *b, int64_t c, int64_t hw,
-                    int groups, float eps, int64_t n0, int64_t n1) {
+/* xs = x + d over one group of cg channels of hw values, d one per channel:
+ * the bits of the broadcast add. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_shift(
+    float *xs, const float *x, const float *d, int64_t cg, int64_t hw) {
+  for (int64_t ch = 0; ch < cg; ch++) {
+    const float dc = d[ch];
+    const float *xc = x + ch * hw;
+    float *sc = xs + ch * hw;
+    for (int64_t j = 0; j < hw; j++) sc[j] = xc[j] + dc;
+  }
+}
+
+void sk__group_norm(int kind, float *out, const float *x, const float *b, const float *d,
+                    float *xs, int64_t c, int64_t hw, int groups, float eps, int64_t n0,
+                    int64_t n1) {
   const int64_t cg = c / groups;
   for (int64_t n = n0; n < n1; n++)
     for (int g = 0; g < groups; g++) {
       const int64_t off = (n * c + g * cg) * hw;
+      const float *xg = x + off;
+      if (d) { /* the group of x + d, in cache for the passes below */
+        gn_shift(xs, xg, d + n * c + g * cg, cg, hw);
+        xg = xs;
+      }
       switch ((gn_kind)kind) {
       case GN_SILU:
       case GN_SILU_D:
-        gn_group((gn_kind)kind, out + off, x + off, NULL, b + g * cg, b + c + g * cg, c, cg, hw,
-                 eps);
+        gn_group((gn_kind)kind, out + off, xg, NULL, b + g * cg, b + c + g * cg, c, cg, hw, eps);
         break;
       case GN_BACK:
-        gn_group(GN_BACK, out + off, x + off, b + off, NULL, NULL, c, cg, hw, eps);
+        gn_group(GN_BACK, out + off, xg, b + off, NULL, NULL, c, cg, hw, eps);
         break;
       case GN_SUMS:
-        gn_group(GN_SUMS, out + n * 2 * c + g * cg, x + off, b + off, NULL, NULL, c, cg, hw, eps);
+        gn_group(GN_SUMS, out + n * 2 * c + g * cg, xg, b + off, NULL, NULL, c, cg, hw, eps);
         break;
       }
     }

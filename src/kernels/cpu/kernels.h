@@ -121,9 +121,12 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
  *   1 its derivative silu'(γ x̂ + β), b = gb
  *   2 (u − mean u − x̂ mean(u x̂)) / sd, b = u (x's shape)
  *   3 out (N, 2, c): Σ u x̂ and Σ u per channel, b = u
- * out may be x for 0 and 1. */
-void sk__group_norm(int kind, float *out, const float *x, const float *b, int64_t c, int64_t hw,
-                    int groups, float eps, int64_t n0, int64_t n1);
+ * d (N, c), or NULL: the ops of x + d, d added per channel into xs (one
+ * group's c / groups × hw floats) group by group, with the bits of x + d
+ * computed first. out may be x for 0 and 1. */
+void sk__group_norm(int kind, float *out, const float *x, const float *b, const float *d,
+                    float *xs, int64_t c, int64_t hw, int groups, float eps, int64_t n0,
+                    int64_t n1);
 /* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not;
  * output elements [e0, e1), each added in an order fixed by the shapes. */
 void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
