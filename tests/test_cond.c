@@ -659,6 +659,27 @@ TEST(cli_conditional_end_to_end) {
          own, opposite);
   CHECK(own > 0.15 && own > 4 * opposite);
   sk_tensor_free(all);
+  /* --class all with a classifier: its guidance, class after class, of the
+   * same model's unconditional score. */
+  CHECK_EQ_INT(cli("sample --model run/model.safetensors --classifier clf/model.safetensors "
+                   "--class all --guidance 3 --n 100 --sampler pc --steps 100 --out gall.npy"), 0);
+  all = cli_npy("gall.npy");
+  CHECK(all && sk_tensor_ndim(all) == 2 && sk_tensor_shape(all)[0] == 800);
+  own = opposite = 0;
+  for (int k = 0; all && k < 8; k++) {
+    sk_tensor *blk = sk_tensor_new(2, (int64_t[]){100, 2});
+    CHECK(blk);
+    memcpy(sk_tensor_data(blk), sk_tensor_cdata(all) + 200 * k, 200 * sizeof(float));
+    own += mode_share(blk, k) / 8;
+    opposite += mode_share(blk, (k + 4) % 8) / 8;
+    sk_tensor_free(blk);
+  }
+  printf("  --classifier --class all: %.3f of each class's samples in its own mode, %.3f in the "
+         "opposite\n", own, opposite);
+  /* Weaker than the conditional model (the unconditional score saw a fifth
+   * of the labels dropped), but well above the prior's share of a mode. */
+  CHECK(own > 2.5 * shares[0] && own > 4 * opposite);
+  sk_tensor_free(all);
   /* The classifier's view of the same samples. */
   char path[256];
   double clf_share[2];
@@ -722,8 +743,8 @@ TEST(cli_conditional_end_to_end) {
       {"eval --samples s3.npy --data swissroll --class 1", "has no labels"},
       {"eval --samples s3.npy --data mog8 --class 2 --classifier clf/model.safetensors --n 10",
        "not with --class"},
-      {"sample --model run/model.safetensors --class all --classifier clf/model.safetensors "
-       "--out x.npy", "without --classifier"},
+      {"sample --model run/model.safetensors --class all --classifier run/model.safetensors "
+       "--out x.npy", "is a score model, not a classifier"},
       {"sample --model run/model.safetensors --class 2 --sampler ode --steps-per-level 3 "
        "--out x.npy", "does not apply to --sampler ode"},
   };

@@ -67,8 +67,9 @@ static const char usage[] =
     "                        alone, with a class-conditional model (train --conditional),\n"
     "                        by classifier-free guidance s(x, σ, ∅) + w (s(x, σ, Y) −\n"
     "                        s(x, σ, ∅)) (without --class such a model samples s(x, σ, ∅));\n"
-    "                        all: --n samples of every class, class by class (one\n"
-    "                        process only; --grid then shows a row a class)\n"
+    "                        all: --n samples of every class (the classifier's with\n"
+    "                        --classifier), class by class (one process only; --grid\n"
+    "                        then shows a row a class)\n"
     "  --guidance W          the guidance weight w (default 1: Bayes' rule, or the\n"
     "                        conditional model; 0 unconditional; > 1 sharpens)\n"
     "\n"
@@ -184,9 +185,6 @@ static int parse(int argc, char **argv, sample_opts *o) {
   if (!o->out) return cli_fail("--out FILE.npy is required (see scorekit sample --help)"), 0;
   if (o->classifier && o->cls < 0)
     return cli_fail("--classifier needs --class (the class to guide to)"), 0;
-  if (o->classifier && o->cls == ALL_CLASSES)
-    return cli_fail("--class all: draws every class of a class-conditional model, without "
-                    "--classifier"), 0;
   if (strcmp(o->init, "gaussian") && strcmp(o->init, "uniform"))
     return cli_fail("--init: unknown \"%s\" (gaussian, uniform)", o->init), 0;
   /* A flag that would change nothing is a mistake to report, not to ignore. */
@@ -263,7 +261,19 @@ int cmd_sample(int argc, char **argv) {
              "to guide it", o.model);
     goto done;
   }
-  const int every = o.cls == ALL_CLASSES, K = every ? mc->classes : 1;
+  /* The classifier comes first: with --class all its classes are drawn. */
+  if (o.classifier) {
+    if (sk_model_load(o.classifier, o.use_ema, &clf, NULL) != SK_OK) {
+      cli_fail("%s", sk_last_error());
+      goto done;
+    }
+    if (!sk_model_is_classifier(sk_model_get_config(clf))) {
+      cli_fail("--classifier %s: is a score model, not a classifier", o.classifier);
+      goto done;
+    }
+  }
+  const int every = o.cls == ALL_CLASSES;
+  const int K = !every ? 1 : clf ? sk_model_get_config(clf)->classes : mc->classes;
   if (cfg_guided && !every && o.cls >= mc->classes) {
     cli_fail("--class %lld: %s is conditional on classes 0..%d", o.cls, o.model, mc->classes - 1);
     goto done;
@@ -344,16 +354,17 @@ int cmd_sample(int argc, char **argv) {
            per_class, o.guidance);
   else if (cfg_guided)
     printf("classifier-free guidance: class %lld, weight %g\n", o.cls, o.guidance);
-  if (o.classifier) {
-    if (sk_model_load(o.classifier, o.use_ema, &clf, NULL) != SK_OK) {
-      cli_fail("%s", sk_last_error());
-      goto done;
-    }
-    if (sk_score_fn_guided_model(fn, clf, (int)o.cls, (float)o.guidance, &guided) != SK_OK) {
+  if (clf) {
+    if (sk_score_fn_guided_model(fn, clf, every ? 0 : (int)o.cls, (float)o.guidance, &guided) !=
+        SK_OK) {
       cli_fail("%s: %s", o.classifier, sk_last_error());
       goto done;
     }
-    printf("classifier guidance: class %lld, weight %g\n", o.cls, o.guidance);
+    if (every)
+      printf("classifier guidance: classes 0..%d, %lld samples each, weight %g\n", K - 1,
+             per_class, o.guidance);
+    else
+      printf("classifier guidance: class %lld, weight %g\n", o.cls, o.guidance);
   }
   cli_progress prog;
   sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog,
@@ -382,11 +393,18 @@ int cmd_sample(int argc, char **argv) {
   /* One run, or with --class all one a class, each from where the last left
    * r; the trajectory is the first run's (class 0's). */
   for (int k = 0; k < K && st == SK_OK; k++) {
-    if (k > 0) {
+    if (k > 0 && clf) { /* the same score, guided to class k */
+      sk_score_fn_free(guided);
+      guided = NULL;
+      if ((st = sk_score_fn_guided_model(fn, clf, k, (float)o.guidance, &guided)) != SK_OK) break;
+      f = guided;
+    } else if (k > 0) {
       sk_score_fn_free(fn);
       fn = NULL;
       if ((st = sk_score_fn_cfg(m, rows, k, (float)o.guidance, &fn)) != SK_OK) break;
       f = fn;
+    }
+    if (k > 0) {
       hooks.n_snapshots = 0;
       hooks.snapshots = NULL;
     }
