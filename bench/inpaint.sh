@@ -12,7 +12,10 @@
 # for the images with their missing pixels set to 0 (no inpainting at all)
 # and for the original images frame them. Writes a grid per mask and one
 # picture of all three (a column per class: the original, then for each mask
-# the input with its missing pixels grey and the output).
+# the input with its missing pixels grey and the output). results.txt has a
+# row per mask: missing and known pixels, the inpainting's wall and CPU
+# seconds, the Fréchet distance and its floor, the true-label share, and the
+# distance and share of the 0-filled images.
 # Usage: bench/inpaint.sh MODEL CLASSIFIER [OUT]
 #   MODEL: a U-Net score model of Fashion-MNIST (model.safetensors of scorekit
 #     train or demo); CLASSIFIER: a classifier of it (classifier/model.safetensors
@@ -168,21 +171,21 @@ read -r fd floor share < <(scores orig)
   echo "$n test images, PC at $levels levels, seed $seed, OMP_NUM_THREADS=$OMP_NUM_THREADS," \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs"
   echo "original images: Fréchet $fd (floor $floor), classifier share of the true label $share"
-  printf '%-10s %8s %8s %9s %8s %8s %6s %8s %6s\n' mask missing known seconds \
+  printf '%-10s %8s %8s %8s %8s %8s %8s %6s %8s %6s\n' mask missing known wall-s cpu-s \
     frechet floor share zero-fd share
 } | tee results.txt
 for kind in half centre random:0.5; do
   tag=${kind%%:*}
-  t0=$(date +%s%N)
-  "${sk[@]}" inpaint --model "$model" --input in.npy --mask-kind "$kind" --steps "$levels" \
-    --seed "$seed" --out "out-$tag.npy" --mask-out "mask-$tag.npy" >"inpaint-$tag.log"
-  t1=$(date +%s%N)
+  /usr/bin/time -f '%e %U %S' -o "time-$tag.txt" "${sk[@]}" inpaint --model "$model" \
+    --input in.npy --mask-kind "$kind" --steps "$levels" --seed "$seed" --out "out-$tag.npy" \
+    --mask-out "mask-$tag.npy" >"inpaint-$tag.log"
+  read -r wall user sys <"time-$tag.txt"
   read -r known missing < <(pyh check "$tag")
   "${sk[@]}" grid --in "out-$tag.npy" --out "grid-$tag.png" --lo 0 --hi 255 >/dev/null
   read -r fd floor share < <(scores "out-$tag")
   read -r zfd _ zshare < <(scores "zero-$tag")
-  printf '%-10s %8d %8d %9d %8s %8s %6s %8s %6s\n' "$tag" "$missing" "$known" \
-    $(((t1 - t0) / 1000000000)) "$fd" "$floor" "$share" "$zfd" "$zshare" | tee -a results.txt
+  printf '%-10s %8d %8d %8.0f %8.0f %8s %8s %6s %8s %6s\n' "$tag" "$missing" "$known" "$wall" \
+    "$(echo "$user + $sys" | bc)" "$fd" "$floor" "$share" "$zfd" "$zshare" | tee -a results.txt
 done
 pyh picture half centre random
 "${sk[@]}" grid --in picture.npy --out inpaint.png --rows 7 --cols 10 --lo 0 --hi 255 >/dev/null

@@ -534,9 +534,17 @@ TEST(inpainting_gaussian_mixture) {
   sk_gmm_free(g);
 }
 
+/* The last progress report: (done, total). */
+static void last_progress(void *ctx, int64_t done, int64_t total) {
+  int64_t *p = ctx;
+  p[0] = done;
+  p[1] = total;
+}
+
 /* With a model (chunks of 64 rows on up to 3 threads), each sampler: the
- * same bits on 1, 2 and 3 threads, the known entries untouched, and r left
- * past the draws each chunk takes: PC 2 N (C + 1), Langevin L (T + 1). */
+ * same bits on 1, 2 and 3 threads, the known entries untouched, r left past
+ * the draws each chunk takes (PC 2 N (C + 1), Langevin L (T + 1)), and
+ * progress reported in score evaluations as sampling does. */
 TEST(inpainting_same_bits_any_threads) {
   sk_model *m = cond_mlp(3, 21);
   const int64_t n = 150; /* 64 + 64 + 22 */
@@ -558,13 +566,17 @@ TEST(inpainting_same_bits_any_threads) {
       x[t] = malloc((size_t)n * 2 * sizeof(float));
       CHECK(x[t]);
       memcpy(x[t], x0, (size_t)n * 2 * sizeof(float));
+      int64_t progress[2] = {0, 0};
+      const sk_sample_hooks hooks = {last_progress, progress, 0, NULL};
       const sk_inpaint_config ic = {s ? SK_INPAINT_LANGEVIN : SK_INPAINT_PC,
-                                    {2.0f, 0.5f, 5, 2, 0.16f, 1, NULL},
-                                    {3, ladder, 4, 0.05f, 1, NULL}};
+                                    {2.0f, 0.5f, 5, 2, 0.16f, 1, &hooks},
+                                    {3, ladder, 4, 0.05f, 1, &hooks}};
       sk_rng r = sk_rng_make(12, 0);
       r.offset = 5;
       CHECK_OK(sk_inpaint(f, &ic, &r, x[t], mask, n));
       offset[t] = r.offset;
+      /* 3 chunks of 5·(2 + 1) or 3·4 + 1 evaluations. */
+      CHECK(progress[0] == progress[1] && progress[1] == 3 * (s ? 13 : 15));
       sk_score_fn_free(f);
     }
     for (int t = 1; t < 3; t++) {
