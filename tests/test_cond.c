@@ -447,6 +447,16 @@ static void imputation_rows(float *x, float *truth, float *mask, const sk_gmm *g
   }
 }
 
+/* The two samplers on the mixture: PC at the points' default levels, and
+ * annealed Langevin on a 10-level ladder. */
+static sk_inpaint_config imputation_config(sk_inpaint_sampler sampler, const float *ladder) {
+  const sk_inpaint_config ic = {sampler,
+                                {ladder[0], ladder[9], SK_PC_LEVELS_POINTS, SK_PC_CORRECTOR_STEPS,
+                                 SK_PC_SNR, 1, NULL},
+                                {10, ladder, 100, 1e-4f, 1, NULL}};
+  return ic;
+}
+
 TEST(inpainting_gaussian_mixture) {
   sk_gmm *g = sk_gmm_new(2, 2, mix_w, mix_mu, mix_cov);
   CHECK(g);
@@ -458,10 +468,11 @@ TEST(inpainting_gaussian_mixture) {
   sk_rng fr = sk_rng_make(99, 3);
   CHECK_OK(sk_gmm_sample(g, 0, &fr, IMP_N, fresh, NULL));
   double floor_e;
-  for (int predictor = 0; predictor < 2; predictor++) {
-    imputation_rows(x, truth, mask, g, ladder[0], 5 + (uint64_t)predictor);
+  static const char *const names[] = {"pc", "langevin"};
+  for (int s = 0; s < 2; s++) {
+    const sk_inpaint_config ic = imputation_config(s ? SK_INPAINT_LANGEVIN : SK_INPAINT_PC, ladder);
+    imputation_rows(x, truth, mask, g, ladder[0], 5 + (uint64_t)s);
     CHECK_OK(sk_energy_distance(truth, IMP_N, fresh, IMP_N, 2, &floor_e));
-    sk_inpaint_config ic = {{10, ladder, 100, 1e-4f, 1, NULL}, predictor};
     sk_rng r = sk_rng_make(7, 0);
     CHECK_OK(sk_inpaint(f, &ic, &r, x, mask, IMP_N));
     int kept = 1;
@@ -470,46 +481,70 @@ TEST(inpainting_gaussian_mixture) {
     double e;
     CHECK_OK(sk_energy_distance(x, IMP_N, fresh, IMP_N, 2, &e));
     const double D = pit_ks(x, IMP_N), D_truth = pit_ks(truth, IMP_N);
-    printf("  predictor %d: KS of F(x2 | x1) from U(0,1) %.4f (the true x2: %.4f); energy "
-           "distance to fresh draws %.5f (the true rows: %.5f)\n", predictor, D, D_truth, e,
-           floor_e);
+    printf("  %s: KS of F(x2 | x1) from U(0,1) %.4f (the true x2: %.4f); energy distance to "
+           "fresh draws %.5f (the true rows: %.5f)\n", names[s], D, D_truth, e, floor_e);
     /* 1.63/√n is the 1 % point of the KS law. */
     CHECK(D < 1.63 / sqrt((double)IMP_N));
     CHECK(e < floor_e + 0.01);
   }
   /* A sampler that ignores the mask (then puts the known values back) draws
-   * x2 from its marginal, unrelated to x1: both checks fail. */
-  imputation_rows(x, truth, mask, g, ladder[0], 6);
-  CHECK_OK(sk_energy_distance(truth, IMP_N, fresh, IMP_N, 2, &floor_e));
-  static float none[2 * IMP_N];
-  sk_inpaint_config ic = {{10, ladder, 100, 1e-4f, 1, NULL}, 0};
+   * x2 from its marginal, unrelated to x1: both checks fail. An all-zero
+   * mask is that sampler: the plain one, bit for bit. */
+  static float none[2 * IMP_N], plain[2 * IMP_N];
+  for (int s = 0; s < 2; s++) {
+    const sk_inpaint_config ic = imputation_config(s ? SK_INPAINT_LANGEVIN : SK_INPAINT_PC, ladder);
+    imputation_rows(x, truth, mask, g, ladder[0], 6);
+    memcpy(plain, x, sizeof plain);
+    CHECK_OK(sk_energy_distance(truth, IMP_N, fresh, IMP_N, 2, &floor_e));
+    sk_rng r = sk_rng_make(7, 0), rp = r;
+    CHECK_OK(sk_inpaint(f, &ic, &r, x, none, IMP_N));
+    CHECK_OK(s ? sk_langevin(f, &ic.langevin, &rp, plain, IMP_N)
+               : sk_pc_sample(f, &ic.pc, &rp, plain, IMP_N));
+    CHECK(memcmp(x, plain, sizeof plain) == 0);
+    for (int i = 0; i < IMP_N; i++) x[2 * i] = truth[2 * i];
+    double e;
+    CHECK_OK(sk_energy_distance(x, IMP_N, fresh, IMP_N, 2, &e));
+    const double D = pit_ks(x, IMP_N);
+    printf("  %s ignoring the mask: KS %.4f, energy distance %.5f\n", names[s], D, e);
+    CHECK(D > 3 * 1.63 / sqrt((double)IMP_N));
+    CHECK(e > floor_e + 0.05);
+  }
+  /* Bad masks, inputs and configs. */
+  sk_inpaint_config ic = imputation_config(SK_INPAINT_PC, ladder);
   sk_rng r = sk_rng_make(7, 0);
-  CHECK_OK(sk_inpaint(f, &ic, &r, x, none, IMP_N));
-  for (int i = 0; i < IMP_N; i++) x[2 * i] = truth[2 * i];
-  double e;
-  CHECK_OK(sk_energy_distance(x, IMP_N, fresh, IMP_N, 2, &e));
-  const double D = pit_ks(x, IMP_N);
-  printf("  ignoring the mask: KS %.4f, energy distance %.5f\n", D, e);
-  CHECK(D > 3 * 1.63 / sqrt((double)IMP_N));
-  CHECK(e > floor_e + 0.05);
-  /* Bad masks and inputs. */
   mask[3] = 0.5f;
   CHECK(sk_inpaint(f, &ic, &r, x, mask, IMP_N) == SK_ERR_INVALID);
   CHECK(strstr(sk_last_error(), "row 1 column 1"));
   mask[3] = 0;
   x[0] = NAN;
   CHECK(sk_inpaint(f, &ic, &r, x, mask, IMP_N) == SK_ERR_NUMERIC);
+  CHECK(strstr(sk_last_error(), "row 0 column 0"));
   x[0] = 0;
-  float up[2] = {1.0f, 2.0f};
-  sk_inpaint_config inc = {{2, up, 1, 0.1f, 0, NULL}, 1};
-  CHECK(sk_inpaint(f, &inc, &r, x, mask, 4) == SK_ERR_INVALID);
+  ic.pc.levels = 1;
+  CHECK(sk_inpaint(f, &ic, &r, x, mask, IMP_N) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "pc: levels 1"));
+  ic.sampler = SK_INPAINT_LANGEVIN;
+  ic.langevin.steps_per_level = 0;
+  CHECK(sk_inpaint(f, &ic, &r, x, mask, IMP_N) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "langevin: need steps >= 1"));
+  ic.sampler = (sk_inpaint_sampler)7;
+  CHECK(sk_inpaint(f, &ic, &r, x, mask, IMP_N) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "unknown sampler 7"));
   sk_score_fn_free(f);
   sk_gmm_free(g);
 }
 
-/* With a model (chunks of 64 rows on up to 3 threads): the same bits on 1, 2
- * and 3 threads, the known entries untouched, and r left past L·(T + 2)
- * draws of each chunk. */
+/* The last progress report: (done, total). */
+static void last_progress(void *ctx, int64_t done, int64_t total) {
+  int64_t *p = ctx;
+  p[0] = done;
+  p[1] = total;
+}
+
+/* With a model (chunks of 64 rows on up to 3 threads), each sampler: the
+ * same bits on 1, 2 and 3 threads, the known entries untouched, r left past
+ * the draws each chunk takes (PC 2 N (C + 1), Langevin L (T + 1)), and
+ * progress reported in score evaluations as sampling does. */
 TEST(inpainting_same_bits_any_threads) {
   sk_model *m = cond_mlp(3, 21);
   const int64_t n = 150; /* 64 + 64 + 22 */
@@ -522,34 +557,43 @@ TEST(inpainting_same_bits_any_threads) {
     mask[2 * i] = (float)(i % 2);
     mask[2 * i + 1] = (float)(1 - i % 2);
   }
-  uint64_t offset[3];
-  for (int t = 0; t < 3; t++) {
-    omp_set_num_threads(t + 1);
-    sk_score_fn *f;
-    CHECK_OK(sk_score_fn_cfg(m, 64, 1, 2.0f, &f));
-    x[t] = malloc((size_t)n * 2 * sizeof(float));
-    CHECK(x[t]);
-    memcpy(x[t], x0, (size_t)n * 2 * sizeof(float));
-    sk_inpaint_config ic = {{3, ladder, 4, 0.05f, 1, NULL}, 1};
-    sk_rng r = sk_rng_make(12, 0);
-    r.offset = 5;
-    CHECK_OK(sk_inpaint(f, &ic, &r, x[t], mask, n));
-    offset[t] = r.offset;
-    sk_score_fn_free(f);
+  for (int s = 0; s < 2; s++) {
+    uint64_t offset[3];
+    for (int t = 0; t < 3; t++) {
+      omp_set_num_threads(t + 1);
+      sk_score_fn *f;
+      CHECK_OK(sk_score_fn_cfg(m, 64, 1, 2.0f, &f));
+      x[t] = malloc((size_t)n * 2 * sizeof(float));
+      CHECK(x[t]);
+      memcpy(x[t], x0, (size_t)n * 2 * sizeof(float));
+      int64_t progress[2] = {0, 0};
+      const sk_sample_hooks hooks = {last_progress, progress, 0, NULL};
+      const sk_inpaint_config ic = {s ? SK_INPAINT_LANGEVIN : SK_INPAINT_PC,
+                                    {2.0f, 0.5f, 5, 2, 0.16f, 1, &hooks},
+                                    {3, ladder, 4, 0.05f, 1, &hooks}};
+      sk_rng r = sk_rng_make(12, 0);
+      r.offset = 5;
+      CHECK_OK(sk_inpaint(f, &ic, &r, x[t], mask, n));
+      offset[t] = r.offset;
+      /* 3 chunks of 5·(2 + 1) or 3·4 + 1 evaluations. */
+      CHECK(progress[0] == progress[1] && progress[1] == 3 * (s ? 13 : 15));
+      sk_score_fn_free(f);
+    }
+    for (int t = 1; t < 3; t++) {
+      CHECK(memcmp(x[0], x[t], (size_t)n * 2 * sizeof(float)) == 0);
+      CHECK(offset[t] == offset[0]);
+    }
+    int kept = 1, moved = 0;
+    for (int64_t i = 0; i < 2 * n; i++) {
+      if (mask[i] == 1) kept &= x[0][i] == x0[i];
+      else moved += x[0][i] != x0[i];
+    }
+    CHECK(kept && moved == n);
+    /* 8, then per chunk 2·5·(2 + 1) (PC) or 3·(4 + 1) (Langevin) draws of
+     * 128 (or 44) values. */
+    CHECK(offset[0] == 8 + (s ? 15ull : 30ull) * (128 + 128 + 44));
+    for (int t = 0; t < 3; t++) free(x[t]);
   }
-  for (int t = 1; t < 3; t++) {
-    CHECK(memcmp(x[0], x[t], (size_t)n * 2 * sizeof(float)) == 0);
-    CHECK(offset[t] == offset[0]);
-  }
-  int kept = 1, moved = 0;
-  for (int64_t i = 0; i < 2 * n; i++) {
-    if (mask[i] == 1) kept &= x[0][i] == x0[i];
-    else moved += x[0][i] != x0[i];
-  }
-  CHECK(kept && moved == n);
-  /* 8, then per chunk 3 levels × (4 + 2) draws of 128 (or 44) values. */
-  CHECK(offset[0] == 8 + 18ull * (128 + 128 + 44));
-  for (int t = 0; t < 3; t++) free(x[t]);
   free(mask);
   free(x0);
   omp_set_num_threads(2);
@@ -698,21 +742,31 @@ TEST(cli_conditional_end_to_end) {
   printf("  the classifier assigns %.3f (w = 0) and %.3f (w = 3) of them to class 2\n",
          clf_share[0], clf_share[1]);
   CHECK(clf_share[1] > 0.5 && clf_share[1] > 2 * clf_share[0]);
-  /* Inpainting rows: the first coordinate kept bit for bit. */
-  CHECK_EQ_INT(cli("inpaint --model run/model.safetensors --input s0.npy --mask-kind half "
-                   "--steps-per-level 20 --out i.npy --mask-out m.npy"), 0);
-  sk_tensor *in = cli_npy("s0.npy"), *got = cli_npy("i.npy"), *mask = cli_npy("m.npy");
-  CHECK(in && got && mask && sk_tensor_numel(got) == 600);
-  int kept = 1, changed = 0;
-  for (int i = 0; i < 300; i++) {
-    kept &= memcmp(sk_tensor_cdata(in) + 2 * i, sk_tensor_cdata(got) + 2 * i, 4) == 0;
-    changed += sk_tensor_cdata(in)[2 * i + 1] != sk_tensor_cdata(got)[2 * i + 1];
-    kept &= sk_tensor_cdata(mask)[2 * i] == 1 && sk_tensor_cdata(mask)[2 * i + 1] == 0;
+  /* Inpainting rows, by PC (the default) and annealed Langevin: the first
+   * coordinate kept bit for bit, the second drawn. */
+  static const char *const inpainters[] = {"--steps 100", "--sampler langevin --steps-per-level 20"};
+  for (int k = 0; k < 2; k++) {
+    CHECK_EQ_INT(cli("inpaint --model run/model.safetensors --input s0.npy --mask-kind half %s "
+                     "--out i.npy --mask-out m.npy", inpainters[k]), 0);
+    sk_tensor *in = cli_npy("s0.npy"), *got = cli_npy("i.npy"), *mask = cli_npy("m.npy");
+    CHECK(in && got && mask && sk_tensor_numel(got) == 600);
+    int kept = 1, changed = 0;
+    for (int i = 0; i < 300; i++) {
+      kept &= memcmp(sk_tensor_cdata(in) + 2 * i, sk_tensor_cdata(got) + 2 * i, 4) == 0;
+      changed += sk_tensor_cdata(in)[2 * i + 1] != sk_tensor_cdata(got)[2 * i + 1];
+      kept &= sk_tensor_cdata(mask)[2 * i] == 1 && sk_tensor_cdata(mask)[2 * i + 1] == 0;
+    }
+    CHECK(kept && changed == 300);
+    sk_tensor_free(in);
+    sk_tensor_free(got);
+    sk_tensor_free(mask);
   }
-  CHECK(kept && changed == 300);
-  sk_tensor_free(in);
-  sk_tensor_free(got);
-  sk_tensor_free(mask);
+  /* Non-finite inputs and masks are refused (below). */
+  float rows[4] = {0.5f, 1.0f, NAN, -1.0f}, nan_mask[2] = {NAN, 1};
+  snprintf(path, sizeof path, "%s/nan_rows.npy", cli_dir);
+  CHECK_OK(sk_npy_save_f32(path, 2, (int64_t[]){2, 2}, rows));
+  snprintf(path, sizeof path, "%s/nan_mask.npy", cli_dir);
+  CHECK_OK(sk_npy_save_f32(path, 1, (int64_t[]){2}, nan_mask));
 
   /* Misuse. */
   static const struct {
@@ -740,6 +794,18 @@ TEST(cli_conditional_end_to_end) {
        "noise-conditional score model"},
       {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --class 9 --out x.npy",
        "classes 0..7"},
+      {"inpaint --model run/model.safetensors --input nan_rows.npy --mask-kind half --out x.npy",
+       "nan_rows.npy: non-finite value (NaN) at flat index 2"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask nan_mask.npy --out x.npy",
+       "nan_mask.npy: non-finite value (NaN) at flat index 0"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --sampler ode "
+       "--out x.npy", "--sampler: unknown \"ode\" (langevin, pc)"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --steps 10 --eps 0.1 "
+       "--out x.npy", "--steps and --eps: flags of different samplers"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --sampler langevin "
+       "--snr 0.2 --out x.npy", "--snr: does not apply to --sampler langevin"},
+      {"inpaint --model run/model.safetensors --input s0.npy --mask-kind half --steps 1 --out x.npy",
+       "--steps: expected an integer in 2..1000000"},
       {"eval --samples s3.npy --data swissroll --class 1", "has no labels"},
       {"eval --samples s3.npy --data mog8 --class 2 --classifier clf/model.safetensors --n 10",
        "not with --class"},

@@ -190,22 +190,30 @@ SK_API sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, 
  * a model gives its unconditional score.) */
 SK_API sk_status sk_score_fn_cfg(sk_model *m, int rows, int y, float w, sk_score_fn **out);
 
+/* The samplers inpainting runs. */
+typedef enum sk_inpaint_sampler {
+  SK_INPAINT_PC = 0,      /* predictor-corrector (cfg.pc) */
+  SK_INPAINT_LANGEVIN = 1 /* annealed Langevin (cfg.langevin) */
+} sk_inpaint_sampler;
+
 typedef struct sk_inpaint_config {
-  sk_langevin_config langevin; /* the ladder, the corrector's T Langevin steps per level
-                                * (0 allowed with the predictor), eps, denoise */
-  int predictor;               /* 1: before each level after the first, a reverse-diffusion
-                                * step x ← x + (σ²_{i−1} − σ²_i) s(x, σ_{i−1}) + √(σ²_{i−1} − σ²_i) z
-                                * (the ladder must then decrease) */
+  sk_inpaint_sampler sampler;
+  sk_pc_config pc;             /* as sk_pc_sample's, hooks included */
+  sk_langevin_config langevin; /* as sk_langevin's, hooks included */
 } sk_inpaint_config;
 
 /* Fills the missing entries of the n rows of x (n, d) in place: mask (n, d)
  * holds 1 where x is known and 0 where it is to be sampled (nothing else);
- * the missing entries start from the values x holds. Annealed Langevin over
- * the ladder (docs/MATH.md) in which, at level σ_i, the known entries are
- * reset to x_known + σ_i z (z drawn once per level) after every step, and
- * to x_known exactly at the end. Chunks and noise as sk_langevin: the bits
- * never depend on the number of threads; r is advanced past
- * L·(T + 2) draws of each chunk. SK_ERR_INVALID for a bad config or mask,
+ * the missing entries start from the values x holds (normally N(0, σ_max² I)).
+ * The sampler runs as sk_pc_sample or sk_langevin, with the known entries put
+ * back at x_known + σ z (z fresh) at the level σ the chain is at: for PC
+ * before the first step and after every corrector and predictor step; for
+ * Langevin at each level's start and after every step, z drawn once a level;
+ * at the end, x_known exactly (docs/MATH.md). The known entries' noise comes
+ * after the sampler's own in each chunk: with an all-zero mask the result is
+ * the sampler's, bit for bit. r advances by twice the sampler's draws of each
+ * chunk (PC) or by L more (Langevin). Chunks as the samplers': the bits never
+ * depend on the number of threads. SK_ERR_INVALID for a bad config or mask,
  * SK_ERR_NUMERIC for a non-finite input or a diverging sample (named). */
 SK_API sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                             const float *mask, int64_t n);

@@ -56,6 +56,7 @@ typedef struct sk__chunk {
   sk_score_fn *f;        /* this thread's copy */
   float *x;              /* the chunk's rows (nr, d), updated in place; NULL for a read-only run */
   const float *xin;      /* the same rows, read-only */
+  const float *mask;     /* the chunk's rows of the plan's mask, or NULL */
   double *out;           /* the plan's per-row output (nr), or NULL */
   int64_t nr, first_row, index;
   int d;
@@ -76,6 +77,7 @@ typedef struct sk__chunk_plan {
   uint64_t draws;            /* random draws of nr·d values each chunk takes */
   int64_t units;             /* progress units per chunk */
   const sk_sample_hooks *hooks;
+  const float *mask;         /* (n, d), 1 where x is known (inpainting), or NULL */
 } sk__chunk_plan;
 
 /* Runs p->fn on every chunk of the n rows of x (in place) or xin (read-only,
@@ -95,6 +97,30 @@ void sk__chunk_progress(sk__chunk *c, int64_t units);
 /* For a run of `total` evenly spaced steps of which `done` are done: records
  * chunk 0's row 0 into the snapshots now due. */
 void sk__chunk_snapshot_steps(sk__chunk *c, int64_t done, int64_t total);
+/* The known entries of an inpainting chunk (c->mask 1): the sampler puts
+ * them back at their values noised to the chain's current level after every
+ * step. Their noise comes after the sampler's own `own_draws` draws of the
+ * chunk, so a sampler's bits do not change with a mask (all 0 or none). */
+typedef struct sk__known {
+  const float *mask;   /* NULL: nothing known, every call below a no-op */
+  float *values;       /* x's entries at the start (nr·d) */
+  float *noisy;        /* values + σ z (nr·d) */
+  sk_rng rng;
+} sk__known;
+/* k for chunk c, with two buffers of nr·d floats from its scratch. */
+void sk__known_init(sk__known *k, sk__chunk *c, float *values, float *noisy, uint64_t own_draws);
+/* noisy ← values + σ z with a fresh z (one draw); σ = 0: the values exactly,
+ * no draw. */
+void sk__known_noise(sk__known *k, const sk__chunk *c, float sigma);
+/* x ← noisy where the mask is 1. */
+void sk__known_apply(const sk__known *k, sk__chunk *c);
+/* The run of sk_pc_sample_rows and sk_langevin_rows with the known entries
+ * of x (mask (n, d) 1, this call's rows) held (inpainting); mask NULL: the
+ * samplers. */
+sk_status sk__pc_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
+                      const float *mask, int64_t n, int64_t first, int64_t count);
+sk_status sk__langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
+                            const float *mask, int64_t n, int64_t first, int64_t count);
 /* The sampler's common checks of a σ range. */
 sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_min);
 

@@ -237,7 +237,8 @@ sk_status sk_ode_sample_rows(sk_score_fn *f, const sk_ode_config *cfg, float *x,
   const size_t rd = (size_t)sk_score_fn_rows(f) * (size_t)sk_score_fn_dim(f);
   sk_rng unused = sk_rng_make(0, 0);
   const sk__chunk_plan p = {"ode", ode_sample_chunk, cfg,
-                            10 * rd * sizeof(double) + 2 * rd * sizeof(float), 0, 1000, cfg->hooks};
+                            10 * rd * sizeof(double) + 2 * rd * sizeof(float), 0, 1000, cfg->hooks,
+                            NULL};
   return sk__run_chunk_range(f, &p, &unused, x, NULL, NULL, n, first, count, stats);
 }
 
@@ -303,6 +304,6 @@ sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng 
   const size_t rm = rows * (d + 1);
   const size_t bytes = (10 * rm + rows) * sizeof(double) + (2 + (size_t)cfg->probes) * rows * d * sizeof(float);
   const sk__chunk_plan p = {"likelihood", lik_chunk, cfg, bytes, (uint64_t)cfg->probes, 1000,
-                            cfg->ode.hooks};
+                            cfg->ode.hooks, NULL};
   return sk__run_chunks(f, &p, r, NULL, x, logp, n, stats);
 }

@@ -40,18 +40,28 @@ static sk_status corrector(sk__chunk *c, float sigma, float *score, float *z) {
   return SK_OK;
 }
 
+/* The chunk's run; with a mask, the known entries are put back at their
+ * values noised to the level the chain is at after every step (σ_i after a
+ * corrector step, σ_{i+1} after the predictor, 0 after the last), as
+ * score_sde's inpainter. */
 static sk_status pc_chunk(sk__chunk *c) {
   const sk_pc_config *cfg = c->cfg;
   const int N = cfg->levels, C = cfg->corrector_steps, d = c->d;
-  const size_t nd = (size_t)c->nr * (size_t)d;
-  float *score = c->scratch, *z = score + (size_t)sk_score_fn_rows(c->f) * (size_t)d;
+  const size_t nd = (size_t)c->nr * (size_t)d, rd = (size_t)sk_score_fn_rows(c->f) * (size_t)d;
+  float *score = c->scratch, *z = score + rd;
   const int64_t total = (int64_t)N * (C + 1);
+  sk__known known;
+  sk__known_init(&known, c, z + rd, z + 2 * rd, (uint64_t)total);
   sk_status st = SK_OK;
+  sk__known_noise(&known, c, (float)pc_sigma(cfg, 0));
+  sk__known_apply(&known, c);
   sk__chunk_snapshot_steps(c, 0, total);
   for (int i = 0; i < N && st == SK_OK; i++) {
     const float sig = (float)pc_sigma(cfg, i);
     for (int k = 0; k < C && st == SK_OK; k++) {
       st = corrector(c, sig, score, z);
+      sk__known_noise(&known, c, sig);
+      sk__known_apply(&known, c);
       sk__chunk_snapshot_steps(c, (int64_t)i * (C + 1) + k + 1, total);
     }
     if (st != SK_OK) break;
@@ -65,6 +75,8 @@ static sk_status pc_chunk(sk__chunk *c) {
     st = sk_score_fn_eval(c->f, c->x, c->nr, sig, score);
     sk_rng_normal(&c->rng, z, nd); /* drawn even when unused: a fixed count per chunk */
     for (size_t j = 0; st == SK_OK && j < nd; j++) c->x[j] += a * score[j] + b * z[j];
+    sk__known_noise(&known, c, (float)s1);
+    sk__known_apply(&known, c);
     sk__chunk_snapshot_steps(c, (int64_t)(i + 1) * (C + 1), total);
     sk__chunk_progress(c, C + 1);
   }
@@ -83,6 +95,11 @@ sk_status sk_pc_sample(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float
 
 sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
                             int64_t n, int64_t first, int64_t count) {
+  return sk__pc_rows(f, cfg, r, x, NULL, n, first, count);
+}
+
+sk_status sk__pc_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
+                      const float *mask, int64_t n, int64_t first, int64_t count) {
   sk_status st = sk__check_sigma_range("pc", cfg->sigma_max, cfg->sigma_min);
   if (st != SK_OK) return st;
   if (cfg->levels < 2 || cfg->levels > 1 << 24)
@@ -94,7 +111,10 @@ sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, 
     return sk__fail(SK_ERR_INVALID, "pc: snr %g is not positive", cfg->snr);
   const size_t rd = (size_t)sk_score_fn_rows(f) * (size_t)sk_score_fn_dim(f);
   const int64_t per_chunk = (int64_t)cfg->levels * (cfg->corrector_steps + 1);
-  const sk__chunk_plan p = {"pc", pc_chunk, cfg, 2 * rd * sizeof(float), (uint64_t)per_chunk,
-                            per_chunk, cfg->hooks};
+  /* With a mask: a draw for the known entries before the first step and
+   * after every step but the last (as many as the sampler's), and their
+   * values. */
+  const sk__chunk_plan p = {"pc", pc_chunk, cfg, (mask ? 4 : 2) * rd * sizeof(float),
+                            (uint64_t)per_chunk * (mask ? 2 : 1), per_chunk, cfg->hooks, mask};
   return sk__run_chunk_range(f, &p, r, x, NULL, NULL, n, first, count, NULL);
 }

@@ -92,6 +92,7 @@ sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r
       const int t = omp_get_thread_num();
       const int64_t r0 = c * rows, l0 = r0 - c0 * rows; /* in the run, in this call's rows */
       sk__chunk ck = {.f = fns[t], .x = x ? x + l0 * d : NULL, .xin = (x ? x : xin) + l0 * d,
+                      .mask = p->mask ? p->mask + l0 * d : NULL,
                       .out = out ? out + l0 : NULL, .nr = SK_MIN(rows, n - r0), .first_row = r0,
                       .index = c, .d = d, .rng = *r, .scratch = buf[t], .cfg = p->cfg,
                       .hooks = p->hooks, .done = &done, .total = total};
@@ -140,24 +141,58 @@ static sk_status check_finite(const char *what, const float *x, int64_t nr, int 
   return SK_OK;
 }
 
-/* Langevin on one chunk, with its own noise. */
+void sk__known_init(sk__known *k, sk__chunk *c, float *values, float *noisy, uint64_t own_draws) {
+  const size_t nd = (size_t)c->nr * (size_t)c->d;
+  *k = (sk__known){c->mask, values, noisy, c->rng};
+  if (!c->mask) return;
+  /* Past the chunk's own draws, each of nd values in whole blocks of 4. */
+  k->rng.offset += own_draws * ((nd + 3) / 4 * 4);
+  memcpy(values, c->x, nd * sizeof(float));
+}
+
+void sk__known_noise(sk__known *k, const sk__chunk *c, float sigma) {
+  if (!k->mask) return;
+  const size_t nd = (size_t)c->nr * (size_t)c->d;
+  if (sigma == 0) {
+    memcpy(k->noisy, k->values, nd * sizeof(float));
+    return;
+  }
+  sk_rng_normal(&k->rng, k->noisy, nd);
+  for (size_t j = 0; j < nd; j++) k->noisy[j] = k->values[j] + sigma * k->noisy[j];
+}
+
+void sk__known_apply(const sk__known *k, sk__chunk *c) {
+  if (!k->mask) return;
+  const size_t nd = (size_t)c->nr * (size_t)c->d;
+  for (size_t j = 0; j < nd; j++)
+    if (k->mask[j] != 0) c->x[j] = k->noisy[j];
+}
+
+/* Langevin on one chunk, with its own noise; with a mask, the known entries
+ * follow their values noised to σ_i (one draw a level, as Song & Ermon 2019,
+ * section 5) and end at their values exactly. */
 static sk_status langevin_chunk(sk__chunk *c) {
   const sk_langevin_config *cfg = c->cfg;
   const int L = cfg->n_sigmas, T = cfg->steps_per_level, d = c->d;
-  const size_t nd = (size_t)c->nr * (size_t)d;
-  float *xc = c->x, *score = c->scratch, *z = score + (size_t)sk_score_fn_rows(c->f) * (size_t)d;
+  const size_t nd = (size_t)c->nr * (size_t)d, rd = (size_t)sk_score_fn_rows(c->f) * (size_t)d;
+  float *xc = c->x, *score = c->scratch, *z = score + rd;
   const float sL = cfg->sigmas[L - 1];
   const int64_t total = (int64_t)L * T + (cfg->denoise != 0);
+  sk__known known;
+  sk__known_init(&known, c, z + rd, z + 2 * rd, (uint64_t)L * (uint64_t)T);
   sk_status st = SK_OK;
   sk__chunk_snapshot_steps(c, 0, total);
   for (int i = 0; i < L && st == SK_OK; i++) {
     const float sig = cfg->sigmas[i];
     const float alpha = cfg->eps * (sig * sig) / (sL * sL);
     const float half = 0.5f * alpha, noise = sqrtf(alpha);
+    sk__known_noise(&known, c, sig);
+    sk__known_apply(&known, c);
     for (int t = 0; t < T && st == SK_OK; t++) {
       st = sk_score_fn_eval(c->f, xc, c->nr, sig, score);
       sk_rng_normal(&c->rng, z, nd);
       for (size_t j = 0; j < nd; j++) xc[j] += half * score[j] + noise * z[j];
+      sk__known_apply(&known, c);
       sk__chunk_snapshot_steps(c, (int64_t)i * T + t + 1, total);
     }
     sk__chunk_progress(c, T);
@@ -165,6 +200,12 @@ static sk_status langevin_chunk(sk__chunk *c) {
   if (st == SK_OK && cfg->denoise) { /* Tweedie: E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) */
     st = sk_score_fn_eval(c->f, xc, c->nr, sL, score);
     for (size_t j = 0; st == SK_OK && j < nd; j++) xc[j] += sL * sL * score[j];
+  }
+  if (st == SK_OK) { /* the known values, exactly */
+    sk__known_noise(&known, c, 0);
+    sk__known_apply(&known, c);
+  }
+  if (st == SK_OK && cfg->denoise) {
     sk__chunk_snapshot_steps(c, total, total);
     sk__chunk_progress(c, 1);
   }
@@ -178,6 +219,11 @@ sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, 
 
 sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                            int64_t n, int64_t first, int64_t count) {
+  return sk__langevin_rows(f, cfg, r, x, NULL, n, first, count);
+}
+
+sk_status sk__langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
+                            const float *mask, int64_t n, int64_t first, int64_t count) {
   const int L = cfg->n_sigmas;
   if (cfg->steps_per_level < 1 || !(cfg->eps > 0) || !isfinite(cfg->eps))
     return sk__fail(SK_ERR_INVALID, "langevin: need steps >= 1 and eps > 0 (got %d, %g)",
@@ -188,9 +234,12 @@ sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng
     if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
       return sk__fail(SK_ERR_INVALID, "langevin: σ_%d = %g is not positive", i + 1, cfg->sigmas[i]);
   const size_t rd = (size_t)sk_score_fn_rows(f) * (size_t)sk_score_fn_dim(f);
-  const sk__chunk_plan p = {"langevin", langevin_chunk, cfg, 2 * rd * sizeof(float),
-                            (uint64_t)L * (uint64_t)cfg->steps_per_level,
-                            (int64_t)L * cfg->steps_per_level + (cfg->denoise != 0), cfg->hooks};
+  /* With a mask: one draw a level for the known entries, and their values. */
+  const uint64_t own = (uint64_t)L * (uint64_t)cfg->steps_per_level;
+  const sk__chunk_plan p = {"langevin", langevin_chunk, cfg, (mask ? 4 : 2) * rd * sizeof(float),
+                            own + (mask ? (uint64_t)L : 0),
+                            (int64_t)L * cfg->steps_per_level + (cfg->denoise != 0), cfg->hooks,
+                            mask};
   return sk__run_chunk_range(f, &p, r, x, NULL, NULL, n, first, count, NULL);
 }
 

@@ -36,6 +36,41 @@ int cli_float(const char *flag, const char *s, double lo, double hi, double *out
 /* A comma-separated list of positive floats. */
 int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n);
 
+/* ---- the samplers' flags, shared by sample and inpaint ---- */
+
+enum { CLI_LANGEVIN = 1, CLI_PC = 2, CLI_ODE = 4 };
+
+typedef struct cli_sampler_opts {
+  const char *sampler; /* --sampler NAME, or NULL */
+  long long steps_per_level, steps, corrector_steps;
+  double eps, snr, rtol, atol;
+  int denoise, no_denoise, steps_set;
+} cli_sampler_opts;
+
+/* T 100, C, snr and tolerances as SK_PC_* and SK_ODE_TOL; eps 0 and N unset:
+ * they depend on the model (cli_langevin_eps, cli_pc_config). */
+cli_sampler_opts cli_sampler_defaults(void);
+/* Records switch f (--denoise, --no-denoise) and returns 1 when it is one. */
+int cli_sampler_switch(const char *f, cli_sampler_opts *o);
+/* When f is a sampler flag with a value (--sampler, --steps-per-level, --eps,
+ * --steps, --snr, --corrector-steps, --rtol, --atol): parses v into o, 1, or
+ * 0 after a message; -1 when f is not one. */
+int cli_sampler_value(const char *f, const char *v, cli_sampler_opts *o);
+/* The sampler to run, one of `offered` (CLI_* bits): --sampler's, else the
+ * one the flags of argv belong to (`fallback` when they fit it); 0 after a
+ * message for an unknown name, flags of different samplers, or a flag of
+ * another sampler than the one chosen. */
+int cli_sampler_choose(int argc, char **argv, const char *sampler, int offered, int fallback);
+const char *cli_sampler_name(int s);
+/* Annealed Langevin's ε when o->eps is 0: NCSNv2's for T and the ladder's
+ * mean ratio σ_1/σ_L over L levels (L > 1), 1e-3 for plain Langevin; 0 after
+ * a message when there is none. */
+int cli_langevin_eps(cli_sampler_opts *o, int L, float s1, float sL);
+/* PC from s1 to sL with o's levels (default SK_PC_LEVELS_IMAGES for images,
+ * SK_PC_LEVELS_POINTS for points), corrector, snr and denoising. */
+sk_pc_config cli_pc_config(const cli_sampler_opts *o, int image, float s1, float sL,
+                           const sk_sample_hooks *hooks);
+
 /* A data set from a built-in 2-D set (n points drawn from seed), the image
  * sets fashion-mnist and fashion-mnist-test (Debian's dataset-fashion-mnist),
  * or a .csv, .npy or IDX file (labels from a CSV column, or a .npy or IDX

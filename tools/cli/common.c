@@ -24,6 +24,104 @@ int cli_fail(const char *fmt, ...) {
   return 1;
 }
 
+/* Flags that apply to some samplers only: given with another, refused. */
+static const struct {
+  const char *flag;
+  int samplers;
+} only_for[] = {{"--steps-per-level", CLI_LANGEVIN}, {"--eps", CLI_LANGEVIN},
+                {"--denoise", CLI_LANGEVIN},         {"--init", CLI_LANGEVIN},
+                {"--init-range", CLI_LANGEVIN},      {"--steps", CLI_PC},
+                {"--snr", CLI_PC},                   {"--corrector-steps", CLI_PC},
+                {"--rtol", CLI_ODE},                 {"--atol", CLI_ODE},
+                {"--no-denoise", CLI_PC | CLI_ODE}};
+
+#define CLI_ALL_SAMPLERS (CLI_LANGEVIN | CLI_PC | CLI_ODE)
+
+const char *cli_sampler_name(int s) {
+  return s == CLI_LANGEVIN ? "langevin" : s == CLI_PC ? "pc" : "ode";
+}
+
+/* The samplers flag f applies to (all for a common flag). */
+static int applies_to(const char *f) {
+  for (size_t k = 0; k < sizeof only_for / sizeof only_for[0]; k++)
+    if (!strcmp(f, only_for[k].flag)) return only_for[k].samplers;
+  return CLI_ALL_SAMPLERS;
+}
+
+cli_sampler_opts cli_sampler_defaults(void) {
+  return (cli_sampler_opts){.steps_per_level = 100, .corrector_steps = SK_PC_CORRECTOR_STEPS,
+                            .snr = SK_PC_SNR, .rtol = SK_ODE_TOL, .atol = SK_ODE_TOL};
+}
+
+int cli_sampler_switch(const char *f, cli_sampler_opts *o) {
+  if (!strcmp(f, "--denoise")) return o->denoise = 1;
+  if (!strcmp(f, "--no-denoise")) return o->no_denoise = 1;
+  return 0;
+}
+
+int cli_sampler_value(const char *f, const char *v, cli_sampler_opts *o) {
+  if (!strcmp(f, "--sampler")) return o->sampler = v, 1;
+  if (!strcmp(f, "--steps-per-level")) return cli_int(f, v, 1, 1000000, &o->steps_per_level);
+  if (!strcmp(f, "--steps")) return o->steps_set = cli_int(f, v, 2, 1000000, &o->steps);
+  if (!strcmp(f, "--corrector-steps")) return cli_int(f, v, 0, 1000, &o->corrector_steps);
+  if (!strcmp(f, "--eps")) return cli_float(f, v, 1e-12, 1e6, &o->eps);
+  if (!strcmp(f, "--snr")) return cli_float(f, v, 1e-6, 100, &o->snr);
+  if (!strcmp(f, "--rtol")) return cli_float(f, v, 1e-12, 0.1, &o->rtol);
+  if (!strcmp(f, "--atol")) return cli_float(f, v, 1e-12, 1e3, &o->atol);
+  return -1;
+}
+
+int cli_sampler_choose(int argc, char **argv, const char *sampler, int offered, int fallback) {
+  int s = 0;
+  if (sampler) {
+    for (int k = CLI_LANGEVIN; k <= CLI_ODE; k <<= 1)
+      if (offered & k && !strcmp(sampler, cli_sampler_name(k))) s = k;
+    if (!s) {
+      char names[32] = "";
+      for (int k = CLI_LANGEVIN; k <= CLI_ODE; k <<= 1)
+        if (offered & k)
+          snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                   *names ? ", " : "", cli_sampler_name(k));
+      return cli_fail("--sampler: unknown \"%s\" (%s)", sampler, names), 0;
+    }
+  } else { /* the sampler the flags given belong to */
+    int can = offered;
+    const char *first = NULL;
+    for (int i = 0; i < argc; i++) {
+      if (strncmp(argv[i], "--", 2)) continue;
+      const int a = applies_to(argv[i]);
+      if (!(can & a))
+        return cli_fail("%s and %s: flags of different samplers (choose one with --sampler)",
+                        first, argv[i]), 0;
+      if (a != CLI_ALL_SAMPLERS && !first) first = argv[i];
+      can &= a;
+    }
+    s = can & fallback ? fallback : can & CLI_PC ? CLI_PC : can & CLI_LANGEVIN ? CLI_LANGEVIN
+                                                                                : CLI_ODE;
+  }
+  for (int i = 0; i < argc; i++)
+    if (!strncmp(argv[i], "--", 2) && !(applies_to(argv[i]) & s))
+      return cli_fail("%s: does not apply to --sampler %s", argv[i], cli_sampler_name(s)), 0;
+  return s;
+}
+
+int cli_langevin_eps(cli_sampler_opts *o, int L, float s1, float sL) {
+  if (o->eps > 0) return 1;
+  /* γ: the ladder's mean ratio (exact for the geometric ladders train makes). */
+  o->eps = L > 1 ? sk_langevin_ncsnv2_eps((int)o->steps_per_level,
+                                          powf(s1 / sL, 1.0f / (float)(L - 1)), sL)
+                 : 1e-3;
+  if (!(o->eps > 0)) return cli_fail("%s", sk_last_error()), 0;
+  return 1;
+}
+
+sk_pc_config cli_pc_config(const cli_sampler_opts *o, int image, float s1, float sL,
+                           const sk_sample_hooks *hooks) {
+  const long long N = o->steps_set ? o->steps : image ? SK_PC_LEVELS_IMAGES : SK_PC_LEVELS_POINTS;
+  return (sk_pc_config){s1, sL, (int)N, (int)o->corrector_steps, (float)o->snr, !o->no_denoise,
+                        hooks};
+}
+
 /* The value after the first occurrence of flag f. */
 static const char *cli_first_value(int argc, char **argv, const char *f) {
   for (int j = 0; j + 1 < argc; j++)

@@ -1,5 +1,6 @@
 /* `scorekit inpaint`: fill the missing entries of rows or images given their
- * known ones with a noise-conditional score model (sk_inpaint). */
+ * known ones with a noise-conditional score model (sk_inpaint), by the
+ * predictor-corrector sampler or annealed Langevin with sample's flags. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,8 @@ static const char usage[] =
     "                        --out OUT.npy [flags]\n"
     "\n"
     "Samples the missing entries of every row (or image) of X given its known\n"
-    "ones: annealed Langevin over the model's σ ladder in which the known entries\n"
-    "are reset to their values plus N(0, σ_i²) noise after every step, and to their\n"
+    "ones: the sampler runs with the known entries put back at their values plus\n"
+    "N(0, σ²) noise, σ the level the chain is at, after every step, and at their\n"
     "values exactly at the end (docs/MATH.md). The known entries of OUT are those\n"
     "of X, bit for bit.\n"
     "\n"
@@ -24,7 +25,7 @@ static const char usage[] =
     "  --raw                 use the raw weights instead of their EMA (the default)\n"
     "  --input X.npy         rows (n, d), or images (n, h, w) or (n, c, h, w) of the\n"
     "                        model's shape, in the data's range as sample writes them\n"
-    "                        (0..255 for 8-bit pixels); float32/float64/int\n"
+    "                        (0..255 for 8-bit pixels); float32/float64/int, finite\n"
     "  --mask MASK.npy       1 where X is known, 0 where it is missing (nothing else):\n"
     "                        X's shape, or one row's or image's shape for every row\n"
     "  --mask-kind K         make the mask instead: half (an image's bottom half, a\n"
@@ -36,12 +37,21 @@ static const char usage[] =
     "  --class Y             with a class-conditional model (train --conditional):\n"
     "                        classifier-free guidance towards class Y\n"
     "  --guidance W          its weight w (default 1; 0 unconditional; > 1 sharpens)\n"
-    "  --steps-per-level T   corrector (Langevin) steps per noise level (default 100)\n"
-    "  --eps E               step size ε (default 0.2·σ_L²: α_i = 0.2 σ_i²)\n"
-    "  --predictor           also a reverse-diffusion step between levels\n"
-    "  --denoise             final Tweedie step on the missing entries\n"
     "  --seed S              (default 0)\n"
-    "  --out FILE.npy        X with its missing entries filled, X's shape, float32\n";
+    "  --out FILE.npy        X with its missing entries filled, X's shape, float32\n"
+    "  --sampler pc|langevin the predictor-corrector sampler (the default) or annealed\n"
+    "                        Langevin over the model's σ ladder; without it, the one\n"
+    "                        the flags below belong to. A flag of the other is refused.\n"
+    "pc, as scorekit sample's (from σ_max to σ_min, the ends of the model's ladder):\n"
+    "  --steps N             geometric noise levels (default 1000 for images, 200 for\n"
+    "                        points)\n"
+    "  --snr R               the corrector's signal-to-noise ratio (default 0.16)\n"
+    "  --corrector-steps C   Langevin corrector steps per level (default 1)\n"
+    "  --no-denoise          end at σ_min without the final Tweedie step\n"
+    "langevin, as scorekit sample's:\n"
+    "  --steps-per-level T   steps per noise level (default 100)\n"
+    "  --eps E               step size ε (default: NCSNv2's for T and the ladder's ratio)\n"
+    "  --denoise             final Tweedie step on the missing entries\n";
 
 typedef struct mask_spec {
   int kind; /* 0 file, 1 half, 2 centre, 3 random */
@@ -100,14 +110,17 @@ static int input_fits(const sk_tensor *x, int d, const int64_t chw[3]) {
 }
 
 int cmd_inpaint(int argc, char **argv) {
-  static const char *const valued[] = {"--model", "--input", "--mask", "--mask-kind", "--mask-out",
-                                       "--out", "--class", "--guidance", "--steps-per-level",
-                                       "--eps", "--seed", NULL};
-  static const char *const switches[] = {"--raw", "--predictor", "--denoise", "--help", "-h", NULL};
+  static const char *const valued[] = {
+      "--model", "--input", "--mask", "--mask-kind", "--mask-out", "--out", "--class", "--guidance",
+      "--seed", "--sampler", "--steps", "--snr", "--corrector-steps", "--steps-per-level", "--eps",
+      NULL};
+  static const char *const switches[] = {"--raw", "--denoise", "--no-denoise", "--help", "-h",
+                                         NULL};
   const char *model_path = NULL, *input = NULL, *mask_path = NULL, *mask_out = NULL, *out = NULL;
-  long long steps = 100, seed = 0, cls = -1;
-  double eps = 0, guidance = 1;
-  int use_ema = 1, predictor = 0, denoise = 0, guidance_set = 0;
+  long long seed = 0, cls = -1;
+  double guidance = 1;
+  int use_ema = 1, guidance_set = 0;
+  cli_sampler_opts so = cli_sampler_defaults();
   mask_spec ms = {0, 0};
   unsigned long long seen = 0;
   for (int i = 0; i < argc; i++) {
@@ -120,17 +133,15 @@ int cmd_inpaint(int argc, char **argv) {
       use_ema = 0;
       continue;
     }
-    if (!strcmp(f, "--predictor")) {
-      predictor = 1;
-      continue;
-    }
-    if (!strcmp(f, "--denoise")) {
-      denoise = 1;
-      continue;
-    }
+    if (cli_sampler_switch(f, &so)) continue;
     const char *v = cli_value("inpaint", argc, argv, &i, valued, switches, &seen);
     if (!v) return 1;
-    int ok = 1;
+    int ok = cli_sampler_value(f, v, &so);
+    if (ok >= 0) {
+      if (!ok) return 1;
+      continue;
+    }
+    ok = 1;
     if (!strcmp(f, "--model")) model_path = v;
     else if (!strcmp(f, "--input")) input = v;
     else if (!strcmp(f, "--mask")) mask_path = v;
@@ -139,8 +150,6 @@ int cmd_inpaint(int argc, char **argv) {
     else if (!strcmp(f, "--out")) out = v;
     else if (!strcmp(f, "--class")) ok = cli_int(f, v, 0, 65535, &cls);
     else if (!strcmp(f, "--guidance")) ok = guidance_set = cli_float(f, v, -1e3, 1e3, &guidance);
-    else if (!strcmp(f, "--steps-per-level")) ok = cli_int(f, v, 0, 1000000, &steps);
-    else if (!strcmp(f, "--eps")) ok = cli_float(f, v, 1e-12, 1e6, &eps);
     else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &seed);
     if (!ok) return 1;
   }
@@ -149,8 +158,8 @@ int cmd_inpaint(int argc, char **argv) {
   if (!mask_path == !ms.kind)
     return cli_fail("give one of --mask FILE and --mask-kind K (see scorekit inpaint --help)");
   if (guidance_set && cls < 0) return cli_fail("--guidance: applies with --class only");
-  if (steps == 0 && !predictor)
-    return cli_fail("--steps-per-level 0: leaves nothing to sample without --predictor");
+  const int sampler = cli_sampler_choose(argc, argv, so.sampler, CLI_PC | CLI_LANGEVIN, CLI_PC);
+  if (!sampler) return 1;
   if (!cli_check_out("--out", out) || (mask_out && !cli_check_out("--mask-out", mask_out))) return 1;
   static sk_model_info info;
   sk_model *m = NULL;
@@ -168,6 +177,10 @@ int cmd_inpaint(int argc, char **argv) {
   if ((mc->kind != SK_MODEL_NCMLP && mc->kind != SK_MODEL_UNET) || info.n_sigmas < 1) {
     cli_fail("%s: inpainting needs a noise-conditional score model with a σ ladder (ncmlp or unet "
              "trained by ncsn)", model_path);
+    goto done;
+  }
+  if (sampler == CLI_PC && info.n_sigmas < 2) {
+    cli_fail("--sampler pc: the model's ladder has one level; it needs σ_max > σ_min");
     goto done;
   }
   if (cls >= 0 && mc->classes < 1) {
@@ -235,7 +248,8 @@ int cmd_inpaint(int argc, char **argv) {
                    (size_t)d * sizeof(float));
     else make_row_mask(&ms, info.image_shape, d, &mr, row, u);
   }
-  /* Into the model's scale; the missing entries start from N(0, σ_1²). */
+  /* Into the model's scale; the missing entries start from N(0, σ_max²)
+   * (σ_max = σ_1, the top of the ladder), whatever X holds there. */
   const float scale = info.data_scale > 0 ? info.data_scale : 1.0f;
   const float *x0 = sk_tensor_cdata(xt);
   sk_rng r = sk_rng_make((uint64_t)seed, 0x696e7074); /* "inpt" */
@@ -248,8 +262,8 @@ int cmd_inpaint(int argc, char **argv) {
       missing++;
     }
   }
-  const float sL = info.sigmas[info.n_sigmas - 1];
-  if (eps == 0) eps = 0.2 * sL * sL;
+  const float s1 = info.sigmas[0], sL = info.sigmas[info.n_sigmas - 1];
+  if (sampler == CLI_LANGEVIN && !cli_langevin_eps(&so, info.n_sigmas, s1, sL)) goto done;
   const int rows = n < INPAINT_ROWS ? (int)n : INPAINT_ROWS;
   if ((cls >= 0 ? sk_score_fn_cfg(m, rows, (int)cls, (float)guidance, &fn)
                 : sk_score_fn_model(m, rows, &fn)) != SK_OK) {
@@ -257,13 +271,26 @@ int cmd_inpaint(int argc, char **argv) {
     goto done;
   }
   if (cls >= 0) printf("classifier-free guidance: class %lld, weight %g\n", cls, guidance);
-  printf("inpainting %lld rows, %zu of %zu values missing (%.1f%%): %d levels × %lld steps%s, "
-         "ε = %.3g\n", (long long)n, missing, nd, 100.0 * (double)missing / (double)nd,
-         info.n_sigmas, steps, predictor ? " with a predictor" : "", eps);
+  cli_progress prog;
+  const sk_sample_hooks hooks = {cli_progress_update, &prog, 0, NULL};
+  const sk_inpaint_config ic = {
+      sampler == CLI_PC ? SK_INPAINT_PC : SK_INPAINT_LANGEVIN,
+      cli_pc_config(&so, info.image_shape[0] > 0, s1, sL, &hooks),
+      {info.n_sigmas, info.sigmas, (int)so.steps_per_level, (float)so.eps, so.denoise, &hooks}};
+  printf("inpainting %lld rows, %zu of %zu values missing (%.1f%%): ", (long long)n, missing, nd,
+         100.0 * (double)missing / (double)nd);
+  if (sampler == CLI_PC)
+    printf("predictor-corrector, %d levels σ %.4g → %.4g, %d corrector step%s at snr %g%s\n",
+           ic.pc.levels, s1, sL, ic.pc.corrector_steps, ic.pc.corrector_steps == 1 ? "" : "s",
+           ic.pc.snr, ic.pc.denoise ? ", denoised" : "");
+  else
+    printf("annealed Langevin, %d levels × %d steps, ε = %.3g%s\n", info.n_sigmas,
+           ic.langevin.steps_per_level, ic.langevin.eps, ic.langevin.denoise ? ", denoised" : "");
   fflush(stdout);
-  sk_inpaint_config ic = {{info.n_sigmas, info.sigmas, (int)steps, (float)eps, denoise, NULL},
-                          predictor};
-  if (sk_inpaint(fn, &ic, &r, x, mask, n) != SK_OK) {
+  cli_progress_start(&prog, cli_sampler_name(sampler), "score evaluations");
+  const sk_status st = sk_inpaint(fn, &ic, &r, x, mask, n);
+  cli_progress_end(&prog);
+  if (st != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }

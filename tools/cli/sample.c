@@ -76,60 +76,15 @@ static const char usage[] =
     "Under mpirun or srun each rank samples a share of the chunks of 512 particles;\n"
     "rank 0 writes the same files as one process would (docs/MPI.md).\n";
 
-enum { LANGEVIN = 1, PC = 2, ODE = 4 };
-
-/* Flags that apply to some samplers only: given with another, refused. */
-static const struct {
-  const char *flag;
-  int samplers;
-} only_for[] = {{"--steps-per-level", LANGEVIN}, {"--eps", LANGEVIN},      {"--denoise", LANGEVIN},
-                {"--init", LANGEVIN},            {"--init-range", LANGEVIN}, {"--steps", PC},
-                {"--snr", PC},                   {"--corrector-steps", PC}, {"--rtol", ODE},
-                {"--atol", ODE},                 {"--no-denoise", PC | ODE}};
-
-static const char *sampler_name(int s) { return s == LANGEVIN ? "langevin" : s == PC ? "pc" : "ode"; }
-
-/* The samplers flag f applies to (all for a common flag). */
-static int applies_to(const char *f) {
-  for (size_t k = 0; k < sizeof only_for / sizeof only_for[0]; k++)
-    if (!strcmp(f, only_for[k].flag)) return only_for[k].samplers;
-  return LANGEVIN | PC | ODE;
-}
-
-/* The first flag of argv that does not apply to sampler s, or NULL. */
-static const char *stray_flag(int argc, char **argv, int s) {
-  for (int i = 0; i < argc; i++)
-    if (!strncmp(argv[i], "--", 2) && !(applies_to(argv[i]) & s)) return argv[i];
-  return NULL;
-}
-
-/* Without --sampler, the sampler the flags given belong to: langevin for
- * --steps-per-level, and so on; `fallback` when they fit several. 0 after a
- * message when they belong to different samplers. */
-static int implied_sampler(int argc, char **argv, int fallback) {
-  int can = LANGEVIN | PC | ODE;
-  const char *first = NULL;
-  for (int i = 0; i < argc; i++) {
-    if (strncmp(argv[i], "--", 2)) continue;
-    const int a = applies_to(argv[i]);
-    if (!(can & a)) {
-      cli_fail("%s and %s: flags of different samplers (choose one with --sampler)", first, argv[i]);
-      return 0;
-    }
-    if (a != (LANGEVIN | PC | ODE) && !first) first = argv[i];
-    can &= a;
-  }
-  return can & fallback ? fallback : can & PC ? PC : can & LANGEVIN ? LANGEVIN : ODE;
-}
-
 /* --class all */
 #define ALL_CLASSES (1LL << 20)
 
 typedef struct sample_opts {
-  const char *model, *out, *plot, *grid, *init, *classifier, *trajectory, *sampler;
-  long long n, steps_per_level, steps, corrector_steps, snapshots, seed, cls;
-  double eps, range, guidance, snr, rtol, atol;
-  int use_ema, denoise, no_denoise, range_set, guidance_set, snapshots_set, steps_set;
+  const char *model, *out, *plot, *grid, *init, *classifier, *trajectory;
+  long long n, snapshots, seed, cls;
+  double range, guidance;
+  int use_ema, range_set, guidance_set, snapshots_set;
+  cli_sampler_opts s;
 } sample_opts;
 
 /* 0 after a message, 1 when the flags parse; -1 for --help (printed). */
@@ -147,15 +102,19 @@ static int parse(int argc, char **argv, sample_opts *o) {
       fputs(usage, stdout);
       return -1;
     }
-    if (!strcmp(f, "--raw") || !strcmp(f, "--denoise") || !strcmp(f, "--no-denoise")) {
-      if (!strcmp(f, "--raw")) o->use_ema = 0;
-      else if (!strcmp(f, "--denoise")) o->denoise = 1;
-      else o->no_denoise = 1;
+    if (!strcmp(f, "--raw")) {
+      o->use_ema = 0;
       continue;
     }
+    if (cli_sampler_switch(f, &o->s)) continue;
     const char *v = cli_value("sample", argc, argv, &i, valued, switches, &seen);
     if (!v) return 0;
-    int ok = 1;
+    int ok = cli_sampler_value(f, v, &o->s);
+    if (ok >= 0) {
+      if (!ok) return 0;
+      continue;
+    }
+    ok = 1;
     if (!strcmp(f, "--model")) o->model = v;
     else if (!strcmp(f, "--out")) o->out = v;
     else if (!strcmp(f, "--plot")) o->plot = v;
@@ -163,20 +122,12 @@ static int parse(int argc, char **argv, sample_opts *o) {
     else if (!strcmp(f, "--init")) o->init = v;
     else if (!strcmp(f, "--classifier")) o->classifier = v;
     else if (!strcmp(f, "--trajectory")) o->trajectory = v;
-    else if (!strcmp(f, "--sampler")) o->sampler = v;
     else if (!strcmp(f, "--class") && !strcmp(v, "all")) o->cls = ALL_CLASSES;
     else if (!strcmp(f, "--class")) ok = cli_int(f, v, 0, 65535, &o->cls);
     else if (!strcmp(f, "--guidance")) ok = o->guidance_set = cli_float(f, v, -1e3, 1e3, &o->guidance);
     else if (!strcmp(f, "--n")) ok = cli_int(f, v, 1, 100000000, &o->n);
-    else if (!strcmp(f, "--steps-per-level")) ok = cli_int(f, v, 1, 1000000, &o->steps_per_level);
-    else if (!strcmp(f, "--steps")) ok = o->steps_set = cli_int(f, v, 2, 1000000, &o->steps);
-    else if (!strcmp(f, "--corrector-steps")) ok = cli_int(f, v, 0, 1000, &o->corrector_steps);
     else if (!strcmp(f, "--snapshots")) ok = o->snapshots_set = cli_int(f, v, 2, 10000, &o->snapshots);
     else if (!strcmp(f, "--seed")) ok = cli_int(f, v, 0, INT64_MAX, &o->seed);
-    else if (!strcmp(f, "--eps")) ok = cli_float(f, v, 1e-12, 1e6, &o->eps);
-    else if (!strcmp(f, "--snr")) ok = cli_float(f, v, 1e-6, 100, &o->snr);
-    else if (!strcmp(f, "--rtol")) ok = cli_float(f, v, 1e-12, 0.1, &o->rtol);
-    else if (!strcmp(f, "--atol")) ok = cli_float(f, v, 1e-12, 1e3, &o->atol);
     else if (!strcmp(f, "--init-range")) ok = o->range_set = cli_float(f, v, 1e-6, 1e6, &o->range);
     else return cli_fail("unknown flag %s (see scorekit sample --help)", f), 0;
     if (!ok) return 0;
@@ -195,9 +146,6 @@ static int parse(int argc, char **argv, sample_opts *o) {
                     "class-conditional model)"), 0;
   if (o->snapshots_set && !o->trajectory)
     return cli_fail("--snapshots: applies with --trajectory only"), 0;
-  if (o->sampler && strcmp(o->sampler, "langevin") && strcmp(o->sampler, "pc") &&
-      strcmp(o->sampler, "ode"))
-    return cli_fail("--sampler: unknown \"%s\" (langevin, pc, ode)", o->sampler), 0;
   return 1;
 }
 
@@ -215,10 +163,8 @@ static int save_rows(const char *path, float *x, int64_t k, int d, const sk_mode
 }
 
 int cmd_sample(int argc, char **argv) {
-  sample_opts o = {.init = "gaussian", .n = 5000, .steps_per_level = 100,
-                   .corrector_steps = SK_PC_CORRECTOR_STEPS, .snapshots = 10, .cls = -1,
-                   .range = 8, .guidance = 1, .snr = SK_PC_SNR, .rtol = SK_ODE_TOL,
-                   .atol = SK_ODE_TOL, .use_ema = 1};
+  sample_opts o = {.init = "gaussian", .n = 5000, .snapshots = 10, .cls = -1, .range = 8,
+                   .guidance = 1, .use_ema = 1, .s = cli_sampler_defaults()};
   const int parsed = parse(argc, argv, &o);
   if (parsed <= 0) return parsed < 0 ? 0 : 1;
   /* Where the results go is checked before anything is computed. */
@@ -290,41 +236,26 @@ int cmd_sample(int argc, char **argv) {
   }
   o.n *= K;
   const int image = info.image_shape[0] > 0;
-  const int sampler = !o.sampler ? implied_sampler(argc, argv, cond ? PC : LANGEVIN)
-                      : !strcmp(o.sampler, "langevin") ? LANGEVIN
-                      : !strcmp(o.sampler, "pc") ? PC : ODE;
+  const int sampler = cli_sampler_choose(argc, argv, o.s.sampler, CLI_LANGEVIN | CLI_PC | CLI_ODE,
+                                         cond ? CLI_PC : CLI_LANGEVIN);
   if (!sampler) goto done;
-  if (sampler != LANGEVIN && !cond) {
+  if (sampler != CLI_LANGEVIN && !cond) {
     cli_fail("--sampler %s: needs a noise-conditional model (%s is unconditional)",
-             sampler_name(sampler), o.model);
+             cli_sampler_name(sampler), o.model);
     goto done;
   }
-  if (sampler != LANGEVIN && info.n_sigmas < 2) {
+  if (sampler != CLI_LANGEVIN && info.n_sigmas < 2) {
     cli_fail("--sampler %s: the model's ladder has one level; it needs σ_max > σ_min",
-             sampler_name(sampler));
+             cli_sampler_name(sampler));
     goto done;
   }
-  const char *stray = stray_flag(argc, argv, sampler);
-  if (stray) {
-    cli_fail("%s: does not apply to --sampler %s", stray, sampler_name(sampler));
-    goto done;
-  }
-  if (!o.steps_set) o.steps = image ? SK_PC_LEVELS_IMAGES : SK_PC_LEVELS_POINTS;
   /* An unconditional model is sampled (and a classifier guiding it is
    * evaluated) at the σ it was trained at, 1 if none. */
   const float level = info.sigma > 0 ? info.sigma : 1.0f;
   const float s1 = cond ? info.sigmas[0] : 1.0f, sL = cond ? info.sigmas[info.n_sigmas - 1] : 1.0f;
   const int L = cond ? info.n_sigmas : 1;
-  const int eps_given = o.eps > 0;
-  if (sampler == LANGEVIN && o.eps == 0)
-    /* γ: the ladder's mean ratio (exact for the geometric ladders train makes). */
-    o.eps = L > 1 ? sk_langevin_ncsnv2_eps((int)o.steps_per_level,
-                                           powf(s1 / sL, 1.0f / (float)(L - 1)), sL)
-                  : 1e-3;
-  if (!(o.eps > 0) && sampler == LANGEVIN) {
-    cli_fail("%s", sk_last_error());
-    goto done;
-  }
+  const int eps_given = o.s.eps > 0;
+  if (sampler == CLI_LANGEVIN && !cli_langevin_eps(&o.s, L, s1, sL)) goto done;
   x = cli_alloc((size_t)o.n * (size_t)mc->dim * sizeof *x);
   if (o.trajectory) snaps = cli_alloc((size_t)o.snapshots * (size_t)mc->dim * sizeof *snaps);
   if (!x || (o.trajectory && !snaps)) {
@@ -371,24 +302,23 @@ int cmd_sample(int argc, char **argv) {
                            o.trajectory ? (int)o.snapshots : 0, snaps};
   sk_score_fn *f = guided ? guided : fn;
   sk_status st = SK_OK;
-  sk_langevin_config lc = {L, cond ? info.sigmas : &level, (int)o.steps_per_level, (float)o.eps,
-                           o.denoise, &hooks};
-  sk_pc_config pc = {s1, sL, (int)o.steps, (int)o.corrector_steps, (float)o.snr, !o.no_denoise,
-                     &hooks};
-  sk_ode_config oc = {s1, sL, o.rtol, o.atol, !o.no_denoise, &hooks};
+  sk_langevin_config lc = {L, cond ? info.sigmas : &level, (int)o.s.steps_per_level,
+                           (float)o.s.eps, o.s.denoise, &hooks};
+  sk_pc_config pc = cli_pc_config(&o.s, image, s1, sL, &hooks);
+  sk_ode_config oc = {s1, sL, o.s.rtol, o.s.atol, !o.s.no_denoise, &hooks};
   sk_ode_stats os = {0};
   int64_t chunks = 0;
-  if (sampler == LANGEVIN)
+  if (sampler == CLI_LANGEVIN)
     printf("%s Langevin: %lld samples, %d level%s × %lld steps, ε = %.3g (toy convention%s)\n",
-           cond ? "annealed" : "plain", o.n, L, L > 1 ? "s" : "", o.steps_per_level, o.eps,
+           cond ? "annealed" : "plain", o.n, L, L > 1 ? "s" : "", o.s.steps_per_level, o.s.eps,
            eps_given || L < 2 ? "" : "; NCSNv2's for T and the ladder");
-  else if (sampler == PC)
+  else if (sampler == CLI_PC)
     printf("predictor-corrector: %lld samples, %lld levels σ %.4g → %.4g, %lld corrector step%s "
-           "at snr %g%s\n", o.n, o.steps, s1, sL, o.corrector_steps,
-           o.corrector_steps == 1 ? "" : "s", o.snr, o.no_denoise ? "" : ", denoised");
+           "at snr %g%s\n", o.n, (long long)pc.levels, s1, sL, o.s.corrector_steps,
+           o.s.corrector_steps == 1 ? "" : "s", o.s.snr, o.s.no_denoise ? "" : ", denoised");
   else
     printf("probability-flow ODE: %lld samples, σ %.4g → %.4g, rtol %g, atol %g%s\n", o.n, s1, sL,
-           o.rtol, o.atol, o.no_denoise ? "" : ", denoised");
+           o.s.rtol, o.s.atol, o.s.no_denoise ? "" : ", denoised");
   fflush(stdout);
   /* One run, or with --class all one a class, each from where the last left
    * r; the trajectory is the first run's (class 0's). */
@@ -413,10 +343,10 @@ int cmd_sample(int argc, char **argv) {
     int64_t first, count;
     cli_mpi_rows(per_class, sk_score_fn_rows(f), &first, &count);
     float *xr = x + ((size_t)k * (size_t)per_class + (size_t)first) * (size_t)mc->dim;
-    if (sampler == LANGEVIN) {
+    if (sampler == CLI_LANGEVIN) {
       cli_progress_start(&prog, "langevin", "score evaluations");
       st = sk_langevin_rows(f, &lc, &r, xr, per_class, first, count);
-    } else if (sampler == PC) {
+    } else if (sampler == CLI_PC) {
       cli_progress_start(&prog, "pc", "score evaluations");
       st = sk_pc_sample_rows(f, &pc, &r, xr, per_class, first, count);
     } else {
@@ -433,7 +363,7 @@ int cmd_sample(int argc, char **argv) {
     }
     cli_progress_end(&prog);
   }
-  if (st == SK_OK && sampler == ODE)
+  if (st == SK_OK && sampler == CLI_ODE)
     printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
            "%lld rejected\n", (long long)os.evals, (long long)chunks, chunks > 1 ? "s" : "",
            (double)os.evals / (double)chunks, (long long)os.steps, (long long)os.rejected);
