@@ -32,8 +32,8 @@ static const char usage[] =
     "                     [--classifier-minutes C] [--n N] [--levels L] [--seed S]\n"
     "\n"
     "Trains the U-Net with vesde on Debian's Fashion-MNIST for M minutes\n"
-    "(default 15; batch 64), and a convolutional classifier for C minutes\n"
-    "(default 4) for the metrics; draws N images (default 1000) with the\n"
+    "(default 14; batch 64), and a convolutional classifier for C minutes\n"
+    "(default 3) for the metrics; draws N images (default 1000) with the\n"
     "predictor-corrector sampler over L levels (default 1000), and writes\n"
     "DIR/samples.npy, DIR/grid.png (the first 100), DIR/trajectory.npy and\n"
     "DIR/trajectory.png (one sample from noise to image), DIR/metrics.json\n"
@@ -225,7 +225,7 @@ int cmd_demo(int argc, char **argv) {
   static const char *const switches[] = {"--help", "-h", NULL};
   const char *dir = "out/demo", *data = "mog8";
   long long steps = 40000, clf_steps = 3000, n = 5000, seed = 0, T = 0; /* T 0: pc */
-  double minutes = 15, clf_minutes = 4;
+  double minutes = 14, clf_minutes = 3;
   long long levels = 1000;
   int n_given = 0;
   const char *point_flag = NULL, *image_flag = NULL; /* one of each kind given, if any */
