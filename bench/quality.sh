@@ -226,4 +226,24 @@ awk -F'\t' 'NR > 1 { k = $1; c = sprintf("%s | %.2f (%.2f) | %.3f ± %.3f", $3, 
     if ($2 == "scorekit") { sk[k] = c; o[++n] = k } else { pt[k] = c } }
   END { print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= n; i++) printf "| %s | %s | %s |\n", o[i], sk[o[i]], pt[o[i]] }' "$table"
-echo "results: $RESULTS (table.tsv, */grid.png, */eval.json, */likelihood.json)"
+
+# The two grids of the largest budget side by side, each under its caption
+# (PIL, Debian's python3-pil, when it is there).
+read -r m sks pts <<<"${budgets[-1]}"
+"$PYTHON" - "$RESULTS/sk-$m/grid.png" "$RESULTS/torch-$m/grid.png" "$RESULTS/side-by-side.png" \
+  "scorekit, $m min ($sks steps)" "PyTorch, $m min ($pts steps)" <<'EOF' || echo "no side-by-side picture (PIL?)"
+import sys
+from PIL import Image, ImageDraw
+a, b, out, ta, tb = sys.argv[1:]
+ga, gb = Image.open(a).convert("L"), Image.open(b).convert("L")
+pad, cap = 16, 24
+w, h = ga.width + gb.width + 3 * pad, max(ga.height, gb.height) + cap + pad
+pic = Image.new("L", (w, h), 255)
+d = ImageDraw.Draw(pic)
+for x, g, t in ((pad, ga, ta), (2 * pad + ga.width, gb, tb)):
+    pic.paste(g, (x, cap))
+    d.text((x, 6), t, fill=0)
+pic.save(out, optimize=True)
+print(f"wrote {out}")
+EOF
+echo "results: $RESULTS (table.tsv, */grid.png, */eval.json, */likelihood.json, side-by-side.png)"
