@@ -31,6 +31,8 @@
 #   TORCH_ENV     the twin's configuration of bench/lib.sh (default tuned: 1
 #                 torch thread, 1 OpenBLAS thread, TUNED_ENV)
 #   PYTHON        default /usr/bin/python3 (Debian's python3-torch)
+#   SCORE_ONLY=1  no training: score the checkpoints that a former run left in
+#                 RESULTS for MINUTES (evaluating those not yet evaluated)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,7 +77,9 @@ RATE_TORCH=${RATE_TORCH:-$(awk -v s="$sec_torch" 'BEGIN { printf "%.3f", 1 / s }
 steps_of() { awk -v m="$1" -v r="$2" 'BEGIN { s = int(m * 60 * r + 0.5); print (s < 1 ? 1 : s) }'; }
 
 mkdir -p "$RESULTS"
-exec > >(tee "$RESULTS/quality.log") 2>&1
+log=$RESULTS/quality.log
+[[ ${SCORE_ONLY:-0} == 1 ]] && log=$RESULTS/quality-score.log
+exec > >(tee "$log") 2>&1
 echo "quality.sh: $(date -u '+%F %T') UTC, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 echo "rates: scorekit $RATE_SK steps/s ($SK_THREADS threads), PyTorch $RATE_TORCH steps/s ($cfg_torch)"
 echo "  source: $perf, U-Net table, run 1, train-b64: scorekit 2 thr $sec_sk s, PyTorch best $sec_torch s ($cfg_torch)"
@@ -86,16 +90,8 @@ for m in $MINUTES; do
   echo "  $m min: scorekit $(steps_of "$m" "$RATE_SK") steps, PyTorch $(steps_of "$m" "$RATE_TORCH") steps"
 done
 
-# The template, and the twin's initial weights: a 1-step scorekit run of the
-# same configuration and seed as the chain below.
-rm -rf "$RESULTS/template"
-sk train "${TRAIN[@]}" --steps 1 --out "$RESULTS/template"
-template=$RESULTS/template/model.safetensors
-
-# The twin's checkpoints. A former run's results go first: the evaluation
-# below starts on a model as soon as its file is there.
+# The twin's checkpoints.
 at=$(for b in "${budgets[@]}"; do set -- $b; echo "$3"; done | paste -sd,)
-rm -rf "$RESULTS/torch" "$RESULTS"/torch-* "$RESULTS"/sk-* "$RESULTS/table.tsv"
 
 # The export check: scorekit's score of the twin's last file against the
 # twin's own forward of the same inputs, raw and EMA weights.
@@ -126,6 +122,7 @@ evaluate_all() {
   for b in "${budgets[@]}"; do
     for who in scorekit torch; do
       read -r model steps dir <<<"$(model_of $who $b)"
+      if [[ -s $dir/likelihood.json && -f $dir/samples.npy ]]; then continue; fi
       until [[ -f $model ]]; do
         kill -0 "$trainers" 2>/dev/null || [[ -f $model ]] || { echo "no $model" >&2; return 1; }
         sleep 10
@@ -141,6 +138,20 @@ evaluate_all() {
     done
   done
 }
+
+if [[ ${SCORE_ONLY:-0} == 1 ]]; then
+  # The checkpoints of a former run, scored again: the models not yet
+  # evaluated, then the Fréchet distances and the table.
+  evaluate_all
+else
+# The template, and the twin's initial weights: a 1-step scorekit run of the
+# same configuration and seed as the chain below.
+rm -rf "$RESULTS/template"
+sk train "${TRAIN[@]}" --steps 1 --out "$RESULTS/template"
+template=$RESULTS/template/model.safetensors
+# A former run's results go first: the evaluation starts on a model as soon
+# as its file is there.
+rm -rf "$RESULTS/torch" "$RESULTS"/torch-* "$RESULTS"/sk-* "$RESULTS/table.tsv"
 
 # The trainers: scorekit's chain, and the twin in the background.
 (
@@ -183,6 +194,7 @@ if ! wait "$trainers"; then
 fi
 export_check
 wait "$evaluator"
+fi
 
 if [[ -z ${CLF:-} ]]; then
   sk train --data fashion-mnist --objective classifier --model convnet --minutes 3 \
