@@ -5,7 +5,8 @@
 # scorekit's own sampler, eval and likelihood score every checkpoint of both.
 #
 #   bench/quality.sh                 # MINUTES="4 8 16", results in /work/runs/quality
-#   MINUTES="0.05 0.1" N=100 LIK_N=20 SAMPLE_STEPS=50 bench/quality.sh   # a smoke test
+#   MINUTES="0.05 0.1" N=20 LIK_N=2 SAMPLE_STEPS=20 CLF_STEPS=20 \
+#     LIK_ARGS="--rtol 1e-2 --atol 1e-2" bench/quality.sh               # a smoke test
 #
 # Minutes become step budgets at each trainer's quiet-machine rate (the
 # train-b64 row of the U-Net table in docs/PERFORMANCE.md, run 1: scorekit on
@@ -18,7 +19,8 @@
 #   RATE_TORCH    PyTorch's steps/s (default: 1 / the table's best seconds)
 #   RESULTS       results directory (default /work/runs/quality)
 #   CLF           a scorekit convnet classifier (model.safetensors) for eval;
-#                 default: trained here (3 minutes, batch 128, lr 2e-3)
+#                 default: trained here, CLF_STEPS steps (4500: what 3 minutes
+#                 give on the quiet machine), batch 128, lr 2e-3
 #   CLF_READY     a file to wait for before using CLF (e.g. the run's
 #                 metrics.json, written after its classifier); CLF_WAIT
 #                 seconds at most (default 3600)
@@ -197,7 +199,9 @@ wait "$evaluator"
 fi
 
 if [[ -z ${CLF:-} ]]; then
-  sk train --data fashion-mnist --objective classifier --model convnet --minutes 3 \
+  # A step count, not minutes: a classifier trained for 3 minutes on a loaded
+  # machine is a weaker one, and its distances order models differently.
+  sk train --data fashion-mnist --objective classifier --model convnet --steps "${CLF_STEPS:-4500}" \
     --batch-size 128 --lr 2e-3 --seed "$SEED" --quiet --out "$RESULTS/classifier" --overwrite
   CLF=$RESULTS/classifier/model.safetensors
 fi
@@ -255,7 +259,8 @@ d = ImageDraw.Draw(pic)
 for x, g, t in ((pad, ga, ta), (2 * pad + ga.width, gb, tb)):
     pic.paste(g, (x, cap))
     d.text((x, 6), t, fill=0)
-pic.save(out, optimize=True)
+# 16 grey levels, 4 bits a pixel: half the size, the same picture to the eye.
+pic.point(lambda v: v // 16 * 17).quantize(colors=16).save(out, optimize=True, bits=4)
 print(f"wrote {out}")
 EOF
 echo "results: $RESULTS (table.tsv, */grid.png, */eval.json, */likelihood.json, side-by-side.png)"
