@@ -645,6 +645,26 @@ static double mode_share(const sk_tensor *t, int k) {
   return (double)in / (double)n;
 }
 
+/* Samples of --class all (8 blocks of `per` rows of mog8, class order): the
+ * mean share of each block in its own mode (*own) and in the opposite one
+ * (*opposite). 0 when the file is not (8·per, 2). */
+static int class_blocks(const char *name, int64_t per, double *own, double *opposite) {
+  sk_tensor *all = cli_npy(name);
+  const int ok = all && sk_tensor_ndim(all) == 2 && sk_tensor_shape(all)[0] == 8 * per &&
+                 sk_tensor_shape(all)[1] == 2;
+  *own = *opposite = 0;
+  for (int k = 0; ok && k < 8; k++) {
+    sk_tensor *blk = sk_tensor_new(2, (int64_t[]){per, 2});
+    if (!blk) break;
+    memcpy(sk_tensor_data(blk), sk_tensor_cdata(all) + 2 * per * k, 2 * per * sizeof(float));
+    *own += mode_share(blk, k) / 8;
+    *opposite += mode_share(blk, (k + 4) % 8) / 8;
+    sk_tensor_free(blk);
+  }
+  sk_tensor_free(all);
+  return ok;
+}
+
 /* train --conditional, sample --class with classifier-free guidance, eval
  * --class --classifier, inpaint; and every misuse refused with a message
  * naming it and nothing written. */
@@ -687,43 +707,21 @@ TEST(cli_conditional_end_to_end) {
    * own mode far more than of the opposite one. */
   CHECK_EQ_INT(cli("sample --model run/model.safetensors --class all --guidance 3 --n 100 "
                    "--sampler pc --steps 100 --out all.npy"), 0);
-  sk_tensor *all = cli_npy("all.npy");
-  CHECK(all && sk_tensor_ndim(all) == 2 && sk_tensor_shape(all)[0] == 800 &&
-        sk_tensor_shape(all)[1] == 2);
-  double own = 0, opposite = 0;
-  for (int k = 0; all && k < 8; k++) {
-    sk_tensor *blk = sk_tensor_new(2, (int64_t[]){100, 2});
-    CHECK(blk);
-    memcpy(sk_tensor_data(blk), sk_tensor_cdata(all) + 200 * k, 200 * sizeof(float));
-    own += mode_share(blk, k) / 8;
-    opposite += mode_share(blk, (k + 4) % 8) / 8;
-    sk_tensor_free(blk);
-  }
+  double own, opposite;
+  CHECK(class_blocks("all.npy", 100, &own, &opposite));
   printf("  --class all: %.3f of each class's samples in its own mode, %.3f in the opposite\n",
          own, opposite);
   CHECK(own > 0.15 && own > 4 * opposite);
-  sk_tensor_free(all);
   /* --class all with a classifier: its guidance, class after class, of the
    * same model's unconditional score. */
   CHECK_EQ_INT(cli("sample --model run/model.safetensors --classifier clf/model.safetensors "
                    "--class all --guidance 3 --n 100 --sampler pc --steps 100 --out gall.npy"), 0);
-  all = cli_npy("gall.npy");
-  CHECK(all && sk_tensor_ndim(all) == 2 && sk_tensor_shape(all)[0] == 800);
-  own = opposite = 0;
-  for (int k = 0; all && k < 8; k++) {
-    sk_tensor *blk = sk_tensor_new(2, (int64_t[]){100, 2});
-    CHECK(blk);
-    memcpy(sk_tensor_data(blk), sk_tensor_cdata(all) + 200 * k, 200 * sizeof(float));
-    own += mode_share(blk, k) / 8;
-    opposite += mode_share(blk, (k + 4) % 8) / 8;
-    sk_tensor_free(blk);
-  }
+  CHECK(class_blocks("gall.npy", 100, &own, &opposite));
   printf("  --classifier --class all: %.3f of each class's samples in its own mode, %.3f in the "
          "opposite\n", own, opposite);
   /* Weaker than the conditional model (the unconditional score saw a fifth
    * of the labels dropped), but well above the prior's share of a mode. */
   CHECK(own > 2.5 * shares[0] && own > 4 * opposite);
-  sk_tensor_free(all);
   /* The classifier's view of the same samples. */
   char path[256];
   double clf_share[2];
