@@ -4,7 +4,7 @@
 # objective and Adam from the same initial weights on Fashion-MNIST, and
 # scorekit's own sampler, eval and likelihood score every checkpoint of both.
 #
-#   bench/quality.sh                 # MINUTES="4 8 16", results in /work/runs/quality
+#   bench/quality.sh                 # MINUTES="4 8 16", results in out/quality
 #   MINUTES="0.05 0.1" N=20 LIK_N=2 SAMPLE_STEPS=20 CLF_STEPS=20 \
 #     LIK_ARGS="--rtol 1e-2 --atol 1e-2" bench/quality.sh               # a smoke test
 #
@@ -17,7 +17,7 @@
 #   MINUTES       budgets in minutes (default "4 8 16")
 #   RATE_SK       scorekit's steps/s (default: 1 / the table's 2-thread seconds)
 #   RATE_TORCH    PyTorch's steps/s (default: 1 / the table's best seconds)
-#   RESULTS       results directory (default /work/runs/quality)
+#   RESULTS       results directory (default out/quality under the repository)
 #   CLF           a scorekit convnet classifier (model.safetensors) for eval;
 #                 default: trained here, CLF_STEPS steps (4500: what 3 minutes
 #                 give on the quiet machine), batch 128, lr 2e-3
@@ -42,7 +42,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 
 MINUTES=${MINUTES:-4 8 16}
-RESULTS=${RESULTS:-/work/runs/quality}
+RESULTS=${RESULTS:-$root/out/quality}
 N=${N:-500}
 SAMPLE_STEPS=${SAMPLE_STEPS:-300}
 LIK_N=${LIK_N:-200}
