@@ -254,6 +254,16 @@ TEST(class_frechet_against_class_rows) {
   CHECK_EQ_INT(run("eval --samples c2.npy --data mog8 --class 2 --classifier "
                    "mogclf/model.safetensors"), 0);
   CHECK(strstr(out, "Fréchet distance in its features") && strstr(out, "of class 2"));
+  /* The same classifier claiming pixels divided by 255: refused, no output. */
+  sk_model *m = NULL;
+  static sk_model_info info;
+  CHECK_OK(sk_model_load(path_of("mogclf/model.safetensors"), 0, &m, &info));
+  info.data_scale = 255;
+  CHECK_OK(sk_model_save(path_of("clf255.safetensors"), m, sk_model_params(m), &info));
+  sk_model_free(m);
+  CHECK_EQ_INT(run("eval --samples c2.npy --data mog8 --class 2 --classifier clf255.safetensors"),
+               1);
+  CHECK(strstr(err, "divided by 255") && strstr(err, "divided by 1") && out[0] == 0);
 }
 
 TEST(refusals) {

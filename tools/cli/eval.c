@@ -110,10 +110,11 @@ static void draw_rows(uint64_t seed, int64_t nr, int64_t count, uint32_t *perm) 
  * assigns to y, and the Fréchet distance between the features of the first
  * m samples and m rows of class y (*fd) beside the same distance between two
  * disjoint sets of m rows of class y (*floor), m = min(n, nr / 2) of the nr
- * class rows (*m; 0 and no distances when nr < 4), drawn by seed. */
+ * class rows (*m; 0 and no distances when nr < 4), drawn by seed. The
+ * classifier must have seen its data divided by `scale`, as x and rows are. */
 static int classifier_class_eval(const char *path, const float *x, int64_t n, int d, int y,
-                                 const float *rows, int64_t nr, uint64_t seed, double *share,
-                                 double *fd, double *floor, int64_t *m) {
+                                 const float *rows, int64_t nr, float scale, uint64_t seed,
+                                 double *share, double *fd, double *floor, int64_t *m) {
   static sk_model_info info;
   sk_model *clf = NULL;
   int32_t *labels = NULL;
@@ -129,6 +130,9 @@ static int classifier_class_eval(const char *path, const float *x, int64_t n, in
     cli_fail("--classifier %s: takes %d dimensions and classes 0..%d; the samples have %d, "
              "--class is %d", path, sk_model_get_config(clf)->dim,
              sk_model_get_config(clf)->classes - 1, d, y);
+  } else if ((info.data_scale > 0 ? info.data_scale : 1) != scale) {
+    cli_fail("%s: the classifier was trained on values divided by %g, the data are divided by %g",
+             path, (double)(info.data_scale > 0 ? info.data_scale : 1), (double)scale);
   } else {
     const int64_t mm = *m;
     const int F = sk_model_num_features(clf);
@@ -451,7 +455,7 @@ int cli_eval_to(FILE *out, int argc, char **argv) {
   if (class_rows) ref_x = class_rows;
   double cfd = 0, cfloor = 0;
   int64_t cm = 0;
-  if (clf && !classifier_class_eval(clf, sk_tensor_cdata(s), n, d, (int)cls, ref_x, nr,
+  if (clf && !classifier_class_eval(clf, sk_tensor_cdata(s), n, d, (int)cls, ref_x, nr, scale,
                                     (uint64_t)seed, &share, &cfd, &cfloor, &cm))
     goto done;
   metrics got, floor = {0, 0, 0};
