@@ -656,6 +656,81 @@ TEST(adam_step_graph_guard) {
   sk_model_free(m);
 }
 
+/* Ops split into as many units share one scratch slot in a phase, each part
+ * as large as the largest op's (graph/plan.c): a convolution chain whose three
+ * ops need different scratch gives the same bits through the shared slot as
+ * op by op in graphs of their own, on 1, 2 and 3 threads. */
+enum { SC_N = 48 };
+static const sk_conv2d_opts sc_s1 = {{1, 1}, {0, 0}, {1, 1}, {0, 0}};
+static const sk_conv2d_opts sc_s2 = {{2, 2}, {0, 0}, {1, 1}, {0, 0}};
+
+/* One op of the chain alone: kind 0 conv stride 1, 1 conv stride 2, 2 its
+ * transpose; the output into out. */
+static void sc_single(int kind, const float *in, const int64_t *in_shape, float *w,
+                      const int64_t *w_shape, float *out) {
+  sk_graph *g = sk_graph_new();
+  sk_node x = sk_input(g, "x", 4, in_shape), wn = sk_param(g, "w", 4, w_shape, w);
+  sk_node y = kind == 0   ? sk_conv2d(g, x, wn, &sc_s1)
+              : kind == 1 ? sk_conv2d(g, x, wn, &sc_s2)
+                          : sk_conv_transpose2d(g, x, wn, &sc_s2);
+  CHECK_OK(sk_graph_compile(g, 1, &y));
+  memcpy(sk_graph_data(g, x), in, (size_t)sk_node_numel(g, x) * sizeof *in);
+  CHECK_OK(sk_graph_run(g));
+  memcpy(out, sk_graph_data(g, y), (size_t)sk_node_numel(g, y) * sizeof *out);
+  sk_graph_free(g);
+}
+
+TEST(scratch_shared_by_ops_split_alike) {
+  sk__kernels_init();
+  if (!sk__jit_available()) return; /* the direct loops use no scratch */
+  const int64_t xs[4] = {SC_N, 3, 14, 14}, w1s[4] = {8, 3, 3, 3}, w2s[4] = {16, 8, 3, 3};
+  const int64_t y1s[4] = {SC_N, 8, 12, 12}, y2s[4] = {SC_N, 16, 5, 5};
+  float *x = malloc(SC_N * 3 * 14 * 14 * sizeof *x), w1[8 * 3 * 9], w2[16 * 8 * 9];
+  float *y1 = malloc(SC_N * 8 * 144 * sizeof *y1), *y2 = malloc(SC_N * 16 * 25 * sizeof *y2);
+  float *ref = malloc(SC_N * 8 * 121 * sizeof *ref);
+  sk_rng r = sk_rng_make(5, 0);
+  sk_rng_normal(&r, x, SC_N * 3 * 14 * 14);
+  sk_rng_normal(&r, w1, 8 * 3 * 9);
+  sk_rng_normal(&r, w2, 16 * 8 * 9);
+  sc_single(0, x, xs, w1, w1s, y1);
+  sc_single(1, y1, y1s, w2, w2s, y2);
+  sc_single(2, y2, y2s, w2, w2s, ref);
+  for (int threads = 1; threads <= 3; threads++) {
+    sk_set_num_threads(threads);
+    sk_graph *g = sk_graph_new();
+    sk_node xn = sk_input(g, "x", 4, xs), a = sk_param(g, "w1", 4, w1s, w1),
+            b = sk_param(g, "w2", 4, w2s, w2);
+    sk_node y = sk_conv_transpose2d(g, sk_conv2d(g, sk_conv2d(g, xn, a, &sc_s1), b, &sc_s2), b, &sc_s2);
+    CHECK_OK(sk_graph_compile(g, 1, &y));
+    int convs = 0;
+    float *shared = NULL;
+    int64_t most = 0, part = 0;
+    for (int s = 0; s < g->n_exec; s++) {
+      const sk__node *nd = &g->nodes[g->exec[s]];
+      if (sk__op_flops_kind(nd->op) != SK__FLOPS_CONV) continue;
+      convs++;
+      CHECK(g->steps[s].scratch != NULL);
+      CHECK(!g->steps[s].barrier);
+      if (!shared) shared = g->steps[s].scratch, part = g->steps[s].scratch_part;
+      CHECK(g->steps[s].scratch == shared && g->steps[s].scratch_part == part);
+      const int64_t own = g->be->scratch_floats(nd, &g->nodes[nd->in[0]], &g->nodes[nd->in[1]]);
+      CHECK(own > 0 && own <= part);
+      most = own > most ? own : most;
+    }
+    CHECK_EQ_INT(convs, 3);
+    CHECK_EQ_INT(part, most);
+    memcpy(sk_graph_data(g, xn), x, sizeof(float) * SC_N * 3 * 14 * 14);
+    CHECK_OK(sk_graph_run(g));
+    CHECK(memcmp(sk_graph_data(g, y), ref, sizeof(float) * SC_N * 8 * 121) == 0);
+    sk_graph_free(g);
+  }
+  sk_set_num_threads(2);
+  free(x);
+  free(y1);
+  free(y2);
+  free(ref);
+}
+
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),
           TEST_ENTRY(same_bits_on_1_and_2_threads_ssm_vr),
           TEST_ENTRY(same_bits_on_1_and_2_threads_esm),
@@ -668,4 +743,5 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(same_bits_on_1_and_2_thr
           TEST_ENTRY(halved_reduction_waits_for_its_inputs), TEST_ENTRY(adam_step_graph_guard),
           TEST_ENTRY(barrier_orders_rounds),
           TEST_ENTRY(softplus_layers_pair_with_their_derivative),
-          TEST_ENTRY(sigmoid_derivative_fuses_with_the_ops_bits))
+          TEST_ENTRY(sigmoid_derivative_fuses_with_the_ops_bits),
+          TEST_ENTRY(scratch_shared_by_ops_split_alike))

@@ -81,7 +81,8 @@ typedef struct sk__exec {
   const sk__node *node, *a, *b, *c; /* shapes and parameters; NULL where absent */
   int64_t units;                    /* how many row units the op was split into */
   const float *packed;              /* b^T for a·b^T, or NULL */
-  float *scratch;                   /* the backend's scratch_floats for this op, or NULL */
+  float *scratch;                   /* the backend's scratch for this op, or NULL: */
+  int64_t scratch_part;             /* its part k at scratch + k·scratch_part */
 } sk__exec;
 
 /* The graph's executor gives every thread SK_FUSE_REGS scratch blocks of
@@ -121,12 +122,15 @@ typedef struct sk__backend {
   int64_t (*fuse_rows)(int64_t w);
   int (*halves)(const sk__node *y, const sk__node *a);
   int (*pack)(const sk__node *y, const sk__node *b);
-  /* Optional: floats of scratch op y needs while it runs (0: none), for all
-   * its rows together; the planner gives it that much, e->scratch, which
-   * no other op uses during y's phase. Calls on different threads must use
-   * disjoint parts of it (the CPU backend gives each block of
-   * SK_SPLIT_ROWS rows its own part). Planned at compile, so that a run
-   * allocates nothing. */
+  /* Optional: floats of scratch op y needs while it runs (0: none), per
+   * part: a part for each block of SK_SPLIT_ROWS rows of its units (one for
+   * all rows when it runs whole). The planner gives it e->scratch, part k at
+   * e->scratch + k·e->scratch_part (scratch_part at least this much); a call
+   * on rows [r0, r1) may use the parts of the blocks it covers, from part
+   * r0 / SK_SPLIT_ROWS on, and nothing else. Ops split into as many units
+   * share the memory (a thread's rows, and so its parts, are the same for
+   * all of them), so a call must not expect its scratch to outlive it.
+   * Planned at compile, so that a run allocates nothing. */
   int64_t (*scratch_floats)(const sk__node *y, const sk__node *a, const sk__node *b);
 
   /* Execution, on the calling thread. exec: output rows [r0, r1) of e's

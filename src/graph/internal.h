@@ -13,7 +13,11 @@ typedef struct sk__step {
   int64_t units;
   int barrier;
   float *packed; /* b^T (k, n) for a·b^T, or NULL */
-  float *scratch; /* the backend's scratch for this op (scratch_floats), or NULL */
+  /* The backend's scratch for this op, or NULL: part k (for rows from
+   * k·SK_SPLIT_ROWS on) at scratch + k·scratch_part, scratch_part at least
+   * the op's scratch_floats (graph/backend.h). */
+  float *scratch;
+  int64_t scratch_part;
   /* A reduction over the rows of the batch (a weight's gradient a^T·b, a
    * bias's sum over rows) done in two halves of the rows, fixed whatever the
    * thread count, each by the thread that computed those rows, then added:
@@ -105,7 +109,7 @@ const char *sk__graph_error(const sk_graph *g);
 
 /* The work of node i as the backend sees it, split into `units` rows. */
 sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed,
-                     float *scratch);
+                     float *scratch, int64_t scratch_part);
 
 /* Runs steps [s, end) (with halves, see sk__step) as thread t of nt: every
  * half, a barrier (g->barrier, with the thread's sense), every sum. Every

@@ -18,11 +18,40 @@ typedef struct slot {
   int free;
   int free_phase; /* the phase of the last reader, once free */
   int free_group; /* the group that alone read it row for row, or -1 */
-  /* The split of the values it held: units and floats per unit. A slot is
-   * reused only by a value split the same way, so each byte is written by
-   * the same thread run after run and stays in that core's cache. */
+  /* The split of the value it holds or held last: units and floats per
+   * unit (per = -1: scratch). Within a phase a slot passes only to a value
+   * split the same way (see the buffer loop); across a barrier, a value of
+   * that split is still preferred, so that each byte tends to be written by
+   * the same thread run after run and stay in that core's cache. */
   int64_t units, per;
 } slot;
+
+/* A free slot for a value of `need` floats split into `units` of `per`
+ * (per -1: scratch) in phase `phase` and group `group` (see the buffer
+ * loop), or -1 for a new one. */
+static int take_slot(const slot *slots, int n_slots, int phase, int group, int64_t units,
+                     int64_t per, size_t need) {
+  int same = -1, fit = -1, big = -1;
+  for (int q = 0; q < n_slots; q++) {
+    const slot *s = &slots[q];
+    if (!s->free) continue;
+    const int split = s->units == units && s->per == per && per >= 0;
+    if (s->free_phase >= phase && !(split && s->free_group >= 0 && s->free_group == group)) continue;
+    if (split && s->size >= need && (same < 0 || s->size < slots[same].size)) same = q;
+    if (s->free_phase >= phase) continue; /* not past a barrier: the same split only */
+    if (s->size >= need && (fit < 0 || s->size < slots[fit].size)) fit = q;
+    if (big < 0 || s->size > slots[big].size) big = q;
+  }
+  return same >= 0 ? same : fit >= 0 ? fit : big;
+}
+
+/* A phase's scratch for the ops split into `units`: its slot, and the
+ * floats of each part, the most any of those ops asked for. */
+typedef struct scr_use {
+  int64_t units;
+  int slot, phase;
+  int64_t part;
+} scr_use;
 
 /* Whether two nodes compute the same value: the same op on the same inputs
  * with the same parameters and shape. */
@@ -231,6 +260,8 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *pack_of = sk__malloc((size_t)n * sizeof *pack_of);
   int *halves_slot = sk__malloc((size_t)n * sizeof *halves_slot);
   int *scratch_slot = sk__malloc((size_t)n * sizeof *scratch_slot);
+  int *scr_of = sk__malloc((size_t)n * sizeof *scr_of);
+  scr_use *scr = sk__malloc((size_t)n * sizeof *scr);
   int *group_of = sk__malloc((size_t)n * sizeof *group_of);
   int *agroup = sk__malloc((size_t)n * sizeof *agroup);
   int *pack_src = sk__malloc((size_t)n * sizeof *pack_src);
@@ -243,7 +274,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   g->outs = sk__malloc((size_t)n_out * sizeof *g->outs);
   sk_status st = SK_OK;
   if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
-      !pack_of || !halves_slot || !scratch_slot || !group_of || !agroup || !pack_src || !pack_slot || !last_read ||
+      !pack_of || !halves_slot || !scratch_slot || !scr_of || !scr || !group_of || !agroup || !pack_src || !pack_slot || !last_read ||
       !reg_of || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
@@ -370,10 +401,15 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     }
   }
 
-  /* Buffers, in the scheduled order: each value takes the smallest free slot
-   * that fits (or a new one); a slot becomes free after its value's last
-   * reader, and reusable from the next phase on (past the barrier that ends
-   * every read of it), or at once within the group that read it row for row. */
+  /* Buffers, in the scheduled order. A slot becomes free after its value's
+   * last reader. Within the phase it passes only to a later value of the
+   * group that read it row for row, split the same way (row r of the new
+   * value where row r of the old one was: each thread has read its rows of
+   * a tile before it writes that tile's rows of the next, and no thread
+   * writes rows another may still read). Past the barrier that ends every
+   * read of it, it goes to any value: one split as it was if one fits, else
+   * the smallest that fits, else the largest free slot, grown (offsets come
+   * at the end). */
   int n_slots = 0;
   for (int i = 0; i < n; i++) { /* leaves and folded constants */
     const sk__node *nd = &g->nodes[i];
@@ -382,43 +418,45 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     slots[n_slots] = (slot){(size_t)nd->numel, 0, 0, 0, -1, 0, 0};
     slot_of[i] = n_slots++;
   }
+  /* Scratch: in each phase, one slot per split (units) shared by every op
+   * split that way, each part as large as the largest op's (n_scr entries
+   * of the phase scr_phase: units, slot, part floats). */
+  int n_scr = 0, scr0 = 0; /* the entries of this phase: scr[scr0 .. n_scr) */
   for (int s = 0; s < g->n_exec; s++) {
     const int i = g->exec[s];
     const sk__node *nd = &g->nodes[i];
-    int best = -1;
-    if (!pinned[i])
-      for (int q = 0; q < n_slots; q++)
-        if (slots[q].free &&
-            (slots[q].free_phase < phase_of[i] ||
-             (slots[q].free_group >= 0 && slots[q].free_group == group_of[i])) &&
-            slots[q].units == units[i] && slots[q].per == nd->numel / SK_MAX(1, units[i]) &&
-            slots[q].size >= (size_t)nd->numel && (best < 0 || slots[q].size < slots[best].size))
-          best = q;
-    if (best < 0) {
-      best = n_slots++;
-      slots[best] = (slot){(size_t)nd->numel, 0, 0, 0, -1, units[i], nd->numel / SK_MAX(1, units[i])};
+    if (s > 0 && phase_of[i] != phase_of[g->exec[s - 1]]) { /* the last phase's scratch is free */
+      for (int k = scr0; k < n_scr; k++) {
+        slot *sl = &slots[scr[k].slot];
+        sl->free = 1, sl->free_phase = scr[k].phase, sl->free_group = -1;
+      }
+      scr0 = n_scr;
     }
-    slots[best].free = 0;
+    const int64_t per = nd->numel / SK_MAX(1, units[i]);
+    int best = pinned[i] ? -1 : take_slot(slots, n_slots, phase_of[i], group_of[i], units[i], per, (size_t)nd->numel);
+    if (best < 0) slots[best = n_slots++].size = 0;
+    slots[best] = (slot){SK_MAX(slots[best].size, (size_t)nd->numel), 0, 0, 0, -1, units[i], per};
     slot_of[i] = best;
-    /* The backend's scratch for this op: a slot that only scratch uses
-     * (per = -1), free since an earlier phase and split the same way,
-     * grown if need be (offsets come later), and free again from the next
-     * phase on. */
+    /* The backend's scratch for this op: its split's slot in this phase. */
     scratch_slot[s] = -1;
     const int64_t sf = g->be->scratch_floats
                            ? g->be->scratch_floats(nd, &g->nodes[nd->in[0]],
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
     if (sf > 0) {
-      int q = 0;
-      while (q < n_slots && !(slots[q].per == -1 && slots[q].free && slots[q].units == units[i] &&
-                              slots[q].free_phase < phase_of[i]))
-        q++;
-      if (q == n_slots) slots[n_slots++] = (slot){0, 0, 0, 0, -1, units[i], -1};
-      slots[q].size = SK_MAX(slots[q].size, (size_t)sf);
-      slots[q].free = 1;
-      slots[q].free_phase = phase_of[i];
-      scratch_slot[s] = q;
+      const int64_t parts = units[i] <= 1 ? 1 : (units[i] + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+      int k = scr0;
+      while (k < n_scr && scr[k].units != units[i]) k++;
+      if (k == n_scr) {
+        int q = take_slot(slots, n_slots, phase_of[i], -1, units[i], -1, (size_t)(parts * sf));
+        if (q < 0) slots[q = n_slots++].size = 0;
+        slots[q] = (slot){slots[q].size, 0, 0, 0, -1, units[i], -1};
+        scr[n_scr++] = (scr_use){units[i], q, phase_of[i], 0};
+      }
+      scr[k].part = SK_MAX(scr[k].part, sf);
+      slots[scr[k].slot].size = SK_MAX(slots[scr[k].slot].size, (size_t)(parts * scr[k].part));
+      scratch_slot[s] = scr[k].slot;
+      scr_of[s] = k;
     }
     for (int k = 0; k < sk__node_arity(nd); k++) {
       int r = root[nd->in[k]];
@@ -502,12 +540,13 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                            ? g->be->scratch_floats(nd, &g->nodes[nd->in[0]],
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
-    float *scratch = sf > 0 ? g->be->alloc((size_t)sf) : NULL;
+    const int64_t parts = units[i] <= 1 ? 1 : (units[i] + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+    float *scratch = sf > 0 ? g->be->alloc((size_t)(parts * sf)) : NULL;
     if (sf > 0 && !scratch) {
       st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a constant's scratch");
       goto done;
     }
-    const sk__exec e = sk__exec_of(g, i, units[i], NULL, scratch);
+    const sk__exec e = sk__exec_of(g, i, units[i], NULL, scratch, sf);
     st = g->be->exec(&e, 0, units[i]);
     if (scratch) g->be->free(scratch);
     if (st != SK_OK) goto done;
@@ -521,6 +560,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     step->packed = pack_of[s] >= 0 ? base + slots[pack_slot[pack_of[s]]].offset : NULL;
     step->halves = halves_slot[s] >= 0 ? base + slots[halves_slot[s]].offset : NULL;
     step->scratch = scratch_slot[s] >= 0 ? base + slots[scratch_slot[s]].offset : NULL;
+    step->scratch_part = scratch_slot[s] >= 0 ? scr[scr_of[s]].part : 0;
     work += (double)nd->numel;
     /* Products and convolutions: a sixteenth per multiply-add. */
     const sk__flops fk = sk__op_flops_kind(nd->op);
@@ -582,6 +622,8 @@ done:
   sk__free(pack_of);
   sk__free(halves_slot);
   sk__free(scratch_slot);
+  sk__free(scr_of);
+  sk__free(scr);
   sk__free(group_of);
   sk__free(agroup);
   sk__free(pack_src);

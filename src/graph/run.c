@@ -7,10 +7,10 @@
 #include "graph/internal.h"
 
 sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed,
-                     float *scratch) {
+                     float *scratch, int64_t scratch_part) {
   const sk__node *nd = &g->nodes[i];
   sk__exec e = {.op = nd->op, .out = nd->data, .node = nd, .units = units, .packed = packed,
-                .scratch = scratch};
+                .scratch = scratch, .scratch_part = scratch_part};
   e.a = &g->nodes[nd->in[0]];
   e.in[0] = e.a->data;
   if (sk__op_arity(nd->op) > 1) {
@@ -33,7 +33,7 @@ sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense)
       if (t != p % nt) continue;
       int64_t k0, k1;
       sk__split(rows, p, 2, &k0, &k1);
-      const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL, NULL);
+      const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL, NULL, 0);
       g->be->reduce_rows(&e, step->halves + p * n, k0, k1);
     }
   }
@@ -61,13 +61,13 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
     const int64_t b1 = SK_MIN(r1, b0 + block);
     for (int q = s; q < first->fuse_end; q++) {
       const sk__step *st = &g->steps[q];
-      const sk__exec e = sk__exec_of(g, g->exec[q], first->units, NULL, NULL);
+      const sk__exec e = sk__exec_of(g, g->exec[q], first->units, NULL, NULL, 0);
       const float *in[2] = {st->reg_in[0] ? scratch[st->reg_in[0] - 1] : NULL,
                             st->reg_in[1] ? scratch[st->reg_in[1] - 1] : NULL};
       if (st->dsig) { /* 1, 2: three steps, x · y(1 − y); 3: two, y(1 − y) */
         const int kx = st->dsig < 3 ? st->dsig - 1 : -1, last = q + (kx >= 0 ? 2 : 1);
         const sk__step *sc = &g->steps[last];
-        const sk__exec ec = sk__exec_of(g, g->exec[last], first->units, NULL, NULL);
+        const sk__exec ec = sk__exec_of(g, g->exec[last], first->units, NULL, NULL, 0);
         g->be->exec_sigmoid_grad(&e, &ec, kx, sc->reg_out ? scratch[sc->reg_out - 1] : NULL,
                                   in[0],
                                   kx >= 0 && sc->reg_in[kx] ? scratch[sc->reg_in[kx] - 1] : NULL,
@@ -77,7 +77,7 @@ static void run_fused(const sk_graph *g, int s, int64_t r0, int64_t r1,
       }
       if (st->pair) {
         const sk__step *st2 = &g->steps[q + 1];
-        const sk__exec e2 = sk__exec_of(g, g->exec[q + 1], first->units, NULL, NULL);
+        const sk__exec e2 = sk__exec_of(g, g->exec[q + 1], first->units, NULL, NULL, 0);
         g->be->exec_pair(&e, &e2, st->reg_out ? scratch[st->reg_out - 1] : NULL,
                           st2->reg_out ? scratch[st2->reg_out - 1] : NULL, in[0], b0, b1);
         q++;
@@ -141,7 +141,8 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
             continue;
           }
           const sk__exec e =
-              sk__exec_of(g, g->exec[q], first->units, g->steps[q].packed, g->steps[q].scratch);
+              sk__exec_of(g, g->exec[q], first->units, g->steps[q].packed, g->steps[q].scratch,
+                          g->steps[q].scratch_part);
           sk_status st = g->be->exec(&e, r0, r1);
           if (st != SK_OK) record_failure(g, &failed, st);
         }

@@ -55,7 +55,7 @@ sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
   for (int s = 0; s < g->n_exec; s++) {
     const sk__node *nd = &g->nodes[g->exec[s]];
     const sk__exec e = sk__exec_of(g, g->exec[s], g->steps[s].units, g->steps[s].packed,
-                                     g->steps[s].scratch);
+                                     g->steps[s].scratch, g->steps[s].scratch_part);
     double t0 = now_s();
     for (int r = 0; r < reps; r++) {
       st = g->steps[s].halves ? sk__run_halves(g, s, s + 1, 0, 1, &(int){0}) : g->be->exec(&e, 0, e.units);

@@ -146,7 +146,7 @@ static sk_status group_norm_kernel(const sk__exec *e, int kind, int64_t r0, int6
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its shifted input",
                       sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
-    xs = e->scratch + r0 / SK_SPLIT_ROWS * gn_group_floats(y, x);
+    xs = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
   }
   sk__group_norm(kind, e->out, e->in[0], e->in[1], e->in[2], xs, c, hw, y->ip[0], y->fp[0], r0,
                  r1);
@@ -309,13 +309,11 @@ static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk
                           y->op == SK_OP_GROUP_NORM_BACK || y->op == SK_OP_GROUP_NORM_SUMS) &&
                          sk__node_arity(y) > 2;
   if (shifted_gn) /* a group of x + d per block of samples (group_norm_kernel) */
-    return (a->shape[0] + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS * gn_group_floats(y, a);
+    return gn_group_floats(y, a);
   if (sk__op_flops_kind(y->op) != SK__FLOPS_CONV) return 0;
   const sk__conv cv = conv_of(y, a, b);
   if (!conv_uses_gemm(&cv, conv_kind(y->op))) return 0;
-  const int64_t units = cpu_units(y, a, b), rows = y->shape[0];
-  const int64_t parts = units == 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
-  return parts * conv_part(&cv, conv_kind(y->op), units, rows);
+  return conv_part(&cv, conv_kind(y->op), cpu_units(y, a, b), y->shape[0]);
 }
 
 /* Units are the output's rows: samples for the convolution and its
@@ -329,7 +327,7 @@ static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
     if (!e->scratch)
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
-    float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * conv_part(&cv, kind, e->units, r1 - r0);
+    float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
     int ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
              : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
                          : sk__conv2d_weight_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1,
