@@ -36,7 +36,6 @@
  *
  * Scratch comes from the caller (the graph plans it, graph/backend.h):
  * sk__conv_gemm_scratch says how much a call needs. */
-#include <libxsmm.h>
 #include <stdatomic.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -46,6 +45,7 @@
 #endif
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/xsmm.h"
 
 /* A block of columns is at least this many (whole samples are added while
  * fewer), and a plane of this many positions or more is cut into runs of at
@@ -200,15 +200,12 @@ int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int al
  * libxsmm call per CG_MAX_COLS rows of c; false if no kernel could be made. */
 static int gemm(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
                 int64_t lda, int64_t ldb, int64_t ldc, int acc, int tb) {
-  const float one = 1.0f, zero = 0.0f;
   const int flags = tb ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const libxsmm_blasint nn = (libxsmm_blasint)n, kk = (libxsmm_blasint)k;
-  const libxsmm_blasint la = (libxsmm_blasint)lda, lb = (libxsmm_blasint)ldb,
-                        lc = (libxsmm_blasint)ldc;
   for (int64_t m0 = 0; m0 < m; m0 += CG_MAX_COLS) {
     const libxsmm_blasint mb = (libxsmm_blasint)SK_MIN(CG_MAX_COLS, m - m0);
-    libxsmm_smmfunction f =
-        libxsmm_smmdispatch(mb, nn, kk, &la, &lb, &lc, &one, acc ? &one : &zero, &flags, NULL);
+    libxsmm_smmfunction f = sk__xsmm_smm(mb, (libxsmm_blasint)n, (libxsmm_blasint)k,
+                                         (libxsmm_blasint)lda, (libxsmm_blasint)ldb,
+                                         (libxsmm_blasint)ldc, acc, flags);
     if (!f) return 0;
     f(a + m0, b, c + m0);
   }

@@ -17,7 +17,6 @@
  * Rows of c are independent and each element's k-sum runs in the same order
  * whatever rows a call covers (checked by test_graph_run), which is what makes
  * the thread split invisible in the bits. */
-#include <libxsmm.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #endif
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/xsmm.h"
 
 /* Output columns at or below which a·b^T is done as dot products. */
 #define SK_MM_THIN 8
@@ -44,12 +44,9 @@ static int jit_ok;
 static atomic_int force_portable;
 
 void sk__kernels_init(void) {
-  libxsmm_init();
+  sk__xsmm_init();
   /* The JIT needs AVX2 at least; below that (or off x86) it returns NULL. */
-  float one = 1.0f, zero = 0.0f;
-  libxsmm_blasint ld = 16;
-  jit_ok = libxsmm_get_target_archid() >= LIBXSMM_X86_AVX2 &&
-           libxsmm_smmdispatch(16, 16, 16, &ld, &ld, &ld, &one, &zero, NULL, NULL) != NULL;
+  jit_ok = sk__xsmm_avx2() && sk__xsmm_smm(16, 16, 16, 16, 16, 16, 0, LIBXSMM_GEMM_FLAG_NONE) != NULL;
 }
 
 void sk__matmul_force_portable(int on) { atomic_store(&force_portable, on); }
@@ -201,9 +198,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void mm_rows
 static libxsmm_smmfunction xsmm(libxsmm_blasint mm, libxsmm_blasint nn, libxsmm_blasint kk,
                                 libxsmm_blasint lda, libxsmm_blasint ldb, libxsmm_blasint ldc,
                                 int beta1, int flags) {
-  const float one = 1.0f, zero = 0.0f;
-  return libxsmm_smmdispatch(mm, nn, kk, &lda, &ldb, &ldc, &one, beta1 ? &one : &zero, &flags,
-                             NULL);
+  return sk__xsmm_smm(mm, nn, kk, lda, ldb, ldc, beta1, flags);
 }
 
 /* A column block's width: SK_MM_NB, or what is left, never 65–80. */
@@ -417,8 +412,8 @@ void sk__transpose_rows(float *t, const float *s, int64_t rows, int64_t cols, in
   /* libxsmm's transpose (column-major terms: s's columns [r0, r1) are an
    * (r1 - r0) × rows matrix with leading dimension cols). */
   if (jit_ok) {
-    libxsmm_otrans(t + r0 * rows, s + r0, sizeof(float), (libxsmm_blasint)(r1 - r0),
-                   (libxsmm_blasint)rows, (libxsmm_blasint)cols, (libxsmm_blasint)rows);
+    sk__xsmm_transpose(t + r0 * rows, s + r0, (libxsmm_blasint)(r1 - r0), (libxsmm_blasint)rows,
+                       (libxsmm_blasint)cols, (libxsmm_blasint)rows);
     return;
   }
   /* 16 × 16 tiles: both sides touch whole cache lines. */
