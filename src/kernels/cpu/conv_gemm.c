@@ -639,6 +639,14 @@ static int64_t classes_scratch(const sk__conv *cv) {
   return cv->kh * cv->kw * cv->c * cv->o + (cv->o + cv->c) * d.B * d.hp * d.wp;
 }
 
+/* Zeros in rows [0, m0) and [m1, rows) of each of the n columns of s (ld). */
+static void zero_rows(float *s, int64_t ld, int64_t n, int64_t m0, int64_t m1, int64_t rows) {
+  for (int64_t c = 0; c < n; c++) {
+    memset(s + c * ld, 0, (size_t)m0 * sizeof *s);
+    if (rows > m1) memset(s + c * ld + m1, 0, (size_t)(rows - m1) * sizeof *s);
+  }
+}
+
 static int data_classes(float *x, const float *y, const float *w, const sk__conv *cv, int64_t n0,
                         int64_t n1, float *scratch) {
   const dpad d = dpad_of(cv);
@@ -677,11 +685,11 @@ static int data_classes(float *x, const float *y, const float *w, const sk__conv
          * within its own sample's padded plane. */
         const int64_t rows = (d.B - 1) * sp + (k.nh - 1) * d.wp + k.nw;
         /* One sample a block: each tap's product only over the class's rows
-         * whose dy row lies inside dy (the others would add zeros), summed
-         * onto a zeroed stage. */
+         * whose dy row lies inside dy (the others would add zeros); the
+         * first such product sets its rows, and the rows it leaves out are
+         * zeroed for the others to add to. */
         const int trim = d.B == 1;
-        if (trim)
-          for (int64_t c = 0; c < C; c++) memset(stage + c * ld, 0, (size_t)rows * sizeof *stage);
+        int first = 1;
         for (int64_t a = 0; a < k.mh; a++)
           for (int64_t b = 0; b < k.mw; b++) {
             const int64_t tap = (k.ah + cv->sh * a) * cv->kw + k.aw + cv->sw * b;
@@ -691,13 +699,16 @@ static int data_classes(float *x, const float *y, const float *w, const sk__conv
               const int64_t q0 = SK_MAX(0, a - k.yh), q1 = SK_MIN(k.nh, cv->oh + a - k.yh);
               if (q1 <= q0) continue;
               m0 = q0 * d.wp, m1 = (q1 - 1) * d.wp + k.nw;
+              if (first) zero_rows(stage, ld, C, m0, m1, rows);
             }
-            /* Column-major: stage (rows × C) += dy shifted (rows × O) · w
+            /* Column-major: stage (rows × C) (+)= dy shifted (rows × O) · w
              * tap (O × C), the tap's (C × O) transposed (TRANS_B). */
             if (!gemm(stage + m0, pad + off + m0, wt + tap * O * C, m1 - m0, C, O, ld, C, ld,
-                      trim || a + b > 0, 1))
+                      !first, 1))
               return 0;
+            first = 0;
           }
+        if (first) zero_rows(stage, ld, C, 0, 0, rows);
         for (int64_t j = j0; j < j1; j++)
           for (int64_t c = 0; c < C; c++)
             for (int64_t q = 0; q < k.nh; q++)
