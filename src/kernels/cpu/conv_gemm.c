@@ -6,6 +6,10 @@
  *   data (input)     dcol (K × cols)     = wᵀ · dy block (O × cols), then
  *                    each row of dcol added back onto the input plane
  *                    (col2im)
+ *   data, strided,   per class of input positions (h mod sh, w mod sw):
+ *   O ≤ 64           dx class (C × rows) = Σ over the class's taps of
+ *                    w tapᵀ (C × O) · dy shifted (O × rows), each element
+ *                    then written once (data_classes)
  *   weight           dwᵀ (K × O) += col · dy blockᵀ over every block
  *
  * A block of columns is B whole samples (B·P columns for a plane of P
@@ -33,6 +37,15 @@
  * or more (12×12 output planes: forward and weight +18-28 %); other rows as
  * AVX-512 copies and adds of stride 1 or 2; the weight gradient's dy blocks
  * are transposed 16 × 16 in registers (C = 1 layers 30 → 45-65 GFLOP/s).
+ * col2im's adds cost the data pass 17-45 % of its time on the U-Net's
+ * stride-2 layers; by classes of input positions they go (dy is copied
+ * into zero-padded planes, each dx element is written once), but the
+ * products take in the terms of dy's zero border and some dropped
+ * columns, 10-25 % more, so the classes serve only the strided layers of
+ * few output channels, whose products are the shortest (conv2's data pass
+ * 32 ← 64 channels, 26 × 26 ← 12 × 12: +NN %; tconv2's 128 output
+ * channels: −13 %, conv3's and tconv3's 5 × 5: −7 % and −30 %, 2 × 2: −65
+ * %; see docs/PERFORMANCE.md).
  *
  * Scratch comes from the caller (the graph plans it, graph/backend.h):
  * sk__conv_gemm_scratch says how much a call needs. */
@@ -249,6 +262,13 @@ static void put_row_plain(float *restrict dst, const float *restrict src, int64_
   for (int64_t r = 0; r < n; r++) dst[r * s] = src[r];
 }
 
+/* dst[2r] = a[r] (r < n − n / 2), dst[2r + 1] = b[r] (r < n / 2): n
+ * elements, interleaved. */
+static void put_pair_plain(float *restrict dst, const float *restrict a, const float *restrict b,
+                           int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = i % 2 ? b[i / 2] : a[i / 2];
+}
+
 /* d[p·16 + o] = src[o·ld + p] for o < rows (≤ 16), p < n. */
 static void transpose16_plain(float *restrict d, const float *restrict src, int64_t ld,
                               int64_t rows, int64_t n) {
@@ -330,6 +350,23 @@ __attribute__((target("avx512f"))) static void put_row_avx512(float *restrict ds
   }
 }
 
+__attribute__((target("avx512f"))) static void put_pair_avx512(float *restrict dst,
+                                                               const float *restrict a,
+                                                               const float *restrict b, int64_t n) {
+  const __m512i lo_i = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi_i =
+      _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const int64_t na = n - n / 2, nb = n / 2;
+  for (int64_t r = 0; r < na; r += 16) {
+    const __m512 va = _mm512_maskz_loadu_ps(first_lanes(na - r), a + r);
+    const __m512 vb = _mm512_maskz_loadu_ps(first_lanes(nb - r), b + r);
+    float *d = dst + 2 * r;
+    _mm512_mask_storeu_ps(d, first_lanes(n - 2 * r), _mm512_permutex2var_ps(va, lo_i, vb));
+    _mm512_mask_storeu_ps(d + 16, first_lanes(n - 2 * r - 16),
+                          _mm512_permutex2var_ps(va, hi_i, vb));
+  }
+}
+
 /* 16 × 16 in registers (as matmul.c's transpose16_stream), rows past
  * `rows` and columns past n as zeros that are not stored. */
 __attribute__((target("avx512f"))) static void transpose16_avx512(float *restrict d,
@@ -390,6 +427,17 @@ static void put_row(float *restrict dst, const float *restrict src, int64_t n, i
   }
 #endif
   put_row_plain(dst, src, n, s);
+}
+
+static void put_pair(float *restrict dst, const float *restrict a, const float *restrict b,
+                     int64_t n) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    put_pair_avx512(dst, a, b, n);
+    return;
+  }
+#endif
+  put_pair_plain(dst, a, b, n);
 }
 
 static void transpose16(float *restrict d, const float *restrict src, int64_t ld, int64_t rows,
@@ -587,7 +635,9 @@ static dcls class_of(const sk__conv *cv, int64_t rh, int64_t rw) {
   return k;
 }
 
-static int class_has_taps(const dcls *k) { return k->nh > 0 && k->nw > 0 && k->mh > 0 && k->mw > 0; }
+static int class_has_taps(const dcls *k) {
+  return k->nh > 0 && k->nw > 0 && k->mh > 0 && k->mw > 0;
+}
 
 /* The layout of a data pass by classes: dy's planes padded by pt rows
  * above and pl columns left to hp × wp (enough for every class's shifts),
@@ -618,7 +668,7 @@ static atomic_int data_mode = -1;
 void sk__conv_data_classes(int mode) { atomic_store(&data_mode, mode); }
 
 /* Whether the data pass goes by classes: where they apply (dilation 1, a
- * stride over 1, a block's padded dy and stage within CG_COL_FLOATS) and
+ * stride over 1, a block's padded dy and stages within CG_COL_FLOATS) and
  * the convolution has at most CG_CLASSES_MAX_O output channels. Both ways
  * do the same products' work, the classes some more (the terms of dy's
  * zero border, the columns dropped: 10-25 % on the U-Net's layers), but
@@ -628,15 +678,16 @@ static int by_classes(const sk__conv *cv) {
   const int mode = atomic_load(&data_mode);
   if (mode == 0 || cv->dh != 1 || cv->dw != 1 || (cv->sh == 1 && cv->sw == 1)) return 0;
   const dpad d = dpad_of(cv);
-  if ((cv->o + cv->c) * d.B * d.hp * d.wp > CG_COL_FLOATS) return 0;
+  if ((cv->o + 2 * cv->c) * d.B * d.hp * d.wp > CG_COL_FLOATS) return 0;
   return mode == 1 || cv->o <= CG_CLASSES_MAX_O;
 }
 
 /* w by tap, each (O × C): wt[t, o, c] = w[o, c, t]; dy padded, O × B planes;
- * the stage, C × B planes. */
+ * the stage, C × B planes, two at stride 2 across (a row's two classes). */
 static int64_t classes_scratch(const sk__conv *cv) {
   const dpad d = dpad_of(cv);
-  return cv->kh * cv->kw * cv->c * cv->o + (cv->o + cv->c) * d.B * d.hp * d.wp;
+  const int64_t stages = cv->sw == 2 ? 2 : 1;
+  return cv->kh * cv->kw * cv->c * cv->o + (cv->o + stages * cv->c) * d.B * d.hp * d.wp;
 }
 
 /* Zeros in rows [0, m0) and [m1, rows) of each of the n columns of s (ld). */
@@ -645,6 +696,41 @@ static void zero_rows(float *s, int64_t ld, int64_t n, int64_t m0, int64_t m1, i
     memset(s + c * ld, 0, (size_t)m0 * sizeof *s);
     if (rows > m1) memset(s + c * ld + m1, 0, (size_t)(rows - m1) * sizeof *s);
   }
+}
+
+/* A class's products for a block: stage (rows × C, column-major, ld
+ * B·hp·wp) = Σ over its taps of dy padded, shifted (rows × O) · w tap. */
+static int class_products(float *stage, const float *pad, const float *wt, const sk__conv *cv,
+                          const dpad *d, const dcls *k) {
+  const int64_t C = cv->c, O = cv->o, sp = d->hp * d->wp, ld = d->B * sp;
+  /* Rows up to the last sample's last position: every row reads within
+   * its own sample's padded plane. */
+  const int64_t rows = (d->B - 1) * sp + (k->nh - 1) * d->wp + k->nw;
+  /* One sample a block: each tap's product only over the class's rows
+   * whose dy row lies inside dy (the others would add zeros); the first
+   * such product sets its rows, and the rows it leaves out are zeroed for
+   * the others to add to. */
+  const int trim = d->B == 1;
+  int first = 1;
+  for (int64_t a = 0; a < k->mh; a++)
+    for (int64_t b = 0; b < k->mw; b++) {
+      const int64_t tap = (k->ah + cv->sh * a) * cv->kw + k->aw + cv->sw * b;
+      const int64_t off = (k->yh - a + d->pt) * d->wp + k->yw - b + d->pl;
+      int64_t m0 = 0, m1 = rows;
+      if (trim) { /* dy row i + yh − a within [0, oh) */
+        const int64_t q0 = SK_MAX(0, a - k->yh), q1 = SK_MIN(k->nh, cv->oh + a - k->yh);
+        if (q1 <= q0) continue;
+        m0 = q0 * d->wp, m1 = (q1 - 1) * d->wp + k->nw;
+        if (first) zero_rows(stage, ld, C, m0, m1, rows);
+      }
+      /* Column-major: stage (rows × C) (+)= dy shifted (rows × O) · w
+       * tap (O × C), the tap's (C × O) transposed (TRANS_B). */
+      if (!gemm(stage + m0, pad + off + m0, wt + tap * O * C, m1 - m0, C, O, ld, C, ld, !first, 1))
+        return 0;
+      first = 0;
+    }
+  if (first) zero_rows(stage, ld, C, 0, 0, rows);
+  return 1;
 }
 
 static int data_classes(float *x, const float *y, const float *w, const sk__conv *cv, int64_t n0,
@@ -677,44 +763,32 @@ static int data_classes(float *x, const float *y, const float *w, const sk__conv
         for (int64_t q = 0; q < cv->oh; q++)
           copy_row(dst + q * d.wp, src + q * cv->ow, cv->ow, 1);
       }
-    for (int64_t rh = 0; rh < cv->sh; rh++)
+    for (int64_t rh = 0; rh < cv->sh; rh++) {
+      /* At stride 2 across, a row's two classes are put together,
+       * interleaved, each from its own stage. */
+      const dcls k0 = class_of(cv, rh, 0), k1 = class_of(cv, rh, cv->sw > 1);
+      const int pair = cv->sw == 2 && class_has_taps(&k0) && class_has_taps(&k1);
       for (int64_t rw = 0; rw < cv->sw; rw++) {
         const dcls k = class_of(cv, rh, rw);
         if (!class_has_taps(&k)) continue;
-        /* Rows up to the last sample's last position: every row reads
-         * within its own sample's padded plane. */
-        const int64_t rows = (d.B - 1) * sp + (k.nh - 1) * d.wp + k.nw;
-        /* One sample a block: each tap's product only over the class's rows
-         * whose dy row lies inside dy (the others would add zeros); the
-         * first such product sets its rows, and the rows it leaves out are
-         * zeroed for the others to add to. */
-        const int trim = d.B == 1;
-        int first = 1;
-        for (int64_t a = 0; a < k.mh; a++)
-          for (int64_t b = 0; b < k.mw; b++) {
-            const int64_t tap = (k.ah + cv->sh * a) * cv->kw + k.aw + cv->sw * b;
-            const int64_t off = (k.yh - a + d.pt) * d.wp + k.yw - b + d.pl;
-            int64_t m0 = 0, m1 = rows;
-            if (trim) { /* dy row i + yh − a within [0, oh) */
-              const int64_t q0 = SK_MAX(0, a - k.yh), q1 = SK_MIN(k.nh, cv->oh + a - k.yh);
-              if (q1 <= q0) continue;
-              m0 = q0 * d.wp, m1 = (q1 - 1) * d.wp + k.nw;
-              if (first) zero_rows(stage, ld, C, m0, m1, rows);
-            }
-            /* Column-major: stage (rows × C) (+)= dy shifted (rows × O) · w
-             * tap (O × C), the tap's (C × O) transposed (TRANS_B). */
-            if (!gemm(stage + m0, pad + off + m0, wt + tap * O * C, m1 - m0, C, O, ld, C, ld,
-                      !first, 1))
-              return 0;
-            first = 0;
-          }
-        if (first) zero_rows(stage, ld, C, 0, 0, rows);
+        float *st = stage + (pair ? rw * C * ld : 0);
+        if (!class_products(st, pad, wt, cv, &d, &k)) return 0;
+        if (!pair)
+          for (int64_t j = j0; j < j1; j++)
+            for (int64_t c = 0; c < C; c++)
+              for (int64_t q = 0; q < k.nh; q++)
+                put_row(x + (i0 + j) * xs + c * plane + (rh + q * cv->sh) * cv->w + rw,
+                        st + c * ld + j * sp + q * d.wp, k.nw, cv->sw);
+      }
+      if (pair)
         for (int64_t j = j0; j < j1; j++)
           for (int64_t c = 0; c < C; c++)
-            for (int64_t q = 0; q < k.nh; q++)
-              put_row(x + (i0 + j) * xs + c * plane + (rh + q * cv->sh) * cv->w + rw,
-                      stage + c * ld + j * sp + q * d.wp, k.nw, cv->sw);
-      }
+            for (int64_t q = 0; q < k0.nh; q++) {
+              const int64_t at = c * ld + j * sp + q * d.wp;
+              put_pair(x + (i0 + j) * xs + c * plane + (rh + q * cv->sh) * cv->w, stage + at,
+                       stage + C * ld + at, cv->w);
+            }
+    }
   }
   return 1;
 }
