@@ -37,15 +37,15 @@
  * or more (12×12 output planes: forward and weight +18-28 %); other rows as
  * AVX-512 copies and adds of stride 1 or 2; the weight gradient's dy blocks
  * are transposed 16 × 16 in registers (C = 1 layers 30 → 45-65 GFLOP/s).
- * col2im's adds cost the data pass 17-45 % of its time on the U-Net's
- * stride-2 layers; by classes of input positions they go (dy is copied
- * into zero-padded planes, each dx element is written once), but the
+ * col2im's adds cost the data pass 25-45 % of its time on the U-Net's
+ * stride-2 layers; by classes of input positions there are none (dy is
+ * copied into zero-padded planes, each dx element written once), but the
  * products take in the terms of dy's zero border and some dropped
  * columns, 10-25 % more, so the classes serve only the strided layers of
- * few output channels, whose products are the shortest (conv2's data pass
- * 32 ← 64 channels, 26 × 26 ← 12 × 12: +NN %; tconv2's 128 output
- * channels: −13 %, conv3's and tconv3's 5 × 5: −7 % and −30 %, 2 × 2: −65
- * %; see docs/PERFORMANCE.md).
+ * few output channels, whose col2im weighs the most (conv2's data pass,
+ * 32 ← 64 channels: +17 %; at 128-256 output channels they lost 18-33 %
+ * on tconv2, conv3 and tconv3, 68 % on the 2 × 2 planes; see
+ * docs/PERFORMANCE.md).
  *
  * Scratch comes from the caller (the graph plans it, graph/backend.h):
  * sk__conv_gemm_scratch says how much a call needs. */
@@ -615,7 +615,9 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
  *
  * and each element of the class is then written once into dx at stride
  * (sh, sw). A class of no taps (a kernel shorter than the stride) is
- * zeros; no element of dx is added to. */
+ * zeros; no element of dx is added to. Blocks start at multiples of B
+ * whatever samples a call covers, and each class makes the same products
+ * in every block, so any split gives the same bits. */
 typedef struct dcls {
   int64_t rh, rw; /* the class: input positions ≡ (rh, rw) */
   int64_t ah, aw; /* its first kernel row and column */
@@ -668,18 +670,20 @@ static atomic_int data_mode = -1;
 void sk__conv_data_classes(int mode) { atomic_store(&data_mode, mode); }
 
 /* Whether the data pass goes by classes: where they apply (dilation 1, a
- * stride over 1, a block's padded dy and stages within CG_COL_FLOATS) and
- * the convolution has at most CG_CLASSES_MAX_O output channels. Both ways
- * do the same products' work, the classes some more (the terms of dy's
- * zero border, the columns dropped: 10-25 % on the U-Net's layers), but
- * col2im's adds cost per input element what its product costs per output
- * channel: with few output channels the adds weigh the most. */
+ * block's padded dy and stages within CG_COL_FLOATS), for a stride over 1
+ * and at most CG_CLASSES_MAX_O output channels. Both ways do the same
+ * products' work, the classes some more (the terms of dy's zero border,
+ * the columns dropped: 10-25 % on the U-Net's layers), but col2im's adds
+ * cost per input element what its product costs per output channel: with
+ * few output channels the adds weigh the most. At stride 1 (one class of
+ * every tap) the U-Net's one-channel layers would make products one
+ * column wide (conv1's and tconv1's 100 GFLOP/s to 30). */
 static int by_classes(const sk__conv *cv) {
   const int mode = atomic_load(&data_mode);
-  if (mode == 0 || cv->dh != 1 || cv->dw != 1 || (cv->sh == 1 && cv->sw == 1)) return 0;
+  if (mode == 0 || cv->dh != 1 || cv->dw != 1) return 0;
   const dpad d = dpad_of(cv);
   if ((cv->o + 2 * cv->c) * d.B * d.hp * d.wp > CG_COL_FLOATS) return 0;
-  return mode == 1 || cv->o <= CG_CLASSES_MAX_O;
+  return mode == 1 || ((cv->sh > 1 || cv->sw > 1) && cv->o <= CG_CLASSES_MAX_O);
 }
 
 /* w by tap, each (O × C): wt[t, o, c] = w[o, c, t]; dy padded, O × B planes;
