@@ -60,7 +60,7 @@ static int close_to(const float *got, const float *want, const float *mag, int64
   for (int64_t i = 0; i < n; i++) {
     const double err = fabs((double)got[i] - want[i]), scale = eps * (mag[i] + 1e-30);
     if (err / scale > worst_ratio) worst_ratio = err / scale;
-    if (err > 4.0 * sqrt((double)terms + 1) * scale + 1e-30) {
+    if (!(err <= 4.0 * sqrt((double)terms + 1) * scale + 1e-30)) { /* NaN too */
       fprintf(stderr, "  element %lld: %.9g vs %.9g (|terms| %.3g, %lld terms)\n", (long long)i,
               got[i], want[i], mag[i], (long long)terms);
       return 0;
@@ -113,6 +113,19 @@ TEST(kernels_match_naive_and_split_exactly) {
       {2, 3, 8, 8, 4, 3, 3, 3, 3, 4, 4, 1, 1},   {2, 3, 20, 20, 5, 3, 3, 1, 1, 1, 1, 1, 1},
       {2, 3, 27, 20, 4, 2, 2, 2, 2, 1, 0, 1, 1}, {3, 40, 17, 17, 20, 3, 3, 1, 1, 1, 1, 1, 1},
       {37, 6, 5, 5, 33, 3, 3, 2, 2, 0, 0, 1, 1}, {3, 1, 30, 30, 20, 3, 3, 1, 1, 1, 1, 1, 1},
+      /* for the data pass by classes of input positions: a 1 × 1 kernel
+       * at stride 2 (classes of no taps); an input row smaller than the
+       * stride (empty classes); a last input row no window reaches (12 →
+       * 5); odd and even planes of one sample per block, one with classes
+       * past CG_MAX_COLS positions; blocks of samples, the batch not a
+       * multiple of them; one sample of a one-row plane; strides 2 and 3,
+       * across different from down; more output channels than the
+       * classes serve by default */
+      {5, 4, 8, 7, 6, 1, 1, 2, 2, 0, 0, 1, 1},   {2, 3, 1, 7, 4, 1, 3, 2, 2, 0, 1, 1, 1},
+      {3, 4, 12, 12, 6, 3, 3, 2, 2, 0, 0, 1, 1}, {2, 3, 26, 27, 5, 3, 3, 2, 2, 0, 1, 1, 1},
+      {2, 2, 41, 40, 3, 3, 3, 2, 2, 1, 1, 1, 1}, {19, 5, 9, 8, 7, 3, 3, 2, 2, 1, 0, 1, 1},
+      {3, 2, 10, 11, 3, 4, 5, 2, 3, 1, 2, 1, 1}, {2, 3, 13, 13, 3, 5, 5, 3, 3, 2, 2, 1, 1},
+      {17, 4, 6, 6, 70, 3, 3, 2, 2, 0, 0, 1, 1}, {1, 3, 3, 5, 4, 3, 3, 2, 2, 0, 1, 1, 1},
   };
   sk__kernels_init();
   sk_rng r = sk_rng_make(5, 0);
@@ -144,7 +157,13 @@ TEST(kernels_match_naive_and_split_exactly) {
       if (k == 0) sk__conv2d_naive(ref, x, w, &cv), sk__conv2d_naive(mag, ax, aw, &cv);
       if (k == 1) sk__conv2d_data_naive(ref, y, w, &cv), sk__conv2d_data_naive(mag, ay, aw, &cv);
       if (k == 2) sk__conv2d_weight_naive(ref, x, y, &cv), sk__conv2d_weight_naive(mag, ax, ay, &cv);
-      for (int gemm = 0; gemm < 1 + sk__conv_gemm_ok(&cv); gemm++) {
+      /* The data kernel's products twice: by col2im, and by classes of
+       * input positions wherever they apply. */
+      for (int way = 0; way < 1 + sk__conv_gemm_ok(&cv) * (k == 1 ? 2 : 1); way++) {
+        const int gemm = way > 0;
+        sk__conv_data_classes(way == 2);
+        /* NaNs where a kernel writes nothing (each must write every element) */
+        for (int64_t i = 0; i < n; i++) fast[i] = split[i] = NAN;
         int ok = 1;
         for (int part = -1; part < 4; part++) {
           const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
@@ -154,10 +173,11 @@ TEST(kernels_match_naive_and_split_exactly) {
         if (!ok || !close_to(fast, ref, mag, n, terms) ||
             memcmp(fast, split, (size_t)n * sizeof *fast)) {
           fprintf(stderr, "geometry %zu, kernel %d (0 forward, 1 data, 2 weight), %s\n", s, k,
-                  gemm ? "products" : "direct");
+                  !gemm ? "direct" : way == 2 ? "products by classes" : "products");
           CHECK(0);
         }
       }
+      sk__conv_data_classes(-1);
     }
     free(x), free(w), free(y), free(ax), free(aw), free(ay);
     free(fast), free(split), free(ref), free(mag);
@@ -304,8 +324,12 @@ static void set_inputs(conv_net *m, const float *in) {
 TEST(same_bits_on_1_2_and_3_threads) {
   float *in = net_inputs();
   sk__kernels_init();
-  for (int direct = !sk__jit_available(); direct < 2; direct++) {
+  /* The products with the data pass by col2im (way 0) and by classes of
+   * input positions (way 1), then the direct loops (way 2). */
+  for (int way = sk__jit_available() ? 0 : 2; way < 3; way++) {
+    const int direct = way == 2;
     sk__conv_force_direct(direct);
+    sk__conv_data_classes(way == 1);
     float *ref[10] = {0};
     int64_t sizes[10];
     for (int threads = 1; threads <= 3; threads++) {
@@ -338,7 +362,7 @@ TEST(same_bits_on_1_2_and_3_threads) {
           for (int64_t i = 0; i < sizes[k]; i++) CHECK(isfinite(o[i]));
         } else if (memcmp(ref[k], o, (size_t)sizes[k] * sizeof *o) != 0) {
           fprintf(stderr, "output %d differs on %d threads (%s)\n", k, threads,
-                  direct ? "direct" : "products");
+                  direct ? "direct" : way ? "products, data by classes" : "products");
           CHECK(0);
         }
       }
@@ -347,6 +371,7 @@ TEST(same_bits_on_1_2_and_3_threads) {
     for (int k = 0; k < 10; k++) free(ref[k]);
   }
   sk__conv_force_direct(0);
+  sk__conv_data_classes(-1);
   free(in);
   sk_set_num_threads(2);
 }

@@ -6,6 +6,10 @@
  *   data (input)     dcol (K × cols)     = wᵀ · dy block (O × cols), then
  *                    each row of dcol added back onto the input plane
  *                    (col2im)
+ *   data, strided,   per class of input positions (h mod sh, w mod sw):
+ *   O ≤ 64           dx class (C × rows) = Σ over the class's taps of
+ *                    w tapᵀ (C × O) · dy shifted (O × rows), each element
+ *                    then written once (data_classes)
  *   weight           dwᵀ (K × O) += col · dy blockᵀ over every block
  *
  * A block of columns is B whole samples (B·P columns for a plane of P
@@ -33,6 +37,15 @@
  * or more (12×12 output planes: forward and weight +18-28 %); other rows as
  * AVX-512 copies and adds of stride 1 or 2; the weight gradient's dy blocks
  * are transposed 16 × 16 in registers (C = 1 layers 30 → 45-65 GFLOP/s).
+ * col2im's adds cost the data pass 25-45 % of its time on the U-Net's
+ * stride-2 layers; by classes of input positions there are none (dy is
+ * copied into zero-padded planes, each dx element written once), but the
+ * products take in the terms of dy's zero border and some dropped
+ * columns, 10-25 % more, so the classes serve only the strided layers of
+ * few output channels, whose col2im weighs the most (conv2's data pass,
+ * 32 ← 64 channels: +17 %; at 128-256 output channels they lost 18-33 %
+ * on tconv2, conv3 and tconv3, 68 % on the 2 × 2 planes; see
+ * docs/PERFORMANCE.md).
  *
  * Scratch comes from the caller (the graph plans it, graph/backend.h):
  * sk__conv_gemm_scratch says how much a call needs. */
@@ -66,6 +79,9 @@
 /* The largest tap table (kernel taps × positions of a plane) kept on the
  * stack for the planes of whole-sample blocks (16 KiB). */
 #define CG_TAPS 4096
+/* The most output channels of a convolution whose data pass goes by
+ * classes of input positions (by_classes). */
+#define CG_CLASSES_MAX_O 64
 /* Positions per tap row at which the table's gathers use AVX-512's. */
 #define CG_GATHER_MIN 64
 
@@ -177,11 +193,15 @@ static void scatter_taps(float *restrict xs, const float *restrict dcol, int64_t
   }
 }
 
+static int by_classes(const sk__conv *cv);
+static int64_t classes_scratch(const sk__conv *cv);
+
 int sk__conv_gemm_ok(const sk__conv *cv) {
   return sk__jit_available() && cv->n > 0 && cv->c > 0 && cv->o > 0 && cv->oh > 0 && cv->ow > 0;
 }
 
 int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned) {
+  if (kind == 1 && by_classes(cv)) return classes_scratch(cv);
   const cg g = cg_of(cv);
   if (kind != 2) /* col (a chunk of K) and, for whole samples, the block's y or dy */
     return SK_MIN(g.kc, g.K) * g.cols + (g.B > 1 ? cv->o * g.cols : 0);
@@ -233,6 +253,17 @@ static void copy_row_plain(float *restrict dst, const float *restrict src, int64
 
 static void add_row_plain(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
   for (int64_t r = 0; r < n; r++) dst[r * s] += src[r];
+}
+
+static void put_row_plain(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+  for (int64_t r = 0; r < n; r++) dst[r * s] = src[r];
+}
+
+/* dst[2r] = a[r] (r < n − n / 2), dst[2r + 1] = b[r] (r < n / 2): n
+ * elements, interleaved. */
+static void put_pair_plain(float *restrict dst, const float *restrict a, const float *restrict b,
+                           int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = i % 2 ? b[i / 2] : a[i / 2];
 }
 
 /* d[p·16 + o] = src[o·ld + p] for o < rows (≤ 16), p < n. */
@@ -294,6 +325,45 @@ __attribute__((target("avx512f"))) static void add_row_avx512(float *restrict ds
   }
 }
 
+/* dst[r·s] = src[r]: for s = 2 the odd lanes are masked off, so what lies
+ * between the elements stays as it was. */
+__attribute__((target("avx512f"))) static void put_row_avx512(float *restrict dst,
+                                                              const float *restrict src, int64_t n,
+                                                              int64_t s) {
+  if (s == 1) {
+    copy_row_avx512(dst, src, n, 1);
+  } else if (s == 2) {
+    const __m512i lo_i = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i hi_i = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    for (int64_t r = 0; r < n; r += 16) {
+      const int64_t k = 2 * (n - r) - 1; /* dst elements this chunk touches, up to the last */
+      const __m512 v = _mm512_maskz_loadu_ps(first_lanes(n - r), src + r);
+      float *d = dst + 2 * r;
+      _mm512_mask_storeu_ps(d, first_lanes(k) & 0x5555, _mm512_permutexvar_ps(lo_i, v));
+      _mm512_mask_storeu_ps(d + 16, first_lanes(k - 16) & 0x5555, _mm512_permutexvar_ps(hi_i, v));
+    }
+  } else {
+    put_row_plain(dst, src, n, s);
+  }
+}
+
+__attribute__((target("avx512f"))) static void put_pair_avx512(float *restrict dst,
+                                                               const float *restrict a,
+                                                               const float *restrict b, int64_t n) {
+  const __m512i lo_i = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi_i =
+      _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const int64_t na = n - n / 2, nb = n / 2;
+  for (int64_t r = 0; r < na; r += 16) {
+    const __m512 va = _mm512_maskz_loadu_ps(first_lanes(na - r), a + r);
+    const __m512 vb = _mm512_maskz_loadu_ps(first_lanes(nb - r), b + r);
+    float *d = dst + 2 * r;
+    _mm512_mask_storeu_ps(d, first_lanes(n - 2 * r), _mm512_permutex2var_ps(va, lo_i, vb));
+    _mm512_mask_storeu_ps(d + 16, first_lanes(n - 2 * r - 16),
+                          _mm512_permutex2var_ps(va, hi_i, vb));
+  }
+}
+
 /* 16 × 16 in registers (as matmul.c's transpose16_stream), rows past
  * `rows` and columns past n as zeros that are not stored. */
 __attribute__((target("avx512f"))) static void transpose16_avx512(float *restrict d,
@@ -344,6 +414,27 @@ static void add_row(float *restrict dst, const float *restrict src, int64_t n, i
   }
 #endif
   add_row_plain(dst, src, n, s);
+}
+
+static void put_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    put_row_avx512(dst, src, n, s);
+    return;
+  }
+#endif
+  put_row_plain(dst, src, n, s);
+}
+
+static void put_pair(float *restrict dst, const float *restrict a, const float *restrict b,
+                     int64_t n) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    put_pair_avx512(dst, a, b, n);
+    return;
+  }
+#endif
+  put_pair_plain(dst, a, b, n);
 }
 
 static void transpose16(float *restrict d, const float *restrict src, int64_t ld, int64_t rows,
@@ -463,9 +554,10 @@ int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__con
   return 1;
 }
 
-int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk__conv *cv,
-                              int64_t n0, int64_t n1, float *scratch) {
-  if (n0 >= n1) return 1;
+/* The data pass as one product and col2im: dcol (cols × K) = dy (cols ×
+ * O) · w, each row of dcol added back onto its input plane. */
+static int data_col2im(float *x, const float *y, const float *w, const sk__conv *cv, int64_t n0,
+                       int64_t n1, float *scratch) {
   const cg g = cg_of(cv);
   const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
   float *dcol = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
@@ -501,6 +593,212 @@ int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk
     }
   }
   return 1;
+}
+
+/* The data pass by classes of input positions (sub-pixel). At stride
+ * (sh, sw) and dilation 1 the input rows h ≡ ρ (mod sh) gain terms only
+ * from the kernel rows a = α + sh·m, α = (ρ + ph) mod sh, m < M, each from
+ * dy row (h − ρ)/sh + δ − m, δ = ⌊(ρ + ph)/sh⌋; the same across. So a
+ * class is a stride-1 correlation of dy with its taps, and a tap's terms,
+ * over the class's plane, are dy shifted by (δ − m) rows and columns times
+ * that tap's O × C slice of w: with dy in planes padded by zeros to hp ×
+ * wp, the shift is an offset into them, and position (i, j) of the class
+ * is row i·wp + j of a product whose other rows (j ≥ the class's width,
+ * and the padding between samples) are computed and dropped. Per block of
+ * B whole samples and class,
+ *
+ *   stage (rows × C) = Σ over the class's taps, in order,
+ *                      dy padded, from the tap's offset (rows × O) · w tap (O × C)
+ *
+ * and each element of the class is then written once into dx at stride
+ * (sh, sw). A class of no taps (a kernel shorter than the stride) is
+ * zeros; no element of dx is added to. Blocks start at multiples of B
+ * whatever samples a call covers, and each class makes the same products
+ * in every block, so any split gives the same bits. */
+typedef struct dcls {
+  int64_t rh, rw; /* the class: input positions ≡ (rh, rw) */
+  int64_t ah, aw; /* its first kernel row and column */
+  int64_t mh, mw; /* its taps down and across (0: none) */
+  int64_t yh, yw; /* δ: dy's row for input row rh + sh·i and tap m is i + yh − m */
+  int64_t nh, nw; /* its plane (0: the input is smaller than the stride) */
+} dcls;
+
+static dcls class_of(const sk__conv *cv, int64_t rh, int64_t rw) {
+  dcls k = {.rh = rh, .rw = rw};
+  k.ah = (rh + cv->ph) % cv->sh, k.aw = (rw + cv->pw) % cv->sw;
+  k.mh = k.ah < cv->kh ? (cv->kh - 1 - k.ah) / cv->sh + 1 : 0;
+  k.mw = k.aw < cv->kw ? (cv->kw - 1 - k.aw) / cv->sw + 1 : 0;
+  k.yh = (rh + cv->ph) / cv->sh, k.yw = (rw + cv->pw) / cv->sw;
+  k.nh = rh < cv->h ? (cv->h - rh + cv->sh - 1) / cv->sh : 0;
+  k.nw = rw < cv->w ? (cv->w - rw + cv->sw - 1) / cv->sw : 0;
+  return k;
+}
+
+static int class_has_taps(const dcls *k) {
+  return k->nh > 0 && k->nw > 0 && k->mh > 0 && k->mw > 0;
+}
+
+/* The layout of a data pass by classes: dy's planes padded by pt rows
+ * above and pl columns left to hp × wp (enough for every class's shifts),
+ * B samples per block. */
+typedef struct dpad {
+  int64_t pt, pl, hp, wp, B;
+} dpad;
+
+static dpad dpad_of(const sk__conv *cv) {
+  int64_t pt = 0, pb = 0, pl = 0, pr = 0;
+  for (int64_t rh = 0; rh < cv->sh; rh++)
+    for (int64_t rw = 0; rw < cv->sw; rw++) {
+      const dcls k = class_of(cv, rh, rw);
+      if (!class_has_taps(&k)) continue;
+      /* dy rows yh − (mh − 1) … nh − 1 + yh, and the same across */
+      pt = SK_MAX(pt, k.mh - 1 - k.yh), pb = SK_MAX(pb, k.nh - 1 + k.yh - (cv->oh - 1));
+      pl = SK_MAX(pl, k.mw - 1 - k.yw), pr = SK_MAX(pr, k.nw - 1 + k.yw - (cv->ow - 1));
+    }
+  dpad d = {pt, pl, pt + cv->oh + pb, pl + cv->ow + pr, 1};
+  while (d.B < CG_MAX_B && d.B < cv->n && d.B * d.hp * d.wp < CG_MIN_COLS) d.B *= 2;
+  return d;
+}
+
+/* Which data pass serves a geometry: -1 the rule below, 0 col2im, 1 the
+ * classes wherever they apply (sk__conv_data_classes, for the tests). */
+static atomic_int data_mode = -1;
+
+void sk__conv_data_classes(int mode) { atomic_store(&data_mode, mode); }
+
+/* Whether the data pass goes by classes: where they apply (dilation 1, a
+ * block's padded dy and stages within CG_COL_FLOATS), for a stride over 1
+ * and at most CG_CLASSES_MAX_O output channels. Both ways do the same
+ * products' work, the classes some more (the terms of dy's zero border,
+ * the columns dropped: 10-25 % on the U-Net's layers), but col2im's adds
+ * cost per input element what its product costs per output channel: with
+ * few output channels the adds weigh the most. At stride 1 (one class of
+ * every tap) the U-Net's one-channel layers would make products one
+ * column wide (conv1's and tconv1's 100 GFLOP/s to 30). */
+static int by_classes(const sk__conv *cv) {
+  const int mode = atomic_load(&data_mode);
+  if (mode == 0 || cv->dh != 1 || cv->dw != 1) return 0;
+  const dpad d = dpad_of(cv);
+  if ((cv->o + 2 * cv->c) * d.B * d.hp * d.wp > CG_COL_FLOATS) return 0;
+  return mode == 1 || ((cv->sh > 1 || cv->sw > 1) && cv->o <= CG_CLASSES_MAX_O);
+}
+
+/* w by tap, each (O × C): wt[t, o, c] = w[o, c, t]; dy padded, O × B planes;
+ * the stage, C × B planes, two at stride 2 across (a row's two classes). */
+static int64_t classes_scratch(const sk__conv *cv) {
+  const dpad d = dpad_of(cv);
+  const int64_t stages = cv->sw == 2 ? 2 : 1;
+  return cv->kh * cv->kw * cv->c * cv->o + (cv->o + stages * cv->c) * d.B * d.hp * d.wp;
+}
+
+/* Zeros in rows [0, m0) and [m1, rows) of each of the n columns of s (ld). */
+static void zero_rows(float *s, int64_t ld, int64_t n, int64_t m0, int64_t m1, int64_t rows) {
+  for (int64_t c = 0; c < n; c++) {
+    memset(s + c * ld, 0, (size_t)m0 * sizeof *s);
+    if (rows > m1) memset(s + c * ld + m1, 0, (size_t)(rows - m1) * sizeof *s);
+  }
+}
+
+/* A class's products for a block: stage (rows × C, column-major, ld
+ * B·hp·wp) = Σ over its taps of dy padded, shifted (rows × O) · w tap. */
+static int class_products(float *stage, const float *pad, const float *wt, const sk__conv *cv,
+                          const dpad *d, const dcls *k) {
+  const int64_t C = cv->c, O = cv->o, sp = d->hp * d->wp, ld = d->B * sp;
+  /* Rows up to the last sample's last position: every row reads within
+   * its own sample's padded plane. */
+  const int64_t rows = (d->B - 1) * sp + (k->nh - 1) * d->wp + k->nw;
+  /* One sample a block: each tap's product only over the class's rows
+   * whose dy row lies inside dy (the others would add zeros); the first
+   * such product sets its rows, and the rows it leaves out are zeroed for
+   * the others to add to. */
+  const int trim = d->B == 1;
+  int first = 1;
+  for (int64_t a = 0; a < k->mh; a++)
+    for (int64_t b = 0; b < k->mw; b++) {
+      const int64_t tap = (k->ah + cv->sh * a) * cv->kw + k->aw + cv->sw * b;
+      const int64_t off = (k->yh - a + d->pt) * d->wp + k->yw - b + d->pl;
+      int64_t m0 = 0, m1 = rows;
+      if (trim) { /* dy row i + yh − a within [0, oh) */
+        const int64_t q0 = SK_MAX(0, a - k->yh), q1 = SK_MIN(k->nh, cv->oh + a - k->yh);
+        if (q1 <= q0) continue;
+        m0 = q0 * d->wp, m1 = (q1 - 1) * d->wp + k->nw;
+        if (first) zero_rows(stage, ld, C, m0, m1, rows);
+      }
+      /* Column-major: stage (rows × C) (+)= dy shifted (rows × O) · w
+       * tap (O × C), the tap's (C × O) transposed (TRANS_B). */
+      if (!gemm(stage + m0, pad + off + m0, wt + tap * O * C, m1 - m0, C, O, ld, C, ld, !first, 1))
+        return 0;
+      first = 0;
+    }
+  if (first) zero_rows(stage, ld, C, 0, 0, rows);
+  return 1;
+}
+
+static int data_classes(float *x, const float *y, const float *w, const sk__conv *cv, int64_t n0,
+                        int64_t n1, float *scratch) {
+  const dpad d = dpad_of(cv);
+  const int64_t C = cv->c, O = cv->o, kk = cv->kh * cv->kw, plane = cv->h * cv->w;
+  const int64_t xs = C * plane, P = cv->oh * cv->ow, ys = O * P, sp = d.hp * d.wp, ld = d.B * sp;
+  float *wt = scratch, *pad = wt + kk * C * O, *stage = pad + O * ld;
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t t = 0; t < kk; t++)
+      for (int64_t c = 0; c < C; c++) wt[(t * O + o) * C + c] = w[(o * C + c) * kk + t];
+  /* The padding stays zero: blocks write only the planes' insides. */
+  memset(pad, 0, (size_t)(O * ld) * sizeof *pad);
+  for (int64_t rh = 0; rh < cv->sh; rh++)
+    for (int64_t rw = 0; rw < cv->sw; rw++) {
+      const dcls k = class_of(cv, rh, rw);
+      if (class_has_taps(&k)) continue;
+      for (int64_t i = n0; i < n1; i++)
+        for (int64_t c = 0; c < C; c++)
+          for (int64_t q = 0; q < k.nh; q++)
+            for (int64_t r = 0; r < k.nw; r++)
+              x[i * xs + c * plane + (rh + q * cv->sh) * cv->w + rw + r * cv->sw] = 0.0f;
+    }
+  for (int64_t t = n0 / d.B; t * d.B < n1; t++) {
+    const int64_t i0 = t * d.B, j0 = SK_MAX(n0, i0) - i0, j1 = SK_MIN(n1, i0 + d.B) - i0;
+    for (int64_t j = j0; j < j1; j++)
+      for (int64_t o = 0; o < O; o++) {
+        const float *src = y + (i0 + j) * ys + o * P;
+        float *dst = pad + o * ld + j * sp + d.pt * d.wp + d.pl;
+        for (int64_t q = 0; q < cv->oh; q++)
+          copy_row(dst + q * d.wp, src + q * cv->ow, cv->ow, 1);
+      }
+    for (int64_t rh = 0; rh < cv->sh; rh++) {
+      /* At stride 2 across, a row's two classes are put together,
+       * interleaved, each from its own stage. */
+      const dcls k0 = class_of(cv, rh, 0), k1 = class_of(cv, rh, cv->sw > 1);
+      const int pair = cv->sw == 2 && class_has_taps(&k0) && class_has_taps(&k1);
+      for (int64_t rw = 0; rw < cv->sw; rw++) {
+        const dcls k = class_of(cv, rh, rw);
+        if (!class_has_taps(&k)) continue;
+        float *st = stage + (pair ? rw * C * ld : 0);
+        if (!class_products(st, pad, wt, cv, &d, &k)) return 0;
+        if (!pair)
+          for (int64_t j = j0; j < j1; j++)
+            for (int64_t c = 0; c < C; c++)
+              for (int64_t q = 0; q < k.nh; q++)
+                put_row(x + (i0 + j) * xs + c * plane + (rh + q * cv->sh) * cv->w + rw,
+                        st + c * ld + j * sp + q * d.wp, k.nw, cv->sw);
+      }
+      if (pair)
+        for (int64_t j = j0; j < j1; j++)
+          for (int64_t c = 0; c < C; c++)
+            for (int64_t q = 0; q < k0.nh; q++) {
+              const int64_t at = c * ld + j * sp + q * d.wp;
+              put_pair(x + (i0 + j) * xs + c * plane + (rh + q * cv->sh) * cv->w, stage + at,
+                       stage + C * ld + at, cv->w);
+            }
+    }
+  }
+  return 1;
+}
+
+int sk__conv2d_data_gemm_rows(float *x, const float *y, const float *w, const sk__conv *cv,
+                              int64_t n0, int64_t n1, float *scratch) {
+  if (n0 >= n1) return 1;
+  return by_classes(cv) ? data_classes(x, y, w, cv, n0, n1, scratch)
+                        : data_col2im(x, y, w, cv, n0, n1, scratch);
 }
 
 /* The weight gradient when K is at most CG_CB (a single input channel) and

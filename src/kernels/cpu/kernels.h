@@ -82,6 +82,11 @@ int sk__conv_gemm_ok(const sk__conv *cv);
 /* Tests: 1 makes graphs compiled from now on run their convolutions on the
  * direct loops (conv.c) instead of the products, so both are checked. */
 void sk__conv_force_direct(int on);
+/* Tests: the data pass of the products (conv_gemm.c) by classes of input
+ * positions wherever they apply (1), never (0), or as measured best (-1,
+ * the default); graphs plan their scratch by it, so set it before
+ * compiling. */
+void sk__conv_data_classes(int mode);
 /* The references: the defining sums, every term, in double. */
 void sk__conv2d_naive(float *y, const float *x, const float *w, const sk__conv *cv);
 void sk__conv2d_data_naive(float *x, const float *y, const float *w, const sk__conv *cv);
