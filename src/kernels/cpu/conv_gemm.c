@@ -406,16 +406,6 @@ static void copy_row(float *restrict dst, const float *restrict src, int64_t n, 
   copy_row_plain(dst, src, n, s);
 }
 
-static void add_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
-#if defined(__x86_64__)
-  if (has_avx512()) {
-    add_row_avx512(dst, src, n, s);
-    return;
-  }
-#endif
-  add_row_plain(dst, src, n, s);
-}
-
 static void put_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
 #if defined(__x86_64__)
   if (has_avx512()) {
@@ -477,9 +467,13 @@ static void im2col(float *restrict col, int64_t ld, const float *restrict xs, co
 
 /* xs (C, H, W) += rows [k0, k1) of dcol (as im2col lays them out) for
  * output positions [p0, p1): each input element gains its terms in the order
- * of k, then of the position. */
-static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, const sk__conv *cv,
-                   int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
+ * of k, then of the position. With the row adds inlined (an AVX-512 clone
+ * below): a row is 12-26 floats on the U-Net's planes, so a call per row
+ * cost as much as the adds. */
+static inline __attribute__((always_inline)) void col2im_with(
+    void (*add)(float *restrict, const float *restrict, int64_t, int64_t), float *restrict xs,
+    const float *restrict dcol, int64_t ld, const sk__conv *cv, int64_t k0, int64_t k1,
+    int64_t p0, int64_t p1) {
   const int64_t kk = cv->kh * cv->kw;
   for (int64_t k = k0; k < k1; k++) {
     const int64_t c = k / kk, a = k % kk / cv->kw, b = k % cv->kw, off = b * cv->dw - cv->pw;
@@ -492,9 +486,80 @@ static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, c
       if (h < 0 || h >= cv->h) continue;
       const int64_t base = q * cv->ow - p0, s0 = SK_MAX(-base, 0), s1 = SK_MIN(p1 - p0 - base, cv->ow);
       const int64_t v0 = SK_MAX(s0, r_lo), v1 = SK_MIN(s1, r_hi), dst = h * cv->w + off;
-      if (v1 > v0) add_row(&xc[dst + v0 * cv->sw], &row[base + v0], v1 - v0, cv->sw);
+      if (v1 > v0) add(&xc[dst + v0 * cv->sw], &row[base + v0], v1 - v0, cv->sw);
     }
   }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void col2im_avx512(float *restrict xs,
+                                                             const float *restrict dcol, int64_t ld,
+                                                             const sk__conv *cv, int64_t k0,
+                                                             int64_t k1, int64_t p0, int64_t p1) {
+  col2im_with(add_row_avx512, xs, dcol, ld, cv, k0, k1, p0, p1);
+}
+#endif
+
+#if defined(__x86_64__)
+/* Whether col2im_rows serves a geometry's data pass: blocks of one whole
+ * sample in one chunk of K, stride 2 across at dilation 1, rows of at most
+ * 16 output and 32 input columns (the U-Net's 12 → 26 layer). */
+static int col2im_rows_ok(const sk__conv *cv, const cg *g) {
+  return has_avx512() && g->B == 1 && g->cols == g->P && g->kc >= g->K && cv->sw == 2 &&
+         cv->dw == 1 && cv->ow <= 16 && cv->w <= 32;
+}
+
+/* xs (C, H, W) = a whole sample's dcol (rows as im2col lays them out, ld
+ * apart), row by row: input row h of channel c sums, in registers, the
+ * terms of every kernel row a whose output row reaches it and every kernel
+ * column b (in that order), even and odd columns apart, and is written
+ * once. Each element gains its terms in the order of k (col2im's order for
+ * a single block). */
+__attribute__((target("avx512f"))) static void col2im_rows(float *restrict xs,
+                                                           const float *restrict dcol, int64_t ld,
+                                                           const sk__conv *cv) {
+  const int64_t kk = cv->kh * cv->kw, H = cv->h, W = cv->w, OW = cv->ow;
+  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  /* Column b adds row r of its dcol row to input column 2r − pw + b: to
+   * lane m of parity π = (b − pw) mod 2 (column 2m + π) from r = m − sh_b. */
+  __mmask16 mask[64];
+  int64_t shift[64], par[64];
+  for (int64_t b = 0; b < cv->kw && b < 64; b++) {
+    const int64_t t = b - cv->pw, pi = ((t % 2) + 2) % 2, sb = (t - pi) / 2;
+    par[b] = pi, shift[b] = sb;
+    __mmask16 m = 0;
+    for (int64_t l = 0; l < 16; l++)
+      if (l - sb >= 0 && l - sb < OW && 2 * l + pi < W) m |= (__mmask16)(1u << l);
+    mask[b] = m;
+  }
+  for (int64_t c = 0; c < cv->c; c++)
+    for (int64_t h = 0; h < H; h++) {
+      __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int64_t a = 0; a < cv->kh; a++) {
+        const int64_t u = h + cv->ph - a * cv->dh;
+        if (u < 0 || u % cv->sh || u / cv->sh >= cv->oh) continue;
+        const float *row = dcol + (c * kk + a * cv->kw) * ld + u / cv->sh * OW;
+        for (int64_t b = 0; b < cv->kw; b++)
+          acc[par[b]] = _mm512_add_ps(acc[par[b]],
+                                      _mm512_maskz_loadu_ps(mask[b], row + b * ld - shift[b]));
+      }
+      float *xr = xs + (c * H + h) * W;
+      _mm512_mask_storeu_ps(xr, first_lanes(W), _mm512_permutex2var_ps(acc[0], lo, acc[1]));
+      _mm512_mask_storeu_ps(xr + 16, first_lanes(W - 16), _mm512_permutex2var_ps(acc[0], hi, acc[1]));
+    }
+}
+#endif
+
+static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, const sk__conv *cv,
+                   int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
+#if defined(__x86_64__)
+  if (has_avx512()) {
+    col2im_avx512(xs, dcol, ld, cv, k0, k1, p0, p1);
+    return;
+  }
+#endif
+  col2im_with(add_row_plain, xs, dcol, ld, cv, k0, k1, p0, p1);
 }
 
 /* The blocks of columns of a geometry: block t covers samples [i0, i0 + nb)
@@ -565,7 +630,13 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
   const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
   if (g.taps && g.B > 1) make_taps(tab, cv);
   const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
-  for (int64_t i = n0; i < n1; i++) memset(x + i * xs, 0, (size_t)xs * sizeof *x);
+#if defined(__x86_64__)
+  const int rows = cv->kw <= 64 && col2im_rows_ok(cv, &g); /* each element written once */
+#else
+  const int rows = 0;
+#endif
+  if (!rows)
+    for (int64_t i = n0; i < n1; i++) memset(x + i * xs, 0, (size_t)xs * sizeof *x);
   for (int64_t t = first_block(&g, n0); t < t1; t++) {
     const blk bk = block_at(&g, t);
     const int64_t j0 = SK_MAX(n0, bk.i0) - bk.i0, j1 = SK_MIN(n1, bk.i0 + g.B) - bk.i0;
@@ -588,6 +659,10 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
         if (g.taps && g.B > 1)
           scatter_taps(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, tab, kk, P, plane, k0 / kk,
                        k1 / kk);
+#if defined(__x86_64__)
+        else if (rows)
+          col2im_rows(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv);
+#endif
         else
           col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
     }
