@@ -32,7 +32,7 @@ typedef enum sk__flops {
 /* The most inputs an op takes (ops.def's arity). An op's last input may be
  * optional (SK_NONE: the group-norm ops' shift); sk__node_arity counts the
  * inputs a node has. */
-#define SK__MAX_IN 3
+#define SK__MAX_IN 4
 
 /* Where the three convolution ops (conv2d, conv_transpose2d, conv2d_weight)
  * keep their parameters in ip: pairs (height, width) from these indices,

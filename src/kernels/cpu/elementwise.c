@@ -248,18 +248,14 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
   if (e0 < e1) sigmoid_grad_run(out + e0, x ? x + e0 : NULL, y + e0, e1 - e0);
 }
 
-/* One group of one sample: m = cg · hw values from x. The sums run in 32
- * lanes (each lane in increasing order, then a fixed pairwise tree), so the
- * order depends on m only; the mean first, then the squared deviations from
- * it (two passes, as the composite: no cancellation). The group (at most
- * 8 × 676 floats in the U-Net) stays in L1/L2 between the passes. */
 enum { GN_LANES = 32 };
 
 /* Σ f(i) over [0, n) in 32 lanes: lane k adds the terms k, k + 32, ... in
- * order, the tail goes to the first lanes, then a fixed pairwise tree; under
- * 32 terms, in order (the tree would cost more than the terms). The order
- * depends on n only (the same bits whoever computes which sample). TERM is
- * an expression of i. */
+ * order (the last, partial round adds 0 past n), then a fixed pairwise
+ * tree; under 32 terms, in order (the tree would cost more than the
+ * terms). The order depends on n only (the same bits whoever computes which
+ * sample). The lanes are indexed by constants only, so that they stay in
+ * registers. TERM is an expression of i. */
 #define GN_SUM(n, TERM, result)                                       \
   do {                                                                \
     float acc_[GN_LANES];                                             \
@@ -276,13 +272,16 @@ enum { GN_LANES = 32 };
         const int64_t i = i0_ + k;                                    \
         acc_[k] += (TERM);                                            \
       }                                                               \
-    for (int k = 0; i0_ + k < (n); k++) {                             \
-      const int64_t i = i0_ + k;                                      \
-      acc_[k] += (TERM);                                              \
-    }                                                                 \
-    for (int w = GN_LANES / 2; w > 0; w /= 2)                         \
-      for (int k = 0; k < w; k++) acc_[k] += acc_[k + w];             \
-    (result) = acc_[0];                                               \
+    if (i0_ < (n))                                                    \
+      for (int k = 0; k < GN_LANES; k++) {                            \
+        const int64_t i = i0_ + k;                                    \
+        acc_[k] += i < (n) ? (TERM) : 0.0f;                           \
+      }                                                               \
+    for (int k = 0; k < 16; k++) acc_[k] += acc_[k + 16];             \
+    for (int k = 0; k < 8; k++) acc_[k] += acc_[k + 8];               \
+    for (int k = 0; k < 4; k++) acc_[k] += acc_[k + 4];               \
+    for (int k = 0; k < 2; k++) acc_[k] += acc_[k + 2];               \
+    (result) = acc_[0] + acc_[1];                                     \
   } while (0)
 
 /* A group's mean and 1 / sd (sd = √(var + eps), biased variance): the mean
@@ -301,78 +300,134 @@ static inline void gn_stats(const float *x, int64_t m, float eps, float *mu, flo
 
 typedef enum { GN_SILU, GN_SILU_D, GN_BACK, GN_SUMS } gn_kind;
 
-/* Planes under GN_SHORT values go as one run of the group, GN_CHUNK at a
- * time. */
+/* Planes under GN_SHORT values go as runs of whole channels, at most
+ * GN_CHUNK values at a time, through a buffer. */
 enum { GN_SHORT = 64, GN_CHUNK = 512 };
 
-/* One group of one sample: cg channels of hw values from x (and u); out
- * as the kind says (GN_SUMS: Σ u x̂ of each channel at out[ch], Σ u at
- * out[c + ch]). */
+/* buf[ch hw + j] = v[ch hw + j] s[ch] + t[ch] over k channels of hw values;
+ * the common short planes spelled out with their length constant, which
+ * GCC vectorises across channels. */
+static inline void gn_affine(float *restrict buf, const float *v, const float *s, const float *t,
+                             int64_t hw, int64_t k) {
+#define GN_AFFINE(H)                                                 \
+  for (int64_t ch = 0; ch < k; ch++)                                 \
+    for (int64_t j = 0; j < (H); j++) buf[ch * (H) + j] = v[ch * (H) + j] * s[ch] + t[ch];
+  switch (hw) {
+  case 1: GN_AFFINE(1) break;
+  case 4: GN_AFFINE(4) break;
+  case 16: GN_AFFINE(16) break;
+  default: GN_AFFINE(hw) break;
+  }
+#undef GN_AFFINE
+}
+
+/* silu(a) (GN_SILU) or u · silu'(a) (GN_SILU_D) for a = x sc + sh. out
+ * may be x or u, value for value: no dependence between iterations (ivdep),
+ * which GCC would otherwise assume and leave the loop scalar. */
+#define GN_ACT(kind, out, u, A, n)                                      \
+  do {                                                                  \
+    if ((kind) == GN_SILU)                                              \
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < (n); j++) {          \
+        const float a = (A);                                            \
+        (out)[j] = a * sigmoidf(a);                                     \
+      }                                                                 \
+    else                                                                \
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < (n); j++) {          \
+        const float a = (A), sg = sigmoidf(a);                          \
+        (out)[j] = (u)[j] * (sg * (1.0f + a * (1.0f - sg)));            \
+      }                                                                 \
+  } while (0)
+
+/* One group of one sample: cg channels of hw values from x (and u); gam and
+ * bet the group's scales and shifts; out as the kind says (GN_SUMS: Σ u x̂
+ * of each channel at out[ch], Σ u at out[c + ch]). out may be x or u: each
+ * value is read before its own is written, and each sum before any. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_group(
     gn_kind kind, float *out, const float *x, const float *u, const float *gam, const float *bet,
     int64_t c, int64_t cg, int64_t hw, float eps) {
   const int64_t m = cg * hw;
   float mu, r;
   gn_stats(x, m, eps, &mu, &r);
-  if (kind == GN_BACK) {
-    /* (u − mean u − x̂ mean(u x̂)) · r, x̂ = (x − μ) r */
-    float su, sux;
-    GN_SUM(m, u[i], su);
-    GN_SUM(m, u[i] * (x[i] - mu), sux);
-    const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
-    for (int64_t i = 0; i < m; i++) out[i] = (u[i] - m1 - (x[i] - mu) * r * m2) * r;
-    return;
-  }
-  for (int64_t ch = 0; ch < cg; ch++) {
-    const float *xc = x + ch * hw;
-    float *oc = out + ch * hw;
-    if (kind == GN_SUMS) {
-      const float *uc = u + ch * hw;
+  if (kind == GN_SUMS) {
+    for (int64_t ch = 0; ch < cg; ch++) {
+      const float *xc = x + ch * hw, *uc = u + ch * hw;
       float sux, su;
       GN_SUM(hw, uc[i] * (xc[i] - mu), sux);
       GN_SUM(hw, uc[i], su);
       out[ch] = sux * r;
       out[c + ch] = su;
-      continue;
     }
-    if (hw < GN_SHORT) break; /* below */
-    const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
-    if (kind == GN_SILU)
-      for (int64_t j = 0; j < hw; j++) {
-        const float a = xc[j] * sc + sh;
-        oc[j] = a * sigmoidf(a);
-      }
-    else
-      for (int64_t j = 0; j < hw; j++) {
-        const float a = xc[j] * sc + sh, sg = sigmoidf(a);
-        oc[j] = sg * (1.0f + a * (1.0f - sg));
-      }
+    return;
   }
-  if (kind == GN_SUMS || hw >= GN_SHORT) return;
-  /* Short planes (the 2 × 2 and 5 × 5 ones): the group as one run, each
-   * value's scale and shift spelled out in chunks, so that the vector loop
-   * does not end in a scalar tail (a scalar sigmoid) every channel. */
-  float sc[GN_CHUNK], sh[GN_CHUNK];
-  int64_t ch = 0, p = 0; /* the channel and position of value j0 */
-  for (int64_t j0 = 0; j0 < m; j0 += GN_CHUNK) {
-    const int64_t n = m - j0 < GN_CHUNK ? m - j0 : GN_CHUNK;
-    for (int64_t j = 0; j < n; j++) {
-      sc[j] = gam[ch] * r;
-      sh[j] = bet[ch] - mu * sc[j];
-      if (++p == hw) p = 0, ch++;
-    }
-    const float *xj = x + j0;
-    float *oj = out + j0;
-    if (kind == GN_SILU)
-      for (int64_t j = 0; j < n; j++) {
-        const float a = xj[j] * sc[j] + sh[j];
-        oj[j] = a * sigmoidf(a);
+  /* Short planes: chunks of kc whole channels, their values as one run
+   * through buf, so that no loop ends in a scalar tail every channel. */
+  const int64_t kc = hw < GN_SHORT ? GN_CHUNK / hw : 1;
+  float buf[GN_CHUNK], s_ch[GN_CHUNK], t_ch[GN_CHUNK];
+  if (kind == GN_BACK) {
+    /* (g − mean g − x̂ mean(g x̂)) r, g = γ u: Σ g and Σ g (x − μ) channel
+     * by channel (long planes) or chunk by chunk (short), the parts added
+     * in order. */
+    float su = 0.0f, sux = 0.0f;
+    if (hw >= GN_SHORT)
+      for (int64_t ch = 0; ch < cg; ch++) {
+        const float *xc = x + ch * hw, *uc = u + ch * hw;
+        float a, b;
+        GN_SUM(hw, uc[i], a);
+        GN_SUM(hw, uc[i] * (xc[i] - mu), b);
+        su += gam[ch] * a;
+        sux += gam[ch] * b;
       }
     else
-      for (int64_t j = 0; j < n; j++) {
-        const float a = xj[j] * sc[j] + sh[j], sg = sigmoidf(a);
-        oj[j] = sg * (1.0f + a * (1.0f - sg));
+      for (int64_t ch0 = 0; ch0 < cg; ch0 += kc) {
+        const int64_t nk = cg - ch0 < kc ? cg - ch0 : kc, n = nk * hw;
+        const float *xj = x + ch0 * hw;
+        for (int64_t ch = 0; ch < nk; ch++) t_ch[ch] = 0.0f;
+        gn_affine(buf, u + ch0 * hw, gam + ch0, t_ch, hw, nk);
+        float a, b;
+        GN_SUM(n, buf[i], a);
+        GN_SUM(n, buf[i] * (xj[i] - mu), b);
+        su += a;
+        sux += b;
       }
+    const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
+    if (hw >= GN_SHORT)
+      for (int64_t ch = 0; ch < cg; ch++) {
+        const float *xc = x + ch * hw, *uc = u + ch * hw, gc = gam[ch];
+        float *oc = out + ch * hw;
+        _Pragma("GCC ivdep") for (int64_t j = 0; j < hw; j++)
+          oc[j] = (gc * uc[j] - m1 - (xc[j] - mu) * r * m2) * r;
+      }
+    else
+      for (int64_t ch0 = 0; ch0 < cg; ch0 += kc) {
+        const int64_t nk = cg - ch0 < kc ? cg - ch0 : kc, n = nk * hw;
+        const float *xj = x + ch0 * hw;
+        float *oj = out + ch0 * hw;
+        for (int64_t ch = 0; ch < nk; ch++) t_ch[ch] = 0.0f;
+        gn_affine(buf, u + ch0 * hw, gam + ch0, t_ch, hw, nk);
+        _Pragma("GCC ivdep") for (int64_t j = 0; j < n; j++)
+          oj[j] = (buf[j] - m1 - (xj[j] - mu) * r * m2) * r;
+      }
+    return;
+  }
+  if (hw >= GN_SHORT) {
+    for (int64_t ch = 0; ch < cg; ch++) {
+      const float s = gam[ch] * r, t = bet[ch] - mu * s, *xc = x + ch * hw;
+      const float *uc = u ? u + ch * hw : NULL;
+      float *oc = out + ch * hw;
+      GN_ACT(kind, oc, uc, xc[j] * s + t, hw);
+    }
+    return;
+  }
+  for (int64_t ch0 = 0; ch0 < cg; ch0 += kc) {
+    const int64_t nk = cg - ch0 < kc ? cg - ch0 : kc, n = nk * hw;
+    for (int64_t ch = 0; ch < nk; ch++) {
+      s_ch[ch] = gam[ch0 + ch] * r;
+      t_ch[ch] = bet[ch0 + ch] - mu * s_ch[ch];
+    }
+    gn_affine(buf, x + ch0 * hw, s_ch, t_ch, hw, nk);
+    const float *uj = u ? u + ch0 * hw : NULL;
+    float *oj = out + ch0 * hw;
+    GN_ACT(kind, oj, uj, buf[j], n);
   }
 }
 
@@ -388,9 +443,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_shif
   }
 }
 
-void sk__group_norm(int kind, float *out, const float *x, const float *b, const float *d,
-                    float *xs, int64_t c, int64_t hw, int groups, float eps, int64_t n0,
-                    int64_t n1) {
+void sk__group_norm(int kind, float *out, const float *x, const float *u, const float *gb,
+                    const float *d, float *xs, int64_t c, int64_t hw, int groups, float eps,
+                    int64_t n0, int64_t n1) {
   const int64_t cg = c / groups;
   for (int64_t n = n0; n < n1; n++)
     for (int g = 0; g < groups; g++) {
@@ -400,18 +455,10 @@ void sk__group_norm(int kind, float *out, const float *x, const float *b, const 
         gn_shift(xs, xg, d + n * c + g * cg, cg, hw);
         xg = xs;
       }
-      switch ((gn_kind)kind) {
-      case GN_SILU:
-      case GN_SILU_D:
-        gn_group((gn_kind)kind, out + off, xg, NULL, b + g * cg, b + c + g * cg, c, cg, hw, eps);
-        break;
-      case GN_BACK:
-        gn_group(GN_BACK, out + off, xg, b + off, NULL, NULL, c, cg, hw, eps);
-        break;
-      case GN_SUMS:
-        gn_group(GN_SUMS, out + n * 2 * c + g * cg, xg, b + off, NULL, NULL, c, cg, hw, eps);
-        break;
-      }
+      const float *ug = u ? u + off : NULL, *gam = gb ? gb + g * cg : NULL;
+      const float *bet = gb ? gb + c + g * cg : NULL;
+      float *og = kind == GN_SUMS ? out + n * 2 * c + g * cg : out + off;
+      gn_group((gn_kind)kind, og, xg, ug, gam, bet, c, cg, hw, eps);
     }
 }
 
