@@ -250,12 +250,30 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
 
 enum { GN_LANES = 32 };
 
+typedef float gn_v16 __attribute__((vector_size(64)));
+typedef float gn_v8 __attribute__((vector_size(32)));
+typedef float gn_v4 __attribute__((vector_size(16)));
+
+/* The pairwise tree over 32 lanes: lane k plus lane k + 16, then k + 8,
+ * k + 4, k + 2, k + 1, in vectors (GCC's vectoriser leaves such a tree
+ * scalar, through memory, where it is inlined into a loop). */
+static inline float gn_tree(const float *acc) {
+  gn_v16 a, b;
+  memcpy(&a, acc, sizeof a);
+  memcpy(&b, acc + 16, sizeof b);
+  a += b;
+  const gn_v8 h8 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                   __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+  const gn_v4 h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) +
+                   __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
 /* Σ f(i) over [0, n) in 32 lanes: lane k adds the terms k, k + 32, ... in
  * order (the last, partial round adds 0 past n), then a fixed pairwise
  * tree; under 32 terms, in order (the tree would cost more than the
  * terms). The order depends on n only (the same bits whoever computes which
- * sample). The lanes are indexed by constants only, so that they stay in
- * registers. TERM is an expression of i. */
+ * sample). TERM is an expression of i. */
 #define GN_SUM(n, TERM, result)                                       \
   do {                                                                \
     float acc_[GN_LANES];                                             \
@@ -266,22 +284,18 @@ enum { GN_LANES = 32 };
       break;                                                          \
     }                                                                 \
     int64_t i0_ = 0;                                                  \
-    for (int k = 0; k < GN_LANES; k++) acc_[k] = 0.0f;                \
+    for (int l_ = 0; l_ < GN_LANES; l_++) acc_[l_] = 0.0f;                \
     for (; i0_ + GN_LANES <= (n); i0_ += GN_LANES)                    \
-      for (int k = 0; k < GN_LANES; k++) {                            \
-        const int64_t i = i0_ + k;                                    \
-        acc_[k] += (TERM);                                            \
+      for (int l_ = 0; l_ < GN_LANES; l_++) {                            \
+        const int64_t i = i0_ + l_;                                    \
+        acc_[l_] += (TERM);                                            \
       }                                                               \
     if (i0_ < (n))                                                    \
-      for (int k = 0; k < GN_LANES; k++) {                            \
-        const int64_t i = i0_ + k;                                    \
-        acc_[k] += i < (n) ? (TERM) : 0.0f;                           \
+      for (int l_ = 0; l_ < GN_LANES; l_++) {                            \
+        const int64_t i = i0_ + l_;                                    \
+        acc_[l_] += i < (n) ? (TERM) : 0.0f;                           \
       }                                                               \
-    for (int k = 0; k < 16; k++) acc_[k] += acc_[k + 16];             \
-    for (int k = 0; k < 8; k++) acc_[k] += acc_[k + 8];               \
-    for (int k = 0; k < 4; k++) acc_[k] += acc_[k + 4];               \
-    for (int k = 0; k < 2; k++) acc_[k] += acc_[k + 2];               \
-    (result) = acc_[0] + acc_[1];                                     \
+    (result) = gn_tree(acc_);                                         \
   } while (0)
 
 /* A group's mean and 1 / sd (sd = √(var + eps), biased variance): the mean
@@ -300,28 +314,32 @@ static inline void gn_stats(const float *x, int64_t m, float eps, float *mu, flo
 
 typedef enum { GN_SILU, GN_SILU_D, GN_BACK, GN_SUMS } gn_kind;
 
-/* Planes under GN_SHORT values go as runs of whole channels, at most
- * GN_CHUNK values at a time, through a buffer. */
-enum { GN_SHORT = 64, GN_CHUNK = 512 };
+/* Planes under GN_SHORT values (the 2 × 2 and 5 × 5 ones) go a block of
+ * whole groups at a time, at most GN_BLOCK values and GN_GROUPS groups
+ * (gn_block); longer planes, and groups over GN_BLOCK values, one group at
+ * a time, channel by channel (gn_group). */
+enum { GN_SHORT = 64, GN_BLOCK = 2048, GN_GROUPS = 64 };
 
-/* buf[ch hw + j] = v[ch hw + j] s[ch] + t[ch] over k channels of hw values;
- * the common short planes spelled out with their length constant, which
- * GCC vectorises across channels. */
-static inline void gn_affine(float *restrict buf, const float *v, const float *s, const float *t,
-                             int64_t hw, int64_t k) {
-#define GN_AFFINE(H)                                                 \
-  for (int64_t ch = 0; ch < k; ch++)                                 \
-    for (int64_t j = 0; j < (H); j++) buf[ch * (H) + j] = v[ch * (H) + j] * s[ch] + t[ch];
-  switch (hw) {
-  case 1: GN_AFFINE(1) break;
-  case 4: GN_AFFINE(4) break;
-  case 16: GN_AFFINE(16) break;
-  default: GN_AFFINE(hw) break;
+/* BODY for value j of channel ch, for ch < k and j < H, H = hw: the common
+ * short planes spelled out with H constant, which GCC vectorises across
+ * channels (broadcasting each channel's values over its plane). */
+#define GN_CHANNELS(hw, k, BODY)                                       \
+  do {                                                                 \
+    switch (hw) {                                                      \
+    case 1: GN_CHANNELS_H(1, k, BODY) break;                           \
+    case 4: GN_CHANNELS_H(4, k, BODY) break;                           \
+    case 16: GN_CHANNELS_H(16, k, BODY) break;                         \
+    default: GN_CHANNELS_H(hw, k, BODY) break;                         \
+    }                                                                  \
+  } while (0)
+#define GN_CHANNELS_H(HW, k, BODY)                                     \
+  {                                                                    \
+    const int64_t H = (HW);                                            \
+    for (int64_t ch = 0; ch < (k); ch++)                               \
+      for (int64_t j = 0; j < H; j++) BODY;                            \
   }
-#undef GN_AFFINE
-}
 
-/* silu(a) (GN_SILU) or u · silu'(a) (GN_SILU_D) for a = x sc + sh. out
+/* silu(a) (GN_SILU) or u · silu'(a) (GN_SILU_D), a = A, over n values. out
  * may be x or u, value for value: no dependence between iterations (ivdep),
  * which GCC would otherwise assume and leave the loop scalar. */
 #define GN_ACT(kind, out, u, A, n)                                      \
@@ -359,82 +377,108 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_grou
     }
     return;
   }
-  /* Short planes: chunks of kc whole channels, their values as one run
-   * through buf, so that no loop ends in a scalar tail every channel. */
-  const int64_t kc = hw < GN_SHORT ? GN_CHUNK / hw : 1;
-  float buf[GN_CHUNK], s_ch[GN_CHUNK], t_ch[GN_CHUNK];
   if (kind == GN_BACK) {
-    /* (g − mean g − x̂ mean(g x̂)) r, g = γ u: Σ g and Σ g (x − μ) channel
-     * by channel (long planes) or chunk by chunk (short), the parts added
-     * in order. */
+    /* (g − mean g − x̂ mean(g x̂)) r, g = γ u: Σ g and Σ g (x − μ) as the
+     * channels' sums times γ, added in order. */
     float su = 0.0f, sux = 0.0f;
-    if (hw >= GN_SHORT)
-      for (int64_t ch = 0; ch < cg; ch++) {
-        const float *xc = x + ch * hw, *uc = u + ch * hw;
-        float a, b;
-        GN_SUM(hw, uc[i], a);
-        GN_SUM(hw, uc[i] * (xc[i] - mu), b);
-        su += gam[ch] * a;
-        sux += gam[ch] * b;
-      }
-    else
-      for (int64_t ch0 = 0; ch0 < cg; ch0 += kc) {
-        const int64_t nk = cg - ch0 < kc ? cg - ch0 : kc, n = nk * hw;
-        const float *xj = x + ch0 * hw;
-        for (int64_t ch = 0; ch < nk; ch++) t_ch[ch] = 0.0f;
-        gn_affine(buf, u + ch0 * hw, gam + ch0, t_ch, hw, nk);
-        float a, b;
-        GN_SUM(n, buf[i], a);
-        GN_SUM(n, buf[i] * (xj[i] - mu), b);
-        su += a;
-        sux += b;
-      }
-    const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
-    if (hw >= GN_SHORT)
-      for (int64_t ch = 0; ch < cg; ch++) {
-        const float *xc = x + ch * hw, *uc = u + ch * hw, gc = gam[ch];
-        float *oc = out + ch * hw;
-        _Pragma("GCC ivdep") for (int64_t j = 0; j < hw; j++)
-          oc[j] = (gc * uc[j] - m1 - (xc[j] - mu) * r * m2) * r;
-      }
-    else
-      for (int64_t ch0 = 0; ch0 < cg; ch0 += kc) {
-        const int64_t nk = cg - ch0 < kc ? cg - ch0 : kc, n = nk * hw;
-        const float *xj = x + ch0 * hw;
-        float *oj = out + ch0 * hw;
-        for (int64_t ch = 0; ch < nk; ch++) t_ch[ch] = 0.0f;
-        gn_affine(buf, u + ch0 * hw, gam + ch0, t_ch, hw, nk);
-        _Pragma("GCC ivdep") for (int64_t j = 0; j < n; j++)
-          oj[j] = (buf[j] - m1 - (xj[j] - mu) * r * m2) * r;
-      }
-    return;
-  }
-  if (hw >= GN_SHORT) {
     for (int64_t ch = 0; ch < cg; ch++) {
-      const float s = gam[ch] * r, t = bet[ch] - mu * s, *xc = x + ch * hw;
-      const float *uc = u ? u + ch * hw : NULL;
+      const float *xc = x + ch * hw, *uc = u + ch * hw;
+      float a, b;
+      GN_SUM(hw, uc[i], a);
+      GN_SUM(hw, uc[i] * (xc[i] - mu), b);
+      su += gam[ch] * a;
+      sux += gam[ch] * b;
+    }
+    const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
+    for (int64_t ch = 0; ch < cg; ch++) {
+      const float *xc = x + ch * hw, *uc = u + ch * hw, gc = gam[ch];
       float *oc = out + ch * hw;
-      GN_ACT(kind, oc, uc, xc[j] * s + t, hw);
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < hw; j++)
+        oc[j] = (gc * uc[j] - m1 - (xc[j] - mu) * r * m2) * r;
     }
     return;
   }
-  for (int64_t ch0 = 0; ch0 < cg; ch0 += kc) {
-    const int64_t nk = cg - ch0 < kc ? cg - ch0 : kc, n = nk * hw;
-    for (int64_t ch = 0; ch < nk; ch++) {
-      s_ch[ch] = gam[ch0 + ch] * r;
-      t_ch[ch] = bet[ch0 + ch] - mu * s_ch[ch];
-    }
-    gn_affine(buf, x + ch0 * hw, s_ch, t_ch, hw, nk);
-    const float *uj = u ? u + ch0 * hw : NULL;
-    float *oj = out + ch0 * hw;
-    GN_ACT(kind, oj, uj, buf[j], n);
+  for (int64_t ch = 0; ch < cg; ch++) {
+    const float s = gam[ch] * r, t = bet[ch] - mu * s, *xc = x + ch * hw;
+    const float *uc = u ? u + ch * hw : NULL;
+    float *oc = out + ch * hw;
+    GN_ACT(kind, oc, uc, xc[j] * s + t, hw);
   }
+}
+
+/* ng consecutive groups of one sample (ng · cg · hw <= GN_BLOCK, ng <=
+ * GN_GROUPS), the arguments as gn_group's with d the groups' shifts (or
+ * NULL): each pass over all the groups before the next, so that the groups'
+ * chains of sums, square root and division overlap, and the values as one
+ * run, so that no loop ends in a scalar tail every channel. The sums of each
+ * group are gn_stats' and gn_group's, but for GN_BACK's, over γ u value by
+ * value. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_block(
+    gn_kind kind, float *out, const float *x, const float *u, const float *gam, const float *bet,
+    const float *d, int64_t c, int64_t cg, int64_t hw, int64_t ng, float eps) {
+  const int64_t m = cg * hw, k = ng * cg, nv = ng * m;
+  const float inv_m = 1.0f / (float)m;
+  float xs[GN_BLOCK], buf[GN_BLOCK], s_ch[GN_BLOCK], t_ch[GN_BLOCK];
+  float mu[GN_GROUPS], r[GN_GROUPS];
+  if (d) { /* the bits of the broadcast add */
+    GN_CHANNELS(hw, k, xs[ch * H + j] = x[ch * H + j] + d[ch]);
+    x = xs;
+  }
+  for (int64_t g = 0; g < ng; g++) {
+    const float *xg = x + g * m;
+    GN_SUM(m, xg[i], mu[g]);
+  }
+  for (int64_t g = 0; g < ng; g++) mu[g] *= inv_m;
+  for (int64_t g = 0; g < ng; g++) {
+    const float *xg = x + g * m, mg = mu[g];
+    GN_SUM(m, (xg[i] - mg) * (xg[i] - mg), r[g]);
+  }
+  /* in vectors across the groups */
+  for (int64_t g = 0; g < ng; g++) r[g] = 1.0f / sqrtf(r[g] * inv_m + eps);
+  if (kind == GN_SUMS) {
+    for (int64_t g = 0; g < ng; g++)
+      for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
+        const float *xc = x + ch * hw, *uc = u + ch * hw, mg = mu[g];
+        float sux, su;
+        GN_SUM(hw, uc[i] * (xc[i] - mg), sux);
+        GN_SUM(hw, uc[i], su);
+        out[ch] = sux * r[g];
+        out[c + ch] = su;
+      }
+    return;
+  }
+  if (kind == GN_BACK) { /* as gn_group's, with g = γ u in buf */
+    GN_CHANNELS(hw, k, buf[ch * H + j] = u[ch * H + j] * gam[ch]);
+    for (int64_t g = 0; g < ng; g++) {
+      const float *xg = x + g * m, *bg = buf + g * m, mg = mu[g];
+      float su, sux;
+      GN_SUM(m, bg[i], su);
+      GN_SUM(m, bg[i] * (xg[i] - mg), sux);
+      s_ch[g] = su * inv_m;
+      t_ch[g] = sux * r[g] * inv_m;
+    }
+    for (int64_t g = 0; g < ng; g++) {
+      const float *xg = x + g * m, *bg = buf + g * m;
+      const float mg = mu[g], rg = r[g], m1 = s_ch[g], m2 = t_ch[g];
+      float *og = out + g * m;
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < m; j++)
+        og[j] = (bg[j] - m1 - (xg[j] - mg) * rg * m2) * rg;
+    }
+    return;
+  }
+  for (int64_t g = 0; g < ng; g++)
+    for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
+      s_ch[ch] = gam[ch] * r[g];
+      t_ch[ch] = bet[ch] - mu[g] * s_ch[ch];
+    }
+  GN_CHANNELS(hw, k, buf[ch * H + j] = x[ch * H + j] * s_ch[ch] + t_ch[ch]);
+  GN_ACT(kind, out, u, buf[j], nv);
 }
 
 /* xs = x + d over one group of cg channels of hw values, d one per channel:
  * the bits of the broadcast add. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_shift(
-    float *xs, const float *x, const float *d, int64_t cg, int64_t hw) {
+    float *restrict xs, const float *x, const float *d, int64_t cg, int64_t hw) {
   for (int64_t ch = 0; ch < cg; ch++) {
     const float dc = d[ch];
     const float *xc = x + ch * hw;
@@ -446,18 +490,26 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_shif
 void sk__group_norm(int kind, float *out, const float *x, const float *u, const float *gb,
                     const float *d, float *xs, int64_t c, int64_t hw, int groups, float eps,
                     int64_t n0, int64_t n1) {
-  const int64_t cg = c / groups;
+  const int64_t cg = c / groups, m = cg * hw;
+  /* groups per block on short planes; 0: one group at a time */
+  int64_t per = hw < GN_SHORT && m <= GN_BLOCK ? GN_BLOCK / m : 0;
+  if (per > GN_GROUPS) per = GN_GROUPS;
   for (int64_t n = n0; n < n1; n++)
-    for (int g = 0; g < groups; g++) {
+    for (int64_t g = 0; g < groups; g += per ? per : 1) {
       const int64_t off = (n * c + g * cg) * hw;
-      const float *xg = x + off;
-      if (d) { /* the group of x + d, in cache for the passes below */
-        gn_shift(xs, xg, d + n * c + g * cg, cg, hw);
-        xg = xs;
-      }
+      const float *xg = x + off, *dg = d ? d + n * c + g * cg : NULL;
       const float *ug = u ? u + off : NULL, *gam = gb ? gb + g * cg : NULL;
       const float *bet = gb ? gb + c + g * cg : NULL;
       float *og = kind == GN_SUMS ? out + n * 2 * c + g * cg : out + off;
+      if (per) {
+        const int64_t ng = groups - g < per ? groups - g : per;
+        gn_block((gn_kind)kind, og, xg, ug, gam, bet, dg, c, cg, hw, ng, eps);
+        continue;
+      }
+      if (d) { /* the group of x + d, in cache for the passes below */
+        gn_shift(xs, xg, dg, cg, hw);
+        xg = xs;
+      }
       gn_group((gn_kind)kind, og, xg, ug, gam, bet, c, cg, hw, eps);
     }
 }
