@@ -428,6 +428,22 @@ TEST(row_alignment_is_declared) {
   CHECK(N[cw].shape[0] == N[ct].shape[0] && N[cw].ndim == N[ct].ndim);
   CHECK(!sk__row_aligned(&N[cw], &N[ct], 0) && !sk__row_aligned(&N[cw], &N[cv], 1));
   sk_graph_free(g);
+  /* A group-norm gradient op on two samples of 2-D x: its scale and shift
+   * gb (2, C) has their shape, and is read whole; x, u and the shift d row
+   * for row. */
+  g = sk_graph_new();
+  sk_node x2 = sk_input(g, "x", 2, (int64_t[]){2, 4}), u2 = sk_input(g, "u", 2, (int64_t[]){2, 4});
+  sk_node gb = sk_input(g, "gb", 2, (int64_t[]){2, 4}), d2 = sk_input(g, "d", 2, (int64_t[]){2, 4});
+  for (int k = 0; k < 2; k++) {
+    const sk__op op = k ? SK_OP_GROUP_NORM_BACK : SK_OP_GROUP_NORM_SILU_D;
+    sk_node y = sk__group_norm_op(g, op, x2, u2, gb, d2, 2, 1e-5f);
+    CHECK_OK(sk_graph_status(g));
+    if (y == SK_NONE) break;
+    const sk__node *N2 = g->nodes;
+    CHECK(sk__row_aligned(&N2[y], &N2[x2], 0) && sk__row_aligned(&N2[y], &N2[u2], 1));
+    CHECK(!sk__row_aligned(&N2[y], &N2[gb], 2) && sk__row_aligned(&N2[y], &N2[d2], 3));
+  }
+  sk_graph_free(g);
 }
 
 /* The parallel, tiled and fused path differentiates as the small cases do:

@@ -48,6 +48,7 @@ int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
   case SK__ROWS_IN0: return which == 0 && !y->ip[0];
   case SK__ROWS_AXIS: return y->ip[0] != 0;
   case SK__ROWS_FIRST: return which == 0;
+  case SK__ROWS_PAIR: return which <= 1 || (which >= 2 && which == ops[y->op].arity - 1);
   case SK__ROWS_WHOLE: return 0;
   case SK__ROWS_NONE: return 0;
   }
