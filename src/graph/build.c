@@ -673,9 +673,8 @@ static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t 
   return 1;
 }
 
-/* x and u of one shape (gb, the third input, checked by sk__group_norm_op). */
-static int shape_group_norm_silu_d(sk__node *y, const sk__node *X, const sk__node *U, char *why,
-                                   size_t cap);
+/* x and u of one shape (gb, the third input of group_norm_back and
+ * group_norm_silu_d, checked by sk__group_norm_op). */
 static int shape_group_norm_back(sk__node *y, const sk__node *X, const sk__node *U, char *why,
                                  size_t cap) {
   if (!gn_params_ok(y, X, why, cap)) return 0;

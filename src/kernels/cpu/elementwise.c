@@ -356,6 +356,32 @@ enum { GN_SHORT = 64, GN_BLOCK = 2048, GN_GROUPS = 64 };
       }                                                                 \
   } while (0)
 
+/* Σ u (x − μ) r into s1[ch] and Σ u into s2[ch] for k channels of hw
+ * values, each sum GN_SUM's (under 32 terms in order, so the planes spelled
+ * out with their length constant add the same way). */
+static inline void gn_channel_sums(float *s1, float *s2, const float *x, const float *u, float mu,
+                                   float r, int64_t hw, int64_t k) {
+#define GN_CHANNEL_SUMS(HW)                                            \
+  {                                                                    \
+    const int64_t H = (HW);                                            \
+    for (int64_t ch = 0; ch < k; ch++) {                               \
+      const float *xc = x + ch * H, *uc = u + ch * H;                  \
+      float sux, su;                                                   \
+      GN_SUM(H, uc[i] * (xc[i] - mu), sux);                            \
+      GN_SUM(H, uc[i], su);                                            \
+      s1[ch] = sux * r;                                                \
+      s2[ch] = su;                                                     \
+    }                                                                  \
+  }
+  switch (hw) {
+  case 1: GN_CHANNEL_SUMS(1) break;
+  case 4: GN_CHANNEL_SUMS(4) break;
+  case 16: GN_CHANNEL_SUMS(16) break;
+  default: GN_CHANNEL_SUMS(hw) break;
+  }
+#undef GN_CHANNEL_SUMS
+}
+
 /* One group of one sample: cg channels of hw values from x (and u); gam and
  * bet the group's scales and shifts; out as the kind says (GN_SUMS: Σ u x̂
  * of each channel at out[ch], Σ u at out[c + ch]). out may be x or u: each
@@ -367,14 +393,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_grou
   float mu, r;
   gn_stats(x, m, eps, &mu, &r);
   if (kind == GN_SUMS) {
-    for (int64_t ch = 0; ch < cg; ch++) {
-      const float *xc = x + ch * hw, *uc = u + ch * hw;
-      float sux, su;
-      GN_SUM(hw, uc[i] * (xc[i] - mu), sux);
-      GN_SUM(hw, uc[i], su);
-      out[ch] = sux * r;
-      out[c + ch] = su;
-    }
+    gn_channel_sums(out, out + c, x, u, mu, r, hw, cg);
     return;
   }
   if (kind == GN_BACK) {
@@ -437,14 +456,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_bloc
   for (int64_t g = 0; g < ng; g++) r[g] = 1.0f / sqrtf(r[g] * inv_m + eps);
   if (kind == GN_SUMS) {
     for (int64_t g = 0; g < ng; g++)
-      for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
-        const float *xc = x + ch * hw, *uc = u + ch * hw, mg = mu[g];
-        float sux, su;
-        GN_SUM(hw, uc[i] * (xc[i] - mg), sux);
-        GN_SUM(hw, uc[i], su);
-        out[ch] = sux * r[g];
-        out[c + ch] = su;
-      }
+      gn_channel_sums(out + g * cg, out + c + g * cg, x + g * m, u + g * m, mu[g], r[g], hw, cg);
     return;
   }
   if (kind == GN_BACK) { /* as gn_group's, with g = γ u in buf */
