@@ -284,16 +284,16 @@ static inline float gn_tree(const float *acc) {
       break;                                                          \
     }                                                                 \
     int64_t i0_ = 0;                                                  \
-    for (int l_ = 0; l_ < GN_LANES; l_++) acc_[l_] = 0.0f;                \
+    for (int l_ = 0; l_ < GN_LANES; l_++) acc_[l_] = 0.0f;            \
     for (; i0_ + GN_LANES <= (n); i0_ += GN_LANES)                    \
-      for (int l_ = 0; l_ < GN_LANES; l_++) {                            \
-        const int64_t i = i0_ + l_;                                    \
-        acc_[l_] += (TERM);                                            \
+      for (int l_ = 0; l_ < GN_LANES; l_++) {                         \
+        const int64_t i = i0_ + l_;                                   \
+        acc_[l_] += (TERM);                                           \
       }                                                               \
     if (i0_ < (n))                                                    \
-      for (int l_ = 0; l_ < GN_LANES; l_++) {                            \
-        const int64_t i = i0_ + l_;                                    \
-        acc_[l_] += i < (n) ? (TERM) : 0.0f;                           \
+      for (int l_ = 0; l_ < GN_LANES; l_++) {                         \
+        const int64_t i = i0_ + l_;                                   \
+        acc_[l_] += i < (n) ? (TERM) : 0.0f;                          \
       }                                                               \
     (result) = gn_tree(acc_);                                         \
   } while (0)
@@ -438,7 +438,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_bloc
   const int64_t m = cg * hw, k = ng * cg, nv = ng * m;
   const float inv_m = 1.0f / (float)m;
   float xs[GN_BLOCK], buf[GN_BLOCK], s_ch[GN_BLOCK], t_ch[GN_BLOCK];
-  float mu[GN_GROUPS], r[GN_GROUPS];
+  float mu[GN_GROUPS], r[GN_GROUPS], m1[GN_GROUPS], m2[GN_GROUPS];
   if (d) { /* the bits of the broadcast add */
     GN_CHANNELS(hw, k, xs[ch * H + j] = x[ch * H + j] + d[ch]);
     x = xs;
@@ -466,15 +466,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_bloc
       float su, sux;
       GN_SUM(m, bg[i], su);
       GN_SUM(m, bg[i] * (xg[i] - mg), sux);
-      s_ch[g] = su * inv_m;
-      t_ch[g] = sux * r[g] * inv_m;
+      m1[g] = su * inv_m;
+      m2[g] = sux * r[g] * inv_m;
     }
     for (int64_t g = 0; g < ng; g++) {
       const float *xg = x + g * m, *bg = buf + g * m;
-      const float mg = mu[g], rg = r[g], m1 = s_ch[g], m2 = t_ch[g];
+      const float mg = mu[g], rg = r[g], a = m1[g], b = m2[g];
       float *og = out + g * m;
       _Pragma("GCC ivdep") for (int64_t j = 0; j < m; j++)
-        og[j] = (bg[j] - m1 - (xg[j] - mg) * rg * m2) * rg;
+        og[j] = (bg[j] - a - (xg[j] - mg) * rg * b) * rg;
     }
     return;
   }
