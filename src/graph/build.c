@@ -703,8 +703,9 @@ static int shape_group_norm_sums(sk__node *y, const sk__node *X, const sk__node 
   return 1;
 }
 
-/* The third input of an op that takes one (the group-norm ops') is a shift
- * of input 0 per sample and channel: (N, C, 1, ...) for x (N, C, ...). */
+/* The optional last input of an op of more than two (the group-norm ops')
+ * is a shift of input 0 per sample and channel: (N, C, 1, ...) for x
+ * (N, C, ...). */
 static int shift_ok(const sk__node *X, const sk__node *D, char *why, size_t cap) {
   int ok = D->ndim == X->ndim && X->ndim >= 2 && D->shape[0] == X->shape[0] &&
            D->shape[1] == X->shape[1];
