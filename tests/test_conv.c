@@ -472,8 +472,8 @@ TEST(image_composites_match_definitions) {
  * followed by the unshifted op, bit for bit: the value and its gradients
  * with respect to x, d, gamma and beta; the gradient of Σ v ⊙ ∂L/∂x with
  * respect to x and d to 1e-5. Each the same bits on 1, 2 and 3 threads (40 samples: split), on planes
- * of both of the kernel's paths (10 × 10 and the short 3 × 3), with no
- * allocation in sk_graph_run. */
+ * of both of the kernel's paths (10 × 10, and the short 5 × 5 and 2 × 2,
+ * whose length the kernel spells out), with no allocation in sk_graph_run. */
 enum { SN = 40, SC = 16, SG = 4, S_OUTS = 14 };
 static sk_graph *shift_graph(int64_t side, sk_node in[6], sk_node out[S_OUTS]) {
   sk_graph *g = sk_graph_new();
@@ -499,7 +499,7 @@ static sk_graph *shift_graph(int64_t side, sk_node in[6], sk_node out[S_OUTS]) {
 }
 
 TEST(group_norm_silu_shift_is_the_add_fused) {
-  for (int64_t side = 10; side >= 3; side -= 7) {
+  for (int64_t side = 10; side >= 2; side = side == 10 ? 5 : side - 3) {
     float *ref[S_OUTS] = {0};
     for (int threads = 1; threads <= 3; threads++) {
       sk_set_num_threads(threads);
@@ -507,11 +507,13 @@ TEST(group_norm_silu_shift_is_the_add_fused) {
       sk_graph *g = shift_graph(side, in, out);
       CHECK(g != NULL);
       if (!g) break;
-      /* The fused ops with a shift, split by sample, each with scratch. */
+      /* The fused ops with a shift (their last input), split by sample,
+       * each with scratch. */
       int shifted = 0;
       for (int s = 0; s < g->n_exec; s++) {
         const sk__node *nd = &g->nodes[g->exec[s]];
-        if (sk__node_arity(nd) < 3) continue;
+        const int last = sk__op_arity(nd->op) - 1;
+        if (last < 2 || nd->in[last] == SK_NONE) continue;
         shifted++;
         CHECK(g->steps[s].units == SN && g->steps[s].scratch != NULL);
       }
@@ -561,6 +563,48 @@ TEST(group_norm_silu_shift_is_the_add_fused) {
     for (int k = 0; k < S_OUTS; k++) free(ref[k]);
   }
   sk_set_num_threads(2);
+}
+
+/* silu(group_norm(x (+ d))) and its gradients as the fused ops give them
+ * against the composite ops, on short planes whose groups the kernel takes
+ * a block of groups at a time: 32 groups of 3 channels of 7 × 7, in blocks
+ * of 13, 13 and 6. */
+TEST(group_norm_silu_short_planes_match_composite) {
+  enum { N = 3, C = 96, H = 7, G = 32 };
+  for (int shifted = 0; shifted < 2; shifted++) {
+    sk_graph *g = sk_graph_new();
+    const int64_t xs[4] = {N, C, H, H};
+    sk_node x = sk_input(g, "x", 4, xs), c = sk_input(g, "c", 4, xs);
+    sk_node d = sk_input(g, "d", 4, (int64_t[]){N, C, 1, 1});
+    sk_node ga = sk_input(g, "gamma", 1, (int64_t[]){C}), be = sk_input(g, "beta", 1, (int64_t[]){C});
+    sk_node out[10];
+    for (int fused = 0; fused < 2; fused++) {
+      sk_node y = fused ? sk_group_norm_silu_shift(g, x, shifted ? d : SK_NONE, G, ga, be, 1e-5f)
+                        : sk_silu(g, sk_group_norm(g, shifted ? sk_add(g, x, d) : x, G, ga, be, 1e-5f));
+      sk_node dx[4];
+      CHECK_OK(sk_grad(g, sk_sum_all(g, sk_mul(g, y, c)), SK_NONE, 4, (sk_node[]){x, ga, be, d}, dx));
+      out[5 * fused] = y;
+      memcpy(out + 5 * fused + 1, dx, sizeof dx);
+    }
+    CHECK_OK(sk_graph_compile(g, 10, out));
+    sk_rng r = sk_rng_make(5, 0);
+    const sk_node ins[5] = {x, c, d, ga, be};
+    for (int k = 0; k < 5; k++) /* d, unread unshifted, has no buffer then */
+      if (k != 2 || shifted)
+        sk_rng_normal(&r, sk_graph_data(g, ins[k]), (size_t)sk_node_numel(g, ins[k]));
+    CHECK_OK(sk_graph_run(g));
+    for (int k = 0; k < 5; k++) {
+      const float *want = sk_graph_data(g, out[k]), *got = sk_graph_data(g, out[5 + k]);
+      double worst = 0.0;
+      for (int64_t i = 0; i < sk_node_numel(g, out[k]); i++)
+        worst = fmax(worst, fabs((double)got[i] - want[i]) / (1.0 + fabs(want[i])));
+      if (worst > 2e-5) {
+        fprintf(stderr, "shift %d, output %d: fused %.3g from the composite\n", shifted, k, worst);
+        CHECK(0);
+      }
+    }
+    sk_graph_free(g);
+  }
 }
 
 /* A shift that is not one value per sample and channel is a named shape
@@ -679,5 +723,6 @@ TEST_MAIN(TEST_ENTRY(kernels_match_naive_and_split_exactly), TEST_ENTRY(values_m
           TEST_ENTRY(same_bits_on_1_2_and_3_threads), TEST_ENTRY(run_does_not_allocate),
           TEST_ENTRY(image_composites_match_definitions),
           TEST_ENTRY(group_norm_silu_shift_is_the_add_fused),
+          TEST_ENTRY(group_norm_silu_short_planes_match_composite),
           TEST_ENTRY(group_norm_silu_shift_checks_its_shape),
           TEST_ENTRY(flops_count_multiply_adds), TEST_ENTRY(bad_geometry_is_a_named_shape_error))

@@ -5,7 +5,7 @@
 #include "scorekit/scorekit.h"
 #include "test.h"
 
-#define MAX_IN 4
+#define MAX_IN 5
 
 typedef struct fd_case {
   const char *name;
@@ -125,24 +125,30 @@ static sk_node b_group_norm_silu(sk_graph *g, const sk_node *x) {
 static sk_node b_group_norm_silu_shift(sk_graph *g, const sk_node *x) {
   return sk_group_norm_silu_shift(g, x[0], x[3], 2, x[1], x[2], 1e-5f);
 }
-static sk_node gn_d(sk_graph *g, const sk_node *x, sk_node d) {
-  sk_node gb = sk_concat(g, sk_reshape(g, x[1], 2, (int64_t[]){1, 4}),
-                         sk_reshape(g, x[2], 2, (int64_t[]){1, 4}), 0);
-  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x[0], gb, d, 2, 1e-5f);
+/* The fused gradient ops of x[0], u x[1], γ x[2] and β x[3] (as gb), and
+ * the shift x[4] (or x[2] for the sums, which take no gb). */
+static sk_node gn_op(sk_graph *g, sk__op op, const sk_node *x, sk_node d) {
+  sk_node gb = sk_concat(g, sk_reshape(g, x[2], 2, (int64_t[]){1, 4}),
+                         sk_reshape(g, x[3], 2, (int64_t[]){1, 4}), 0);
+  return sk__group_norm_op(g, op, x[0], x[1], gb, d, 2, 1e-5f);
 }
-static sk_node b_gn_silu_d(sk_graph *g, const sk_node *x) { return gn_d(g, x, SK_NONE); }
-static sk_node b_gn_silu_d_shift(sk_graph *g, const sk_node *x) { return gn_d(g, x, x[3]); }
+static sk_node b_gn_silu_d(sk_graph *g, const sk_node *x) {
+  return gn_op(g, SK_OP_GROUP_NORM_SILU_D, x, SK_NONE);
+}
+static sk_node b_gn_silu_d_shift(sk_graph *g, const sk_node *x) {
+  return gn_op(g, SK_OP_GROUP_NORM_SILU_D, x, x[4]);
+}
 static sk_node b_gn_back(sk_graph *g, const sk_node *x) {
-  return sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x[0], x[1], SK_NONE, 2, 1e-5f);
+  return gn_op(g, SK_OP_GROUP_NORM_BACK, x, SK_NONE);
 }
 static sk_node b_gn_back_shift(sk_graph *g, const sk_node *x) {
-  return sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x[0], x[1], x[2], 2, 1e-5f);
+  return gn_op(g, SK_OP_GROUP_NORM_BACK, x, x[4]);
 }
 static sk_node b_gn_sums(sk_graph *g, const sk_node *x) {
-  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x[0], x[1], SK_NONE, 2, 1e-5f);
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x[0], x[1], SK_NONE, SK_NONE, 2, 1e-5f);
 }
 static sk_node b_gn_sums_shift(sk_graph *g, const sk_node *x) {
-  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x[0], x[1], x[2], 2, 1e-5f);
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x[0], x[1], SK_NONE, x[2], 2, 1e-5f);
 }
 static sk_node b_group_norm_plain(sk_graph *g, const sk_node *x) {
   return sk_group_norm(g, x[0], 2, SK_NONE, SK_NONE, 1e-3f);
@@ -205,15 +211,16 @@ static const fd_case cases[] = {
     {"conv_net", 2, {4, 4}, {S4(2, 2, 5, 7), S4(3, 2, 3, 3)}, {-1, -0.5f}, {1, 0.5f}, {0}, 1, b_conv_net},
     {"group_norm", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm},
     {"group_norm_silu", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_group_norm_silu},
-    {"group_norm_silu_d", 3, {4, 1, 1}, {S4(2, 4, 3, 3), {4}, {4}}, {-2, 0.5f, -1}, {2, 2, 1}, {0}, 1, b_gn_silu_d},
-    {"group_norm_back", 2, {4, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_back},
-    {"group_norm_back_3d", 2, {3, 3}, {S3(2, 4, 5), S3(2, 4, 5)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_back},
+    {"group_norm_silu_d", 4, {4, 4, 1, 1}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3), {4}, {4}}, {-2, -1, 0.5f, -1}, {2, 1, 2, 1}, {0}, 1, b_gn_silu_d},
+    {"group_norm_silu_d_3d", 4, {3, 3, 1, 1}, {S3(2, 4, 5), S3(2, 4, 5), {4}, {4}}, {-2, -1, 0.5f, -1}, {2, 1, 2, 1}, {0}, 1, b_gn_silu_d},
+    {"group_norm_silu_d_shift", 5, {4, 4, 1, 1, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3), {4}, {4}, S4(2, 4, 1, 1)}, {-2, -1, 0.5f, -1, -2}, {2, 1, 2, 1, 2}, {0}, 1, b_gn_silu_d_shift},
+    {"group_norm_back", 4, {4, 4, 1, 1}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3), {4}, {4}}, {-2, -1, 0.5f, -1}, {2, 1, 2, 1}, {0}, 1, b_gn_back},
+    {"group_norm_back_3d", 4, {3, 3, 1, 1}, {S3(2, 4, 5), S3(2, 4, 5), {4}, {4}}, {-2, -1, -2, -1}, {2, 1, 2, 1}, {0}, 1, b_gn_back},
+    {"group_norm_back_shift", 5, {4, 4, 1, 1, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3), {4}, {4}, S4(2, 4, 1, 1)}, {-2, -1, 0.5f, -1, -2}, {2, 1, 2, 1, 2}, {0}, 1, b_gn_back_shift},
+    {"group_norm_back_3d_shift", 5, {3, 3, 1, 1, 3}, {S3(2, 4, 5), S3(2, 4, 5), {4}, {4}, S3(2, 4, 1)}, {-2, -1, -2, -1, -2}, {2, 1, 2, 1, 2}, {0}, 1, b_gn_back_shift},
     {"group_norm_sums", 2, {4, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_sums},
     {"group_norm_sums_2d", 2, {2, 2}, {S2(3, 4), S2(3, 4)}, {-2, -1}, {2, 1}, {0}, 1, b_gn_sums},
     {"group_norm_silu_shift", 4, {4, 1, 1, 4}, {S4(2, 4, 3, 3), {4}, {4}, S4(2, 4, 1, 1)}, {-2, 0.5f, -1, -2}, {2, 2, 1, 2}, {0}, 1, b_group_norm_silu_shift},
-    {"group_norm_silu_d_shift", 4, {4, 1, 1, 4}, {S4(2, 4, 3, 3), {4}, {4}, S4(2, 4, 1, 1)}, {-2, 0.5f, -1, -2}, {2, 2, 1, 2}, {0}, 1, b_gn_silu_d_shift},
-    {"group_norm_back_shift", 3, {4, 4, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3), S4(2, 4, 1, 1)}, {-2, -1, -2}, {2, 1, 2}, {0}, 1, b_gn_back_shift},
-    {"group_norm_back_3d_shift", 3, {3, 3, 3}, {S3(2, 4, 5), S3(2, 4, 5), S3(2, 4, 1)}, {-2, -1, -2}, {2, 1, 2}, {0}, 1, b_gn_back_shift},
     {"group_norm_sums_shift", 3, {4, 4, 4}, {S4(2, 4, 3, 3), S4(2, 4, 3, 3), S4(2, 4, 1, 1)}, {-2, -1, -2}, {2, 1, 2}, {0}, 1, b_gn_sums_shift},
     {"group_norm_sums_2d_shift", 3, {2, 2, 2}, {S2(3, 8), S2(3, 8), S2(3, 8)}, {-2, -1, -2}, {2, 1, 2}, {0}, 1, b_gn_sums_shift},
     {"group_norm_plain", 1, {2}, {S2(3, 8)}, {-2}, {2}, {0}, 1, b_group_norm_plain},
@@ -420,6 +427,22 @@ TEST(row_alignment_is_declared) {
   CHECK(sk__row_aligned(&N[ct], &N[cv], 0) && !sk__row_aligned(&N[ct], &N[wc], 1));
   CHECK(N[cw].shape[0] == N[ct].shape[0] && N[cw].ndim == N[ct].ndim);
   CHECK(!sk__row_aligned(&N[cw], &N[ct], 0) && !sk__row_aligned(&N[cw], &N[cv], 1));
+  sk_graph_free(g);
+  /* A group-norm gradient op on two samples of 2-D x: its scale and shift
+   * gb (2, C) has their shape, and is read whole; x, u and the shift d row
+   * for row. */
+  g = sk_graph_new();
+  sk_node x2 = sk_input(g, "x", 2, (int64_t[]){2, 4}), u2 = sk_input(g, "u", 2, (int64_t[]){2, 4});
+  sk_node gb = sk_input(g, "gb", 2, (int64_t[]){2, 4}), d2 = sk_input(g, "d", 2, (int64_t[]){2, 4});
+  for (int k = 0; k < 2; k++) {
+    const sk__op op = k ? SK_OP_GROUP_NORM_BACK : SK_OP_GROUP_NORM_SILU_D;
+    sk_node y = sk__group_norm_op(g, op, x2, u2, gb, d2, 2, 1e-5f);
+    CHECK_OK(sk_graph_status(g));
+    if (y == SK_NONE) break;
+    const sk__node *N2 = g->nodes;
+    CHECK(sk__row_aligned(&N2[y], &N2[x2], 0) && sk__row_aligned(&N2[y], &N2[u2], 1));
+    CHECK(!sk__row_aligned(&N2[y], &N2[gb], 2) && sk__row_aligned(&N2[y], &N2[d2], 3));
+  }
   sk_graph_free(g);
 }
 

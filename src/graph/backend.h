@@ -19,7 +19,8 @@ typedef enum sk__op {
 
 /* Which input rows output row r reads (ops.def's rows column). */
 typedef enum sk__rows {
-  SK__ROWS_NONE, SK__ROWS_EACH, SK__ROWS_IN0, SK__ROWS_AXIS, SK__ROWS_FIRST, SK__ROWS_WHOLE
+  SK__ROWS_NONE, SK__ROWS_EACH, SK__ROWS_IN0, SK__ROWS_AXIS, SK__ROWS_FIRST, SK__ROWS_PAIR,
+  SK__ROWS_WHOLE
 } sk__rows;
 typedef enum sk__flops {
   SK__FLOPS_NONE, SK__FLOPS_ELEM, SK__FLOPS_IN, SK__FLOPS_MATMUL, SK__FLOPS_CONV
@@ -32,7 +33,7 @@ typedef enum sk__flops {
 /* The most inputs an op takes (ops.def's arity). An op's last input may be
  * optional (SK_NONE: the group-norm ops' shift); sk__node_arity counts the
  * inputs a node has. */
-#define SK__MAX_IN 3
+#define SK__MAX_IN 4
 
 /* Where the three convolution ops (conv2d, conv_transpose2d, conv2d_weight)
  * keep their parameters in ip: pairs (height, width) from these indices,

@@ -48,6 +48,7 @@ int sk__row_aligned(const sk__node *y, const sk__node *x, int which) {
   case SK__ROWS_IN0: return which == 0 && !y->ip[0];
   case SK__ROWS_AXIS: return y->ip[0] != 0;
   case SK__ROWS_FIRST: return which == 0;
+  case SK__ROWS_PAIR: return which <= 1 || (which >= 2 && which == ops[y->op].arity - 1);
   case SK__ROWS_WHOLE: return 0;
   case SK__ROWS_NONE: return 0;
   }
@@ -168,8 +169,9 @@ static int shaped(sk_graph *g, sk__node *y) {
   const sk__node *a = sk__op_arity(y->op) > 0 ? &g->nodes[y->in[0]] : NULL;
   const sk__node *b = sk__op_arity(y->op) > 1 ? &g->nodes[y->in[1]] : NULL;
   char why[192];
+  const int last = sk__op_arity(y->op) - 1; /* an optional shift, where there is one */
   if (!sk__op_shape(y, a, b, why, sizeof why) ||
-      (sk__node_arity(y) > 2 && !shift_ok(a, &g->nodes[y->in[2]], why, sizeof why)))
+      (last >= 2 && y->in[last] != SK_NONE && !shift_ok(a, &g->nodes[y->in[last]], why, sizeof why)))
     return build_fail(g, SK_ERR_SHAPE, "%s: %s", name, why), 0;
   int64_t numel = 1;
   for (int i = 0; i < y->ndim; i++) {
@@ -644,11 +646,15 @@ static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G
  * scale and shift of each channel. */
 static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t cap);
 
-static int shape_group_norm_silu(sk__node *y, const sk__node *X, const sk__node *B, char *why,
-                                 size_t cap) {
-  if (!gn_params_ok(y, X, why, cap)) return 0;
+static int gn_scale_ok(const sk__node *X, const sk__node *B, char *why, size_t cap) {
   if (B->ndim != 2 || B->shape[0] != 2 || B->shape[1] != X->shape[1])
     return why2(why, cap, "scale and shift %s for input %s: need (2, C)", B, X);
+  return 1;
+}
+
+static int shape_group_norm_silu(sk__node *y, const sk__node *X, const sk__node *B, char *why,
+                                 size_t cap) {
+  if (!gn_params_ok(y, X, why, cap) || !gn_scale_ok(X, B, why, cap)) return 0;
   shape_same(y, X);
   return 1;
 }
@@ -667,12 +673,8 @@ static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t 
   return 1;
 }
 
-static int shape_group_norm_silu_d(sk__node *y, const sk__node *X, const sk__node *B, char *why,
-                                   size_t cap) {
-  return shape_group_norm_silu(y, X, B, why, cap);
-}
-
-/* x and u of one shape. */
+/* x and u of one shape (gb, the third input of group_norm_back and
+ * group_norm_silu_d, checked by sk__group_norm_op). */
 static int shape_group_norm_back(sk__node *y, const sk__node *X, const sk__node *U, char *why,
                                  size_t cap) {
   if (!gn_params_ok(y, X, why, cap)) return 0;
@@ -680,6 +682,11 @@ static int shape_group_norm_back(sk__node *y, const sk__node *X, const sk__node 
     return why2(why, cap, "input %s and its gradient %s differ in shape", X, U);
   shape_same(y, X);
   return 1;
+}
+
+static int shape_group_norm_silu_d(sk__node *y, const sk__node *X, const sk__node *U, char *why,
+                                   size_t cap) {
+  return shape_group_norm_back(y, X, U, why, cap);
 }
 
 /* (N, 2, C, 1, ...): the rank of x, so that row r of the output reads row r
@@ -696,8 +703,9 @@ static int shape_group_norm_sums(sk__node *y, const sk__node *X, const sk__node 
   return 1;
 }
 
-/* The third input of an op that takes one (the group-norm ops') is a shift
- * of input 0 per sample and channel: (N, C, 1, ...) for x (N, C, ...). */
+/* The optional last input of an op of more than two (the group-norm ops')
+ * is a shift of input 0 per sample and channel: (N, C, 1, ...) for x
+ * (N, C, ...). */
 static int shift_ok(const sk__node *X, const sk__node *D, char *why, size_t cap) {
   int ok = D->ndim == X->ndim && X->ndim >= 2 && D->shape[0] == X->shape[0] &&
            D->shape[1] == X->shape[1];
@@ -981,7 +989,7 @@ sk_node sk_group_norm_silu_shift(sk_graph *g, sk_node x, sk_node shift, int grou
   }
   const int64_t row[2] = {1, N(g, gamma)->shape[0]}, rowb[2] = {1, N(g, beta)->shape[0]};
   sk_node gb = sk_concat(g, sk_reshape(g, gamma, 2, row), sk_reshape(g, beta, 2, rowb), 0);
-  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU, x, gb, shift, groups, eps);
+  return sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU, x, gb, SK_NONE, shift, groups, eps);
 }
 
 sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
@@ -989,13 +997,19 @@ sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk
   return sk_group_norm_silu_shift(g, x, SK_NONE, groups, gamma, beta, eps);
 }
 
-sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node shift, int groups,
-                          float eps) {
+sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node c, sk_node shift,
+                          int groups, float eps) {
   if (g->status != SK_OK) return SK_NONE;
-  if (!valid(g, x) || !valid(g, b) || (shift != SK_NONE && !valid(g, shift)))
+  const int four = sk__op_arity(op) == 4;
+  if (!valid(g, x) || !valid(g, b) || (four && !valid(g, c)) ||
+      (shift != SK_NONE && !valid(g, shift)))
     return build_fail(g, SK_ERR_INVALID, "%s: invalid node", sk__op_name(op));
+  char why[192];
+  if (four && !gn_scale_ok(N(g, x), N(g, c), why, sizeof why))
+    return build_fail(g, SK_ERR_SHAPE, "%s: %s", sk__op_name(op), why);
   sk__node y = proto(op, x, b);
-  y.in[2] = shift;
+  if (four) y.in[2] = c;
+  y.in[four ? 3 : 2] = shift;
   y.ip[0] = groups;
   y.fp[0] = eps;
   return add(g, &y);

@@ -168,7 +168,7 @@ static void grad_logsumexp(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MA
  *
  * y = silu(a), a = γ x̂ + β per channel, x̂ = (x − μ) / sd over each sample's
  * group (sd = √(var + eps), biased variance), γ and β the rows of gb:
- *   ga  = dy · silu'(a)                       group_norm_silu_d, then a mul
+ *   ga  = dy · silu'(a)                       group_norm_silu_d
  *   dγ  = Σ ga x̂,  dβ = Σ ga                  group_norm_sums, then sum_to
  *   dx  = (gx̂ − mean gx̂ − x̂ mean(gx̂ x̂)) / sd,  gx̂ = ga γ   group_norm_back
  * Each fused op's own gradient is the gradient of its definition written in
@@ -214,20 +214,38 @@ static sk_node gn_row(sk_graph *g, const gn_geom *q, sk_node gb, int k) {
   return sk_reshape(g, sk_slice(g, gb, 0, k, 1), q->nd - 1, q->chan);
 }
 
+/* The inputs of a group-norm op as ops.def lays them out: x, u (SK_NONE
+ * for group_norm_silu), gb (SK_NONE for group_norm_sums) and the shift d
+ * (SK_NONE where absent). */
+typedef struct gn_ins {
+  sk_node x, u, gb, d;
+} gn_ins;
+
+static gn_ins gn_ins_of(sk__op op, const sk_node in[SK__MAX_IN]) {
+  gn_ins r = {in[0], SK_NONE, SK_NONE, SK_NONE};
+  if (op == SK_OP_GROUP_NORM_SILU) r.gb = in[1];
+  else r.u = in[1];
+  if (sk__op_arity(op) == 4) r.gb = in[2];
+  r.d = in[sk__op_arity(op) - 1];
+  return r;
+}
+
 /* x + d, the group-norm ops' input (d SK_NONE: x). */
 static sk_node gn_in(sk_graph *g, sk_node x, sk_node d) { return d == SK_NONE ? x : sk_add(g, x, d); }
 
-/* group_norm_silu_d in composite ops: s (1 + a (1 − s)), s = σ(a). */
-static sk_node twin_silu_d(sk_graph *g, const gn_geom *q, sk_node x, sk_node gb, sk_node d) {
-  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, gn_in(g, x, d), &sd), q->nd, q->shape);
-  sk_node a = sk_add(g, sk_mul(g, xh, gn_row(g, q, gb, 0)), gn_row(g, q, gb, 1));
+/* group_norm_silu_d in composite ops: u s (1 + a (1 − s)), s = σ(a). */
+static sk_node twin_silu_d(sk_graph *g, const gn_geom *q, const gn_ins *in) {
+  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, gn_in(g, in->x, in->d), &sd), q->nd, q->shape);
+  sk_node a = sk_add(g, sk_mul(g, xh, gn_row(g, q, in->gb, 0)), gn_row(g, q, in->gb, 1));
   sk_node s = sk_sigmoid(g, a);
-  return sk_mul(g, s, sk_affine(g, sk_mul(g, a, sk_affine(g, s, -1.0f, 1.0f)), 1.0f, 1.0f));
+  sk_node ds = sk_mul(g, s, sk_affine(g, sk_mul(g, a, sk_affine(g, s, -1.0f, 1.0f)), 1.0f, 1.0f));
+  return sk_mul(g, in->u, ds);
 }
 
 /* group_norm_back in composite ops. */
-static sk_node twin_back(sk_graph *g, const gn_geom *q, sk_node x, sk_node u, sk_node d) {
-  sk_node sd, xhg = gn_xhat(g, q, gn_in(g, x, d), &sd), ug = sk_reshape(g, u, 3, q->grouped);
+static sk_node twin_back(sk_graph *g, const gn_geom *q, const gn_ins *in) {
+  sk_node sd, xhg = gn_xhat(g, q, gn_in(g, in->x, in->d), &sd);
+  sk_node ug = sk_reshape(g, sk_mul(g, in->u, gn_row(g, q, in->gb, 0)), 3, q->grouped);
   sk_node m1 = sk_affine(g, sk_sum_to(g, ug, 3, q->stat), q->inv_m, 0.0f);
   sk_node m2 = sk_affine(g, sk_sum_to(g, sk_mul(g, ug, xhg), 3, q->stat), q->inv_m, 0.0f);
   sk_node r = sk_div(g, sk_sub(g, sk_sub(g, ug, m1), sk_mul(g, xhg, m2)), sd);
@@ -235,8 +253,9 @@ static sk_node twin_back(sk_graph *g, const gn_geom *q, sk_node x, sk_node u, sk
 }
 
 /* group_norm_sums in composite ops: [Σ u x̂, Σ u] per sample and channel. */
-static sk_node twin_sums(sk_graph *g, const gn_geom *q, sk_node x, sk_node u, sk_node d) {
-  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, gn_in(g, x, d), &sd), q->nd, q->shape);
+static sk_node twin_sums(sk_graph *g, const gn_geom *q, const gn_ins *in) {
+  sk_node sd, xh = sk_reshape(g, gn_xhat(g, q, gn_in(g, in->x, in->d), &sd), q->nd, q->shape);
+  const sk_node u = in->u;
   int64_t per[SK_MAX_DIMS], one[SK_MAX_DIMS];
   per[0] = one[0] = q->shape[0];
   per[1] = q->c;
@@ -256,11 +275,10 @@ static sk_node twin_sums(sk_graph *g, const gn_geom *q, sk_node x, sk_node u, sk
 static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   const sk_node x = IN0, gb = IN1, d = g->nodes[y].in[2];
   const gn_geom q = gn_geom_of(g, y, x);
-  sk_node ga = sk_mul(g, dy, sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x, gb, d, q.groups, q.eps));
-  sk_node gxh = sk_mul(g, ga, gn_row(g, &q, gb, 0));
-  dx[0] = sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x, gxh, d, q.groups, q.eps);
+  sk_node ga = sk__group_norm_op(g, SK_OP_GROUP_NORM_SILU_D, x, dy, gb, d, q.groups, q.eps);
+  dx[0] = sk__group_norm_op(g, SK_OP_GROUP_NORM_BACK, x, ga, gb, d, q.groups, q.eps);
   if (d != SK_NONE) dx[2] = dx[0];
-  sk_node sums = sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x, ga, d, q.groups, q.eps);
+  sk_node sums = sk__group_norm_op(g, SK_OP_GROUP_NORM_SUMS, x, ga, SK_NONE, d, q.groups, q.eps);
   if (g->status != SK_OK) return;
   int64_t tot[SK_MAX_DIMS];
   memcpy(tot, g->nodes[sums].shape, sizeof tot);
@@ -271,7 +289,7 @@ static void grad_group_norm_silu(sk_graph *g, sk_node y, sk_node dy, sk_node dx[
 /* The gradient of a fused op as that of its twin's graph: the same value of
  * the same inputs, built from composite ops. */
 static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN],
-                         sk_node (*twin)(sk_graph *, const gn_geom *, sk_node, sk_node, sk_node)) {
+                         sk_node (*twin)(sk_graph *, const gn_geom *, const gn_ins *)) {
   const gn_geom q = gn_geom_of(g, y, IN0);
   /* The twin reads fresh views of the inputs (flattened and back: no
    * kernel runs), so that the inner sk_grad stops at them: an input that
@@ -288,11 +306,11 @@ static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_
     const int64_t flat[2] = {1, g->nodes[v].numel};
     in[k] = sk_reshape(g, sk_reshape(g, v, nd == 1 ? 2 : 1, nd == 1 ? flat : flat + 1), nd, shape);
   }
-  sk_node t = twin(g, &q, in[0], in[1], in[2]);
+  const gn_ins ins = gn_ins_of(g->nodes[y].op, in);
+  sk_node t = twin(g, &q, &ins);
   if (t == SK_NONE || sk_grad(g, t, dy, n_in, in, dx) != SK_OK)
     for (int k = 0; k < SK__MAX_IN; k++) dx[k] = SK_NONE;
 }
-
 static void grad_group_norm_silu_d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   grad_by_twin(g, y, dy, dx, twin_silu_d);
 }

@@ -95,10 +95,10 @@ int sk__op_shape(sk__node *y, const sk__node *a, const sk__node *b, char *why, s
 sk_node sk__add_node(sk_graph *g, sk__op op, sk_node a, sk_node b, int ndim, const int64_t *shape);
 
 /* A node of one of the group-norm ops (GROUP_NORM_SILU and its gradient's
- * ops, ops.def) over x + shift (shift SK_NONE: x) and b with its groups and
- * eps. */
-sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node shift, int groups,
-                          float eps);
+ * ops, ops.def) over x + shift (shift SK_NONE: x) with its groups and eps;
+ * b and c its inputs 1 and 2 (c SK_NONE for the ops of three inputs). */
+sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node c, sk_node shift,
+                          int groups, float eps);
 
 /* Fused runs on (the default) or off for graphs compiled from now on: tests
  * compare the two bit for bit. */

@@ -17,10 +17,8 @@ sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *p
     e.b = &g->nodes[nd->in[1]];
     e.in[1] = e.b->data;
   }
-  if (sk__node_arity(nd) > 2) {
-    e.c = &g->nodes[nd->in[2]];
-    e.in[2] = e.c->data;
-  }
+  if (sk__node_arity(nd) > 2) e.c = &g->nodes[nd->in[2]];
+  for (int k = 2; k < sk__node_arity(nd); k++) e.in[k] = g->nodes[nd->in[k]].data;
   return e;
 }
 

@@ -134,22 +134,26 @@ static int64_t gn_group_floats(const sk__node *y, const sk__node *x) {
   return x->numel / (x->shape[0] * y->ip[0]);
 }
 
-/* kind: sk__group_norm's; the geometry from x (input 0). With a shift, the
- * group of x + d goes to the scratch part of the block of SK_SPLIT_ROWS
- * samples the range starts in (see cpu_scratch_floats). */
+/* kind: sk__group_norm's; the geometry from x (input 0), the inputs as
+ * ops.def lays them out: (x, gb, d), (x, u, gb, d) or (x, u, d), the shift d
+ * last and optional. With a shift, the group of x + d goes to the scratch
+ * part of the block of SK_SPLIT_ROWS samples the range starts in (see
+ * cpu_scratch_floats). */
 static sk_status group_norm_kernel(const sk__exec *e, int kind, int64_t r0, int64_t r1) {
   const sk__node *y = e->node, *x = e->a;
   const int64_t c = x->shape[1], hw = x->numel / (x->shape[0] * c);
+  const float *d = e->in[sk__op_arity(e->op) - 1];
+  const float *u = kind == 0 ? NULL : e->in[1];
+  const float *gb = kind == 0 ? e->in[1] : kind == 3 ? NULL : e->in[2];
   float *xs = NULL;
-  if (e->in[2]) {
+  if (d) {
     if (!e->scratch)
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its shifted input",
                       sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
     xs = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
   }
-  sk__group_norm(kind, e->out, e->in[0], e->in[1], e->in[2], xs, c, hw, y->ip[0], y->fp[0], r0,
-                 r1);
+  sk__group_norm(kind, e->out, e->in[0], u, gb, d, xs, c, hw, y->ip[0], y->fp[0], r0, r1);
   return SK_OK;
 }
 static sk_status cpu_group_norm_silu(const sk__exec *e, int64_t r0, int64_t r1) {

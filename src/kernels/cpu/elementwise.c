@@ -248,18 +248,32 @@ void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0
   if (e0 < e1) sigmoid_grad_run(out + e0, x ? x + e0 : NULL, y + e0, e1 - e0);
 }
 
-/* One group of one sample: m = cg · hw values from x. The sums run in 32
- * lanes (each lane in increasing order, then a fixed pairwise tree), so the
- * order depends on m only; the mean first, then the squared deviations from
- * it (two passes, as the composite: no cancellation). The group (at most
- * 8 × 676 floats in the U-Net) stays in L1/L2 between the passes. */
 enum { GN_LANES = 32 };
 
+typedef float gn_v16 __attribute__((vector_size(64)));
+typedef float gn_v8 __attribute__((vector_size(32)));
+typedef float gn_v4 __attribute__((vector_size(16)));
+
+/* The pairwise tree over 32 lanes: lane k plus lane k + 16, then k + 8,
+ * k + 4, k + 2, k + 1, in vectors (GCC's vectoriser leaves such a tree
+ * scalar, through memory, where it is inlined into a loop). */
+static inline float gn_tree(const float *acc) {
+  gn_v16 a, b;
+  memcpy(&a, acc, sizeof a);
+  memcpy(&b, acc + 16, sizeof b);
+  a += b;
+  const gn_v8 h8 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                   __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+  const gn_v4 h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) +
+                   __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
 /* Σ f(i) over [0, n) in 32 lanes: lane k adds the terms k, k + 32, ... in
- * order, the tail goes to the first lanes, then a fixed pairwise tree; under
- * 32 terms, in order (the tree would cost more than the terms). The order
- * depends on n only (the same bits whoever computes which sample). TERM is
- * an expression of i. */
+ * order (the last, partial round adds 0 past n), then a fixed pairwise
+ * tree; under 32 terms, in order (the tree would cost more than the
+ * terms). The order depends on n only (the same bits whoever computes which
+ * sample). TERM is an expression of i. */
 #define GN_SUM(n, TERM, result)                                       \
   do {                                                                \
     float acc_[GN_LANES];                                             \
@@ -270,19 +284,18 @@ enum { GN_LANES = 32 };
       break;                                                          \
     }                                                                 \
     int64_t i0_ = 0;                                                  \
-    for (int k = 0; k < GN_LANES; k++) acc_[k] = 0.0f;                \
+    for (int l_ = 0; l_ < GN_LANES; l_++) acc_[l_] = 0.0f;            \
     for (; i0_ + GN_LANES <= (n); i0_ += GN_LANES)                    \
-      for (int k = 0; k < GN_LANES; k++) {                            \
-        const int64_t i = i0_ + k;                                    \
-        acc_[k] += (TERM);                                            \
+      for (int l_ = 0; l_ < GN_LANES; l_++) {                         \
+        const int64_t i = i0_ + l_;                                   \
+        acc_[l_] += (TERM);                                           \
       }                                                               \
-    for (int k = 0; i0_ + k < (n); k++) {                             \
-      const int64_t i = i0_ + k;                                      \
-      acc_[k] += (TERM);                                              \
-    }                                                                 \
-    for (int w = GN_LANES / 2; w > 0; w /= 2)                         \
-      for (int k = 0; k < w; k++) acc_[k] += acc_[k + w];             \
-    (result) = acc_[0];                                               \
+    if (i0_ < (n))                                                    \
+      for (int l_ = 0; l_ < GN_LANES; l_++) {                         \
+        const int64_t i = i0_ + l_;                                   \
+        acc_[l_] += i < (n) ? (TERM) : 0.0f;                          \
+      }                                                               \
+    (result) = gn_tree(acc_);                                         \
   } while (0)
 
 /* A group's mean and 1 / sd (sd = √(var + eps), biased variance): the mean
@@ -301,85 +314,183 @@ static inline void gn_stats(const float *x, int64_t m, float eps, float *mu, flo
 
 typedef enum { GN_SILU, GN_SILU_D, GN_BACK, GN_SUMS } gn_kind;
 
-/* Planes under GN_SHORT values go as one run of the group, GN_CHUNK at a
- * time. */
-enum { GN_SHORT = 64, GN_CHUNK = 512 };
+/* Planes under GN_SHORT values (the 2 × 2 and 5 × 5 ones) go a block of
+ * whole groups at a time, at most GN_BLOCK values and GN_GROUPS groups
+ * (gn_block); longer planes, and groups over GN_BLOCK values, one group at
+ * a time, channel by channel (gn_group). */
+enum { GN_SHORT = 64, GN_BLOCK = 2048, GN_GROUPS = 64 };
 
-/* One group of one sample: cg channels of hw values from x (and u); out
- * as the kind says (GN_SUMS: Σ u x̂ of each channel at out[ch], Σ u at
- * out[c + ch]). */
+/* BODY for value j of channel ch, for ch < k and j < H, H = hw: the common
+ * short planes spelled out with H constant, which GCC vectorises across
+ * channels (broadcasting each channel's values over its plane). */
+#define GN_CHANNELS(hw, k, BODY)                                       \
+  do {                                                                 \
+    switch (hw) {                                                      \
+    case 1: GN_CHANNELS_H(1, k, BODY) break;                           \
+    case 4: GN_CHANNELS_H(4, k, BODY) break;                           \
+    case 16: GN_CHANNELS_H(16, k, BODY) break;                         \
+    default: GN_CHANNELS_H(hw, k, BODY) break;                         \
+    }                                                                  \
+  } while (0)
+#define GN_CHANNELS_H(HW, k, BODY)                                     \
+  {                                                                    \
+    const int64_t H = (HW);                                            \
+    for (int64_t ch = 0; ch < (k); ch++)                               \
+      for (int64_t j = 0; j < H; j++) BODY;                            \
+  }
+
+/* silu(a) (GN_SILU) or u · silu'(a) (GN_SILU_D), a = A, over n values. out
+ * may be x or u, value for value: no dependence between iterations (ivdep),
+ * which GCC would otherwise assume and leave the loop scalar. */
+#define GN_ACT(kind, out, u, A, n)                                      \
+  do {                                                                  \
+    if ((kind) == GN_SILU)                                              \
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < (n); j++) {          \
+        const float a = (A);                                            \
+        (out)[j] = a * sigmoidf(a);                                     \
+      }                                                                 \
+    else                                                                \
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < (n); j++) {          \
+        const float a = (A), sg = sigmoidf(a);                          \
+        (out)[j] = (u)[j] * (sg * (1.0f + a * (1.0f - sg)));            \
+      }                                                                 \
+  } while (0)
+
+/* Σ u (x − μ) r into s1[ch] and Σ u into s2[ch] for k channels of hw
+ * values, each sum GN_SUM's (under 32 terms in order, so the planes spelled
+ * out with their length constant add the same way). */
+static inline void gn_channel_sums(float *s1, float *s2, const float *x, const float *u, float mu,
+                                   float r, int64_t hw, int64_t k) {
+#define GN_CHANNEL_SUMS(HW)                                            \
+  {                                                                    \
+    const int64_t H = (HW);                                            \
+    for (int64_t ch = 0; ch < k; ch++) {                               \
+      const float *xc = x + ch * H, *uc = u + ch * H;                  \
+      float sux, su;                                                   \
+      GN_SUM(H, uc[i] * (xc[i] - mu), sux);                            \
+      GN_SUM(H, uc[i], su);                                            \
+      s1[ch] = sux * r;                                                \
+      s2[ch] = su;                                                     \
+    }                                                                  \
+  }
+  switch (hw) {
+  case 1: GN_CHANNEL_SUMS(1) break;
+  case 4: GN_CHANNEL_SUMS(4) break;
+  case 16: GN_CHANNEL_SUMS(16) break;
+  default: GN_CHANNEL_SUMS(hw) break;
+  }
+#undef GN_CHANNEL_SUMS
+}
+
+/* One group of one sample: cg channels of hw values from x (and u); gam and
+ * bet the group's scales and shifts; out as the kind says (GN_SUMS: Σ u x̂
+ * of each channel at out[ch], Σ u at out[c + ch]). out may be x or u: each
+ * value is read before its own is written, and each sum before any. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_group(
     gn_kind kind, float *out, const float *x, const float *u, const float *gam, const float *bet,
     int64_t c, int64_t cg, int64_t hw, float eps) {
   const int64_t m = cg * hw;
   float mu, r;
   gn_stats(x, m, eps, &mu, &r);
+  if (kind == GN_SUMS) {
+    gn_channel_sums(out, out + c, x, u, mu, r, hw, cg);
+    return;
+  }
   if (kind == GN_BACK) {
-    /* (u − mean u − x̂ mean(u x̂)) · r, x̂ = (x − μ) r */
-    float su, sux;
-    GN_SUM(m, u[i], su);
-    GN_SUM(m, u[i] * (x[i] - mu), sux);
+    /* (g − mean g − x̂ mean(g x̂)) r, g = γ u: Σ g and Σ g (x − μ) as the
+     * channels' sums times γ, added in order. */
+    float su = 0.0f, sux = 0.0f;
+    for (int64_t ch = 0; ch < cg; ch++) {
+      const float *xc = x + ch * hw, *uc = u + ch * hw;
+      float a, b;
+      GN_SUM(hw, uc[i], a);
+      GN_SUM(hw, uc[i] * (xc[i] - mu), b);
+      su += gam[ch] * a;
+      sux += gam[ch] * b;
+    }
     const float inv_m = 1.0f / (float)m, m1 = su * inv_m, m2 = sux * r * inv_m;
-    for (int64_t i = 0; i < m; i++) out[i] = (u[i] - m1 - (x[i] - mu) * r * m2) * r;
+    for (int64_t ch = 0; ch < cg; ch++) {
+      const float *xc = x + ch * hw, *uc = u + ch * hw, gc = gam[ch];
+      float *oc = out + ch * hw;
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < hw; j++)
+        oc[j] = (gc * uc[j] - m1 - (xc[j] - mu) * r * m2) * r;
+    }
     return;
   }
   for (int64_t ch = 0; ch < cg; ch++) {
-    const float *xc = x + ch * hw;
+    const float s = gam[ch] * r, t = bet[ch] - mu * s, *xc = x + ch * hw;
+    const float *uc = u ? u + ch * hw : NULL;
     float *oc = out + ch * hw;
-    if (kind == GN_SUMS) {
-      const float *uc = u + ch * hw;
-      float sux, su;
-      GN_SUM(hw, uc[i] * (xc[i] - mu), sux);
-      GN_SUM(hw, uc[i], su);
-      out[ch] = sux * r;
-      out[c + ch] = su;
-      continue;
-    }
-    if (hw < GN_SHORT) break; /* below */
-    const float sc = gam[ch] * r, sh = bet[ch] - mu * sc;
-    if (kind == GN_SILU)
-      for (int64_t j = 0; j < hw; j++) {
-        const float a = xc[j] * sc + sh;
-        oc[j] = a * sigmoidf(a);
-      }
-    else
-      for (int64_t j = 0; j < hw; j++) {
-        const float a = xc[j] * sc + sh, sg = sigmoidf(a);
-        oc[j] = sg * (1.0f + a * (1.0f - sg));
-      }
+    GN_ACT(kind, oc, uc, xc[j] * s + t, hw);
   }
-  if (kind == GN_SUMS || hw >= GN_SHORT) return;
-  /* Short planes (the 2 × 2 and 5 × 5 ones): the group as one run, each
-   * value's scale and shift spelled out in chunks, so that the vector loop
-   * does not end in a scalar tail (a scalar sigmoid) every channel. */
-  float sc[GN_CHUNK], sh[GN_CHUNK];
-  int64_t ch = 0, p = 0; /* the channel and position of value j0 */
-  for (int64_t j0 = 0; j0 < m; j0 += GN_CHUNK) {
-    const int64_t n = m - j0 < GN_CHUNK ? m - j0 : GN_CHUNK;
-    for (int64_t j = 0; j < n; j++) {
-      sc[j] = gam[ch] * r;
-      sh[j] = bet[ch] - mu * sc[j];
-      if (++p == hw) p = 0, ch++;
-    }
-    const float *xj = x + j0;
-    float *oj = out + j0;
-    if (kind == GN_SILU)
-      for (int64_t j = 0; j < n; j++) {
-        const float a = xj[j] * sc[j] + sh[j];
-        oj[j] = a * sigmoidf(a);
-      }
-    else
-      for (int64_t j = 0; j < n; j++) {
-        const float a = xj[j] * sc[j] + sh[j], sg = sigmoidf(a);
-        oj[j] = sg * (1.0f + a * (1.0f - sg));
-      }
+}
+
+/* ng consecutive groups of one sample (ng · cg · hw <= GN_BLOCK, ng <=
+ * GN_GROUPS), the arguments as gn_group's with d the groups' shifts (or
+ * NULL): each pass over all the groups before the next, so that the groups'
+ * chains of sums, square root and division overlap, and the values as one
+ * run, so that no loop ends in a scalar tail every channel. The sums of each
+ * group are gn_stats' and gn_group's, but for GN_BACK's, over γ u value by
+ * value. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_block(
+    gn_kind kind, float *out, const float *x, const float *u, const float *gam, const float *bet,
+    const float *d, int64_t c, int64_t cg, int64_t hw, int64_t ng, float eps) {
+  const int64_t m = cg * hw, k = ng * cg, nv = ng * m;
+  const float inv_m = 1.0f / (float)m;
+  float xs[GN_BLOCK], buf[GN_BLOCK], s_ch[GN_BLOCK], t_ch[GN_BLOCK];
+  float mu[GN_GROUPS], r[GN_GROUPS], m1[GN_GROUPS], m2[GN_GROUPS];
+  if (d) { /* the bits of the broadcast add */
+    GN_CHANNELS(hw, k, xs[ch * H + j] = x[ch * H + j] + d[ch]);
+    x = xs;
   }
+  for (int64_t g = 0; g < ng; g++) {
+    const float *xg = x + g * m;
+    GN_SUM(m, xg[i], mu[g]);
+  }
+  for (int64_t g = 0; g < ng; g++) mu[g] *= inv_m;
+  for (int64_t g = 0; g < ng; g++) {
+    const float *xg = x + g * m, mg = mu[g];
+    GN_SUM(m, (xg[i] - mg) * (xg[i] - mg), r[g]);
+  }
+  /* in vectors across the groups */
+  for (int64_t g = 0; g < ng; g++) r[g] = 1.0f / sqrtf(r[g] * inv_m + eps);
+  if (kind == GN_SUMS) {
+    for (int64_t g = 0; g < ng; g++)
+      gn_channel_sums(out + g * cg, out + c + g * cg, x + g * m, u + g * m, mu[g], r[g], hw, cg);
+    return;
+  }
+  if (kind == GN_BACK) { /* as gn_group's, with g = γ u in buf */
+    GN_CHANNELS(hw, k, buf[ch * H + j] = u[ch * H + j] * gam[ch]);
+    for (int64_t g = 0; g < ng; g++) {
+      const float *xg = x + g * m, *bg = buf + g * m, mg = mu[g];
+      float su, sux;
+      GN_SUM(m, bg[i], su);
+      GN_SUM(m, bg[i] * (xg[i] - mg), sux);
+      m1[g] = su * inv_m;
+      m2[g] = sux * r[g] * inv_m;
+    }
+    for (int64_t g = 0; g < ng; g++) {
+      const float *xg = x + g * m, *bg = buf + g * m;
+      const float mg = mu[g], rg = r[g], a = m1[g], b = m2[g];
+      float *og = out + g * m;
+      _Pragma("GCC ivdep") for (int64_t j = 0; j < m; j++)
+        og[j] = (bg[j] - a - (xg[j] - mg) * rg * b) * rg;
+    }
+    return;
+  }
+  for (int64_t g = 0; g < ng; g++)
+    for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
+      s_ch[ch] = gam[ch] * r[g];
+      t_ch[ch] = bet[ch] - mu[g] * s_ch[ch];
+    }
+  GN_CHANNELS(hw, k, buf[ch * H + j] = x[ch * H + j] * s_ch[ch] + t_ch[ch]);
+  GN_ACT(kind, out, u, buf[j], nv);
 }
 
 /* xs = x + d over one group of cg channels of hw values, d one per channel:
  * the bits of the broadcast add. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_shift(
-    float *xs, const float *x, const float *d, int64_t cg, int64_t hw) {
+    float *restrict xs, const float *x, const float *d, int64_t cg, int64_t hw) {
   for (int64_t ch = 0; ch < cg; ch++) {
     const float dc = d[ch];
     const float *xc = x + ch * hw;
@@ -388,30 +499,30 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void gn_shif
   }
 }
 
-void sk__group_norm(int kind, float *out, const float *x, const float *b, const float *d,
-                    float *xs, int64_t c, int64_t hw, int groups, float eps, int64_t n0,
-                    int64_t n1) {
-  const int64_t cg = c / groups;
+void sk__group_norm(int kind, float *out, const float *x, const float *u, const float *gb,
+                    const float *d, float *xs, int64_t c, int64_t hw, int groups, float eps,
+                    int64_t n0, int64_t n1) {
+  const int64_t cg = c / groups, m = cg * hw;
+  /* groups per block on short planes; 0: one group at a time */
+  int64_t per = hw < GN_SHORT && m <= GN_BLOCK ? GN_BLOCK / m : 0;
+  if (per > GN_GROUPS) per = GN_GROUPS;
   for (int64_t n = n0; n < n1; n++)
-    for (int g = 0; g < groups; g++) {
+    for (int64_t g = 0; g < groups; g += per ? per : 1) {
       const int64_t off = (n * c + g * cg) * hw;
-      const float *xg = x + off;
+      const float *xg = x + off, *dg = d ? d + n * c + g * cg : NULL;
+      const float *ug = u ? u + off : NULL, *gam = gb ? gb + g * cg : NULL;
+      const float *bet = gb ? gb + c + g * cg : NULL;
+      float *og = kind == GN_SUMS ? out + n * 2 * c + g * cg : out + off;
+      if (per) {
+        const int64_t ng = groups - g < per ? groups - g : per;
+        gn_block((gn_kind)kind, og, xg, ug, gam, bet, dg, c, cg, hw, ng, eps);
+        continue;
+      }
       if (d) { /* the group of x + d, in cache for the passes below */
-        gn_shift(xs, xg, d + n * c + g * cg, cg, hw);
+        gn_shift(xs, xg, dg, cg, hw);
         xg = xs;
       }
-      switch ((gn_kind)kind) {
-      case GN_SILU:
-      case GN_SILU_D:
-        gn_group((gn_kind)kind, out + off, xg, NULL, b + g * cg, b + c + g * cg, c, cg, hw, eps);
-        break;
-      case GN_BACK:
-        gn_group(GN_BACK, out + off, xg, b + off, NULL, NULL, c, cg, hw, eps);
-        break;
-      case GN_SUMS:
-        gn_group(GN_SUMS, out + n * 2 * c + g * cg, xg, b + off, NULL, NULL, c, cg, hw, eps);
-        break;
-      }
+      gn_group((gn_kind)kind, og, xg, ug, gam, bet, c, cg, hw, eps);
     }
 }
 

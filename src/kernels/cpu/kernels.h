@@ -121,17 +121,18 @@ void sk__softplus_sigmoid(float *sp, float *sg, const float *a, int64_t e0, int6
  * affine(y, −1, 1), y · that, x · that; x NULL: y · (1 − y), the first two. */
 void sk__sigmoid_grad_mul(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
 /* The group-norm ops (ops.def) for samples [n0, n1) of x (N, c, hw), each
- * sample's group alone, in an order that depends on the shapes only:
- *   0 silu(group_norm(x)), b = gb (2, c): each channel's scale and shift
- *   1 its derivative silu'(γ x̂ + β), b = gb
- *   2 (u − mean u − x̂ mean(u x̂)) / sd, b = u (x's shape)
- *   3 out (N, 2, c): Σ u x̂ and Σ u per channel, b = u
+ * sample's group alone, in an order that depends on the shapes only; gb
+ * (2, c) each channel's scale γ and shift β, u of x's shape:
+ *   0 silu(group_norm(x)), u NULL
+ *   1 u · silu'(γ x̂ + β)
+ *   2 (g − mean g − x̂ mean(g x̂)) / sd, g = γ u
+ *   3 out (N, 2, c): Σ u x̂ and Σ u per channel, gb NULL
  * d (N, c), or NULL: the ops of x + d, d added per channel into xs (one
  * group's c / groups × hw floats) group by group, with the bits of x + d
- * computed first. out may be x for 0 and 1. */
-void sk__group_norm(int kind, float *out, const float *x, const float *b, const float *d,
-                    float *xs, int64_t c, int64_t hw, int groups, float eps, int64_t n0,
-                    int64_t n1);
+ * computed first. out may be x or u. */
+void sk__group_norm(int kind, float *out, const float *x, const float *u, const float *gb,
+                    const float *d, float *xs, int64_t c, int64_t hw, int groups, float eps,
+                    int64_t n0, int64_t n1);
 /* out (so) = a (sa) summed over the dimensions where so is 1 and sa is not;
  * output elements [e0, e1), each added in an order fixed by the shapes. */
 void sk__sum_to(float *out, const float *a, sk__shape4 so, sk__shape4 sa, int64_t e0, int64_t e1);
