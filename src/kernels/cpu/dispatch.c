@@ -309,9 +309,10 @@ static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t ro
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
 
 static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk__node *b) {
+  /* The shift d is a group-norm op's last input, when present. */
   const int shifted_gn = (y->op == SK_OP_GROUP_NORM_SILU || y->op == SK_OP_GROUP_NORM_SILU_D ||
                           y->op == SK_OP_GROUP_NORM_BACK || y->op == SK_OP_GROUP_NORM_SUMS) &&
-                         sk__node_arity(y) > 2;
+                         y->in[sk__op_arity(y->op) - 1] != SK_NONE;
   if (shifted_gn) /* a group of x + d per block of samples (group_norm_kernel) */
     return gn_group_floats(y, a);
   if (sk__op_flops_kind(y->op) != SK__FLOPS_CONV) return 0;
