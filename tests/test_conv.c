@@ -128,9 +128,10 @@ TEST(kernels_match_naive_and_split_exactly) {
       {17, 4, 6, 6, 70, 3, 3, 2, 2, 0, 0, 1, 1}, {1, 3, 3, 5, 4, 3, 3, 2, 2, 0, 1, 1, 1},
       /* for col2im row by row (stride 2 across, whole samples, rows of at
        * most 32 input columns): 32 columns and 16 output columns, a kernel
-       * of 5 with padding 2, stride 3 and dilation 2 down */
+       * of 5 with padding 2, stride 3 and dilation 2 down, blocks of 4
+       * samples of 5 × 5 output planes, the batch not a multiple of 4 */
       {2, 3, 17, 32, 4, 3, 3, 2, 2, 1, 1, 1, 1}, {2, 2, 16, 29, 3, 5, 5, 2, 2, 2, 2, 1, 1},
-      {2, 2, 19, 24, 3, 3, 3, 3, 2, 1, 0, 2, 1},
+      {2, 2, 19, 24, 3, 3, 3, 3, 2, 1, 0, 2, 1}, {7, 3, 9, 10, 5, 3, 3, 2, 2, 1, 1, 1, 1},
   };
   sk__kernels_init();
   sk_rng r = sk_rng_make(5, 0);

@@ -501,12 +501,16 @@ __attribute__((target("avx512f"))) static void col2im_avx512(float *restrict xs,
 #endif
 
 #if defined(__x86_64__)
-/* Whether col2im_rows serves a geometry's data pass: blocks of one whole
- * sample in one chunk of K, stride 2 across at dilation 1, rows of at most
- * 16 output and 32 input columns (the U-Net's 12 → 26 layer). */
+/* Whether col2im_rows serves a geometry's data pass: blocks of whole
+ * samples in one chunk of K, stride 2 across at dilation 1, rows of 4 to 16
+ * output and at most 32 input columns. On the U-Net's strided layers, 1
+ * thread, GFLOP/s against col2im (through the tap table for the 5 × 5
+ * planes): 12 → 26 (tconv2's forward) 124 → 156, 5 → 12 (conv3's input
+ * gradient, tconv3's forward) 92 → 118 and 118 → 138; 2 → 5 lost (134 →
+ * 123), so rows of 2 or 3 go through the table. */
 static int col2im_rows_ok(const sk__conv *cv, const cg *g) {
-  return has_avx512() && g->B == 1 && g->cols == g->P && g->kc >= g->K && cv->sw == 2 &&
-         cv->dw == 1 && cv->ow <= 16 && cv->w <= 32;
+  return has_avx512() && (g->B > 1 || g->cols == g->P) && g->kc >= g->K && cv->sw == 2 &&
+         cv->dw == 1 && cv->ow >= 4 && cv->ow <= 16 && cv->w <= 32;
 }
 
 /* xs (C, H, W) = a whole sample's dcol (rows as im2col lays them out, ld
@@ -656,13 +660,14 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
       if (!gemm(dcol, dy, w + k0, g.B > 1 ? g.cols : cols, k1 - k0, O, ld, K, g.cols, 0, 1))
         return 0;
       for (int64_t j = j0; j < j1; j++)
+#if defined(__x86_64__)
+        if (rows)
+          col2im_rows(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv);
+        else
+#endif
         if (g.taps && g.B > 1)
           scatter_taps(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, tab, kk, P, plane, k0 / kk,
                        k1 / kk);
-#if defined(__x86_64__)
-        else if (rows)
-          col2im_rows(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv);
-#endif
         else
           col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
     }
