@@ -37,14 +37,18 @@
  * or more (12×12 output planes: forward and weight +18-28 %); other rows as
  * AVX-512 copies and adds of stride 1 or 2; the weight gradient's dy blocks
  * are transposed 16 × 16 in registers (C = 1 layers 30 → 45-65 GFLOP/s).
- * col2im's adds cost the data pass 25-45 % of its time on the U-Net's
- * stride-2 layers; by classes of input positions there are none (dy is
- * copied into zero-padded planes, each dx element written once), but the
- * products take in the terms of dy's zero border and some dropped
- * columns, 10-25 % more, so the classes serve only the strided layers of
- * few output channels, whose col2im weighs the most (conv2's data pass,
- * 32 ← 64 channels: +17 %; at 128-256 output channels they lost 18-33 %
- * on tconv2, conv3 and tconv3, 68 % on the 2 × 2 planes; see
+ * col2im's adds, row by row, cost the data pass 25-45 % of its time on the
+ * U-Net's stride-2 layers. At stride 2 across, on whole samples with rows
+ * of 4 to 16 output columns (every strided layer of the U-Net but the 2 × 2
+ * planes), col2im_rows sums each input row's terms in registers and writes
+ * it once: +17-30 % on those layers' data passes. By classes of input
+ * positions there are no adds either (dy is copied into zero-padded
+ * planes, each dx element written once), but the products take in the
+ * terms of dy's zero border and some dropped columns, 10-25 % more, so the
+ * classes serve only strided layers of few output channels that
+ * col2im_rows does not (on conv2's data pass, 32 ← 64 channels, they gave
+ * +17 % over col2im, col2im_rows +30 %; at 128-256 output channels they
+ * lost 18-33 % to col2im, 68 % on the 2 × 2 planes; see
  * docs/PERFORMANCE.md).
  *
  * Scratch comes from the caller (the graph plans it, graph/backend.h):
@@ -510,7 +514,7 @@ __attribute__((target("avx512f"))) static void col2im_avx512(float *restrict xs,
  * 123), so rows of 2 or 3 go through the table. */
 static int col2im_rows_ok(const sk__conv *cv, const cg *g) {
   return has_avx512() && (g->B > 1 || g->cols == g->P) && g->kc >= g->K && cv->sw == 2 &&
-         cv->dw == 1 && cv->ow >= 4 && cv->ow <= 16 && cv->w <= 32;
+         cv->dw == 1 && cv->ow >= 4 && cv->ow <= 16 && cv->w <= 32 && cv->kw <= 64;
 }
 
 /* xs (C, H, W) = a whole sample's dcol (rows as im2col lays them out, ld
@@ -635,7 +639,7 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
   if (g.taps && g.B > 1) make_taps(tab, cv);
   const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
 #if defined(__x86_64__)
-  const int rows = cv->kw <= 64 && col2im_rows_ok(cv, &g); /* each element written once */
+  const int rows = col2im_rows_ok(cv, &g); /* each element written once */
 #else
   const int rows = 0;
 #endif
@@ -758,6 +762,12 @@ void sk__conv_data_classes(int mode) { atomic_store(&data_mode, mode); }
 static int by_classes(const sk__conv *cv) {
   const int mode = atomic_load(&data_mode);
   if (mode == 0 || cv->dh != 1 || cv->dw != 1) return 0;
+#if defined(__x86_64__)
+  /* col2im row by row, where it serves, beats the classes (conv2's data
+   * pass: 120 against 91 GFLOP/s, 1 thread). */
+  const cg g = cg_of(cv);
+  if (mode != 1 && col2im_rows_ok(cv, &g)) return 0;
+#endif
   const dpad d = dpad_of(cv);
   if ((cv->o + 2 * cv->c) * d.B * d.hp * d.wp > CG_COL_FLOATS) return 0;
   return mode == 1 || ((cv->sh > 1 || cv->sw > 1) && cv->o <= CG_CLASSES_MAX_O);
