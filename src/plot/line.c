@@ -7,16 +7,10 @@
 #include <string.h>
 
 #include "plot.h"
+#include "raster.h"
 
 #include "core/internal.h"
 
-typedef struct rgb {
-  float r, g, b;
-} rgb;
-
-static const rgb GRID = {0.915f, 0.915f, 0.925f};
-static const rgb FRAME = {0.55f, 0.55f, 0.57f};
-static const rgb LABEL = {0.30f, 0.30f, 0.32f};
 static const rgb FAINT = {0.80f, 0.84f, 0.92f};
 static const rgb STRONG = {0.82f, 0.14f, 0.18f};
 
@@ -31,16 +25,7 @@ typedef struct lcanvas {
   int scale; /* of the font: 2 from 900 pixels wide */
 } lcanvas;
 
-static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-static void blend(lcanvas *c, int x, int y, rgb col, float a) {
-  if (x < 0 || y < 0 || x >= c->w || y >= c->h || !(a > 0)) return;
-  float *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
-  a = a > 1 ? 1 : a;
-  p[0] += (col.r - p[0]) * a;
-  p[1] += (col.g - p[1]) * a;
-  p[2] += (col.b - p[2]) * a;
-}
+static void blend(lcanvas *c, int x, int y, rgb col, float a) { blend_px(c->px, c->w, c->h, x, y, col, a); }
 
 /* A segment of width w with smoothed edges, clipped to the plot rectangle. */
 static void segment(lcanvas *c, float ax, float ay, float bx, float by, float w, rgb col) {

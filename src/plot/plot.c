@@ -6,15 +6,12 @@
 #include <string.h>
 
 #include "plot.h"
+#include "raster.h"
 
 #include "io/internal.h"
 
 #define FIELD_MAX_GRID 256
 #define GROUPS_MAX 64
-
-typedef struct rgb {
-  float r, g, b;
-} rgb;
 
 typedef struct canvas {
   int size;
@@ -24,22 +21,12 @@ typedef struct canvas {
 } canvas;
 
 static const rgb WHITE = {1, 1, 1};
-static const rgb GRID = {0.915f, 0.915f, 0.925f};
 static const rgb AXIS = {0.72f, 0.72f, 0.74f};
-static const rgb FRAME = {0.55f, 0.55f, 0.57f};
-static const rgb LABEL = {0.30f, 0.30f, 0.32f};
 static const rgb REF = {0.42f, 0.56f, 0.80f};
 static const rgb SAMPLE = {0.82f, 0.14f, 0.18f};
 
-static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
-
 static void blend(canvas *c, int x, int y, rgb col, float a) {
-  if (x < 0 || y < 0 || x >= c->size || y >= c->size || !(a > 0)) return;
-  float *p = c->px + ((size_t)y * (size_t)c->size + (size_t)x) * 3;
-  a = a > 1 ? 1 : a;
-  p[0] += (col.r - p[0]) * a;
-  p[1] += (col.g - p[1]) * a;
-  p[2] += (col.b - p[2]) * a;
+  blend_px(c->px, c->size, c->size, x, y, col, a);
 }
 
 /* The pixel range [lo, hi) of the plot square that a shape spanning
