@@ -293,13 +293,33 @@ static int conv_uses_gemm(const sk__conv *cv, int kind) {
   return !(kind == 2 && cv->o == 1);
 }
 
+/* Whether a forward or weight pass that runs as products reads its input in
+ * place (conv_implicit.c) rather than through im2col (conv_gemm.c): where
+ * each tap's product has some depth (C ≥ 16 input channels), a sample's
+ * product rows are at least 64 and the junk columns add at most 1/8 to the
+ * work. On the U-Net's layers (1 thread, A/B, docs/PERFORMANCE.md
+ * "Convolutions") that is the 12 × 12 outputs from 26 × 26 (conv2 and
+ * tconv2's input-gradient and weight passes: forward +13-19 %, weight
+ * +30-60 %, the im2col's AVX-512 gathers gone); the others lost: one input
+ * channel (conv1, tconv1: a product of depth 1 per tap, 0.5-0.9×), 5 × 5
+ * outputs (29 product rows a sample, 20 % junk: 0.7-0.9×), 2 × 2 (5 rows:
+ * 0.2-0.6×). */
+static int conv_implicit(const sk__conv *cv, int kind) {
+  if (kind == 1 || !sk__conv_implicit_ok(cv)) return 0;
+  int64_t sw, m;
+  sk__conv_implicit_shape(cv, &sw, &m);
+  return cv->c >= 16 && m >= 64 && 8 * (sw - cv->ow) <= cv->ow;
+}
+
 /* Scratch for the products: each block of SK_SPLIT_ROWS rows (the
  * executor's split, so a thread's range is whole blocks) has its own part,
  * which a call whose range starts there uses (a range of m blocks needs no
  * more than m parts, sk__conv_gemm_scratch); one part, for all rows, for an
  * op that runs whole. */
 static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t rows) {
-  return sk__conv_gemm_scratch(cv, kind, units == 1 ? rows : SK_SPLIT_ROWS, 1);
+  const int64_t r = units == 1 ? rows : SK_SPLIT_ROWS;
+  return conv_implicit(cv, kind) ? sk__conv_implicit_scratch(cv, kind, r, 1)
+                                 : sk__conv_gemm_scratch(cv, kind, r, 1);
 }
 
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
@@ -328,7 +348,10 @@ static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
     float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
-    int ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
+    const int imp = conv_implicit(&cv, kind);
+    int ok = kind == 0 && imp ? sk__conv2d_implicit_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
+             : kind == 2 && imp ? sk__conv2d_weight_implicit_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
+             : kind == 0   ? sk__conv2d_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
              : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
                          : sk__conv2d_weight_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1,
                                                        scratch);
