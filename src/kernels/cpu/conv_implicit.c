@@ -126,30 +126,71 @@ static int has_avx512(void) {
  * [0, w). */
 static void phase_row(float *restrict d, const float *restrict src, int64_t n, int64_t v,
                       int64_t s, int64_t p, int64_t w) {
-  for (int64_t k = 0; k < n; k++) {
-    const int64_t col = v + s * k - p;
-    d[k] = col >= 0 && col < w ? src[col] : 0.0f;
-  }
+  const int64_t lo = p - v, hi = w - 1 + p - v; /* s·k in [lo, hi] */
+  const int64_t k0 = SK_MIN(n, lo <= 0 ? 0 : (lo + s - 1) / s);
+  const int64_t k1 = SK_MAX(k0, hi < 0 ? 0 : SK_MIN(n, hi / s + 1));
+  for (int64_t k = 0; k < k0; k++) d[k] = 0.0f;
+  for (int64_t k = k0; k < k1; k++) d[k] = src[s * k - lo];
+  for (int64_t k = k1; k < n; k++) d[k] = 0.0f;
 }
 
+#if defined(__x86_64__)
+static __mmask16 lanes(int64_t k) {
+  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1u);
+}
+
+/* Both phase rows of a stride-2 row without padding: d0[k] = src[2k], d1[k]
+ * = src[2k + 1] for k < n, zero past the row's w floats. The loads are
+ * whole vectors, reading past the row where `room` (the floats readable
+ * from src on) allows: masked loads ran this 2× slower. */
+__attribute__((target("avx512f"))) static void deinterleave_avx512(float *restrict d0,
+                                                                   float *restrict d1,
+                                                                   const float *restrict src,
+                                                                   int64_t n, int64_t w,
+                                                                   int64_t room) {
+  const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  for (int64_t k = 0; k < n; k += 16) {
+    const int64_t at = 2 * k;
+    const __m512 lo = at + 16 <= room ? _mm512_loadu_ps(src + at)
+                                      : _mm512_maskz_loadu_ps(lanes(w - at), src + at);
+    const __m512 hi = at + 32 <= room ? _mm512_loadu_ps(src + at + 16)
+                                      : _mm512_maskz_loadu_ps(lanes(w - at - 16), src + at + 16);
+    const __mmask16 m = lanes(n - k);
+    _mm512_mask_storeu_ps(d0 + k, m,
+                          _mm512_maskz_permutex2var_ps(lanes((w + 1) / 2 - k), lo, ev, hi));
+    _mm512_mask_storeu_ps(d1 + k, m, _mm512_maskz_permutex2var_ps(lanes(w / 2 - k), lo, od, hi));
+  }
+}
+#endif
 
 /* One sample's phase planes: sub[((u·sw + v)·C + c)·S + i·SW + k] =
- * x[c, u + sh·i − ph, v + sw·k − pw], zero outside x. */
-static void split_sample(float *restrict sub, const float *restrict xs, const sk__conv *cv,
-                         const im *g) {
+ * x[c, u + sh·i − ph, v + sw·k − pw], zero outside x; x read in order (the
+ * phase rows of each input row in turn: x comes from memory, and reading
+ * it by phase, every other row, was measured 2× slower). */
+static void split_sample(float *restrict sub, const float *restrict xs, int64_t room,
+                         const sk__conv *cv, const im *g, int avx512) {
   const int64_t C = cv->c, H = cv->h, W = cv->w, sh = cv->sh, sw = cv->sw;
-  for (int64_t u = 0; u < sh; u++)
-    for (int64_t c = 0; c < C; c++)
-      for (int64_t i = 0; i < g->SH; i++) {
+  const int pairs = avx512 && sw == 2 && cv->pw == 0;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t i = 0; i < g->SH; i++)
+      for (int64_t u = 0; u < sh; u++) {
         const int64_t h = u + sh * i - cv->ph, at = c * g->S + i * g->SW;
-        if (h < 0 || h >= H) {
-          for (int64_t v = 0; v < sw; v++)
-            memset(sub + ((u * sw + v) * C) * g->S + at, 0, (size_t)g->SW * sizeof *sub);
+#if defined(__x86_64__)
+        if (pairs && h >= 0 && h < H) {
+          const int64_t row = (c * H + h) * W;
+          deinterleave_avx512(sub + (u * sw * C) * g->S + at, sub + ((u * sw + 1) * C) * g->S + at,
+                              xs + row, g->SW, W, room - row);
           continue;
         }
-        const float *src = xs + (c * H + h) * W;
-        for (int64_t v = 0; v < sw; v++)
-          phase_row(sub + ((u * sw + v) * C) * g->S + at, src, g->SW, v, sw, cv->pw, W);
+#endif
+        for (int64_t v = 0; v < sw; v++) {
+          float *d = sub + ((u * sw + v) * C) * g->S + at;
+          if (h < 0 || h >= H)
+            memset(d, 0, (size_t)g->SW * sizeof *d);
+          else
+            phase_row(d, xs + (c * H + h) * W, g->SW, v, sw, cv->pw, W);
+        }
       }
 }
 
@@ -179,10 +220,11 @@ int sk__conv2d_implicit_rows(float *y, const float *x, const float *w, const sk_
                                               (libxsmm_blasint)g.S, (libxsmm_blasint)C,
                                               (libxsmm_blasint)g.m, 0);
   if (!full || !last) return 0;
+  const int avx512 = has_avx512();
   for (int64_t j = n0; j < n1; j++) {
     const float *plane = x + j * xs;
     if (g.phases) {
-      split_sample(sub, plane, cv, &g);
+      split_sample(sub, plane, (cv->n - j) * xs, cv, &g, avx512);
       plane = sub;
     }
     for (int64_t q0 = 0; q0 < cv->oh; q0 += g.rows) {
@@ -255,7 +297,7 @@ int sk__conv2d_weight_implicit_rows(float *w, const float *x, const float *y, co
   for (int64_t j = 0; j < cv->n; j++) {
     const float *plane = x + j * xs;
     if (g.phases) {
-      split_sample(sub, plane, cv, &g);
+      split_sample(sub, plane, (cv->n - j) * xs, cv, &g, avx512);
       plane = sub;
     }
     for (int64_t q = 0; q < nblk; q++) {
