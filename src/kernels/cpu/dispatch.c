@@ -298,12 +298,12 @@ static int conv_uses_gemm(const sk__conv *cv, int kind) {
  * each tap's product has some depth (C ≥ 16 input channels), a sample's
  * product rows are at least 64 and the junk columns add at most 1/8 to the
  * work. On the U-Net's layers (1 thread, A/B, docs/PERFORMANCE.md
- * "Convolutions") that is the 12 × 12 outputs from 26 × 26 (conv2 and
- * tconv2's input-gradient and weight passes: forward +13-19 %, weight
- * +30-60 %, the im2col's AVX-512 gathers gone); the others lost: one input
- * channel (conv1, tconv1: a product of depth 1 per tap, 0.5-0.9×), 5 × 5
- * outputs (29 product rows a sample, 20 % junk: 0.7-0.9×), 2 × 2 (5 rows:
- * 0.2-0.6×). */
+ * "Convolutions") that is the 12 × 12 outputs from 26 × 26, conv2's
+ * forward and weight and tconv2's backward-data and weight: 1.06-1.21×, the
+ * im2col's AVX-512 gathers gone. The others lost: one input channel (conv1,
+ * tconv1: products of depth 1 a tap) 0.36-0.97×, 5 × 5 outputs (29 product
+ * rows a sample, 1/5 junk) 0.85-0.92×, 2 × 2 (5 rows) 0.22-0.48×. The
+ * choice depends on the geometry alone, so every thread makes the same. */
 static int conv_implicit(const sk__conv *cv, int kind) {
   if (kind == 1 || !sk__conv_implicit_ok(cv)) return 0;
   int64_t sw, m;
