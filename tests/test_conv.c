@@ -767,8 +767,9 @@ TEST(implicit_products_in_a_graph_same_bits_on_1_2_and_3_threads) {
       const int k = nd->op == SK_OP_CONV2D ? 0 : nd->op == SK_OP_CONV2D_WEIGHT ? 2 : -1;
       if (k < 0) continue;
       const int64_t units = g->steps[s].units;
-      implicit += g->steps[s].scratch && g->steps[s].scratch_part >=
-                      sk__conv_implicit_scratch(&cv, k, units == 1 ? nd->shape[0] : SK_SPLIT_ROWS, 1);
+      const int64_t rows = units == 1 ? nd->shape[0] : SK_SPLIT_ROWS;
+      implicit += g->steps[s].scratch &&
+                  g->steps[s].scratch_part >= sk__conv_implicit_scratch(&cv, k, rows, 1);
     }
     CHECK_EQ_INT(implicit, 2);
     memcpy(sk_graph_data(g, xi), x, (size_t)nx * sizeof *x);

@@ -300,10 +300,11 @@ static int conv_uses_gemm(const sk__conv *cv, int kind) {
  * work. On the U-Net's layers (1 thread, A/B, docs/PERFORMANCE.md
  * "Convolutions") that is the 12 × 12 outputs from 26 × 26, conv2's
  * forward and weight and tconv2's backward-data and weight: 1.06-1.21×, the
- * im2col's AVX-512 gathers gone. The others lost: one input channel (conv1,
- * tconv1: products of depth 1 a tap) 0.36-0.97×, 5 × 5 outputs (29 product
- * rows a sample, 1/5 junk) 0.85-0.92×, 2 × 2 (5 rows) 0.22-0.48×. The
- * choice depends on the geometry alone, so every thread makes the same. */
+ * im2col's AVX-512 gathers gone; stride-1 layers of 32-64 channels measured
+ * 1.1-1.9× (kernels called directly). The others lost: one input channel
+ * (conv1, tconv1: products of depth 1 a tap) 0.36-0.97×, 5 × 5 outputs (29
+ * product rows a sample, 1/5 junk) 0.85-0.92×, 2 × 2 (5 rows) 0.22-0.48×.
+ * The choice depends on the geometry alone, so every thread makes the same. */
 static int conv_implicit(const sk__conv *cv, int kind) {
   if (kind == 1 || !sk__conv_implicit_ok(cv)) return 0;
   int64_t sw, m;
@@ -348,13 +349,15 @@ static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
     float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
-    const int imp = conv_implicit(&cv, kind);
-    int ok = kind == 0 && imp ? sk__conv2d_implicit_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
-             : kind == 2 && imp ? sk__conv2d_weight_implicit_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
-             : kind == 0   ? sk__conv2d_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
-             : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
-                         : sk__conv2d_weight_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1,
-                                                       scratch);
+    const float *a = e->in[0], *b = e->in[1];
+    int ok;
+    if (conv_implicit(&cv, kind))
+      ok = kind == 0 ? sk__conv2d_implicit_rows(e->out, a, b, &cv, r0, r1, scratch)
+                     : sk__conv2d_weight_implicit_rows(e->out, a, b, &cv, r0, r1, scratch);
+    else
+      ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, a, b, &cv, r0, r1, scratch)
+           : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, a, b, &cv, r0, r1, scratch)
+                       : sk__conv2d_weight_gemm_rows(e->out, a, b, &cv, r0, r1, scratch);
     if (!ok) return sk__fail(SK_ERR_UNSUPPORTED, "%s: libxsmm made no kernel", sk__op_name(e->op));
     return SK_OK;
   }
