@@ -720,10 +720,173 @@ TEST(bad_geometry_is_a_named_shape_error) {
   sk_graph_free(g);
 }
 
+/* The implicit products (conv_implicit.c: forward and weight reading the
+ * input in place through phase planes) on every stride, padding and
+ * dilation they take, odd and even planes, batches and channel counts off
+ * the blocks: within float rounding of the naive double sums, each range
+ * of rows (samples, or output channels for the weight) the bits of the
+ * whole call, scratch filled with NaNs and infinities first and checked
+ * for writes past its size. */
+static int run_implicit(int k, float *out, const float *x, const float *y, const float *w,
+                        const sk__conv *cv, int64_t r0, int64_t r1) {
+  const int64_t n = sk__conv_implicit_scratch(cv, k, r1 - r0, r0 % SK_SPLIT_ROWS == 0);
+  float *scratch = malloc((size_t)(n + 16) * sizeof *scratch);
+  for (int64_t i = 0; i < n; i++) scratch[i] = i % 3 ? NAN : -INFINITY;
+  for (int i = 0; i < 16; i++) scratch[n + i] = 7.0f;
+  int ok = k == 0 ? sk__conv2d_implicit_rows(out, x, w, cv, r0, r1, scratch)
+                  : sk__conv2d_weight_implicit_rows(out, x, y, cv, r0, r1, scratch);
+  for (int i = 0; i < 16; i++) ok &= scratch[n + i] == 7.0f;
+  free(scratch);
+  return ok;
+}
+
+TEST(implicit_products_match_naive_and_split_exactly) {
+  /* n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw */
+  static const int64_t geo[][13] = {
+      {3, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0, 1, 1},  {5, 3, 26, 26, 17, 3, 3, 2, 2, 0, 0, 1, 1},
+      {3, 5, 12, 12, 20, 3, 3, 2, 2, 0, 0, 1, 1},  {2, 7, 5, 5, 33, 3, 3, 2, 2, 0, 0, 1, 1},
+      {2, 3, 11, 13, 5, 3, 3, 2, 3, 2, 2, 3, 2},   {2, 3, 9, 8, 4, 3, 3, 3, 3, 1, 1, 1, 1},
+      {2, 3, 10, 10, 2, 7, 7, 1, 1, 3, 3, 1, 1},   {3, 2, 7, 5, 3, 3, 2, 2, 1, 1, 0, 1, 2},
+      {2, 17, 13, 12, 19, 3, 3, 2, 2, 1, 1, 1, 1}, {2, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0, 2, 2},
+      {1, 2, 3, 600, 3, 1, 3, 1, 1, 0, 1, 1, 1},   {2, 2, 40, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1},
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},     {37, 6, 5, 5, 33, 3, 3, 2, 2, 0, 0, 1, 1},
+  };
+  sk__kernels_init();
+  sk_rng r = sk_rng_make(6, 0);
+  int ran = 0;
+  for (size_t s = 0; s < sizeof geo / sizeof geo[0]; s++) {
+    const int64_t *q = geo[s];
+    sk__conv cv = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5], .kw = q[6],
+                   .sh = q[7], .sw = q[8], .ph = q[9], .pw = q[10], .dh = q[11], .dw = q[12]};
+    cv.oh = out_size(cv.h, cv.kh, cv.sh, cv.ph, cv.dh);
+    cv.ow = out_size(cv.w, cv.kw, cv.sw, cv.pw, cv.dw);
+    CHECK(cv.oh >= 1 && cv.ow >= 1);
+    if (!sk__conv_implicit_ok(&cv)) continue;
+    ran++;
+    const int64_t nx = cv.n * cv.c * cv.h * cv.w, ny = cv.n * cv.o * cv.oh * cv.ow;
+    const int64_t nw = cv.o * cv.c * cv.kh * cv.kw, most = SK_MAX(ny, nw);
+    float *x = randn(&r, nx), *w = randn(&r, nw), *y = randn(&r, ny);
+    float *ax = malloc((size_t)nx * sizeof *ax), *aw = malloc((size_t)nw * sizeof *aw);
+    float *ay = malloc((size_t)ny * sizeof *ay);
+    float *fast = malloc((size_t)most * sizeof *fast), *split = malloc((size_t)most * sizeof *split);
+    float *ref = malloc((size_t)most * sizeof *ref), *mag = malloc((size_t)most * sizeof *mag);
+    absf_all(ax, x, nx);
+    absf_all(aw, w, nw);
+    absf_all(ay, y, ny);
+    for (int k = 0; k < 3; k += 2) {
+      const int64_t rows = k == 2 ? cv.o : cv.n, n = k == 0 ? ny : nw;
+      const int64_t terms = k == 2 ? cv.n * cv.oh * cv.ow : cv.c * cv.kh * cv.kw;
+      const int64_t cut[5] = {0, SK_MIN(1, rows), SK_MIN(16, rows), SK_MIN(19, rows), rows};
+      if (k == 0) sk__conv2d_naive(ref, x, w, &cv), sk__conv2d_naive(mag, ax, aw, &cv);
+      if (k == 2) sk__conv2d_weight_naive(ref, x, y, &cv), sk__conv2d_weight_naive(mag, ax, ay, &cv);
+      int ok = 1;
+      for (int part = -1; part < 4; part++) {
+        const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
+        ok &= run_implicit(k, part < 0 ? fast : split, x, y, w, &cv, r0, r1);
+      }
+      if (!ok || !close_to(fast, ref, mag, n, terms) ||
+          memcmp(fast, split, (size_t)n * sizeof *fast)) {
+        fprintf(stderr, "geometry %zu, %s\n", s, k == 0 ? "forward" : "weight");
+        CHECK(0);
+      }
+    }
+    free(x), free(w), free(y), free(ax), free(aw), free(ay);
+    free(fast), free(split), free(ref), free(mag);
+  }
+  CHECK(ran == 0 || ran == (int)(sizeof geo / sizeof geo[0]));
+  printf("  implicit products %s\n", ran ? "checked" : "not available (no JIT)");
+}
+
+/* A strided convolution whose forward and weight gradient take the implicit
+ * products in a graph (16 input channels, 12 × 12 outputs from 26 × 26: 1/12
+ * junk), batch 37 and 20 output channels (blocks cut short): the forward,
+ * the input and weight gradients within float rounding of the naive sums,
+ * the same bits on 1, 2 and 3 threads, and no allocation in sk_graph_run. */
+enum { IN = 37, IC = 16, IO = 20, IH = 26, IOH = 12 };
+
+TEST(implicit_products_in_a_graph_same_bits_on_1_2_and_3_threads) {
+  static const sk_conv2d_opts down = {{2, 2}, {0, 0}, {1, 1}, {0, 0}};
+  const sk__conv cv = {.n = IN, .c = IC, .h = IH, .w = IH, .o = IO, .oh = IOH, .ow = IOH,
+                       .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 0, .pw = 0, .dh = 1, .dw = 1};
+  sk__kernels_init();
+  if (!sk__conv_implicit_ok(&cv)) {
+    printf("  implicit products not available (no JIT)\n");
+    return;
+  }
+  const int64_t nx = (int64_t)IN * IC * IH * IH, nw = (int64_t)IO * IC * 9;
+  const int64_t ny = (int64_t)IN * IO * IOH * IOH;
+  sk_rng r = sk_rng_make(8, 0);
+  float *x = randn(&r, nx), *w = randn(&r, nw), *c = randn(&r, ny);
+  float *ref = malloc((size_t)SK_MAX(ny, nw) * sizeof *ref);
+  float *mag = malloc((size_t)SK_MAX(ny, nw) * sizeof *mag);
+  float *ax = malloc((size_t)nx * sizeof *ax), *aw = malloc((size_t)nw * sizeof *aw);
+  float *ac = malloc((size_t)ny * sizeof *ac);
+  absf_all(ax, x, nx), absf_all(aw, w, nw), absf_all(ac, c, ny);
+  float *first[3] = {0};
+  for (int threads = 1; threads <= 3; threads++) {
+    sk_set_num_threads(threads);
+    sk_graph *g = sk_graph_new();
+    sk_node xi = sk_input(g, "x", 4, (int64_t[]){IN, IC, IH, IH});
+    sk_node ci = sk_input(g, "c", 4, (int64_t[]){IN, IO, IOH, IOH});
+    sk_node wp = sk_param(g, "w", 4, (int64_t[]){IO, IC, 3, 3}, w);
+    sk_node y = sk_conv2d(g, xi, wp, &down);
+    sk_node L = sk_sum_all(g, sk_mul(g, y, ci)), d[2];
+    CHECK_OK(sk_grad(g, L, SK_NONE, 2, (sk_node[]){xi, wp}, d));
+    sk_node out[3] = {y, d[0], d[1]};
+    CHECK_OK(sk_graph_compile(g, 3, out));
+    /* The forward and the weight gradient on the implicit products: their
+     * scratch is what those ask for. */
+    int implicit = 0;
+    for (int s = 0; s < g->n_exec; s++) {
+      const sk__node *nd = &g->nodes[g->exec[s]];
+      const int k = nd->op == SK_OP_CONV2D ? 0 : nd->op == SK_OP_CONV2D_WEIGHT ? 2 : -1;
+      if (k < 0) continue;
+      const int64_t units = g->steps[s].units;
+      const int64_t rows = units == 1 ? nd->shape[0] : SK_SPLIT_ROWS;
+      implicit += g->steps[s].scratch &&
+                  g->steps[s].scratch_part >= sk__conv_implicit_scratch(&cv, k, rows, 1);
+    }
+    CHECK_EQ_INT(implicit, 2);
+    memcpy(sk_graph_data(g, xi), x, (size_t)nx * sizeof *x);
+    memcpy(sk_graph_data(g, ci), c, (size_t)ny * sizeof *c);
+    CHECK_OK(sk_graph_run(g));
+    const uint64_t before = sk_debug_alloc_count();
+#if COUNT_LIBC_MALLOC
+    const long libc_before = atomic_load(&libc_allocs);
+#endif
+    CHECK_OK(sk_graph_run(g));
+    CHECK_EQ_INT(sk_debug_alloc_count(), before);
+#if COUNT_LIBC_MALLOC
+    CHECK_EQ_INT(atomic_load(&libc_allocs), libc_before);
+#endif
+    for (int k = 0; k < 3; k++) {
+      const int64_t n = sk_node_numel(g, out[k]);
+      const float *o = sk_graph_data(g, out[k]);
+      if (threads == 1) {
+        first[k] = malloc((size_t)n * sizeof *o);
+        memcpy(first[k], o, (size_t)n * sizeof *o);
+      } else if (memcmp(first[k], o, (size_t)n * sizeof *o) != 0) {
+        fprintf(stderr, "output %d differs on %d threads\n", k, threads);
+        CHECK(0);
+      }
+    }
+    sk_graph_free(g);
+  }
+  sk__conv2d_naive(ref, x, w, &cv), sk__conv2d_naive(mag, ax, aw, &cv);
+  CHECK(close_to(first[0], ref, mag, ny, IC * 9));
+  sk__conv2d_weight_naive(ref, x, c, &cv), sk__conv2d_weight_naive(mag, ax, ac, &cv);
+  CHECK(close_to(first[2], ref, mag, nw, IN * IOH * IOH));
+  for (int k = 0; k < 3; k++) free(first[k]);
+  free(x), free(w), free(c), free(ref), free(mag), free(ax), free(aw), free(ac);
+  sk_set_num_threads(2);
+}
+
 TEST_MAIN(TEST_ENTRY(kernels_match_naive_and_split_exactly), TEST_ENTRY(values_match_direct_sums),
           TEST_ENTRY(same_bits_on_1_2_and_3_threads), TEST_ENTRY(run_does_not_allocate),
           TEST_ENTRY(image_composites_match_definitions),
           TEST_ENTRY(group_norm_silu_shift_is_the_add_fused),
           TEST_ENTRY(group_norm_silu_short_planes_match_composite),
           TEST_ENTRY(group_norm_silu_shift_checks_its_shape),
-          TEST_ENTRY(flops_count_multiply_adds), TEST_ENTRY(bad_geometry_is_a_named_shape_error))
+          TEST_ENTRY(flops_count_multiply_adds), TEST_ENTRY(bad_geometry_is_a_named_shape_error),
+          TEST_ENTRY(implicit_products_match_naive_and_split_exactly),
+          TEST_ENTRY(implicit_products_in_a_graph_same_bits_on_1_2_and_3_threads))

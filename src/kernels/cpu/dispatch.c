@@ -297,13 +297,34 @@ static int conv_uses_gemm(const sk__conv *cv, int kind) {
   return !(kind == 2 && cv->o == 1);
 }
 
+/* Whether a forward or weight pass that runs as products reads its input in
+ * place (conv_implicit.c) rather than through im2col (conv_gemm.c): where
+ * each tap's product has some depth (C ≥ 16 input channels), a sample's
+ * product rows are at least 64 and the junk columns add at most 1/8 to the
+ * work. On the U-Net's layers (1 thread, A/B, docs/PERFORMANCE.md
+ * "Convolutions") that is the 12 × 12 outputs from 26 × 26, conv2's
+ * forward and weight and tconv2's backward-data and weight: 1.06-1.21×, the
+ * im2col's AVX-512 gathers gone; stride-1 layers of 32-64 channels measured
+ * 1.1-1.9× (kernels called directly). The others lost: one input channel
+ * (conv1, tconv1: products of depth 1 a tap) 0.36-0.97×, 5 × 5 outputs (29
+ * product rows a sample, 1/5 junk) 0.85-0.92×, 2 × 2 (5 rows) 0.22-0.48×.
+ * The choice depends on the geometry alone, so every thread makes the same. */
+static int conv_implicit(const sk__conv *cv, int kind) {
+  if (kind == 1 || !sk__conv_implicit_ok(cv)) return 0;
+  int64_t sw, m;
+  sk__conv_implicit_shape(cv, &sw, &m);
+  return cv->c >= 16 && m >= 64 && 8 * (sw - cv->ow) <= cv->ow;
+}
+
 /* Scratch for the products: each block of SK_SPLIT_ROWS rows (the
  * executor's split, so a thread's range is whole blocks) has its own part,
  * which a call whose range starts there uses (a range of m blocks needs no
  * more than m parts, sk__conv_gemm_scratch); one part, for all rows, for an
  * op that runs whole. */
 static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t rows) {
-  return sk__conv_gemm_scratch(cv, kind, units == 1 ? rows : SK_SPLIT_ROWS, 1);
+  const int64_t r = units == 1 ? rows : SK_SPLIT_ROWS;
+  return conv_implicit(cv, kind) ? sk__conv_implicit_scratch(cv, kind, r, 1)
+                                 : sk__conv_gemm_scratch(cv, kind, r, 1);
 }
 
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
@@ -333,10 +354,15 @@ static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
       return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
     SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
     float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
-    int ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
-             : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1, scratch)
-                         : sk__conv2d_weight_gemm_rows(e->out, e->in[0], e->in[1], &cv, r0, r1,
-                                                       scratch);
+    const float *a = e->in[0], *b = e->in[1];
+    int ok;
+    if (conv_implicit(&cv, kind))
+      ok = kind == 0 ? sk__conv2d_implicit_rows(e->out, a, b, &cv, r0, r1, scratch)
+                     : sk__conv2d_weight_implicit_rows(e->out, a, b, &cv, r0, r1, scratch);
+    else
+      ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, a, b, &cv, r0, r1, scratch)
+           : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, a, b, &cv, r0, r1, scratch)
+                       : sk__conv2d_weight_gemm_rows(e->out, a, b, &cv, r0, r1, scratch);
     if (!ok) return sk__fail(SK_ERR_UNSUPPORTED, "%s: libxsmm made no kernel", sk__op_name(e->op));
     return SK_OK;
   }

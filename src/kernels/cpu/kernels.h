@@ -79,6 +79,20 @@ int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const 
  * non-empty geometry). */
 int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned);
 int sk__conv_gemm_ok(const sk__conv *cv);
+/* The forward and weight passes as products that read the input in place
+ * (implicit GEMM, conv_implicit.c): the same contract as the three above,
+ * scratch sk__conv_implicit_scratch(cv, kind, r1 − r0, 0) floats (kind 0
+ * forward, 2 weight); they run where sk__conv_implicit_ok says (the JIT, a
+ * kernel of at most 64 taps), any stride, padding and dilation. */
+int sk__conv2d_implicit_rows(float *y, const float *x, const float *w, const sk__conv *cv,
+                             int64_t n0, int64_t n1, float *scratch);
+int sk__conv2d_weight_implicit_rows(float *w, const float *x, const float *y, const sk__conv *cv,
+                                    int64_t o0, int64_t o1, float *scratch);
+int64_t sk__conv_implicit_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned);
+int sk__conv_implicit_ok(const sk__conv *cv);
+/* Their layout: positions per output row, junk included (sw ≥ ow), and
+ * product rows per sample, (oh − 1)·sw + ow. */
+void sk__conv_implicit_shape(const sk__conv *cv, int64_t *sw, int64_t *m);
 /* Tests: 1 makes graphs compiled from now on run their convolutions on the
  * direct loops (conv.c) instead of the products, so both are checked. */
 void sk__conv_force_direct(int on);

@@ -28,6 +28,16 @@ libxsmm_smmfunction sk__xsmm_smm(libxsmm_blasint m, libxsmm_blasint n, libxsmm_b
   return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &one, beta1 ? &one : &zero, &flags, NULL);
 }
 
+libxsmm_smmfunction_reducebatch_offs sk__xsmm_smm_offs(libxsmm_blasint m, libxsmm_blasint n,
+                                                       libxsmm_blasint k, libxsmm_blasint lda,
+                                                       libxsmm_blasint ldb, libxsmm_blasint ldc,
+                                                       int beta1) {
+  const float one = 1.0f, zero = 0.0f;
+  const int flags = LIBXSMM_GEMM_FLAG_NONE;
+  return libxsmm_smmdispatch_reducebatch_offs(m, n, k, &lda, &ldb, &ldc, &one,
+                                              beta1 ? &one : &zero, &flags, NULL);
+}
+
 void sk__xsmm_transpose(float *out, const float *in, libxsmm_blasint m, libxsmm_blasint n,
                         libxsmm_blasint ldi, libxsmm_blasint ldo) {
   libxsmm_otrans(out, in, sizeof(float), m, n, ldi, ldo);
