@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "plot.h"
-#include "raster.h"
+#include "plot/raster.h"
 
 #include "core/internal.h"
 

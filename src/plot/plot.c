@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "plot.h"
-#include "raster.h"
+#include "plot/raster.h"
 
 #include "io/internal.h"
 
