@@ -69,10 +69,24 @@ static int close_to(const float *got, const float *want, const float *mag, int64
   return 1;
 }
 
+/* Scratch of n floats filled with NaNs and infinities (a kernel may read
+ * only what it wrote), followed by 16 guards; scratch_done checks the guards
+ * (no write past n) and frees it. */
+static float *scratch_new(int64_t n) {
+  float *scratch = malloc((size_t)(n + 16) * sizeof *scratch);
+  for (int64_t i = 0; i < n; i++) scratch[i] = i % 3 ? NAN : -INFINITY;
+  for (int i = 0; i < 16; i++) scratch[n + i] = 7.0f;
+  return scratch;
+}
+static int scratch_done(float *scratch, int64_t n) {
+  int ok = 1;
+  for (int i = 0; i < 16; i++) ok &= scratch[n + i] == 7.0f;
+  free(scratch);
+  return ok;
+}
+
 /* Rows [r0, r1) of kernel k (0 forward, 1 data, 2 weight) on the direct
- * loops (gemm 0) or the products (gemm 1), whose scratch is filled with
- * NaNs and infinities first (a kernel may read only what it wrote) and
- * checked for writes past its size. */
+ * loops (gemm 0) or the products (gemm 1), in guarded scratch. */
 static int run_kernel(int gemm, int k, float *out, const float *x, const float *y, const float *w,
                       const sk__conv *cv, int64_t r0, int64_t r1) {
   if (!gemm) {
@@ -82,15 +96,11 @@ static int run_kernel(int gemm, int k, float *out, const float *x, const float *
     return 1;
   }
   const int64_t n = sk__conv_gemm_scratch(cv, k, r1 - r0, r0 % SK_SPLIT_ROWS == 0);
-  float *scratch = malloc((size_t)(n + 16) * sizeof *scratch);
-  for (int64_t i = 0; i < n; i++) scratch[i] = i % 3 ? NAN : -INFINITY;
-  for (int i = 0; i < 16; i++) scratch[n + i] = 7.0f;
-  int ok = k == 0   ? sk__conv2d_gemm_rows(out, x, w, cv, r0, r1, scratch)
-           : k == 1 ? sk__conv2d_data_gemm_rows(out, y, w, cv, r0, r1, scratch)
-                    : sk__conv2d_weight_gemm_rows(out, x, y, cv, r0, r1, scratch);
-  for (int i = 0; i < 16; i++) ok &= scratch[n + i] == 7.0f;
-  free(scratch);
-  return ok;
+  float *scratch = scratch_new(n);
+  const int ok = k == 0   ? sk__conv2d_gemm_rows(out, x, w, cv, r0, r1, scratch)
+                 : k == 1 ? sk__conv2d_data_gemm_rows(out, y, w, cv, r0, r1, scratch)
+                          : sk__conv2d_weight_gemm_rows(out, x, y, cv, r0, r1, scratch);
+  return scratch_done(scratch, n) && ok;
 }
 
 /* Every kernel, direct and as products, on many geometries (planes of one
@@ -730,14 +740,10 @@ TEST(bad_geometry_is_a_named_shape_error) {
 static int run_implicit(int k, float *out, const float *x, const float *y, const float *w,
                         const sk__conv *cv, int64_t r0, int64_t r1) {
   const int64_t n = sk__conv_implicit_scratch(cv, k, r1 - r0, r0 % SK_SPLIT_ROWS == 0);
-  float *scratch = malloc((size_t)(n + 16) * sizeof *scratch);
-  for (int64_t i = 0; i < n; i++) scratch[i] = i % 3 ? NAN : -INFINITY;
-  for (int i = 0; i < 16; i++) scratch[n + i] = 7.0f;
-  int ok = k == 0 ? sk__conv2d_implicit_rows(out, x, w, cv, r0, r1, scratch)
-                  : sk__conv2d_weight_implicit_rows(out, x, y, cv, r0, r1, scratch);
-  for (int i = 0; i < 16; i++) ok &= scratch[n + i] == 7.0f;
-  free(scratch);
-  return ok;
+  float *scratch = scratch_new(n);
+  const int ok = k == 0 ? sk__conv2d_implicit_rows(out, x, w, cv, r0, r1, scratch)
+                        : sk__conv2d_weight_implicit_rows(out, x, y, cv, r0, r1, scratch);
+  return scratch_done(scratch, n) && ok;
 }
 
 TEST(implicit_products_match_naive_and_split_exactly) {
