@@ -311,6 +311,7 @@ static void grad_by_twin(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_
   if (t == SK_NONE || sk_grad(g, t, dy, n_in, in, dx) != SK_OK)
     for (int k = 0; k < SK__MAX_IN; k++) dx[k] = SK_NONE;
 }
+
 static void grad_group_norm_silu_d(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   grad_by_twin(g, y, dy, dx, twin_silu_d);
 }

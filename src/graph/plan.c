@@ -45,6 +45,12 @@ static int take_slot(const slot *slots, int n_slots, int phase, int group, int64
   return same >= 0 ? same : fit >= 0 ? fit : big;
 }
 
+/* Scratch parts of an op split into `units`: one per block of
+ * SK_SPLIT_ROWS rows, one for an op that runs whole (backend.h). */
+static int64_t scratch_parts(int64_t units) {
+  return units <= 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+}
+
 /* A phase's scratch for the ops split into `units`: its slot, and the
  * floats of each part, the most any of those ops asked for. */
 typedef struct scr_use {
@@ -419,8 +425,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     slot_of[i] = n_slots++;
   }
   /* Scratch: in each phase, one slot per split (units) shared by every op
-   * split that way, each part as large as the largest op's (n_scr entries
-   * of the phase scr_phase: units, slot, part floats). */
+   * split that way, each part as large as the largest op's (scr_use). */
   int n_scr = 0, scr0 = 0; /* the entries of this phase: scr[scr0 .. n_scr) */
   for (int s = 0; s < g->n_exec; s++) {
     const int i = g->exec[s];
@@ -444,7 +449,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
     if (sf > 0) {
-      const int64_t parts = units[i] <= 1 ? 1 : (units[i] + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+      const int64_t parts = scratch_parts(units[i]);
       int k = scr0;
       while (k < n_scr && scr[k].units != units[i]) k++;
       if (k == n_scr) {
@@ -540,7 +545,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                            ? g->be->scratch_floats(nd, &g->nodes[nd->in[0]],
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
-    const int64_t parts = units[i] <= 1 ? 1 : (units[i] + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+    const int64_t parts = scratch_parts(units[i]);
     float *scratch = sf > 0 ? g->be->alloc((size_t)(parts * sf)) : NULL;
     if (sf > 0 && !scratch) {
       st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a constant's scratch");

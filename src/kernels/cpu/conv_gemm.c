@@ -167,13 +167,12 @@ __attribute__((target("avx512f"))) static void gather_taps_avx512(
 }
 #endif
 
-static int has_avx512(void);
 
 static void gather_taps(float *restrict col, int64_t ld, const float *restrict xs,
                         const int32_t *restrict tab, int64_t kk, int64_t P, int64_t plane,
                         int64_t c0, int64_t c1, int64_t p0, int64_t n) {
 #if defined(__x86_64__)
-  if (has_avx512() && n >= CG_GATHER_MIN) {
+  if (sk__has_avx512() && n >= CG_GATHER_MIN) {
     gather_taps_avx512(col, ld, xs, tab, kk, P, plane, c0, c1, p0, n);
     return;
   }
@@ -278,25 +277,22 @@ static void transpose16_plain(float *restrict d, const float *restrict src, int6
 }
 
 #if defined(__x86_64__)
-static __mmask16 first_lanes(int64_t k) {
-  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1u);
-}
 
 __attribute__((target("avx512f"))) static void copy_row_avx512(float *restrict dst,
                                                                const float *restrict src,
                                                                int64_t n, int64_t s) {
   if (s == 1) {
     for (int64_t r = 0; r < n; r += 16) {
-      const __mmask16 m = first_lanes(n - r);
+      const __mmask16 m = sk__first_lanes(n - r);
       _mm512_mask_storeu_ps(dst + r, m, _mm512_maskz_loadu_ps(m, src + r));
     }
   } else if (s == 2) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     for (int64_t r = 0; r < n; r += 16) {
       const int64_t k = 2 * (n - r) - 1; /* src elements this chunk reads, up to the last */
-      const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(k), src + 2 * r);
-      const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(k - 16), src + 2 * r + 16);
-      _mm512_mask_storeu_ps(dst + r, first_lanes(n - r), _mm512_permutex2var_ps(lo, even, hi));
+      const __m512 lo = _mm512_maskz_loadu_ps(sk__first_lanes(k), src + 2 * r);
+      const __m512 hi = _mm512_maskz_loadu_ps(sk__first_lanes(k - 16), src + 2 * r + 16);
+      _mm512_mask_storeu_ps(dst + r, sk__first_lanes(n - r), _mm512_permutex2var_ps(lo, even, hi));
     }
   } else {
     copy_row_plain(dst, src, n, s);
@@ -308,7 +304,7 @@ __attribute__((target("avx512f"))) static void add_row_avx512(float *restrict ds
                                                               int64_t s) {
   if (s == 1) {
     for (int64_t r = 0; r < n; r += 16) {
-      const __mmask16 m = first_lanes(n - r);
+      const __mmask16 m = sk__first_lanes(n - r);
       const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + r), _mm512_maskz_loadu_ps(m, src + r));
       _mm512_mask_storeu_ps(dst + r, m, v);
     }
@@ -317,8 +313,8 @@ __attribute__((target("avx512f"))) static void add_row_avx512(float *restrict ds
     const __m512i hi_i = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
     for (int64_t r = 0; r < n; r += 16) {
       const int64_t k = 2 * (n - r) - 1; /* dst elements this chunk touches, up to the last */
-      const __mmask16 mlo = first_lanes(k) & 0x5555, mhi = first_lanes(k - 16) & 0x5555;
-      const __m512 v = _mm512_maskz_loadu_ps(first_lanes(n - r), src + r);
+      const __mmask16 mlo = sk__first_lanes(k) & 0x5555, mhi = sk__first_lanes(k - 16) & 0x5555;
+      const __m512 v = _mm512_maskz_loadu_ps(sk__first_lanes(n - r), src + r);
       float *d = dst + 2 * r;
       const __m512 dlo = _mm512_maskz_loadu_ps(mlo, d), dhi = _mm512_maskz_loadu_ps(mhi, d + 16);
       _mm512_mask_storeu_ps(d, mlo, _mm512_add_ps(dlo, _mm512_permutexvar_ps(lo_i, v)));
@@ -341,10 +337,10 @@ __attribute__((target("avx512f"))) static void put_row_avx512(float *restrict ds
     const __m512i hi_i = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
     for (int64_t r = 0; r < n; r += 16) {
       const int64_t k = 2 * (n - r) - 1; /* dst elements this chunk touches, up to the last */
-      const __m512 v = _mm512_maskz_loadu_ps(first_lanes(n - r), src + r);
+      const __m512 v = _mm512_maskz_loadu_ps(sk__first_lanes(n - r), src + r);
       float *d = dst + 2 * r;
-      _mm512_mask_storeu_ps(d, first_lanes(k) & 0x5555, _mm512_permutexvar_ps(lo_i, v));
-      _mm512_mask_storeu_ps(d + 16, first_lanes(k - 16) & 0x5555, _mm512_permutexvar_ps(hi_i, v));
+      _mm512_mask_storeu_ps(d, sk__first_lanes(k) & 0x5555, _mm512_permutexvar_ps(lo_i, v));
+      _mm512_mask_storeu_ps(d + 16, sk__first_lanes(k - 16) & 0x5555, _mm512_permutexvar_ps(hi_i, v));
     }
   } else {
     put_row_plain(dst, src, n, s);
@@ -359,11 +355,11 @@ __attribute__((target("avx512f"))) static void put_pair_avx512(float *restrict d
       _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   const int64_t na = n - n / 2, nb = n / 2;
   for (int64_t r = 0; r < na; r += 16) {
-    const __m512 va = _mm512_maskz_loadu_ps(first_lanes(na - r), a + r);
-    const __m512 vb = _mm512_maskz_loadu_ps(first_lanes(nb - r), b + r);
+    const __m512 va = _mm512_maskz_loadu_ps(sk__first_lanes(na - r), a + r);
+    const __m512 vb = _mm512_maskz_loadu_ps(sk__first_lanes(nb - r), b + r);
     float *d = dst + 2 * r;
-    _mm512_mask_storeu_ps(d, first_lanes(n - 2 * r), _mm512_permutex2var_ps(va, lo_i, vb));
-    _mm512_mask_storeu_ps(d + 16, first_lanes(n - 2 * r - 16),
+    _mm512_mask_storeu_ps(d, sk__first_lanes(n - 2 * r), _mm512_permutex2var_ps(va, lo_i, vb));
+    _mm512_mask_storeu_ps(d + 16, sk__first_lanes(n - 2 * r - 16),
                           _mm512_permutex2var_ps(va, hi_i, vb));
   }
 }
@@ -375,7 +371,7 @@ __attribute__((target("avx512f"))) static void transpose16_avx512(float *restric
                                                                   int64_t ld, int64_t rows,
                                                                   int64_t n) {
   for (int64_t p0 = 0; p0 < n; p0 += 16) {
-    const __mmask16 m = first_lanes(n - p0);
+    const __mmask16 m = sk__first_lanes(n - p0);
     __m512 r[16], u[16];
     for (int a = 0; a < 16; a++)
       r[a] = a < rows ? _mm512_maskz_loadu_ps(m, src + a * ld + p0) : _mm512_setzero_ps();
@@ -385,7 +381,7 @@ __attribute__((target("avx512f"))) static void transpose16_avx512(float *restric
 }
 #endif
 
-static int has_avx512(void) {
+int sk__has_avx512(void) {
 #if defined(__x86_64__)
   static atomic_int known; /* 0 unknown, 1 no, 2 yes */
   int k = atomic_load_explicit(&known, memory_order_relaxed);
@@ -402,7 +398,7 @@ static int has_avx512(void) {
 
 static void copy_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
 #if defined(__x86_64__)
-  if (has_avx512()) {
+  if (sk__has_avx512()) {
     copy_row_avx512(dst, src, n, s);
     return;
   }
@@ -412,7 +408,7 @@ static void copy_row(float *restrict dst, const float *restrict src, int64_t n, 
 
 static void put_row(float *restrict dst, const float *restrict src, int64_t n, int64_t s) {
 #if defined(__x86_64__)
-  if (has_avx512()) {
+  if (sk__has_avx512()) {
     put_row_avx512(dst, src, n, s);
     return;
   }
@@ -423,7 +419,7 @@ static void put_row(float *restrict dst, const float *restrict src, int64_t n, i
 static void put_pair(float *restrict dst, const float *restrict a, const float *restrict b,
                      int64_t n) {
 #if defined(__x86_64__)
-  if (has_avx512()) {
+  if (sk__has_avx512()) {
     put_pair_avx512(dst, a, b, n);
     return;
   }
@@ -434,7 +430,7 @@ static void put_pair(float *restrict dst, const float *restrict a, const float *
 static void transpose16(float *restrict d, const float *restrict src, int64_t ld, int64_t rows,
                         int64_t n) {
 #if defined(__x86_64__)
-  if (has_avx512()) {
+  if (sk__has_avx512()) {
     transpose16_avx512(d, src, ld, rows, n);
     return;
   }
@@ -513,7 +509,7 @@ __attribute__((target("avx512f"))) static void col2im_avx512(float *restrict xs,
  * gradient, tconv3's forward) 92 → 118 and 118 → 138; 2 → 5 lost (134 →
  * 123), so rows of 2 or 3 go through the table. */
 static int col2im_rows_ok(const sk__conv *cv, const cg *g) {
-  return has_avx512() && (g->B > 1 || g->cols == g->P) && g->kc >= g->K && cv->sw == 2 &&
+  return sk__has_avx512() && (g->B > 1 || g->cols == g->P) && g->kc >= g->K && cv->sw == 2 &&
          cv->dw == 1 && cv->ow >= 4 && cv->ow <= 16 && cv->w <= 32 && cv->kw <= 64;
 }
 
@@ -553,8 +549,8 @@ __attribute__((target("avx512f"))) static void col2im_rows(float *restrict xs,
                                       _mm512_maskz_loadu_ps(mask[b], row + b * ld - shift[b]));
       }
       float *xr = xs + (c * H + h) * W;
-      _mm512_mask_storeu_ps(xr, first_lanes(W), _mm512_permutex2var_ps(acc[0], lo, acc[1]));
-      _mm512_mask_storeu_ps(xr + 16, first_lanes(W - 16), _mm512_permutex2var_ps(acc[0], hi, acc[1]));
+      _mm512_mask_storeu_ps(xr, sk__first_lanes(W), _mm512_permutex2var_ps(acc[0], lo, acc[1]));
+      _mm512_mask_storeu_ps(xr + 16, sk__first_lanes(W - 16), _mm512_permutex2var_ps(acc[0], hi, acc[1]));
     }
 }
 #endif
@@ -562,7 +558,7 @@ __attribute__((target("avx512f"))) static void col2im_rows(float *restrict xs,
 static void col2im(float *restrict xs, const float *restrict dcol, int64_t ld, const sk__conv *cv,
                    int64_t k0, int64_t k1, int64_t p0, int64_t p1) {
 #if defined(__x86_64__)
-  if (has_avx512()) {
+  if (sk__has_avx512()) {
     col2im_avx512(xs, dcol, ld, cv, k0, k1, p0, p1);
     return;
   }
@@ -764,7 +760,10 @@ static int by_classes(const sk__conv *cv) {
   if (mode == 0 || cv->dh != 1 || cv->dw != 1) return 0;
 #if defined(__x86_64__)
   /* col2im row by row, where it serves, beats the classes (conv2's data
-   * pass: 120 against 91 GFLOP/s, 1 thread). */
+   * pass: 120 against 91 GFLOP/s, 1 thread); on wider planes, which it does
+   * not serve, the classes beat col2im (32 ← 64 channels at stride 2, 64 ×
+   * 64 and 40 × 40 inputs: 142 and 117 GFLOP/s against 125 and 104,
+   * kernels called directly, median of 3). */
   const cg g = cg_of(cv);
   if (mode != 1 && col2im_rows_ok(cv, &g)) return 0;
 #endif

@@ -113,15 +113,6 @@ static void tap_offsets(unsigned long long *off, const sk__conv *cv, const im *g
     }
 }
 
-static int has_avx512(void) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-#else
-  return 0;
-#endif
-}
-
 /* d[k] = src[v + s·k − p] for k < n, zero where that column is outside
  * [0, w). */
 static void phase_row(float *restrict d, const float *restrict src, int64_t n, int64_t v,
@@ -135,10 +126,6 @@ static void phase_row(float *restrict d, const float *restrict src, int64_t n, i
 }
 
 #if defined(__x86_64__)
-static __mmask16 lanes(int64_t k) {
-  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1u);
-}
-
 /* Both phase rows of a stride-2 row without padding: d0[k] = src[2k], d1[k]
  * = src[2k + 1] for k < n, zero past the row's w floats. The loads are
  * whole vectors, reading past the row where `room` (the floats readable
@@ -153,13 +140,13 @@ __attribute__((target("avx512f"))) static void deinterleave_avx512(float *restri
   for (int64_t k = 0; k < n; k += 16) {
     const int64_t at = 2 * k;
     const __m512 lo = at + 16 <= room ? _mm512_loadu_ps(src + at)
-                                      : _mm512_maskz_loadu_ps(lanes(w - at), src + at);
+                                      : _mm512_maskz_loadu_ps(sk__first_lanes(w - at), src + at);
     const __m512 hi = at + 32 <= room ? _mm512_loadu_ps(src + at + 16)
-                                      : _mm512_maskz_loadu_ps(lanes(w - at - 16), src + at + 16);
-    const __mmask16 m = lanes(n - k);
+                                      : _mm512_maskz_loadu_ps(sk__first_lanes(w - at - 16), src + at + 16);
+    const __mmask16 m = sk__first_lanes(n - k);
     _mm512_mask_storeu_ps(d0 + k, m,
-                          _mm512_maskz_permutex2var_ps(lanes((w + 1) / 2 - k), lo, ev, hi));
-    _mm512_mask_storeu_ps(d1 + k, m, _mm512_maskz_permutex2var_ps(lanes(w / 2 - k), lo, od, hi));
+                          _mm512_maskz_permutex2var_ps(sk__first_lanes((w + 1) / 2 - k), lo, ev, hi));
+    _mm512_mask_storeu_ps(d1 + k, m, _mm512_maskz_permutex2var_ps(sk__first_lanes(w / 2 - k), lo, od, hi));
   }
 }
 #endif
@@ -220,7 +207,7 @@ int sk__conv2d_implicit_rows(float *y, const float *x, const float *w, const sk_
                                               (libxsmm_blasint)g.S, (libxsmm_blasint)C,
                                               (libxsmm_blasint)g.m, 0);
   if (!full || !last) return 0;
-  const int avx512 = has_avx512();
+  const int avx512 = sk__has_avx512();
   for (int64_t j = n0; j < n1; j++) {
     const float *plane = x + j * xs;
     if (g.phases) {
@@ -293,7 +280,7 @@ int sk__conv2d_weight_implicit_rows(float *w, const float *x, const float *y, co
     for (int64_t r = 0; r + 1 < cv->oh; r++)
       memset(dyt + q * IM_CB * g.mw + (r * g.SW + cv->ow) * IM_CB, 0,
              (size_t)((g.SW - cv->ow) * IM_CB) * sizeof *dyt);
-  const int avx512 = has_avx512();
+  const int avx512 = sk__has_avx512();
   for (int64_t j = 0; j < cv->n; j++) {
     const float *plane = x + j * xs;
     if (g.phases) {

@@ -79,6 +79,8 @@ int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const 
  * non-empty geometry). */
 int64_t sk__conv_gemm_scratch(const sk__conv *cv, int kind, int64_t rows, int aligned);
 int sk__conv_gemm_ok(const sk__conv *cv);
+/* Whether the CPU runs AVX-512 (checked once). */
+int sk__has_avx512(void);
 /* The forward and weight passes as products that read the input in place
  * (implicit GEMM, conv_implicit.c): the same contract as the three above,
  * scratch sk__conv_implicit_scratch(cv, kind, r1 − r0, 0) floats (kind 0

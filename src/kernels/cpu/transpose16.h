@@ -6,6 +6,12 @@
 #define SK_KERNELS_CPU_TRANSPOSE16_H
 
 #include <immintrin.h>
+#include <stdint.h>
+
+/* The first k lanes of a 16-lane mask (none for k ≤ 0, all from 16). */
+static inline __mmask16 sk__first_lanes(int64_t k) {
+  return k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k > 0 ? k : 0)) - 1u);
+}
 
 /* u[b] = column b of the rows r[0..15]; r is overwritten. */
 __attribute__((target("avx512f"), always_inline)) static inline void sk__transpose16_regs(
