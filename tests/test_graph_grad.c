@@ -91,6 +91,11 @@ static sk_node b_convt_s1p0(sk_graph *g, const sk_node *x) {
 static sk_node b_convt_s2p1(sk_graph *g, const sk_node *x) {
   return sk_conv_transpose2d(g, x[0], x[1], &cv_t_s2p1);
 }
+/* A U-Net decoder's skip: the concatenated channels' gradients are each a
+ * convolution of their own (grad_concat), not slices of one. */
+static sk_node b_convt_skip(sk_graph *g, const sk_node *x) {
+  return sk_conv_transpose2d(g, sk_concat(g, x[0], x[1], 1), x[2], &cv_t_s2p1);
+}
 static sk_node b_convt_s2d2(sk_graph *g, const sk_node *x) {
   return sk_conv_transpose2d(g, x[0], x[1], &cv_t_s2d2);
 }
@@ -203,6 +208,7 @@ static const fd_case cases[] = {
     {"conv2d_mixed", 2, {4, 4}, {S4(2, 2, 6, 7), S4(3, 2, 3, 2)}, {-1, -1}, {1, 1}, {0}, 1, b_conv_mixed},
     {"conv_t_s1_p0_k2", 2, {4, 4}, {S4(2, 3, 4, 5), S4(3, 2, 2, 2)}, {-1, -1}, {1, 1}, {0}, 1, b_convt_s1p0},
     {"conv_t_s2_p1_op1", 2, {4, 4}, {S4(2, 3, 3, 4), S4(3, 2, 3, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_convt_s2p1},
+    {"conv_t_skip", 3, {4, 4, 4}, {S4(2, 1, 3, 4), S4(2, 2, 3, 4), S4(3, 2, 3, 3)}, {-1, -1, -1}, {1, 1, 1}, {0}, 1, b_convt_skip},
     {"conv_t_s2_d2_op", 2, {4, 4}, {S4(2, 2, 3, 4), S4(2, 3, 2, 3)}, {-1, -1}, {1, 1}, {0}, 1, b_convt_s2d2},
     {"conv_w_s1_p0", 2, {4, 4}, {S4(2, 3, 5, 7), S4(2, 4, 3, 5)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_s1p0},
     {"conv_w_s2_p1", 2, {4, 4}, {S4(2, 3, 5, 7), S4(2, 4, 3, 4)}, {-1, -1}, {1, 1}, {0}, 1, b_convw_s2p1},
@@ -529,6 +535,16 @@ TEST(gradients_on_the_parallel_fused_path) {
   free(ref);
 }
 
+TEST(skip_gradients_are_convolutions) {
+  sk_graph *g = sk_graph_new();
+  sk_node a = sk_input(g, "a", 4, (int64_t[]){2, 1, 3, 4}), b = sk_input(g, "b", 4, (int64_t[]){2, 2, 3, 4});
+  sk_node w = sk_input(g, "w", 4, (int64_t[]){3, 2, 3, 3}), d[2];
+  sk_node y = b_convt_skip(g, (sk_node[]){a, b, w});
+  CHECK_OK(sk_grad(g, sk_sum_all(g, sk_mul(g, y, y)), SK_NONE, 2, (sk_node[]){a, b}, d));
+  for (int k = 0; k < 2; k++) CHECK(g->nodes[d[k]].op == SK_OP_CONV2D);
+  sk_graph_free(g);
+}
+
 TEST(stop_grad_blocks_gradient) {
   sk_graph *g = sk_graph_new();
   sk_node x = sk_input(g, "x", 1, (int64_t[]){3});
@@ -591,5 +607,5 @@ TEST(gather_rejects_bad_index_at_run) {
 TEST_MAIN(TEST_ENTRY(finite_differences_every_case), TEST_ENTRY(every_op_is_covered),
           TEST_ENTRY(op_table_is_complete), TEST_ENTRY(row_alignment_is_declared),
           TEST_ENTRY(gradients_on_the_parallel_fused_path),
-          TEST_ENTRY(stop_grad_blocks_gradient), TEST_ENTRY(unconnected_input_gets_zero_gradient),
+          TEST_ENTRY(skip_gradients_are_convolutions), TEST_ENTRY(stop_grad_blocks_gradient), TEST_ENTRY(unconnected_input_gets_zero_gradient),
           TEST_ENTRY(shape_errors_are_sticky_and_named), TEST_ENTRY(gather_rejects_bad_index_at_run))

@@ -130,9 +130,23 @@ static void grad_permute(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_
   dx[0] = sk_permute(g, dy, inv);
 }
 
+static sk_conv2d_opts conv_opts_of(const sk__node *n);
+
 static void grad_concat(sk_graph *g, sk_node y, sk_node dy, sk_node dx[SK__MAX_IN]) {
   int axis = g->nodes[y].ip[0];
   int64_t la = g->nodes[IN0].shape[axis], lb = g->nodes[IN1].shape[axis];
+  const sk__node *d = &g->nodes[dy];
+  if (axis == 1 && d->op == SK_OP_CONV2D && d->ip[SK__CONV_GROUPS] == 1) {
+    /* Channels of a convolution's output (a U-Net's skip concatenation, the
+     * data pass of the layer that read it): each part its own convolution,
+     * with its output channels of the weight, never the whole and two
+     * copies. */
+    const sk_conv2d_opts o = conv_opts_of(d);
+    const sk_node x = d->in[0], w = d->in[1];
+    dx[0] = sk_conv2d(g, x, sk_slice(g, w, 0, 0, la), &o);
+    dx[1] = sk_conv2d(g, x, sk_slice(g, w, 0, la, lb), &o);
+    return;
+  }
   dx[0] = sk_slice(g, dy, axis, 0, la);
   dx[1] = sk_slice(g, dy, axis, la, lb);
 }
