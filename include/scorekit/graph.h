@@ -203,6 +203,15 @@ SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
  * both sizes, before anything of that size is allocated, so a caller can
  * refuse a graph that would not fit in memory instead of touching it. */
 SK_API void sk_graph_set_arena_limit(sk_graph *g, size_t bytes);
+/* Before compiling: a lean plan (on = 1) places a barrier where a value of
+ * 1 MiB or more finds no memory free to it in its phase while values dead in
+ * that phase left at least as much, so that it takes theirs. That saves most
+ * in a backward pass (the activations kept for it leave little else free),
+ * at the cost of splitting tiled groups of ops, which keep a few rows of a
+ * chain of values in cache (4 % more time a forward pass of the U-Net, none
+ * measurable in its training step). Training's loss graphs are lean; the
+ * default (0) places barriers only where the ops' rows demand them. */
+SK_API void sk_graph_set_lean(sk_graph *g, int on);
 /* The matmul FLOPs (2·m·n·k each) of one sk_graph_run; 0 before compilation. */
 SK_API double sk_graph_matmul_flops(const sk_graph *g);
 /* The floating-point operations of one sk_graph_run, every op counted by its

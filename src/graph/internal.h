@@ -68,6 +68,7 @@ struct sk_graph {
   float *arena;
   size_t arena_floats;
   size_t arena_limit; /* bytes the arena may take; 0: no limit (sk_graph_set_arena_limit) */
+  int lean;           /* barriers to save memory (sk_graph_set_lean) */
   sk_node *exec;   /* nodes to run, in order */
   int n_exec;
   sk__step *steps; /* per exec entry: how it runs (run.c) */
@@ -103,6 +104,11 @@ sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node 
 /* Fused runs on (the default) or off for graphs compiled from now on: tests
  * compare the two bit for bit. */
 void sk__graph_fusion(int on);
+
+/* Values of at least this many floats may start a phase to reuse memory in
+ * lean graphs (sk_graph_set_lean; 0: the default, SK_CUT_FLOATS) compiled
+ * from now on: tests force the barriers on small graphs and compare the bits. */
+void sk__graph_cut_floats(int64_t floats);
 
 /* The first build error's message. */
 const char *sk__graph_error(const sk_graph *g);

@@ -4,12 +4,17 @@
  * (ggml_gallocr's idea, made safe for threads: see the buffer loop), and set
  * up the packed right operands and the tiled groups the executor runs
  * (run.c). Views (reshape, stop_grad) share their input's buffer. */
+#include <limits.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph/internal.h"
 
 /* Floats are placed at 64-byte boundaries. */
+/* The smallest value for which a barrier may be placed to save memory (1 MiB). */
+#define SK_CUT_FLOATS (256 * 1024)
 #define SK_ALIGN_FLOATS 16
 
 typedef struct slot {
@@ -58,6 +63,107 @@ typedef struct scr_use {
   int slot, phase;
   int64_t part;
 } scr_use;
+
+/* Floats rounded to 64 bytes, plus 64 bytes × (k mod 17) for the k-th
+ * buffer: buffers do not all start at the same offset modulo 4 KiB, where a
+ * store to one and a load from another would falsely alias (measured once,
+ * per op on one thread: the backward's two sigmoids 34–46 µs → 23–24 µs in a
+ * dsm step). */
+static size_t padded(size_t floats, int k) {
+  return (floats + SK_ALIGN_FLOATS - 1) / SK_ALIGN_FLOATS * SK_ALIGN_FLOATS +
+         SK_ALIGN_FLOATS * (size_t)(1 + k % 17);
+}
+
+/* A buffer of the arena as pack_bufs places it: a value, a phase's scratch,
+ * or one live the whole run (leaves, constants, outputs, packs, halves). */
+typedef struct buf {
+  size_t size, off; /* floats, padded */
+  int birth, death; /* the steps that write it and read it last (-1, INT_MAX: the whole run) */
+  int ph_birth, ph_death; /* their phases */
+  int64_t units, per;     /* its split, as a slot's */
+  int group, rgroup;      /* the group that writes it; the one that alone reads it row for row, or -1 */
+} buf;
+
+/* Whether b, at offset off, may not overlap a (placed): both live at once,
+ * or the later written in the phase of the earlier's last read, except row
+ * r where row r was (the buffer loop's rule). */
+static int clash(const buf *a, const buf *b, size_t off) {
+  const buf *e = a->birth <= b->birth ? a : b, *l = e == a ? b : a;
+  if (e->death >= l->birth) return 1;
+  if (e->ph_death < l->ph_birth) return 0;
+  return !(e->rgroup >= 0 && e->rgroup == l->group && e->units == l->units && e->per >= 0 &&
+           e->per == l->per && a->off == off);
+}
+
+#ifndef NDEBUG
+/* Whether no two placed bufs that clash overlap. */
+static int packed_apart(const buf *bufs, int nb) {
+  for (int a = 0; a < nb; a++)
+    for (int b = a + 1; b < nb; b++)
+      if (bufs[a].off < bufs[b].off + bufs[b].size && bufs[b].off < bufs[a].off + bufs[a].size &&
+          clash(&bufs[a], &bufs[b], bufs[b].off))
+        return 0;
+  return 1;
+}
+#endif
+
+static int cmp_size(const void *x, const void *y) {
+  const size_t a = *(const size_t *)x, b = *(const size_t *)y;
+  return a < b ? -1 : a > b;
+}
+
+/* Offsets for bufs[0 .. nb): the largest first, each at the lowest offset
+ * where it overlaps nothing it clashes with (the greedy-by-size placement
+ * of TensorFlow Lite's arena planner). Returns the arena's floats, or 0
+ * when out of memory. */
+static size_t pack_bufs(buf *bufs, int nb) {
+  int *order = sk__malloc((size_t)SK_MAX(1, nb) * sizeof *order);
+  int *near = sk__malloc((size_t)SK_MAX(1, nb) * sizeof *near);
+  size_t *cand = sk__malloc((size_t)(2 * SK_MAX(1, nb) + 1) * sizeof *cand);
+  size_t total = 0;
+  if (!order || !near || !cand) goto done;
+  for (int i = 0; i < nb; i++) order[i] = i;
+  for (int i = 1; i < nb; i++) { /* insertion sort: by size, larger first, then by birth */
+    const int x = order[i];
+    int j = i;
+    while (j > 0 && (bufs[order[j - 1]].size < bufs[x].size ||
+                     (bufs[order[j - 1]].size == bufs[x].size && bufs[order[j - 1]].birth > bufs[x].birth)))
+      order[j] = order[j - 1], j--;
+    order[j] = x;
+  }
+  for (int k = 0; k < nb; k++) {
+    buf *b = &bufs[order[k]];
+    int nn = 0, nc = 0;
+    cand[nc++] = 0;
+    for (int q = 0; q < k; q++) {
+      const buf *a = &bufs[order[q]];
+      if (!clash(a, b, SIZE_MAX)) continue;
+      near[nn++] = order[q];
+      cand[nc++] = a->off + a->size;
+      cand[nc++] = a->off;
+    }
+    qsort(cand, (size_t)nc, sizeof *cand, cmp_size);
+    for (int c = 0; c < nc; c++) {
+      const size_t o = cand[c];
+      int ok = 1;
+      for (int q = 0; q < nn && ok; q++) {
+        const buf *a = &bufs[near[q]];
+        if (o < a->off + a->size && a->off < o + b->size) ok = !clash(a, b, o);
+      }
+      if (ok) {
+        b->off = o;
+        break;
+      }
+    }
+    total = SK_MAX(total, b->off + b->size);
+  }
+  SK_ASSERT(total == 0 || packed_apart(bufs, nb));
+done:
+  sk__free(order);
+  sk__free(near);
+  sk__free(cand);
+  return total;
+}
 
 /* Whether two nodes compute the same value: the same op on the same inputs
  * with the same parameters and shape. */
@@ -163,6 +269,10 @@ static int in_halves(const sk_graph *g, int i) {
 
 static atomic_int fusion_on = 1;
 void sk__graph_fusion(int on) { atomic_store(&fusion_on, on); }
+static _Atomic int64_t cut_floats = SK_CUT_FLOATS;
+void sk__graph_cut_floats(int64_t floats) {
+  atomic_store(&cut_floats, floats > 0 ? floats : SK_CUT_FLOATS);
+}
 
 static int blockwise_step(const sk_graph *g, const int64_t *units, int s) {
   const int i = g->exec[s];
@@ -242,6 +352,32 @@ static int plan_fusion(sk_graph *g, const int *root, const uint8_t *pinned, cons
   return kept;
 }
 
+/* Groups (see sk__step): consecutive steps of one phase with as many
+ * units. A value read only row for row, and only within one group, may hand
+ * its slot to a later value of the same group (agroup: that group, else -1):
+ * each thread has read its rows of a tile before it writes that tile's rows
+ * of the next. */
+static void plan_groups(const sk_graph *g, const int *phase_of, const int64_t *units,
+                        const int *root, int *group_of, int *agroup) {
+  for (int s = 0, gid = -1; s < g->n_exec; s++) {
+    const int i = g->exec[s], prev = s ? g->exec[s - 1] : -1;
+    if (s == 0 || phase_of[i] != phase_of[prev] || units[i] != units[prev]) gid++;
+    group_of[i] = gid;
+  }
+  for (int i = 0; i < g->n; i++) agroup[i] = -2; /* -2: no reader yet; -1: not group-local */
+  for (int s = 0; s < g->n_exec; s++) {
+    const int c = g->exec[s];
+    const sk__node *nd = &g->nodes[c];
+    for (int k = 0; k < sk__node_arity(nd); k++) {
+      const int x = nd->in[k], r = root[x];
+      const int aligned = units[c] > 1 && units[r] == units[c] && phase_of[r] == phase_of[c] &&
+                          sk__row_aligned(nd, &g->nodes[x], k) &&
+                          g->nodes[x].shape[0] == g->nodes[r].shape[0];
+      agroup[r] = aligned && (agroup[r] == -2 || agroup[r] == group_of[c]) ? group_of[c] : -1;
+    }
+  }
+}
+
 sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   if (g->status != SK_OK) return sk__fail(g->status, "graph build failed: %s", sk__graph_error(g));
   if (g->compiled) return sk__fail(SK_ERR_STATE, "graph already compiled");
@@ -274,6 +410,13 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   int *pack_slot = sk__malloc((size_t)n * sizeof *pack_slot);
   int *last_read = sk__malloc((size_t)n * sizeof *last_read);
   int *reg_of = sk__malloc((size_t)n * sizeof *reg_of);
+  int *step_of = sk__malloc((size_t)n * sizeof *step_of);
+  int *buf_of = sk__malloc((size_t)n * sizeof *buf_of);
+  buf *bufs = sk__malloc((size_t)(4 * n) * sizeof *bufs); /* as slots */
+  size_t *val_off = sk__malloc((size_t)n * sizeof *val_off);
+  size_t *scr_off = sk__malloc((size_t)n * sizeof *scr_off);
+  size_t *pack_off = sk__malloc((size_t)n * sizeof *pack_off);
+  size_t *halves_off = sk__malloc((size_t)n * sizeof *halves_off);
   g->exec = sk__malloc((size_t)n * sizeof *g->exec);
   g->steps = sk__calloc((size_t)n, sizeof *g->steps);
   g->packs = sk__calloc((size_t)n, sizeof *g->packs);
@@ -281,7 +424,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   sk_status st = SK_OK;
   if (!need || !root || !uses || !pinned || !fixed || !alias || !slot_of || !slots || !cand || !phase_of || !units ||
       !pack_of || !halves_slot || !scratch_slot || !scr_of || !scr || !group_of || !agroup || !pack_src || !pack_slot || !last_read ||
-      !reg_of || !g->exec || !g->steps || !g->packs || !g->outs) {
+      !reg_of || !step_of || !buf_of || !bufs || !val_off || !scr_off || !pack_off || !halves_off || !g->exec || !g->steps || !g->packs || !g->outs) {
     st = sk__fail(SK_ERR_NOMEM, "compile: out of memory");
     goto done;
   }
@@ -385,27 +528,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     left--;
   }
 
-  /* Groups (see sk__step): consecutive steps of one phase with as many
-   * units. A value read only row for row, and only within one group, may
-   * hand its slot to a later value of the same group: each thread has read
-   * its rows of a tile before it writes that tile's rows of the next. */
-  for (int s = 0, gid = -1; s < g->n_exec; s++) {
-    const int i = g->exec[s], prev = s ? g->exec[s - 1] : -1;
-    if (s == 0 || phase_of[i] != phase_of[prev] || units[i] != units[prev]) gid++;
-    group_of[i] = gid;
-  }
-  for (int i = 0; i < n; i++) agroup[i] = -2; /* -2: no reader yet; -1: not group-local */
-  for (int s = 0; s < g->n_exec; s++) {
-    const int c = g->exec[s];
-    const sk__node *nd = &g->nodes[c];
-    for (int k = 0; k < sk__node_arity(nd); k++) {
-      const int x = nd->in[k], r = root[x];
-      const int aligned = units[c] > 1 && units[r] == units[c] && phase_of[r] == phase_of[c] &&
-                          sk__row_aligned(nd, &g->nodes[x], k) &&
-                          g->nodes[x].shape[0] == g->nodes[r].shape[0];
-      agroup[r] = aligned && (agroup[r] == -2 || agroup[r] == group_of[c]) ? group_of[c] : -1;
-    }
-  }
+  plan_groups(g, phase_of, units, root, group_of, agroup);
 
   /* Buffers, in the scheduled order. A slot becomes free after its value's
    * last reader. Within the phase it passes only to a later value of the
@@ -427,9 +550,25 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   /* Scratch: in each phase, one slot per split (units) shared by every op
    * split that way, each part as large as the largest op's (scr_use). */
   int n_scr = 0, scr0 = 0; /* the entries of this phase: scr[scr0 .. n_scr) */
+  const int64_t cut = atomic_load(&cut_floats);
   for (int s = 0; s < g->n_exec; s++) {
     const int i = g->exec[s];
     const sk__node *nd = &g->nodes[i];
+    /* A barrier instead of new memory: where a large value finds no slot
+     * of its split free in this phase, while values dead in it left at
+     * least as much, a new phase starts here and they become anyone's. */
+    if (s > 0 && phase_of[i] == phase_of[g->exec[s - 1]] && g->lean && !pinned[i] && nd->numel >= cut) {
+      const int64_t per0 = nd->numel / SK_MAX(1, units[i]);
+      const int q = take_slot(slots, n_slots, phase_of[i], group_of[i], units[i], per0, (size_t)nd->numel);
+      size_t dead = 0;
+      for (int k = 0; k < n_slots; k++)
+        if (slots[k].free && slots[k].free_phase == phase_of[i]) dead += slots[k].size;
+      if ((q < 0 || slots[q].free_phase < phase_of[i]) && (q < 0 || slots[q].size < (size_t)nd->numel) &&
+          dead >= (size_t)nd->numel) {
+        for (int t = s; t < g->n_exec; t++) phase_of[g->exec[t]]++;
+        plan_groups(g, phase_of, units, root, group_of, agroup);
+      }
+    }
     if (s > 0 && phase_of[i] != phase_of[g->exec[s - 1]]) { /* the last phase's scratch is free */
       for (int k = scr0; k < n_scr; k++) {
         slot *sl = &slots[scr[k].slot];
@@ -500,18 +639,70 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       halves_slot[s] = n_slots++;
     }
   }
+  /* Offsets: the slots one after another, or each buffer packed on its own
+   * (pack_bufs) where that needs less: across a barrier a buffer may take
+   * part of a dead one, or parts of several, where a slot passes only whole. */
   size_t total = 0;
   for (int s = 0; s < n_slots; s++) {
     slots[s].offset = total;
-    /* Sizes rounded to 64 bytes, plus 64 bytes × (s mod 17): slots do not all
-     * start at the same offset modulo 4 KiB, where a store to one and a load
-     * from another would falsely alias (measured once, per op on one thread:
-     * the backward's two sigmoids 34–46 µs → 23–24 µs in a dsm step). */
-    size_t sz = (slots[s].size + SK_ALIGN_FLOATS - 1) / SK_ALIGN_FLOATS * SK_ALIGN_FLOATS +
-                SK_ALIGN_FLOATS * (size_t)(1 + s % 17);
-    if (!sk__add_size(total, sz, &total)) {
+    if (!sk__add_size(total, padded(slots[s].size, s), &total)) {
       st = sk__fail(SK_ERR_NOMEM, "compile: arena too large");
       goto done;
+    }
+  }
+  for (int i = 0; i < n; i++) val_off[i] = slot_of[i] >= 0 ? slots[slot_of[i]].offset : 0;
+  for (int k = 0; k < n_scr; k++) scr_off[k] = slots[scr[k].slot].offset;
+  for (int p = 0; p < n_packs; p++) pack_off[p] = slots[pack_slot[p]].offset;
+  for (int s = 0; s < g->n_exec; s++) halves_off[s] = halves_slot[s] >= 0 ? slots[halves_slot[s]].offset : 0;
+  {
+    int nb = 0;
+    const buf whole = {0, 0, -1, INT_MAX, -1, INT_MAX, 0, -1, -1, -1};
+    for (int s = 0; s < g->n_exec; s++) step_of[g->exec[s]] = s;
+    for (int i = 0; i < n; i++) last_read[i] = -1;
+    for (int s = 0; s < g->n_exec; s++) {
+      const sk__node *nd = &g->nodes[g->exec[s]];
+      for (int k = 0; k < sk__node_arity(nd); k++) last_read[root[nd->in[k]]] = s;
+    }
+    for (int i = 0; i < n; i++) {
+      if (slot_of[i] < 0) continue;
+      bufs[nb] = whole;
+      bufs[nb].size = (size_t)g->nodes[i].numel;
+      if (!pinned[i]) {
+        const int b = step_of[i], d = SK_MAX(b, last_read[i]);
+        bufs[nb] = (buf){(size_t)g->nodes[i].numel, 0, b, d, phase_of[i], phase_of[g->exec[d]],
+                         units[i], g->nodes[i].numel / SK_MAX(1, units[i]), group_of[i],
+                         agroup[i] >= 0 ? agroup[i] : -1};
+      }
+      buf_of[i] = nb++;
+    }
+    const int b_scr = nb;
+    for (int k = 0; k < n_scr; k++) { /* a phase's scratch: the whole phase */
+      int b = 0, d = g->n_exec - 1;
+      while (phase_of[g->exec[b]] != scr[k].phase) b++;
+      while (phase_of[g->exec[d]] != scr[k].phase) d--;
+      bufs[nb++] = (buf){(size_t)(scratch_parts(scr[k].units) * scr[k].part), 0, b, d, scr[k].phase,
+                         scr[k].phase, scr[k].units, -1, -1, -1};
+    }
+    const int b_packs = nb;
+    for (int p = 0; p < n_packs; p++) {
+      bufs[nb] = whole;
+      bufs[nb++].size = (size_t)g->nodes[pack_src[p]].numel;
+    }
+    const int b_halves = nb;
+    for (int s = 0; s < g->n_exec; s++)
+      if (halves_slot[s] >= 0) {
+        bufs[nb] = whole;
+        bufs[nb++].size = slots[halves_slot[s]].size;
+      }
+    for (int q = 0; q < nb; q++) bufs[q].size = padded(bufs[q].size, q);
+    const size_t packed = pack_bufs(bufs, nb);
+    if (packed > 0 && packed < total) {
+      total = packed;
+      for (int i = 0; i < n; i++) val_off[i] = slot_of[i] >= 0 ? bufs[buf_of[i]].off : 0;
+      for (int k = 0; k < n_scr; k++) scr_off[k] = bufs[b_scr + k].off;
+      for (int p = 0; p < n_packs; p++) pack_off[p] = bufs[b_packs + p].off;
+      for (int s = 0, q = b_halves; s < g->n_exec; s++)
+        if (halves_slot[s] >= 0) halves_off[s] = bufs[q++].off;
     }
   }
   g->arena_floats = total; /* also when refused below: the size it would take */
@@ -534,7 +725,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       nd->data = g->nodes[alias[i] >= 0 ? alias[i] : nd->in[0]].data;
       continue;
     }
-    nd->data = base + slots[slot_of[i]].offset;
+    nd->data = base + val_off[i];
     if (nd->op == SK_OP_CONST)
       for (int64_t j = 0; j < nd->numel; j++) nd->data[j] = nd->fp[0];
   }
@@ -562,9 +753,9 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     sk__step *step = &g->steps[s];
     step->units = units[g->exec[s]];
     step->barrier = s > 0 && phase_of[g->exec[s]] != phase_of[g->exec[s - 1]];
-    step->packed = pack_of[s] >= 0 ? base + slots[pack_slot[pack_of[s]]].offset : NULL;
-    step->halves = halves_slot[s] >= 0 ? base + slots[halves_slot[s]].offset : NULL;
-    step->scratch = scratch_slot[s] >= 0 ? base + slots[scratch_slot[s]].offset : NULL;
+    step->packed = pack_of[s] >= 0 ? base + pack_off[pack_of[s]] : NULL;
+    step->halves = halves_slot[s] >= 0 ? base + halves_off[s] : NULL;
+    step->scratch = scratch_slot[s] >= 0 ? base + scr_off[scr_of[s]] : NULL;
     step->scratch_part = scratch_slot[s] >= 0 ? scr[scr_of[s]].part : 0;
     work += (double)nd->numel;
     /* Products and convolutions: a sixteenth per multiply-add. */
@@ -608,7 +799,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       atomic_load(&fusion_on) ? plan_fusion(g, root, pinned, units, cand, last_read, reg_of) : 0;
   g->n_packs = n_packs;
   for (int p = 0; p < n_packs; p++)
-    g->packs[p] = (sk__pack){pack_src[p], base + slots[pack_slot[p]].offset};
+    g->packs[p] = (sk__pack){pack_src[p], base + pack_off[p]};
   /* Below this much work a parallel region costs more than it saves. */
   g->parallel = work >= 65536.0;
   g->compiled = 1;
@@ -635,6 +826,13 @@ done:
   sk__free(pack_slot);
   sk__free(last_read);
   sk__free(reg_of);
+  sk__free(step_of);
+  sk__free(buf_of);
+  sk__free(bufs);
+  sk__free(val_off);
+  sk__free(scr_off);
+  sk__free(pack_off);
+  sk__free(halves_off);
   if (st != SK_OK) {
     sk__free(g->exec);
     sk__free(g->steps);
@@ -654,3 +852,4 @@ size_t sk_graph_arena_bytes(const sk_graph *g) {
   return g->arena_floats > SIZE_MAX / sizeof(float) ? SIZE_MAX : g->arena_floats * sizeof(float);
 }
 void sk_graph_set_arena_limit(sk_graph *g, size_t bytes) { g->arena_limit = bytes; }
+void sk_graph_set_lean(sk_graph *g, int on) { g->lean = on != 0; }

@@ -134,6 +134,7 @@ sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int proje
   out->g = sk_graph_new();
   if (!out->g) return sk__fail(SK_ERR_NOMEM, "loss: out of memory for the graph");
   sk_graph_set_arena_limit(out->g, arena_limit);
+  sk_graph_set_lean(out->g, 1);
   sk_status st = build(m, obj, out->rows, out);
   if (arena_bytes) *arena_bytes = sk_graph_arena_bytes(out->g);
   if (st != SK_OK) sk_loss_graph_free(out);
