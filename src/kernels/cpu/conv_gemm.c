@@ -114,19 +114,33 @@ static cg cg_of(const sk__conv *cv) {
   return g;
 }
 
-/* tab[t·P + p]: the offset in the input plane of the element at kernel tap
- * t (row-major over the kernel) for output position p, or -1 in the
- * padding. */
-static void make_taps(int32_t *tab, const sk__conv *cv) {
+/* A geometry's tap table: tab[t·P + p], the offset in the input plane of
+ * the element at kernel tap t (row-major over the kernel) for output
+ * position p, or -1 in the padding. rows: no padding, and an output row of
+ * 4 to 16 positions 1 or 2 apart (sw) in one input row that 16 floats
+ * cover: gather_taps copies each output row whole (gather_rows_avx512).
+ * Rows of 2 (the U-Net's 2 × 2 planes) went 6-9 % slower that way than
+ * float by float (conv4's forward and weight gradient, 3 rounds). */
+typedef struct taps {
+  int32_t tab[CG_TAPS];
+  int64_t oh, ow, sw;
+  int rows;
+} taps;
+
+static void make_taps(taps *tp, const sk__conv *cv) {
   const int64_t P = cv->oh * cv->ow;
+  int pad = 0;
   for (int64_t a = 0; a < cv->kh; a++)
     for (int64_t b = 0; b < cv->kw; b++)
       for (int64_t p = 0; p < P; p++) {
         const int64_t q = p / cv->ow, r = p % cv->ow;
         const int64_t h = q * cv->sh - cv->ph + a * cv->dh, w = r * cv->sw - cv->pw + b * cv->dw;
-        tab[(a * cv->kw + b) * P + p] =
-            h >= 0 && h < cv->h && w >= 0 && w < cv->w ? (int32_t)(h * cv->w + w) : -1;
+        const int in = h >= 0 && h < cv->h && w >= 0 && w < cv->w;
+        tp->tab[(a * cv->kw + b) * P + p] = in ? (int32_t)(h * cv->w + w) : -1;
+        pad |= !in;
       }
+  tp->oh = cv->oh, tp->ow = cv->ow, tp->sw = cv->sw;
+  tp->rows = !pad && cv->ow >= 4 && (cv->sw == 1 || cv->sw == 2) && (cv->ow - 1) * cv->sw < 16;
 }
 
 /* Rows of col for channels [c0, c1) of one sample xs through the tap table
@@ -168,16 +182,48 @@ __attribute__((target("avx512f"))) static void gather_taps_avx512(
 #endif
 
 
+#if defined(__x86_64__)
+/* Whole planes (n = P) by output rows (tp->rows): each a masked load of the
+ * input row's span, its every other float compressed out at stride 2, and
+ * one store, of 16 floats where the plane's later rows overwrite the rest,
+ * else masked to the row. */
+__attribute__((target("avx512f"))) static void gather_rows_avx512(
+    float *restrict col, int64_t ld, const float *restrict xs, const taps *tp, int64_t kk,
+    int64_t P, int64_t plane, int64_t c0, int64_t c1) {
+  const int64_t oh = tp->oh, ow = tp->ow;
+  const __mmask16 span = (__mmask16)((1u << ((ow - 1) * tp->sw + 1)) - 1u);
+  const __mmask16 last = (__mmask16)((1u << ow) - 1u);
+  const int odd = tp->sw == 2;
+  for (int64_t c = c0; c < c1; c++) {
+    const float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      float *restrict d = col + ((c - c0) * kk + t) * ld;
+      const int32_t *s = tp->tab + t * P;
+      for (int64_t q = 0; q < oh; q++) {
+        __m512 v = _mm512_maskz_loadu_ps(span, xc + s[q * ow]);
+        if (odd) v = _mm512_maskz_compress_ps((__mmask16)0x5555, v);
+        if (q * ow + 16 <= P) _mm512_storeu_ps(d + q * ow, v);
+        else _mm512_mask_storeu_ps(d + q * ow, last, v);
+      }
+    }
+  }
+}
+#endif
+
 static void gather_taps(float *restrict col, int64_t ld, const float *restrict xs,
-                        const int32_t *restrict tab, int64_t kk, int64_t P, int64_t plane,
+                        const taps *tp, int64_t kk, int64_t P, int64_t plane,
                         int64_t c0, int64_t c1, int64_t p0, int64_t n) {
 #if defined(__x86_64__)
+  if (sk__has_avx512() && tp->rows && p0 == 0 && n == P) {
+    gather_rows_avx512(col, ld, xs, tp, kk, P, plane, c0, c1);
+    return;
+  }
   if (sk__has_avx512() && n >= CG_GATHER_MIN) {
-    gather_taps_avx512(col, ld, xs, tab, kk, P, plane, c0, c1, p0, n);
+    gather_taps_avx512(col, ld, xs, tp->tab, kk, P, plane, c0, c1, p0, n);
     return;
   }
 #endif
-  gather_taps_plain(col, ld, xs, tab, kk, P, plane, c0, c1, p0, n);
+  gather_taps_plain(col, ld, xs, tp->tab, kk, P, plane, c0, c1, p0, n);
 }
 
 /* xs += those rows of dcol, back through the table: each input element
@@ -591,9 +637,9 @@ int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__con
   const cg g = cg_of(cv);
   const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
   float *col = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
-  int32_t tab[CG_TAPS];
+  taps tab;
   const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
-  if (g.taps) make_taps(tab, cv);
+  if (g.taps) make_taps(&tab, cv);
   const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
   for (int64_t t = first_block(&g, n0); t < t1; t++) {
     const blk bk = block_at(&g, t);
@@ -607,7 +653,7 @@ int sk__conv2d_gemm_rows(float *y, const float *x, const float *w, const sk__con
       const int64_t k1 = SK_MIN(K, k0 + g.kc);
       for (int64_t j = j0; j < j1; j++)
         if (g.taps)
-          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, tab, kk, P, plane, k0 / kk,
+          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, &tab, kk, P, plane, k0 / kk,
                       k1 / kk, bk.p0, cols);
         else
           im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
@@ -630,9 +676,9 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
   const cg g = cg_of(cv);
   const int64_t O = cv->o, P = g.P, K = g.K, xs = cv->c * cv->h * cv->w, ys = O * P;
   float *dcol = scratch, *stage = scratch + SK_MIN(g.kc, K) * g.cols;
-  int32_t tab[CG_TAPS];
+  taps tab;
   const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
-  if (g.taps && g.B > 1) make_taps(tab, cv);
+  if (g.taps && g.B > 1) make_taps(&tab, cv);
   const int64_t t1 = g.B > 1 ? (n1 + g.B - 1) / g.B : n1 * blocks_per_sample(&g);
 #if defined(__x86_64__)
   const int rows = col2im_rows_ok(cv, &g); /* each element written once */
@@ -666,7 +712,7 @@ static int data_col2im(float *x, const float *y, const float *w, const sk__conv 
         else
 #endif
         if (g.taps && g.B > 1)
-          scatter_taps(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, tab, kk, P, plane, k0 / kk,
+          scatter_taps(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, tab.tab, kk, P, plane, k0 / kk,
                        k1 / kk);
         else
           col2im(x + (bk.i0 + j) * xs, dcol + j * P, g.cols, cv, k0, k1, bk.p0, bk.p1);
@@ -901,15 +947,15 @@ static int weight_thin(float *w, const float *x, const float *y, const sk__conv 
   const int64_t O = cv->o, P = g->P, K = g->K, xs = cv->c * cv->h * cv->w, ys = O * P;
   const int64_t b0 = o0 / CG_CB, b1 = (o1 + CG_CB - 1) / CG_CB, nblk = b1 - b0;
   float *acc = scratch, *col = acc + nblk * CG_CB * K, *colt = col + K * g->cols;
-  int32_t tab[CG_TAPS];
+  taps tab;
   const int64_t kk = cv->kh * cv->kw;
-  if (g->taps) make_taps(tab, cv);
+  if (g->taps) make_taps(&tab, cv);
   const int64_t nt = cv->n * blocks_per_sample(g);
   for (int64_t t = 0; t < nt; t++) {
     const blk bk = block_at(g, t);
     const int64_t cols = bk.p1 - bk.p0;
     if (g->taps)
-      gather_taps(col, g->cols, x + bk.i0 * xs, tab, kk, P, cv->h * cv->w, 0, cv->c, bk.p0, cols);
+      gather_taps(col, g->cols, x + bk.i0 * xs, &tab, kk, P, cv->h * cv->w, 0, cv->c, bk.p0, cols);
     else
       im2col(col, g->cols, x + bk.i0 * xs, cv, 0, K, bk.p0, bk.p1);
     transpose16(colt, col, g->cols, K, cols);
@@ -935,9 +981,9 @@ int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const 
   /* Per channel block: its sums dwᵀ (K × CG_CB, column-major CG_CB × K)
    * and its dy block transposed (cols × CG_CB); then a chunk of col. */
   float *acc = scratch, *dyt = acc + nblk * CG_CB * K, *col = dyt + nblk * CG_CB * g.cols;
-  int32_t tab[CG_TAPS];
+  taps tab;
   const int64_t kk = cv->kh * cv->kw, plane = cv->h * cv->w;
-  if (g.taps) make_taps(tab, cv);
+  if (g.taps) make_taps(&tab, cv);
   const int64_t nt = g.B > 1 ? (cv->n + g.B - 1) / g.B : cv->n * blocks_per_sample(&g);
   for (int64_t t = 0; t < nt; t++) {
     const blk bk = block_at(&g, t);
@@ -956,7 +1002,7 @@ int sk__conv2d_weight_gemm_rows(float *w, const float *x, const float *y, const 
       const int64_t k1 = SK_MIN(K, k0 + g.kc);
       for (int64_t j = 0; j < nb; j++)
         if (g.taps)
-          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, tab, kk, P, plane, k0 / kk,
+          gather_taps(col + j * P, g.cols, x + (bk.i0 + j) * xs, &tab, kk, P, plane, k0 / kk,
                       k1 / kk, bk.p0, cols);
         else
           im2col(col + j * P, g.cols, x + (bk.i0 + j) * xs, cv, k0, k1, bk.p0, bk.p1);
