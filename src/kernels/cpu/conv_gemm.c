@@ -120,11 +120,17 @@ static cg cg_of(const sk__conv *cv) {
  * 4 to 16 positions 1 or 2 apart (sw) in one input row that 16 floats
  * cover: gather_taps copies each output row whole (gather_rows_avx512).
  * Rows of 2 (the U-Net's 2 × 2 planes) went 6-9 % slower that way than
- * float by float (conv4's forward and weight gradient, 3 rounds). */
+ * float by float (conv4's forward and weight gradient, 3 rounds); they go
+ * a window at a time (span). */
 typedef struct taps {
   int32_t tab[CG_TAPS];
   int64_t oh, ow, sw;
   int rows;
+  /* No padding and P <= 16: the floats a tap's window spans in its plane,
+   * and position p's offset from its first (gather_plane_avx512: a window
+   * of at most 16 floats is one load and one permute). */
+  int span;
+  int32_t idx[16];
 } taps;
 
 static void make_taps(taps *tp, const sk__conv *cv) {
@@ -140,6 +146,11 @@ static void make_taps(taps *tp, const sk__conv *cv) {
         pad |= !in;
       }
   tp->oh = cv->oh, tp->ow = cv->ow, tp->sw = cv->sw;
+  tp->span = 0;
+  if (!pad && P <= 16) {
+    for (int64_t p = 0; p < 16; p++) tp->idx[p] = p < P ? tp->tab[p] - tp->tab[0] : 0;
+    tp->span = (int)(tp->tab[P - 1] - tp->tab[0] + 1);
+  }
   tp->rows = !pad && cv->ow >= 4 && (cv->sw == 1 || cv->sw == 2) && (cv->ow - 1) * cv->sw < 16;
 }
 
@@ -210,10 +221,31 @@ __attribute__((target("avx512f"))) static void gather_rows_avx512(
 }
 #endif
 
+/* Whole planes (n = P) a tap window of at most 16 floats at a time
+ * (tp->span): one masked load, one permute, one store of the P positions
+ * (the U-Net's 2 × 2 planes from 5 × 5: 13 floats). */
+__attribute__((target("avx512f"))) static void gather_plane_avx512(
+    float *restrict col, int64_t ld, const float *restrict xs, const taps *tp, int64_t kk,
+    int64_t P, int64_t plane, int64_t c0, int64_t c1) {
+  const __mmask16 span = (__mmask16)((1u << tp->span) - 1u), out = (__mmask16)((1u << P) - 1u);
+  const __m512i idx = _mm512_loadu_si512(tp->idx);
+  for (int64_t c = c0; c < c1; c++) {
+    const float *xc = xs + c * plane;
+    for (int64_t t = 0; t < kk; t++) {
+      const __m512 v = _mm512_maskz_loadu_ps(span, xc + tp->tab[t * P]);
+      _mm512_mask_storeu_ps(col + ((c - c0) * kk + t) * ld, out, _mm512_permutexvar_ps(idx, v));
+    }
+  }
+}
+
 static void gather_taps(float *restrict col, int64_t ld, const float *restrict xs,
                         const taps *tp, int64_t kk, int64_t P, int64_t plane,
                         int64_t c0, int64_t c1, int64_t p0, int64_t n) {
 #if defined(__x86_64__)
+  if (sk__has_avx512() && tp->span > 0 && tp->span <= 16 && p0 == 0 && n == P) {
+    gather_plane_avx512(col, ld, xs, tp, kk, P, plane, c0, c1);
+    return;
+  }
   if (sk__has_avx512() && tp->rows && p0 == 0 && n == P) {
     gather_rows_avx512(col, ld, xs, tp, kk, P, plane, c0, c1);
     return;
