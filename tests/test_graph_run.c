@@ -734,7 +734,7 @@ TEST(scratch_shared_by_ops_split_alike) {
 /* A small U-Net's training graph (two levels, a skip concatenation): the
  * loss and the weights' gradients, into out (sk__graph_cut_floats set by the
  * caller); the barriers and the arena's bytes of the plan. */
-enum { CUT_N = 16, CUT_W = 8 * 4 * 9 + 16 * 8 * 9 + 16 * 8 * 9 + 16 * 4 * 9 };
+enum { CUT_N = 48, CUT_W = 8 * 4 * 9 + 16 * 8 * 9 + 16 * 8 * 9 + 16 * 4 * 9 };
 static int cut_run(int threads, float *out, int *barriers, size_t *arena) {
   static const int64_t xs[4] = {CUT_N, 4, 12, 12}, s1[4] = {8, 4, 3, 3}, s2[4] = {16, 8, 3, 3},
                        s3[4] = {16, 8, 3, 3}, s4[4] = {16, 4, 3, 3};
@@ -777,24 +777,30 @@ static int cut_run(int threads, float *out, int *barriers, size_t *arena) {
   return ok;
 }
 
-/* Barriers placed to reuse memory (plan.c, sk__graph_cut_floats) shrink the
- * arena and change no bit, on 1, 2 or 3 threads. */
+/* Barriers placed to reuse memory (plan.c, sk__graph_cut_floats) and the
+ * buffers packed by offset (sk__graph_packing) each shrink the arena and
+ * change no bit, on 1, 2 or 3 threads. */
 TEST(memory_barriers_keep_the_bits) {
   float ref[1 + CUT_W], got[1 + CUT_W];
-  int b0 = 0, b1 = 0;
-  size_t a0 = 0, a1 = 0;
+  int b0 = 0, b1 = 0, b2 = 0;
+  size_t a0 = 0, a1 = 0, a2 = 0;
+  sk__graph_packing(0);
   sk__graph_cut_floats(INT64_MAX);
-  CHECK(cut_run(1, ref, &b0, &a0));
+  CHECK(cut_run(1, ref, &b0, &a0)); /* slots, no barrier placed */
   CHECK(isfinite(ref[0]) && ref[0] > 0);
   sk__graph_cut_floats(1);
-  for (int threads = 1; threads <= 3; threads++) {
-    CHECK(cut_run(threads, got, &b1, &a1));
-    CHECK(memcmp(ref, got, sizeof ref) == 0);
+  for (int pack = 0; pack <= 1; pack++) {
+    sk__graph_packing(pack);
+    for (int threads = 1; threads <= 3; threads++) {
+      CHECK(cut_run(threads, got, pack ? &b2 : &b1, pack ? &a2 : &a1));
+      CHECK(memcmp(ref, got, sizeof ref) == 0);
+    }
   }
   sk__graph_cut_floats(0);
-  printf("  barriers %d -> %d, arena %zu -> %zu bytes\n", b0, b1, a0, a1);
-  CHECK(b1 > b0);
+  printf("  barriers %d -> %d, arena %zu -> %zu bytes, packed %zu\n", b0, b1, a0, a1, a2);
+  CHECK(b1 > b0 && b2 == b1);
   CHECK(a1 < a0);
+  CHECK(a2 < a1);
 }
 
 TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(memory_barriers_keep_the_bits), TEST_ENTRY(same_bits_on_1_and_2_threads_ncsn),

@@ -204,8 +204,9 @@ SK_API size_t sk_graph_arena_bytes(const sk_graph *g);
  * refuse a graph that would not fit in memory instead of touching it. */
 SK_API void sk_graph_set_arena_limit(sk_graph *g, size_t bytes);
 /* Before compiling: a lean plan (on = 1) places a barrier where a value of
- * 1 MiB or more finds no memory free to it in its phase while values dead in
- * that phase left at least as much, so that it takes theirs. That saves most
+ * 1 MiB or more finds no free memory that fits it (memory freed in its own
+ * phase passes only to values split as the freed one was) while values dead
+ * in that phase left at least as much, so that it takes theirs. That saves most
  * in a backward pass (the activations kept for it leave little else free),
  * at the cost of splitting tiled groups of ops, which keep a few rows of a
  * chain of values in cache (4 % more time a forward pass of the U-Net, none

@@ -105,6 +105,11 @@ sk_node sk__group_norm_op(sk_graph *g, sk__op op, sk_node x, sk_node b, sk_node 
  * compare the two bit for bit. */
 void sk__graph_fusion(int on);
 
+/* Buffers packed by offset where that needs less than slots (on, the
+ * default) or always in slots, for graphs compiled from now on: tests check
+ * that the packing wins and changes no bit. */
+void sk__graph_packing(int on);
+
 /* Values of at least this many floats may start a phase to reuse memory in
  * lean graphs (sk_graph_set_lean; 0: the default, SK_CUT_FLOATS) compiled
  * from now on: tests force the barriers on small graphs and compare the bits. */

@@ -1,9 +1,11 @@
 /* Compilation: prune to what the outputs need, merge repeated nodes, fold
  * constants, schedule the ops into phases separated by thread barriers (every
  * op splits its rows over the threads), give every value a buffer by liveness
- * (ggml_gallocr's idea, made safe for threads: see the buffer loop), and set
- * up the packed right operands and the tiled groups the executor runs
- * (run.c). Views (reshape, stop_grad) share their input's buffer. */
+ * (ggml_gallocr's idea, made safe for threads: see the buffer loop; in lean
+ * graphs with barriers placed to save memory), or pack every buffer by offset
+ * where that needs less (pack_bufs), and set up the packed right operands and
+ * the tiled groups the executor runs (run.c). Views (reshape, stop_grad)
+ * share their input's buffer. */
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,9 +15,10 @@
 #include "graph/internal.h"
 
 /* Floats are placed at 64-byte boundaries. */
-/* The smallest value for which a barrier may be placed to save memory (1 MiB). */
-#define SK_CUT_FLOATS (256 * 1024)
 #define SK_ALIGN_FLOATS 16
+/* The smallest value before which a lean graph's plan may place a barrier to
+ * save memory (1 MiB). */
+#define SK_CUT_FLOATS (256 * 1024)
 
 typedef struct slot {
   size_t size; /* floats */
@@ -64,7 +67,7 @@ typedef struct scr_use {
   int64_t part;
 } scr_use;
 
-/* Floats rounded to 64 bytes, plus 64 bytes × (k mod 17) for the k-th
+/* Floats rounded to 64 bytes, plus 64 bytes × (1 + k mod 17) for the k-th
  * buffer: buffers do not all start at the same offset modulo 4 KiB, where a
  * store to one and a load from another would falsely alias (measured once,
  * per op on one thread: the backward's two sigmoids 34–46 µs → 23–24 µs in a
@@ -107,21 +110,28 @@ static int packed_apart(const buf *bufs, int nb) {
 }
 #endif
 
-static int cmp_size(const void *x, const void *y) {
-  const size_t a = *(const size_t *)x, b = *(const size_t *)y;
+/* A placed buffer's offset and index, to sort by offset. */
+typedef struct placed {
+  size_t off;
+  int i;
+} placed;
+
+static int cmp_placed(const void *x, const void *y) {
+  const size_t a = ((const placed *)x)->off, b = ((const placed *)y)->off;
   return a < b ? -1 : a > b;
 }
 
 /* Offsets for bufs[0 .. nb): the largest first, each at the lowest offset
  * where it overlaps nothing it clashes with (the greedy-by-size placement
- * of TensorFlow Lite's arena planner). Returns the arena's floats, or 0
- * when out of memory. */
+ * of TensorFlow Lite's arena planner): the first gap among the placed
+ * buffers it clashes with, sorted by offset, unless the offset of one it
+ * may overlap row for row (clash's exception) comes lower and is free of
+ * the others. Returns the arena's floats, or 0 when out of memory. */
 static size_t pack_bufs(buf *bufs, int nb) {
   int *order = sk__malloc((size_t)SK_MAX(1, nb) * sizeof *order);
-  int *near = sk__malloc((size_t)SK_MAX(1, nb) * sizeof *near);
-  size_t *cand = sk__malloc((size_t)(2 * SK_MAX(1, nb) + 1) * sizeof *cand);
+  placed *near = sk__malloc((size_t)SK_MAX(1, nb) * sizeof *near);
   size_t total = 0;
-  if (!order || !near || !cand) goto done;
+  if (!order || !near) goto done;
   for (int i = 0; i < nb; i++) order[i] = i;
   for (int i = 1; i < nb; i++) { /* insertion sort: by size, larger first, then by birth */
     const int x = order[i];
@@ -133,35 +143,33 @@ static size_t pack_bufs(buf *bufs, int nb) {
   }
   for (int k = 0; k < nb; k++) {
     buf *b = &bufs[order[k]];
-    int nn = 0, nc = 0;
-    cand[nc++] = 0;
-    for (int q = 0; q < k; q++) {
-      const buf *a = &bufs[order[q]];
-      if (!clash(a, b, SIZE_MAX)) continue;
-      near[nn++] = order[q];
-      cand[nc++] = a->off + a->size;
-      cand[nc++] = a->off;
-    }
-    qsort(cand, (size_t)nc, sizeof *cand, cmp_size);
-    for (int c = 0; c < nc; c++) {
-      const size_t o = cand[c];
+    int nn = 0;
+    for (int q = 0; q < k; q++)
+      if (clash(&bufs[order[q]], b, SIZE_MAX)) near[nn++] = (placed){bufs[order[q]].off, order[q]};
+    qsort(near, (size_t)nn, sizeof *near, cmp_placed);
+    size_t at = 0;
+    for (int q = 0; q < nn && bufs[near[q].i].off < at + b->size; q++)
+      at = SK_MAX(at, bufs[near[q].i].off + bufs[near[q].i].size);
+    for (int q = 0; q < nn && near[q].off < at; q++) {
+      const size_t o = near[q].off;
+      if (clash(&bufs[near[q].i], b, o)) continue;
       int ok = 1;
-      for (int q = 0; q < nn && ok; q++) {
-        const buf *a = &bufs[near[q]];
-        if (o < a->off + a->size && a->off < o + b->size) ok = !clash(a, b, o);
+      for (int r = 0; r < nn && ok && near[r].off < o + b->size; r++) {
+        const buf *a = &bufs[near[r].i];
+        if (a->off + a->size > o) ok = !clash(a, b, o);
       }
       if (ok) {
-        b->off = o;
+        at = o;
         break;
       }
     }
+    b->off = at;
     total = SK_MAX(total, b->off + b->size);
   }
   SK_ASSERT(total == 0 || packed_apart(bufs, nb));
 done:
   sk__free(order);
   sk__free(near);
-  sk__free(cand);
   return total;
 }
 
@@ -269,6 +277,8 @@ static int in_halves(const sk_graph *g, int i) {
 
 static atomic_int fusion_on = 1;
 void sk__graph_fusion(int on) { atomic_store(&fusion_on, on); }
+static atomic_int packing_on = 1;
+void sk__graph_packing(int on) { atomic_store(&packing_on, on); }
 static _Atomic int64_t cut_floats = SK_CUT_FLOATS;
 void sk__graph_cut_floats(int64_t floats) {
   atomic_store(&cut_floats, floats > 0 ? floats : SK_CUT_FLOATS);
@@ -554,17 +564,17 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
   for (int s = 0; s < g->n_exec; s++) {
     const int i = g->exec[s];
     const sk__node *nd = &g->nodes[i];
-    /* A barrier instead of new memory: where a large value finds no slot
-     * of its split free in this phase, while values dead in it left at
-     * least as much, a new phase starts here and they become anyone's. */
+    /* A barrier instead of new memory: where a large value finds no free
+     * slot that fits it (one of its split freed in this phase, or any freed
+     * before it), while values dead in this phase left at least as much, a
+     * new phase starts here and their memory becomes anyone's. */
     if (s > 0 && phase_of[i] == phase_of[g->exec[s - 1]] && g->lean && !pinned[i] && nd->numel >= cut) {
       const int64_t per0 = nd->numel / SK_MAX(1, units[i]);
       const int q = take_slot(slots, n_slots, phase_of[i], group_of[i], units[i], per0, (size_t)nd->numel);
       size_t dead = 0;
       for (int k = 0; k < n_slots; k++)
         if (slots[k].free && slots[k].free_phase == phase_of[i]) dead += slots[k].size;
-      if ((q < 0 || slots[q].free_phase < phase_of[i]) && (q < 0 || slots[q].size < (size_t)nd->numel) &&
-          dead >= (size_t)nd->numel) {
+      if ((q < 0 || slots[q].size < (size_t)nd->numel) && dead >= (size_t)nd->numel) {
         for (int t = s; t < g->n_exec; t++) phase_of[g->exec[t]]++;
         plan_groups(g, phase_of, units, root, group_of, agroup);
       }
@@ -695,7 +705,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
         bufs[nb++].size = slots[halves_slot[s]].size;
       }
     for (int q = 0; q < nb; q++) bufs[q].size = padded(bufs[q].size, q);
-    const size_t packed = pack_bufs(bufs, nb);
+    const size_t packed = atomic_load(&packing_on) ? pack_bufs(bufs, nb) : 0;
     if (packed > 0 && packed < total) {
       total = packed;
       for (int i = 0; i < n; i++) val_off[i] = slot_of[i] >= 0 ? bufs[buf_of[i]].off : 0;

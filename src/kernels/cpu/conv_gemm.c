@@ -219,7 +219,6 @@ __attribute__((target("avx512f"))) static void gather_rows_avx512(
     }
   }
 }
-#endif
 
 /* Whole planes (n = P) a tap window of at most 16 floats at a time
  * (tp->span): one masked load, one permute, one store of the P positions
@@ -237,6 +236,7 @@ __attribute__((target("avx512f"))) static void gather_plane_avx512(
     }
   }
 }
+#endif
 
 static void gather_taps(float *restrict col, int64_t ld, const float *restrict xs,
                         const taps *tp, int64_t kk, int64_t P, int64_t plane,
