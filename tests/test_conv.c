@@ -103,6 +103,74 @@ static int run_kernel(int gemm, int k, float *out, const float *x, const float *
   return scratch_done(scratch, n) && ok;
 }
 
+/* One geometry's operands (q: n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh,
+ * dw), their magnitudes, and the outputs of a check. */
+typedef struct conv_case {
+  sk__conv cv;
+  int64_t nx, ny, nw;
+  float *x, *w, *y, *ax, *aw, *ay, *fast, *split, *ref, *mag;
+} conv_case;
+
+static void case_make(conv_case *t, const int64_t *q, sk_rng *r) {
+  sk__conv cv = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5], .kw = q[6],
+                 .sh = q[7], .sw = q[8], .ph = q[9], .pw = q[10], .dh = q[11], .dw = q[12]};
+  cv.oh = out_size(cv.h, cv.kh, cv.sh, cv.ph, cv.dh);
+  cv.ow = out_size(cv.w, cv.kw, cv.sw, cv.pw, cv.dw);
+  t->cv = cv;
+  t->nx = cv.n * cv.c * cv.h * cv.w, t->ny = cv.n * cv.o * cv.oh * cv.ow;
+  t->nw = cv.o * cv.c * cv.kh * cv.kw;
+  const int64_t most = SK_MAX(t->nx, SK_MAX(t->ny, t->nw));
+  t->x = randn(r, t->nx), t->w = randn(r, t->nw), t->y = randn(r, t->ny);
+  t->ax = malloc((size_t)t->nx * sizeof *t->ax), t->aw = malloc((size_t)t->nw * sizeof *t->aw);
+  t->ay = malloc((size_t)t->ny * sizeof *t->ay);
+  t->fast = malloc((size_t)most * sizeof *t->fast), t->split = malloc((size_t)most * sizeof *t->split);
+  t->ref = malloc((size_t)most * sizeof *t->ref), t->mag = malloc((size_t)most * sizeof *t->mag);
+  absf_all(t->ax, t->x, t->nx);
+  absf_all(t->aw, t->w, t->nw);
+  absf_all(t->ay, t->y, t->ny);
+}
+
+static void case_free(conv_case *t) {
+  free(t->x), free(t->w), free(t->y), free(t->ax), free(t->aw), free(t->ay);
+  free(t->fast), free(t->split), free(t->ref), free(t->mag);
+}
+
+/* The naive double sums of kernel k (0 forward, 1 data, 2 weight) into ref,
+ * and of the operands' magnitudes into mag. */
+static void case_ref(conv_case *t, int k) {
+  const sk__conv *cv = &t->cv;
+  if (k == 0) sk__conv2d_naive(t->ref, t->x, t->w, cv), sk__conv2d_naive(t->mag, t->ax, t->aw, cv);
+  if (k == 1)
+    sk__conv2d_data_naive(t->ref, t->y, t->w, cv), sk__conv2d_data_naive(t->mag, t->ay, t->aw, cv);
+  if (k == 2)
+    sk__conv2d_weight_naive(t->ref, t->x, t->y, cv), sk__conv2d_weight_naive(t->mag, t->ax, t->ay, cv);
+}
+
+/* Rows [r0, r1) of kernel k computed one way (what `way` means is the
+ * runner's). */
+typedef int (*conv_runner)(int way, int k, float *out, const float *x, const float *y,
+                           const float *w, const sk__conv *cv, int64_t r0, int64_t r1);
+
+/* Kernel k of t by run(way, ...) on all its rows (samples, or output
+ * channels for the weight), and cut into ranges at 1, `mid` and 19: every
+ * element written (NaNs first), within float rounding of case_ref's sums,
+ * and the ranges the same bits as the whole call. */
+static int case_check(conv_case *t, int k, int64_t mid, conv_runner run, int way) {
+  const sk__conv *cv = &t->cv;
+  const int64_t rows = k == 2 ? cv->o : cv->n, n = k == 0 ? t->ny : k == 1 ? t->nx : t->nw;
+  const int64_t terms = k == 2 ? cv->n * cv->oh * cv->ow : k == 0 ? cv->c * cv->kh * cv->kw
+                                                                  : cv->o * cv->kh * cv->kw;
+  const int64_t cut[5] = {0, SK_MIN(1, rows), SK_MIN(mid, rows), SK_MIN(19, rows), rows};
+  for (int64_t i = 0; i < n; i++) t->fast[i] = t->split[i] = NAN;
+  int ok = 1;
+  for (int part = -1; part < 4; part++) {
+    const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
+    ok &= run(way, k, part < 0 ? t->fast : t->split, t->x, t->y, t->w, cv, r0, r1);
+  }
+  return ok && close_to(t->fast, t->ref, t->mag, n, terms) &&
+         memcmp(t->fast, t->split, (size_t)n * sizeof *t->fast) == 0;
+}
+
 /* Every kernel, direct and as products, on many geometries (planes of one
  * chunk of positions and of several, output channels in whole and partial
  * blocks, strides, padding and dilation; for the products, blocks of
@@ -148,46 +216,18 @@ TEST(kernels_match_naive_and_split_exactly) {
   worst_ratio = 0.0;
   int gemm_ran = 0;
   for (size_t s = 0; s < sizeof geo / sizeof geo[0]; s++) {
-    const int64_t *q = geo[s];
-    sk__conv cv = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5], .kw = q[6],
-                   .sh = q[7], .sw = q[8], .ph = q[9], .pw = q[10], .dh = q[11], .dw = q[12]};
-    cv.oh = out_size(cv.h, cv.kh, cv.sh, cv.ph, cv.dh);
-    cv.ow = out_size(cv.w, cv.kw, cv.sw, cv.pw, cv.dw);
-    CHECK(cv.oh >= 1 && cv.ow >= 1);
-    const int64_t nx = cv.n * cv.c * cv.h * cv.w, ny = cv.n * cv.o * cv.oh * cv.ow;
-    const int64_t nw = cv.o * cv.c * cv.kh * cv.kw;
-    const int64_t most = SK_MAX(nx, SK_MAX(ny, nw));
-    float *x = randn(&r, nx), *w = randn(&r, nw), *y = randn(&r, ny);
-    float *ax = malloc((size_t)nx * sizeof *ax), *aw = malloc((size_t)nw * sizeof *aw);
-    float *ay = malloc((size_t)ny * sizeof *ay);
-    float *fast = malloc((size_t)most * sizeof *fast), *split = malloc((size_t)most * sizeof *split);
-    float *ref = malloc((size_t)most * sizeof *ref), *mag = malloc((size_t)most * sizeof *mag);
-    absf_all(ax, x, nx);
-    absf_all(aw, w, nw);
-    absf_all(ay, y, ny);
+    conv_case t;
+    case_make(&t, geo[s], &r);
+    CHECK(t.cv.oh >= 1 && t.cv.ow >= 1);
     for (int k = 0; k < 3; k++) {
-      const int64_t rows = k == 2 ? cv.o : cv.n, n = k == 0 ? ny : k == 1 ? nx : nw;
-      const int64_t terms = k == 2 ? cv.n * cv.oh * cv.ow : k == 0 ? cv.c * cv.kh * cv.kw
-                                                                   : cv.o * cv.kh * cv.kw;
-      const int64_t cut[5] = {0, SK_MIN(1, rows), SK_MIN(8, rows), SK_MIN(19, rows), rows};
-      if (k == 0) sk__conv2d_naive(ref, x, w, &cv), sk__conv2d_naive(mag, ax, aw, &cv);
-      if (k == 1) sk__conv2d_data_naive(ref, y, w, &cv), sk__conv2d_data_naive(mag, ay, aw, &cv);
-      if (k == 2) sk__conv2d_weight_naive(ref, x, y, &cv), sk__conv2d_weight_naive(mag, ax, ay, &cv);
+      case_ref(&t, k);
       /* The data kernel's products twice: by col2im, and by classes of
        * input positions wherever they apply. */
-      for (int way = 0; way < 1 + sk__conv_gemm_ok(&cv) * (k == 1 ? 2 : 1); way++) {
+      for (int way = 0; way < 1 + sk__conv_gemm_ok(&t.cv) * (k == 1 ? 2 : 1); way++) {
         const int gemm = way > 0;
         sk__conv_data_classes(way == 2);
-        /* NaNs where a kernel writes nothing (each must write every element) */
-        for (int64_t i = 0; i < n; i++) fast[i] = split[i] = NAN;
-        int ok = 1;
-        for (int part = -1; part < 4; part++) {
-          const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
-          ok &= run_kernel(gemm, k, part < 0 ? fast : split, x, y, w, &cv, r0, r1);
-        }
         gemm_ran |= gemm;
-        if (!ok || !close_to(fast, ref, mag, n, terms) ||
-            memcmp(fast, split, (size_t)n * sizeof *fast)) {
+        if (!case_check(&t, k, 8, run_kernel, gemm)) {
           fprintf(stderr, "geometry %zu, kernel %d (0 forward, 1 data, 2 weight), %s\n", s, k,
                   !gemm ? "direct" : way == 2 ? "products by classes" : "products");
           CHECK(0);
@@ -195,8 +235,7 @@ TEST(kernels_match_naive_and_split_exactly) {
       }
       sk__conv_data_classes(-1);
     }
-    free(x), free(w), free(y), free(ax), free(aw), free(ay);
-    free(fast), free(split), free(ref), free(mag);
+    case_free(&t);
   }
   printf("  worst |fast - naive| = %.2f eps x sum of |terms|; products %s\n", worst_ratio,
          gemm_ran ? "checked" : "not available (no JIT)");
@@ -737,8 +776,9 @@ TEST(bad_geometry_is_a_named_shape_error) {
  * of rows (samples, or output channels for the weight) the bits of the
  * whole call, scratch filled with NaNs and infinities first and checked
  * for writes past its size. */
-static int run_implicit(int k, float *out, const float *x, const float *y, const float *w,
-                        const sk__conv *cv, int64_t r0, int64_t r1) {
+static int run_implicit(int way, int k, float *out, const float *x, const float *y,
+                        const float *w, const sk__conv *cv, int64_t r0, int64_t r1) {
+  (void)way;
   const int64_t n = sk__conv_implicit_scratch(cv, k, r1 - r0, r0 % SK_SPLIT_ROWS == 0);
   float *scratch = scratch_new(n);
   const int ok = k == 0 ? sk__conv2d_implicit_rows(out, x, w, cv, r0, r1, scratch)
@@ -761,43 +801,20 @@ TEST(implicit_products_match_naive_and_split_exactly) {
   sk_rng r = sk_rng_make(6, 0);
   int ran = 0;
   for (size_t s = 0; s < sizeof geo / sizeof geo[0]; s++) {
-    const int64_t *q = geo[s];
-    sk__conv cv = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5], .kw = q[6],
-                   .sh = q[7], .sw = q[8], .ph = q[9], .pw = q[10], .dh = q[11], .dw = q[12]};
-    cv.oh = out_size(cv.h, cv.kh, cv.sh, cv.ph, cv.dh);
-    cv.ow = out_size(cv.w, cv.kw, cv.sw, cv.pw, cv.dw);
-    CHECK(cv.oh >= 1 && cv.ow >= 1);
-    if (!sk__conv_implicit_ok(&cv)) continue;
-    ran++;
-    const int64_t nx = cv.n * cv.c * cv.h * cv.w, ny = cv.n * cv.o * cv.oh * cv.ow;
-    const int64_t nw = cv.o * cv.c * cv.kh * cv.kw, most = SK_MAX(ny, nw);
-    float *x = randn(&r, nx), *w = randn(&r, nw), *y = randn(&r, ny);
-    float *ax = malloc((size_t)nx * sizeof *ax), *aw = malloc((size_t)nw * sizeof *aw);
-    float *ay = malloc((size_t)ny * sizeof *ay);
-    float *fast = malloc((size_t)most * sizeof *fast), *split = malloc((size_t)most * sizeof *split);
-    float *ref = malloc((size_t)most * sizeof *ref), *mag = malloc((size_t)most * sizeof *mag);
-    absf_all(ax, x, nx);
-    absf_all(aw, w, nw);
-    absf_all(ay, y, ny);
-    for (int k = 0; k < 3; k += 2) {
-      const int64_t rows = k == 2 ? cv.o : cv.n, n = k == 0 ? ny : nw;
-      const int64_t terms = k == 2 ? cv.n * cv.oh * cv.ow : cv.c * cv.kh * cv.kw;
-      const int64_t cut[5] = {0, SK_MIN(1, rows), SK_MIN(16, rows), SK_MIN(19, rows), rows};
-      if (k == 0) sk__conv2d_naive(ref, x, w, &cv), sk__conv2d_naive(mag, ax, aw, &cv);
-      if (k == 2) sk__conv2d_weight_naive(ref, x, y, &cv), sk__conv2d_weight_naive(mag, ax, ay, &cv);
-      int ok = 1;
-      for (int part = -1; part < 4; part++) {
-        const int64_t r0 = part < 0 ? 0 : cut[part], r1 = part < 0 ? rows : cut[part + 1];
-        ok &= run_implicit(k, part < 0 ? fast : split, x, y, w, &cv, r0, r1);
-      }
-      if (!ok || !close_to(fast, ref, mag, n, terms) ||
-          memcmp(fast, split, (size_t)n * sizeof *fast)) {
-        fprintf(stderr, "geometry %zu, %s\n", s, k == 0 ? "forward" : "weight");
-        CHECK(0);
+    conv_case t;
+    case_make(&t, geo[s], &r);
+    CHECK(t.cv.oh >= 1 && t.cv.ow >= 1);
+    if (sk__conv_implicit_ok(&t.cv)) {
+      ran++;
+      for (int k = 0; k < 3; k += 2) {
+        case_ref(&t, k);
+        if (!case_check(&t, k, 16, run_implicit, 0)) {
+          fprintf(stderr, "geometry %zu, %s\n", s, k == 0 ? "forward" : "weight");
+          CHECK(0);
+        }
       }
     }
-    free(x), free(w), free(y), free(ax), free(aw), free(ay);
-    free(fast), free(split), free(ref), free(mag);
+    case_free(&t);
   }
   CHECK(ran == 0 || ran == (int)(sizeof geo / sizeof geo[0]));
   printf("  implicit products %s\n", ran ? "checked" : "not available (no JIT)");
