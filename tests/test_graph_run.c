@@ -731,6 +731,55 @@ TEST(scratch_shared_by_ops_split_alike) {
   free(ref);
 }
 
+/* A convolution's weight gradient over a batch of images runs in two fixed
+ * halves of its samples, each half's output channels split over the threads
+ * that share it (dispatch.c, cpu_halves): the same bits on 1 to 4 threads
+ * (3: one half on two threads, the other on one), on the products and on
+ * the direct loops, and the defining sums to float accuracy. */
+enum { HW_N = 37, HW_C = 8, HW_O = 48 };
+static int halves_weight(int threads, int direct, float *out) {
+  static const int64_t xs[4] = {HW_N, HW_C, 12, 12}, ys[4] = {HW_N, HW_O, 10, 10};
+  sk_set_num_threads(threads);
+  sk__conv_force_direct(direct);
+  sk_graph *g = sk_graph_new();
+  sk_node x = sk_input(g, "x", 4, xs), dy = sk_input(g, "dy", 4, ys);
+  sk_node w = sk_conv2d_weight(g, x, dy, 3, 3, &sc_s1);
+  int split = 0;
+  int ok = sk_graph_compile(g, 1, &w) == SK_OK;
+  for (int s = 0; ok && s < g->n_exec; s++)
+    if (g->nodes[g->exec[s]].op == SK_OP_CONV2D_WEIGHT) split = g->steps[s].halves_split;
+  if (ok) {
+    sk_rng r = sk_rng_make(17, 0);
+    sk_rng_normal(&r, sk_graph_data(g, x), HW_N * HW_C * 144);
+    sk_rng_normal(&r, sk_graph_data(g, dy), HW_N * HW_O * 100);
+    ok = sk_graph_run(g) == SK_OK;
+  }
+  if (ok) memcpy(out, sk_graph_data(g, w), HW_O * HW_C * 9 * sizeof *out);
+  sk_graph_free(g);
+  sk__conv_force_direct(0);
+  sk_set_num_threads(2);
+  return ok && split;
+}
+
+TEST(conv_weight_gradient_in_halves) {
+  enum { NW = HW_O * HW_C * 9 };
+  static float ref[NW], got[NW], want[NW];
+  static float x[HW_N * HW_C * 144], dy[HW_N * HW_O * 100];
+  sk_rng r = sk_rng_make(17, 0);
+  sk_rng_normal(&r, x, HW_N * HW_C * 144);
+  sk_rng_normal(&r, dy, HW_N * HW_O * 100);
+  const sk__conv cv = {HW_N, HW_C, 12, 12, HW_O, 10, 10, 3, 3, 1, 1, 0, 0, 1, 1};
+  sk__conv2d_weight_naive(want, x, dy, &cv);
+  for (int direct = 0; direct <= 1; direct++) {
+    CHECK(halves_weight(1, direct, ref));
+    for (int i = 0; i < NW; i++) CHECK_NEAR(ref[i], want[i], 1e-4 * (1.0 + fabs(want[i])));
+    for (int threads = 2; threads <= 4; threads++) {
+      CHECK(halves_weight(threads, direct, got));
+      CHECK(memcmp(ref, got, sizeof ref) == 0);
+    }
+  }
+}
+
 /* A small U-Net's training graph (two levels, a skip concatenation): the
  * loss and the weights' gradients, into out (sk__graph_cut_floats set by the
  * caller); the barriers and the arena's bytes of the plan. */
@@ -816,4 +865,5 @@ TEST_MAIN(TEST_ENTRY(run_does_not_allocate), TEST_ENTRY(memory_barriers_keep_the
           TEST_ENTRY(barrier_orders_rounds),
           TEST_ENTRY(softplus_layers_pair_with_their_derivative),
           TEST_ENTRY(sigmoid_derivative_fuses_with_the_ops_bits),
-          TEST_ENTRY(scratch_shared_by_ops_split_alike))
+          TEST_ENTRY(scratch_shared_by_ops_split_alike),
+          TEST_ENTRY(conv_weight_gradient_in_halves))

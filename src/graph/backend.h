@@ -115,8 +115,9 @@ typedef struct sk__backend {
    * Optional: blockwise (y can run block by block of its rows in a fused run,
    * see sk__step), fuse_rows (a fused block's rows for values w wide, 0 if
    * none fits in SK_FUSE_FLOATS), halves (y reduces over the rows of its
-   * input a in two fixed halves, see sk__step), pack (the b^T of a·b^T with
-   * a leaf b is packed once per run). */
+   * input a in two fixed halves, see sk__step: 1, each half on one thread;
+   * 2, each half's output rows split over the threads that share it), pack
+   * (the b^T of a·b^T with a leaf b is packed once per run). */
   int64_t (*units)(const sk__node *y, const sk__node *a, const sk__node *b);
   int64_t (*tile_rows)(int64_t width);
   int (*blockwise)(const sk__node *y, const sk__node *a, const sk__node *b);
@@ -138,13 +139,16 @@ typedef struct sk__backend {
    * units. exec_block: rows [r0, r1) of a blockwise op, into out (a scratch
    * block) or, when out is NULL, its buffer; from in[k] (a scratch block
    * holding those rows) or, when NULL, the input's buffer. reduce_rows: e's
-   * value over input rows [k0, k1) into out (halves). add: out = x + y over
-   * [e0, e1) (halves). pack_rows: rows [r0, r1) of bt (k, n) = b^T for b
-   * (n, k); shared: other threads read bt. */
+   * value over input rows [k0, k1) into out (halves), output rows [u0, u1)
+   * of its units (all of them unless halves said 2), with e->scratch that
+   * half's parts (scratch_floats' for a call on input rows [k0, k1)). add:
+   * out = x + y over [e0, e1) (halves). pack_rows: rows [r0, r1) of bt
+   * (k, n) = b^T for b (n, k); shared: other threads read bt. */
   sk_status (*exec)(const sk__exec *e, int64_t r0, int64_t r1);
   void (*exec_block)(const sk__exec *e, float *out, const float *const in[2], int64_t r0,
                      int64_t r1);
-  void (*reduce_rows)(const sk__exec *e, float *out, int64_t k0, int64_t k1);
+  sk_status (*reduce_rows)(const sk__exec *e, float *out, int64_t k0, int64_t k1, int64_t u0,
+                           int64_t u1);
   void (*add)(float *out, const float *x, const float *y, int64_t e0, int64_t e1);
   void (*pack_rows)(float *bt, const float *b, int64_t n, int64_t k, int64_t r0, int64_t r1,
                     int shared);

@@ -19,12 +19,16 @@ typedef struct sk__step {
   float *scratch;
   int64_t scratch_part;
   /* A reduction over the rows of the batch (a weight's gradient a^T·b, a
-   * bias's sum over rows) done in two halves of the rows, fixed whatever the
+   * bias's sum over rows, a convolution's weight gradient over its samples)
+   * done in two halves of the rows, fixed whatever the
    * thread count, each by the thread that computed those rows, then added:
    * no thread reads another's rows, so none of them has to take cache lines
    * back from another core when it next writes them. Two partial results,
-   * or NULL. */
+   * or NULL. halves_split: each half's output rows are split over the
+   * threads that share the half (backend.h, halves 2), with its own set of
+   * scratch parts. */
   float *halves;
+  int halves_split;
   /* Consecutive steps of one phase with the same units form a group that
    * runs tile by tile: every op of the group on rows [r, r + tile) before the
    * next tile, so the values passed along stay in cache. Set on a group's
@@ -122,9 +126,16 @@ const char *sk__graph_error(const sk_graph *g);
 sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *packed,
                      float *scratch, int64_t scratch_part);
 
+/* Scratch parts of an op split into `units`: one per block of
+ * SK_SPLIT_ROWS rows, one for an op that runs whole (backend.h); twice that
+ * for a step whose halves split their rows (one set a half). */
+static inline int64_t sk__scratch_parts(int64_t units) {
+  return units <= 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
+}
+
 /* Runs steps [s, end) (with halves, see sk__step) as thread t of nt: every
  * half, a barrier (g->barrier, with the thread's sense), every sum. Every
- * thread must enter it. */
+ * thread must enter it. The first failure, or SK_OK. */
 sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense);
 
 #endif

@@ -53,18 +53,12 @@ static int take_slot(const slot *slots, int n_slots, int phase, int group, int64
   return same >= 0 ? same : fit >= 0 ? fit : big;
 }
 
-/* Scratch parts of an op split into `units`: one per block of
- * SK_SPLIT_ROWS rows, one for an op that runs whole (backend.h). */
-static int64_t scratch_parts(int64_t units) {
-  return units <= 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
-}
-
 /* A phase's scratch for the ops split into `units`: its slot, and the
  * floats of each part, the most any of those ops asked for. */
 typedef struct scr_use {
   int64_t units;
   int slot, phase;
-  int64_t part;
+  int64_t part, parts; /* parts: the most any op uses (sk__scratch_parts) */
 } scr_use;
 
 /* Floats rounded to 64 bytes, plus 64 bytes × (1 + k mod 17) for the k-th
@@ -269,11 +263,13 @@ static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uin
 }
 
 /* Whether node i is a reduction over its batch done in halves (see sk__step),
- * as the backend decides. */
+ * as the backend decides: 0 no, 1 each half whole on a thread, 2 each half's
+ * rows split over its threads (halves_split). */
 static int in_halves(const sk_graph *g, int i) {
   const sk__node *nd = &g->nodes[i];
-  return g->be->halves && sk__op_arity(nd->op) > 0 && g->be->halves(nd, &g->nodes[nd->in[0]]);
+  return g->be->halves && sk__op_arity(nd->op) > 0 ? g->be->halves(nd, &g->nodes[nd->in[0]]) : 0;
 }
+static int halves_split(const sk_graph *g, int i) { return in_halves(g, i) == 2; }
 
 static atomic_int fusion_on = 1;
 void sk__graph_fusion(int on) { atomic_store(&fusion_on, on); }
@@ -598,17 +594,19 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
     if (sf > 0) {
-      const int64_t parts = scratch_parts(units[i]);
+      const int64_t parts = sk__scratch_parts(units[i]) * (halves_split(g, i) ? 2 : 1);
       int k = scr0;
       while (k < n_scr && scr[k].units != units[i]) k++;
       if (k == n_scr) {
         int q = take_slot(slots, n_slots, phase_of[i], -1, units[i], -1, (size_t)(parts * sf));
         if (q < 0) slots[q = n_slots++].size = 0;
         slots[q] = (slot){slots[q].size, 0, 0, 0, -1, units[i], -1};
-        scr[n_scr++] = (scr_use){units[i], q, phase_of[i], 0};
+        scr[n_scr++] = (scr_use){units[i], q, phase_of[i], 0, 0};
       }
       scr[k].part = SK_MAX(scr[k].part, sf);
-      slots[scr[k].slot].size = SK_MAX(slots[scr[k].slot].size, (size_t)(parts * scr[k].part));
+      scr[k].parts = SK_MAX(scr[k].parts, parts);
+      slots[scr[k].slot].size =
+          SK_MAX(slots[scr[k].slot].size, (size_t)(scr[k].parts * scr[k].part));
       scratch_slot[s] = scr[k].slot;
       scr_of[s] = k;
     }
@@ -690,7 +688,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       int b = 0, d = g->n_exec - 1;
       while (phase_of[g->exec[b]] != scr[k].phase) b++;
       while (phase_of[g->exec[d]] != scr[k].phase) d--;
-      bufs[nb++] = (buf){(size_t)(scratch_parts(scr[k].units) * scr[k].part), 0, b, d, scr[k].phase,
+      bufs[nb++] = (buf){(size_t)(scr[k].parts * scr[k].part), 0, b, d, scr[k].phase,
                          scr[k].phase, scr[k].units, -1, -1, -1};
     }
     const int b_packs = nb;
@@ -746,7 +744,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                            ? g->be->scratch_floats(nd, &g->nodes[nd->in[0]],
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
-    const int64_t parts = scratch_parts(units[i]);
+    const int64_t parts = sk__scratch_parts(units[i]);
     float *scratch = sf > 0 ? g->be->alloc((size_t)(parts * sf)) : NULL;
     if (sf > 0 && !scratch) {
       st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a constant's scratch");
@@ -765,6 +763,7 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     step->barrier = s > 0 && phase_of[g->exec[s]] != phase_of[g->exec[s - 1]];
     step->packed = pack_of[s] >= 0 ? base + pack_off[pack_of[s]] : NULL;
     step->halves = halves_slot[s] >= 0 ? base + halves_off[s] : NULL;
+    step->halves_split = step->halves && halves_split(g, g->exec[s]);
     step->scratch = scratch_slot[s] >= 0 ? base + scr_off[scr_of[s]] : NULL;
     step->scratch_part = scratch_slot[s] >= 0 ? scr[scr_of[s]].part : 0;
     work += (double)nd->numel;

@@ -23,16 +23,31 @@ sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *p
 }
 
 sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense) {
+  sk_status st = SK_OK;
   for (int q = s; q < end; q++) {
     const sk__step *step = &g->steps[q];
     const sk__node *nd = &g->nodes[g->exec[q]], *a = &g->nodes[nd->in[0]];
     const int64_t rows = a->shape[0], n = nd->numel;
+    const int64_t set = sk__scratch_parts(step->units) * step->scratch_part;
     for (int p = 0; p < 2; p++) {
-      if (t != p % nt) continue;
+      /* Half p goes to the threads t ≡ p (mod 2), both to a lone thread;
+       * its output rows split over those threads, or whole on the first. */
+      if (nt > 1 && t % 2 != p) continue;
+      const int peers = nt > 1 ? (nt - p + 1) / 2 : 1, me = nt > 1 ? t / 2 : 0;
+      int64_t u0 = 0, u1 = step->units;
+      if (step->halves_split)
+        sk__split(step->units, me, peers, &u0, &u1);
+      else if (me > 0)
+        continue;
+      if (u0 >= u1) continue;
       int64_t k0, k1;
       sk__split(rows, p, 2, &k0, &k1);
-      const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL, NULL, 0);
-      g->be->reduce_rows(&e, step->halves + p * n, k0, k1);
+      /* a set of scratch parts a half, one when a lone thread runs both */
+      const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL,
+                                     step->scratch ? step->scratch + (nt > 1 ? p : 0) * set : NULL,
+                                     step->scratch_part);
+      const sk_status r = g->be->reduce_rows(&e, step->halves + p * n, k0, k1, u0, u1);
+      if (st == SK_OK) st = r;
     }
   }
   sk__barrier_wait(&g->barrier, nt, sense);
@@ -45,7 +60,7 @@ sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense)
     const int64_t per = n / SK_MAX(1, step->units);
     g->be->add(nd->data, step->halves, step->halves + n, u0 * per, u1 * per);
   }
-  return SK_OK;
+  return st;
 }
 
 /* Rows [r0, r1) of the fused run that starts at step s (see sk__step):
@@ -123,7 +138,8 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
       const int end = first->group_end;
       if (first->barrier) sk__barrier_wait(&g->barrier, nt, &sense);
       if (first->halves) {
-        sk__run_halves(g, s, end, t, nt, &sense);
+        const sk_status st = sk__run_halves(g, s, end, t, nt, &sense);
+        if (st != SK_OK) record_failure(g, &failed, st);
         s = end;
         continue;
       }

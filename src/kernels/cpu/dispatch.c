@@ -328,6 +328,7 @@ static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t ro
 }
 
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
+static int cpu_halves(const sk__node *y, const sk__node *a);
 
 static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk__node *b) {
   /* The shift d is a group-norm op's last input, when present. */
@@ -337,39 +338,50 @@ static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk
   if (shifted_gn) /* a group of x + d per block of samples (group_norm_kernel) */
     return gn_group_floats(y, a);
   if (sk__op_flops_kind(y->op) != SK__FLOPS_CONV) return 0;
-  const sk__conv cv = conv_of(y, a, b);
-  if (!conv_uses_gemm(&cv, conv_kind(y->op))) return 0;
-  return conv_part(&cv, conv_kind(y->op), cpu_units(y, a, b), y->shape[0]);
+  sk__conv cv = conv_of(y, a, b);
+  const int kind = conv_kind(y->op);
+  if (!conv_uses_gemm(&cv, kind)) return 0;
+  const int64_t units = cpu_units(y, a, b), whole = conv_part(&cv, kind, units, y->shape[0]);
+  if (!cpu_halves(y, a)) return whole;
+  cv.n = (cv.n + 1) / 2; /* the larger half, and the whole batch if folded (plan.c) */
+  return SK_MAX(whole, conv_part(&cv, kind, units, y->shape[0]));
+}
+
+/* Convolution kind `kind` of geometry cv into out from a and b (the op's
+ * operands, or a weight gradient's samples of them), rows [r0, r1) of its
+ * output, with the scratch parts e->scratch holds. */
+static sk_status conv_run(const sk__exec *e, int kind, const sk__conv *cv, float *out,
+                          const float *a, const float *b, int64_t r0, int64_t r1) {
+  if (!conv_uses_gemm(cv, kind)) {
+    if (kind == 0) sk__conv2d_rows(out, a, b, cv, r0, r1);
+    if (kind == 1) sk__conv2d_data_rows(out, a, b, cv, r0, r1);
+    if (kind == 2) sk__conv2d_weight_rows(out, a, b, cv, r0, r1);
+    return SK_OK;
+  }
+  if (!e->scratch)
+    return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
+  SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
+  float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
+  int ok;
+  if (conv_implicit(cv, kind))
+    ok = kind == 0 ? sk__conv2d_implicit_rows(out, a, b, cv, r0, r1, scratch)
+                   : sk__conv2d_weight_implicit_rows(out, a, b, cv, r0, r1, scratch);
+  else
+    ok = kind == 0   ? sk__conv2d_gemm_rows(out, a, b, cv, r0, r1, scratch)
+         : kind == 1 ? sk__conv2d_data_gemm_rows(out, a, b, cv, r0, r1, scratch)
+                     : sk__conv2d_weight_gemm_rows(out, a, b, cv, r0, r1, scratch);
+  if (!ok) return sk__fail(SK_ERR_UNSUPPORTED, "%s: libxsmm made no kernel", sk__op_name(e->op));
+  return SK_OK;
 }
 
 /* Units are the output's rows: samples for the convolution and its
  * transpose, output channels for the weight gradient; all of them when the
- * op runs whole (one unit). */
+ * op runs whole (one unit). A weight gradient over a batch of images runs
+ * in halves of its samples instead (cpu_halves, cpu_reduce_rows). */
 static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
   const sk__conv cv = conv_of(e->node, e->a, e->b);
-  const int kind = conv_kind(e->op);
   if (e->units == 1) r0 = 0, r1 = e->node->shape[0];
-  if (conv_uses_gemm(&cv, kind)) {
-    if (!e->scratch)
-      return sk__fail(SK_ERR_STATE, "%s: no scratch planned for its products", sk__op_name(e->op));
-    SK_ASSERT(r0 % SK_SPLIT_ROWS == 0);
-    float *scratch = e->scratch + r0 / SK_SPLIT_ROWS * e->scratch_part;
-    const float *a = e->in[0], *b = e->in[1];
-    int ok;
-    if (conv_implicit(&cv, kind))
-      ok = kind == 0 ? sk__conv2d_implicit_rows(e->out, a, b, &cv, r0, r1, scratch)
-                     : sk__conv2d_weight_implicit_rows(e->out, a, b, &cv, r0, r1, scratch);
-    else
-      ok = kind == 0   ? sk__conv2d_gemm_rows(e->out, a, b, &cv, r0, r1, scratch)
-           : kind == 1 ? sk__conv2d_data_gemm_rows(e->out, a, b, &cv, r0, r1, scratch)
-                       : sk__conv2d_weight_gemm_rows(e->out, a, b, &cv, r0, r1, scratch);
-    if (!ok) return sk__fail(SK_ERR_UNSUPPORTED, "%s: libxsmm made no kernel", sk__op_name(e->op));
-    return SK_OK;
-  }
-  if (kind == 0) sk__conv2d_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
-  if (kind == 1) sk__conv2d_data_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
-  if (kind == 2) sk__conv2d_weight_rows(e->out, e->in[0], e->in[1], &cv, r0, r1);
-  return SK_OK;
+  return conv_run(e, conv_kind(e->op), &cv, e->out, e->in[0], e->in[1], r0, r1);
 }
 #define cpu_conv2d cpu_conv
 #define cpu_conv_transpose2d cpu_conv
@@ -416,14 +428,22 @@ static void cpu_pack_rows(float *bt, const float *b, int64_t n, int64_t k, int64
   sk__transpose_rows(bt, b, n, k, r0, r1, shared);
 }
 
-static void cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1) {
+static sk_status cpu_reduce_rows(const sk__exec *e, float *out, int64_t k0, int64_t k1,
+                                 int64_t u0, int64_t u1) {
   const sk__node *y = e->node;
+  if (e->op == SK_OP_CONV2D_WEIGHT) { /* output channels [u0, u1) over samples [k0, k1) */
+    sk__conv cv = conv_of(y, e->a, e->b);
+    const float *x = e->in[0] + k0 * cv.c * cv.h * cv.w, *dy = e->in[1] + k0 * cv.o * cv.oh * cv.ow;
+    cv.n = k1 - k0;
+    return conv_run(e, 2, &cv, out, x, dy, u0, u1);
+  }
   if (e->op == SK_OP_MATMUL) { /* out (m, n) = a[k0:k1]^T · b[k0:k1] */
     const int64_t m = y->shape[0], n = y->shape[1];
     sk__matmul_rows(out, e->in[0] + k0 * m, e->in[1] + k0 * n, NULL, m, n, k1 - k0, 1, 0, 0, m);
   } else { /* a row sum: out (n) = Σ rows [k0, k1) of a (rows, n) */
     sk__sum_rows(out, e->in[0], y->numel, k0, k1);
   }
+  return SK_OK;
 }
 
 static void cpu_add_halves(float *out, const float *x, const float *y, int64_t e0, int64_t e1) {
@@ -464,14 +484,33 @@ static int cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b
          input_kind(y, a) != IN_NONE;
 }
 
-/* Rows a reduction needs before it is done in halves. */
+/* Rows a reduction needs before it is done in halves; samples, and output
+ * positions over the batch, a convolution's weight gradient needs. */
 #define SK_HALVES_MIN_ROWS 256
+#define SK_HALVES_MIN_SAMPLES 16
+#define SK_HALVES_MIN_POSITIONS 1024
 
 /* A weight gradient a^T·b or a bias's row sum, thin ones too (a thread that
  * reads another's rows of a wide activation, even for a 2-column result,
  * makes that thread's next writes to those lines slow: measured 6.7 µs →
- * 20 µs for a bias add of 512 × 128), once the batch is long enough. */
+ * 20 µs for a bias add of 512 × 128), once the batch is long enough: each
+ * half on one thread (1). A convolution's weight gradient over a batch of
+ * images, its output channels split over the threads of each half (2): split
+ * by channel alone, every thread gathers every sample's input windows again
+ * and reads both operands whole. Not where the sums are short against the
+ * weight (the U-Net's 2 × 2 planes at batch 64, 256 positions: the two
+ * partial weights written and added cost more than the halves save, 1 thread
+ * 12-15 % slower, 2 threads no faster; docs/PERFORMANCE.md, "The U-Net"). */
 static int cpu_halves(const sk__node *y, const sk__node *a) {
+  if (y->op == SK_OP_CONV2D_WEIGHT) { /* y (O, C, KH, KW) from x = a (N, C, H, W) */
+    int64_t positions = a->shape[0];
+    for (int d = 0; d < 2; d++) {
+      const int64_t span = a->shape[2 + d] + 2 * y->ip[SK__CONV_PAD + d] -
+                           y->ip[SK__CONV_DILATION + d] * (y->ip[SK__CONV_KERNEL + d] - 1) - 1;
+      positions *= span < 0 ? 0 : span / y->ip[SK__CONV_STRIDE + d] + 1;
+    }
+    return a->shape[0] >= SK_HALVES_MIN_SAMPLES && positions >= SK_HALVES_MIN_POSITIONS ? 2 : 0;
+  }
   const int tn = y->op == SK_OP_MATMUL && y->ip[0] && !y->ip[1];
   const int rowsum = y->op == SK_OP_SUM_TO && a->ndim == 2 && y->numel == a->shape[1];
   return (tn || rowsum) && a->shape[0] >= SK_HALVES_MIN_ROWS;
