@@ -734,49 +734,100 @@ TEST(scratch_shared_by_ops_split_alike) {
 /* A convolution's weight gradient over a batch of images runs in two fixed
  * halves of its samples, each half's output channels split over the threads
  * that share it (dispatch.c, cpu_halves): the same bits on 1 to 4 threads
- * (3: one half on two threads, the other on one), on the products and on
- * the direct loops, and the defining sums to float accuracy. */
-enum { HW_N = 37, HW_C = 8, HW_O = 48 };
-static int halves_weight(int threads, int direct, float *out) {
-  static const int64_t xs[4] = {HW_N, HW_C, 12, 12}, ys[4] = {HW_N, HW_O, 10, 10};
+ * (3: one half on two threads, the other on one), on the products (through
+ * im2col, in place, and the thin kernel of one input channel) and on the
+ * direct loops, and the defining sums to float accuracy. Halves of 32 and 5
+ * samples (37), 16 and 16 (32, the least), 32 and 8 at stride 2. */
+typedef struct hw_case {
+  int64_t n, c, h, o, k, s; /* x (n, c, h, h), kernel k × k, stride s */
+} hw_case;
+static const hw_case hw_cases[4] = {
+    {37, 8, 12, 37, 3, 1}, {32, 16, 26, 32, 3, 1}, {40, 8, 13, 40, 3, 2}, {32, 1, 26, 32, 3, 1}};
+
+static int64_t hw_out(const hw_case *c) { return (c->h - c->k) / c->s + 1; }
+
+/* The weight gradient of case c from x and dy, into out; 0 if it failed or
+ * did not run in halves. With `conv`, a convolution of x by a weight of
+ * c->o output channels comes first in the same phase, split as the weight
+ * gradient (c->n samples, c->o channels: as many units), its output into
+ * conv_out: the halves' scratch must not be its scratch. */
+static int halves_weight(const hw_case *c, int threads, int direct, const float *x,
+                         const float *dy, float *out, int conv, float *conv_out) {
+  const int64_t oh = hw_out(c), xs[4] = {c->n, c->c, c->h, c->h}, ys[4] = {c->n, c->o, oh, oh};
+  const int64_t ws[4] = {c->o, c->c, c->k, c->k};
+  const sk_conv2d_opts op = {{(int)c->s, (int)c->s}, {0, 0}, {1, 1}, {0, 0}};
   sk_set_num_threads(threads);
   sk__conv_force_direct(direct);
   sk_graph *g = sk_graph_new();
-  sk_node x = sk_input(g, "x", 4, xs), dy = sk_input(g, "dy", 4, ys);
-  sk_node w = sk_conv2d_weight(g, x, dy, 3, 3, &sc_s1);
-  int split = 0;
-  int ok = sk_graph_compile(g, 1, &w) == SK_OK;
-  for (int s = 0; ok && s < g->n_exec; s++)
-    if (g->nodes[g->exec[s]].op == SK_OP_CONV2D_WEIGHT) split = g->steps[s].halves_split;
+  sk_node xn = sk_input(g, "x", 4, xs), dyn = sk_input(g, "dy", 4, ys);
+  sk_node outs[2] = {sk_conv2d_weight(g, xn, dyn, (int)c->k, (int)c->k, &op), SK_NONE};
+  if (conv) outs[1] = sk_conv2d(g, sk_input(g, "x2", 4, xs), sk_input(g, "w", 4, ws), &op);
+  int ok = sk_graph_compile(g, conv ? 2 : 1, conv ? (sk_node[]){outs[1], outs[0]} : outs) == SK_OK;
+  int split = 0, apart = 1, phase = 0, wphase = -1, cphase = -2;
+  const float *wscr = NULL, *cscr = NULL;
+  size_t wlen = 0, clen = 0;
+  for (int s = 0; ok && s < g->n_exec; s++) {
+    const sk__step *st = &g->steps[s];
+    const size_t len = (size_t)(sk__scratch_parts(st->units) * (st->halves ? 2 : 1) * st->scratch_part);
+    phase += st->barrier;
+    if (g->nodes[g->exec[s]].op == SK_OP_CONV2D_WEIGHT)
+      split = st->halves_split, wscr = st->scratch, wlen = len, wphase = phase;
+    else if (g->nodes[g->exec[s]].op == SK_OP_CONV2D)
+      cscr = st->scratch, clen = len, cphase = phase;
+  }
+  if (conv) /* one phase, neither scratch in the other's */
+    apart = wphase == cphase && wscr && cscr && (wscr + wlen <= cscr || cscr + clen <= wscr);
   if (ok) {
-    sk_rng r = sk_rng_make(17, 0);
-    sk_rng_normal(&r, sk_graph_data(g, x), HW_N * HW_C * 144);
-    sk_rng_normal(&r, sk_graph_data(g, dy), HW_N * HW_O * 100);
+    memcpy(sk_graph_data(g, xn), x, (size_t)(c->n * c->c * c->h * c->h) * sizeof *x);
+    memcpy(sk_graph_data(g, dyn), dy, (size_t)(c->n * c->o * oh * oh) * sizeof *dy);
+    if (conv) {
+      memcpy(sk_graph_data(g, g->nodes[outs[1]].in[0]), x, (size_t)(c->n * c->c * c->h * c->h) * sizeof *x);
+      memcpy(sk_graph_data(g, g->nodes[outs[1]].in[1]), dy, (size_t)(c->o * c->c * c->k * c->k) * sizeof *dy);
+    }
     ok = sk_graph_run(g) == SK_OK;
   }
-  if (ok) memcpy(out, sk_graph_data(g, w), HW_O * HW_C * 9 * sizeof *out);
+  if (ok) memcpy(out, sk_graph_data(g, outs[0]), (size_t)(c->o * c->c * c->k * c->k) * sizeof *out);
+  if (ok && conv) memcpy(conv_out, sk_graph_data(g, outs[1]), (size_t)(c->n * c->o * oh * oh) * sizeof *out);
+  if (!ok) fprintf(stderr, "  halves_weight: %s\n", sk_last_error());
   sk_graph_free(g);
   sk__conv_force_direct(0);
   sk_set_num_threads(2);
-  return ok && split;
+  return ok && split && apart;
 }
 
 TEST(conv_weight_gradient_in_halves) {
-  enum { NW = HW_O * HW_C * 9 };
-  static float ref[NW], got[NW], want[NW];
-  static float x[HW_N * HW_C * 144], dy[HW_N * HW_O * 100];
-  sk_rng r = sk_rng_make(17, 0);
-  sk_rng_normal(&r, x, HW_N * HW_C * 144);
-  sk_rng_normal(&r, dy, HW_N * HW_O * 100);
-  const sk__conv cv = {HW_N, HW_C, 12, 12, HW_O, 10, 10, 3, 3, 1, 1, 0, 0, 1, 1};
-  sk__conv2d_weight_naive(want, x, dy, &cv);
-  for (int direct = 0; direct <= 1; direct++) {
-    CHECK(halves_weight(1, direct, ref));
-    for (int i = 0; i < NW; i++) CHECK_NEAR(ref[i], want[i], 1e-4 * (1.0 + fabs(want[i])));
-    for (int threads = 2; threads <= 4; threads++) {
-      CHECK(halves_weight(threads, direct, got));
-      CHECK(memcmp(ref, got, sizeof ref) == 0);
+  for (int k = 0; k < 4; k++) {
+    const hw_case *c = &hw_cases[k];
+    const int64_t oh = hw_out(c), nx = c->n * c->c * c->h * c->h, ny = c->n * c->o * oh * oh;
+    const int64_t nw = c->o * c->c * c->k * c->k;
+    float *x = malloc((size_t)nx * sizeof *x), *dy = malloc((size_t)ny * sizeof *dy);
+    float *want = malloc((size_t)nw * sizeof *want), *ref = malloc((size_t)nw * sizeof *ref);
+    float *got = malloc((size_t)nw * sizeof *got);
+    float *y0 = malloc((size_t)ny * sizeof *y0), *y1 = malloc((size_t)ny * sizeof *y1);
+    sk_rng r = sk_rng_make(17 + (uint64_t)k, 0);
+    sk_rng_normal(&r, x, (size_t)nx);
+    sk_rng_normal(&r, dy, (size_t)ny);
+    const sk__conv cv = {c->n, c->c, c->h, c->h, c->o, oh, oh, c->k, c->k, c->s, c->s, 0, 0, 1, 1};
+    sk__conv2d_weight_naive(want, x, dy, &cv);
+    for (int direct = 0; direct <= 1; direct++) {
+      CHECK(halves_weight(c, 1, direct, x, dy, ref, 0, NULL));
+      /* float sums of n·oh·oh products of normal deviates */
+      for (int64_t i = 0; i < nw; i++) CHECK_NEAR(ref[i], want[i], 1e-6 * (double)(c->n * oh * oh));
+      for (int threads = 2; threads <= 4; threads++) {
+        CHECK(halves_weight(c, threads, direct, x, dy, got, 0, NULL));
+        CHECK(memcmp(ref, got, (size_t)nw * sizeof *ref) == 0);
+      }
     }
+    /* With a convolution of as many units before it in its phase (scratch
+     * only on the products). */
+    sk__kernels_init();
+    CHECK(!sk__jit_available() || halves_weight(c, 1, 0, x, dy, ref, 1, y0));
+    for (int threads = 2; threads <= 4 && sk__jit_available(); threads++) {
+      CHECK(halves_weight(c, threads, 0, x, dy, got, 1, y1));
+      CHECK(memcmp(ref, got, (size_t)nw * sizeof *ref) == 0);
+      CHECK(memcmp(y0, y1, (size_t)ny * sizeof *y0) == 0);
+    }
+    free(x), free(dy), free(want), free(ref), free(got), free(y0), free(y1);
   }
 }
 

@@ -131,8 +131,9 @@ typedef struct sk__backend {
    * on rows [r0, r1) may use the parts of the blocks it covers, from part
    * r0 / SK_SPLIT_ROWS on, and nothing else. Ops split into as many units
    * share the memory (a thread's rows, and so its parts, are the same for
-   * all of them), so a call must not expect its scratch to outlive it.
-   * Planned at compile, so that a run allocates nothing. */
+   * all of them; ops run in halves share theirs among themselves, with a
+   * set of parts a half), so a call must not expect its scratch to outlive
+   * it. Planned at compile, so that a run allocates nothing. */
   int64_t (*scratch_floats)(const sk__node *y, const sk__node *a, const sk__node *b);
 
   /* Execution, on the calling thread. exec: output rows [r0, r1) of e's

@@ -20,13 +20,13 @@ typedef struct sk__step {
   int64_t scratch_part;
   /* A reduction over the rows of the batch (a weight's gradient a^T·b, a
    * bias's sum over rows, a convolution's weight gradient over its samples)
-   * done in two halves of the rows, fixed whatever the
-   * thread count, each by the thread that computed those rows, then added:
-   * no thread reads another's rows, so none of them has to take cache lines
-   * back from another core when it next writes them. Two partial results,
-   * or NULL. halves_split: each half's output rows are split over the
-   * threads that share the half (backend.h, halves 2), with its own set of
-   * scratch parts. */
+   * done in two halves of the rows, fixed whatever the thread count, then
+   * added: half p by the threads t ≡ p (mod 2), which on 2 threads computed
+   * those rows, so that no thread reads another's rows and none of them
+   * has to take cache lines back from another core when it next writes
+   * them. Two partial results, or NULL. halves_split: a half's output rows
+   * split over its threads (backend.h, halves 2), else whole on the first.
+   * With scratch, a set of parts a half (plan.c). */
   float *halves;
   int halves_split;
   /* Consecutive steps of one phase with the same units form a group that
@@ -127,8 +127,8 @@ sk__exec sk__exec_of(const sk_graph *g, sk_node i, int64_t units, const float *p
                      float *scratch, int64_t scratch_part);
 
 /* Scratch parts of an op split into `units`: one per block of
- * SK_SPLIT_ROWS rows, one for an op that runs whole (backend.h); twice that
- * for a step whose halves split their rows (one set a half). */
+ * SK_SPLIT_ROWS rows, one for an op that runs whole (backend.h). A step
+ * run in halves has a set of them a half. */
 static inline int64_t sk__scratch_parts(int64_t units) {
   return units <= 1 ? 1 : (units + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;
 }

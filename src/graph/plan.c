@@ -57,8 +57,9 @@ static int take_slot(const slot *slots, int n_slots, int phase, int group, int64
  * floats of each part, the most any of those ops asked for. */
 typedef struct scr_use {
   int64_t units;
+  int halves; /* its ops run in halves (a set of parts a half) */
   int slot, phase;
-  int64_t part, parts; /* parts: the most any op uses (sk__scratch_parts) */
+  int64_t part, parts; /* parts: the most any op uses */
 } scr_use;
 
 /* Floats rounded to 64 bytes, plus 64 bytes × (1 + k mod 17) for the k-th
@@ -554,7 +555,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
     slot_of[i] = n_slots++;
   }
   /* Scratch: in each phase, one slot per split (units) shared by every op
-   * split that way, each part as large as the largest op's (scr_use). */
+   * split that way, each part as large as the largest op's (scr_use): a
+   * thread's rows, so its parts, are the same in all of them, and no
+   * barrier is needed between them. Ops run in halves have slots of their
+   * own, with a set of parts a half: a half's threads split its rows
+   * among themselves, not as the other ops do. */
   int n_scr = 0, scr0 = 0; /* the entries of this phase: scr[scr0 .. n_scr) */
   const int64_t cut = atomic_load(&cut_floats);
   for (int s = 0; s < g->n_exec; s++) {
@@ -594,14 +599,15 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
     if (sf > 0) {
-      const int64_t parts = sk__scratch_parts(units[i]) * (halves_split(g, i) ? 2 : 1);
+      const int halves = in_halves(g, i) != 0;
+      const int64_t parts = sk__scratch_parts(units[i]) * (halves ? 2 : 1);
       int k = scr0;
-      while (k < n_scr && scr[k].units != units[i]) k++;
+      while (k < n_scr && (scr[k].units != units[i] || scr[k].halves != halves)) k++;
       if (k == n_scr) {
         int q = take_slot(slots, n_slots, phase_of[i], -1, units[i], -1, (size_t)(parts * sf));
         if (q < 0) slots[q = n_slots++].size = 0;
         slots[q] = (slot){slots[q].size, 0, 0, 0, -1, units[i], -1};
-        scr[n_scr++] = (scr_use){units[i], q, phase_of[i], 0, 0};
+        scr[n_scr++] = (scr_use){units[i], halves, q, phase_of[i], 0, 0};
       }
       scr[k].part = SK_MAX(scr[k].part, sf);
       scr[k].parts = SK_MAX(scr[k].parts, parts);

@@ -46,8 +46,8 @@ sk_status sk__run_halves(sk_graph *g, int s, int end, int t, int nt, int *sense)
       const sk__exec e = sk__exec_of(g, g->exec[q], step->units, NULL,
                                      step->scratch ? step->scratch + (nt > 1 ? p : 0) * set : NULL,
                                      step->scratch_part);
-      const sk_status r = g->be->reduce_rows(&e, step->halves + p * n, k0, k1, u0, u1);
-      if (st == SK_OK) st = r;
+      if (st == SK_OK) /* after a failure, only to the barrier */
+        st = g->be->reduce_rows(&e, step->halves + p * n, k0, k1, u0, u1);
     }
   }
   sk__barrier_wait(&g->barrier, nt, sense);

@@ -341,10 +341,15 @@ static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk
   sk__conv cv = conv_of(y, a, b);
   const int kind = conv_kind(y->op);
   if (!conv_uses_gemm(&cv, kind)) return 0;
-  const int64_t units = cpu_units(y, a, b), whole = conv_part(&cv, kind, units, y->shape[0]);
-  if (!cpu_halves(y, a)) return whole;
-  cv.n = (cv.n + 1) / 2; /* the larger half, and the whole batch if folded (plan.c) */
-  return SK_MAX(whole, conv_part(&cv, kind, units, y->shape[0]));
+  const int64_t units = cpu_units(y, a, b), n = cv.n;
+  int64_t most = conv_part(&cv, kind, units, y->shape[0]); /* whole, as when folded (plan.c) */
+  for (int p = 0; p < 2 && cpu_halves(y, a); p++) { /* each half of a batch run in halves */
+    int64_t k0, k1;
+    sk__split(n, p, 2, &k0, &k1);
+    cv.n = k1 - k0;
+    most = SK_MAX(most, conv_part(&cv, kind, units, y->shape[0]));
+  }
+  return most;
 }
 
 /* Convolution kind `kind` of geometry cv into out from a and b (the op's
@@ -376,8 +381,8 @@ static sk_status conv_run(const sk__exec *e, int kind, const sk__conv *cv, float
 
 /* Units are the output's rows: samples for the convolution and its
  * transpose, output channels for the weight gradient; all of them when the
- * op runs whole (one unit). A weight gradient over a batch of images runs
- * in halves of its samples instead (cpu_halves, cpu_reduce_rows). */
+ * op runs whole (one unit). A weight gradient that cpu_halves takes runs
+ * through cpu_reduce_rows instead, but for a folded constant's. */
 static sk_status cpu_conv(const sk__exec *e, int64_t r0, int64_t r1) {
   const sk__conv cv = conv_of(e->node, e->a, e->b);
   if (e->units == 1) r0 = 0, r1 = e->node->shape[0];
@@ -484,10 +489,11 @@ static int cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b
          input_kind(y, a) != IN_NONE;
 }
 
-/* Rows a reduction needs before it is done in halves; samples, and output
- * positions over the batch, a convolution's weight gradient needs. */
+/* Rows a reduction needs before it is done in halves; samples (two halves
+ * of at least 16: threads split samples in blocks of SK_SPLIT_ROWS), and
+ * output positions over the batch, a convolution's weight gradient needs. */
 #define SK_HALVES_MIN_ROWS 256
-#define SK_HALVES_MIN_SAMPLES 16
+#define SK_HALVES_MIN_SAMPLES 32
 #define SK_HALVES_MIN_POSITIONS 1024
 
 /* A weight gradient a^T·b or a bias's row sum, thin ones too (a thread that
@@ -500,7 +506,7 @@ static int cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b
  * and reads both operands whole. Not where the sums are short against the
  * weight (the U-Net's 2 × 2 planes at batch 64, 256 positions: the two
  * partial weights written and added cost more than the halves save, 1 thread
- * 12-15 % slower, 2 threads no faster; docs/PERFORMANCE.md, "The U-Net"). */
+ * 12-15 % slower, 2 threads no faster; docs/PERFORMANCE.md, "Convolutions"). */
 static int cpu_halves(const sk__node *y, const sk__node *a) {
   if (y->op == SK_OP_CONV2D_WEIGHT) { /* y (O, C, KH, KW) from x = a (N, C, H, W) */
     int64_t positions = a->shape[0];
