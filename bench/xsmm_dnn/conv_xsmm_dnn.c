@@ -11,7 +11,10 @@
  *   SPEED  GFLOP/s by the wall clock, best of 20 calls;
  *   ALLOC  heap allocations inside one libxsmm_dnn_execute_st (libc's
  *          allocator interposed), with the caller's scratch bound;
- *   SCRATCH the scratch the layer asks for.
+ *   SCRATCH the scratch the layer asks for;
+ *   CONVERT milliseconds to copy x from NCHW into the layer's layout and y
+ *          back (libxsmm_dnn_copyin_tensor, _copyout_tensor), best of 5,
+ *          against the forward's own.
  *
  * T(tconvK) names the convolution that layer tconvK transposes.
  *
@@ -118,6 +121,15 @@ static void run(const layer *L, int n) {
                      w[((o * L->c + c) * 3 + r) * 3 + s];
           worst = fmax(worst, fabs(a - y[(((size_t)i * L->k + o) * oh + p) * oh + q]));
         }
+  double conv_in = 1e30, conv_out = 1e30;
+  for (int r = 0; r < 5; r++) {
+    double t0 = now();
+    libxsmm_dnn_copyin_tensor(t[0], x, LIBXSMM_DNN_TENSOR_FORMAT_NCHW);
+    conv_in = fmin(conv_in, now() - t0);
+    t0 = now();
+    libxsmm_dnn_copyout_tensor(t[2], y, LIBXSMM_DNN_TENSOR_FORMAT_NCHW);
+    conv_out = fmin(conv_out, now() - t0);
+  }
   const double flops = 2.0 * n * L->k * oh * oh * L->c * 9;
   static const char *names[3] = {"fwd", "bwd-data", "bwd-weight"};
   static const libxsmm_dnn_compute_kind kinds[3] = {
@@ -134,7 +146,9 @@ static void run(const layer *L, int n) {
     }
     printf("%-10s %-10s SPEED %6.1f GFLOP/s  ALLOC %ld  SCRATCH %.1f MiB%s", L->name, names[k],
            flops / best * 1e-9, per_call, (double)scratch / 1048576.0, k == 0 ? "" : "\n");
-    if (k == 0) printf("  CHECK %.2g\n", worst);
+    if (k == 0)
+      printf("  CHECK %.2g  CONVERT x %.3f ms, y %.3f ms (the forward %.3f ms)\n", worst,
+             conv_in * 1e3, conv_out * 1e3, best * 1e3);
   }
   free(x), free(w), free(y);
   libxsmm_dnn_release_scratch(h, LIBXSMM_DNN_COMPUTE_KIND_ALL);
