@@ -7,7 +7,9 @@
 #            thread counts; a batch smaller than the ranks is refused
 #   resume   a run checkpointed on 3 ranks continues on 1, and one on 1 on 2,
 #            ending with the weights of a run that never stopped (1e-5)
-#   sample   1, 2 and 3 ranks write byte-identical .npy files
+#   sample   1, 2 and 3 ranks write byte-identical .npy files, with every
+#            sampler and with --class all; the ODE's evaluations are counted
+#            over all of them
 #   failure  a rank whose data cannot be loaded ends the job at once with a
 #            message naming it, before anything is written; a rank killed
 #            (SIGKILL) mid-run ends the job (no hang) and the last checkpoint
@@ -118,6 +120,22 @@ sample)
     cmp p1.npy p3.npy || fail "3 ranks sample other bits with --sampler $smp"
     echo "  --sampler ${smp%% *} on 3 ranks: the bytes of 1"
   done
+  # The ODE's count of score evaluations: every rank's chunks, as on one.
+  o=(sample --model m/model.safetensors --n 1300 --seed 4 --sampler ode --rtol 1e-3 --atol 1e-3)
+  c1=$(OMP_NUM_THREADS=2 "$sk" "${o[@]}" --out o1.npy | grep "^ODE solved")
+  c3=$(OMP_NUM_THREADS=1 mpirun 3 "$sk" "${o[@]}" --out o3.npy | grep "^ODE solved")
+  [ -n "$c1" ] && [ "$c1" = "$c3" ] || fail "3 ranks count the ODE's evaluations otherwise: '$c3' against '$c1'"
+  echo "  ODE on 3 ranks: $c3"
+  # --class all: each class's chunks split over the ranks (8 classes of 700:
+  # chunks of 512 and 188).
+  OMP_NUM_THREADS=2 "$sk" "${train[@]}" --conditional --steps 30 --out c >/dev/null
+  a=(sample --model c/model.safetensors --class all --guidance 2 --n 700 --steps-per-level 2 --seed 5)
+  OMP_NUM_THREADS=2 "$sk" "${a[@]}" --out a1.npy >/dev/null
+  for n in 2 3; do
+    OMP_NUM_THREADS=1 mpirun $n "$sk" "${a[@]}" --out a$n.npy >/dev/null
+    cmp a1.npy a$n.npy || fail "$n ranks sample other bits with --class all"
+  done
+  echo "  --class all on 2 and 3 ranks: the bytes of 1"
   ;;
 failure)
   # Rank 1 cannot load its data: the job ends, naming rank 1 and the file.

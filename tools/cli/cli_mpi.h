@@ -33,6 +33,8 @@ int cli_mpi_end(int rc);
 int cli_mpi_share(int batch, sk_train_share *share, const sk_train_share **out);
 /* The largest v over the ranks (every rank must call it). */
 int cli_mpi_max(int v);
+/* v[0..n) summed over the ranks, on every rank (every rank must call it). */
+void cli_mpi_sum(int64_t *v, int n);
 /* sk_trainer_save by rank 0 only; every rank returns once the checkpoint
  * is complete (so none ends the job in the middle of it), with rank 0's
  * failure as its own. */
@@ -70,6 +72,7 @@ static inline int cli_mpi_share(int batch, sk_train_share *share, const sk_train
   return 1;
 }
 static inline int cli_mpi_max(int v) { return v; }
+static inline void cli_mpi_sum(int64_t *v, int n) { (void)v, (void)n; }
 static inline sk_status cli_mpi_save(sk_trainer *t, const char *dir, const sk_model_info *info) {
   return sk_trainer_save(t, dir, info);
 }

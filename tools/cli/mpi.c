@@ -173,6 +173,15 @@ int cli_mpi_max(int v) {
   return all;
 }
 
+void cli_mpi_sum(int64_t *v, int n) {
+  if (size == 1) return;
+  const int e = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  if (e != MPI_SUCCESS) {
+    cli_fail("MPI: a sum over the ranks failed: %s", mpi_error(e));
+    cli_mpi_end(1);
+  }
+}
+
 sk_status cli_mpi_save(sk_trainer *t, const char *dir, const sk_model_info *info) {
   const sk_status st = rank == 0 ? sk_trainer_save(t, dir, info) : SK_OK;
   /* Every rank waits for the checkpoint and learns whether it was written. */

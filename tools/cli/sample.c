@@ -68,8 +68,8 @@ static const char usage[] =
     "                        by classifier-free guidance s(x, σ, ∅) + w (s(x, σ, Y) −\n"
     "                        s(x, σ, ∅)) (without --class such a model samples s(x, σ, ∅));\n"
     "                        all: --n samples of every class (the classifier's with\n"
-    "                        --classifier), class by class (one process only; --grid\n"
-    "                        then shows a row a class)\n"
+    "                        --classifier), class by class (--grid then shows a row\n"
+    "                        a class)\n"
     "  --guidance W          the guidance weight w (default 1: Bayes' rule, or the\n"
     "                        conditional model; 0 unconditional; > 1 sharpens)\n"
     "\n"
@@ -224,10 +224,6 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("--class %lld: %s is conditional on classes 0..%d", o.cls, o.model, mc->classes - 1);
     goto done;
   }
-  if (every && cli_mpi_size() > 1) {
-    cli_fail("--class all: runs in one process only (under MPI, run --class Y for each class)");
-    goto done;
-  }
   /* --class all: --n samples of each class, class after class. */
   const long long per_class = o.n;
   if (every && o.n > 100000000 / K) {
@@ -357,11 +353,16 @@ int cmd_sample(int argc, char **argv) {
         os.evals += ks.evals;
         os.steps += ks.steps;
         os.rejected += ks.rejected;
-        /* This process's chunks (all of them without MPI). */
-        chunks += SK_CLI_MAX(1, (count + sk_score_fn_rows(f) - 1) / sk_score_fn_rows(f));
+        /* This rank's chunks (all of them without MPI). */
+        chunks += (count + sk_score_fn_rows(f) - 1) / sk_score_fn_rows(f);
       }
     }
     cli_progress_end(&prog);
+  }
+  if (sampler == CLI_ODE) { /* every rank's chunks (all of them without MPI) */
+    int64_t sums[4] = {os.evals, os.steps, os.rejected, chunks};
+    cli_mpi_sum(sums, 4);
+    os.evals = sums[0], os.steps = sums[1], os.rejected = sums[2], chunks = sums[3];
   }
   if (st == SK_OK && sampler == CLI_ODE)
     printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
@@ -371,9 +372,13 @@ int cmd_sample(int argc, char **argv) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
+  /* Rank 0 gathers each class's rows, split over the ranks as sampled. */
+  for (int k = 0; k < K; k++)
+    if (!cli_mpi_gather_rows(x + (size_t)k * (size_t)per_class * (size_t)mc->dim, per_class,
+                             mc->dim, rows))
+      goto done;
   /* Back into the data's range and shape: the model saw pixels divided by
    * data_scale, flattened. */
-  if (!cli_mpi_gather_rows(x, o.n, mc->dim, rows)) goto done;
   if (cli_mpi_rank() > 0) {
     rc = 0;
     goto done;
