@@ -9,7 +9,7 @@
 #            ending with the weights of a run that never stopped (1e-5)
 #   sample   1, 2 and 3 ranks write byte-identical .npy files, with every
 #            sampler and with --class all; the ODE's evaluations are counted
-#            over all of them
+#            over all of them; likelihood reports the same on 1, 2 and 3
 #   failure  a rank whose data cannot be loaded ends the job at once with a
 #            message naming it, before anything is written; a rank killed
 #            (SIGKILL) mid-run ends the job (no hang) and the last checkpoint
@@ -136,6 +136,15 @@ sample)
     cmp a1.npy a$n.npy || fail "$n ranks sample other bits with --class all"
   done
   echo "  --class all on 2 and 3 ranks: the bytes of 1"
+  # likelihood: each rank a share of the chunks (1300 points: 512, 512,
+  # 276), rank 0 reports what one process does, evaluations included.
+  l=(likelihood --model m/model.safetensors --data mog8 --n 1300 --probes 2 --rtol 1e-3 --atol 1e-3 --json)
+  j1=$(OMP_NUM_THREADS=2 "$sk" "${l[@]}")
+  for n in 2 3; do
+    jn=$(OMP_NUM_THREADS=1 mpirun $n "$sk" "${l[@]}")
+    [ -n "$j1" ] && [ "$j1" = "$jn" ] || fail "likelihood on $n ranks: '$jn' against '$j1'"
+  done
+  echo "  likelihood on 2 and 3 ranks: $j1"
   ;;
 failure)
   # Rank 1 cannot load its data: the job ends, naming rank 1 and the file.

@@ -413,8 +413,43 @@ TEST(langevin_rows_are_those_of_the_whole_run) {
   sk_model_free(m);
 }
 
+/* The likelihood (Hutchinson's trace, its probes from r) on rows [first,
+ * first + count) of n: the bits of those rows of one run on all n, r where
+ * that run leaves it, and the parts' evaluations adding up to the run's. */
+TEST(likelihood_rows_are_those_of_the_whole_run) {
+  const objective_case *c = &cases[2];
+  sk_model *m = new_model(c);
+  sk_score_fn *f = NULL;
+  CHECK_OK(sk_score_fn_model(m, 16, &f));
+  enum { N = 50 }; /* chunks of 16: 16, 16, 16, 2 */
+  const sk_likelihood_config lc = {{ladder[0], ladder[2], 1e-3, 1e-3, 0, NULL}, 2};
+  float x[N * 2];
+  double whole[N], part[N];
+  sk_rng r0 = sk_rng_make(9, 1);
+  sk_rng_normal(&r0, x, N * 2);
+  sk_rng rw = r0;
+  sk_ode_stats sw, sp, sum = {0, 0, 0};
+  CHECK_OK(sk_likelihood(f, &lc, &rw, x, N, whole, &sw));
+  static const int64_t ranges[4][2] = {{0, 16}, {16, 32}, {48, 2}, {50, 0}};
+  for (int i = 0; i < 4; i++) {
+    sk_rng rp = r0;
+    const int64_t a = ranges[i][0], n = ranges[i][1];
+    CHECK_OK(sk_likelihood_rows(f, &lc, &rp, x + a * 2, N, a, n, part + a, &sp));
+    CHECK(rp.offset == rw.offset);
+    sum.evals += sp.evals, sum.steps += sp.steps, sum.rejected += sp.rejected;
+  }
+  CHECK(memcmp(whole, part, sizeof whole) == 0);
+  CHECK(sum.evals == sw.evals && sum.steps == sw.steps && sum.rejected == sw.rejected);
+  sk_rng rp = r0;
+  CHECK(sk_likelihood_rows(f, &lc, &rp, x, N, 8, 8, part, NULL) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "not whole chunks of 16"));
+  sk_score_fn_free(f);
+  sk_model_free(m);
+}
+
 TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer),
           TEST_ENTRY(langevin_rows_are_those_of_the_whole_run),
+          TEST_ENTRY(likelihood_rows_are_those_of_the_whole_run),
           TEST_ENTRY(shares_take_the_whole_batch_steps),
           TEST_ENTRY(unet_shares_take_the_whole_batch_steps),
           TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused))

@@ -177,6 +177,13 @@ typedef struct sk_likelihood_config {
  * chunk). The same bits for any number of threads. stats may be NULL. */
 SK_API sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
                                const float *x, int64_t n, double *logp, sk_ode_stats *stats);
+/* Rows [first, first + count) of sk_likelihood on n rows (whole chunks of
+ * sk_score_fn_rows(f), or up to n), with the bits they get there: x and
+ * logp hold those rows only, and r advances as the whole run leaves it.
+ * stats count those rows' chunks. For a share of the work per process. */
+SK_API sk_status sk_likelihood_rows(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
+                                    const float *x, int64_t n, int64_t first, int64_t count,
+                                    double *logp, sk_ode_stats *stats);
 
 /* ---- class-conditional models and inpainting ---- */
 

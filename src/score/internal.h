@@ -80,14 +80,12 @@ typedef struct sk__chunk_plan {
   const float *mask;         /* (n, d), 1 where x is known (inpainting), or NULL */
 } sk__chunk_plan;
 
-/* Runs p->fn on every chunk of the n rows of x (in place) or xin (read-only,
- * x NULL), with per-row outputs out (n) when not NULL; advances r past every
- * chunk's draws; adds the chunks' stats into *stats when not NULL. */
-sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
-                         const float *xin, double *out, int64_t n, sk_ode_stats *stats);
-/* The same for rows [first, first + count) of the n-row run only (whole
- * chunks, or up to n), with the bits those rows get in the whole run: x, xin
- * and out hold those rows alone. r advances as the whole run leaves it. */
+/* Runs p->fn on the chunks of rows [first, first + count) of an n-row run
+ * (whole chunks, or up to n; [0, n) for all of it) of x (in place) or xin
+ * (read-only, x NULL), with per-row outputs out when not NULL, with the bits
+ * those rows get in the whole run: x, xin and out hold those rows alone. r
+ * advances past every chunk's draws of the whole run; the chunks' stats are
+ * added into *stats when not NULL. */
 sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
                               const float *xin, double *out, int64_t n, int64_t first,
                               int64_t count, sk_ode_stats *stats);

@@ -294,6 +294,12 @@ static sk_status lik_chunk(sk__chunk *c) {
 
 sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
                         const float *x, int64_t n, double *logp, sk_ode_stats *stats) {
+  return sk_likelihood_rows(f, cfg, r, x, n, 0, n, logp, stats);
+}
+
+sk_status sk_likelihood_rows(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
+                             const float *x, int64_t n, int64_t first, int64_t count, double *logp,
+                             sk_ode_stats *stats) {
   sk_status st = check_ode("likelihood", &cfg->ode);
   if (st != SK_OK) return st;
   if (cfg->probes < 0 || cfg->probes > 4096)
@@ -305,5 +311,5 @@ sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng 
   const size_t bytes = (10 * rm + rows) * sizeof(double) + (2 + (size_t)cfg->probes) * rows * d * sizeof(float);
   const sk__chunk_plan p = {"likelihood", lik_chunk, cfg, bytes, (uint64_t)cfg->probes, 1000,
                             cfg->ode.hooks, NULL};
-  return sk__run_chunks(f, &p, r, NULL, x, logp, n, stats);
+  return sk__run_chunk_range(f, &p, r, NULL, x, logp, n, first, count, stats);
 }

@@ -41,11 +41,6 @@ sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_m
   return SK_OK;
 }
 
-sk_status sk__run_chunks(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
-                         const float *xin, double *out, int64_t n, sk_ode_stats *stats) {
-  return sk__run_chunk_range(f, p, r, x, xin, out, n, 0, n, stats);
-}
-
 sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
                               const float *xin, double *out, int64_t n, int64_t first,
                               int64_t count, sk_ode_stats *stats) {

@@ -1,4 +1,4 @@
-/* Data-parallel `scorekit train` and `scorekit sample` over MPI (tools/cli/mpi.c,
+/* Data-parallel `scorekit train`, `sample` and `likelihood` over MPI (tools/cli/mpi.c,
  * built when CMake finds MPI: SK_WITH_MPI). libscorekit knows nothing of MPI:
  * the trainer takes a share of each batch and a reduction callback
  * (sk_trainer_new_share), the sampler a range of chunks (sk_langevin_rows).
@@ -46,6 +46,8 @@ void cli_mpi_rows(int64_t n, int64_t chunk, int64_t *first, int64_t *count);
  * place: rank 0 receives every other rank's into x, the others send theirs.
  * 0 after a message on failure. */
 int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk);
+/* The same for one double a row (v (n)). */
+int cli_mpi_gather_values(double *v, int64_t n, int64_t chunk);
 #else
 /* Started as one of several processes by a launcher, this build would run
  * the whole job in each of them: refused. */
@@ -83,6 +85,10 @@ static inline void cli_mpi_rows(int64_t n, int64_t chunk, int64_t *first, int64_
 }
 static inline int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk) {
   (void)x, (void)n, (void)d, (void)chunk;
+  return 1;
+}
+static inline int cli_mpi_gather_values(double *v, int64_t n, int64_t chunk) {
+  (void)v, (void)n, (void)chunk;
   return 1;
 }
 #endif

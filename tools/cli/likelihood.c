@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_mpi.h"
 
 /* Rows per chunk: points, and images (a U-Net's gradient graph is larger). */
 #define LIK_ROWS 512
@@ -33,7 +34,10 @@ static const char usage[] =
     "                    (the default up to 16 dimensions)\n"
     "  --rtol R, --atol A  the ODE's tolerances (default 1e-5 each)\n"
     "  --seed S          data draws, probes and dequantisation noise (default 0)\n"
-    "  --json            one JSON object instead of text\n";
+    "  --json            one JSON object instead of text\n"
+    "\n"
+    "Under mpirun or srun each rank takes a share of the chunks of points; rank 0\n"
+    "reports what one process would (docs/MPI.md).\n";
 
 typedef struct lik_opts {
   const char *model, *data;
@@ -178,14 +182,26 @@ int cmd_likelihood(int argc, char **argv) {
     fflush(stdout);
   }
   cli_progress prog;
-  const sk_sample_hooks hooks = {cli_progress_update, &prog, 0, NULL};
+  const sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog, 0, NULL};
   sk_likelihood_config lc = {{smax, smin, o.rtol, o.atol, 0, &hooks}, probes};
   sk_ode_stats os;
+  /* Under MPI each rank takes whole chunks, with their bits; rank 0
+   * gathers the log-likelihoods and reports. */
+  int64_t first, count;
+  cli_mpi_rows(n, rows, &first, &count);
   cli_progress_start(&prog, "likelihood", "thousandths of the σ range");
-  sk_status st = sk_likelihood(fn, &lc, &r, x, n, logp, &os);
+  sk_status st = sk_likelihood_rows(fn, &lc, &r, x + first * d, n, first, count, logp + first, &os);
   cli_progress_end(&prog);
+  int64_t sums[3] = {os.evals, os.steps, os.rejected};
+  cli_mpi_sum(sums, 3); /* every rank's, after all of them are done */
+  os.evals = sums[0], os.steps = sums[1], os.rejected = sums[2];
   if (st != SK_OK) {
     cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  if (!cli_mpi_gather_values(logp, n, rows)) goto done;
+  if (cli_mpi_rank() > 0) {
+    rc = 0;
     goto done;
   }
   /* Bits per dimension of the pixels' density: log p(pixel + u) = log p(x)

@@ -204,26 +204,36 @@ void cli_mpi_rows(int64_t n, int64_t chunk, int64_t *first, int64_t *count) {
   rows_of(rank, n, chunk, first, count);
 }
 
-int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk) {
+/* Rows of d values of `bytes` each (MPI type `type`) gathered as
+ * cli_mpi_gather_rows says. */
+static int gather(void *x, int64_t n, int d, int64_t chunk, MPI_Datatype type, size_t bytes) {
   if (size == 1) return 1;
-  /* Point to point, rank by rank, in messages of at most 2^30 floats. */
+  /* Point to point, rank by rank, in messages of at most 2^30 values. */
   const int64_t piece = INT64_C(1) << 30;
   for (int k = 1; k < size; k++) {
     if (rank != 0 && rank != k) continue;
     int64_t first, count;
     rows_of(k, n, chunk, &first, &count);
-    float *at = x + first * d;
+    char *at = (char *)x + (size_t)(first * d) * bytes;
     for (int64_t done = 0, all = count * d; done < all; done += piece) {
       const int len = (int)MIN(piece, all - done);
-      const int e = rank == 0 ? MPI_Recv(at + done, len, MPI_FLOAT, k, 0, MPI_COMM_WORLD,
-                                         MPI_STATUS_IGNORE)
-                              : MPI_Send(at + done, len, MPI_FLOAT, 0, 0, MPI_COMM_WORLD);
+      char *from = at + (size_t)done * bytes;
+      const int e = rank == 0 ? MPI_Recv(from, len, type, k, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE)
+                              : MPI_Send(from, len, type, 0, 0, MPI_COMM_WORLD);
       if (e != MPI_SUCCESS)
-        return !cli_fail("MPI: %s rank %d's samples failed: %s",
-                         rank == 0 ? "receiving" : "sending", k, mpi_error(e));
+        return !cli_fail("MPI: %s rank %d's rows failed: %s", rank == 0 ? "receiving" : "sending",
+                         k, mpi_error(e));
     }
   }
   return 1;
+}
+
+int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk) {
+  return gather(x, n, d, chunk, MPI_FLOAT, sizeof *x);
+}
+
+int cli_mpi_gather_values(double *v, int64_t n, int64_t chunk) {
+  return gather(v, n, 1, chunk, MPI_DOUBLE, sizeof *v);
 }
 
 /* ---- the end ---- */
