@@ -9,7 +9,8 @@
 #            ending with the weights of a run that never stopped (1e-5)
 #   sample   1, 2 and 3 ranks write byte-identical .npy files, with every
 #            sampler and with --class all; the ODE's evaluations are counted
-#            over all of them; likelihood reports the same on 1, 2 and 3
+#            over all of them; likelihood reports the same on 1, 2 and 3,
+#            and inpaint writes the same bytes
 #   failure  a rank whose data cannot be loaded ends the job at once with a
 #            message naming it, before anything is written; a rank killed
 #            (SIGKILL) mid-run ends the job (no hang) and the last checkpoint
@@ -145,6 +146,16 @@ sample)
     [ -n "$j1" ] && [ "$j1" = "$jn" ] || fail "likelihood on $n ranks: '$jn' against '$j1'"
   done
   echo "  likelihood on 2 and 3 ranks: $j1"
+  # inpaint: each rank a share of the rows' chunks, rank 0 writes.
+  OMP_NUM_THREADS=2 "$sk" sample --model m/model.safetensors --n 1300 --steps-per-level 2 \
+    --seed 6 --out known.npy >/dev/null
+  i=(inpaint --model m/model.safetensors --input known.npy --mask-kind random:0.5 --seed 7 --steps 20)
+  OMP_NUM_THREADS=2 "$sk" "${i[@]}" --out i1.npy >/dev/null
+  for n in 2 3; do
+    OMP_NUM_THREADS=1 mpirun $n "$sk" "${i[@]}" --out i$n.npy >/dev/null
+    cmp i1.npy i$n.npy || fail "inpaint on $n ranks writes other bits"
+  done
+  echo "  inpaint on 2 and 3 ranks: the bytes of 1"
   ;;
 failure)
   # Rank 1 cannot load its data: the job ends, naming rank 1 and the file.

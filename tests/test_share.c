@@ -447,9 +447,48 @@ TEST(likelihood_rows_are_those_of_the_whole_run) {
   sk_model_free(m);
 }
 
+/* Inpainting (Langevin, half of each row known) on rows [first, first +
+ * count) of n: the bits of those rows of one run on all n, and r where that
+ * run leaves it; a row out of range refused, a bad mask named by its row in
+ * the run. */
+TEST(inpaint_rows_are_those_of_the_whole_run) {
+  const objective_case *c = &cases[2];
+  sk_model *m = new_model(c);
+  sk_score_fn *f = NULL;
+  CHECK_OK(sk_score_fn_model(m, 16, &f));
+  enum { N = 50 }; /* chunks of 16: 16, 16, 16, 2 */
+  sk_inpaint_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.sampler = SK_INPAINT_LANGEVIN;
+  ic.langevin = (sk_langevin_config){3, ladder, 4, 0.01f, 1, NULL};
+  float whole[N * 2], part[N * 2], mask[N * 2];
+  sk_rng r0 = sk_rng_make(10, 1);
+  sk_rng_normal(&r0, whole, N * 2);
+  for (int i = 0; i < N * 2; i++) mask[i] = (float)(i % 2);
+  memcpy(part, whole, sizeof whole);
+  sk_rng rw = r0;
+  CHECK_OK(sk_inpaint(f, &ic, &rw, whole, mask, N));
+  static const int64_t ranges[3][2] = {{0, 32}, {32, 16}, {48, 2}};
+  for (int i = 0; i < 3; i++) {
+    sk_rng rp = r0;
+    const int64_t a = ranges[i][0], n = ranges[i][1];
+    CHECK_OK(sk_inpaint_rows(f, &ic, &rp, part + a * 2, mask + a * 2, N, a, n));
+    CHECK(rp.offset == rw.offset);
+  }
+  CHECK(memcmp(whole, part, sizeof whole) == 0);
+  sk_rng rp = r0;
+  CHECK(sk_inpaint_rows(f, &ic, &rp, part, mask, N, 40, 16) == SK_ERR_INVALID);
+  mask[33 * 2] = 0.5f;
+  CHECK(sk_inpaint_rows(f, &ic, &rp, part + 32 * 2, mask + 32 * 2, N, 32, 16) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "mask row 33 column 0"));
+  sk_score_fn_free(f);
+  sk_model_free(m);
+}
+
 TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer),
           TEST_ENTRY(langevin_rows_are_those_of_the_whole_run),
           TEST_ENTRY(likelihood_rows_are_those_of_the_whole_run),
+          TEST_ENTRY(inpaint_rows_are_those_of_the_whole_run),
           TEST_ENTRY(shares_take_the_whole_batch_steps),
           TEST_ENTRY(unet_shares_take_the_whole_batch_steps),
           TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused))

@@ -224,6 +224,12 @@ typedef struct sk_inpaint_config {
  * SK_ERR_NUMERIC for a non-finite input or a diverging sample (named). */
 SK_API sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                             const float *mask, int64_t n);
+/* Rows [first, first + count) of sk_inpaint on n rows (whole chunks, or up
+ * to n), with the bits they get there: x and mask hold those rows only, and
+ * r advances as the whole run leaves it. For a share of the work per
+ * process. */
+SK_API sk_status sk_inpaint_rows(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
+                                 const float *mask, int64_t n, int64_t first, int64_t count);
 
 #ifdef __cplusplus
 }

@@ -8,28 +8,38 @@
 #include "score/internal.h"
 #include "scorekit/sample.h"
 
-static sk_status check_inputs(const float *x, const float *mask, int64_t n, int d) {
+/* Rows [first, first + n) of a run, which x and mask hold. */
+static sk_status check_inputs(const float *x, const float *mask, int64_t first, int64_t n, int d) {
   for (int64_t i = 0; i < n; i++)
     for (int j = 0; j < d; j++) {
       const float m = mask[i * d + j], v = x[i * d + j];
       if (m != 0 && m != 1)
         return sk__fail(SK_ERR_INVALID, "inpaint: mask row %lld column %d is %g, not 0 or 1",
-                        (long long)i, j, m);
+                        (long long)(first + i), j, m);
       if (!isfinite(v))
-        return sk__fail(SK_ERR_NUMERIC, "inpaint: input row %lld column %d is %g", (long long)i,
-                        j, v);
+        return sk__fail(SK_ERR_NUMERIC, "inpaint: input row %lld column %d is %g",
+                        (long long)(first + i), j, v);
     }
   return SK_OK;
 }
 
 sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                      const float *mask, int64_t n) {
+  return sk_inpaint_rows(f, cfg, r, x, mask, n, 0, n < 0 ? 0 : n);
+}
+
+sk_status sk_inpaint_rows(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
+                          const float *mask, int64_t n, int64_t first, int64_t count) {
   if (n < 0) return sk__fail(SK_ERR_INVALID, "inpaint: n is %lld", (long long)n);
   if (cfg->sampler != SK_INPAINT_PC && cfg->sampler != SK_INPAINT_LANGEVIN)
     return sk__fail(SK_ERR_INVALID, "inpaint: unknown sampler %d (SK_INPAINT_PC or "
                                     "SK_INPAINT_LANGEVIN)", (int)cfg->sampler);
-  sk_status st = check_inputs(x, mask, n, sk_score_fn_dim(f));
+  if (first < 0 || count < 0 || first > n - count)
+    return sk__fail(SK_ERR_INVALID, "inpaint: rows [%lld, %lld) of %lld", (long long)first,
+                    (long long)(first + count), (long long)n);
+  sk_status st = check_inputs(x, mask, first, count, sk_score_fn_dim(f));
   if (st != SK_OK) return st;
-  return cfg->sampler == SK_INPAINT_PC ? sk__pc_rows(f, &cfg->pc, r, x, mask, n, 0, n)
-                                       : sk__langevin_rows(f, &cfg->langevin, r, x, mask, n, 0, n);
+  return cfg->sampler == SK_INPAINT_PC
+             ? sk__pc_rows(f, &cfg->pc, r, x, mask, n, first, count)
+             : sk__langevin_rows(f, &cfg->langevin, r, x, mask, n, first, count);
 }

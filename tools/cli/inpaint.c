@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_mpi.h"
 
 /* Rows per chunk of the sampler, as `sample`. */
 #define INPAINT_ROWS 512
@@ -51,7 +52,10 @@ static const char usage[] =
     "langevin, as scorekit sample's:\n"
     "  --steps-per-level T   steps per noise level (default 100)\n"
     "  --eps E               step size ε (default: NCSNv2's for T and the ladder's ratio)\n"
-    "  --denoise             final Tweedie step on the missing entries\n";
+    "  --denoise             final Tweedie step on the missing entries\n"
+    "\n"
+    "Under mpirun or srun each rank takes a share of the chunks of rows; rank 0\n"
+    "writes what one process would (docs/MPI.md).\n";
 
 typedef struct mask_spec {
   int kind; /* 0 file, 1 half, 2 centre, 3 random */
@@ -272,7 +276,7 @@ int cmd_inpaint(int argc, char **argv) {
   }
   if (cls >= 0) printf("classifier-free guidance: class %lld, weight %g\n", cls, guidance);
   cli_progress prog;
-  const sk_sample_hooks hooks = {cli_progress_update, &prog, 0, NULL};
+  const sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog, 0, NULL};
   const sk_inpaint_config ic = {
       sampler == CLI_PC ? SK_INPAINT_PC : SK_INPAINT_LANGEVIN,
       cli_pc_config(&so, info.image_shape[0] > 0, s1, sL, &hooks),
@@ -287,11 +291,21 @@ int cmd_inpaint(int argc, char **argv) {
     printf("annealed Langevin, %d levels × %d steps, ε = %.3g%s\n", info.n_sigmas,
            ic.langevin.steps_per_level, ic.langevin.eps, ic.langevin.denoise ? ", denoised" : "");
   fflush(stdout);
+  /* Under MPI each rank takes whole chunks, with their bits; rank 0
+   * gathers the rows and writes. */
+  int64_t first, count;
+  cli_mpi_rows(n, rows, &first, &count);
   cli_progress_start(&prog, cli_sampler_name(sampler), "score evaluations");
-  const sk_status st = sk_inpaint(fn, &ic, &r, x, mask, n);
+  const sk_status st = sk_inpaint_rows(fn, &ic, &r, x + (size_t)first * (size_t)d,
+                                       mask + (size_t)first * (size_t)d, n, first, count);
   cli_progress_end(&prog);
   if (st != SK_OK) {
     cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  if (!cli_mpi_gather_rows(x, n, d, rows)) goto done;
+  if (cli_mpi_rank() > 0) {
+    rc = 0;
     goto done;
   }
   /* Back into the data's range; the known entries are X's own values. */

@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
-  /* Started by mpirun or srun: train, sample and likelihood split their work. */
+  /* Started by mpirun or srun: train, sample, likelihood and inpaint split their work. */
   cli_mpi_init(&argc, &argv);
   /* SIGTERM, SIGINT and SIGHUP remove the temporary file of a write in
    * progress, then end the program as the signal would have. */
@@ -39,14 +39,14 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "train")) return cli_mpi_end(cmd_train(argc - 2, argv + 2));
   if (!strcmp(cmd, "sample")) return cli_mpi_end(cmd_sample(argc - 2, argv + 2));
   if (!strcmp(cmd, "likelihood")) return cli_mpi_end(cmd_likelihood(argc - 2, argv + 2));
+  if (!strcmp(cmd, "inpaint")) return cli_mpi_end(cmd_inpaint(argc - 2, argv + 2));
   if (cli_mpi_size() > 1)
-    return cli_mpi_end(cli_fail(
-        "%s runs on one process: only train, sample and likelihood run on several ranks", cmd));
+    return cli_mpi_end(cli_fail("%s runs on one process: only train, sample, likelihood and "
+                                "inpaint run on several ranks", cmd));
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
   if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
 
   if (!strcmp(cmd, "grid")) return cmd_grid(argc - 2, argv + 2);
-  if (!strcmp(cmd, "inpaint")) return cmd_inpaint(argc - 2, argv + 2);
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
   fprintf(stderr, "scorekit: unknown command \"%s\" (see scorekit --help)\n", cmd);
   return 2;
