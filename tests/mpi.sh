@@ -30,6 +30,18 @@ mpirun() { local n=$1; shift; timeout 120 "${mpi_env[@]}" "$mpiexec" -np "$n" --
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# WHAT PREFIX COMMAND...: COMMAND --out PREFIX1.npy on one process (2
+# threads) and on 2 and 3 ranks (1 thread each) writes the same bytes.
+same_on_ranks() {
+  local what=$1 out=$2
+  shift 2
+  OMP_NUM_THREADS=2 "$sk" "$@" --out "${out}1.npy" >/dev/null
+  for n in 2 3; do
+    OMP_NUM_THREADS=1 mpirun $n "$sk" "$@" --out "$out$n.npy" >/dev/null
+    cmp "${out}1.npy" "$out$n.npy" || fail "$what on $n ranks writes other bits"
+  done
+  echo "  $what on 2 and 3 ranks: the bytes of 1"
+}
 
 # The largest difference between two runs' losses (log.csv) and weights
 # (model.safetensors, every tensor), relative to the largest |value|;
@@ -130,13 +142,8 @@ sample)
   # --class all: each class's chunks split over the ranks (8 classes of 700:
   # chunks of 512 and 188).
   OMP_NUM_THREADS=2 "$sk" "${train[@]}" --conditional --steps 30 --out c >/dev/null
-  a=(sample --model c/model.safetensors --class all --guidance 2 --n 700 --steps-per-level 2 --seed 5)
-  OMP_NUM_THREADS=2 "$sk" "${a[@]}" --out a1.npy >/dev/null
-  for n in 2 3; do
-    OMP_NUM_THREADS=1 mpirun $n "$sk" "${a[@]}" --out a$n.npy >/dev/null
-    cmp a1.npy a$n.npy || fail "$n ranks sample other bits with --class all"
-  done
-  echo "  --class all on 2 and 3 ranks: the bytes of 1"
+  same_on_ranks "--class all" a sample --model c/model.safetensors --class all --guidance 2 \
+    --n 700 --steps-per-level 2 --seed 5
   # likelihood: each rank a share of the chunks (1300 points: 512, 512,
   # 276), rank 0 reports what one process does, evaluations included.
   l=(likelihood --model m/model.safetensors --data mog8 --n 1300 --probes 2 --rtol 1e-3 --atol 1e-3 --json)
@@ -149,13 +156,8 @@ sample)
   # inpaint: each rank a share of the rows' chunks, rank 0 writes.
   OMP_NUM_THREADS=2 "$sk" sample --model m/model.safetensors --n 1300 --steps-per-level 2 \
     --seed 6 --out known.npy >/dev/null
-  i=(inpaint --model m/model.safetensors --input known.npy --mask-kind random:0.5 --seed 7 --steps 20)
-  OMP_NUM_THREADS=2 "$sk" "${i[@]}" --out i1.npy >/dev/null
-  for n in 2 3; do
-    OMP_NUM_THREADS=1 mpirun $n "$sk" "${i[@]}" --out i$n.npy >/dev/null
-    cmp i1.npy i$n.npy || fail "inpaint on $n ranks writes other bits"
-  done
-  echo "  inpaint on 2 and 3 ranks: the bytes of 1"
+  same_on_ranks inpaint i inpaint --model m/model.safetensors --input known.npy \
+    --mask-kind random:0.5 --seed 7 --steps 20
   ;;
 failure)
   # Rank 1 cannot load its data: the job ends, naming rank 1 and the file.
