@@ -1,6 +1,7 @@
-/* MPI for `scorekit train` and `scorekit sample` (see cli_mpi.h): who this
- * process is, the gradient sum of data-parallel training, the gathering of
- * sampled rows, and an end of the job that never leaves a rank waiting. */
+/* MPI for `scorekit train`, `sample`, `likelihood` and `inpaint` (see
+ * cli_mpi.h): who this process is, the gradient sum of data-parallel
+ * training, the gathering of each rank's rows, sums of counts, and an end of
+ * the job that never leaves a rank waiting. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli_mpi.h"
 
