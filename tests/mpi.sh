@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scorekit train and sample over MPI, against one process. Usage: mpi.sh
+# scorekit train, sample, likelihood and inpaint over MPI, against one
+# process. Usage: mpi.sh
 # CASE SCOREKIT MPIEXEC. CASE is one of
 #   train    100 steps on 2 and on 3 ranks give the loss curve and weights of
 #            1 rank to float rounding (1e-5 relative to the largest value);
@@ -7,10 +8,10 @@
 #            thread counts; a batch smaller than the ranks is refused
 #   resume   a run checkpointed on 3 ranks continues on 1, and one on 1 on 2,
 #            ending with the weights of a run that never stopped (1e-5)
-#   sample   1, 2 and 3 ranks write byte-identical .npy files, with every
-#            sampler and with --class all; the ODE's evaluations are counted
-#            over all of them; likelihood reports the same on 1, 2 and 3,
-#            and inpaint writes the same bytes
+#   sample   1, 2 and 3 ranks write byte-identical .npy files (a trajectory
+#            too), with every sampler and with --class all; the ODE's
+#            evaluations are counted over all of them; likelihood reports
+#            the same on 1, 2 and 3, and inpaint writes the same bytes
 #   failure  a rank whose data cannot be loaded ends the job at once with a
 #            message naming it, before anything is written; a rank killed
 #            (SIGKILL) mid-run ends the job (no hang) and the last checkpoint
@@ -120,10 +121,12 @@ sample)
     cmp one.npy r$n.npy || fail "$n ranks sample other bits"
     echo "  sample on $n ranks: the bytes of 1"
   done
-  # One chunk of 100 on 3 ranks: two of them sample nothing.
-  OMP_NUM_THREADS=2 "$sk" "${s[@]/1300/100}" --out small1.npy >/dev/null
-  OMP_NUM_THREADS=1 mpirun 3 "$sk" "${s[@]/1300/100}" --out small3.npy >/dev/null
+  # One chunk of 100 on 3 ranks: two of them sample nothing; rank 0, which
+  # writes the trajectory, samples the chunk it follows.
+  OMP_NUM_THREADS=2 "$sk" "${s[@]/1300/100}" --trajectory t1.npy --out small1.npy >/dev/null
+  OMP_NUM_THREADS=1 mpirun 3 "$sk" "${s[@]/1300/100}" --trajectory t3.npy --out small3.npy >/dev/null
   cmp small1.npy small3.npy || fail "3 ranks sample other bits of one chunk"
+  cmp t1.npy t3.npy || fail "3 ranks write another trajectory"
   # The predictor-corrector and ODE samplers split the same way.
   for smp in "pc --steps 4" "ode --rtol 1e-3 --atol 1e-3"; do
     read -r -a extra <<< "--sampler $smp"

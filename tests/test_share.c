@@ -478,6 +478,8 @@ TEST(inpaint_rows_are_those_of_the_whole_run) {
   CHECK(memcmp(whole, part, sizeof whole) == 0);
   sk_rng rp = r0;
   CHECK(sk_inpaint_rows(f, &ic, &rp, part, mask, N, 40, 16) == SK_ERR_INVALID);
+  CHECK(sk_inpaint_rows(f, &ic, &rp, part, mask, N, 8, 16) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "not whole chunks of 16"));
   mask[33 * 2] = 0.5f;
   CHECK(sk_inpaint_rows(f, &ic, &rp, part + 32 * 2, mask + 32 * 2, N, 32, 16) == SK_ERR_INVALID);
   CHECK(strstr(sk_last_error(), "mask row 33 column 0"));

@@ -178,9 +178,11 @@ typedef struct sk_likelihood_config {
 SK_API sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
                                const float *x, int64_t n, double *logp, sk_ode_stats *stats);
 /* Rows [first, first + count) of sk_likelihood on n rows (whole chunks of
- * sk_score_fn_rows(f), or up to n), with the bits they get there: x and
- * logp hold those rows only, and r advances as the whole run leaves it.
- * stats count those rows' chunks. For a share of the work per process. */
+ * sk_score_fn_rows(f), or up to n; count 0 allowed), with the bits they get
+ * there: x and logp hold those rows only, r advances (on success) as the
+ * whole run leaves it, and errors name rows by their place in the run.
+ * stats count those rows' chunks. For a share of the work per process;
+ * SK_ERR_INVALID for a range that is not whole chunks. */
 SK_API sk_status sk_likelihood_rows(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
                                     const float *x, int64_t n, int64_t first, int64_t count,
                                     double *logp, sk_ode_stats *stats);
@@ -224,10 +226,12 @@ typedef struct sk_inpaint_config {
  * SK_ERR_NUMERIC for a non-finite input or a diverging sample (named). */
 SK_API sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                             const float *mask, int64_t n);
-/* Rows [first, first + count) of sk_inpaint on n rows (whole chunks, or up
- * to n), with the bits they get there: x and mask hold those rows only, and
- * r advances as the whole run leaves it. For a share of the work per
- * process. */
+/* Rows [first, first + count) of sk_inpaint on n rows (whole chunks of
+ * sk_score_fn_rows(f), or up to n; count 0 allowed), with the bits they get
+ * there: x and mask hold those rows only, r advances (on success) as the
+ * whole run leaves it, and errors name rows by their place in the run. For a
+ * share of the work per process; SK_ERR_INVALID for a range that is not
+ * whole chunks. */
 SK_API sk_status sk_inpaint_rows(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                                  const float *mask, int64_t n, int64_t first, int64_t count);
 

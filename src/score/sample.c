@@ -44,7 +44,7 @@ sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_m
 sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
                               const float *xin, double *out, int64_t n, int64_t first,
                               int64_t count, sk_ode_stats *stats) {
-  if (n <= 0) return SK_OK;
+  if (n < 0) return sk__fail(SK_ERR_INVALID, "%s: n is %lld", p->what, (long long)n);
   const int d = sk_score_fn_dim(f);
   const int64_t rows = sk_score_fn_rows(f), n_chunks = (n + rows - 1) / rows;
   if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
@@ -52,6 +52,7 @@ sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r
     return sk__fail(SK_ERR_INVALID, "%s: rows [%lld, %lld) of %lld are not whole chunks of %lld",
                     p->what, (long long)first, (long long)(first + count), (long long)n,
                     (long long)rows);
+  if (n == 0) return SK_OK;
   /* This call's chunks: [c0, c1) of the whole run's; x, xin and out hold
    * their rows only. */
   const int64_t c0 = (first + rows - 1) / rows, c1 = (first + count + rows - 1) / rows;

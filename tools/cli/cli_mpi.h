@@ -1,7 +1,8 @@
-/* Data-parallel `scorekit train`, `sample` and `likelihood` over MPI (tools/cli/mpi.c,
- * built when CMake finds MPI: SK_WITH_MPI). libscorekit knows nothing of MPI:
- * the trainer takes a share of each batch and a reduction callback
- * (sk_trainer_new_share), the sampler a range of chunks (sk_langevin_rows).
+/* Data-parallel `scorekit train`, `sample`, `likelihood` and `inpaint` over
+ * MPI (tools/cli/mpi.c, built when CMake finds MPI: SK_WITH_MPI). libscorekit
+ * knows nothing of MPI: the trainer takes a share of each batch and a
+ * reduction callback (sk_trainer_new_share), the samplers, the likelihood and
+ * inpainting a range of chunks (sk_langevin_rows, sk_likelihood_rows, ...).
  * Without MPI, or when the program was not started by an MPI launcher, this
  * is one process of rank 0 and every call below is trivial. */
 #ifndef SK_CLI_CLI_MPI_H

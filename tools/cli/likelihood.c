@@ -184,7 +184,7 @@ int cmd_likelihood(int argc, char **argv) {
   cli_progress prog;
   const sk_sample_hooks hooks = {cli_mpi_rank() == 0 ? cli_progress_update : NULL, &prog, 0, NULL};
   sk_likelihood_config lc = {{smax, smin, o.rtol, o.atol, 0, &hooks}, probes};
-  sk_ode_stats os;
+  sk_ode_stats os = {0, 0, 0};
   /* Under MPI each rank takes whole chunks, with their bits; rank 0
    * gathers the log-likelihoods and reports. */
   int64_t first, count;
@@ -192,13 +192,13 @@ int cmd_likelihood(int argc, char **argv) {
   cli_progress_start(&prog, "likelihood", "thousandths of the σ range");
   sk_status st = sk_likelihood_rows(fn, &lc, &r, x + first * d, n, first, count, logp + first, &os);
   cli_progress_end(&prog);
-  int64_t sums[3] = {os.evals, os.steps, os.rejected};
-  cli_mpi_sum(sums, 3); /* every rank's, after all of them are done */
-  os.evals = sums[0], os.steps = sums[1], os.rejected = sums[2];
-  if (st != SK_OK) {
+  if (st != SK_OK) { /* at once: the job ends here (cli_mpi_end) */
     cli_fail("%s", sk_last_error());
     goto done;
   }
+  int64_t sums[3] = {os.evals, os.steps, os.rejected};
+  cli_mpi_sum(sums, 3); /* every rank's, after all of them are done */
+  os.evals = sums[0], os.steps = sums[1], os.rejected = sums[2];
   if (!cli_mpi_gather_values(logp, n, rows)) goto done;
   if (cli_mpi_rank() > 0) {
     rc = 0;

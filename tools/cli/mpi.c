@@ -193,10 +193,11 @@ sk_status cli_mpi_save(sk_trainer *t, const char *dir, const sk_model_info *info
 
 /* ---- sampling ---- */
 
-/* Rank k's rows of n: whole chunks, chunks [k·C/R, (k+1)·C/R) of C. */
+/* Rank k's rows of n: whole chunks, chunks [⌈k·C/R⌉, ⌈(k+1)·C/R⌉) of C, so
+ * that rank 0 always has chunk 0 (the one a trajectory follows). */
 static void rows_of(int k, int64_t n, int64_t chunk, int64_t *first, int64_t *count) {
   const int64_t chunks = (n + chunk - 1) / chunk;
-  const int64_t a = chunks * k / size, b = chunks * (k + 1) / size;
+  const int64_t a = (chunks * k + size - 1) / size, b = (chunks * (k + 1) + size - 1) / size;
   *first = MIN(n, a * chunk);
   *count = MIN(n, b * chunk) - *first;
 }

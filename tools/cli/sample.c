@@ -359,19 +359,19 @@ int cmd_sample(int argc, char **argv) {
     }
     cli_progress_end(&prog);
   }
+  if (st != SK_OK) { /* at once: the job ends here (cli_mpi_end) */
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
   if (sampler == CLI_ODE) { /* every rank's chunks (all of them without MPI) */
     int64_t sums[4] = {os.evals, os.steps, os.rejected, chunks};
     cli_mpi_sum(sums, 4);
     os.evals = sums[0], os.steps = sums[1], os.rejected = sums[2], chunks = sums[3];
   }
-  if (st == SK_OK && sampler == CLI_ODE)
+  if (sampler == CLI_ODE)
     printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
            "%lld rejected\n", (long long)os.evals, (long long)chunks, chunks > 1 ? "s" : "",
            (double)os.evals / (double)chunks, (long long)os.steps, (long long)os.rejected);
-  if (st != SK_OK) {
-    cli_fail("%s", sk_last_error());
-    goto done;
-  }
   /* Rank 0 gathers each class's rows, split over the ranks as sampled. */
   for (int k = 0; k < K; k++)
     if (!cli_mpi_gather_rows(x + (size_t)k * (size_t)per_class * (size_t)mc->dim, per_class,
