@@ -147,6 +147,9 @@ sample)
   OMP_NUM_THREADS=2 "$sk" "${train[@]}" --conditional --steps 30 --out c >/dev/null
   same_on_ranks "--class all" a sample --model c/model.safetensors --class all --guidance 2 \
     --n 700 --steps-per-level 2 --seed 5
+  # Classes of one chunk (300): the 8 (class, chunk) pairs split 3, 3, 2.
+  same_on_ranks "--class all, a chunk a class," b sample --model c/model.safetensors --class all \
+    --guidance 2 --n 300 --steps-per-level 2 --seed 5
   # likelihood: each rank a share of the chunks (1300 points: 512, 512,
   # 276), rank 0 reports what one process does, evaluations included.
   l=(likelihood --model m/model.safetensors --data mog8 --n 1300 --probes 2 --rtol 1e-3 --atol 1e-3 --json)

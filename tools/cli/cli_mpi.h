@@ -49,6 +49,14 @@ void cli_mpi_rows(int64_t n, int64_t chunk, int64_t *first, int64_t *count);
 int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk);
 /* The same for one double a row (v (n)). */
 int cli_mpi_gather_values(double *v, int64_t n, int64_t chunk);
+/* A run of `blocks` blocks of n rows each (--class all: a block a class),
+ * each in chunks: the (block, chunk) pairs split over the ranks in order,
+ * so that a block of one chunk still spreads the work. This rank's rows of
+ * block blk ([*first, *first + *count) in it, count 0 for none), and the
+ * gathering of x (blocks·n, d) to rank 0. */
+void cli_mpi_block_rows(int64_t blocks, int64_t n, int64_t chunk, int64_t blk, int64_t *first,
+                        int64_t *count);
+int cli_mpi_gather_blocks(float *x, int64_t blocks, int64_t n, int d, int64_t chunk);
 #else
 /* Started as one of several processes by a launcher, this build would run
  * the whole job in each of them: refused. */
@@ -90,6 +98,17 @@ static inline int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk)
 }
 static inline int cli_mpi_gather_values(double *v, int64_t n, int64_t chunk) {
   (void)v, (void)n, (void)chunk;
+  return 1;
+}
+static inline void cli_mpi_block_rows(int64_t blocks, int64_t n, int64_t chunk, int64_t blk,
+                                      int64_t *first, int64_t *count) {
+  (void)blocks, (void)chunk, (void)blk;
+  *first = 0;
+  *count = n;
+}
+static inline int cli_mpi_gather_blocks(float *x, int64_t blocks, int64_t n, int d,
+                                        int64_t chunk) {
+  (void)x, (void)blocks, (void)n, (void)d, (void)chunk;
   return 1;
 }
 #endif

@@ -193,29 +193,57 @@ sk_status cli_mpi_save(sk_trainer *t, const char *dir, const sk_model_info *info
 
 /* ---- sampling ---- */
 
-/* Rank k's rows of n: whole chunks, chunks [⌈k·C/R⌉, ⌈(k+1)·C/R⌉) of C, so
- * that rank 0 always has chunk 0 (the one a trajectory follows). */
-static void rows_of(int k, int64_t n, int64_t chunk, int64_t *first, int64_t *count) {
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  const int64_t a = (chunks * k + size - 1) / size, b = (chunks * (k + 1) + size - 1) / size;
-  *first = MIN(n, a * chunk);
-  *count = MIN(n, b * chunk) - *first;
+/* A run of `blocks` blocks of n rows (--class all: a block a class), each in
+ * chunks of `chunk` rows, C a block: rank k takes the (block, chunk) pairs
+ * [⌈k·P/R⌉, ⌈(k+1)·P/R⌉) of P = blocks·C, in order, so that rank 0 always
+ * has block 0's chunk 0 (the one a trajectory follows) and every rank a
+ * share of the chunks however few each block has. */
+static void pairs_of(int k, int64_t blocks, int64_t n, int64_t chunk, int64_t *a, int64_t *b) {
+  const int64_t pairs = blocks * ((n + chunk - 1) / chunk);
+  *a = (pairs * k + size - 1) / size;
+  *b = (pairs * (k + 1) + size - 1) / size;
+}
+
+/* Rank k's rows of block `blk`: [*first, *first + *count) in the block, count
+ * 0 (at a chunk's start) where it has none of its chunks. */
+static void rows_of(int k, int64_t blocks, int64_t n, int64_t chunk, int64_t blk, int64_t *first,
+                    int64_t *count) {
+  const int64_t per = (n + chunk - 1) / chunk;
+  int64_t a, b;
+  pairs_of(k, blocks, n, chunk, &a, &b);
+  const int64_t c0 = MIN(per, MAX(0, a - blk * per)), c1 = MIN(per, MAX(0, b - blk * per));
+  *first = MIN(n, c0 * chunk);
+  *count = c1 > c0 ? MIN(n, c1 * chunk) - *first : 0;
+}
+
+/* The row of the whole run where pair p starts (the run's end for P). */
+static int64_t pair_row(int64_t p, int64_t n, int64_t chunk) {
+  const int64_t per = (n + chunk - 1) / chunk;
+  return p / per * n + MIN(n, p % per * chunk);
 }
 
 void cli_mpi_rows(int64_t n, int64_t chunk, int64_t *first, int64_t *count) {
-  rows_of(rank, n, chunk, first, count);
+  rows_of(rank, 1, n, chunk, 0, first, count);
 }
 
-/* Rows of d values of `bytes` each (MPI type `type`) gathered as
- * cli_mpi_gather_rows says. */
-static int gather(void *x, int64_t n, int d, int64_t chunk, MPI_Datatype type, size_t bytes) {
+void cli_mpi_block_rows(int64_t blocks, int64_t n, int64_t chunk, int64_t blk, int64_t *first,
+                        int64_t *count) {
+  rows_of(rank, blocks, n, chunk, blk, first, count);
+}
+
+/* Rows of d values of `bytes` each (MPI type `type`) of a run of `blocks`
+ * blocks of n rows gathered as cli_mpi_gather_rows says: each rank's pairs
+ * are one run of rows of the whole. */
+static int gather(void *x, int64_t blocks, int64_t n, int d, int64_t chunk, MPI_Datatype type,
+                  size_t bytes) {
   if (size == 1) return 1;
   /* Point to point, rank by rank, in messages of at most 2^30 values. */
   const int64_t piece = INT64_C(1) << 30;
   for (int k = 1; k < size; k++) {
     if (rank != 0 && rank != k) continue;
-    int64_t first, count;
-    rows_of(k, n, chunk, &first, &count);
+    int64_t a, b;
+    pairs_of(k, blocks, n, chunk, &a, &b);
+    const int64_t first = pair_row(a, n, chunk), count = pair_row(b, n, chunk) - first;
     char *at = (char *)x + (size_t)(first * d) * bytes;
     for (int64_t done = 0, all = count * d; done < all; done += piece) {
       const int len = (int)MIN(piece, all - done);
@@ -231,11 +259,15 @@ static int gather(void *x, int64_t n, int d, int64_t chunk, MPI_Datatype type, s
 }
 
 int cli_mpi_gather_rows(float *x, int64_t n, int d, int64_t chunk) {
-  return gather(x, n, d, chunk, MPI_FLOAT, sizeof *x);
+  return gather(x, 1, n, d, chunk, MPI_FLOAT, sizeof *x);
+}
+
+int cli_mpi_gather_blocks(float *x, int64_t blocks, int64_t n, int d, int64_t chunk) {
+  return gather(x, blocks, n, d, chunk, MPI_FLOAT, sizeof *x);
 }
 
 int cli_mpi_gather_values(double *v, int64_t n, int64_t chunk) {
-  return gather(v, n, 1, chunk, MPI_DOUBLE, sizeof *v);
+  return gather(v, 1, n, 1, chunk, MPI_DOUBLE, sizeof *v);
 }
 
 /* ---- the end ---- */

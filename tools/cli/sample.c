@@ -337,7 +337,7 @@ int cmd_sample(int argc, char **argv) {
     /* Under MPI each rank samples whole chunks, with their bits (x + first·d
      * holds its rows); rank 0 gathers them and writes. */
     int64_t first, count;
-    cli_mpi_rows(per_class, sk_score_fn_rows(f), &first, &count);
+    cli_mpi_block_rows(K, per_class, sk_score_fn_rows(f), k, &first, &count);
     float *xr = x + ((size_t)k * (size_t)per_class + (size_t)first) * (size_t)mc->dim;
     if (sampler == CLI_LANGEVIN) {
       cli_progress_start(&prog, "langevin", "score evaluations");
@@ -372,11 +372,8 @@ int cmd_sample(int argc, char **argv) {
     printf("ODE solved: %lld score evaluations of %lld chunk%s (%.1f per chunk), %lld steps, "
            "%lld rejected\n", (long long)os.evals, (long long)chunks, chunks > 1 ? "s" : "",
            (double)os.evals / (double)chunks, (long long)os.steps, (long long)os.rejected);
-  /* Rank 0 gathers each class's rows, split over the ranks as sampled. */
-  for (int k = 0; k < K; k++)
-    if (!cli_mpi_gather_rows(x + (size_t)k * (size_t)per_class * (size_t)mc->dim, per_class,
-                             mc->dim, rows))
-      goto done;
+  /* Rank 0 gathers every class's rows, split over the ranks as sampled. */
+  if (!cli_mpi_gather_blocks(x, K, per_class, mc->dim, rows)) goto done;
   /* Back into the data's range and shape: the model saw pixels divided by
    * data_scale, flattened. */
   if (cli_mpi_rank() > 0) {
