@@ -31,22 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static atomic_long allocs;
-void *malloc(size_t n) {
-  atomic_fetch_add(&allocs, 1);
-  return __libc_malloc(n);
-}
-void *calloc(size_t a, size_t b) {
-  atomic_fetch_add(&allocs, 1);
-  return __libc_calloc(a, b);
-}
-void *realloc(void *p, size_t n) {
-  atomic_fetch_add(&allocs, 1);
-  return __libc_realloc(p, n);
-}
+#include "../alloc_count.h"
 
 #define CK(x)                                                                   \
   do {                                                                          \

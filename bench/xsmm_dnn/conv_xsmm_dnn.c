@@ -33,22 +33,7 @@
 #include <string.h>
 #include <time.h>
 
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static atomic_long allocs;
-void *malloc(size_t n) {
-  atomic_fetch_add(&allocs, 1);
-  return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t m) {
-  atomic_fetch_add(&allocs, 1);
-  return __libc_calloc(n, m);
-}
-void *realloc(void *p, size_t n) {
-  atomic_fetch_add(&allocs, 1);
-  return __libc_realloc(p, n);
-}
+#include "../alloc_count.h"
 
 static double now(void) {
   struct timespec t;
@@ -56,26 +41,20 @@ static double now(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* NCHW (n, c, hw) to libxsmm's blocked [n][c / bc][hw][bc] and back: each
- * block of bc channels of a sample transposed, 16 × 16 tiles at a time. */
-static void to_blocked(float *restrict out, const float *restrict in, int n, int c, int hw, int bc) {
+/* NCHW (n, c, hw) to libxsmm's blocked [n][c / bc][hw][bc] (back: from
+ * the blocked layout to NCHW): each block of bc channels of a sample
+ * transposed, 16 positions at a time. */
+static void convert(float *restrict out, const float *restrict in, int n, int c, int hw, int bc,
+                    int back) {
   for (int i = 0; i < n; i++)
     for (int cb = 0; cb < c / bc; cb++) {
-      const float *src = in + ((size_t)i * c + (size_t)cb * bc) * hw;
-      float *dst = out + ((size_t)i * c + (size_t)cb * bc) * hw;
+      const size_t at = ((size_t)i * c + (size_t)cb * bc) * hw;
       for (int p0 = 0; p0 < hw; p0 += 16)
         for (int k = 0; k < bc; k++)
-          for (int p = p0; p < p0 + 16 && p < hw; p++) dst[(size_t)p * bc + k] = src[(size_t)k * hw + p];
-    }
-}
-static void from_blocked(float *restrict out, const float *restrict in, int n, int c, int hw, int bc) {
-  for (int i = 0; i < n; i++)
-    for (int cb = 0; cb < c / bc; cb++) {
-      const float *src = in + ((size_t)i * c + (size_t)cb * bc) * hw;
-      float *dst = out + ((size_t)i * c + (size_t)cb * bc) * hw;
-      for (int p0 = 0; p0 < hw; p0 += 16)
-        for (int k = 0; k < bc; k++)
-          for (int p = p0; p < p0 + 16 && p < hw; p++) dst[(size_t)k * hw + p] = src[(size_t)p * bc + k];
+          for (int p = p0; p < p0 + 16 && p < hw; p++) {
+            const size_t plain = at + (size_t)k * hw + p, blocked = at + (size_t)p * bc + k;
+            out[back ? plain : blocked] = in[back ? blocked : plain];
+          }
     }
 }
 
@@ -170,16 +149,16 @@ static void run(const layer *L, int n) {
   int same = 0;
   if (bi > 0 && bo > 0 && L->c % bi == 0 && L->k % bo == 0) {
     float *xb = malloc(ni * sizeof *xb), *yb = malloc(no * sizeof *yb);
-    to_blocked(xb, x, n, L->c, L->h * L->h, bi);
-    from_blocked(yb, buf[2], n, L->k, oh * oh, bo);
+    convert(xb, x, n, L->c, L->h * L->h, bi, 0);
+    convert(yb, buf[2], n, L->k, oh * oh, bo, 1);
     same = memcmp(xb, buf[0], ni * sizeof *xb) == 0 && memcmp(yb, y, no * sizeof *yb) == 0;
     fast_in = fast_out = 1e30;
     for (int r = 0; r < 5; r++) {
       double t0 = now();
-      to_blocked(xb, x, n, L->c, L->h * L->h, bi);
+      convert(xb, x, n, L->c, L->h * L->h, bi, 0);
       fast_in = fmin(fast_in, now() - t0);
       t0 = now();
-      from_blocked(yb, buf[2], n, L->k, oh * oh, bo);
+      convert(yb, buf[2], n, L->k, oh * oh, bo, 1);
       fast_out = fmin(fast_out, now() - t0);
     }
     free(xb), free(yb);

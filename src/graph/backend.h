@@ -122,7 +122,7 @@ typedef struct sk__backend {
   int64_t (*tile_rows)(int64_t width);
   int (*blockwise)(const sk__node *y, const sk__node *a, const sk__node *b);
   int64_t (*fuse_rows)(int64_t w);
-  int (*halves)(const sk__node *y, const sk__node *a);
+  int (*halves)(const sk__node *y, const sk__node *a, const sk__node *b);
   int (*pack)(const sk__node *y, const sk__node *b);
   /* Optional: floats of scratch op y needs while it runs (0: none), per
    * part: a part for each block of SK_SPLIT_ROWS rows of its units (one for

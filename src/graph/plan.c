@@ -268,7 +268,9 @@ static int plan_run_regs(sk_graph *g, int s0, int s1, const int *root, const uin
  * rows split over its threads (halves_split). */
 static int in_halves(const sk_graph *g, int i) {
   const sk__node *nd = &g->nodes[i];
-  return g->be->halves && sk__op_arity(nd->op) > 0 ? g->be->halves(nd, &g->nodes[nd->in[0]]) : 0;
+  if (!g->be->halves || sk__op_arity(nd->op) == 0) return 0;
+  return g->be->halves(nd, &g->nodes[nd->in[0]],
+                       sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL);
 }
 static int halves_split(const sk_graph *g, int i) { return in_halves(g, i) == 2; }
 

@@ -25,7 +25,7 @@ static sk_status check_inputs(const float *x, const float *mask, int64_t first, 
 
 sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                      const float *mask, int64_t n) {
-  return sk_inpaint_rows(f, cfg, r, x, mask, n, 0, n < 0 ? 0 : n);
+  return sk_inpaint_rows(f, cfg, r, x, mask, n, 0, n);
 }
 
 sk_status sk_inpaint_rows(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,

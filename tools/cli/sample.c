@@ -9,8 +9,6 @@
 #include "cli.h"
 #include "cli_mpi.h"
 
-#define SK_CLI_MAX(a, b) ((a) > (b) ? (a) : (b))
-
 /* Particles per chunk of the sampler. */
 #define SAMPLE_ROWS 512
 

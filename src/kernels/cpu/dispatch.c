@@ -328,7 +328,7 @@ static int64_t conv_part(const sk__conv *cv, int kind, int64_t units, int64_t ro
 }
 
 static int64_t cpu_units(const sk__node *y, const sk__node *a, const sk__node *b);
-static int cpu_halves(const sk__node *y, const sk__node *a);
+static int cpu_halves(const sk__node *y, const sk__node *a, const sk__node *b);
 
 static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk__node *b) {
   /* The shift d is a group-norm op's last input, when present. */
@@ -343,7 +343,8 @@ static int64_t cpu_scratch_floats(const sk__node *y, const sk__node *a, const sk
   if (!conv_uses_gemm(&cv, kind)) return 0;
   const int64_t units = cpu_units(y, a, b), n = cv.n;
   int64_t most = conv_part(&cv, kind, units, y->shape[0]); /* whole, as when folded (plan.c) */
-  for (int p = 0; p < 2 && cpu_halves(y, a); p++) { /* each half of a batch run in halves */
+  const int halves = cpu_halves(y, a, b);
+  for (int p = 0; p < 2 && halves; p++) { /* each half of a batch run in halves */
     int64_t k0, k1;
     sk__split(n, p, 2, &k0, &k1);
     cv.n = k1 - k0;
@@ -506,16 +507,13 @@ static int cpu_blockwise(const sk__node *y, const sk__node *a, const sk__node *b
  * and reads both operands whole. Not where the sums are short against the
  * weight (the U-Net's 2 × 2 planes at batch 64, 256 positions: the two
  * partial weights written and added cost more than the halves save, 1 thread
- * 12-15 % slower, 2 threads no faster; docs/PERFORMANCE.md, "Convolutions"). */
-static int cpu_halves(const sk__node *y, const sk__node *a) {
-  if (y->op == SK_OP_CONV2D_WEIGHT) { /* y (O, C, KH, KW) from x = a (N, C, H, W) */
-    int64_t positions = a->shape[0];
-    for (int d = 0; d < 2; d++) {
-      const int64_t span = a->shape[2 + d] + 2 * y->ip[SK__CONV_PAD + d] -
-                           y->ip[SK__CONV_DILATION + d] * (y->ip[SK__CONV_KERNEL + d] - 1) - 1;
-      positions *= span < 0 ? 0 : span / y->ip[SK__CONV_STRIDE + d] + 1;
-    }
-    return a->shape[0] >= SK_HALVES_MIN_SAMPLES && positions >= SK_HALVES_MIN_POSITIONS ? 2 : 0;
+ * 10-25 % slower, 2 threads no faster, 2 rounds; docs/PERFORMANCE.md,
+ * "Convolutions"). */
+static int cpu_halves(const sk__node *y, const sk__node *a, const sk__node *b) {
+  if (y->op == SK_OP_CONV2D_WEIGHT) {
+    const sk__conv cv = conv_of(y, a, b);
+    return cv.n >= SK_HALVES_MIN_SAMPLES && cv.n * cv.oh * cv.ow >= SK_HALVES_MIN_POSITIONS ? 2
+                                                                                           : 0;
   }
   const int tn = y->op == SK_OP_MATMUL && y->ip[0] && !y->ip[1];
   const int rowsum = y->op == SK_OP_SUM_TO && a->ndim == 2 && y->numel == a->shape[1];
