@@ -494,6 +494,48 @@ TEST(fresh_run_into_a_run_directory_is_refused) {
   free(help);
 }
 
+/* A run that fails before its first checkpoint (here its loss diverges at
+ * step 1: data 10^12 apart) leaves the directory as it found it: one it
+ * created is gone, an empty one stays empty, and a run it was to replace
+ * (--overwrite) is back, file for file; so the same command can run again. */
+TEST(failed_run_leaves_the_directory_as_it_was) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "cd %s && printf '0,0\\n1,1\\n2,0\\n1e12,1\\n' > far.csv", tmp);
+  CHECK_EQ_INT(system(cmd), 0);
+  const char *fail = "train --data far.csv --hidden 8 --depth 1 --steps 5 --quiet --out fa";
+  const char *needles[4] = {"training stopped", "step 1", "no checkpoint"};
+  for (int k = 0; k < 2; k++) { /* the second time as the first */
+    CHECK(refused(fail, run(fail), needles));
+    CHECK(!exists("fa"));
+  }
+  snprintf(cmd, sizeof cmd, "mkdir %s/fa-empty", tmp);
+  CHECK_EQ_INT(system(cmd), 0);
+  const char *f2 = "train --data far.csv --hidden 8 --depth 1 --steps 5 --quiet --out fa-empty";
+  CHECK(refused(f2, run(f2), needles));
+  CHECK(exists("fa-empty") && !exists("fa-empty/log.csv"));
+  CHECK(refused(f2, run(f2), needles));
+  /* --overwrite of a run with a run that fails. */
+  CHECK_EQ_INT(run("train --objective dsm --n-data 200 --hidden 8 --depth 1 --steps 5 --quiet --out ow"), 0);
+  snprintf(cmd, sizeof cmd, "cd %s && mkdir -p ow-keep && cp ow/* ow-keep/", tmp);
+  CHECK_EQ_INT(system(cmd), 0);
+  const char *f3 = "train --data far.csv --hidden 8 --depth 1 --steps 5 --quiet --out ow --overwrite";
+  CHECK(refused(f3, run(f3), needles));
+  static const char *const files[4] = {"log.csv", "model.safetensors", "state.safetensors", "loss.png"};
+  for (int i = 0; i < 4; i++) {
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "ow/%s", files[i]);
+    snprintf(b, sizeof b, "ow-keep/%s", files[i]);
+    snprintf(c, sizeof c, "ow/%s.replaced", files[i]);
+    CHECK(same_file(a, b));
+    CHECK(!exists(c));
+  }
+  /* A run that succeeds replaces it, and nothing of the old one stays. */
+  CHECK_EQ_INT(run("train --objective dsm --n-data 200 --hidden 8 --depth 1 --steps 3 --quiet --out ow --overwrite"), 0);
+  CHECK_EQ_INT(state_step("ow"), 3);
+  CHECK(log_in_order("ow", 3));
+  CHECK(!exists("ow/model.safetensors.replaced") && !exists("ow/loss.png.replaced"));
+}
+
 /* ---- SIGTERM and SIGINT save a checkpoint ---- */
 
 /* Starts a run that only a signal ends (resuming DIR when it has a state),
@@ -598,6 +640,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(second_run_into_the_same_directory_is_refused),
       TEST_ENTRY(resume_with_other_settings_is_refused),
       TEST_ENTRY(fresh_run_into_a_run_directory_is_refused),
+      TEST_ENTRY(failed_run_leaves_the_directory_as_it_was),
       TEST_ENTRY(sigterm_and_sigint_save_a_checkpoint_that_resumes_to_the_same_bits),
       TEST_ENTRY(second_signal_exits_at_once)};
   int rc = sk_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

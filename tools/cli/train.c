@@ -92,7 +92,8 @@ static const char usage[] =
     "                        non-empty DIR\n"
     "  --resume DIR          continue the run saved in DIR: pass the same flags (a\n"
     "                        different setting or data is refused, naming the flag)\n"
-    "  --overwrite           replace the run in a non-empty --out DIR\n"
+    "  --overwrite           replace the run in a non-empty --out DIR (its files are\n"
+    "                        kept aside until this run's first checkpoint)\n"
     "  --force               run what is refused as too costly: esm above 256\n"
     "                        dimensions, an estimate above the available memory\n"
     "  --checkpoint-every K  also save every K steps (default: at the end only)\n"
@@ -106,6 +107,21 @@ static const char usage[] =
     "computes a share of every batch and rank 0 writes DIR (docs/MPI.md).\n";
 
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
+
+/* A run that failed or was stopped before its first checkpoint leaves the
+ * directory as it found it: the log it began removed, a replaced run's files
+ * (--overwrite) back in place, and a directory it created removed with its
+ * lock, so that the same command can run again. */
+static void run_undo(const char *out, const char *log_path, int made_dir, int log_made,
+                     int aside[RUN_FILES]) {
+  if (log_made) unlink(log_path);
+  run_aside_end(out, aside, 0);
+  if (made_dir) {
+    char lock[4200];
+    if ((size_t)snprintf(lock, sizeof lock, "%s/.lock", out) < sizeof lock) unlink(lock);
+    rmdir(out); /* fails, harmlessly, if anything else is in it */
+  }
+}
 
 /* A file of the run directory opened as a stream without following a
  * symbolic link and without waiting on a FIFO (the checks of the library's
@@ -615,6 +631,10 @@ int cmd_train(int argc, char **argv) {
   sk_trainer *t = NULL;
   int rc = 1;
   FILE *log = NULL;
+  /* What a run that fails before its first checkpoint takes back (run_undo):
+   * the directory it made, the log it began, the replaced run it set aside. */
+  int made_dir = 0, log_made = 0, checkpointed = 0, aside[RUN_FILES] = {0};
+  char log_path[4096] = "";
   /* Under MPI each rank computes a share of every batch; rank 0 alone
    * writes the run directory (the others log to /dev/null). */
   const int writer = cli_mpi_rank() == 0;
@@ -657,6 +677,7 @@ int cmd_train(int argc, char **argv) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
+  made_dir = writer && !out_existed;
   if (writer && !out_existed && !run_lock(out)) goto done;
   /* Only this run writes here now: a run directory continues its own run
    * (--resume from it) or is replaced on request (--overwrite). */
@@ -671,27 +692,20 @@ int cmd_train(int argc, char **argv) {
              "--overwrite to replace it", out, entry, out);
     goto done;
   }
-  static const char *const run_files[4] = {"log.csv", "state.safetensors", "model.safetensors",
-                                           "loss.png"};
-  for (int i = 0; writer && overwrite && i < 4; i++) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
-    if (unlink(path) != 0 && errno != ENOENT) {
-      cli_fail("%s: cannot remove: %s", path, strerror(errno));
-      goto done;
-    }
-  }
   const int stale = writer ? run_remove_stale(out) : 0;
   if (stale) printf("removed %d temporary file%s left by an interrupted run\n", stale, stale > 1 ? "s" : "");
+  /* The replaced run's files stay, set aside, until this run's first
+   * checkpoint replaces them. */
+  if (writer && overwrite && !run_set_aside(out, aside)) goto done;
   /* A checkpoint of this run is in `out`: the resumed one, then each save. */
-  int checkpointed = continues;
-  char log_path[4096];
+  checkpointed = continues;
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
   int fresh = sk_trainer_steps(t) == 0 || access(log_path, F_OK) != 0;
   if (writer && !fresh && !trim_log(log_path, (long long)sk_trainer_steps(t))) goto done;
   log = writer ? open_run_file(log_path, O_WRONLY | O_CREAT | (fresh ? O_TRUNC : O_APPEND))
                : fopen("/dev/null", "a"); /* only rank 0 writes the run */
   if (!log) goto done;
+  log_made = writer && fresh;
   if (fresh && !write_log_header(log)) {
     cli_fail("%s: cannot write: %s", log_path, strerror(errno));
     goto done;
@@ -754,6 +768,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
       }
       checkpointed = 1;
+      run_aside_end(out, aside, 1);
       saved_at = s;
     }
     progress_step(&pr, s, loss);
@@ -771,6 +786,8 @@ int cmd_train(int argc, char **argv) {
                  sk_last_error());
         goto done;
       }
+      checkpointed = 1;
+      run_aside_end(out, aside, 1);
       cli_fail("interrupted by %s: saved a checkpoint at step %lld in %s; continue with --resume %s",
                name, at, out, out);
     } else if (at > 0) {
@@ -780,12 +797,16 @@ int cmd_train(int argc, char **argv) {
       cli_fail("interrupted by %s before the first step: nothing saved", name);
     }
     fclose(log);
+    log = NULL;
+    if (!checkpointed) run_undo(out, log_path, made_dir, log_made, aside);
     run_die_by(sig);
   }
   if (fflush(log) != 0 || cli_mpi_save(t, out, &info) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
+  checkpointed = 1;
+  run_aside_end(out, aside, 1);
   const long long done_steps = (long long)sk_trainer_steps(t);
   if (out_of_time)
     printf("stopped by --minutes %g: %lld steps done in %.1fs (steps %lld..%lld)\n", minutes,
@@ -809,6 +830,7 @@ int cmd_train(int argc, char **argv) {
   rc = 0;
 done:
   if (log && fclose(log) != 0 && rc == 0) rc = cli_fail("%s/log.csv: write failed", out);
+  if (rc != 0 && !checkpointed) run_undo(out, log_path, made_dir, log_made, aside);
   sk_trainer_free(t);
   sk_model_free(m);
   sk_dataset_free(ds);

@@ -149,6 +149,11 @@ int run_same_dir(const char *a, const char *b) {
          sa.st_ino == sb.st_ino;
 }
 
+const char *const run_files[RUN_FILES] = {"log.csv", "state.safetensors", "model.safetensors",
+                                          "loss.png"};
+
+#define ASIDE ".replaced"
+
 int run_remove_stale(const char *dir) {
   static const char *const prefixes[3] = {"model.safetensors.tmp.", "state.safetensors.tmp.",
                                           "log.csv.trim"};
@@ -158,6 +163,10 @@ int run_remove_stale(const char *dir) {
   for (struct dirent *e; (e = readdir(d));) {
     int stale = 0;
     for (int i = 0; i < 3; i++) stale |= !strncmp(e->d_name, prefixes[i], strlen(prefixes[i]));
+    for (int i = 0; i < RUN_FILES; i++) {
+      const size_t n = strlen(run_files[i]);
+      stale |= !strncmp(e->d_name, run_files[i], n) && !strcmp(e->d_name + n, ASIDE);
+    }
     char path[4400];
     struct stat st;
     if (!stale || (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
@@ -167,6 +176,42 @@ int run_remove_stale(const char *dir) {
   }
   closedir(d);
   return removed;
+}
+
+/* DIR/NAME and DIR/NAME.replaced; 0 when too long. */
+static int aside_paths(const char *dir, const char *name, char *path, char *aside, size_t cap) {
+  return (size_t)snprintf(path, cap, "%s/%s", dir, name) < cap &&
+         (size_t)snprintf(aside, cap, "%s/%s" ASIDE, dir, name) < cap;
+}
+
+int run_set_aside(const char *dir, int aside[RUN_FILES]) {
+  for (int i = 0; i < RUN_FILES; i++) {
+    char path[4200], moved[4200];
+    struct stat st;
+    aside[i] = 0;
+    if (!aside_paths(dir, run_files[i], path, moved, sizeof path)) {
+      run_aside_end(dir, aside, 0);
+      return !cli_fail("--out %s: path too long", dir);
+    }
+    if (lstat(path, &st) != 0) continue;
+    if (rename(path, moved) != 0) {
+      const int e = errno;
+      run_aside_end(dir, aside, 0);
+      return !cli_fail("%s: cannot set it aside for --overwrite: %s", path, strerror(e));
+    }
+    aside[i] = 1;
+  }
+  return 1;
+}
+
+void run_aside_end(const char *dir, int aside[RUN_FILES], int keep_new) {
+  for (int i = 0; i < RUN_FILES; i++) {
+    char path[4200], moved[4200];
+    if (!aside[i] || !aside_paths(dir, run_files[i], path, moved, sizeof path)) continue;
+    if (keep_new) unlink(moved);
+    else rename(moved, path); /* replaces the new run's file of that name, if any */
+    aside[i] = 0;
+  }
 }
 
 /* ---- a resume of another run ---- */

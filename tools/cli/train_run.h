@@ -39,10 +39,25 @@ int run_dir_empty(const char *dir, char *first, size_t cap);
 int run_same_dir(const char *a, const char *b);
 
 /* Removes what an interrupted run of DIR can leave (the atomic writer's
- * temporaries of model.safetensors and state.safetensors, log.csv.trim);
- * only under DIR's lock, when no other run can be writing them. Returns how
- * many it removed. */
+ * temporaries of model.safetensors and state.safetensors, log.csv.trim, a
+ * replaced run's files set aside); only under DIR's lock, when no other run
+ * can be writing them. Returns how many it removed. */
 int run_remove_stale(const char *dir);
+
+/* The files a run writes into its directory. */
+enum { RUN_FILES = 4 };
+extern const char *const run_files[RUN_FILES];
+
+/* --overwrite: the replaced run's files that exist, each renamed to
+ * NAME.replaced (aside[i] set), so that they come back if the new run fails
+ * before its first checkpoint (run_aside_end). 1 on success; 0 after a
+ * one-line message, with whatever was moved moved back. */
+int run_set_aside(const char *dir, int aside[RUN_FILES]);
+
+/* Ends what run_set_aside began: keep_new, the set-aside files are removed
+ * (the new run has a checkpoint); otherwise the new run's file of each
+ * name is removed and the old one renamed back. Clears aside. */
+void run_aside_end(const char *dir, int aside[RUN_FILES], int keep_new);
 
 /* The one-line message for a resume refused because the state is another
  * run's, naming the flag: "--resume: --lr 0.001 differs from the run's
