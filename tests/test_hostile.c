@@ -609,6 +609,39 @@ TEST(outputs_checked_before_computing) {
   REFUSED(args, "too long");
 }
 
+/* No output names the same file as an input or another output (where one
+ * would silently replace the other, a model or data set included), however
+ * the paths are spelled; and a command whose later output fails removes
+ * the ones it wrote before, so that it leaves all its outputs or none. */
+TEST(outputs_never_name_an_input_or_each_other) {
+  models();
+  REFUSED("sample --model " NC " --n 5 --steps-per-level 2 --out s1.npy --plot s1.npy",
+          "--plot s1.npy", "the same file as --out");
+  REFUSED("sample --model " NC " --n 5 --steps-per-level 2 --out ./s1.npy --trajectory s1.npy",
+          "--trajectory s1.npy", "the same file as --out");
+  CHECK_EQ_INT(kind_of("s1.npy"), 0);
+  REFUSED("sample --model " NC " --n 5 --steps-per-level 2 --out ./" NC, "./" NC, "the same file as --model");
+  REFUSED("score --model " M " --input pts.npy --out ./pts.npy", "--out ./pts.npy",
+          "the same file as --input");
+  REFUSED("score --model " M " --input pts.npy --out " M, "the same file as --model");
+  REFUSED("inpaint --model " NC " --input pts.npy --mask-kind half --out f.npy --mask-out f.npy",
+          "--mask-out f.npy", "the same file as --out");
+  REFUSED("grid --in pts.npy --out pts.npy", "--out pts.npy", "the same file as --in");
+  /* The inputs are as they were. */
+  CHECK_EQ_INT(run("score --model " M " --input pts.npy --out sc.npy"), 0);
+  CHECK_EQ_INT(run("sample --model " NC " --n 5 --steps-per-level 2 --out s2.npy"), 0);
+  /* A write that fails after the first output: at 2 KiB a file (ulimit -f
+   * 4), the samples fit and the plot does not. */
+  const char *big = "sample --model " NC " --n 50 --steps-per-level 2 --out o.npy --plot p.png";
+  static const char *const fsz[] = {"p.png", "write failed", NULL};
+  CHECK(refused(run_with("trap '' XFSZ; ulimit -f 4;", 120, big), big, fsz));
+  CHECK_EQ_INT(kind_of("o.npy"), 0);
+  CHECK_EQ_INT(kind_of("p.png"), 0);
+  CHECK_EQ_INT(temporaries("."), 0);
+  CHECK_EQ_INT(run(big), 0);
+  CHECK_EQ_INT(kind_of("o.npy"), S_IFREG);
+}
+
 /* ---- allocations ---- */
 
 /* SCOREKIT_DEBUG_FAIL_ALLOC=N makes the program's own allocations fail
@@ -812,6 +845,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(signals_remove_the_live_temporary),
       TEST_ENTRY(stale_temporaries_are_removed_at_start),
       TEST_ENTRY(outputs_checked_before_computing),
+      TEST_ENTRY(outputs_never_name_an_input_or_each_other),
       TEST_ENTRY(every_cli_allocation_is_checked),
       TEST_ENTRY(score_out_of_memory_is_a_message),
       TEST_ENTRY(huge_allocation_is_a_message),

@@ -30,6 +30,17 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char
  * message "FLAG PATH: problem"; says on stdout how many stale temporaries
  * it removed. */
 int cli_check_out(const char *flag, const char *path);
+/* 1 when no output of the command names the same file as another of its
+ * outputs or inputs (the same inode, or for a file yet to be written the
+ * same name in the same directory): paths[0..n_out) are the outputs, the
+ * rest of the n inputs; NULL entries are flags not given. Otherwise 0 after
+ * "FLAG PATH: the same file as FLAG2". */
+int cli_distinct(const char *const *flags, const char *const *paths, int n_out, int n);
+/* An output the command has written (up to 8): if a later step fails,
+ * cli_unwrite removes them all, so that a command leaves all its outputs or
+ * none. */
+void cli_wrote(const char *path);
+void cli_unwrite(void);
 /* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
 int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, double *out);

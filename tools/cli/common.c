@@ -1,14 +1,16 @@
 /* Flag parsing that rejects anything that is not exactly a number in range,
  * checking output paths, allocation, and loading a data set by name or file
  * (rows or images). */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 and realpath */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_mpi.h"
@@ -182,6 +184,53 @@ int cli_check_out(const char *flag, const char *path) {
     printf("removed %d stale temporary file%s (*.tmp.PID.*, of processes that are gone) beside %s\n",
            removed, removed > 1 ? "s" : "", path);
   return 1;
+}
+
+/* A file yet to be written as its directory's real path and its name, so
+ * that "x.npy" and "./x.npy" compare equal; the path as given when its
+ * directory cannot be resolved. */
+static void canonical_name(const char *path, char *buf, size_t cap) {
+  const char *slash = strrchr(path, '/');
+  char dir[4096], real[PATH_MAX];
+  const char *base = slash ? slash + 1 : path;
+  const size_t n = slash ? (size_t)(slash - path) : 0;
+  if (slash && n == 0) snprintf(dir, sizeof dir, "/");
+  else if (slash && n < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)n, path);
+  else snprintf(dir, sizeof dir, ".");
+  if ((slash && n >= sizeof dir) || !realpath(dir, real)) snprintf(buf, cap, "%s", path);
+  else snprintf(buf, cap, "%s/%s", real, base);
+}
+
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  const int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+  if (ea || eb) return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+  canonical_name(a, ca, sizeof ca);
+  canonical_name(b, cb, sizeof cb);
+  return !strcmp(ca, cb);
+}
+
+int cli_distinct(const char *const *flags, const char *const *paths, int n_out, int n) {
+  for (int i = 0; i < n_out; i++)
+    for (int j = i + 1; j < n && paths[i]; j++)
+      if (paths[j] && same_file(paths[i], paths[j])) {
+        const int o = j < n_out ? j : i; /* the later of two outputs, or the output */
+        return !cli_fail("%s %s: the same file as %s", flags[o], paths[o], flags[o == i ? j : i]);
+      }
+  return 1;
+}
+
+static const char *wrote[8];
+static int n_wrote;
+
+void cli_wrote(const char *path) {
+  if (n_wrote < 8) wrote[n_wrote++] = path;
+}
+
+void cli_unwrite(void) {
+  for (int i = 0; i < n_wrote; i++) unlink(wrote[i]);
+  n_wrote = 0;
 }
 
 int cli_mkdirs(const char *path) {

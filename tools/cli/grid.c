@@ -35,9 +35,13 @@ static int load_labels(const char *path, int64_t n, int **out, int *classes) {
   sk_tensor *t = NULL;
   if (sk_npy_load(path, &t) != SK_OK) return !cli_fail("%s", sk_last_error());
   const int64_t m = sk_tensor_numel(t);
-  int ok = m == n && sk_tensor_shape(t)[0] == n;
+  int ok = m == n && sk_tensor_ndim(t) == 1;
   if (!ok) {
-    cli_fail("--labels %s: %lld labels for %lld images", path, (long long)m, (long long)n);
+    if (sk_tensor_ndim(t) != 1)
+      cli_fail("--labels %s: %d dimensions; need one label per image, shape (%lld)", path,
+               sk_tensor_ndim(t), (long long)n);
+    else
+      cli_fail("--labels %s: %lld labels for %lld images", path, (long long)m, (long long)n);
     sk_tensor_free(t);
     return 0;
   }
@@ -155,7 +159,9 @@ int cmd_grid(int argc, char **argv) {
     return cli_fail("--strip draws one row in input order: no --labels, --classifier, --rows or --cols");
   if (rows && (labels || clf)) return cli_fail("--rows: the classes set the rows with --labels or --classifier");
   if (hi_set && !(hi > lo)) return cli_fail("--hi %g must be above --lo %g", hi, lo);
-  if (!cli_check_out("--out", out)) return 1;
+  static const char *const flags[4] = {"--out", "--in", "--labels", "--classifier"};
+  const char *const paths[4] = {out, in, labels, clf};
+  if (!cli_distinct(flags, paths, 1, 4) || !cli_check_out("--out", out)) return 1;
   sk_tensor *t = NULL;
   if (sk_npy_load(in, &t) != SK_OK) return cli_fail("%s", sk_last_error());
   const int nd = sk_tensor_ndim(t);

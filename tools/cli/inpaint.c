@@ -164,7 +164,11 @@ int cmd_inpaint(int argc, char **argv) {
   if (guidance_set && cls < 0) return cli_fail("--guidance: applies with --class only");
   const int sampler = cli_sampler_choose(argc, argv, so.sampler, CLI_PC | CLI_LANGEVIN, CLI_PC);
   if (!sampler) return 1;
-  if (!cli_check_out("--out", out) || (mask_out && !cli_check_out("--mask-out", mask_out))) return 1;
+  static const char *const flags[5] = {"--out", "--mask-out", "--model", "--input", "--mask"};
+  const char *const paths[5] = {out, mask_out, model_path, input, mask_path};
+  if (!cli_distinct(flags, paths, 2, 5) || !cli_check_out("--out", out) ||
+      (mask_out && !cli_check_out("--mask-out", mask_out)))
+    return 1;
   static sk_model_info info;
   sk_model *m = NULL;
   sk_tensor *xt = NULL, *mt = NULL;
@@ -318,8 +322,12 @@ int cmd_inpaint(int argc, char **argv) {
       x[j] *= scale;
     }
   }
-  if (sk_npy_save_f32(out, sk_tensor_ndim(xt), sk_tensor_shape(xt), x) != SK_OK ||
-      (mask_out && sk_npy_save_f32(mask_out, sk_tensor_ndim(xt), sk_tensor_shape(xt), mask) != SK_OK)) {
+  if (sk_npy_save_f32(out, sk_tensor_ndim(xt), sk_tensor_shape(xt), x) != SK_OK) {
+    cli_fail("%s", sk_last_error());
+    goto done;
+  }
+  cli_wrote(out);
+  if (mask_out && sk_npy_save_f32(mask_out, sk_tensor_ndim(xt), sk_tensor_shape(xt), mask) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
@@ -327,6 +335,7 @@ int cmd_inpaint(int argc, char **argv) {
          mask_out ? mask_out : "");
   rc = 0;
 done:
+  if (rc != 0) cli_unwrite();
   free(x);
   free(mask);
   free(u);

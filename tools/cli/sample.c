@@ -166,9 +166,13 @@ int cmd_sample(int argc, char **argv) {
   const int parsed = parse(argc, argv, &o);
   if (parsed <= 0) return parsed < 0 ? 0 : 1;
   /* Where the results go is checked before anything is computed. */
+  static const char *const flags[6] = {"--out", "--plot", "--trajectory", "--grid", "--model",
+                                        "--classifier"};
+  const char *const paths[6] = {o.out, o.plot, o.trajectory, o.grid, o.model, o.classifier};
   if (cli_mpi_rank() == 0 &&
-      (!cli_check_out("--out", o.out) || (o.plot && !cli_check_out("--plot", o.plot)) ||
-      (o.trajectory && !cli_check_out("--trajectory", o.trajectory)) ||
+      (!cli_distinct(flags, paths, 4, 6) || !cli_check_out("--out", o.out) ||
+       (o.plot && !cli_check_out("--plot", o.plot)) ||
+       (o.trajectory && !cli_check_out("--trajectory", o.trajectory)) ||
        (o.grid && !cli_check_out("--grid", o.grid))))
     return 1;
   sk_model *m = NULL, *clf = NULL;
@@ -379,6 +383,7 @@ int cmd_sample(int argc, char **argv) {
     goto done;
   }
   if (!save_rows(o.out, x, o.n, mc->dim, &info)) goto done;
+  cli_wrote(o.out);
   const int64_t *chw = info.image_shape;
   if (image)
     printf("wrote %s: %lld images of %lld×%lld×%lld (c×h×w), multiplied by %g\n", o.out, o.n,
@@ -388,6 +393,7 @@ int cmd_sample(int argc, char **argv) {
     printf("wrote %s\n", o.out);
   if (o.trajectory) {
     if (!save_rows(o.trajectory, snaps, o.snapshots, mc->dim, &info)) goto done;
+    cli_wrote(o.trajectory);
     printf("wrote %s: sample 0 at %lld points of the run\n", o.trajectory, o.snapshots);
   }
   if (o.plot) {
@@ -396,6 +402,7 @@ int cmd_sample(int argc, char **argv) {
       cli_fail("%s", sk_last_error());
       goto done;
     }
+    cli_wrote(o.plot);
     printf("wrote %s\n", o.plot);
   }
   if (o.grid) { /* x is in the data's range since save_rows */
@@ -420,6 +427,7 @@ int cmd_sample(int argc, char **argv) {
   }
   rc = 0;
 done:
+  if (rc != 0) cli_unwrite();
   free(x);
   free(snaps);
   free(cells);

@@ -45,7 +45,9 @@ int cmd_score(int argc, char **argv) {
   if (!model_path || !input || !out)
     return cli_fail("--model, --input and --out are required (see scorekit score --help)");
   /* Where the result goes is checked before anything is computed. */
-  if (!cli_check_out("--out", out)) return 1;
+  static const char *const flags[3] = {"--out", "--model", "--input"};
+  const char *const paths[3] = {out, model_path, input};
+  if (!cli_distinct(flags, paths, 1, 3) || !cli_check_out("--out", out)) return 1;
   static sk_model_info info;
   sk_model *m = NULL;
   sk_tensor *x = NULL;

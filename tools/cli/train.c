@@ -410,6 +410,7 @@ int cmd_train(int argc, char **argv) {
     if (!ok) return 1;
   }
   if (!out) return cli_fail("--out DIR is required (see scorekit train --help)");
+  if (!*out) return cli_fail("--out: the path is empty");
   /* --minutes alone: the clock is the only limit. */
   if (minutes > 0 && !steps_given) steps = INT64_MAX;
   sk_objective obj = sk_objective_parse(obj_name);
@@ -433,7 +434,8 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(model_name, "mlp")) kind = SK_MODEL_MLP;
     else if (!strcmp(model_name, "ncmlp")) kind = SK_MODEL_NCMLP;
     else if (!strcmp(model_name, "unet")) kind = SK_MODEL_UNET;
-    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp, unet)", model_name);
+    else return cli_fail("--model: unknown \"%s\" (mlp, ncmlp, unet; convnet with --objective classifier)",
+                         model_name);
   }
   /* The samplers walk a U-Net down its σ ladder, which ncsn and vesde train. */
   if (kind == SK_MODEL_UNET && obj != SK_OBJ_NCSN && obj != SK_OBJ_VESDE)
