@@ -98,6 +98,8 @@ TEST(bad_input_fails_cleanly) {
   float inf[4] = {1, 2, INFINITY, 4};
   write_npy("inf.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", inf, 16);
   write_file("header.npy", "\x93NUMPY\x01\x00\xff\xff{'descr'", 18);
+  write_npy("zero.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2), }", good, 0);
+  CHECK_EQ_INT(run("train --data mog8 --steps 2 --hidden 8 --depth 1 --out m0 --quiet"), 0);
   static const bad_case cases[] = {
       {"train --data ragged.csv --out o", {"ragged.csv", "line 3", "expected 2 fields, got 1"}},
       {"train --data text.csv --out o", {"text.csv", "line 2, column 2", "non-numeric", "'abc'"}},
@@ -120,6 +122,10 @@ TEST(bad_input_fails_cleanly) {
       {"train --objective foo --out o", {"--objective", "unknown \"foo\""}},
       {"train --activation relu --out o", {"--activation", "unknown \"relu\""}},
       {"train --sigmas 1,2,3 --out o", {"--sigmas", "must decrease"}},
+      {"train --sigmas 3,,1 --out o", {"--sigmas", "item 2 of \"3,,1\" is empty"}},
+      {"train --sigmas 3,2,1, --out o", {"--sigmas", "item 4 of", "is empty"}},
+      {"train --sigmas ,3,1 --out o", {"--sigmas", "item 1 of", "is empty"}},
+      {"train --model unet --channels 4,,4,4,4 --out o", {"--channels", "item 2 of", "is empty"}},
       {"train --sigma-min 5 --sigma-max 1 --out o", {"--sigma-min 5", "must be below --sigma-max 1"}},
       {"train --frobnicate 3 --out o", {"unknown flag --frobnicate"}},
       {"train --minutes 0 --out o", {"--minutes", "\"0\""}},
@@ -130,6 +136,9 @@ TEST(bad_input_fails_cleanly) {
       {"train --objective classifier --data swissroll --out o", {"classifier", "swissroll", "no labels"}},
       {"train --resume nowhere --steps 5 --out o", {"--resume", "nowhere/state.safetensors", "cannot open"}},
       {"frobnicate", {"unknown command", "\"frobnicate\""}},
+      {"help frobnicate", {"unknown command", "\"frobnicate\""}},
+      {"help train sample", {"help takes one command"}},
+      {"score --model m0/model.safetensors --input zero.npy --out s.npy", {"zero.npy", "no rows"}},
   };
   const int entries = dir_entries();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -148,6 +157,7 @@ TEST(bad_input_fails_cleanly) {
     CHECK(!missing);
     CHECK_EQ_INT(left, 0);
   }
+  CHECK_EQ_INT(run("help score"), 0); /* as score --help */
 }
 
 TEST(train_from_csv_with_labels) {

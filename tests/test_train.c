@@ -372,6 +372,20 @@ TEST(resume_validates_every_field) {
   char good[2048], b1[2200];
   snprintf(good, sizeof good, "%s", sk_safetensors_meta(sf, "scorekit_state"));
   sk_safetensors_free(sf);
+  /* The data stream's position, one block (4 values) past it and short of
+   * it, and the message naming each. */
+  const char *data_at = strstr(good, "\"data\":\"");
+  CHECK(data_at);
+  const unsigned long long data = strtoull(data_at + strlen("\"data\":\""), NULL, 10);
+  CHECK(data >= 4);
+  char data_good[48], data_to[3][48], data_msg[3][64];
+  const unsigned long long data_bad[3] = {data + 4, data - 4, UINT64_MAX};
+  snprintf(data_good, sizeof data_good, "\"data\":\"%llu\"", data);
+  for (int i = 0; i < 3; i++) {
+    snprintf(data_to[i], sizeof data_to[i], "\"data\":\"%llu\"", data_bad[i]);
+    snprintf(data_msg[i], sizeof data_msg[i], "\"data\" is %llu; drawing epoch 0's order",
+             data_bad[i]);
+  }
   const size_t np = sk_model_num_params(m);
   float *ones = malloc(np * sizeof *ones), *neg = malloc(np * sizeof *neg);
   for (size_t i = 0; i < np; i++) ones[i] = 1, neg[i] = i == 5 ? -1.0f : 1.0f;
@@ -394,6 +408,12 @@ TEST(resume_validates_every_field) {
       {"\"epoch\":\"0\",\"cursor\":\"30\"", "\"epoch\":\"1\",\"cursor\":\"0\"", GOOD, "\"cursor\" is 0"},
       {"\"epoch_rng_seed\":\"5\"", "\"epoch_rng_seed\":\"6\"", GOOD, "\"epoch_rng\""},
       {"\"epoch_rng_stream\":\"1\"", "\"epoch_rng_stream\":\"2\"", GOOD, "\"epoch_rng\""},
+      {"\"epoch_rng\":\"0\"", "\"epoch_rng\":\"4\"", GOOD, "\"epoch_rng\" (offset 4"},
+      {"\"epoch\":\"0\"", "\"epoch\":\"1\"", GOOD, "not where epoch 1 of 100 rows starts"},
+      {data_good, data_to[0], GOOD, data_msg[0]},
+      {data_good, data_to[1], GOOD, data_msg[1]},
+      {data_good, data_to[2], GOOD, data_msg[2]},
+      {"\"cursor\":\"30\"", "\"cursor\":\"0\"", GOOD, "before the first epoch's order is drawn"},
       /* the run's settings */
       {"\"run\":", "\"nur\":", GOOD, "no \"run\""},
       {"\"batch\":10", "\"batch\":0", GOOD, "\"run.batch\""},

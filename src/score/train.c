@@ -778,6 +778,14 @@ static sk_status same_run(sk_trainer *t, const char *path, const char *arch,
   return SK_OK;
 }
 
+/* Where drawing one epoch's order of n rows from the data stream at `from`
+ * leaves it: sk_dataset_batch's Fisher-Yates takes sk_rng_below(i + 1) for
+ * i = n - 1 down to 1, and nothing else draws from that stream. */
+static uint64_t order_drawn(sk_rng from, int64_t n) {
+  for (int64_t i = n - 1; i > 0; i--) (void)sk_rng_below(&from, (uint32_t)(i + 1));
+  return from.offset;
+}
+
 /* Reads the state metadata of `path` into v, after checking every field and
  * that it was saved by this trainer's run. */
 static sk_status parse_state(sk_trainer *t, const char *path, const char *meta,
@@ -832,13 +840,29 @@ static sk_status parse_state(sk_trainer *t, const char *path, const char *meta,
   } else if (epoch > 0 && cursor == 0) {
     st = sk__fail(SK_ERR_FORMAT, "%s: \"cursor\" is 0 in epoch %llu (only the first epoch starts "
                   "at 0)", what, (unsigned long long)epoch);
-  } else if ((epoch > 0 || cursor > 0) &&
-             (erng_seed != t->cfg.seed || erng_stream != STREAM_DATA || erng > data)) {
+  } else if (cursor == 0 && data != 0) {
+    /* The data stream moves only when an epoch's order is drawn, which the
+     * first epoch's first row does. */
+    st = sk__fail(SK_ERR_FORMAT, "%s: \"data\" is %llu before the first epoch's order is drawn "
+                  "(epoch 0, cursor 0), where it is 0", what, (unsigned long long)data);
+  } else if (cursor > 0 && (erng_seed != t->cfg.seed || erng_stream != STREAM_DATA ||
+                            erng % 4 != 0 || (epoch == 0 && erng != 0) ||
+                            (r->rows > 1 && erng / 4 / (uint64_t)(r->rows - 1) < epoch))) {
+    /* The stream starts at 0 and draws in blocks of 4 values, at least
+     * n - 1 blocks for each epoch's order of n rows. */
     st = sk__fail(SK_ERR_FORMAT, "%s: \"epoch_rng\" (offset %llu, seed %llu, stream %llu) is not "
-                  "a position of the run's data stream (at %llu, seed %llu, stream %d)", what,
-                  (unsigned long long)erng, (unsigned long long)erng_seed,
-                  (unsigned long long)erng_stream, (unsigned long long)data,
+                  "where epoch %llu of %lld rows starts in the run's data stream (seed %llu, "
+                  "stream %d)", what, (unsigned long long)erng, (unsigned long long)erng_seed,
+                  (unsigned long long)erng_stream, (unsigned long long)epoch, (long long)r->rows,
                   (unsigned long long)t->cfg.seed, (int)STREAM_DATA);
+  } else if (cursor > 0) {
+    const sk_rng from = {erng_seed, erng_stream, erng};
+    const uint64_t drawn = order_drawn(from, r->rows);
+    if (data != drawn)
+      st = sk__fail(SK_ERR_FORMAT, "%s: \"data\" is %llu; drawing epoch %llu's order from "
+                    "\"epoch_rng\" %llu leaves the data stream at %llu", what,
+                    (unsigned long long)data, (unsigned long long)epoch, (unsigned long long)erng,
+                    (unsigned long long)drawn);
   }
   sk__free(r);
   sk__json_doc_free(doc);

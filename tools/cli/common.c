@@ -281,22 +281,31 @@ int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n)
     cli_fail("%s: list too long", flag);
     return 0;
   }
+  if (!*s) {
+    cli_fail("%s: empty list", flag);
+    return 0;
+  }
   strcpy(buf, s);
   *n = 0;
-  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+  /* Split at every comma (not strtok, which would skip an empty item and
+   * read "3,,1" as two values). */
+  for (char *item = buf;;) {
+    char *comma = strchr(item, ',');
+    if (comma) *comma = '\0';
     double v;
+    if (!*item) {
+      cli_fail("%s: item %d of \"%s\" is empty", flag, *n + 1, s);
+      return 0;
+    }
     if (*n == cap) {
       cli_fail("%s: more than %d values", flag, cap);
       return 0;
     }
-    if (!cli_float(flag, tok, 1e-6, 1e6, &v)) return 0;
+    if (!cli_float(flag, item, 1e-6, 1e6, &v)) return 0;
     out[(*n)++] = (float)v;
+    if (!comma) return 1;
+    item = comma + 1;
   }
-  if (*n == 0) {
-    cli_fail("%s: empty list", flag);
-    return 0;
-  }
-  return 1;
 }
 
 static int ends_with(const char *s, const char *suffix) {

@@ -19,7 +19,7 @@ static const char usage[] =
     "  likelihood  log-likelihoods of data under a score model (probability-flow ODE)\n"
     "  grid      draw images (samples, classes, a trajectory) as a PNG grid\n"
     "  inpaint   fill the missing entries of rows or images given the known ones\n"
-    "  help      this text; `scorekit COMMAND --help` documents each command\n";
+    "  help      this text; `scorekit help COMMAND` (or COMMAND --help) documents COMMAND\n";
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -32,6 +32,17 @@ int main(int argc, char **argv) {
   /* SIGTERM, SIGINT and SIGHUP remove the temporary file of a write in
    * progress, then end the program as the signal would have. */
   if (sk_signals_install(NULL) != SK_OK) fprintf(stderr, "scorekit: warning: %s\n", sk_last_error());
+  /* `scorekit help CMD` is `scorekit CMD --help`, so an unknown CMD fails
+   * as it does on its own. */
+  char help_flag[] = "--help";
+  if (!strcmp(cmd, "help") && argc > 2) {
+    if (argc > 3) {
+      fprintf(stderr, "scorekit: help takes one command, got %d words\n", argc - 2);
+      return 2;
+    }
+    cmd = argv[1] = argv[2];
+    argv[2] = help_flag;
+  }
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     fputs(usage, stdout);
     return 0;

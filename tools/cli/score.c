@@ -72,6 +72,10 @@ int cmd_score(int argc, char **argv) {
   }
   if (sigma == 0) sigma = info.n_sigmas ? info.sigmas[info.n_sigmas - 1] : info.sigma;
   const int64_t n = sk_tensor_shape(x)[0];
+  if (n < 1) { /* as train, eval and inpaint: an empty input is a mistake, not a result */
+    cli_fail("%s: no rows", input);
+    goto done;
+  }
   s = cli_alloc((size_t)n * (size_t)d * sizeof *s);
   if (!s) {
     cli_fail("out of memory for the scores of %lld points of %d dimensions", (long long)n, d);
