@@ -126,6 +126,8 @@ TEST(bad_input_fails_cleanly) {
       {"train --sigmas 3,2,1, --out o", {"--sigmas", "item 4 of", "is empty"}},
       {"train --sigmas ,3,1 --out o", {"--sigmas", "item 1 of", "is empty"}},
       {"train --model unet --channels 4,,4,4,4 --out o", {"--channels", "item 2 of", "is empty"}},
+      {"train --model unet --channels 0,0,0,0 --out o", {"--channels", "integer in 1..4096", "\"0\""}},
+      {"train --model unet --channels -1,2,3,4 --out o", {"--channels", "integer in 1..4096", "\"-1\""}},
       {"train --sigma-min 5 --sigma-max 1 --out o", {"--sigma-min 5", "must be below --sigma-max 1"}},
       {"train --frobnicate 3 --out o", {"unknown flag --frobnicate"}},
       {"train --minutes 0 --out o", {"--minutes", "\"0\""}},

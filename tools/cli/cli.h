@@ -44,8 +44,10 @@ void cli_unwrite(void);
 /* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
 int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, double *out);
-/* A comma-separated list of positive floats. */
+/* A comma-separated list of up to cap positive floats, or of integers in
+ * [lo, hi]; 0 and a message naming the item at fault on failure. */
 int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n);
+int cli_int_list(const char *flag, const char *s, int lo, int hi, int *out, int cap, int *n);
 
 /* ---- the samplers' flags, shared by sample and inpaint ---- */
 

@@ -275,37 +275,60 @@ int cli_float(const char *flag, const char *s, double lo, double hi, double *out
   return 1;
 }
 
-int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n) {
-  char buf[8192];
-  if (strlen(s) >= sizeof buf) {
-    cli_fail("%s: list too long", flag);
-    return 0;
-  }
-  if (!*s) {
-    cli_fail("%s: empty list", flag);
+/* Copies the list s into buf for list_item; 0 and a message when it is
+ * empty or too long. */
+static int list_start(const char *flag, const char *s, char *buf, size_t cap) {
+  if (!*s || strlen(s) >= cap) {
+    cli_fail("%s: %s list", flag, *s ? "too long a" : "empty");
     return 0;
   }
   strcpy(buf, s);
-  *n = 0;
-  /* Split at every comma (not strtok, which would skip an empty item and
-   * read "3,,1" as two values). */
-  for (char *item = buf;;) {
-    char *comma = strchr(item, ',');
-    if (comma) *comma = '\0';
-    double v;
-    if (!*item) {
-      cli_fail("%s: item %d of \"%s\" is empty", flag, *n + 1, s);
-      return 0;
-    }
-    if (*n == cap) {
-      cli_fail("%s: more than %d values", flag, cap);
-      return 0;
-    }
-    if (!cli_float(flag, item, 1e-6, 1e6, &v)) return 0;
-    out[(*n)++] = (float)v;
-    if (!comma) return 1;
-    item = comma + 1;
+  return 1;
+}
+
+/* Item i (0-based) of the list s, cut from its copy at *p, which moves to
+ * the next item (NULL after the last). Every comma separates (not strtok,
+ * which would skip an empty item and read "3,,1" as two values); NULL and a
+ * message for an empty item, or one past `cap`. */
+static const char *list_item(const char *flag, const char *s, char **p, int i, int cap) {
+  char *item = *p, *comma = strchr(item, ',');
+  if (comma) *comma = '\0';
+  *p = comma ? comma + 1 : NULL;
+  if (!*item) {
+    cli_fail("%s: item %d of \"%s\" is empty", flag, i + 1, s);
+    return NULL;
   }
+  if (i == cap) {
+    cli_fail("%s: more than %d values", flag, cap);
+    return NULL;
+  }
+  return item;
+}
+
+int cli_float_list(const char *flag, const char *s, float *out, int cap, int *n) {
+  char buf[8192];
+  *n = 0;
+  if (!list_start(flag, s, buf, sizeof buf)) return 0;
+  for (char *p = buf; p;) {
+    const char *item = list_item(flag, s, &p, *n, cap);
+    double v;
+    if (!item || !cli_float(flag, item, 1e-6, 1e6, &v)) return 0;
+    out[(*n)++] = (float)v;
+  }
+  return 1;
+}
+
+int cli_int_list(const char *flag, const char *s, int lo, int hi, int *out, int cap, int *n) {
+  char buf[8192];
+  *n = 0;
+  if (!list_start(flag, s, buf, sizeof buf)) return 0;
+  for (char *p = buf; p;) {
+    const char *item = list_item(flag, s, &p, *n, cap);
+    long long v;
+    if (!item || !cli_int(flag, item, lo, hi, &v)) return 0;
+    out[(*n)++] = (int)v;
+  }
+  return 1;
 }
 
 static int ends_with(const char *s, const char *suffix) {

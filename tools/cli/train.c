@@ -443,18 +443,14 @@ int cmd_train(int argc, char **argv) {
                     "a σ ladder)");
   int channels[4] = {0};
   if (channels_arg) {
-    float cf[4];
     int nc = 0;
     if (kind != SK_MODEL_UNET && kind != SK_MODEL_CONVNET)
       return cli_fail("--channels applies to --model unet or convnet only");
     const int want = kind == SK_MODEL_UNET ? 4 : 3;
-    if (!cli_float_list("--channels", channels_arg, cf, 4, &nc)) return 1;
-    for (int i = 0; i < want; i++) {
-      if (nc != want || !(cf[i] >= 1 && cf[i] <= 4096) || cf[i] != (float)(int)cf[i])
-        return cli_fail("--channels: need %s whole numbers in 1..4096, got \"%s\"",
-                        want == 4 ? "four" : "three", channels_arg);
-      channels[i] = (int)cf[i];
-    }
+    if (!cli_int_list("--channels", channels_arg, 1, 4096, channels, want, &nc)) return 1;
+    if (nc != want)
+      return cli_fail("--channels: need %s whole numbers in 1..4096, got \"%s\"",
+                      want == 4 ? "four" : "three", channels_arg);
   }
   /* A flag that would change nothing is a mistake to report, not to ignore. */
   const int takes_projections = obj == SK_OBJ_SSM || obj == SK_OBJ_SSM_VR;
