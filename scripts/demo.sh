@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install missing Debian packages, build, then `scorekit demo`:
 # train a noise-conditional score network on the built-in mog8 data, sample it
-# with annealed Langevin dynamics, print the metrics and write the pictures.
+# with the predictor-corrector sampler, print the metrics and write the pictures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/demo}

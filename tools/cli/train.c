@@ -90,8 +90,9 @@ static const char usage[] =
     "output\n"
     "  --out DIR             where to write (created if needed); a fresh run refuses a\n"
     "                        non-empty DIR\n"
-    "  --resume DIR          continue the run saved in DIR: pass the same flags (a\n"
-    "                        different setting or data is refused, naming the flag)\n"
+    "  --resume DIR          continue the run saved in DIR, with --out DIR (or --out NEW:\n"
+    "                        into a new directory); pass the same flags (a different\n"
+    "                        setting or data is refused, naming the flag)\n"
     "  --overwrite           replace the run in a non-empty --out DIR (its files are\n"
     "                        kept aside until this run's first checkpoint)\n"
     "  --force               run what is refused as too costly: esm above 256\n"
@@ -786,11 +787,11 @@ int cmd_train(int argc, char **argv) {
       }
       checkpointed = 1;
       run_aside_end(out, aside, 1);
-      cli_fail("interrupted by %s: saved a checkpoint at step %lld in %s; continue with --resume %s",
-               name, at, out, out);
+      cli_fail("interrupted by %s: saved a checkpoint at step %lld in %s; continue with --resume %s "
+               "--out %s", name, at, out, out, out);
     } else if (at > 0) {
       cli_fail("interrupted by %s: the checkpoint at step %lld in %s is kept; continue with "
-               "--resume %s", name, at, out, out);
+               "--resume %s --out %s", name, at, out, out, out);
     } else {
       cli_fail("interrupted by %s before the first step: nothing saved", name);
     }
