@@ -36,11 +36,6 @@ int cli_check_out(const char *flag, const char *path);
  * rest of the n inputs; NULL entries are flags not given. Otherwise 0 after
  * "FLAG PATH: the same file as FLAG2". */
 int cli_distinct(const char *const *flags, const char *const *paths, int n_out, int n);
-/* An output the command has written (up to 8): if a later step fails,
- * cli_unwrite removes them all, so that a command leaves all its outputs or
- * none. */
-void cli_wrote(const char *path);
-void cli_unwrite(void);
 /* Parse a whole string as a number in [lo, hi]; 0 and a message on failure. */
 int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, double *out);

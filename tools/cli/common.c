@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cli_mpi.h"
@@ -219,18 +218,6 @@ int cli_distinct(const char *const *flags, const char *const *paths, int n_out, 
         return !cli_fail("%s %s: the same file as %s", flags[o], paths[o], flags[o == i ? j : i]);
       }
   return 1;
-}
-
-static const char *wrote[8];
-static int n_wrote;
-
-void cli_wrote(const char *path) {
-  if (n_wrote < 8) wrote[n_wrote++] = path;
-}
-
-void cli_unwrite(void) {
-  for (int i = 0; i < n_wrote; i++) unlink(wrote[i]);
-  n_wrote = 0;
 }
 
 int cli_mkdirs(const char *path) {

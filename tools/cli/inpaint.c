@@ -326,7 +326,6 @@ int cmd_inpaint(int argc, char **argv) {
     cli_fail("%s", sk_last_error());
     goto done;
   }
-  cli_wrote(out);
   if (mask_out && sk_npy_save_f32(mask_out, sk_tensor_ndim(xt), sk_tensor_shape(xt), mask) != SK_OK) {
     cli_fail("%s", sk_last_error());
     goto done;
@@ -335,7 +334,6 @@ int cmd_inpaint(int argc, char **argv) {
          mask_out ? mask_out : "");
   rc = 0;
 done:
-  if (rc != 0) cli_unwrite();
   free(x);
   free(mask);
   free(u);

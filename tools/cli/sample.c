@@ -383,7 +383,6 @@ int cmd_sample(int argc, char **argv) {
     goto done;
   }
   if (!save_rows(o.out, x, o.n, mc->dim, &info)) goto done;
-  cli_wrote(o.out);
   const int64_t *chw = info.image_shape;
   if (image)
     printf("wrote %s: %lld images of %lld×%lld×%lld (c×h×w), multiplied by %g\n", o.out, o.n,
@@ -393,7 +392,6 @@ int cmd_sample(int argc, char **argv) {
     printf("wrote %s\n", o.out);
   if (o.trajectory) {
     if (!save_rows(o.trajectory, snaps, o.snapshots, mc->dim, &info)) goto done;
-    cli_wrote(o.trajectory);
     printf("wrote %s: sample 0 at %lld points of the run\n", o.trajectory, o.snapshots);
   }
   if (o.plot) {
@@ -402,7 +400,6 @@ int cmd_sample(int argc, char **argv) {
       cli_fail("%s", sk_last_error());
       goto done;
     }
-    cli_wrote(o.plot);
     printf("wrote %s\n", o.plot);
   }
   if (o.grid) { /* x is in the data's range since save_rows */
@@ -427,7 +424,6 @@ int cmd_sample(int argc, char **argv) {
   }
   rc = 0;
 done:
-  if (rc != 0) cli_unwrite();
   free(x);
   free(snaps);
   free(cells);
