@@ -496,8 +496,9 @@ TEST(fresh_run_into_a_run_directory_is_refused) {
 
 /* A run that fails before its first checkpoint (here its loss diverges at
  * step 1: data 10^12 apart) leaves the directory as it found it: one it
- * created is gone, an empty one stays empty, and a run it was to replace
- * (--overwrite) is back, file for file; so the same command can run again. */
+ * created is gone (with the parents it created), an empty one stays empty,
+ * and a run it was to replace (--overwrite) is back, file for file, even
+ * after a replacing run was killed; so the same command can run again. */
 TEST(failed_run_leaves_the_directory_as_it_was) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "cd %s && printf '0,0\\n1,1\\n2,0\\n1e12,1\\n' > far.csv", tmp);
@@ -529,11 +530,48 @@ TEST(failed_run_leaves_the_directory_as_it_was) {
     CHECK(same_file(a, b));
     CHECK(!exists(c));
   }
+  /* A replacing run killed where nothing can catch it (SIGKILL) leaves the
+   * old run set aside; the next run in the directory puts it back, and a
+   * failing replacement after that still gives it back. */
+  const pid_t pid = spawn("--objective dsm --n-data 200 --hidden 8 --depth 1 --steps " NEVER
+                          " --quiet --out ow --overwrite", "kill.err");
+  /* (The old log already passes step 2: first wait for it to be set aside.) */
+  for (const double t0 = now(); pid > 0 && !exists("ow/log.csv.replaced") && now() - t0 <= DEADLINE_S &&
+                                waitpid(pid, NULL, WNOHANG) == 0;)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  CHECK(pid > 0 && wait_for_log(pid, "ow", 2, "kill.err"));
+  if (pid > 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  CHECK(exists("ow/model.safetensors.replaced") && !exists("ow/model.safetensors"));
+  CHECK(refused(f3, run(f3), needles));
+  for (int i = 0; i < 4; i++) {
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "ow/%s", files[i]);
+    snprintf(b, sizeof b, "ow-keep/%s", files[i]);
+    snprintf(c, sizeof c, "ow/%s.replaced", files[i]);
+    CHECK(same_file(a, b));
+    CHECK(!exists(c));
+  }
   /* A run that succeeds replaces it, and nothing of the old one stays. */
   CHECK_EQ_INT(run("train --objective dsm --n-data 200 --hidden 8 --depth 1 --steps 3 --quiet --out ow --overwrite"), 0);
   CHECK_EQ_INT(state_step("ow"), 3);
   CHECK(log_in_order("ow", 3));
   CHECK(!exists("ow/model.safetensors.replaced") && !exists("ow/loss.png.replaced"));
+  /* Directories it made for a nested --out go too, not the ones that were
+   * there. */
+  const char *f4 = "train --data far.csv --hidden 8 --depth 1 --steps 5 --quiet --out ow/new/deeper";
+  CHECK(refused(f4, run(f4), needles));
+  CHECK(exists("ow") && !exists("ow/new"));
+  /* A directory where the old run's loss.png was: refused by name before
+   * anything is moved. */
+  snprintf(cmd, sizeof cmd, "cd %s && rm ow/loss.png && mkdir ow/loss.png", tmp);
+  CHECK_EQ_INT(system(cmd), 0);
+  const char *f5 = "train --objective dsm --n-data 200 --hidden 8 --depth 1 --steps 3 --quiet --out ow --overwrite";
+  const char *n5[4] = {"ow/loss.png", "not a file of a run"};
+  CHECK(refused(f5, run(f5), n5));
+  CHECK(exists("ow/model.safetensors") && !exists("ow/model.safetensors.replaced"));
 }
 
 /* ---- SIGTERM and SIGINT save a checkpoint ---- */

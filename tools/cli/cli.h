@@ -11,8 +11,10 @@
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Creates directory `path` and its missing parents (mkdir -p); 0, or -1 with
- * errno set. */
-int cli_mkdirs(const char *path);
+ * errno set. *made (NULL: not wanted) is the length of the prefix of path
+ * naming the first directory this call created, 0 when it created none (all
+ * existed, or another process made them first). */
+int cli_mkdirs(const char *path, size_t *made);
 /* malloc for the program's own buffers (n = 0 allowed). Every caller checks
  * for NULL: the environment variable SCOREKIT_DEBUG_FAIL_ALLOC=N makes the
  * N-th call (0-based) and all later ones fail, which is how the tests reach

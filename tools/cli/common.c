@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_mpi.h"
@@ -185,10 +186,24 @@ int cli_check_out(const char *flag, const char *path) {
   return 1;
 }
 
-/* A file yet to be written as its directory's real path and its name, so
- * that "x.npy" and "./x.npy" compare equal; the path as given when its
- * directory cannot be resolved. */
-static void canonical_name(const char *path, char *buf, size_t cap) {
+/* A file yet to be written as the writer will reach it: through any
+ * symbolic links to it (a dangling one names its target, up to 40), then
+ * its directory's real path and its name, so that "x.npy", "./x.npy" and a
+ * link to x.npy compare equal; the path as given when its directory cannot
+ * be resolved. */
+static void canonical_name(const char *given, char *buf, size_t cap) {
+  char path[4096], link[4096], joined[8200];
+  snprintf(path, sizeof path, "%s", given);
+  for (int hops = 0; hops < 40; hops++) {
+    const ssize_t k = readlink(path, link, sizeof link - 1);
+    if (k < 0) break;
+    link[k] = '\0';
+    const char *dir_end = strrchr(path, '/');
+    if (link[0] == '/' || !dir_end) snprintf(joined, sizeof joined, "%s", link);
+    else snprintf(joined, sizeof joined, "%.*s/%s", (int)(dir_end - path), path, link);
+    if (strlen(joined) >= sizeof path) break;
+    snprintf(path, sizeof path, "%s", joined);
+  }
   const char *slash = strrchr(path, '/');
   char dir[4096], real[PATH_MAX];
   const char *base = slash ? slash + 1 : path;
@@ -204,7 +219,7 @@ static int same_file(const char *a, const char *b) {
   struct stat sa, sb;
   const int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
   if (ea || eb) return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-  char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+  char ca[PATH_MAX + 4096], cb[PATH_MAX + 4096];
   canonical_name(a, ca, sizeof ca);
   canonical_name(b, cb, sizeof cb);
   return !strcmp(ca, cb);
@@ -220,22 +235,28 @@ int cli_distinct(const char *const *flags, const char *const *paths, int n_out, 
   return 1;
 }
 
-int cli_mkdirs(const char *path) {
+int cli_mkdirs(const char *path, size_t *made) {
   char buf[4096];
   const size_t n = strlen(path);
+  if (made) *made = 0;
   if (n == 0 || n >= sizeof buf) {
     errno = ENAMETOOLONG;
     return -1;
   }
   memcpy(buf, path, n + 1);
   /* Each parent in turn, then the directory itself (mkdir -p). */
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
+  for (char *p = buf + 1;; p++) {
+    if (*p && *p != '/') continue;
+    const char c = *p;
     *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    if (mkdir(buf, 0755) == 0) {
+      if (made && !*made) *made = (size_t)(p - buf);
+    } else if (errno != EEXIST) {
+      return -1;
+    }
+    if (!c) return 0;
     *p = '/';
   }
-  return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {

@@ -110,17 +110,28 @@ static const char usage[] =
 static int write_log_header(FILE *f) { return fprintf(f, "step,loss,grad_norm,seconds\n") > 0; }
 
 /* A run that failed or was stopped before its first checkpoint leaves the
- * directory as it found it: the log it began removed, a replaced run's files
- * (--overwrite) back in place, and a directory it created removed with its
- * lock, so that the same command can run again. */
-static void run_undo(const char *out, const char *log_path, int made_dir, int log_made,
-                     int aside[RUN_FILES]) {
-  if (log_made) unlink(log_path);
+ * directory as it found it, so that the same command can run again:
+ * claimed (the directory was empty, or its run set aside: every run file in
+ * it is this run's), those files removed and a replaced run's put back
+ * (--overwrite); made (cli_mkdirs': the directories this run created, as
+ * the length of the first one's path; 0 for none) removed with the lock. */
+static void run_undo(const char *out, int claimed, size_t made, int aside[RUN_FILES]) {
+  char path[4200];
+  for (int i = 0; claimed && i < RUN_FILES; i++)
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", out, run_files[i]) < sizeof path) unlink(path);
   run_aside_end(out, aside, 0);
-  if (made_dir) {
-    char lock[4200];
-    if ((size_t)snprintf(lock, sizeof lock, "%s/.lock", out) < sizeof lock) unlink(lock);
-    rmdir(out); /* fails, harmlessly, if anything else is in it */
+  if (!made || (size_t)snprintf(path, sizeof path, "%s/.lock", out) >= sizeof path) return;
+  unlink(path);
+  /* The directory, then each parent it created: rmdir fails, harmlessly,
+   * on one that holds anything else. */
+  snprintf(path, sizeof path, "%s", out);
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/') path[--n] = '\0';
+  while (n >= made && rmdir(path) == 0) {
+    while (n > 0 && path[n - 1] != '/') n--; /* to its parent */
+    while (n > 0 && path[n - 1] == '/') n--;
+    if (n < made) break;
+    path[n] = '\0';
   }
 }
 
@@ -632,7 +643,8 @@ int cmd_train(int argc, char **argv) {
   FILE *log = NULL;
   /* What a run that fails before its first checkpoint takes back (run_undo):
    * the directory it made, the log it began, the replaced run it set aside. */
-  int made_dir = 0, log_made = 0, checkpointed = 0, aside[RUN_FILES] = {0};
+  int claimed = 0, checkpointed = 0, aside[RUN_FILES] = {0};
+  size_t made = 0;
   char log_path[4096] = "";
   /* Under MPI each rank computes a share of every batch; rank 0 alone
    * writes the run directory (the others log to /dev/null). */
@@ -657,7 +669,7 @@ int cmd_train(int argc, char **argv) {
   }
   struct stat out_st;
   const int out_existed = stat(out, &out_st) == 0;
-  if (writer && out_existed && !run_lock(out)) goto done;
+  if (writer && out_existed && (!run_lock(out) || !run_recover_aside(out))) goto done;
   if (resume && sk_trainer_resume(t, resume) != SK_OK) {
     sk_run_mismatch mm;
     if (sk_trainer_resume_mismatch(t, &mm)) run_resume_refused(&mm, data, sigmas_arg != NULL);
@@ -672,12 +684,13 @@ int cmd_train(int argc, char **argv) {
   /* Everything is validated: only now touch the output directory (once
    * every rank is ready: one that failed has ended the job by now). */
   cli_mpi_max(0);
-  if (writer && !out_existed && cli_mkdirs(out) != 0) {
+  size_t made_now = 0;
+  if (writer && !out_existed && cli_mkdirs(out, &made_now) != 0) {
     cli_fail("%s: cannot create: %s", out, strerror(errno));
     goto done;
   }
-  made_dir = writer && !out_existed;
   if (writer && !out_existed && !run_lock(out)) goto done;
+  made = made_now; /* only once its lock is this run's */
   /* Only this run writes here now: a run directory continues its own run
    * (--resume from it) or is replaced on request (--overwrite). */
   const int continues = resume && run_same_dir(resume, out);
@@ -696,6 +709,7 @@ int cmd_train(int argc, char **argv) {
   /* The replaced run's files stay, set aside, until this run's first
    * checkpoint replaces them. */
   if (writer && overwrite && !run_set_aside(out, aside)) goto done;
+  claimed = writer && !continues;
   /* A checkpoint of this run is in `out`: the resumed one, then each save. */
   checkpointed = continues;
   snprintf(log_path, sizeof log_path, "%s/log.csv", out);
@@ -704,7 +718,6 @@ int cmd_train(int argc, char **argv) {
   log = writer ? open_run_file(log_path, O_WRONLY | O_CREAT | (fresh ? O_TRUNC : O_APPEND))
                : fopen("/dev/null", "a"); /* only rank 0 writes the run */
   if (!log) goto done;
-  log_made = writer && fresh;
   if (fresh && !write_log_header(log)) {
     cli_fail("%s: cannot write: %s", log_path, strerror(errno));
     goto done;
@@ -797,7 +810,7 @@ int cmd_train(int argc, char **argv) {
     }
     fclose(log);
     log = NULL;
-    if (!checkpointed) run_undo(out, log_path, made_dir, log_made, aside);
+    if (!checkpointed) run_undo(out, claimed, made, aside);
     run_die_by(sig);
   }
   if (fflush(log) != 0 || cli_mpi_save(t, out, &info) != SK_OK) {
@@ -829,7 +842,7 @@ int cmd_train(int argc, char **argv) {
   rc = 0;
 done:
   if (log && fclose(log) != 0 && rc == 0) rc = cli_fail("%s/log.csv: write failed", out);
-  if (rc != 0 && !checkpointed) run_undo(out, log_path, made_dir, log_made, aside);
+  if (rc != 0 && !checkpointed) run_undo(out, claimed, made, aside);
   sk_trainer_free(t);
   sk_model_free(m);
   sk_dataset_free(ds);

@@ -163,10 +163,6 @@ int run_remove_stale(const char *dir) {
   for (struct dirent *e; (e = readdir(d));) {
     int stale = 0;
     for (int i = 0; i < 3; i++) stale |= !strncmp(e->d_name, prefixes[i], strlen(prefixes[i]));
-    for (int i = 0; i < RUN_FILES; i++) {
-      const size_t n = strlen(run_files[i]);
-      stale |= !strncmp(e->d_name, run_files[i], n) && !strcmp(e->d_name + n, ASIDE);
-    }
     char path[4400];
     struct stat st;
     if (!stale || (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
@@ -185,14 +181,19 @@ static int aside_paths(const char *dir, const char *name, char *path, char *asid
 }
 
 int run_set_aside(const char *dir, int aside[RUN_FILES]) {
+  char path[4200], moved[4200];
+  struct stat st;
+  /* Files and links only, all checked before any is moved. */
   for (int i = 0; i < RUN_FILES; i++) {
-    char path[4200], moved[4200];
-    struct stat st;
     aside[i] = 0;
-    if (!aside_paths(dir, run_files[i], path, moved, sizeof path)) {
-      run_aside_end(dir, aside, 0);
+    if (!aside_paths(dir, run_files[i], path, moved, sizeof path))
       return !cli_fail("--out %s: path too long", dir);
-    }
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+      return !cli_fail("%s: is not a file of a run (a directory or a special file); remove it",
+                       path);
+  }
+  for (int i = 0; i < RUN_FILES; i++) {
+    aside_paths(dir, run_files[i], path, moved, sizeof path);
     if (lstat(path, &st) != 0) continue;
     if (rename(path, moved) != 0) {
       const int e = errno;
@@ -201,6 +202,29 @@ int run_set_aside(const char *dir, int aside[RUN_FILES]) {
     }
     aside[i] = 1;
   }
+  return 1;
+}
+
+int run_recover_aside(const char *dir) {
+  char path[4200], moved[4200], state[4200];
+  struct stat st;
+  int found = 0;
+  for (int i = 0; i < RUN_FILES; i++)
+    found |= aside_paths(dir, run_files[i], path, moved, sizeof path) && lstat(moved, &st) == 0;
+  if (!found) return 1;
+  /* With no state, the replacing run saved nothing: the set-aside run is
+   * still the directory's. */
+  snprintf(state, sizeof state, "%s/state.safetensors", dir);
+  const int back = lstat(state, &st) != 0;
+  for (int i = 0; i < RUN_FILES; i++) {
+    if (!aside_paths(dir, run_files[i], path, moved, sizeof path) || lstat(moved, &st) != 0)
+      continue;
+    if (back ? rename(moved, path) != 0 : unlink(moved) != 0)
+      return !cli_fail("%s: cannot %s: %s", moved, back ? "put it back" : "remove it",
+                       strerror(errno));
+  }
+  if (back)
+    printf("put back the run that an interrupted --overwrite had set aside in %s\n", dir);
   return 1;
 }
 

@@ -39,9 +39,9 @@ int run_dir_empty(const char *dir, char *first, size_t cap);
 int run_same_dir(const char *a, const char *b);
 
 /* Removes what an interrupted run of DIR can leave (the atomic writer's
- * temporaries of model.safetensors and state.safetensors, log.csv.trim, a
- * replaced run's files set aside); only under DIR's lock, when no other run
- * can be writing them. Returns how many it removed. */
+ * temporaries of model.safetensors and state.safetensors, log.csv.trim);
+ * only under DIR's lock, when no other run can be writing them. Returns how
+ * many it removed. */
 int run_remove_stale(const char *dir);
 
 /* The files a run writes into its directory. */
@@ -51,8 +51,15 @@ extern const char *const run_files[RUN_FILES];
 /* --overwrite: the replaced run's files that exist, each renamed to
  * NAME.replaced (aside[i] set), so that they come back if the new run fails
  * before its first checkpoint (run_aside_end). 1 on success; 0 after a
- * one-line message, with whatever was moved moved back. */
+ * one-line message (one of them is a directory or special file: nothing
+ * moved; a rename failed: whatever was moved moved back). */
 int run_set_aside(const char *dir, int aside[RUN_FILES]);
+
+/* Under DIR's lock, before anything reads it: files a replacing run that
+ * was killed (SIGKILL, a lost session) left set aside are put back when it
+ * saved no state, else removed (it was killed after its first checkpoint).
+ * 1, or 0 after a one-line message. */
+int run_recover_aside(const char *dir);
 
 /* Ends what run_set_aside began: keep_new, the set-aside files are removed
  * (the new run has a checkpoint); otherwise the new run's file of each
