@@ -629,8 +629,8 @@ TEST(outputs_never_name_an_input_or_each_other) {
           "--mask-out f.npy", "the same file as --out");
   REFUSED("grid --in pts.npy --out pts.npy", "--out pts.npy", "the same file as --in");
   /* A dangling link is the file it names, as the writer follows it. */
-  CHECK_EQ_INT(symlink("tgt.npy", at("dangling.npy")), 0);
-  REFUSED("sample --model " NC " --n 5 --steps-per-level 2 --out dangling.npy --plot tgt.npy",
+  CHECK_EQ_INT(symlink("tgt.npy", at("to-tgt.npy")), 0);
+  REFUSED("sample --model " NC " --n 5 --steps-per-level 2 --out to-tgt.npy --plot tgt.npy",
           "--plot tgt.npy", "the same file as --out");
   CHECK_EQ_INT(kind_of("tgt.npy"), 0);
   /* The inputs are as they were. */

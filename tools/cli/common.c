@@ -201,8 +201,9 @@ static void canonical_name(const char *given, char *buf, size_t cap) {
     const char *dir_end = strrchr(path, '/');
     if (link[0] == '/' || !dir_end) snprintf(joined, sizeof joined, "%s", link);
     else snprintf(joined, sizeof joined, "%.*s/%s", (int)(dir_end - path), path, link);
-    if (strlen(joined) >= sizeof path) break;
-    snprintf(path, sizeof path, "%s", joined);
+    const size_t len = strlen(joined);
+    if (len >= sizeof path) break;
+    memcpy(path, joined, len + 1);
   }
   const char *slash = strrchr(path, '/');
   char dir[4096], real[PATH_MAX];
