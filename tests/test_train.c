@@ -826,11 +826,12 @@ TEST(model_save_refuses_bad_info) {
   CHECK(m);
   const sk_model_info good = {.objective = SK_OBJ_NCSN, .n_sigmas = 3, .sigmas = {2, 1, 0.5f},
                               .sigma = 0.1f, .steps = 4, .data = "mog8"};
-  enum { N_CASES = 12 };
+  enum { N_CASES = 13 };
   static const char *const field[N_CASES] = {
       "info.objective", "info.objective", "info.n_sigmas", "info.n_sigmas",
       "info.sigmas[1]", "info.sigmas[2]", "info.sigma",    "info.steps",
-      "info.data",      "info.data_scale", "info.image_shape", "info.image_shape"};
+      "info.data",      "info.data_scale", "info.image_shape", "info.image_shape",
+      "info.data"};
   for (int k = 0; k < N_CASES; k++) {
     sk_model_info info = good;
     switch (k) {
@@ -845,7 +846,8 @@ TEST(model_save_refuses_bad_info) {
     case 8: memset(info.data, 'a', sizeof info.data); break; /* no terminator */
     case 9: info.data_scale = INFINITY; break;
     case 10: info.image_shape[0] = 1, info.image_shape[1] = 3, info.image_shape[2] = 1; break;
-    default: info.image_shape[1] = 2; break; /* a shape that is not all zeros */
+    case 11: info.image_shape[1] = 2; break; /* a shape that is not all zeros */
+    default: strcpy(info.data, "a\xff.csv"); break; /* not UTF-8: JSON cannot hold it */
     }
     const sk_status st = sk_model_save(path, m, NULL, &info);
     if (st != SK_ERR_INVALID || !strstr(sk_last_error(), field[k]))
@@ -1001,6 +1003,9 @@ TEST(adam_refuses_empty_and_null_arguments) {
   CHECK_EQ_INT(sk_adam_step_parts(a, p, 1, NULL, NULL), SK_ERR_INVALID);
   CHECK(strstr(sk_last_error(), "NULL parts"));
   CHECK_EQ_INT(sk_adam_step_parts(a, NULL, 1, &part, NULL), SK_ERR_INVALID);
+  const sk_adam_part no_grad = {NULL, 0, 4, 1};
+  CHECK_EQ_INT(sk_adam_step_parts(a, p, 1, &no_grad, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL gradient"));
   CHECK_EQ_INT(sk_adam_step(a, NULL, g, NULL), SK_ERR_INVALID);
   CHECK(strstr(sk_last_error(), "NULL params"));
   CHECK_EQ_INT(sk_adam_step(a, p, NULL, NULL), SK_ERR_INVALID);

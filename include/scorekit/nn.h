@@ -209,7 +209,8 @@ typedef struct sk_adam_part {
  * naming the part and element; nothing is changed then. The norm is summed in
  * 16-row blocks, so its bits differ from sk_adam_step's (not between thread
  * counts). SK_ERR_INVALID, no step counted, for n_parts < 1, a NULL argument
- * other than grad_norm, or a part outside the parameters. */
+ * other than grad_norm, or a part outside the parameters or with a NULL
+ * gradient. */
 SK_API sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts,
                                     const sk_adam_part *parts, float *grad_norm);
 /* sk_graph_run(g), then sk_adam_step_parts on the gradients it left (parts

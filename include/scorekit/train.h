@@ -39,7 +39,8 @@ typedef struct sk_model_info {
  * objective, n_sigmas outside 0..SK_MAX_LEVELS, a level that is not
  * positive, finite and below the one before, a σ or data_scale that is
  * negative or not finite, steps outside 0..2^53, a data name not ended
- * within its field, an image_shape neither zeros nor the model's dim; and
+ * within its field or not UTF-8, an image_shape neither zeros nor the
+ * model's dim; and
  * for a NULL path or model. */
 SK_API sk_status sk_model_save(const char *path, const sk_model *m, const float *ema,
                                const sk_model_info *info);

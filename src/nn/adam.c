@@ -250,7 +250,9 @@ static sk_status adam_prepare(adam_run *r, sk_adam *a, float *params, int n_part
   if (st != SK_OK) return st;
   for (int p = 0; p < n_parts; p++) {
     const size_t rows = parts[p].rows, n = rows * parts[p].cols;
-    if (parts[p].offset > a->n || n > a->n - parts[p].offset || (n && !parts[p].grad))
+    if (n && !parts[p].grad)
+      return sk__fail(SK_ERR_INVALID, "adam: part %d has %zu values and a NULL gradient", p, n);
+    if (parts[p].offset > a->n || n > a->n - parts[p].offset)
       return sk__fail(SK_ERR_INVALID, "adam: part %d (%zu at %zu) is outside the %zu parameters",
                       p, n, parts[p].offset, a->n);
     blocks += (rows + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;

@@ -129,9 +129,13 @@ sk_status sk__model_info_check(const char *path, const sk_model *m, const sk_mod
   if (info->steps < 0 || info->steps > MAX_STEPS)
     return sk__fail(SK_ERR_INVALID, "%s: info.steps %lld is outside 0..2^53", path,
                     (long long)info->steps);
-  if (!memchr(info->data, '\0', sizeof info->data))
+  const char *end = memchr(info->data, '\0', sizeof info->data);
+  if (!end)
     return sk__fail(SK_ERR_INVALID, "%s: info.data is not a string ending within its %zu bytes",
                     path, sizeof info->data);
+  size_t bad_at = 0;
+  if (!sk__json_utf8_valid(info->data, (size_t)(end - info->data), &bad_at))
+    return sk__fail(SK_ERR_INVALID, "%s: info.data is not valid UTF-8 (at byte %zu)", path, bad_at);
   if (!(info->data_scale >= 0) || !isfinite(info->data_scale))
     return sk__fail(SK_ERR_INVALID, "%s: info.data_scale is %g; expected a finite float >= 0 "
                     "(0 or 1: not scaled)", path, (double)info->data_scale);
