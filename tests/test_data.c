@@ -759,6 +759,15 @@ TEST(dataset_set_pos_reproduces) {
   bad.cursor = 0;
   bad.epoch = -1;
   CHECK(sk_dataset_set_pos(ds, bad) == SK_ERR_INVALID);
+  /* An epoch the batches could not count on from: refused, nothing moved. */
+  bad.epoch = INT64_MAX;
+  CHECK(sk_dataset_set_pos(ds, bad) == SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "0..2^53"));
+  bad.epoch = (INT64_C(1) << 53) + 1;
+  CHECK(sk_dataset_set_pos(ds, bad) == SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_dataset_get_pos(ds).epoch, 0);
+  bad.epoch = INT64_C(1) << 53;
+  CHECK_OK(sk_dataset_set_pos(ds, bad));
   sk_dataset_free(ds);
 }
 
@@ -899,6 +908,17 @@ TEST(dataset_invalid_inputs) {
   }
   int64_t empty[2] = {0, 2};
   CHECK(sk_dataset_new(sk_tensor_new(2, empty), NULL, &ds) == SK_ERR_SHAPE);
+  /* One tensor as both x and labels: refused, and freed once (the
+   * sanitiser build catches a second free). */
+  x = sk_tensor_new(2, s2);
+  CHECK(sk_dataset_new(x, x, &ds) == SK_ERR_INVALID && !ds);
+  CHECK(strstr(sk_last_error(), "labels are the tensor x itself"));
+  int64_t img[3] = {2, 3, 3};
+  x = sk_tensor_new(3, img);
+  CHECK(sk_dataset_new_images(x, x, 1.0f, &ds) == SK_ERR_INVALID && !ds);
+  CHECK(strstr(sk_last_error(), "labels are the tensor x itself"));
+  x = sk_tensor_new(1, s1); /* refused for its rank as well */
+  CHECK(sk_dataset_new(x, x, &ds) == SK_ERR_INVALID && !ds);
 }
 
 TEST(dataset_allocation_failures) {

@@ -203,6 +203,21 @@ TEST(dataset_of_images_rejects) {
   sk_dataset_free(ds);
 }
 
+/* Overwrites, in the file at path, the bytes `at` bytes into the first
+ * occurrence of `find` with `with` (the same length: the header stays
+ * valid). */
+static int edit_header(const char *path, const char *find, size_t at, const char *with) {
+  FILE *f = fopen(path, "r+b");
+  static char text[1 << 16];
+  size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+  char *p = NULL;
+  for (size_t i = 0; i + strlen(find) <= n && !p; i++)
+    if (!memcmp(text + i, find, strlen(find))) p = text + i;
+  if (p) memcpy(p + at, with, strlen(with));
+  const int ok = p && fseek(f, 0, SEEK_SET) == 0 && fwrite(text, 1, n, f) == n;
+  return f && fclose(f) == 0 && ok;
+}
+
 TEST(model_file_records_scale_and_image_shape) {
   tmp_begin();
   sk_model_config mc = {SK_MODEL_MLP, 2 * 3 * 4, 8, 1, 0, SK_ACT_SOFTPLUS};
@@ -231,25 +246,21 @@ TEST(model_file_records_scale_and_image_shape) {
   CHECK_EQ_INT(back.data_scale == 0.0f, 1);
   CHECK_EQ_INT(back.image_shape[0], 0);
   sk_model_free(m2);
-  /* A shape that is not the model's dimension, a scale that is not positive. */
+  /* A shape that is not the model's dimension: not written; in a file
+   * (edited), refused; likewise a scale that is not positive. */
   info.image_shape[0] = 2, info.image_shape[1] = 3, info.image_shape[2] = 5;
+  CHECK_EQ_INT(sk_model_save(at("m.safetensors"), m, NULL, &info), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "info.image_shape"));
+  info.image_shape[2] = 4;
   CHECK_OK(sk_model_save(at("m.safetensors"), m, NULL, &info));
+  CHECK(edit_header(at("m.safetensors"), "image_shape\\\":[2,3,4]", 19, "5"));
   CHECK_EQ_INT(sk_model_load(at("m.safetensors"), 0, &m2, &back), SK_ERR_FORMAT);
   CHECK(strstr(sk_last_error(), "image_shape") && strstr(sk_last_error(), "dim 24"));
   CHECK(m2 == NULL);
   memset(info.image_shape, 0, sizeof info.image_shape);
   info.data_scale = 255;
   CHECK_OK(sk_model_save(at("m.safetensors"), m, NULL, &info));
-  FILE *f = fopen(at("m.safetensors"), "r+b");
-  static char text[1 << 16];
-  size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-  text[n] = 0;
-  char *p = NULL;
-  for (size_t i = 0; i + 20 < n && !p; i++)
-    if (!memcmp(text + i, "data_scale\\\":255", 16)) p = text + i;
-  CHECK(p);
-  memcpy(p + 13, "-25", 3); /* the same length: the header stays valid */
-  CHECK(fseek(f, 0, SEEK_SET) == 0 && fwrite(text, 1, n, f) == n && fclose(f) == 0);
+  CHECK(edit_header(at("m.safetensors"), "data_scale\\\":255", 13, "-25"));
   CHECK_EQ_INT(sk_model_load(at("m.safetensors"), 0, &m2, &back), SK_ERR_FORMAT);
   CHECK(strstr(sk_last_error(), "data_scale is not a positive number"));
   sk_model_free(m);

@@ -184,6 +184,8 @@ TEST(npy_save_i32_labels) {
   int64_t bad = -2;
   CHECK_EQ_INT(sk_npy_save_f32(tmp_path("x.npy"), 1, &bad, NULL), SK_ERR_INVALID);
   CHECK_EQ_INT(sk_npy_save_f32(tmp_path("x.npy"), 5, &bad, NULL), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_npy_save_f32(tmp_path("x.npy"), 1, NULL, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "the shape of a rank-1 array is NULL"));
   CHECK(strcmp(tmp_listing(), "e.npy l.npy") == 0);
   tmp_end();
 }

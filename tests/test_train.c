@@ -812,6 +812,211 @@ TEST(model_file_refuses_out_of_range_metadata) {
   CHECK(system(cmd) == 0);
 }
 
+/* sk_model_save checks every field of info it writes before writing
+ * anything: a ladder read past its array, an unterminated name or a value
+ * sk_model_load refuses is SK_ERR_INVALID naming the field, on one line, and
+ * no file appears. */
+TEST(model_save_refuses_bad_info) {
+  char dir[] = "/tmp/sk_info_XXXXXX";
+  CHECK(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/m.safetensors", dir);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  CHECK(m);
+  const sk_model_info good = {.objective = SK_OBJ_NCSN, .n_sigmas = 3, .sigmas = {2, 1, 0.5f},
+                              .sigma = 0.1f, .steps = 4, .data = "mog8"};
+  enum { N_CASES = 13 };
+  static const char *const field[N_CASES] = {
+      "info.objective", "info.objective", "info.n_sigmas", "info.n_sigmas",
+      "info.sigmas[1]", "info.sigmas[2]", "info.sigma",    "info.steps",
+      "info.data",      "info.data_scale", "info.image_shape", "info.image_shape",
+      "info.data"};
+  for (int k = 0; k < N_CASES; k++) {
+    sk_model_info info = good;
+    switch (k) {
+    case 0: info.objective = (sk_objective)77; break;
+    case 1: info.objective = (sk_objective)-1; break;
+    case 2: info.n_sigmas = -5; break;
+    case 3: info.n_sigmas = SK_MAX_LEVELS + 1; break;
+    case 4: info.sigmas[1] = 3; break; /* not below the level before */
+    case 5: info.sigmas[2] = NAN; break;
+    case 6: info.sigma = -1; break;
+    case 7: info.steps = -1; break;
+    case 8: memset(info.data, 'a', sizeof info.data); break; /* no terminator */
+    case 9: info.data_scale = INFINITY; break;
+    case 10: info.image_shape[0] = 1, info.image_shape[1] = 3, info.image_shape[2] = 1; break;
+    case 11: info.image_shape[1] = 2; break; /* a shape that is not all zeros */
+    default: strcpy(info.data, "a\xff.csv"); break; /* not UTF-8: JSON cannot hold it */
+    }
+    const sk_status st = sk_model_save(path, m, NULL, &info);
+    if (st != SK_ERR_INVALID || !strstr(sk_last_error(), field[k]))
+      fprintf(stderr, "case %d: %s: %s\n", k, sk_status_str(st), sk_last_error());
+    CHECK_EQ_INT(st, SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), field[k]) && !strchr(sk_last_error(), '\n'));
+    CHECK(access(path, F_OK) != 0); /* nothing written */
+  }
+  CHECK_EQ_INT(sk_model_save(path, NULL, NULL, &good), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL model"));
+  CHECK_EQ_INT(sk_model_save(NULL, m, NULL, &good), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL path"));
+  CHECK(access(path, F_OK) != 0);
+  /* The limits themselves are fine: a full ladder, 2^53 steps, an image. */
+  sk_model_info edge = good;
+  edge.n_sigmas = SK_MAX_LEVELS;
+  for (int i = 0; i < SK_MAX_LEVELS; i++) edge.sigmas[i] = 2000.0f - (float)i;
+  edge.steps = INT64_C(1) << 53;
+  edge.image_shape[0] = 1, edge.image_shape[1] = 1, edge.image_shape[2] = 2;
+  CHECK_OK(sk_model_save(path, m, NULL, &edge));
+  sk_model *back = NULL;
+  sk_model_info got;
+  CHECK_OK(sk_model_load(path, 0, &back, &got));
+  CHECK(got.n_sigmas == SK_MAX_LEVELS && got.steps == edge.steps && got.image_shape[2] == 2);
+  sk_model_free(back);
+  sk_model_free(m);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* sk_trainer_save with a NULL info writes the model file with the config
+ * alone (as sk_model_save does) and a state that resumes; a NULL directory
+ * is refused by name; a bad info is refused before the state is written. */
+TEST(trainer_save_null_info_and_dir) {
+  char dir[] = "/tmp/sk_tsave_XXXXXX";
+  CHECK(mkdtemp(dir));
+  sk_dataset *ds = mog8_data(100);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 3);
+  sk_train_config tc = {SK_OBJ_NCSN, 10, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_trainer *t = NULL;
+  CHECK_OK(sk_trainer_new(m, ds, &tc, &t));
+  CHECK_OK(sk_trainer_step(t, NULL, NULL));
+  sk_model_info bad = {.objective = SK_OBJ_NCSN, .n_sigmas = -5};
+  CHECK_EQ_INT(sk_trainer_save(t, dir, &bad), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "info.n_sigmas"));
+  char path[256];
+  snprintf(path, sizeof path, "%s/state.safetensors", dir);
+  CHECK(access(path, F_OK) != 0); /* refused before the state */
+  CHECK_EQ_INT(sk_trainer_save(t, NULL, &bad), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL directory") && !strstr(sk_last_error(), "(null)"));
+  CHECK_EQ_INT(sk_trainer_resume(t, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL directory") && !strstr(sk_last_error(), "(null)"));
+  CHECK_OK(sk_trainer_save(t, dir, NULL));
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  sk_model *back = NULL;
+  sk_model_info got;
+  CHECK_OK(sk_model_load(path, 1, &back, &got));
+  CHECK(got.objective == SK_OBJ_COUNT && got.n_sigmas == 0 && got.steps == 0); /* no info */
+  CHECK(memcmp(sk_model_params(back), sk_trainer_ema(t), sk_model_num_params(m) * 4) == 0);
+  sk_model_free(back);
+  sk_model *m2 = sk_model_new(&mc);
+  sk_trainer *t2 = NULL;
+  CHECK_OK(sk_trainer_new(m2, ds, &tc, &t2));
+  CHECK_OK(sk_trainer_resume(t2, dir));
+  CHECK_EQ_INT(sk_trainer_steps(t2), 1);
+  sk_trainer_free(t2);
+  sk_model_free(m2);
+  sk_trainer_free(t);
+  sk_model_free(m);
+  sk_dataset_free(ds);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* A trainer owns the data stream from its creation: on a data set an
+ * earlier trainer drew from (mid-epoch), a second trainer takes the steps of
+ * a fresh run on fresh data, bit for bit, and its checkpoint resumes. */
+TEST(second_trainer_on_used_data_is_a_fresh_run) {
+  char dir[] = "/tmp/sk_again_XXXXXX";
+  CHECK(mkdtemp(dir));
+  enum { STEPS = 5 };
+  sk_dataset *used = mog8_data(100), *fresh = mog8_data(100);
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_train_config tc = {SK_OBJ_NCSN, 30, 1, 0, 0.1f, 6, ladder, sk_adam_config_default(), 5};
+  sk_model *ma = sk_model_new(&mc), *mb = sk_model_new(&mc), *mc2 = sk_model_new(&mc);
+  sk_trainer *a = NULL, *b = NULL, *c = NULL;
+  sk_model_init(ma, 1);
+  CHECK_OK(sk_trainer_new(ma, used, &tc, &a));
+  for (int i = 0; i < 7; i++) CHECK_OK(sk_trainer_step(a, NULL, NULL)); /* 210 rows: mid-epoch */
+  sk_trainer_free(a);
+  sk_model_init(mb, 2);
+  sk_model_init(mc2, 2);
+  CHECK_OK(sk_trainer_new(mb, used, &tc, &b));
+  CHECK_OK(sk_trainer_new(mc2, fresh, &tc, &c));
+  for (int i = 0; i < STEPS; i++) {
+    float lb, lc;
+    CHECK_OK(sk_trainer_step(b, &lb, NULL));
+    CHECK_OK(sk_trainer_step(c, &lc, NULL));
+    CHECK(memcmp(&lb, &lc, sizeof lb) == 0);
+  }
+  CHECK(memcmp(sk_model_params(mb), sk_model_params(mc2), sk_model_num_params(mb) * 4) == 0);
+  sk_model_info info = {.objective = SK_OBJ_NCSN, .n_sigmas = 6, .seed = 5, .data = "mog8"};
+  memcpy(info.sigmas, ladder, sizeof ladder);
+  CHECK_OK(sk_trainer_save(b, dir, &info));
+  /* Resumed on the same data set (another trainer again), it continues as
+   * the run that never stopped. */
+  sk_model *md = sk_model_new(&mc);
+  sk_trainer *d = NULL;
+  CHECK_OK(sk_trainer_new(md, fresh, &tc, &d)); /* c's data: set back to the start */
+  const sk_status rs = sk_trainer_resume(d, dir);
+  if (rs != SK_OK) fprintf(stderr, "resume: %s\n", sk_last_error());
+  CHECK_OK(rs);
+  for (int i = 0; i < STEPS; i++) {
+    float lb, ld;
+    CHECK_OK(sk_trainer_step(b, &lb, NULL));
+    CHECK_OK(sk_trainer_step(d, &ld, NULL));
+    CHECK(memcmp(&lb, &ld, sizeof lb) == 0);
+  }
+  CHECK(memcmp(sk_model_params(mb), sk_model_params(md), sk_model_num_params(mb) * 4) == 0);
+  sk_trainer_free(b);
+  sk_trainer_free(c);
+  sk_trainer_free(d);
+  sk_model_free(ma);
+  sk_model_free(mb);
+  sk_model_free(mc2);
+  sk_model_free(md);
+  sk_dataset_free(used);
+  sk_dataset_free(fresh);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* Adam refuses a step with no parts or NULL arrays without counting it, and
+ * NULL arguments to sk_adam_new and sk_adam_step. */
+TEST(adam_refuses_empty_and_null_arguments) {
+  float p[4] = {1, 2, 3, 4}, g[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  sk_adam_config c = sk_adam_config_default();
+  CHECK(!sk_adam_new(NULL, 4, p));
+  CHECK(strstr(sk_last_error(), "NULL config"));
+  CHECK(!sk_adam_new(&c, 3, NULL));
+  CHECK(strstr(sk_last_error(), "NULL params"));
+  sk_adam *a = sk_adam_new(&c, 4, p);
+  CHECK(a);
+  const sk_adam_part part = {g, 0, 4, 1};
+  CHECK_EQ_INT(sk_adam_step_parts(a, p, -1, NULL, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "-1 gradient parts"));
+  CHECK_EQ_INT(sk_adam_step_parts(a, p, 0, &part, NULL), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_adam_step_parts(a, p, 1, NULL, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL parts"));
+  CHECK_EQ_INT(sk_adam_step_parts(a, NULL, 1, &part, NULL), SK_ERR_INVALID);
+  const sk_adam_part no_grad = {NULL, 0, 4, 1};
+  CHECK_EQ_INT(sk_adam_step_parts(a, p, 1, &no_grad, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL gradient"));
+  CHECK_EQ_INT(sk_adam_step(a, NULL, g, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL params"));
+  CHECK_EQ_INT(sk_adam_step(a, p, NULL, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL grads"));
+  CHECK_EQ_INT(sk_adam_steps(a), 0); /* none counted */
+  CHECK(p[0] == 1 && p[3] == 4);
+  CHECK_OK(sk_adam_step_parts(a, p, 1, &part, NULL));
+  CHECK_EQ_INT(sk_adam_steps(a), 1);
+  sk_adam_free(a);
+}
+
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(vesde_learns),
           TEST_ENTRY(resume_gives_same_bits), TEST_ENTRY(resume_gives_same_bits_vesde),
@@ -819,4 +1024,7 @@ TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_lear
           TEST_ENTRY(resume_rejects_bad_state), TEST_ENTRY(resume_validates_every_field),
           TEST_ENTRY(resume_refuses_another_run), TEST_ENTRY(memory_limit_refuses_before_allocating),
           TEST_ENTRY(adam_step_count_at_its_limit), TEST_ENTRY(allocation_failures_are_nomem),
-          TEST_ENTRY(model_file_round_trip), TEST_ENTRY(model_file_refuses_out_of_range_metadata))
+          TEST_ENTRY(model_file_round_trip), TEST_ENTRY(model_file_refuses_out_of_range_metadata),
+          TEST_ENTRY(model_save_refuses_bad_info), TEST_ENTRY(trainer_save_null_info_and_dir),
+          TEST_ENTRY(second_trainer_on_used_data_is_a_fresh_run),
+          TEST_ENTRY(adam_refuses_empty_and_null_arguments))

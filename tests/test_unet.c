@@ -251,5 +251,57 @@ TEST(save_load_same_scores) {
   CHECK(ok);
 }
 
+/* Misuse of the model API: a tensor index out of range gives NULL or 0 (as
+ * sk_safetensors_name); labels for a model that is not class-conditional
+ * and features of a score model are build errors on the graph, not ignored;
+ * a NULL config is refused. */
+TEST(model_api_misuse) {
+  sk_model *m = sk_model_new_unet(&small);
+  CHECK(m);
+  const int n = sk_model_num_tensors(m), bad[4] = {-1, n, 127, INT32_MIN};
+  for (int k = 0; k < 4; k++) {
+    CHECK(sk_model_tensor_name(m, bad[k]) == NULL);
+    CHECK(sk_model_tensor_shape(m, bad[k]) == NULL);
+    CHECK_EQ_INT(sk_model_tensor_ndim(m, bad[k]), 0);
+    CHECK_EQ_INT(sk_model_tensor_offset(m, bad[k]), 0);
+    CHECK_EQ_INT(sk_model_tensor_trainable(m, bad[k]), 0);
+  }
+  CHECK(sk_model_tensor_name(m, n - 1) != NULL && sk_model_tensor_ndim(m, n - 1) > 0);
+
+  sk_model_config score = {SK_MODEL_NCMLP, 784, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *ncmlp = sk_model_new(&score);
+  CHECK(ncmlp);
+  CHECK_EQ_INT(sk_model_num_features(ncmlp), 0);
+  sk_model *models[2] = {m, ncmlp};
+  for (int k = 0; k < 2; k++) {
+    sk_graph *g = sk_graph_new();
+    sk_node p[64];
+    CHECK_OK(sk_model_bind(models[k], g, NULL, p));
+    sk_node x = sk_input(g, "x", 2, (int64_t[]){4, 784});
+    sk_node s = sk_input(g, "sigma", 2, (int64_t[]){4, 1});
+    sk_node l = sk_input(g, "label", 2, (int64_t[]){4, 77});
+    CHECK(sk_model_apply_labels(models[k], g, p, x, s, l) == SK_NONE);
+    CHECK_EQ_INT(sk_graph_status(g), SK_ERR_INVALID);
+    sk_node y = sk_model_apply(models[k], g, p, x, s);
+    CHECK_EQ_INT(sk_graph_compile(g, 1, &y), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "not class-conditional"));
+    sk_graph_free(g);
+    g = sk_graph_new();
+    CHECK_OK(sk_model_bind(models[k], g, NULL, p));
+    x = sk_input(g, "x", 2, (int64_t[]){4, 784});
+    s = sk_input(g, "sigma", 2, (int64_t[]){4, 1});
+    CHECK(sk_model_apply_features(models[k], g, p, x, s) == SK_NONE);
+    CHECK_EQ_INT(sk_graph_status(g), SK_ERR_INVALID);
+    CHECK_EQ_INT(sk_graph_compile(g, 1, &x), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "score model, not a classifier"));
+    sk_graph_free(g);
+  }
+  sk_model_free(ncmlp);
+  sk_model_free(m);
+  CHECK(!sk_model_new(NULL));
+  CHECK(strstr(sk_last_error(), "NULL config"));
+}
+
 TEST_MAIN(TEST_ENTRY(tutorial_sizes), TEST_ENTRY(output_shape), TEST_ENTRY(config_errors),
-          TEST_ENTRY(train_step_same_bits_on_1_2_3_threads), TEST_ENTRY(save_load_same_scores))
+          TEST_ENTRY(train_step_same_bits_on_1_2_3_threads), TEST_ENTRY(save_load_same_scores),
+          TEST_ENTRY(model_api_misuse))

@@ -104,9 +104,11 @@ typedef struct sk_dataset sk_dataset;
 /* A data set of n rows of d floats. Takes ownership of x (n, d), rank 2, n >= 1,
  * d >= 1, n < 2^32, every value finite, and of labels, a float tensor of shape
  * (n) holding integers in 0..2^24 (or NULL for none); the number of classes is
- * the largest label + 1. Ownership passes in every case: on failure both
- * tensors are freed and *out is NULL (SK_ERR_SHAPE, SK_ERR_NUMERIC,
- * SK_ERR_INVALID, SK_ERR_NOMEM). Free with sk_dataset_free. */
+ * the largest label + 1; labels must be another tensor than x (SK_ERR_INVALID
+ * when they are x itself). Ownership passes in every case: on failure both
+ * tensors are freed (once, when they are the same) and *out is NULL
+ * (SK_ERR_SHAPE, SK_ERR_NUMERIC, SK_ERR_INVALID, SK_ERR_NOMEM). Free with
+ * sk_dataset_free. */
 SK_API sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out);
 
 /* A data set of n images: x of shape (n, h, w) (one channel) or (n, c, h, w)
@@ -154,8 +156,9 @@ typedef struct sk_dataset_pos {
 
 SK_API sk_dataset_pos sk_dataset_get_pos(const sk_dataset *ds);
 /* Restores a position (redrawing that epoch's permutation from a copy of
- * pos.rng_at_epoch_start). SK_ERR_INVALID when epoch < 0 or cursor is not in
- * 0..n; the position is unchanged then. */
+ * pos.rng_at_epoch_start). SK_ERR_INVALID when epoch is not in 0..2^53 (the
+ * training state's bound) or cursor is not in 0..n; the position is
+ * unchanged then. */
 SK_API sk_status sk_dataset_set_pos(sk_dataset *ds, sk_dataset_pos pos);
 
 /* Per-dimension mean (d) and population standard deviation (d), in double. */

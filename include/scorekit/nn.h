@@ -69,8 +69,8 @@ typedef struct sk_convnet_config {
 
 typedef struct sk_model sk_model;
 
-/* A model with zero weights (see sk_model_init). NULL + last error on bad
- * config (dim, hidden, depth, classes out of range) or allocation failure.
+/* A model with zero weights (see sk_model_init). NULL + last error on a NULL
+ * or bad config (dim, hidden, depth, classes out of range) or allocation failure.
  * Kind SK_MODEL_UNET builds the tutorial's U-Net (dim must be 784 or 0). */
 SK_API sk_model *sk_model_new(const sk_model_config *cfg);
 /* A U-Net (u NULL: the tutorial's). NULL + last error on channels outside
@@ -120,6 +120,9 @@ SK_API float *sk_model_params(sk_model *m);
  * embedding, row K the "no label" one; E is the hidden width of an ncmlp,
  * the embedding width of a U-Net. */
 SK_API int sk_model_num_tensors(const sk_model *m);
+/* Tensor i (0 <= i < sk_model_num_tensors): its name, rank, shape, offset
+ * and whether it is trained; an i out of range gives NULL or 0 (as
+ * sk_safetensors_name does). */
 SK_API const char *sk_model_tensor_name(const sk_model *m, int i);
 SK_API int sk_model_tensor_ndim(const sk_model *m, int i);
 SK_API const int64_t *sk_model_tensor_shape(const sk_model *m, int i);
@@ -146,7 +149,9 @@ SK_API sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, s
  * label"; its product with "label_embed.weight" is added to a U-Net's noise
  * embedding (after its SiLU) or to an ncmlp's first hidden pre-activation.
  * labels SK_NONE gives every row "no label", the unconditional score (which
- * is also what sk_model_apply gives). An unconditional model takes SK_NONE. */
+ * is also what sk_model_apply gives). An unconditional model takes SK_NONE:
+ * a labels node given to one is a build error recorded on g (SK_ERR_INVALID,
+ * reported by sk_graph_compile) and the result is SK_NONE. */
 SK_API sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                                      sk_node sigma, sk_node labels);
 
@@ -156,7 +161,8 @@ SK_API sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *pa
  * features: channels[2]); 0 for score models. */
 SK_API int sk_model_num_features(const sk_model *m);
 /* The penultimate layer's node (B, F) for x (B, dim) and sigma (B, 1): what
- * sk_model_apply feeds its last Linear. */
+ * sk_model_apply feeds its last Linear. A score model (F = 0) has none: a
+ * build error recorded on g (SK_ERR_INVALID) and SK_NONE. */
 SK_API sk_node sk_model_apply_features(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                                        sk_node sigma);
 /* Runs classifier m (its own weights) on n rows x (n, dim), all at noise
@@ -179,12 +185,15 @@ typedef struct sk_adam_config {
 SK_API sk_adam_config sk_adam_config_default(void);
 
 typedef struct sk_adam sk_adam;
-/* Optimiser state (moments, EMA) for n parameters; the EMA starts at `params`. */
+/* Optimiser state (moments, EMA) for n parameters; the EMA starts at `params`.
+ * NULL + last error for a NULL cfg or params, settings out of range, or no
+ * memory. */
 SK_API sk_adam *sk_adam_new(const sk_adam_config *cfg, size_t n, const float *params);
 SK_API void sk_adam_free(sk_adam *a);
 /* One update of params (n) from grads (n). Returns the gradient's global norm
  * before clipping in *grad_norm (may be NULL). SK_ERR_NUMERIC if a gradient
- * is not finite (nothing is changed then). */
+ * is not finite (nothing is changed then); SK_ERR_INVALID for a NULL
+ * argument other than grad_norm. */
 SK_API sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *grad_norm);
 /* The gradient of one tensor, where a graph left it: rows × cols floats
  * for params[offset ...]. */
@@ -199,15 +208,17 @@ typedef struct sk_adam_part {
  * not finite or beyond 1e18 in magnitude (its square would overflow float),
  * naming the part and element; nothing is changed then. The norm is summed in
  * 16-row blocks, so its bits differ from sk_adam_step's (not between thread
- * counts). */
+ * counts). SK_ERR_INVALID, no step counted, for n_parts < 1, a NULL argument
+ * other than grad_norm, or a part outside the parameters or with a NULL
+ * gradient. */
 SK_API sk_status sk_adam_step_parts(sk_adam *a, float *params, int n_parts,
                                     const sk_adam_part *parts, float *grad_norm);
 /* sk_graph_run(g), then sk_adam_step_parts on the gradients it left (parts
  * point into g), in one parallel region: each thread goes from the graph's
  * last op straight to the update of the rows it computed. If guard is not
  * NULL (a value of g, such as its loss) and *guard is not finite after the
- * run, nothing is updated and the result is SK_ERR_NUMERIC. Parts outside
- * the parameters are an error before the graph runs. */
+ * run, nothing is updated and the result is SK_ERR_NUMERIC. The errors of
+ * sk_adam_step_parts' arguments come before the graph runs. */
 SK_API sk_status sk_adam_step_graph(sk_adam *a, sk_graph *g, const float *guard, float *params,
                                     int n_parts, const sk_adam_part *parts, float *grad_norm);
 SK_API int64_t sk_adam_steps(const sk_adam *a);

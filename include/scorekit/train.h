@@ -33,7 +33,15 @@ typedef struct sk_model_info {
 
 /* Writes the weights (names of sk_model_tensor_name), and when `ema` is not
  * NULL the EMA weights as "ema.<name>", with the model config and `info` as
- * JSON in the metadata key "scorekit"; atomically. */
+ * JSON in the metadata key "scorekit"; atomically. `info` NULL: the config
+ * alone. Nothing is written, SK_ERR_INVALID naming the field, for an info
+ * sk_model_load would refuse or that cannot be read whole: an unknown
+ * objective, n_sigmas outside 0..SK_MAX_LEVELS, a level that is not
+ * positive, finite and below the one before, a σ or data_scale that is
+ * negative or not finite, steps outside 0..2^53, a data name not ended
+ * within its field or not UTF-8, an image_shape neither zeros nor the
+ * model's dim; and
+ * for a NULL path or model. */
 SK_API sk_status sk_model_save(const char *path, const sk_model *m, const float *ema,
                                const sk_model_info *info);
 /* Loads a model written by sk_model_save: its EMA weights when use_ema (an
@@ -63,7 +71,11 @@ typedef struct sk_train_config {
 typedef struct sk_trainer sk_trainer;
 
 /* A trainer for model `m` on data `ds` (both borrowed; they must outlive it).
- * Validates the config against the model and data (dimension, classes). */
+ * Validates the config against the model and data (dimension, classes).
+ * The trainer owns the data set's batch stream: once made, it puts the data
+ * set back at its start (sk_dataset_set_pos), so that a data set another
+ * trainer drew from gives the batches of a fresh run; two trainers must not
+ * draw from one data set in turn. */
 SK_API sk_status sk_trainer_new(sk_model *m, sk_dataset *ds, const sk_train_config *cfg,
                                 sk_trainer **out);
 /* sk_trainer_new within `memory_limit` bytes for the model's parameters and
@@ -122,9 +134,13 @@ SK_API const float *sk_trainer_ema(sk_trainer *t);
 /* Checkpoint: DIR/state.safetensors (weights, EMA, Adam moments, step, RNG
  * and data positions: all a resume needs, in one atomically written file),
  * then DIR/model.safetensors (weights, EMA, config: the export). `info` fills
- * the model file's metadata. */
+ * the model file's metadata (its steps replaced by the trainer's); NULL: the
+ * model file holds the config alone, as sk_model_save with a NULL info. An
+ * info sk_model_save would refuse is refused before either file is written;
+ * SK_ERR_INVALID for a NULL t or dir. */
 SK_API sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info);
-/* Restores DIR/state.safetensors into a trainer built with the same config,
+/* Restores DIR/state.safetensors into a trainer built with the same config
+ * (SK_ERR_INVALID for a NULL t or dir),
  * so that continuing gives the same bits as never stopping. The state records
  * what defines its run and the resume refuses (SK_ERR_INVALID, nothing
  * restored) a trainer that differs in any of it: the objective, the model, the

@@ -11,6 +11,10 @@
 /* Labels travel as floats; above 2^24 they would no longer be exact integers. */
 #define DATASET_MAX_LABEL (1 << 24)
 #define DATASET_SIGMA_ROWS 1000
+/* The largest epoch a position may be set to: 2^53, the bound of the
+ * training state's counters; the batches after it can count on far beyond
+ * without overflow. */
+#define DATASET_MAX_EPOCH (INT64_C(1) << 53)
 /* Pairs × dimensions the distance pass may take without pruning: about a
  * second on one core (2.8e8 a second measured, 2-D rows). */
 #define DATASET_DIST_BUDGET 4e8
@@ -27,6 +31,12 @@ struct sk_dataset {
   int64_t epoch, cursor;
   sk_rng rng_at_epoch_start;
 };
+
+/* Frees what a constructor was handed, once when both are the same tensor. */
+static void release(sk_tensor *x, sk_tensor *labels) {
+  sk_tensor_free(x);
+  if (labels != x) sk_tensor_free(labels);
+}
 
 /* Takes x, seen as (n, d) rows, and labels; what both constructors share.
  * `who` names the caller in messages. */
@@ -92,8 +102,7 @@ fail:
     sk__free(ds->labels);
     sk__free(ds);
   }
-  sk_tensor_free(x);
-  sk_tensor_free(labels);
+  release(x, labels);
   return st;
 }
 
@@ -103,13 +112,14 @@ sk_status sk_dataset_new(sk_tensor *x, sk_tensor *labels, sk_dataset **out) {
   sk_status st;
   if (!out || !x) {
     st = sk__fail(SK_ERR_INVALID, "%s: NULL %s", who, !out ? "out" : "x");
+  } else if (labels == x) {
+    st = sk__fail(SK_ERR_INVALID, "%s: labels are the tensor x itself", who);
   } else if (sk_tensor_ndim(x) != 2) {
     st = sk__fail(SK_ERR_SHAPE, "%s: x has rank %d, expected 2 (n, d)", who, sk_tensor_ndim(x));
   } else {
     return make(who, x, sk_tensor_shape(x)[0], sk_tensor_shape(x)[1], labels, out);
   }
-  sk_tensor_free(x);
-  sk_tensor_free(labels);
+  release(x, labels);
   return st;
 }
 
@@ -128,6 +138,8 @@ sk_status sk_dataset_new_images(sk_tensor *x, sk_tensor *labels, float scale, sk
   }
   if (!out || !x) {
     st = sk__fail(SK_ERR_INVALID, "%s: NULL %s", who, !out ? "out" : "x");
+  } else if (labels == x) {
+    st = sk__fail(SK_ERR_INVALID, "%s: labels are the tensor x itself", who);
   } else if (rank != 3 && rank != 4) {
     st = sk__fail(SK_ERR_SHAPE, "%s: x has rank %d, expected 3 (n, h, w) or 4 (n, c, h, w)", who,
                   rank);
@@ -150,8 +162,7 @@ sk_status sk_dataset_new_images(sk_tensor *x, sk_tensor *labels, float scale, sk
     }
     return st;
   }
-  sk_tensor_free(x);
-  sk_tensor_free(labels);
+  release(x, labels);
   return st;
 }
 
@@ -218,11 +229,11 @@ sk_dataset_pos sk_dataset_get_pos(const sk_dataset *ds) {
 
 sk_status sk_dataset_set_pos(sk_dataset *ds, sk_dataset_pos pos) {
   if (!ds) return sk__fail(SK_ERR_INVALID, "sk_dataset_set_pos: NULL dataset");
-  if (pos.epoch < 0 || pos.cursor < 0 || pos.cursor > ds->n)
-    return sk__fail(
-        SK_ERR_INVALID,
-        "sk_dataset_set_pos: epoch %lld, cursor %lld; expected epoch >= 0, cursor in 0..%lld",
-        (long long)pos.epoch, (long long)pos.cursor, (long long)ds->n);
+  if (pos.epoch < 0 || pos.epoch > DATASET_MAX_EPOCH || pos.cursor < 0 || pos.cursor > ds->n)
+    return sk__fail(SK_ERR_INVALID,
+                    "sk_dataset_set_pos: epoch %lld, cursor %lld; expected epoch in 0..2^53, "
+                    "cursor in 0..%lld",
+                    (long long)pos.epoch, (long long)pos.cursor, (long long)ds->n);
   ds->epoch = pos.epoch;
   ds->cursor = pos.cursor;
   ds->rng_at_epoch_start = pos.rng_at_epoch_start;

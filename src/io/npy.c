@@ -403,8 +403,10 @@ sk_status sk_npy_load(const char *path, sk_tensor **out) {
 static sk_status save_words(const char *path, const char *descr, int ndim, const int64_t *shape,
                             const void *data) {
   if (!path) return sk__fail(SK_ERR_INVALID, "sk_npy_save: path is NULL");
-  if (ndim < 0 || ndim > SK_MAX_DIMS || (ndim > 0 && !shape))
+  if (ndim < 0 || ndim > SK_MAX_DIMS)
     return sk__fail(SK_ERR_INVALID, "%s: cannot save an array of rank %d", path, ndim);
+  if (ndim > 0 && !shape)
+    return sk__fail(SK_ERR_INVALID, "%s: the shape of a rank-%d array is NULL", path, ndim);
   size_t numel = 1;
   for (int i = 0; i < ndim; i++)
     if (shape[i] < 0 || !sk__mul_size(numel, (size_t)shape[i], &numel) ||

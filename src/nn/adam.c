@@ -38,6 +38,10 @@ sk_status sk__adam_check(const sk_adam_config *cfg) {
 }
 
 sk_adam *sk_adam_new(const sk_adam_config *cfg, size_t n, const float *params) {
+  if (!cfg || !params) {
+    sk__fail(SK_ERR_INVALID, "adam: NULL %s", !cfg ? "config" : "params");
+    return NULL;
+  }
   if (sk__adam_check(cfg) != SK_OK) return NULL;
   sk_adam *a = sk__calloc(1, sizeof *a);
   /* Aligned like the parameters, so the update's vectors fall on lines. */
@@ -166,6 +170,8 @@ static sk_status check_steps(const sk_adam *a) {
 }
 
 sk_status sk_adam_step(sk_adam *a, float *params, const float *grads, float *grad_norm) {
+  if (!a || !params || !grads)
+    return sk__fail(SK_ERR_INVALID, "adam: NULL %s", !a ? "optimiser" : !params ? "params" : "grads");
   sk_status st = check_steps(a);
   if (st != SK_OK) return st;
   const double sq = sum_sq(grads, a->n);
@@ -235,11 +241,18 @@ static sk_status adam_prepare(adam_run *r, sk_adam *a, float *params, int n_part
                               const sk_adam_part *parts, size_t *total) {
   size_t blocks = 0;
   *total = 0;
+  /* A step of no parts would update nothing yet count. */
+  if (n_parts < 1)
+    return sk__fail(SK_ERR_INVALID, "adam: %d gradient parts; a step needs at least one", n_parts);
+  if (!a || !params || !parts)
+    return sk__fail(SK_ERR_INVALID, "adam: NULL %s", !a ? "optimiser" : !params ? "params" : "parts");
   sk_status st = check_steps(a);
   if (st != SK_OK) return st;
   for (int p = 0; p < n_parts; p++) {
     const size_t rows = parts[p].rows, n = rows * parts[p].cols;
-    if (parts[p].offset > a->n || n > a->n - parts[p].offset || (n && !parts[p].grad))
+    if (n && !parts[p].grad)
+      return sk__fail(SK_ERR_INVALID, "adam: part %d has %zu values and a NULL gradient", p, n);
+    if (parts[p].offset > a->n || n > a->n - parts[p].offset)
       return sk__fail(SK_ERR_INVALID, "adam: part %d (%zu at %zu) is outside the %zu parameters",
                       p, n, parts[p].offset, a->n);
     blocks += (rows + SK_SPLIT_ROWS - 1) / SK_SPLIT_ROWS;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "graph/internal.h"
 #include "nn/internal.h"
 #include "scorekit/rng.h"
 
@@ -203,6 +204,7 @@ sk_status sk__convnet_check(const sk_convnet_config *u) {
 }
 
 sk_status sk__model_check(const sk_model_config *cfg) {
+  if (!cfg) return sk__fail(SK_ERR_INVALID, "model: NULL config");
   if (cfg->kind >= SK_MODEL_KIND_COUNT || cfg->act >= SK_ACT_COUNT)
     return sk__fail(SK_ERR_INVALID, "model: unknown kind or activation");
   if (cfg->kind == SK_MODEL_UNET) {
@@ -422,11 +424,30 @@ int sk_model_is_classifier(const sk_model_config *c) {
 size_t sk_model_num_params(const sk_model *m) { return m->n_params; }
 float *sk_model_params(sk_model *m) { return m->params; }
 int sk_model_num_tensors(const sk_model *m) { return m->n_tensors; }
-const char *sk_model_tensor_name(const sk_model *m, int i) { return m->t[i].name; }
-int sk_model_tensor_ndim(const sk_model *m, int i) { return m->t[i].ndim; }
-const int64_t *sk_model_tensor_shape(const sk_model *m, int i) { return m->t[i].shape; }
-size_t sk_model_tensor_offset(const sk_model *m, int i) { return m->t[i].offset; }
-int sk_model_tensor_trainable(const sk_model *m, int i) { return !m->t[i].fixed; }
+/* Tensor i of m, or NULL when there is none (as sk_safetensors_name). */
+static const tensor_view *tensor_at(const sk_model *m, int i) {
+  return m && i >= 0 && i < m->n_tensors ? &m->t[i] : NULL;
+}
+const char *sk_model_tensor_name(const sk_model *m, int i) {
+  const tensor_view *v = tensor_at(m, i);
+  return v ? v->name : NULL;
+}
+int sk_model_tensor_ndim(const sk_model *m, int i) {
+  const tensor_view *v = tensor_at(m, i);
+  return v ? v->ndim : 0;
+}
+const int64_t *sk_model_tensor_shape(const sk_model *m, int i) {
+  const tensor_view *v = tensor_at(m, i);
+  return v ? v->shape : NULL;
+}
+size_t sk_model_tensor_offset(const sk_model *m, int i) {
+  const tensor_view *v = tensor_at(m, i);
+  return v ? v->offset : 0;
+}
+int sk_model_tensor_trainable(const sk_model *m, int i) {
+  const tensor_view *v = tensor_at(m, i);
+  return v ? !v->fixed : 0;
+}
 
 void sk_model_init(sk_model *m, uint64_t seed) {
   /* Tensor i draws from stream i, so one tensor's values do not depend on
@@ -506,9 +527,12 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
 /* A class-conditional model's label term, added to h (B, E): labels (B, K + 1)
  * times the embedding table, or with no labels the "no label" row K for
  * every row. */
+static int class_conditional(const sk_model_config *c) {
+  return (c->kind == SK_MODEL_NCMLP || c->kind == SK_MODEL_UNET) && c->classes > 0;
+}
+
 static sk_node add_label(sk_model *m, sk_graph *g, const sk_node *p, sk_node h, sk_node labels) {
-  if ((m->cfg.kind != SK_MODEL_NCMLP && m->cfg.kind != SK_MODEL_UNET) || m->cfg.classes < 1)
-    return h;
+  if (!class_conditional(&m->cfg)) return h;
   const int K = m->cfg.classes;
   const sk_node table = p[m->n_tensors - 1];
   if (labels != SK_NONE) return sk_add(g, h, sk_matmul(g, labels, table, 0, 0));
@@ -594,6 +618,16 @@ static sk_node mlp_hidden(sk_model *m, sk_graph *g, const sk_node *params, sk_no
   return h;
 }
 
+/* A model-level build error, recorded on the graph as its builders record
+ * theirs (the first one sticks; sk_graph_compile reports it). */
+static sk_node apply_fail(sk_graph *g, const char *msg) {
+  if (g->status == SK_OK) {
+    snprintf(g->error, sizeof g->error, "%s", msg);
+    g->status = SK_ERR_INVALID;
+  }
+  return SK_NONE;
+}
+
 sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node x, sk_node sigma) {
   return sk_model_apply_labels(m, g, params, x, sigma, SK_NONE);
 }
@@ -601,6 +635,10 @@ sk_node sk_model_apply(sk_model *m, sk_graph *g, const sk_node *params, sk_node 
 sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                               sk_node sigma, sk_node labels) {
   const sk_model_config *c = &m->cfg;
+  /* Only a class-conditional model has an embedding to read labels with. */
+  if (labels != SK_NONE && !class_conditional(c))
+    return apply_fail(g, "model: labels given to a model that is not class-conditional "
+                         "(pass SK_NONE)");
   if (c->kind == SK_MODEL_UNET) return unet_apply(m, g, params, x, sigma, labels);
   if (c->kind == SK_MODEL_CONVNET)
     return linear(g, convnet_features(m, g, params, x, sigma), params[C_FC_W], params[C_FC_B]);
@@ -617,6 +655,8 @@ int sk_model_num_features(const sk_model *m) {
 
 sk_node sk_model_apply_features(sk_model *m, sk_graph *g, const sk_node *params, sk_node x,
                                 sk_node sigma) {
+  if (sk_model_num_features(m) == 0)
+    return apply_fail(g, "features: the model is a score model, not a classifier");
   if (m->cfg.kind == SK_MODEL_CONVNET) return convnet_features(m, g, params, x, sigma);
   return mlp_hidden(m, g, params, x, sigma, SK_NONE);
 }

@@ -103,8 +103,61 @@ static sk_status config_json(sk__jbuf *b, const sk_model *m, const sk_model_info
   return sk__jbuf_puts(b, "}");
 }
 
+/* The largest step count a file may record: 2^53, the integers any JSON
+ * reader holds exactly (the training state's bound too). */
+#define MAX_STEPS (INT64_C(1) << 53)
+
+/* What config_json writes of `info`, checked against what read_info
+ * accepts, so that a file is never written that sk_model_load refuses (nor
+ * a ladder read past its end or a name past its field). */
+sk_status sk__model_info_check(const char *path, const sk_model *m, const sk_model_info *info) {
+  if ((unsigned)info->objective >= SK_OBJ_COUNT)
+    return sk__fail(SK_ERR_INVALID, "%s: info.objective %d is not an objective", path,
+                    (int)info->objective);
+  if (info->n_sigmas < 0 || info->n_sigmas > SK_MAX_LEVELS)
+    return sk__fail(SK_ERR_INVALID, "%s: info.n_sigmas %d is outside 0..%d", path, info->n_sigmas,
+                    SK_MAX_LEVELS);
+  for (int i = 0; i < info->n_sigmas; i++) {
+    const float s = info->sigmas[i];
+    if (!(s > 0) || !isfinite(s) || (i > 0 && !(s < info->sigmas[i - 1])))
+      return sk__fail(SK_ERR_INVALID, "%s: info.sigmas[%d] is %g; the levels must be positive, "
+                      "finite and decreasing", path, i, (double)s);
+  }
+  if (!(info->sigma >= 0) || !isfinite(info->sigma))
+    return sk__fail(SK_ERR_INVALID, "%s: info.sigma is %g; expected a finite float >= 0", path,
+                    (double)info->sigma);
+  if (info->steps < 0 || info->steps > MAX_STEPS)
+    return sk__fail(SK_ERR_INVALID, "%s: info.steps %lld is outside 0..2^53", path,
+                    (long long)info->steps);
+  const char *end = memchr(info->data, '\0', sizeof info->data);
+  if (!end)
+    return sk__fail(SK_ERR_INVALID, "%s: info.data is not a string ending within its %zu bytes",
+                    path, sizeof info->data);
+  size_t bad_at = 0;
+  if (!sk__json_utf8_valid(info->data, (size_t)(end - info->data), &bad_at))
+    return sk__fail(SK_ERR_INVALID, "%s: info.data is not valid UTF-8 (at byte %zu)", path, bad_at);
+  if (!(info->data_scale >= 0) || !isfinite(info->data_scale))
+    return sk__fail(SK_ERR_INVALID, "%s: info.data_scale is %g; expected a finite float >= 0 "
+                    "(0 or 1: not scaled)", path, (double)info->data_scale);
+  const int64_t *c = info->image_shape, dim = sk_model_get_config(m)->dim;
+  const int rows = c[0] == 0 && c[1] == 0 && c[2] == 0;
+  const int image = c[0] >= 1 && c[1] >= 1 && c[2] >= 1 && c[1] <= dim / c[0] &&
+                    c[2] <= dim / (c[0] * c[1]) && c[0] * c[1] * c[2] == dim;
+  if (!rows && !image)
+    return sk__fail(SK_ERR_INVALID, "%s: info.image_shape (%lld, %lld, %lld) is neither zeros "
+                    "(rows) nor an image of the model's %lld values", path, (long long)c[0],
+                    (long long)c[1], (long long)c[2], (long long)dim);
+  return SK_OK;
+}
+
 sk_status sk_model_save(const char *path, const sk_model *m, const float *ema,
                         const sk_model_info *info) {
+  if (!path || !m)
+    return sk__fail(SK_ERR_INVALID, "sk_model_save: NULL %s", !path ? "path" : "model");
+  if (info) {
+    const sk_status bad = sk__model_info_check(path, m, info);
+    if (bad != SK_OK) return bad;
+  }
   const int nt = sk_model_num_tensors(m);
   sk_named_tensor *t = sk__calloc((size_t)(2 * nt), sizeof *t);
   char(*names)[64] = sk__calloc((size_t)nt, sizeof *names);
@@ -283,10 +336,6 @@ static sk_status bad_field(const char *path, const char *key, const sk__json *v,
   return sk__fail(SK_ERR_FORMAT, "%s: metadata field \"%s\" is %s; expected %s", path, key, got,
                   expected);
 }
-
-/* The largest step count a file may record: 2^53, the integers any JSON
- * reader holds exactly (the training state's bound too). */
-#define MAX_STEPS (INT64_C(1) << 53)
 
 /* What sk_model_info holds, from the metadata, every field checked: a
  * field that is there must be of its type and in its range (a file written

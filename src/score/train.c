@@ -216,6 +216,15 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
   t->r_level = sk_rng_make(cfg->seed, STREAM_LEVEL);
   t->fingerprint = data_fingerprint(ds);
   t->label_dropout = sk__cond_model(mc) ? 0.1f : 0.0f;
+  /* The trainer owns the batch stream from here: a data set another
+   * trainer drew from starts over, so that the batches are a fresh run's and
+   * the position saved with this trainer's RNG is one its resume reaches. */
+  const sk_dataset_pos start = {0, 0, {0, 0, 0}};
+  st = sk_dataset_set_pos(ds, start);
+  if (st != SK_OK) {
+    sk_trainer_free(t);
+    return st;
+  }
   *out = t;
   return SK_OK;
 }
@@ -520,9 +529,19 @@ static sk_status state_json(const sk_trainer *t, sk__jbuf *b) {
 }
 
 sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *info) {
-  char path[4096];
-  sk_status st = join(path, sizeof path, dir, "state.safetensors");
+  if (!t || !dir)
+    return sk__fail(SK_ERR_INVALID, "sk_trainer_save: NULL %s", !t ? "trainer" : "directory");
+  char path[4096], model_path[4096];
+  sk_status st = join(model_path, sizeof model_path, dir, "model.safetensors");
+  if (st == SK_OK) st = join(path, sizeof path, dir, "state.safetensors");
   if (st != SK_OK) return st;
+  sk_model_info mi;
+  if (info) { /* checked before the state is written: all or nothing */
+    mi = *info;
+    mi.steps = t->step;
+    st = sk__model_info_check(model_path, t->m, &mi);
+    if (st != SK_OK) return st;
+  }
   sk__jbuf state;
   sk__jbuf_init(&state);
   st = state_json(t, &state);
@@ -541,11 +560,7 @@ sk_status sk_trainer_save(sk_trainer *t, const char *dir, const sk_model_info *i
   st = sk_safetensors_save(path, ts, 4, meta, 1);
   sk__jbuf_free(&state);
   if (st != SK_OK) return st;
-  st = join(path, sizeof path, dir, "model.safetensors");
-  if (st != SK_OK) return st;
-  sk_model_info mi = *info;
-  mi.steps = t->step;
-  return sk_model_save(path, t->m, sk_adam_ema(t->adam), &mi);
+  return sk_model_save(model_path, t->m, sk_adam_ema(t->adam), info ? &mi : NULL);
 }
 
 /* A counter as written by state_json: 1 to 20 decimal digits, nothing else,
@@ -886,6 +901,8 @@ static sk_status check_tensor(const char *path, const char *name, const sk_tenso
 }
 
 sk_status sk_trainer_resume(sk_trainer *t, const char *dir) {
+  if (!t || !dir)
+    return sk__fail(SK_ERR_INVALID, "sk_trainer_resume: NULL %s", !t ? "trainer" : "directory");
   char path[4096];
   t->has_mismatch = 0;
   sk_status st = join(path, sizeof path, dir, "state.safetensors");
