@@ -90,6 +90,28 @@ TEST(below_is_uniform) {
   for (int k = 0; k < 7; k++) CHECK_NEAR(count[k], 10000, 400);
 }
 
+/* A NULL generator, or a NULL output for some values, draws nothing and
+ * names the function and the argument. */
+TEST(null_generator_or_output_is_refused) {
+  sk_rng r = sk_rng_make(1, 2);
+  float out[4] = {7, 7, 7, 7};
+  void (*const draw[3])(sk_rng *, float *, size_t) = {sk_rng_uniform, sk_rng_normal,
+                                                      sk_rng_rademacher};
+  const char *name[3] = {"sk_rng_uniform", "sk_rng_normal", "sk_rng_rademacher"};
+  for (int k = 0; k < 3; k++) {
+    sk_set_error(SK_OK, "%s", "");
+    draw[k](NULL, out, 4);
+    CHECK(strstr(sk_last_error(), name[k]) && strstr(sk_last_error(), "NULL generator"));
+    sk_set_error(SK_OK, "%s", "");
+    draw[k](&r, NULL, 4);
+    CHECK(strstr(sk_last_error(), name[k]) && strstr(sk_last_error(), "NULL output"));
+    CHECK(r.offset == 0 && out[0] == 7);
+    draw[k](&r, NULL, 0); /* nothing asked, nothing written */
+  }
+  sk_set_error(SK_OK, "%s", "");
+  CHECK(sk_rng_below(NULL, 5) == 0 && strstr(sk_last_error(), "sk_rng_below: NULL generator"));
+}
+
 TEST_MAIN(TEST_ENTRY(philox_known_answers), TEST_ENTRY(normal_moments),
           TEST_ENTRY(uniform_and_rademacher), TEST_ENTRY(same_bits_any_threads_any_split),
-          TEST_ENTRY(below_is_uniform))
+          TEST_ENTRY(below_is_uniform), TEST_ENTRY(null_generator_or_output_is_refused))

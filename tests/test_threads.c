@@ -75,5 +75,13 @@ TEST(graph_team_follows_setting) {
   sk_graph_free(g);
 }
 
+/* sk_set_error, the other per-thread setting of core.h, given no format:
+ * a message that says so, and the status back. */
+TEST(set_error_without_format) {
+  const char *volatile none = NULL; /* past the format check */
+  CHECK(sk_set_error(SK_ERR_IO, none, 0) == SK_ERR_IO);
+  CHECK(strstr(sk_last_error(), "sk_set_error: NULL format"));
+}
+
 TEST_MAIN(TEST_ENTRY(graph_team_follows_setting), TEST_ENTRY(setting_is_library_wide), TEST_ENTRY(application_setting_untouched),
-          TEST_ENTRY(default_follows_openmp))
+          TEST_ENTRY(default_follows_openmp), TEST_ENTRY(set_error_without_format))

@@ -4,9 +4,12 @@
  * (exact and sliced score matching differentiate through tr(∇ₓs) and
  * vᵀ∇ₓ(vᵀs) this way).
  *
- * Building uses sticky errors: the first shape error is recorded on the graph,
- * later builder calls return SK_NONE, and sk_graph_compile reports the error
- * with the op and the shapes. */
+ * Building uses sticky errors: the first shape error is recorded on the graph
+ * (and set as sk_last_error() by the call that fails), later builder calls
+ * return SK_NONE, and sk_graph_compile reports the error with the op and the
+ * shapes. A value may have fewer than 2^60 elements (the product of its
+ * nonzero dimensions), as a tensor. A NULL graph is refused like a bad
+ * node: SK_NONE, SK_ERR_INVALID, 0 or NULL, with sk_last_error() set. */
 #ifndef SCOREKIT_GRAPH_H
 #define SCOREKIT_GRAPH_H
 

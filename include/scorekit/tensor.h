@@ -21,6 +21,8 @@ SK_API sk_tensor *sk_tensor_new(int ndim, const int64_t *shape);
 SK_API sk_tensor *sk_tensor_clone(const sk_tensor *t);
 SK_API void sk_tensor_free(sk_tensor *t);
 
+/* The accessors below on a NULL tensor return 0 or NULL, with
+ * sk_last_error() set. */
 SK_API int sk_tensor_ndim(const sk_tensor *t);
 /* Borrowed; valid while `t` lives. */
 SK_API const int64_t *sk_tensor_shape(const sk_tensor *t);

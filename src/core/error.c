@@ -26,10 +26,14 @@ const char *sk_last_error(void) { return sk_errbuf; }
  * or \xHH. */
 sk_status sk_set_error(sk_status s, const char *fmt, ...) {
   char raw[sizeof sk_errbuf];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(raw, sizeof raw, fmt, ap);
-  va_end(ap);
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+  } else {
+    snprintf(raw, sizeof raw, "sk_set_error: NULL format (status: %s)", sk_status_str(s));
+  }
   static const char hex[] = "0123456789abcdef";
   size_t o = 0;
   for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
@@ -53,4 +57,11 @@ sk_status sk_set_error(sk_status s, const char *fmt, ...) {
   }
   sk_errbuf[o] = 0;
   return s;
+}
+
+void sk__shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+  size_t k = (size_t)snprintf(buf, cap, "(");
+  for (int i = 0; i < ndim && k < cap; i++)
+    k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+  if (k < cap) snprintf(buf + k, cap - k, ")");
 }

@@ -30,6 +30,33 @@ static inline bool sk__add_size(size_t a, size_t b, size_t *out) {
   return !__builtin_add_overflow(a, b, out);
 }
 
+/* The most elements a tensor or a graph's value may have (just under 2^60),
+ * so that its size in bytes, or in doubles, fits in an int64_t. */
+#define SK__MAX_NUMEL (INT64_MAX / 8)
+
+/* The element count of a shape; -1 if a dimension is negative or the
+ * product of the nonzero ones exceeds SK__MAX_NUMEL. Bounding the nonzero
+ * dimensions' product, not the count, keeps every product of some of them
+ * (an op's rows, a plane, a dimension times a factor) in range whatever
+ * other dimension is 0. */
+static inline int64_t sk__shape_numel(int ndim, const int64_t *shape) {
+  int64_t nonzero = 1;
+  int empty = 0;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) return -1;
+    if (shape[i] == 0) {
+      empty = 1;
+      continue;
+    }
+    if (nonzero > SK__MAX_NUMEL / shape[i]) return -1;
+    nonzero *= shape[i];
+  }
+  return empty ? 0 : nonzero;
+}
+
+/* "(d0, d1, ...)" into buf, cut to cap bytes. */
+void sk__shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
+
 #ifdef NDEBUG
 #define SK_ASSERT(c) ((void)0)
 #else

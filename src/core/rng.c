@@ -60,7 +60,11 @@ static inline void sk_rng_normal4(const uint32_t u[4], float out[4]) {
 
 enum { SK_DRAW_UNIFORM, SK_DRAW_NORMAL, SK_DRAW_RADEMACHER };
 
-static void sk_rng_fill(sk_rng *r, float *out, size_t n, int kind) {
+static void sk_rng_fill(sk_rng *r, float *out, size_t n, int kind, const char *fn) {
+  if (!r || (!out && n)) {
+    sk__fail(SK_ERR_INVALID, "%s: NULL %s", fn, r ? "output" : "generator");
+    return;
+  }
   /* Offsets stay multiples of 4 so a block is never split between calls. */
   uint64_t first = (r->offset + 3) / 4;
   int64_t nblocks = (int64_t)((n + 3) / 4);
@@ -84,13 +88,21 @@ static void sk_rng_fill(sk_rng *r, float *out, size_t n, int kind) {
   r->offset = (first + (uint64_t)nblocks) * 4;
 }
 
-void sk_rng_uniform(sk_rng *r, float *out, size_t n) { sk_rng_fill(r, out, n, SK_DRAW_UNIFORM); }
-void sk_rng_normal(sk_rng *r, float *out, size_t n) { sk_rng_fill(r, out, n, SK_DRAW_NORMAL); }
+void sk_rng_uniform(sk_rng *r, float *out, size_t n) {
+  sk_rng_fill(r, out, n, SK_DRAW_UNIFORM, __func__);
+}
+void sk_rng_normal(sk_rng *r, float *out, size_t n) {
+  sk_rng_fill(r, out, n, SK_DRAW_NORMAL, __func__);
+}
 void sk_rng_rademacher(sk_rng *r, float *out, size_t n) {
-  sk_rng_fill(r, out, n, SK_DRAW_RADEMACHER);
+  sk_rng_fill(r, out, n, SK_DRAW_RADEMACHER, __func__);
 }
 
 uint32_t sk_rng_below(sk_rng *r, uint32_t bound) {
+  if (!r) {
+    sk__fail(SK_ERR_INVALID, "sk_rng_below: NULL generator");
+    return 0;
+  }
   if (bound <= 1) return 0;
   /* Rejection on the top multiple of bound: unbiased. */
   uint32_t limit = (uint32_t)(UINT64_C(4294967296) - UINT64_C(4294967296) % bound - 1);

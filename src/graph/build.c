@@ -94,11 +94,29 @@ double sk__op_flops(const sk__node *y, const sk__node *a) {
   return 0.0;
 }
 
+/* Whether a shape has no negative dimension and not too many elements
+ * (sk__shape_numel); if so its element count into *numel, else why says
+ * which. */
+static int numel_ok(int ndim, const int64_t *shape, int64_t *numel, char *why, size_t cap) {
+  *numel = sk__shape_numel(ndim, shape);
+  if (*numel >= 0) return 1;
+  char s[128];
+  sk__shape_str(s, sizeof s, ndim, shape);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0) return snprintf(why, cap, "negative dimension in shape %s", s), 0;
+  snprintf(why, cap, "shape %s is too large: its nonzero dimensions multiply to 2^60 or more", s);
+  return 0;
+}
+
 int sk__op_shape(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
   why[0] = 0;
-  if (!ops[y->op].shape(y, a, b, why, cap)) return 0;
-  int64_t numel = 1;
-  for (int i = 0; i < y->ndim; i++) numel *= y->shape[i];
+  /* A shape asked for (a leaf's, sum_to's, expand's, reshape's: set before
+   * the rule; other ops' are empty here) first, so that the rules see valid
+   * shapes; then the one the rule made. */
+  int64_t numel;
+  if (!numel_ok(y->ndim, y->shape, &numel, why, cap) || !ops[y->op].shape(y, a, b, why, cap) ||
+      !numel_ok(y->ndim, y->shape, &numel, why, cap))
+    return 0;
   y->numel = numel;
   return 1;
 }
@@ -121,10 +139,20 @@ void sk_graph_free(sk_graph *g) {
   sk__free(g);
 }
 
-sk_status sk_graph_status(const sk_graph *g) { return g->status; }
-int sk_graph_num_nodes(const sk_graph *g) { return g->n; }
+/* A call given no graph: there is nothing to record the error on but the
+ * thread's last error. SK_NONE. */
+static sk_node no_graph(const char *fn) {
+  sk__fail(SK_ERR_INVALID, "%s: NULL graph", fn);
+  return SK_NONE;
+}
 
-/* Records the first error on the graph and returns SK_NONE. */
+sk_status sk_graph_status(const sk_graph *g) {
+  return g ? g->status : sk__fail(SK_ERR_INVALID, "%s: NULL graph", __func__);
+}
+int sk_graph_num_nodes(const sk_graph *g) { return g ? g->n : (no_graph(__func__), 0); }
+
+/* Records the first error on the graph, also as the thread's last error
+ * (the failing builder call's), and returns SK_NONE. */
 static sk_node build_fail(sk_graph *g, sk_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static sk_node build_fail(sk_graph *g, sk_status st, const char *fmt, ...) {
@@ -134,6 +162,7 @@ static sk_node build_fail(sk_graph *g, sk_status st, const char *fmt, ...) {
     vsnprintf(g->error, sizeof g->error, fmt, ap);
     va_end(ap);
     g->status = st;
+    sk__fail(st, "%s", g->error);
   }
   return SK_NONE;
 }
@@ -158,8 +187,9 @@ static int shift_ok(const sk__node *X, const sk__node *D, char *why, size_t cap)
 /* Checks y's inputs and runs its shape rule; 0 (with the error recorded on
  * the graph) if either fails. */
 static int shaped(sk_graph *g, sk__node *y) {
-  if (g->status != SK_OK) return 0;
   const char *name = sk__op_name(y->op);
+  if (!g) return no_graph(name), 0;
+  if (g->status != SK_OK) return 0;
   if (g->compiled) return build_fail(g, SK_ERR_STATE, "%s: graph already compiled", name), 0;
   for (int k = 0; k < sk__node_arity(y); k++)
     if (!valid(g, y->in[k]))
@@ -173,13 +203,6 @@ static int shaped(sk_graph *g, sk__node *y) {
   if (!sk__op_shape(y, a, b, why, sizeof why) ||
       (last >= 2 && y->in[last] != SK_NONE && !shift_ok(a, &g->nodes[y->in[last]], why, sizeof why)))
     return build_fail(g, SK_ERR_SHAPE, "%s: %s", name, why), 0;
-  int64_t numel = 1;
-  for (int i = 0; i < y->ndim; i++) {
-    if (y->shape[i] < 0 || (y->shape[i] && numel > INT64_MAX / 8 / y->shape[i]))
-      return build_fail(g, SK_ERR_SHAPE, "%s: bad dimension %lld", name, (long long)y->shape[i]), 0;
-    numel *= y->shape[i];
-  }
-  y->numel = numel;
   return 1;
 }
 
@@ -198,24 +221,36 @@ static sk_node append(sk_graph *g, const sk__node *y) {
 
 static sk_node add(sk_graph *g, sk__node *y) { return shaped(g, y) ? append(g, y) : SK_NONE; }
 
-int sk_node_ndim(const sk_graph *g, sk_node n) { return valid(g, n) ? g->nodes[n].ndim : 0; }
+int sk_node_ndim(const sk_graph *g, sk_node n) {
+  if (!g) return no_graph(__func__), 0;
+  return valid(g, n) ? g->nodes[n].ndim : 0;
+}
 const int64_t *sk_node_shape(const sk_graph *g, sk_node n) {
+  if (!g) return no_graph(__func__), NULL;
   return valid(g, n) ? g->nodes[n].shape : NULL;
 }
-int64_t sk_node_numel(const sk_graph *g, sk_node n) { return valid(g, n) ? g->nodes[n].numel : 0; }
+int64_t sk_node_numel(const sk_graph *g, sk_node n) {
+  if (!g) return no_graph(__func__), 0;
+  return valid(g, n) ? g->nodes[n].numel : 0;
+}
 
 /* Sets y's shape to (ndim, shape) for the rules that take it as a parameter;
- * a rank out of range is left for shaped() to report. */
-static void ask_shape(sk__node *y, int ndim, const int64_t *shape) {
+ * a rank out of range is left for shaped() to report. 0, with the error
+ * recorded, for no shape of a rank above 0. */
+static int ask_shape(sk_graph *g, sk__node *y, int ndim, const int64_t *shape) {
+  if (ndim > 0 && !shape)
+    return build_fail(g, SK_ERR_INVALID, "%s: NULL shape for rank %d", sk__op_name(y->op), ndim), 0;
   y->ndim = ndim;
   for (int i = 0; i >= 0 && i < ndim && i < SK_MAX_DIMS; i++) y->shape[i] = shape[i];
+  return 1;
 }
 
 /* ---- leaves ---- */
 
 static sk_node leaf(sk_graph *g, sk__op op, const char *name, int ndim, const int64_t *shape) {
+  if (!g) return no_graph(sk__op_name(op));
   sk__node y = proto(op, SK_NONE, SK_NONE);
-  ask_shape(&y, ndim, shape);
+  if (!ask_shape(g, &y, ndim, shape)) return SK_NONE;
   sk_node n = add(g, &y);
   if (n == SK_NONE || !name) return n;
   g->nodes[n].name = sk__strdup(name);
@@ -228,6 +263,7 @@ sk_node sk_input(sk_graph *g, const char *name, int ndim, const int64_t *shape) 
 }
 
 sk_node sk_param(sk_graph *g, const char *name, int ndim, const int64_t *shape, float *data) {
+  if (!g) return no_graph("param");
   if (!data) return build_fail(g, SK_ERR_INVALID, "param %s: NULL data", name ? name : "");
   sk_node n = leaf(g, SK_OP_PARAM, name, ndim, shape);
   if (n != SK_NONE) g->nodes[n].data = data;
@@ -240,22 +276,18 @@ sk_node sk_fill(sk_graph *g, float value, int ndim, const int64_t *shape) {
   return n;
 }
 
-sk_node sk_scalar(sk_graph *g, float value) { return sk_fill(g, value, 0, NULL); }
+sk_node sk_scalar(sk_graph *g, float value) {
+  if (!g) return no_graph(__func__);
+  return sk_fill(g, value, 0, NULL);
+}
 
 /* ---- shape rules (one per op, named in ops.def) ---- */
-
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
-  size_t k = (size_t)snprintf(buf, cap, "(");
-  for (int i = 0; i < ndim && k < cap; i++)
-    k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
-  if (k < cap) snprintf(buf + k, cap - k, ")");
-}
 
 /* Writes "what: (shape of a) and (shape of b)"-style messages. */
 static int why2(char *why, size_t cap, const char *what, const sk__node *a, const sk__node *b) {
   char sa[64], sb[64];
-  shape_str(sa, sizeof sa, a->ndim, a->shape);
-  shape_str(sb, sizeof sb, b->ndim, b->shape);
+  sk__shape_str(sa, sizeof sa, a->ndim, a->shape);
+  sk__shape_str(sb, sizeof sb, b->ndim, b->shape);
   snprintf(why, cap, what, sa, sb);
   return 0;
 }
@@ -263,20 +295,15 @@ static int why2(char *why, size_t cap, const char *what, const sk__node *a, cons
 static int why_shapes(char *why, size_t cap, const char *what, const sk__node *a, int ndim,
                       const int64_t *shape) {
   char sa[64], sb[64];
-  shape_str(sa, sizeof sa, a->ndim, a->shape);
-  shape_str(sb, sizeof sb, ndim, shape);
+  sk__shape_str(sa, sizeof sa, a->ndim, a->shape);
+  sk__shape_str(sb, sizeof sb, ndim, shape);
   snprintf(why, cap, what, sa, sb);
   return 0;
 }
 
-/* Leaves have the shape they were given. */
-static int shape_leaf(sk__node *y) {
-  for (int i = 0; i < y->ndim; i++)
-    if (y->shape[i] < 0) return 0;
-  return 1;
-}
+/* Leaves have the shape they were given (checked by sk__op_shape). */
 static int shape_input(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
-  return shape_leaf(y) || (snprintf(why, cap, "negative dimension"), 0);
+  return 1;
 }
 static int shape_param(sk__node *y, const sk__node *a, const sk__node *b, char *why, size_t cap) {
   return shape_input(y, a, b, why, cap);
@@ -383,9 +410,7 @@ static int shape_expand(sk__node *y, const sk__node *A, const sk__node *b, char 
 }
 
 static int shape_reshape(sk__node *y, const sk__node *A, const sk__node *b, char *why, size_t cap) {
-  int64_t numel = 1;
-  for (int i = 0; i < y->ndim; i++) numel *= y->shape[i] >= 0 ? y->shape[i] : 0;
-  if (numel == A->numel) return 1;
+  if (sk__shape_numel(y->ndim, y->shape) == A->numel) return 1;
   return why_shapes(why, cap, "%s to %s changes the element count", A, y->ndim, y->shape);
 }
 
@@ -526,8 +551,8 @@ static int and_shapes(char *why, size_t cap, const sk__node *A, const char *bnam
                       const sk__node *B) {
   char sa[64], sb[64];
   const size_t k = strlen(why);
-  shape_str(sa, sizeof sa, A->ndim, A->shape);
-  shape_str(sb, sizeof sb, B->ndim, B->shape);
+  sk__shape_str(sa, sizeof sa, A->ndim, A->shape);
+  sk__shape_str(sb, sizeof sb, B->ndim, B->shape);
   if (k < cap) snprintf(why + k, cap - k, " (input %s, %s %s)", sa, bname, sb);
   return 0;
 }
@@ -539,7 +564,7 @@ static int conv_fits(const sk__node *y, const sk__node *X, char *why, size_t cap
     const int64_t span = (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) + 1;
     if (span > X->shape[2 + d] + 2 * (int64_t)ip[SK__CONV_PAD + d]) {
       char sx[64];
-      shape_str(sx, sizeof sx, X->ndim, X->shape);
+      sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
       snprintf(why, cap, "kernel %dx%d (dilation %d, %d) is larger than input %s padded by (%d, %d)",
                ip[SK__CONV_KERNEL], ip[SK__CONV_KERNEL + 1], ip[SK__CONV_DILATION],
                ip[SK__CONV_DILATION + 1], sx, ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
@@ -598,14 +623,24 @@ static int shape_conv_transpose2d(sk__node *y, const sk__node *X, const sk__node
     return why2(why, cap, "input %s has no rows or no columns (weight %s)", X, Wt);
   const int32_t *ip = y->ip;
   int64_t out[2];
-  for (int d = 0; d < 2; d++)
+  for (int d = 0; d < 2; d++) {
+    /* (H − 1)·stride within SK__MAX_NUMEL leaves the sum far from overflow
+     * (each other term is below 2^62); sk__op_shape then bounds the shape. */
+    if (X->shape[2 + d] - 1 > SK__MAX_NUMEL / ip[SK__CONV_STRIDE + d]) {
+      char sx[64];
+      sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
+      snprintf(why, cap, "input %s with stride (%d, %d): the output is too large", sx,
+               ip[SK__CONV_STRIDE], ip[SK__CONV_STRIDE + 1]);
+      return 0;
+    }
     out[d] = (X->shape[2 + d] - 1) * ip[SK__CONV_STRIDE + d] - 2 * (int64_t)ip[SK__CONV_PAD + d] +
              (int64_t)ip[SK__CONV_DILATION + d] * (ip[SK__CONV_KERNEL + d] - 1) +
              ip[SK__CONV_OUTPAD + d] + 1;
+  }
   if (out[0] < 1 || out[1] < 1) {
     char sx[64], sw[64];
-    shape_str(sx, sizeof sx, X->ndim, X->shape);
-    shape_str(sw, sizeof sw, Wt->ndim, Wt->shape);
+    sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
+    sk__shape_str(sw, sizeof sw, Wt->ndim, Wt->shape);
     snprintf(why, cap, "input %s and weight %s give a %lldx%lld output: padding (%d, %d) too large",
              sx, sw, (long long)out[0], (long long)out[1], ip[SK__CONV_PAD], ip[SK__CONV_PAD + 1]);
     return 0;
@@ -646,6 +681,12 @@ static int shape_conv2d_weight(sk__node *y, const sk__node *X, const sk__node *G
  * scale and shift of each channel. */
 static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t cap);
 
+static int gn_eps_ok(float eps, char *why, size_t cap) {
+  if (eps > 0 && isfinite(eps)) return 1;
+  snprintf(why, cap, "eps %g: need a positive finite number", eps);
+  return 0;
+}
+
 static int gn_scale_ok(const sk__node *X, const sk__node *B, char *why, size_t cap) {
   if (B->ndim != 2 || B->shape[0] != 2 || B->shape[1] != X->shape[1])
     return why2(why, cap, "scale and shift %s for input %s: need (2, C)", B, X);
@@ -666,11 +707,7 @@ static int gn_params_ok(const sk__node *y, const sk__node *X, char *why, size_t 
     snprintf(fmt, sizeof fmt, "input %%s: need (N, C, ...) with C a multiple of %d groups", groups);
     return why_shapes(why, cap, fmt, X, X->ndim, X->shape);
   }
-  if (!(y->fp[0] > 0) || !isfinite(y->fp[0])) {
-    snprintf(why, cap, "eps %g: need a positive finite number", y->fp[0]);
-    return 0;
-  }
-  return 1;
+  return gn_eps_ok(y->fp[0], why, cap);
 }
 
 /* x and u of one shape (gb, the third input of group_norm_back and
@@ -757,9 +794,9 @@ sk_node sk_affine(sk_graph *g, sk_node a, float alpha, float beta) {
 
 /* sum_to, expand and reshape to a shape equal to the input's are the input. */
 static sk_node to_shape(sk_graph *g, sk__op op, sk_node a, int ndim, const int64_t *shape) {
+  if (!g) return no_graph(sk__op_name(op));
   sk__node y = proto(op, a, SK_NONE);
-  ask_shape(&y, ndim, shape);
-  if (!shaped(g, &y)) return SK_NONE;
+  if (!ask_shape(g, &y, ndim, shape) || !shaped(g, &y)) return SK_NONE;
   if (same_shape(y.ndim, y.shape, N(g, a)->ndim, N(g, a)->shape)) return a;
   return append(g, &y);
 }
@@ -775,8 +812,10 @@ sk_node sk_reshape(sk_graph *g, sk_node a, int ndim, const int64_t *shape) {
 }
 
 sk_node sk_permute(sk_graph *g, sk_node a, const int *perm) {
+  if (!g) return no_graph("permute");
   if (g->status != SK_OK) return SK_NONE;
   if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "permute: invalid node %d", a);
+  if (!perm) return build_fail(g, SK_ERR_INVALID, "permute: NULL axes");
   sk__node y = proto(SK_OP_PERMUTE, a, SK_NONE);
   int identity = 1;
   for (int i = 0; i < N(g, a)->ndim; i++) {
@@ -790,6 +829,7 @@ sk_node sk_permute(sk_graph *g, sk_node a, const int *perm) {
 static int norm_axis(int axis, int ndim) { return axis < 0 ? axis + ndim : axis; }
 
 sk_node sk_concat(sk_graph *g, sk_node a, sk_node b, int axis) {
+  if (!g) return no_graph("concat");
   if (g->status != SK_OK) return SK_NONE;
   if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "concat: invalid node %d", a);
   sk__node y = proto(SK_OP_CONCAT, a, b);
@@ -798,11 +838,12 @@ sk_node sk_concat(sk_graph *g, sk_node a, sk_node b, int axis) {
 }
 
 sk_node sk_slice(sk_graph *g, sk_node a, int axis, int64_t start, int64_t len) {
+  if (!g) return no_graph("slice");
   if (g->status != SK_OK) return SK_NONE;
   if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "slice: invalid node %d", a);
   if (start < 0 || len < 0 || start > INT32_MAX || len > INT32_MAX)
-    return build_fail(g, SK_ERR_SHAPE, "slice: [%lld, %lld) of axis %d out of range",
-                      (long long)start, (long long)(start + len), axis);
+    return build_fail(g, SK_ERR_SHAPE, "slice: start %lld, length %lld of axis %d out of range",
+                      (long long)start, (long long)len, axis);
   sk__node y = proto(SK_OP_SLICE, a, SK_NONE);
   y.ip[0] = norm_axis(axis, N(g, a)->ndim);
   y.ip[1] = (int32_t)start;
@@ -812,6 +853,7 @@ sk_node sk_slice(sk_graph *g, sk_node a, int axis, int64_t start, int64_t len) {
 }
 
 sk_node sk_pad(sk_graph *g, sk_node a, int axis, int64_t before, int64_t after) {
+  if (!g) return no_graph("pad");
   if (g->status != SK_OK) return SK_NONE;
   if (!valid(g, a)) return build_fail(g, SK_ERR_INVALID, "pad: invalid node %d", a);
   if (before < 0 || after < 0 || before > INT32_MAX || after > INT32_MAX)
@@ -827,6 +869,7 @@ sk_node sk_pad(sk_graph *g, sk_node a, int axis, int64_t before, int64_t after) 
 sk_node sk_gather(sk_graph *g, sk_node a, sk_node idx) { return binary(g, SK_OP_GATHER, a, idx); }
 
 sk_node sk_scatter_add(sk_graph *g, sk_node a, sk_node idx, int64_t rows) {
+  if (!g) return no_graph("scatter_add");
   if (g->status != SK_OK) return SK_NONE;
   if (rows < 0 || rows > INT32_MAX)
     return build_fail(g, SK_ERR_SHAPE, "scatter_add: need a 1-D index with one entry per row");
@@ -874,11 +917,15 @@ sk_node sk_conv2d_weight(sk_graph *g, sk_node x, sk_node dy, int kh, int kw,
 
 #define CHECK_IN(g, x)                                                                 \
   do {                                                                                 \
+    if (!(g)) return no_graph(__func__);                                               \
     if ((g)->status != SK_OK) return SK_NONE;                                          \
     if (!valid(g, x)) return build_fail(g, SK_ERR_INVALID, "%s: invalid node %d", __func__, x); \
   } while (0)
 
-sk_node sk_square(sk_graph *g, sk_node a) { return sk_mul(g, a, a); }
+sk_node sk_square(sk_graph *g, sk_node a) {
+  if (!g) return no_graph(__func__);
+  return sk_mul(g, a, a);
+}
 
 sk_node sk_sum(sk_graph *g, sk_node a, int axis, int keepdim) {
   CHECK_IN(g, a);
@@ -914,18 +961,25 @@ sk_node sk_transpose(sk_graph *g, sk_node a) {
 }
 
 /* x·σ(x) (Ramachandran et al. 2017). */
-sk_node sk_silu(sk_graph *g, sk_node a) { return sk_mul(g, a, sk_sigmoid(g, a)); }
+sk_node sk_silu(sk_graph *g, sk_node a) {
+  if (!g) return no_graph(__func__);
+  return sk_mul(g, a, sk_sigmoid(g, a));
+}
 
 /* x for x > 0, e^x − 1 otherwise, written as x·h + exp(x·(1−h)) − 1 with h =
  * step(x) so that its derivatives of every order come from the primitives. */
 sk_node sk_elu(sk_graph *g, sk_node a) {
+  if (!g) return no_graph(__func__);
   sk_node h = sk_step(g, a);
   sk_node pos = sk_mul(g, a, h);
   sk_node neg = sk_mul(g, a, sk_affine(g, h, -1.0f, 1.0f));
   return sk_add(g, pos, sk_affine(g, sk_exp(g, neg), 1.0f, -1.0f));
 }
 
-sk_node sk_log_softmax(sk_graph *g, sk_node a) { return sk_sub(g, a, sk_logsumexp(g, a)); }
+sk_node sk_log_softmax(sk_graph *g, sk_node a) {
+  if (!g) return no_graph(__func__);
+  return sk_sub(g, a, sk_logsumexp(g, a));
+}
 
 /* ---- composites for image models ---- */
 
@@ -938,11 +992,13 @@ sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node
   const sk__node *X = N(g, x);
   if (X->ndim < 2 || groups < 1 || X->shape[1] % groups != 0 || X->numel == 0) {
     char sx[64];
-    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
     return build_fail(g, SK_ERR_SHAPE,
                       "group_norm: input %s: need (N, C, ...) with C a multiple of %d groups, "
                       "not empty", sx, groups);
   }
+  char why[64];
+  if (!gn_eps_ok(eps, why, sizeof why)) return build_fail(g, SK_ERR_SHAPE, "group_norm: %s", why);
   const int nd = X->ndim;
   int64_t shape[SK_MAX_DIMS], per_channel[SK_MAX_DIMS];
   memcpy(shape, X->shape, sizeof shape);
@@ -954,8 +1010,8 @@ sk_node sk_group_norm(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node
     if (!valid(g, p)) return build_fail(g, SK_ERR_INVALID, "group_norm: invalid node %d", p);
     if (N(g, p)->ndim != 1 || N(g, p)->shape[0] != c) {
       char sx[64], sp[64];
-      shape_str(sx, sizeof sx, nd, shape);
-      shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
+      sk__shape_str(sx, sizeof sx, nd, shape);
+      sk__shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
       return build_fail(g, SK_ERR_SHAPE, "group_norm: %s %s for input %s: need (%lld)",
                         k ? "beta" : "gamma", sp, sx, (long long)c);
     }
@@ -983,7 +1039,7 @@ sk_node sk_group_norm_silu_shift(sk_graph *g, sk_node x, sk_node shift, int grou
                                         k ? "beta" : "gamma", p);
     if (N(g, p)->ndim != 1) {
       char sp[64];
-      shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
+      sk__shape_str(sp, sizeof sp, N(g, p)->ndim, N(g, p)->shape);
       return build_fail(g, SK_ERR_SHAPE, "group_norm_silu: %s %s: need (C)", k ? "beta" : "gamma", sp);
     }
   }
@@ -994,6 +1050,7 @@ sk_node sk_group_norm_silu_shift(sk_graph *g, sk_node x, sk_node shift, int grou
 
 sk_node sk_group_norm_silu(sk_graph *g, sk_node x, int groups, sk_node gamma, sk_node beta,
                            float eps) {
+  if (!g) return no_graph(__func__);
   return sk_group_norm_silu_shift(g, x, SK_NONE, groups, gamma, beta, eps);
 }
 
@@ -1023,11 +1080,21 @@ sk_node sk_upsample_nearest2d(sk_graph *g, sk_node x, int factor) {
   const sk__node *X = N(g, x);
   if (X->ndim != 4 || factor < 1) {
     char sx[64];
-    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
     return build_fail(g, SK_ERR_SHAPE, "upsample_nearest2d: input %s, factor %d: need 4-D and >= 1",
                       sx, factor);
   }
   const int64_t n = X->shape[0], c = X->shape[1], h = X->shape[2], w = X->shape[3], f = factor;
+  /* Within the bound on the output's nonzero dimensions, no size below
+   * (a product of some of them) overflows. */
+  if (sk__shape_numel(6, (int64_t[]){n, c, h, f, w, f}) < 0) {
+    char sx[64];
+    sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
+    return build_fail(g, SK_ERR_SHAPE,
+                      "upsample_nearest2d: input %s, factor %d: the output is too large (its "
+                      "nonzero dimensions multiply to 2^60 or more)",
+                      sx, factor);
+  }
   sk_node r = sk_reshape(g, x, 3, (int64_t[]){n * c * h, w, 1});
   r = sk_reshape(g, sk_expand(g, r, 3, (int64_t[]){n * c * h, w, f}), 3,
                  (int64_t[]){n * c * h, 1, w * f});
@@ -1042,7 +1109,7 @@ sk_node sk_avg_pool2d(sk_graph *g, sk_node x, int factor) {
   const sk__node *X = N(g, x);
   if (X->ndim != 4 || factor < 1 || X->shape[2] % factor || X->shape[3] % factor) {
     char sx[64];
-    shape_str(sx, sizeof sx, X->ndim, X->shape);
+    sk__shape_str(sx, sizeof sx, X->ndim, X->shape);
     return build_fail(g, SK_ERR_SHAPE,
                       "avg_pool2d: input %s, factor %d: need 4-D with rows and columns multiples of it",
                       sx, factor);

@@ -420,8 +420,11 @@ static const grad_rule rules[SK_OP_COUNT] = {
 int sk__op_has_grad_rule(int op) { return op >= 0 && op < SK_OP_COUNT && rules[op] != NULL; }
 
 sk_status sk_grad(sk_graph *g, sk_node y, sk_node dy, int n, const sk_node *wrt, sk_node *grads) {
+  if (!g) return sk__fail(SK_ERR_INVALID, "sk_grad: NULL graph");
   if (g->status != SK_OK) return sk__fail(g->status, "sk_grad: graph has an error: %s", g->error);
   if (y < 0 || y >= g->n || n < 0) return sk__fail(SK_ERR_INVALID, "sk_grad: invalid output node");
+  if (n > 0 && (!wrt || !grads))
+    return sk__fail(SK_ERR_INVALID, "sk_grad: NULL %s (n %d)", wrt ? "grads" : "wrt", n);
   for (int i = 0; i < n; i++)
     if (wrt[i] < 0 || wrt[i] >= g->n)
       return sk__fail(SK_ERR_INVALID, "sk_grad: invalid node %d in wrt[%d]", wrt[i], i);

@@ -387,10 +387,19 @@ static void plan_groups(const sk_graph *g, const int *phase_of, const int64_t *u
   }
 }
 
+/* Whether `parts` parts of `part` floats each (a backend's scratch, sized
+ * from the shapes of several values) stay within SK__MAX_NUMEL. */
+static int scratch_fits(int64_t parts, int64_t part) { return parts <= SK__MAX_NUMEL / part; }
+static sk_status scratch_too_large(const sk__node *nd) {
+  return sk__fail(SK_ERR_NOMEM, "compile: the scratch of a %s op is too large", sk__op_name(nd->op));
+}
+
 sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
+  if (!g) return sk__fail(SK_ERR_INVALID, "compile: NULL graph");
   if (g->status != SK_OK) return sk__fail(g->status, "graph build failed: %s", sk__graph_error(g));
   if (g->compiled) return sk__fail(SK_ERR_STATE, "graph already compiled");
   if (n_out <= 0) return sk__fail(SK_ERR_INVALID, "compile: no outputs");
+  if (!outs) return sk__fail(SK_ERR_INVALID, "compile: NULL outputs (n_out %d)", n_out);
   for (int i = 0; i < n_out; i++)
     if (outs[i] < 0 || outs[i] >= g->n)
       return sk__fail(SK_ERR_INVALID, "compile: invalid output node %d", outs[i]);
@@ -605,6 +614,11 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
       const int64_t parts = sk__scratch_parts(units[i]) * (halves ? 2 : 1);
       int k = scr0;
       while (k < n_scr && (scr[k].units != units[i] || scr[k].halves != halves)) k++;
+      if (!scratch_fits(SK_MAX(parts, k < n_scr ? scr[k].parts : 0),
+                        SK_MAX(sf, k < n_scr ? scr[k].part : 0))) {
+        st = scratch_too_large(nd);
+        goto done;
+      }
       if (k == n_scr) {
         int q = take_slot(slots, n_slots, phase_of[i], -1, units[i], -1, (size_t)(parts * sf));
         if (q < 0) slots[q = n_slots++].size = 0;
@@ -753,6 +767,10 @@ sk_status sk_graph_compile(sk_graph *g, int n_out, const sk_node *outs) {
                                                    sk__op_arity(nd->op) > 1 ? &g->nodes[nd->in[1]] : NULL)
                            : 0;
     const int64_t parts = sk__scratch_parts(units[i]);
+    if (sf > 0 && !scratch_fits(parts, sf)) {
+      st = scratch_too_large(nd);
+      goto done;
+    }
     float *scratch = sf > 0 ? g->be->alloc((size_t)(parts * sf)) : NULL;
     if (sf > 0 && !scratch) {
       st = sk__fail(SK_ERR_NOMEM, "compile: out of memory for a constant's scratch");
@@ -866,7 +884,20 @@ done:
 }
 
 size_t sk_graph_arena_bytes(const sk_graph *g) {
+  if (!g) return sk__fail(SK_ERR_INVALID, "%s: NULL graph", __func__), 0;
   return g->arena_floats > SIZE_MAX / sizeof(float) ? SIZE_MAX : g->arena_floats * sizeof(float);
 }
-void sk_graph_set_arena_limit(sk_graph *g, size_t bytes) { g->arena_limit = bytes; }
-void sk_graph_set_lean(sk_graph *g, int on) { g->lean = on != 0; }
+void sk_graph_set_arena_limit(sk_graph *g, size_t bytes) {
+  if (!g) {
+    sk__fail(SK_ERR_INVALID, "%s: NULL graph", __func__);
+    return;
+  }
+  g->arena_limit = bytes;
+}
+void sk_graph_set_lean(sk_graph *g, int on) {
+  if (!g) {
+    sk__fail(SK_ERR_INVALID, "%s: NULL graph", __func__);
+    return;
+  }
+  g->lean = on != 0;
+}

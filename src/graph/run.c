@@ -114,6 +114,7 @@ static void record_failure(sk_graph *g, atomic_int *failed, sk_status st) {
 sk_status sk_graph_run(sk_graph *g) { return sk_graph_run_then(g, NULL, NULL); }
 
 sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
+  if (!g) return sk__fail(SK_ERR_INVALID, "run: NULL graph");
   if (!g->compiled) return sk__fail(SK_ERR_STATE, "run: graph not compiled");
   atomic_int failed = SK_OK;
   atomic_store_explicit(&g->barrier.arrived, 0, memory_order_relaxed);
@@ -174,11 +175,13 @@ sk_status sk_graph_run_then(sk_graph *g, sk_graph_then_fn fn, void *ctx) {
 }
 
 float *sk_graph_data(sk_graph *g, sk_node n) {
+  if (!g) return sk__fail(SK_ERR_INVALID, "%s: NULL graph", __func__), NULL;
   if (!g->compiled || n < 0 || n >= g->n) return NULL;
   return g->nodes[n].data;
 }
 
 sk_status sk_graph_bind(sk_graph *g, sk_node n, float *data) {
+  if (!g) return sk__fail(SK_ERR_INVALID, "bind: NULL graph");
   if (n < 0 || n >= g->n || !data) return sk__fail(SK_ERR_INVALID, "bind: invalid node or NULL data");
   sk__op op = g->nodes[n].op;
   if (op != SK_OP_INPUT && op != SK_OP_PARAM)

@@ -47,8 +47,10 @@ static double now_s(void) {
 }
 
 sk_status sk_graph_profile(sk_graph *g, int reps, FILE *out) {
-  if (!g || !g->compiled) return sk__fail(SK_ERR_STATE, "profile: graph not compiled");
+  if (!g) return sk__fail(SK_ERR_INVALID, "profile: NULL graph");
+  if (!g->compiled) return sk__fail(SK_ERR_STATE, "profile: graph not compiled");
   if (reps < 1) return sk__fail(SK_ERR_INVALID, "profile: reps must be >= 1");
+  if (!out) return sk__fail(SK_ERR_INVALID, "profile: NULL output stream");
   sk_status st = sk_graph_run(g); /* packs b^T and warms the kernels */
   if (st != SK_OK) return st;
   double total = 0.0;

@@ -16,18 +16,24 @@ sk_tensor *sk_tensor_new(int ndim, const int64_t *shape) {
     sk__fail(SK_ERR_INVALID, "tensor rank %d outside 0..%d", ndim, SK_MAX_DIMS);
     return NULL;
   }
-  size_t numel = 1;
-  for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0 || !sk__mul_size(numel, (size_t)shape[i], &numel)) {
+  if (ndim > 0 && !shape) {
+    sk__fail(SK_ERR_INVALID, "sk_tensor_new: NULL shape for rank %d", ndim);
+    return NULL;
+  }
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0) {
       sk__fail(SK_ERR_INVALID, "tensor dimension %d is %lld", i, (long long)shape[i]);
       return NULL;
     }
-  }
-  size_t bytes;
-  if (!sk__mul_size(numel, sizeof(float), &bytes) || numel > (size_t)INT64_MAX / 8) {
-    sk__fail(SK_ERR_INVALID, "tensor of %zu elements is too large", numel);
+  const int64_t count = sk__shape_numel(ndim, shape);
+  if (count < 0) {
+    char s[128];
+    sk__shape_str(s, sizeof s, ndim, shape);
+    sk__fail(SK_ERR_INVALID,
+             "tensor of shape %s is too large: its nonzero dimensions multiply to 2^60 or more", s);
     return NULL;
   }
+  const size_t numel = (size_t)count;
   sk_tensor *t = sk__calloc(1, sizeof *t);
   float *data = t ? sk__calloc(numel ? numel : 1, sizeof(float)) : NULL;
   if (!data) {
@@ -42,7 +48,14 @@ sk_tensor *sk_tensor_new(int ndim, const int64_t *shape) {
   return t;
 }
 
+/* A query on a NULL tensor: the error, and the caller returns 0 or NULL. */
+static int no_tensor(const char *fn) {
+  sk__fail(SK_ERR_INVALID, "%s: NULL tensor", fn);
+  return 0;
+}
+
 sk_tensor *sk_tensor_clone(const sk_tensor *t) {
+  if (!t) return no_tensor(__func__), NULL;
   sk_tensor *c = sk_tensor_new(t->ndim, t->shape);
   if (c) memcpy(c->data, t->data, (size_t)t->numel * sizeof(float));
   return c;
@@ -54,8 +67,12 @@ void sk_tensor_free(sk_tensor *t) {
   sk__free(t);
 }
 
-int sk_tensor_ndim(const sk_tensor *t) { return t->ndim; }
-const int64_t *sk_tensor_shape(const sk_tensor *t) { return t->shape; }
-int64_t sk_tensor_numel(const sk_tensor *t) { return t->numel; }
-float *sk_tensor_data(sk_tensor *t) { return t->data; }
-const float *sk_tensor_cdata(const sk_tensor *t) { return t->data; }
+int sk_tensor_ndim(const sk_tensor *t) { return t ? t->ndim : no_tensor(__func__); }
+const int64_t *sk_tensor_shape(const sk_tensor *t) {
+  return t ? t->shape : (no_tensor(__func__), NULL);
+}
+int64_t sk_tensor_numel(const sk_tensor *t) { return t ? t->numel : no_tensor(__func__); }
+float *sk_tensor_data(sk_tensor *t) { return t ? t->data : (no_tensor(__func__), NULL); }
+const float *sk_tensor_cdata(const sk_tensor *t) {
+  return t ? t->data : (no_tensor(__func__), NULL);
+}
