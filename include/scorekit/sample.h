@@ -39,20 +39,24 @@ SK_API void sk_score_fn_free(sk_score_fn *f);
 SK_API sk_status sk_score_error(sk_score_fn *f, const sk_gmm *law, float sigma, int64_t n,
                                 uint64_t seed, double *error);
 /* Share of rows of x (n, d) whose most probable class under a classifier
- * model at noise level σ is their label (n). */
+ * model at noise level σ is their label (n). SK_ERR_INVALID for n < 1, σ not
+ * positive and finite, a label outside 0..K−1 (named by its row) or a NULL
+ * pointer; SK_ERR_NUMERIC naming a value of x that is not finite. */
 SK_API sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,
                                         int64_t n, float sigma, double *accuracy);
 SK_API int sk_score_fn_dim(const sk_score_fn *f);
 /* The most rows one call takes (SK_SCORE_ROWS for an analytic law). */
 SK_API int sk_score_fn_rows(const sk_score_fn *f);
-/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= sk_score_fn_rows(f). */
+/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= sk_score_fn_rows(f).
+ * SK_ERR_NUMERIC naming the first value of x that is not finite ("x[i, j]"),
+ * whatever computes the score. */
 SK_API sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out);
 /* The divergence ∇ₓ·s(x, σ) of a model or mixture score (not a guided one):
  * score (n, d) = s(x, σ) and div (n) per row, either exact (v NULL: the trace
  * of the Jacobian; d vector-Jacobian products for a model, the analytic
  * Laplacian of log p_σ for a mixture) or Hutchinson's estimate with k probes
  * v (k, n, d): div = (1/k) Σ_j v_jᵀ ∇ₓ(v_jᵀ s) (docs/MATH.md). A model compiles
- * the graph of vᵀ ∇ₓ(vᵀ s) at its first call. */
+ * the graph of vᵀ ∇ₓ(vᵀ s) at its first call. x as sk_score_fn_eval's. */
 SK_API sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma,
                                         int k, const float *v, float *score, double *div);
 

@@ -19,7 +19,8 @@ sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int proje
 /* ---- class-conditional models (cond.c, cfg.c, inpaint.c) ---- */
 
 /* A score function whose evaluation lives in another file: eval computes
- * out (n, d) for x (n, d) at σ (n within the function's rows, σ checked);
+ * out (n, d) for x (n, d) at σ (n within the function's rows, σ and x's
+ * finiteness checked);
  * clone makes an independent copy of the state (own graphs and buffers);
  * free releases it. */
 typedef struct sk__score_ops {
@@ -121,5 +122,9 @@ sk_status sk__langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rn
                             const float *mask, int64_t n, int64_t first, int64_t count);
 /* The sampler's common checks of a σ range. */
 sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_min);
+/* SK_ERR_NUMERIC "what: x[i, j] is v" for the first value of the n rows
+ * of x (n, d) that is not finite, i counted from first_row. */
+sk_status sk__check_rows_finite(const char *what, const float *x, int64_t n, int d,
+                                int64_t first_row);
 
 #endif
