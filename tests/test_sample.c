@@ -298,8 +298,33 @@ TEST(model_scores_refuse_non_finite_rows) {
   sk_model_free(m);
 }
 
+/* A Langevin ladder goes largest first: an increasing one is refused, for
+ * sampling and for inpainting; equal levels are allowed. */
+TEST(langevin_ladder_largest_first) {
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *f;
+  CHECK_OK(sk_score_fn_gmm(g, &f));
+  const float up[3] = {1, 0.1f, 0.5f}, flat[2] = {1, 1};
+  float x[8] = {0}, mask[8] = {1, 0, 1, 0, 1, 0, 1, 0};
+  sk_rng r = sk_rng_make(1, 1);
+  sk_langevin_config lc = {3, up, 2, 1e-3f, 0, NULL};
+  CHECK_EQ_INT(sk_langevin(f, &lc, &r, x, 4), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "largest first"));
+  sk_inpaint_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.sampler = SK_INPAINT_LANGEVIN;
+  ic.langevin = lc;
+  CHECK_EQ_INT(sk_inpaint(f, &ic, &r, x, mask, 4), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "largest first"));
+  lc.n_sigmas = 2;
+  lc.sigmas = flat;
+  CHECK_OK(sk_langevin(f, &lc, &r, x, 4));
+  sk_score_fn_free(f);
+  sk_gmm_free(g);
+}
+
 TEST_MAIN(TEST_ENTRY(langevin_gaussian_moments), TEST_ENTRY(ncsn_mode_weights),
           TEST_ENTRY(annealed_langevin_mog8_analytic), TEST_ENTRY(guidance_with_exact_posterior),
           TEST_ENTRY(score_error_known_values), TEST_ENTRY(model_sampling_same_bits_any_threads),
           TEST_ENTRY(bad_configs_fail), TEST_ENTRY(classifier_accuracy_checks_its_arguments),
-          TEST_ENTRY(model_scores_refuse_non_finite_rows))
+          TEST_ENTRY(model_scores_refuse_non_finite_rows), TEST_ENTRY(langevin_ladder_largest_first))

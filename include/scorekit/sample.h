@@ -68,7 +68,9 @@ SK_API sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t 
  * snapshots (n_snapshots K >= 2, K × d floats): row 0 of the first chunk at K
  * evenly spaced points of the run, the first its start and the last the
  * returned sample (Langevin and PC: evenly spaced in score evaluations; the
- * ODE: in log σ, interpolated between the solver's steps). */
+ * ODE: in log σ, interpolated between the solver's steps). K = 0: none; the
+ * samplers refuse (SK_ERR_INVALID) K < 0, K = 1, and K >= 2 with snapshots
+ * NULL. */
 typedef struct sk_sample_hooks {
   void (*progress)(void *ctx, int64_t done, int64_t total);
   void *ctx;
@@ -77,7 +79,8 @@ typedef struct sk_sample_hooks {
 } sk_sample_hooks;
 
 typedef struct sk_langevin_config {
-  int n_sigmas;         /* the ladder, largest first; 1 level = plain Langevin at that σ */
+  int n_sigmas;         /* the ladder, largest first (never increasing; SK_ERR_INVALID
+                         * otherwise); 1 level = plain Langevin at that σ */
   const float *sigmas;
   int steps_per_level;  /* T */
   float eps;            /* α_i = eps · σ_i² / σ_L² */
@@ -95,7 +98,10 @@ SK_API float sk_langevin_ncsnv2_eps(int steps_per_level, float gamma, float sigm
 /* Runs (annealed) Langevin dynamics on the n rows of x (n, d) in place,
  * starting from the values x holds, with the noise of `r` (advanced). Rows go
  * in fixed chunks of sk_score_fn_rows(f), so the bits never depend on the
- * number of threads. SK_ERR_NUMERIC naming the sample if one diverges. */
+ * number of threads. SK_ERR_NUMERIC naming the sample if one diverges, or
+ * the value of the start that is not finite ("x[i, j]"); SK_ERR_INVALID for
+ * a bad config or a NULL f, cfg, r or x (x may be NULL with no rows). The
+ * other samplers and the likelihood check their arguments the same way. */
 SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
 /* Rows [first, first + count) of sk_langevin on n rows, with their bits
@@ -144,7 +150,8 @@ SK_API sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_r
  * Dormand-Prince 5(4) with adaptive steps (docs/MATH.md). */
 typedef struct sk_ode_config {
   float sigma_max, sigma_min; /* sigma_max > sigma_min > 0 */
-  double rtol, atol;          /* > 0 */
+  double rtol, atol;          /* 1e-12 <= rtol < 1, 1e-12 <= atol < 1e6: where the solver's
+                               * step sizes stay finite */
   int denoise;                /* sampling: a final x ← x + σ_min² s(x, σ_min) */
   const sk_sample_hooks *hooks;
 } sk_ode_config;
