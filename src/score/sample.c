@@ -73,8 +73,8 @@ sk_status sk__check_row_range(const char *what, const sk_score_fn *f, int64_t n,
   /* first + count is formed only once first <= n − count. */
   if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
       ((first + count) % rows && first + count != n))
-    return sk__fail(SK_ERR_INVALID, "%s: %lld rows from row %lld of %lld are not whole chunks of "
-                    "%lld", what, (long long)count, (long long)first, (long long)n,
+    return sk__fail(SK_ERR_INVALID, "%s: first %lld and count %lld (of %lld rows) are not whole "
+                    "chunks of %lld", what, (long long)first, (long long)count, (long long)n,
                     (long long)rows);
   return SK_OK;
 }
