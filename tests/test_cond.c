@@ -830,8 +830,54 @@ TEST(cli_conditional_end_to_end) {
   CHECK(system(cmd) == 0);
 }
 
+/* NULL where a sampler needs a pointer is refused and named: inpainting's
+ * mask, and the score function, config, random generator, x or logp of
+ * every sampler. With no rows, x may be NULL. */
+TEST(samplers_refuse_null_arguments) {
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *f;
+  CHECK_OK(sk_score_fn_gmm(g, &f));
+  float x[4] = {0}, mask[4] = {1, 0, 1, 0};
+  double lp[2];
+  sk_rng r = sk_rng_make(1, 1);
+  const float ladder[2] = {1, 0.1f};
+  const sk_langevin_config lc = {2, ladder, 2, 1e-3f, 0, NULL};
+  const sk_pc_config pc = {1, 0.1f, 3, 1, 0.16f, 0, NULL};
+  const sk_ode_config oc = {1, 0.1f, 1e-3, 1e-3, 0, NULL};
+  const sk_likelihood_config lk = {oc, 0};
+  sk_inpaint_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.pc = pc;
+  CHECK_EQ_INT(sk_inpaint(f, &ic, &r, x, NULL, 2), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "mask is NULL"));
+  for (int k = 0; k < 4; k++) {
+    sk_score_fn *ff = k == 0 ? NULL : f;
+    sk_rng *rr = k == 1 ? NULL : &r;
+    float *xx = k == 2 ? NULL : x;
+    const int nocfg = k == 3;
+    CHECK_EQ_INT(sk_inpaint(ff, nocfg ? NULL : &ic, rr, xx, mask, 2), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "is NULL"));
+    CHECK_EQ_INT(sk_langevin(ff, nocfg ? NULL : &lc, rr, xx, 2), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "is NULL"));
+    CHECK_EQ_INT(sk_pc_sample(ff, nocfg ? NULL : &pc, rr, xx, 2), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "is NULL"));
+    CHECK_EQ_INT(sk_likelihood(ff, nocfg ? NULL : &lk, rr, xx, 2, lp, NULL), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "is NULL"));
+    if (k == 1) continue; /* the ODE draws nothing */
+    CHECK_EQ_INT(sk_ode_sample(ff, nocfg ? NULL : &oc, xx, 2, NULL), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "is NULL"));
+  }
+  CHECK_EQ_INT(sk_likelihood(f, &lk, &r, x, 2, NULL, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "logp is NULL"));
+  CHECK_OK(sk_langevin(f, &lc, &r, NULL, 0));
+  CHECK_OK(sk_inpaint(f, &ic, &r, NULL, NULL, 0));
+  sk_score_fn_free(f);
+  sk_gmm_free(g);
+}
+
 TEST_MAIN(TEST_ENTRY(label_embedding_gradient_ncmlp), TEST_ENTRY(label_embedding_gradient_unet),
           TEST_ENTRY(conditional_config_errors), TEST_ENTRY(label_dropout_draws),
           TEST_ENTRY(conditional_training_same_bits), TEST_ENTRY(classifier_free_guidance_exact_ends),
           TEST_ENTRY(conditional_model_files), TEST_ENTRY(inpainting_gaussian_mixture),
-          TEST_ENTRY(inpainting_same_bits_any_threads), TEST_ENTRY(cli_conditional_end_to_end))
+          TEST_ENTRY(inpainting_same_bits_any_threads), TEST_ENTRY(cli_conditional_end_to_end),
+          TEST_ENTRY(samplers_refuse_null_arguments))

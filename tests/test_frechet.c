@@ -197,6 +197,27 @@ TEST(errors) {
   CHECK_EQ_INT(sk_frechet_gaussian(mu, c, mu, c, SK_FRECHET_MAX_DIM + 1, &out), SK_ERR_INVALID);
 }
 
+/* A covariance that is clearly not positive semi-definite is refused and
+ * named: negative diagonal entries (−I), or a negative eigenvalue with a
+ * positive diagonal; a singular one is fine: tr of rank-1 [[1, 1], [1, 1]]
+ * against I gives 2 + 2 − 2 √2. */
+TEST(covariance_not_psd_is_refused) {
+  double mu[2] = {0, 0}, id[4] = {1, 0, 0, 1}, neg[4] = {-1, 0, 0, -1};
+  double indef[4] = {1, 2, 2, 1}, rank1[4] = {1, 1, 1, 1}, out = 0;
+  const double *bad[2] = {neg, indef};
+  for (int i = 0; i < 2; i++) {
+    CHECK_EQ_INT(sk_frechet_gaussian(mu, bad[i], mu, id, 2, &out), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "covariance 1 is not positive semi-definite"));
+    CHECK_EQ_INT(sk_frechet_gaussian(mu, id, mu, bad[i], 2, &out), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "covariance 2 is not positive semi-definite"));
+  }
+  CHECK_OK(sk_frechet_gaussian(mu, rank1, mu, id, 2, &out));
+  CHECK_NEAR(out, 4 - 2 * sqrt(2.0), 1e-12);
+  CHECK_OK(sk_frechet_gaussian(mu, id, mu, rank1, 2, &out));
+  CHECK_NEAR(out, 4 - 2 * sqrt(2.0), 1e-12);
+}
+
 TEST_MAIN(TEST_ENTRY(commuting_closed_form), TEST_ENTRY(two_by_two_closed_form),
           TEST_ENTRY(numpy_reference), TEST_ENTRY(identical_and_rotation_invariance),
-          TEST_ENTRY(same_bits_on_1_2_3_threads), TEST_ENTRY(errors))
+          TEST_ENTRY(same_bits_on_1_2_3_threads), TEST_ENTRY(errors),
+          TEST_ENTRY(covariance_not_psd_is_refused))

@@ -392,7 +392,104 @@ TEST(unet_likelihood_traces_agree) {
   sk_model_free(m);
 }
 
+/* Hooks that ask for snapshots they cannot hold are refused by every
+ * sampler: one snapshot, a negative count, or no buffer. Zero is none. */
+TEST(snapshot_hooks_without_room_are_refused) {
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *f;
+  CHECK_OK(sk_score_fn_gmm(g, &f));
+  float x[4] = {0}, mask[4] = {1, 0, 1, 0}, snaps[8];
+  sk_rng r = sk_rng_make(1, 1);
+  const float ladder[2] = {1, 0.1f};
+  sk_sample_hooks hk = {NULL, NULL, 0, NULL};
+  sk_langevin_config lc = {2, ladder, 2, 1e-3f, 0, &hk};
+  sk_pc_config pc = {1, 0.1f, 3, 1, 0.16f, 0, &hk};
+  sk_ode_config oc = {1, 0.1f, 1e-3, 1e-3, 0, &hk};
+  sk_inpaint_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.pc = pc;
+  const sk_sample_hooks bad[3] = {{NULL, NULL, 1, snaps}, {NULL, NULL, -3, snaps},
+                                  {NULL, NULL, 3, NULL}};
+  for (int i = 0; i < 3; i++) {
+    hk = bad[i];
+    for (int k = 0; k < 4; k++) {
+      const sk_status st = k == 0   ? sk_langevin(f, &lc, &r, x, 2)
+                           : k == 1 ? sk_pc_sample(f, &pc, &r, x, 2)
+                           : k == 2 ? sk_ode_sample(f, &oc, x, 2, NULL)
+                                    : sk_inpaint(f, &ic, &r, x, mask, 2);
+      CHECK_EQ_INT(st, SK_ERR_INVALID);
+      CHECK(strstr(sk_last_error(), "snapshots"));
+    }
+  }
+  hk = (sk_sample_hooks){NULL, NULL, 0, snaps};
+  CHECK_OK(sk_langevin(f, &lc, &r, x, 2));
+  hk.snapshots = NULL;
+  CHECK_OK(sk_ode_sample(f, &oc, x, 2, NULL));
+  sk_score_fn_free(f);
+  sk_gmm_free(g);
+}
+
+/* A non-finite start is named by its row in the run (here in the second
+ * chunk), for a model's score and a mixture's, by the ODE, the likelihood
+ * and the samplers: not blamed on σ. */
+TEST(non_finite_start_is_named) {
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 16, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  sk_model_init(m, 1);
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *fs[2];
+  CHECK_OK(sk_score_fn_model(m, 2, &fs[0]));
+  CHECK_OK(sk_score_fn_gmm(g, &fs[1]));
+  const float ladder[2] = {1, 0.1f};
+  const sk_langevin_config lc = {2, ladder, 2, 1e-3f, 0, NULL};
+  const sk_pc_config pc = {1, 0.1f, 3, 1, 0.16f, 0, NULL};
+  const sk_ode_config oc = {1, 0.1f, 1e-3, 1e-3, 0, NULL};
+  const sk_likelihood_config lk = {oc, 0};
+  sk_rng r = sk_rng_make(1, 1);
+  double lp[4];
+  for (int i = 0; i < 2; i++)
+    for (int k = 0; k < 4; k++) {
+      float x[8] = {0, 1, 1, 0, -1, 2, 3, -1};
+      x[7] = k % 2 ? INFINITY : NAN;
+      const sk_status st = k == 0   ? sk_ode_sample(fs[i], &oc, x, 4, NULL)
+                           : k == 1 ? sk_likelihood(fs[i], &lk, &r, x, 4, lp, NULL)
+                           : k == 2 ? sk_langevin(fs[i], &lc, &r, x, 4)
+                                    : sk_pc_sample(fs[i], &pc, &r, x, 4);
+      CHECK_EQ_INT(st, SK_ERR_NUMERIC);
+      CHECK(strstr(sk_last_error(), "x[3, 1]") && !strstr(sk_last_error(), "σ"));
+    }
+  sk_score_fn_free(fs[1]);
+  sk_score_fn_free(fs[0]);
+  sk_gmm_free(g);
+  sk_model_free(m);
+}
+
+/* Tolerances where the solver's step sizes stay finite, 1e-12 <= rtol < 1
+ * and 1e-12 <= atol < 1e6; below them (1e-300, whose scaled norms overflow
+ * to inf/inf) refused as tolerances. */
+TEST(tolerances_outside_their_range_are_refused) {
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *f;
+  CHECK_OK(sk_score_fn_gmm(g, &f));
+  float x[4] = {0.5f, 1, -1, 2};
+  double lp[2];
+  sk_rng r = sk_rng_make(1, 1);
+  const double tols[3][2] = {{1e-300, 1e-300}, {1e-13, 1e-3}, {1e-3, 1e-13}};
+  for (int i = 0; i < 3; i++) {
+    const sk_ode_config oc = {1, 0.01f, tols[i][0], tols[i][1], 0, NULL};
+    CHECK_EQ_INT(sk_ode_sample(f, &oc, x, 2, NULL), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "rtol"));
+    const sk_likelihood_config lk = {oc, 0};
+    CHECK_EQ_INT(sk_likelihood(f, &lk, &r, x, 2, lp, NULL), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "rtol"));
+  }
+  sk_score_fn_free(f);
+  sk_gmm_free(g);
+}
+
 TEST_MAIN(TEST_ENTRY(pc_and_ode_match_mixtures), TEST_ENTRY(likelihood_matches_mixture),
           TEST_ENTRY(divergence_matches_finite_differences), TEST_ENTRY(same_bits_any_threads),
           TEST_ENTRY(snapshots_and_progress), TEST_ENTRY(ncsnv2_step_size),
-          TEST_ENTRY(bad_configs_fail), TEST_ENTRY(unet_likelihood_traces_agree))
+          TEST_ENTRY(bad_configs_fail), TEST_ENTRY(unet_likelihood_traces_agree),
+          TEST_ENTRY(snapshot_hooks_without_room_are_refused), TEST_ENTRY(non_finite_start_is_named),
+          TEST_ENTRY(tolerances_outside_their_range_are_refused))

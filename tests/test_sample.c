@@ -226,7 +226,105 @@ TEST(bad_configs_fail) {
   sk_gmm_free(g);
 }
 
+/* sk_classifier_accuracy gives a share of the rows, and refuses what it
+ * cannot count: n < 1, σ not positive and finite, a label outside 0..K−1
+ * (named by its row), a non-finite row (named), NULL pointers. */
+TEST(classifier_accuracy_checks_its_arguments) {
+  sk_model_config cc = {SK_MODEL_CLASSIFIER, 2, 16, 1, 3, SK_ACT_SOFTPLUS};
+  sk_model *clf = sk_model_new(&cc);
+  sk_model_init(clf, 1);
+  float x[8] = {0, 1, 1, 0, -1, 2, 3, -1};
+  int32_t labels[4] = {0, 1, 2, 0};
+  double acc = -1;
+  CHECK_OK(sk_classifier_accuracy(clf, x, labels, 4, 1, &acc));
+  CHECK(acc >= 0 && acc <= 1 && acc * 4 == floor(acc * 4));
+  CHECK_EQ_INT(sk_classifier_accuracy(clf, x, labels, 0, 1, &acc), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_classifier_accuracy(clf, x, labels, -5, 1, &acc), SK_ERR_INVALID);
+  const float sigmas[4] = {NAN, -1, 0, INFINITY};
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ_INT(sk_classifier_accuracy(clf, x, labels, 4, sigmas[i], &acc), SK_ERR_INVALID);
+  const int32_t wrong[2] = {3, -1};
+  for (int i = 0; i < 2; i++) {
+    labels[2] = wrong[i];
+    CHECK_EQ_INT(sk_classifier_accuracy(clf, x, labels, 4, 1, &acc), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "label of row 2"));
+  }
+  labels[2] = 2;
+  x[3] = NAN;
+  CHECK_EQ_INT(sk_classifier_accuracy(clf, x, labels, 4, 1, &acc), SK_ERR_NUMERIC);
+  CHECK(strstr(sk_last_error(), "x[1, 1]"));
+  x[3] = 0;
+  CHECK_EQ_INT(sk_classifier_accuracy(NULL, x, labels, 4, 1, &acc), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_classifier_accuracy(clf, NULL, labels, 4, 1, &acc), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_classifier_accuracy(clf, x, NULL, 4, 1, &acc), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_classifier_accuracy(clf, x, labels, 4, 1, NULL), SK_ERR_INVALID);
+  sk_model_free(clf);
+}
+
+/* A model's score, its divergence, classifier guidance and classifier-free
+ * guidance refuse a non-finite row, named, as a mixture's score does. */
+TEST(model_scores_refuse_non_finite_rows) {
+  sk_model_config mc = {SK_MODEL_NCMLP, 2, 16, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model_config cc = {SK_MODEL_CLASSIFIER, 2, 16, 1, 3, SK_ACT_SOFTPLUS};
+  sk_model_config kc = {SK_MODEL_NCMLP, 2, 16, 1, 3, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc), *clf = sk_model_new(&cc), *cond = sk_model_new(&kc);
+  sk_model_init(m, 1);
+  sk_model_init(clf, 2);
+  sk_model_init(cond, 3);
+  sk_score_fn *fs[3];
+  CHECK_OK(sk_score_fn_model(m, 4, &fs[0]));
+  CHECK_OK(sk_score_fn_guided_model(fs[0], clf, 1, 0.5f, &fs[1]));
+  CHECK_OK(sk_score_fn_cfg(cond, 4, 1, 2.0f, &fs[2]));
+  float x[8] = {0, 1, 1, 0, -1, 2, 3, -1}, out[8];
+  double div[4];
+  for (int bad = 0; bad < 2; bad++) {
+    x[5] = bad ? INFINITY : NAN;
+    for (int i = 0; i < 3; i++) {
+      CHECK_EQ_INT(sk_score_fn_eval(fs[i], x, 4, 1, out), SK_ERR_NUMERIC);
+      CHECK(strstr(sk_last_error(), "x[2, 1]"));
+    }
+    CHECK_EQ_INT(sk_score_fn_divergence(fs[0], x, 4, 1, 0, NULL, out, div), SK_ERR_NUMERIC);
+    CHECK(strstr(sk_last_error(), "x[2, 1]"));
+  }
+  x[5] = 2;
+  for (int i = 0; i < 3; i++) {
+    CHECK_OK(sk_score_fn_eval(fs[i], x, 4, 1, out));
+    for (int j = 0; j < 8; j++) CHECK(isfinite(out[j]));
+  }
+  CHECK_OK(sk_score_fn_divergence(fs[0], x, 4, 1, 0, NULL, out, div));
+  for (int i = 2; i >= 0; i--) sk_score_fn_free(fs[i]);
+  sk_model_free(cond);
+  sk_model_free(clf);
+  sk_model_free(m);
+}
+
+/* A Langevin ladder goes largest first: an increasing one is refused, for
+ * sampling and for inpainting; equal levels are allowed. */
+TEST(langevin_ladder_largest_first) {
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *f;
+  CHECK_OK(sk_score_fn_gmm(g, &f));
+  const float up[3] = {1, 0.1f, 0.5f}, flat[2] = {1, 1};
+  float x[8] = {0}, mask[8] = {1, 0, 1, 0, 1, 0, 1, 0};
+  sk_rng r = sk_rng_make(1, 1);
+  sk_langevin_config lc = {3, up, 2, 1e-3f, 0, NULL};
+  CHECK_EQ_INT(sk_langevin(f, &lc, &r, x, 4), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "largest first"));
+  sk_inpaint_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.sampler = SK_INPAINT_LANGEVIN;
+  ic.langevin = lc;
+  CHECK_EQ_INT(sk_inpaint(f, &ic, &r, x, mask, 4), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "largest first"));
+  lc.n_sigmas = 2;
+  lc.sigmas = flat;
+  CHECK_OK(sk_langevin(f, &lc, &r, x, 4));
+  sk_score_fn_free(f);
+  sk_gmm_free(g);
+}
+
 TEST_MAIN(TEST_ENTRY(langevin_gaussian_moments), TEST_ENTRY(ncsn_mode_weights),
           TEST_ENTRY(annealed_langevin_mog8_analytic), TEST_ENTRY(guidance_with_exact_posterior),
           TEST_ENTRY(score_error_known_values), TEST_ENTRY(model_sampling_same_bits_any_threads),
-          TEST_ENTRY(bad_configs_fail))
+          TEST_ENTRY(bad_configs_fail), TEST_ENTRY(classifier_accuracy_checks_its_arguments),
+          TEST_ENTRY(model_scores_refuse_non_finite_rows), TEST_ENTRY(langevin_ladder_largest_first))

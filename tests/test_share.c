@@ -487,10 +487,45 @@ TEST(inpaint_rows_are_those_of_the_whole_run) {
   sk_model_free(m);
 }
 
+/* A range of rows near INT64_MAX is refused by every _rows function, the
+ * message giving the numbers as passed (first + count would overflow), and
+ * so is a run of more rows than memory can index. */
+TEST(huge_row_ranges_are_refused) {
+  sk_gmm *g = sk_gmm_builtin("mog8");
+  sk_score_fn *f = NULL;
+  CHECK_OK(sk_score_fn_gmm(g, &f));
+  const sk_langevin_config lc = {3, ladder, 4, 0.01f, 1, NULL};
+  const sk_pc_config pc = {6, 0.2f, 10, 1, 0.16f, 1, NULL};
+  const sk_ode_config oc = {6, 0.2f, 1e-3, 1e-3, 0, NULL};
+  const sk_likelihood_config lk = {oc, 0};
+  sk_inpaint_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.pc = pc;
+  float x[8] = {0}, mask[8] = {0};
+  double lp[4];
+  sk_rng r = sk_rng_make(1, 1);
+  const int64_t big = INT64_MAX;
+  for (int k = 0; k < 5; k++) {
+    const sk_status st =
+        k == 0   ? sk_langevin_rows(f, &lc, &r, x, 4, big, big)
+        : k == 1 ? sk_pc_sample_rows(f, &pc, &r, x, 4, big, big)
+        : k == 2 ? sk_ode_sample_rows(f, &oc, x, 4, big, big, NULL)
+        : k == 3 ? sk_likelihood_rows(f, &lk, &r, x, 4, big, big, lp, NULL)
+                 : sk_inpaint_rows(f, &ic, &r, x, mask, 4, big, big);
+    CHECK_EQ_INT(st, SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "9223372036854775807") && !strchr(sk_last_error(), '-'));
+  }
+  CHECK_EQ_INT(sk_langevin_rows(f, &lc, &r, x, big, big - 4, 4), SK_ERR_INVALID);
+  CHECK_EQ_INT(sk_langevin_rows(f, &lc, &r, x, big, big, 0), SK_ERR_INVALID);
+  sk_score_fn_free(f);
+  sk_gmm_free(g);
+}
+
 TEST_MAIN(TEST_ENTRY(whole_share_is_the_plain_trainer),
           TEST_ENTRY(langevin_rows_are_those_of_the_whole_run),
           TEST_ENTRY(likelihood_rows_are_those_of_the_whole_run),
           TEST_ENTRY(inpaint_rows_are_those_of_the_whole_run),
           TEST_ENTRY(shares_take_the_whole_batch_steps),
           TEST_ENTRY(unet_shares_take_the_whole_batch_steps),
-          TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused))
+          TEST_ENTRY(resume_with_another_number_of_shares), TEST_ENTRY(bad_shares_are_refused),
+          TEST_ENTRY(huge_row_ranges_are_refused))

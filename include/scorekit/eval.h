@@ -50,7 +50,10 @@ SK_API sk_status sk_sliced_wasserstein(const float *x, int64_t n, const float *y
  * in double), negative eigenvalues of rounding size taken as 0. The result
  * can be slightly negative (rounding) when the laws are equal. Needs
  * 1 <= d <= SK_FRECHET_MAX_DIM and finite inputs (SK_ERR_INVALID /
- * SK_ERR_NUMERIC); SK_ERR_INVALID for a covariance that is not symmetric. */
+ * SK_ERR_NUMERIC); SK_ERR_INVALID for a covariance that is not symmetric or
+ * clearly not positive semi-definite: a diagonal entry of c1 or c2, an
+ * eigenvalue of c1 or of c1^{1/2} c2 c1^{1/2}, below −10⁻³ times the largest
+ * in magnitude (negative values above that are rounding, taken as 0). */
 #define SK_FRECHET_MAX_DIM 4096
 SK_API sk_status sk_frechet_gaussian(const double *mu1, const double *c1, const double *mu2,
                                      const double *c2, int d, double *out);

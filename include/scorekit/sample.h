@@ -39,20 +39,24 @@ SK_API void sk_score_fn_free(sk_score_fn *f);
 SK_API sk_status sk_score_error(sk_score_fn *f, const sk_gmm *law, float sigma, int64_t n,
                                 uint64_t seed, double *error);
 /* Share of rows of x (n, d) whose most probable class under a classifier
- * model at noise level σ is their label (n). */
+ * model at noise level σ is their label (n). SK_ERR_INVALID for n < 1, σ not
+ * positive and finite, a label outside 0..K−1 (named by its row) or a NULL
+ * pointer; SK_ERR_NUMERIC naming a value of x that is not finite. */
 SK_API sk_status sk_classifier_accuracy(sk_model *classifier, const float *x, const int32_t *labels,
                                         int64_t n, float sigma, double *accuracy);
 SK_API int sk_score_fn_dim(const sk_score_fn *f);
 /* The most rows one call takes (SK_SCORE_ROWS for an analytic law). */
 SK_API int sk_score_fn_rows(const sk_score_fn *f);
-/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= sk_score_fn_rows(f). */
+/* out (n, d) = s(x, σ) for x (n, d), 1 <= n <= sk_score_fn_rows(f).
+ * SK_ERR_NUMERIC naming the first value of x that is not finite ("x[i, j]"),
+ * whatever computes the score. */
 SK_API sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out);
 /* The divergence ∇ₓ·s(x, σ) of a model or mixture score (not a guided one):
  * score (n, d) = s(x, σ) and div (n) per row, either exact (v NULL: the trace
  * of the Jacobian; d vector-Jacobian products for a model, the analytic
  * Laplacian of log p_σ for a mixture) or Hutchinson's estimate with k probes
  * v (k, n, d): div = (1/k) Σ_j v_jᵀ ∇ₓ(v_jᵀ s) (docs/MATH.md). A model compiles
- * the graph of vᵀ ∇ₓ(vᵀ s) at its first call. */
+ * the graph of vᵀ ∇ₓ(vᵀ s) at its first call. x as sk_score_fn_eval's. */
 SK_API sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t n, float sigma,
                                         int k, const float *v, float *score, double *div);
 
@@ -64,7 +68,9 @@ SK_API sk_status sk_score_fn_divergence(sk_score_fn *f, const float *x, int64_t 
  * snapshots (n_snapshots K >= 2, K × d floats): row 0 of the first chunk at K
  * evenly spaced points of the run, the first its start and the last the
  * returned sample (Langevin and PC: evenly spaced in score evaluations; the
- * ODE: in log σ, interpolated between the solver's steps). */
+ * ODE: in log σ, interpolated between the solver's steps). K = 0: none; the
+ * samplers refuse (SK_ERR_INVALID) K < 0, K = 1, and K >= 2 with snapshots
+ * NULL. */
 typedef struct sk_sample_hooks {
   void (*progress)(void *ctx, int64_t done, int64_t total);
   void *ctx;
@@ -73,7 +79,8 @@ typedef struct sk_sample_hooks {
 } sk_sample_hooks;
 
 typedef struct sk_langevin_config {
-  int n_sigmas;         /* the ladder, largest first; 1 level = plain Langevin at that σ */
+  int n_sigmas;         /* the ladder, largest first (never increasing; SK_ERR_INVALID
+                         * otherwise); 1 level = plain Langevin at that σ */
   const float *sigmas;
   int steps_per_level;  /* T */
   float eps;            /* α_i = eps · σ_i² / σ_L² */
@@ -91,7 +98,10 @@ SK_API float sk_langevin_ncsnv2_eps(int steps_per_level, float gamma, float sigm
 /* Runs (annealed) Langevin dynamics on the n rows of x (n, d) in place,
  * starting from the values x holds, with the noise of `r` (advanced). Rows go
  * in fixed chunks of sk_score_fn_rows(f), so the bits never depend on the
- * number of threads. SK_ERR_NUMERIC naming the sample if one diverges. */
+ * number of threads. SK_ERR_NUMERIC naming the sample if one diverges, or
+ * the value of the start that is not finite ("x[i, j]"); SK_ERR_INVALID for
+ * a bad config or a NULL f, cfg, r or x (x may be NULL with no rows). The
+ * other samplers and the likelihood check their arguments the same way. */
 SK_API sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                              int64_t n);
 /* Rows [first, first + count) of sk_langevin on n rows, with their bits
@@ -140,7 +150,8 @@ SK_API sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_r
  * Dormand-Prince 5(4) with adaptive steps (docs/MATH.md). */
 typedef struct sk_ode_config {
   float sigma_max, sigma_min; /* sigma_max > sigma_min > 0 */
-  double rtol, atol;          /* > 0 */
+  double rtol, atol;          /* 1e-12 <= rtol < 1, 1e-12 <= atol < 1e6: where the solver's
+                               * step sizes stay finite */
   int denoise;                /* sampling: a final x ← x + σ_min² s(x, σ_min) */
   const sk_sample_hooks *hooks;
 } sk_ode_config;

@@ -385,6 +385,12 @@ static void matmul_d(const double *a, const double *b, int d, double *c) {
   }
 }
 
+/* A covariance whose diagonal entries or eigenvalues go below −PSD_ROUNDING
+ * times the largest in magnitude is not positive semi-definite; smaller
+ * negative values are rounding (of a covariance computed in float, say),
+ * taken as 0. */
+#define PSD_ROUNDING 1e-3
+
 static sk_status check_moments(const char *name, const double *mu, const double *c, int d) {
   static const char *fn = "sk_frechet_gaussian";
   if (!mu || !c) return sk__fail(SK_ERR_INVALID, "%s: %s is NULL", fn, name);
@@ -401,6 +407,24 @@ static sk_status check_moments(const char *name, const double *mu, const double 
         return sk__fail(SK_ERR_INVALID, "%s: covariance %s is not symmetric at [%zu][%zu] (%g vs %g)",
                         fn, name, i, j, a, b);
     }
+  double top = 0;
+  for (size_t i = 0; i < n; i++) top = fmax(top, fabs(c[i * n + i]));
+  for (size_t i = 0; i < n; i++)
+    if (c[i * n + i] < -PSD_ROUNDING * top)
+      return sk__fail(SK_ERR_INVALID, "%s: covariance %s is not positive semi-definite: [%zu][%zu] "
+                      "is %g", fn, name, i, i, c[i * n + i]);
+  return SK_OK;
+}
+
+/* The eigenvalues w (d) of a matrix that is PSD when covariance `name` is:
+ * SK_ERR_INVALID for one clearly negative. */
+static sk_status check_psd(const char *name, const char *of, const double *w, int d) {
+  double top = 0, low = 0;
+  for (int i = 0; i < d; i++) top = fmax(top, fabs(w[i])), low = fmin(low, w[i]);
+  if (low < -PSD_ROUNDING * top)
+    return sk__fail(SK_ERR_INVALID, "sk_frechet_gaussian: covariance %s is not positive "
+                    "semi-definite: %s has eigenvalue %g, its largest magnitude %g", name, of,
+                    low, top);
   return SK_OK;
 }
 
@@ -423,24 +447,29 @@ sk_status sk_frechet_gaussian(const double *mu1, const double *c1, const double 
   /* S = c1^{1/2}: eigenvalues below zero are rounding (c1 is PSD). */
   memcpy(a, c1, nn * sizeof *a);
   jacobi_eig(a, d, w, v);
-  for (size_t i = 0; i < n; i++) w[i] = w[i] > 0 ? sqrt(w[i]) : 0;
-  from_eig(v, w, d, s);
-  /* M = S c2 S, symmetric PSD; tr M^{1/2} = Σ sqrt(eigenvalues). */
-  matmul_d(s, c2, d, t);
-  matmul_d(t, s, d, a);
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = i + 1; j < n; j++) a[i * n + j] = a[j * n + i] = 0.5 * (a[i * n + j] + a[j * n + i]);
-  jacobi_eig(a, d, w, v);
+  st = check_psd("1", "it", w, d);
+  if (st == SK_OK) {
+    for (size_t i = 0; i < n; i++) w[i] = w[i] > 0 ? sqrt(w[i]) : 0;
+    from_eig(v, w, d, s);
+    /* M = S c2 S, symmetric PSD (as c2 is); tr M^{1/2} = Σ sqrt(eigenvalues). */
+    matmul_d(s, c2, d, t);
+    matmul_d(t, s, d, a);
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = i + 1; j < n; j++)
+        a[i * n + j] = a[j * n + i] = 0.5 * (a[i * n + j] + a[j * n + i]);
+    jacobi_eig(a, d, w, v);
+    st = check_psd("2", "c1^1/2 c2 c1^1/2", w, d);
+  }
   double tr_sqrt = 0, tr1 = 0, tr2 = 0, dm = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; st == SK_OK && i < n; i++) {
     tr_sqrt += w[i] > 0 ? sqrt(w[i]) : 0;
     tr1 += c1[i * n + i];
     tr2 += c2[i * n + i];
     dm += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]);
   }
   sk__free(a), sk__free(v), sk__free(s), sk__free(t), sk__free(w);
-  *out = dm + tr1 + tr2 - 2 * tr_sqrt;
-  return SK_OK;
+  if (st == SK_OK) *out = dm + tr1 + tr2 - 2 * tr_sqrt;
+  return st;
 }
 
 /* Mean (d) and unbiased covariance (d, d) of x (n, d) in double; xt is

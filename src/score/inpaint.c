@@ -30,15 +30,14 @@ sk_status sk_inpaint(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, fl
 
 sk_status sk_inpaint_rows(sk_score_fn *f, const sk_inpaint_config *cfg, sk_rng *r, float *x,
                           const float *mask, int64_t n, int64_t first, int64_t count) {
-  if (n < 0) return sk__fail(SK_ERR_INVALID, "inpaint: n is %lld", (long long)n);
+  sk_status st = sk__check_run("inpaint", f, cfg, r, x, count);
+  if (st != SK_OK) return st;
+  if (!mask && count > 0) return sk__fail(SK_ERR_INVALID, "inpaint: mask is NULL");
   if (cfg->sampler != SK_INPAINT_PC && cfg->sampler != SK_INPAINT_LANGEVIN)
     return sk__fail(SK_ERR_INVALID, "inpaint: unknown sampler %d (SK_INPAINT_PC or "
                                     "SK_INPAINT_LANGEVIN)", (int)cfg->sampler);
-  if (first < 0 || count < 0 || first > n - count)
-    return sk__fail(SK_ERR_INVALID, "inpaint: rows [%lld, %lld) of %lld", (long long)first,
-                    (long long)(first + count), (long long)n);
-  sk_status st = check_inputs(x, mask, first, count, sk_score_fn_dim(f));
-  if (st != SK_OK) return st;
+  if ((st = sk__check_row_range("inpaint", f, n, first, count)) != SK_OK) return st;
+  if ((st = check_inputs(x, mask, first, count, sk_score_fn_dim(f))) != SK_OK) return st;
   return cfg->sampler == SK_INPAINT_PC
              ? sk__pc_rows(f, &cfg->pc, r, x, mask, n, first, count)
              : sk__langevin_rows(f, &cfg->langevin, r, x, mask, n, first, count);

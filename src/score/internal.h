@@ -19,7 +19,8 @@ sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int proje
 /* ---- class-conditional models (cond.c, cfg.c, inpaint.c) ---- */
 
 /* A score function whose evaluation lives in another file: eval computes
- * out (n, d) for x (n, d) at σ (n within the function's rows, σ checked);
+ * out (n, d) for x (n, d) at σ (n within the function's rows, σ and x's
+ * finiteness checked);
  * clone makes an independent copy of the state (own graphs and buffers);
  * free releases it. */
 typedef struct sk__score_ops {
@@ -121,5 +122,29 @@ sk_status sk__langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rn
                             const float *mask, int64_t n, int64_t first, int64_t count);
 /* The sampler's common checks of a σ range. */
 sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_min);
+/* A sampler's pointers: f, cfg and r not NULL, nor x where count > 0 rows
+ * are to be read. */
+sk_status sk__check_run(const char *what, const sk_score_fn *f, const void *cfg, const sk_rng *r,
+                        const void *x, int64_t count);
+/* Hooks that ask for snapshots hold them: n_snapshots 0, or >= 2 with a
+ * buffer. */
+sk_status sk__check_hooks(const char *what, const sk_sample_hooks *h);
+/* Rows [first, first + count) of an n-row run are whole chunks of
+ * sk_score_fn_rows(f) (or end at n), and n rows of f's dimension can be
+ * indexed; the message gives the numbers as passed. */
+sk_status sk__check_row_range(const char *what, const sk_score_fn *f, int64_t n, int64_t first,
+                              int64_t count);
+/* SK_ERR_NUMERIC "what: x[i, j] is v" for the first value of the n rows
+ * of x (n, d) that is not finite, i counted from first_row. */
+sk_status sk__check_rows_finite(const char *what, const float *x, int64_t n, int d,
+                                int64_t first_row);
+/* "what: sample i diverged (hint)" for the first row of x (nr, d) that is
+ * not finite, i counted from first_row. */
+sk_status sk__check_diverged(const char *what, const float *x, int64_t nr, int d,
+                             int64_t first_row, const char *hint);
+/* A sampler's score of the chunk's state at σ; a state the score refuses as
+ * not finite is reported as the sampler's divergence (what, hint). */
+sk_status sk__chunk_score(sk__chunk *c, float sigma, float *score, const char *what,
+                          const char *hint);
 
 #endif

@@ -60,6 +60,9 @@ static sk_status initial_step(ode_problem *p, double t0, double dir, double span
                               const double *f0, double *h) {
   double *y1 = p->work + 7 * p->m, *f1 = p->work + 8 * p->m;
   const double d0 = rms_scaled(p, y0, y0, NULL), d1 = rms_scaled(p, f0, y0, NULL);
+  /* d0 and d1 are finite for tolerances in check_ode's range and a finite
+   * state; a score that overflowed makes d1 inf and h0 0, the step then
+   * starting from the smallest. */
   const double h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : 0.01 * d0 / d1;
   for (size_t i = 0; i < p->m; i++) y1[i] = y0[i] + dir * h0 * f0[i];
   sk_status st = p->rhs(p->c, p->ctx, t0 + dir * h0, y1, f1);
@@ -111,13 +114,13 @@ static sk_status dopri5(ode_problem *p, double *y, double t0, double t1) {
   int64_t reported = 0, tries = 0;
   while (dir * (t1 - t) > 0) {
     const double min_step = 10 * fabs(nextafter(t, dir * INFINITY) - t);
-    if (habs < min_step) habs = min_step;
+    if (!(habs >= min_step)) habs = min_step; /* NaN included */
     int rejected = 0;
     for (;;) {
       if (++tries > ODE_MAX_STEPS)
         return sk__fail(SK_ERR_NUMERIC, "ode: more than %d steps in one chunk (σ = %g); "
                                         "loosen rtol/atol", ODE_MAX_STEPS, exp(t));
-      if (habs < min_step)
+      if (!(habs >= min_step))
         return sk__fail(SK_ERR_NUMERIC, "ode: the step size underflowed at σ = %g (the score "
                                         "is not finite or not smooth there)", exp(t));
       double tn = t + dir * habs;
@@ -169,16 +172,35 @@ static sk_status dopri5(ode_problem *p, double *y, double t0, double t1) {
   return SK_OK;
 }
 
+/* With both tolerances at least 1e-12, a value over atol + rtol·|y| is at
+ * most 1e12 times it, and a slope at most σ_max² times a float score, so the
+ * scaled norms of a finite state and its slope, and the first step size
+ * computed from them, are finite. */
 static sk_status check_ode(const char *what, const sk_ode_config *cfg) {
   sk_status st = sk__check_sigma_range(what, cfg->sigma_max, cfg->sigma_min);
   if (st != SK_OK) return st;
-  if (!(cfg->rtol > 0) || !(cfg->atol > 0) || !(cfg->rtol < 1) || !(cfg->atol < 1e6))
-    return sk__fail(SK_ERR_INVALID, "%s: need 0 < rtol < 1 and 0 < atol < 1e6 (got %g, %g)", what,
-                    cfg->rtol, cfg->atol);
+  if (!(cfg->rtol >= 1e-12) || !(cfg->atol >= 1e-12) || !(cfg->rtol < 1) || !(cfg->atol < 1e6))
+    return sk__fail(SK_ERR_INVALID, "%s: need 1e-12 <= rtol < 1 and 1e-12 <= atol < 1e6 (got %g, "
+                    "%g)", what, cfg->rtol, cfg->atol);
   return SK_OK;
 }
 
 /* ---- sampling ---------------------------------------------------------- */
+
+/* xf = y in float; false where a value is not finite there. */
+static int to_float(const double *y, size_t nd, float *xf) {
+  int finite = 1;
+  for (size_t i = 0; i < nd; i++) finite &= isfinite(xf[i] = (float)y[i]);
+  return finite;
+}
+
+/* A stage whose state is not finite (the start is checked, so a step
+ * overshot) has no score: a NaN slope makes the step's error NaN, and the
+ * solver retries with a smaller step. */
+static sk_status no_slope(double *dy, size_t m) {
+  for (size_t i = 0; i < m; i++) dy[i] = NAN;
+  return SK_OK;
+}
 
 typedef struct flow_ctx {
   float *xf, *sf; /* (rows, d) */
@@ -188,7 +210,7 @@ typedef struct flow_ctx {
 static sk_status flow_rhs(sk__chunk *c, void *ctx, double t, const double *y, double *dy) {
   flow_ctx *fc = ctx;
   const size_t nd = (size_t)c->nr * (size_t)c->d;
-  for (size_t i = 0; i < nd; i++) fc->xf[i] = (float)y[i];
+  if (!to_float(y, nd, fc->xf)) return no_slope(dy, nd);
   const double sigma = exp(t);
   sk_status st = sk_score_fn_eval(c->f, fc->xf, c->nr, (float)sigma, fc->sf);
   for (size_t i = 0; st == SK_OK && i < nd; i++) dy[i] = -sigma * sigma * fc->sf[i];
@@ -231,11 +253,13 @@ sk_status sk_ode_sample(sk_score_fn *f, const sk_ode_config *cfg, float *x, int6
 
 sk_status sk_ode_sample_rows(sk_score_fn *f, const sk_ode_config *cfg, float *x, int64_t n,
                              int64_t first, int64_t count, sk_ode_stats *stats) {
-  sk_status st = check_ode("ode", cfg);
-  if (st != SK_OK) return st;
+  sk_rng unused = sk_rng_make(0, 0);
+  sk_status st = sk__check_run("ode", f, cfg, &unused, x, count);
+  if (st != SK_OK || (st = check_ode("ode", cfg)) != SK_OK ||
+      (st = sk__check_hooks("ode", cfg->hooks)) != SK_OK)
+    return st;
   if (stats) memset(stats, 0, sizeof *stats);
   const size_t rd = (size_t)sk_score_fn_rows(f) * (size_t)sk_score_fn_dim(f);
-  sk_rng unused = sk_rng_make(0, 0);
   const sk__chunk_plan p = {"ode", ode_sample_chunk, cfg,
                             10 * rd * sizeof(double) + 2 * rd * sizeof(float), 0, 1000, cfg->hooks,
                             NULL};
@@ -254,7 +278,7 @@ typedef struct lik_ctx {
 static sk_status lik_rhs(sk__chunk *c, void *ctx, double t, const double *y, double *dy) {
   lik_ctx *lc = ctx;
   const size_t nd = (size_t)c->nr * (size_t)c->d;
-  for (size_t i = 0; i < nd; i++) lc->xf[i] = (float)y[i];
+  if (!to_float(y, nd, lc->xf)) return no_slope(dy, nd + (size_t)c->nr);
   const double sigma = exp(t), s2 = sigma * sigma;
   sk_status st = sk_score_fn_divergence(c->f, lc->xf, c->nr, (float)sigma, lc->k,
                                         lc->k ? lc->v : NULL, lc->sf, lc->div);
@@ -300,8 +324,10 @@ sk_status sk_likelihood(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng 
 sk_status sk_likelihood_rows(sk_score_fn *f, const sk_likelihood_config *cfg, sk_rng *r,
                              const float *x, int64_t n, int64_t first, int64_t count, double *logp,
                              sk_ode_stats *stats) {
-  sk_status st = check_ode("likelihood", &cfg->ode);
+  sk_status st = sk__check_run("likelihood", f, cfg, r, x, count);
   if (st != SK_OK) return st;
+  if (!logp && count > 0) return sk__fail(SK_ERR_INVALID, "likelihood: logp is NULL");
+  if ((st = check_ode("likelihood", &cfg->ode)) != SK_OK) return st;
   if (cfg->probes < 0 || cfg->probes > 4096)
     return sk__fail(SK_ERR_INVALID, "likelihood: %d probes outside 0..4096 (0: exact trace)",
                     cfg->probes);

@@ -23,7 +23,7 @@ static sk_status corrector(sk__chunk *c, float sigma, float *score, float *z) {
   const sk_pc_config *cfg = c->cfg;
   const int d = c->d;
   const size_t nd = (size_t)c->nr * (size_t)d;
-  sk_status st = sk_score_fn_eval(c->f, c->x, c->nr, sigma, score);
+  sk_status st = sk__chunk_score(c, sigma, score, "pc", "lower the snr");
   sk_rng_normal(&c->rng, z, nd);
   if (st != SK_OK) return st;
   double sn = 0, zn = 0;
@@ -72,7 +72,7 @@ static sk_status pc_chunk(sk__chunk *c) {
     const float a = (float)var;
     /* The last step's mean is Tweedie's denoiser x + σ_min² s(x, σ_min). */
     const float b = i + 1 == N && cfg->denoise ? 0.0f : (float)sqrt(var);
-    st = sk_score_fn_eval(c->f, c->x, c->nr, sig, score);
+    st = sk__chunk_score(c, sig, score, "pc", "lower the snr");
     sk_rng_normal(&c->rng, z, nd); /* drawn even when unused: a fixed count per chunk */
     for (size_t j = 0; st == SK_OK && j < nd; j++) c->x[j] += a * score[j] + b * z[j];
     sk__known_noise(&known, c, (float)s1);
@@ -81,12 +81,7 @@ static sk_status pc_chunk(sk__chunk *c) {
     sk__chunk_progress(c, C + 1);
   }
   c->stats.evals = total;
-  if (st != SK_OK) return st;
-  for (size_t j = 0; j < nd; j++)
-    if (!isfinite(c->x[j]))
-      return sk__fail(SK_ERR_NUMERIC, "pc: sample %lld diverged (lower the snr)",
-                      (long long)(c->first_row + (int64_t)(j / (size_t)d)));
-  return SK_OK;
+  return st == SK_OK ? sk__check_diverged("pc", c->x, c->nr, d, c->first_row, "lower the snr") : st;
 }
 
 sk_status sk_pc_sample(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x, int64_t n) {
@@ -100,8 +95,10 @@ sk_status sk_pc_sample_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, 
 
 sk_status sk__pc_rows(sk_score_fn *f, const sk_pc_config *cfg, sk_rng *r, float *x,
                       const float *mask, int64_t n, int64_t first, int64_t count) {
-  sk_status st = sk__check_sigma_range("pc", cfg->sigma_max, cfg->sigma_min);
-  if (st != SK_OK) return st;
+  sk_status st = sk__check_run("pc", f, cfg, r, x, count);
+  if (st != SK_OK || (st = sk__check_hooks("pc", cfg->hooks)) != SK_OK ||
+      (st = sk__check_sigma_range("pc", cfg->sigma_max, cfg->sigma_min)) != SK_OK)
+    return st;
   if (cfg->levels < 2 || cfg->levels > 1 << 24)
     return sk__fail(SK_ERR_INVALID, "pc: levels %d outside 2..%d", cfg->levels, 1 << 24);
   if (cfg->corrector_steps < 0 || cfg->corrector_steps > 1000)

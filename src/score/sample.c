@@ -41,21 +41,57 @@ sk_status sk__check_sigma_range(const char *what, float sigma_max, float sigma_m
   return SK_OK;
 }
 
+sk_status sk__check_run(const char *what, const sk_score_fn *f, const void *cfg, const sk_rng *r,
+                        const void *x, int64_t count) {
+  const char *null = !f ? "the score function" : !cfg ? "the config" : !r ? "r"
+                     : !x && count > 0 ? "x" : NULL;
+  return null ? sk__fail(SK_ERR_INVALID, "%s: %s is NULL", what, null) : SK_OK;
+}
+
+sk_status sk__check_hooks(const char *what, const sk_sample_hooks *h) {
+  if (!h || h->n_snapshots == 0) return SK_OK;
+  if (h->n_snapshots < 2)
+    return sk__fail(SK_ERR_INVALID, "%s: %d snapshots asked for: 0 (none) or at least 2 (the "
+                                    "start and the sample)", what, h->n_snapshots);
+  if (!h->snapshots)
+    return sk__fail(SK_ERR_INVALID, "%s: %d snapshots asked for, and snapshots is NULL", what,
+                    h->n_snapshots);
+  return SK_OK;
+}
+
+/* ⌈a / b⌉ for a >= 0, b > 0, without overflow. */
+static int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+sk_status sk__check_row_range(const char *what, const sk_score_fn *f, int64_t n, int64_t first,
+                              int64_t count) {
+  if (n < 0) return sk__fail(SK_ERR_INVALID, "%s: n is %lld", what, (long long)n);
+  const int d = sk_score_fn_dim(f);
+  const int64_t rows = sk_score_fn_rows(f);
+  if (n > INT64_MAX / d)
+    return sk__fail(SK_ERR_INVALID, "%s: %lld rows of %d values are more than memory holds", what,
+                    (long long)n, d);
+  /* first + count is formed only once first <= n − count. */
+  if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
+      ((first + count) % rows && first + count != n))
+    return sk__fail(SK_ERR_INVALID, "%s: first %lld and count %lld (of %lld rows) are not whole "
+                    "chunks of %lld", what, (long long)first, (long long)count, (long long)n,
+                    (long long)rows);
+  return SK_OK;
+}
+
 sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r, float *x,
                               const float *xin, double *out, int64_t n, int64_t first,
                               int64_t count, sk_ode_stats *stats) {
-  if (n < 0) return sk__fail(SK_ERR_INVALID, "%s: n is %lld", p->what, (long long)n);
+  sk_status st = sk__check_row_range(p->what, f, n, first, count);
+  if (st != SK_OK) return st;
   const int d = sk_score_fn_dim(f);
-  const int64_t rows = sk_score_fn_rows(f), n_chunks = (n + rows - 1) / rows;
-  if (first < 0 || count < 0 || first > n - count || (first % rows && first != n) ||
-      ((first + count) % rows && first + count != n))
-    return sk__fail(SK_ERR_INVALID, "%s: rows [%lld, %lld) of %lld are not whole chunks of %lld",
-                    p->what, (long long)first, (long long)(first + count), (long long)n,
-                    (long long)rows);
+  const int64_t rows = sk_score_fn_rows(f), n_chunks = ceil_div(n, rows);
+  /* A start that is not finite is the caller's, named by its row in the run. */
+  if ((st = sk__check_rows_finite(p->what, x ? x : xin, count, d, first)) != SK_OK) return st;
   if (n == 0) return SK_OK;
   /* This call's chunks: [c0, c1) of the whole run's; x, xin and out hold
    * their rows only. */
-  const int64_t c0 = (first + rows - 1) / rows, c1 = (first + count + rows - 1) / rows;
+  const int64_t c0 = ceil_div(first, rows), c1 = ceil_div(first + count, rows);
   /* Chunk c draws its noise from its own place in r's sequence: where it
    * would start if the chunks ran one after another (each draw of a full
    * chunk takes whole blocks of 4). So chunks run on any threads, in any
@@ -70,7 +106,6 @@ sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r
    * one arena) and its own buffers. */
   sk_score_fn *fns[SK_CHUNK_MAX_THREADS] = {f};
   void *buf[SK_CHUNK_MAX_THREADS] = {NULL};
-  sk_status st = SK_OK;
   for (int t = 0; t < nt && st == SK_OK; t++) {
     if (t > 0) st = sk__score_fn_clone(f, &fns[t]);
     if (st == SK_OK && !(buf[t] = sk__malloc(p->scratch_bytes ? p->scratch_bytes : 1)))
@@ -126,15 +161,25 @@ sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r
   return st;
 }
 
-/* The check every sampler ends with. */
-static sk_status check_finite(const char *what, const float *x, int64_t nr, int d,
-                              int64_t first_row, const char *hint) {
+sk_status sk__check_diverged(const char *what, const float *x, int64_t nr, int d,
+                            int64_t first_row, const char *hint) {
   const size_t nd = (size_t)nr * (size_t)d;
   for (size_t j = 0; j < nd; j++)
     if (!isfinite(x[j]))
       return sk__fail(SK_ERR_NUMERIC, "%s: sample %lld diverged (%s)", what,
                       (long long)(first_row + (int64_t)(j / (size_t)d)), hint);
   return SK_OK;
+}
+
+sk_status sk__chunk_score(sk__chunk *c, float sigma, float *score, const char *what,
+                          const char *hint) {
+  const sk_status st = sk_score_fn_eval(c->f, c->x, c->nr, sigma, score);
+  /* The start was finite, so a state the score refuses has diverged. */
+  if (st == SK_ERR_NUMERIC) {
+    const sk_status div = sk__check_diverged(what, c->x, c->nr, c->d, c->first_row, hint);
+    if (div != SK_OK) return div;
+  }
+  return st;
 }
 
 void sk__known_init(sk__known *k, sk__chunk *c, float *values, float *noisy, uint64_t own_draws) {
@@ -185,7 +230,7 @@ static sk_status langevin_chunk(sk__chunk *c) {
     sk__known_noise(&known, c, sig);
     sk__known_apply(&known, c);
     for (int t = 0; t < T && st == SK_OK; t++) {
-      st = sk_score_fn_eval(c->f, xc, c->nr, sig, score);
+      st = sk__chunk_score(c, sig, score, "langevin", "reduce eps");
       sk_rng_normal(&c->rng, z, nd);
       for (size_t j = 0; j < nd; j++) xc[j] += half * score[j] + noise * z[j];
       sk__known_apply(&known, c);
@@ -194,7 +239,7 @@ static sk_status langevin_chunk(sk__chunk *c) {
     sk__chunk_progress(c, T);
   }
   if (st == SK_OK && cfg->denoise) { /* Tweedie: E[x | x̃] = x̃ + σ² ∇log p_σ(x̃) */
-    st = sk_score_fn_eval(c->f, xc, c->nr, sL, score);
+    st = sk__chunk_score(c, sL, score, "langevin", "reduce eps");
     for (size_t j = 0; st == SK_OK && j < nd; j++) xc[j] += sL * sL * score[j];
   }
   if (st == SK_OK) { /* the known values, exactly */
@@ -206,7 +251,8 @@ static sk_status langevin_chunk(sk__chunk *c) {
     sk__chunk_progress(c, 1);
   }
   c->stats.evals = total;
-  return st == SK_OK ? check_finite("langevin", xc, c->nr, d, c->first_row, "reduce eps") : st;
+  if (st != SK_OK) return st;
+  return sk__check_diverged("langevin", xc, c->nr, d, c->first_row, "reduce eps");
 }
 
 sk_status sk_langevin(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x, int64_t n) {
@@ -220,6 +266,8 @@ sk_status sk_langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng
 
 sk_status sk__langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rng *r, float *x,
                             const float *mask, int64_t n, int64_t first, int64_t count) {
+  sk_status st = sk__check_run("langevin", f, cfg, r, x, count);
+  if (st != SK_OK || (st = sk__check_hooks("langevin", cfg->hooks)) != SK_OK) return st;
   const int L = cfg->n_sigmas;
   if (cfg->steps_per_level < 1 || !(cfg->eps > 0) || !isfinite(cfg->eps))
     return sk__fail(SK_ERR_INVALID, "langevin: need steps >= 1 and eps > 0 (got %d, %g)",
@@ -229,6 +277,10 @@ sk_status sk__langevin_rows(sk_score_fn *f, const sk_langevin_config *cfg, sk_rn
   for (int i = 0; i < L; i++)
     if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
       return sk__fail(SK_ERR_INVALID, "langevin: σ_%d = %g is not positive", i + 1, cfg->sigmas[i]);
+  for (int i = 1; i < L; i++)
+    if (cfg->sigmas[i] > cfg->sigmas[i - 1])
+      return sk__fail(SK_ERR_INVALID, "langevin: the σ ladder goes largest first, but σ_%d = %g "
+                      "follows σ_%d = %g", i + 1, cfg->sigmas[i], i, cfg->sigmas[i - 1]);
   const size_t rd = (size_t)sk_score_fn_rows(f) * (size_t)sk_score_fn_dim(f);
   /* With a mask: one draw a level for the known entries, and their values. */
   const uint64_t own = (uint64_t)L * (uint64_t)cfg->steps_per_level;
