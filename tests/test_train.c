@@ -214,6 +214,14 @@ TEST(vesde_config_and_resume_checks) {
     CHECK_EQ_INT(sk_trainer_new(n, ds, &b, &t), SK_ERR_INVALID);
     CHECK(t == NULL);
   }
+  /* ncsn's ladder goes largest first too (equal levels allowed). */
+  static const float rising[3] = {0.1f, 0.5f, 1.0f};
+  sk_train_config nb = tc;
+  nb.objective = SK_OBJ_NCSN;
+  nb.n_sigmas = 3;
+  nb.sigmas = rising;
+  CHECK_EQ_INT(sk_trainer_new(n, ds, &nb, &t), SK_ERR_INVALID);
+  CHECK(t == NULL && strstr(sk_last_error(), "largest first"));
   CHECK_OK(sk_trainer_new(n, ds, &tc, &t));
   for (int i = 0; i < 3; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
   sk_model_info info = {.objective = SK_OBJ_VESDE, .n_sigmas = 6};
@@ -1017,6 +1025,21 @@ TEST(adam_refuses_empty_and_null_arguments) {
   sk_adam_free(a);
 }
 
+/* The name parsers and the loss graph refuse NULL instead of reading it. */
+TEST(parsers_and_loss_graph_refuse_null) {
+  CHECK_EQ_INT(sk_activation_parse(NULL), SK_ACT_COUNT);
+  CHECK_EQ_INT(sk_objective_parse(NULL), SK_OBJ_COUNT);
+  sk_loss_graph lg;
+  CHECK_EQ_INT(sk_loss_graph_new(NULL, SK_OBJ_DSM, 8, 1, &lg), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL model"));
+  const sk_model_config mc = {SK_MODEL_MLP, 2, 8, 1, 0, SK_ACT_SOFTPLUS};
+  sk_model *m = sk_model_new(&mc);
+  CHECK(m != NULL);
+  CHECK_EQ_INT(sk_loss_graph_new(m, SK_OBJ_DSM, 8, 1, NULL), SK_ERR_INVALID);
+  CHECK(strstr(sk_last_error(), "NULL output"));
+  sk_model_free(m);
+}
+
 TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_learns),
           TEST_ENTRY(dsm_learns), TEST_ENTRY(ncsn_learns), TEST_ENTRY(vesde_learns),
           TEST_ENTRY(resume_gives_same_bits), TEST_ENTRY(resume_gives_same_bits_vesde),
@@ -1027,4 +1050,5 @@ TEST_MAIN(TEST_ENTRY(esm_learns), TEST_ENTRY(ssm_learns), TEST_ENTRY(ssm_vr_lear
           TEST_ENTRY(model_file_round_trip), TEST_ENTRY(model_file_refuses_out_of_range_metadata),
           TEST_ENTRY(model_save_refuses_bad_info), TEST_ENTRY(trainer_save_null_info_and_dir),
           TEST_ENTRY(second_trainer_on_used_data_is_a_fresh_run),
-          TEST_ENTRY(adam_refuses_empty_and_null_arguments))
+          TEST_ENTRY(adam_refuses_empty_and_null_arguments),
+          TEST_ENTRY(parsers_and_loss_graph_refuse_null))

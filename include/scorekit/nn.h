@@ -22,7 +22,7 @@ typedef enum sk_activation {
 } sk_activation;
 
 SK_API const char *sk_activation_name(sk_activation a);
-/* SK_ACT_COUNT for an unknown name. */
+/* SK_ACT_COUNT for an unknown name (or NULL). */
 SK_API sk_activation sk_activation_parse(const char *name);
 
 typedef enum sk_model_kind {

@@ -22,7 +22,7 @@ typedef enum sk_objective {
 } sk_objective;
 
 SK_API const char *sk_objective_name(sk_objective o);
-/* SK_OBJ_COUNT for an unknown name ("esm", "dsm", "ssm", "ssm-vr", "ncsn", "classifier",
+/* SK_OBJ_COUNT for an unknown name or NULL ("esm", "dsm", "ssm", "ssm-vr", "ncsn", "classifier",
  * "vesde"). */
 SK_API sk_objective sk_objective_parse(const char *name);
 

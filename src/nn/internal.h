@@ -27,11 +27,4 @@ sk_model *sk__unet_layout_classes(const sk_unet_config *u, int classes);
 sk_model *sk__convnet_layout(const sk_convnet_config *c);
 sk_status sk__model_alloc(sk_model *m);
 
-/* SK_OK when sk_model_save would write `info` for m to path; else
- * SK_ERR_INVALID naming the field (score/model_file.c), so that the trainer
- * refuses a bad info before it writes its state. */
-struct sk_model_info;
-sk_status sk__model_info_check(const char *path, const sk_model *m,
-                               const struct sk_model_info *info);
-
 #endif

@@ -43,7 +43,7 @@ static const char *const act_names[SK_ACT_COUNT] = {"softplus", "elu", "silu", "
 const char *sk_activation_name(sk_activation a) { return a < SK_ACT_COUNT ? act_names[a] : "?"; }
 
 sk_activation sk_activation_parse(const char *name) {
-  for (int i = 0; i < SK_ACT_COUNT; i++)
+  for (int i = 0; name && i < SK_ACT_COUNT; i++)
     if (strcmp(name, act_names[i]) == 0) return (sk_activation)i;
   return SK_ACT_COUNT;
 }

@@ -4,6 +4,7 @@
 
 #include "scorekit/sample.h"
 #include "scorekit/score.h"
+#include "scorekit/train.h"
 
 /* A new score function like f, with its own compiled graphs (a graph is one
  * arena, so threads that evaluate at once each need their own). */
@@ -146,5 +147,10 @@ sk_status sk__check_diverged(const char *what, const float *x, int64_t nr, int d
  * not finite is reported as the sampler's divergence (what, hint). */
 sk_status sk__chunk_score(sk__chunk *c, float sigma, float *score, const char *what,
                           const char *hint);
+
+/* SK_OK when sk_model_save would write `info` for m to path; else
+ * SK_ERR_INVALID naming the field (model_file.c), so that the trainer
+ * refuses a bad info before it writes its state. */
+sk_status sk__model_info_check(const char *path, const sk_model *m, const sk_model_info *info);
 
 #endif

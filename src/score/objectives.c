@@ -13,7 +13,7 @@ static const char *const obj_names[SK_OBJ_COUNT] = {"esm", "dsm", "ssm", "ssm-vr
 const char *sk_objective_name(sk_objective o) { return o < SK_OBJ_COUNT ? obj_names[o] : "?"; }
 
 sk_objective sk_objective_parse(const char *name) {
-  for (int i = 0; i < SK_OBJ_COUNT; i++)
+  for (int i = 0; name && i < SK_OBJ_COUNT; i++)
     if (strcmp(name, obj_names[i]) == 0) return (sk_objective)i;
   return SK_OBJ_COUNT;
 }
@@ -112,9 +112,12 @@ sk_status sk_loss_graph_new(sk_model *m, sk_objective obj, int batch, int projec
 
 sk_status sk__loss_graph_new(sk_model *m, sk_objective obj, int batch, int projections,
                              size_t arena_limit, sk_loss_graph *out, size_t *arena_bytes) {
+  if (arena_bytes) *arena_bytes = 0;
+  if (!out) return sk__fail(SK_ERR_INVALID, "loss: NULL output");
   memset(out, 0, sizeof *out);
   if (arena_bytes) *arena_bytes = 0;
   out->x = out->z = out->v = out->sigma = out->onehot = SK_NONE;
+  if (!m) return sk__fail(SK_ERR_INVALID, "loss: NULL model");
   const sk_model_config *c = sk_model_get_config(m);
   if (obj >= SK_OBJ_COUNT) return sk__fail(SK_ERR_INVALID, "loss: unknown objective");
   if ((obj == SK_OBJ_CLASSIFIER) != sk_model_is_classifier(c))

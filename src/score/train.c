@@ -131,10 +131,14 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
     if (cfg->n_sigmas < least || cfg->n_sigmas > SK_MAX_LEVELS || !cfg->sigmas)
       return sk__fail(SK_ERR_INVALID, "train: %s needs %d..%d noise levels", sk_objective_name(o),
                       least, SK_MAX_LEVELS);
-    for (int i = 0; i < cfg->n_sigmas; i++)
+    for (int i = 0; i < cfg->n_sigmas; i++) {
       if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
         return sk__fail(SK_ERR_INVALID, "train: noise level %d is %g; levels must be positive", i,
                         cfg->sigmas[i]);
+      if (i > 0 && cfg->sigmas[i] > cfg->sigmas[i - 1])
+        return sk__fail(SK_ERR_INVALID, "train: noise level %d (%g) is above level %d (%g); the "
+                        "ladder goes largest first", i, cfg->sigmas[i], i - 1, cfg->sigmas[i - 1]);
+    }
     /* vesde draws σ between the ladder's ends: they must make a range. */
     if (o == SK_OBJ_VESDE && !(cfg->sigmas[0] > cfg->sigmas[cfg->n_sigmas - 1]))
       return sk__fail(SK_ERR_INVALID, "train: vesde needs σ_max %g above σ_min %g (the ladder's "
