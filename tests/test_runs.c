@@ -494,6 +494,24 @@ TEST(fresh_run_into_a_run_directory_is_refused) {
   free(help);
 }
 
+/* Whether DIR holds the run files of KEEP (a copy made before), byte for
+ * byte, and none of them set aside. */
+static int run_is_back(const char *dir, const char *keep) {
+  static const char *const files[4] = {"log.csv", "model.safetensors", "state.safetensors", "loss.png"};
+  int ok = 1;
+  for (int i = 0; i < 4; i++) {
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "%s/%s", dir, files[i]);
+    snprintf(b, sizeof b, "%s/%s", keep, files[i]);
+    snprintf(c, sizeof c, "%s/%s.replaced", dir, files[i]);
+    if (!same_file(a, b) || exists(c)) {
+      fprintf(stderr, "%s: not as in %s, or %s left\n", a, b, c);
+      ok = 0;
+    }
+  }
+  return ok;
+}
+
 /* A run that fails before its first checkpoint (here its loss diverges at
  * step 1: data 10^12 apart) leaves the directory as it found it: one it
  * created is gone (with the parents it created), an empty one stays empty,
@@ -521,15 +539,7 @@ TEST(failed_run_leaves_the_directory_as_it_was) {
   CHECK_EQ_INT(system(cmd), 0);
   const char *f3 = "train --data far.csv --hidden 8 --depth 1 --steps 5 --quiet --out ow --overwrite";
   CHECK(refused(f3, run(f3), needles));
-  static const char *const files[4] = {"log.csv", "model.safetensors", "state.safetensors", "loss.png"};
-  for (int i = 0; i < 4; i++) {
-    char a[64], b[64], c[64];
-    snprintf(a, sizeof a, "ow/%s", files[i]);
-    snprintf(b, sizeof b, "ow-keep/%s", files[i]);
-    snprintf(c, sizeof c, "ow/%s.replaced", files[i]);
-    CHECK(same_file(a, b));
-    CHECK(!exists(c));
-  }
+  CHECK(run_is_back("ow", "ow-keep"));
   /* A replacing run killed where nothing can catch it (SIGKILL) leaves the
    * old run set aside; the next run in the directory puts it back, and a
    * failing replacement after that still gives it back. */
@@ -546,14 +556,7 @@ TEST(failed_run_leaves_the_directory_as_it_was) {
   }
   CHECK(exists("ow/model.safetensors.replaced") && !exists("ow/model.safetensors"));
   CHECK(refused(f3, run(f3), needles));
-  for (int i = 0; i < 4; i++) {
-    char a[64], b[64], c[64];
-    snprintf(a, sizeof a, "ow/%s", files[i]);
-    snprintf(b, sizeof b, "ow-keep/%s", files[i]);
-    snprintf(c, sizeof c, "ow/%s.replaced", files[i]);
-    CHECK(same_file(a, b));
-    CHECK(!exists(c));
-  }
+  CHECK(run_is_back("ow", "ow-keep"));
   /* A run that succeeds replaces it, and nothing of the old one stays. */
   CHECK_EQ_INT(run("train --objective dsm --n-data 200 --hidden 8 --depth 1 --steps 3 --quiet --out ow --overwrite"), 0);
   CHECK_EQ_INT(state_step("ow"), 3);
