@@ -217,7 +217,51 @@ TEST(covariance_not_psd_is_refused) {
   CHECK_NEAR(out, 4 - 2 * sqrt(2.0), 1e-12);
 }
 
+/* Samples that vary in orthogonal subspaces (a random rotation of the
+ * first d/2 and the last d/2 coordinates): c1^1/2 c2 c1^1/2 is 0 but for
+ * rounding, of either sign, which the PSD check must not take for a
+ * negative eigenvalue; the distance is then tr c1 + tr c2. */
+TEST(disjoint_supports_are_not_refused) {
+  enum { N = 500 };
+  static const int dims[2] = {20, 64};
+  for (int t = 0; t < 2; t++) {
+    const int d = dims[t], h = d / 2;
+    sk_rng r = sk_rng_make(3 + (uint64_t)t, 1);
+    double *q = malloc(sizeof *q * (size_t)d * (size_t)d);
+    float *g = malloc(sizeof *g * (size_t)d * (size_t)d), *z = malloc(sizeof *z * N * (size_t)d);
+    float *x = calloc((size_t)N * (size_t)d, sizeof *x), *y = calloc((size_t)N * (size_t)d, sizeof *y);
+    if (!q || !g || !z || !x || !y) {
+      CHECK(0);
+      break;
+    }
+    sk_rng_normal(&r, g, (size_t)d * (size_t)d);
+    for (int i = 0; i < d * d; i++) q[i] = g[i];
+    for (int i = 0; i < d; i++) { /* Gram-Schmidt on the rows */
+      for (int k = 0; k < i; k++) {
+        double p = 0;
+        for (int j = 0; j < d; j++) p += q[i * d + j] * q[k * d + j];
+        for (int j = 0; j < d; j++) q[i * d + j] -= p * q[k * d + j];
+      }
+      double nrm = 0;
+      for (int j = 0; j < d; j++) nrm += q[i * d + j] * q[i * d + j];
+      for (int j = 0; j < d; j++) q[i * d + j] /= sqrt(nrm);
+    }
+    sk_rng_normal(&r, z, (size_t)N * (size_t)d);
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < d; j++) {
+        double a = 0, b = 0;
+        for (int k = 0; k < d; k++) *(k < h ? &a : &b) += q[j * d + k] * z[i * d + k];
+        x[i * d + j] = (float)a;
+        y[i * d + j] = (float)b;
+      }
+    double out = -1;
+    CHECK_OK(sk_frechet_distance(x, N, y, N, d, &out));
+    CHECK(out > 0.8 * d && out < 1.2 * d); /* tr c1 + tr c2, each about d/2 */
+    free(q), free(g), free(z), free(x), free(y);
+  }
+}
+
 TEST_MAIN(TEST_ENTRY(commuting_closed_form), TEST_ENTRY(two_by_two_closed_form),
           TEST_ENTRY(numpy_reference), TEST_ENTRY(identical_and_rotation_invariance),
           TEST_ENTRY(same_bits_on_1_2_3_threads), TEST_ENTRY(errors),
-          TEST_ENTRY(covariance_not_psd_is_refused))
+          TEST_ENTRY(covariance_not_psd_is_refused), TEST_ENTRY(disjoint_supports_are_not_refused))

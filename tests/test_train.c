@@ -214,14 +214,17 @@ TEST(vesde_config_and_resume_checks) {
     CHECK_EQ_INT(sk_trainer_new(n, ds, &b, &t), SK_ERR_INVALID);
     CHECK(t == NULL);
   }
-  /* ncsn's ladder goes largest first too (equal levels allowed). */
-  static const float rising[3] = {0.1f, 0.5f, 1.0f};
+  /* ncsn's ladder decreases strictly too, as a model file's must (a level
+   * repeated would train, then fail at the save). */
+  static const float rising[3] = {0.1f, 0.5f, 1.0f}, repeated[3] = {1.0f, 1.0f, 0.5f};
   sk_train_config nb = tc;
   nb.objective = SK_OBJ_NCSN;
   nb.n_sigmas = 3;
-  nb.sigmas = rising;
-  CHECK_EQ_INT(sk_trainer_new(n, ds, &nb, &t), SK_ERR_INVALID);
-  CHECK(t == NULL && strstr(sk_last_error(), "largest first"));
+  for (int k = 0; k < 2; k++) {
+    nb.sigmas = k ? repeated : rising;
+    CHECK_EQ_INT(sk_trainer_new(n, ds, &nb, &t), SK_ERR_INVALID);
+    CHECK(t == NULL && strstr(sk_last_error(), "largest first"));
+  }
   CHECK_OK(sk_trainer_new(n, ds, &tc, &t));
   for (int i = 0; i < 3; i++) CHECK_OK(sk_trainer_step(t, NULL, NULL));
   sk_model_info info = {.objective = SK_OBJ_VESDE, .n_sigmas = 6};

@@ -280,8 +280,10 @@ TEST(model_api_misuse) {
     sk_node x = sk_input(g, "x", 2, (int64_t[]){4, 784});
     sk_node s = sk_input(g, "sigma", 2, (int64_t[]){4, 1});
     sk_node l = sk_input(g, "label", 2, (int64_t[]){4, 77});
+    sk_set_error(SK_OK, "clean");
     CHECK(sk_model_apply_labels(models[k], g, p, x, s, l) == SK_NONE);
     CHECK_EQ_INT(sk_graph_status(g), SK_ERR_INVALID);
+    CHECK(strstr(sk_last_error(), "not class-conditional")); /* at once, as the graph's builders */
     sk_node y = sk_model_apply(models[k], g, p, x, s);
     CHECK_EQ_INT(sk_graph_compile(g, 1, &y), SK_ERR_INVALID);
     CHECK(strstr(sk_last_error(), "not class-conditional"));

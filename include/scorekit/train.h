@@ -60,7 +60,7 @@ typedef struct sk_train_config {
   int projections;   /* ssm, ssm-vr: M per sample */
   int rademacher;    /* ssm, ssm-vr: ±1 projections instead of Gaussian */
   float sigma;       /* dsm's σ; for esm/ssm/ssm-vr the level a noise-conditional model is trained at */
-  int n_sigmas;      /* ncsn, classifier: the ladder, largest first; vesde: at least 2
+  int n_sigmas;      /* ncsn, classifier: the ladder, strictly decreasing; vesde: at least 2
                       * levels, σ drawn log-uniform between the first (σ_max) and the
                       * last (σ_min) */
   const float *sigmas;

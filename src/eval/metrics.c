@@ -417,11 +417,13 @@ static sk_status check_moments(const char *name, const double *mu, const double 
 }
 
 /* The eigenvalues w (d) of a matrix that is PSD when covariance `name` is:
- * SK_ERR_INVALID for one clearly negative. */
-static sk_status check_psd(const char *name, const char *of, const double *w, int d) {
+ * SK_ERR_INVALID for one below −PSD_ROUNDING × scale, a bound on the
+ * matrix's norm that does not come from w itself (a matrix whose true
+ * eigenvalues are all 0 has only rounding for its largest). */
+static sk_status check_psd(const char *name, const char *of, const double *w, int d, double scale) {
   double top = 0, low = 0;
   for (int i = 0; i < d; i++) top = fmax(top, fabs(w[i])), low = fmin(low, w[i]);
-  if (low < -PSD_ROUNDING * top)
+  if (low < -PSD_ROUNDING * scale)
     return sk__fail(SK_ERR_INVALID, "sk_frechet_gaussian: covariance %s is not positive "
                     "semi-definite: %s has eigenvalue %g, its largest magnitude %g", name, of,
                     low, top);
@@ -447,7 +449,14 @@ sk_status sk_frechet_gaussian(const double *mu1, const double *c1, const double 
   /* S = c1^{1/2}: eigenvalues below zero are rounding (c1 is PSD). */
   memcpy(a, c1, nn * sizeof *a);
   jacobi_eig(a, d, w, v);
-  st = check_psd("1", "it", w, d);
+  double top1 = 0, norm2 = 0; /* c1's largest eigenvalue; c2's largest absolute row sum */
+  for (size_t i = 0; i < n; i++) top1 = fmax(top1, fabs(w[i]));
+  for (size_t i = 0; i < n; i++) {
+    double row = 0;
+    for (size_t j = 0; j < n; j++) row += fabs(c2[i * n + j]);
+    norm2 = fmax(norm2, row);
+  }
+  st = check_psd("1", "it", w, d, top1);
   if (st == SK_OK) {
     for (size_t i = 0; i < n; i++) w[i] = w[i] > 0 ? sqrt(w[i]) : 0;
     from_eig(v, w, d, s);
@@ -458,7 +467,7 @@ sk_status sk_frechet_gaussian(const double *mu1, const double *c1, const double 
       for (size_t j = i + 1; j < n; j++)
         a[i * n + j] = a[j * n + i] = 0.5 * (a[i * n + j] + a[j * n + i]);
     jacobi_eig(a, d, w, v);
-    st = check_psd("2", "c1^1/2 c2 c1^1/2", w, d);
+    st = check_psd("2", "c1^1/2 c2 c1^1/2", w, d, top1 * norm2); /* ‖M‖ ≤ ‖c1‖ ‖c2‖ */
   }
   double tr_sqrt = 0, tr1 = 0, tr2 = 0, dm = 0;
   for (size_t i = 0; st == SK_OK && i < n; i++) {

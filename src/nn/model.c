@@ -620,11 +620,14 @@ static sk_node mlp_hidden(sk_model *m, sk_graph *g, const sk_node *params, sk_no
 
 /* A model-level build error, recorded on the graph as its builders record
  * theirs (the first one sticks; sk_graph_compile reports it). */
+/* A build error on g, sticky like the graph's own, and the thread's last
+ * error at once (as a failing builder call sets it). */
 static sk_node apply_fail(sk_graph *g, const char *msg) {
-  if (g->status == SK_OK) {
+  if (g && g->status == SK_OK) {
     snprintf(g->error, sizeof g->error, "%s", msg);
     g->status = SK_ERR_INVALID;
   }
+  sk__fail(SK_ERR_INVALID, "%s", msg);
   return SK_NONE;
 }
 

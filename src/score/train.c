@@ -135,9 +135,11 @@ sk_status sk_trainer_new_share(sk_model *m, sk_dataset *ds, const sk_train_confi
       if (!(cfg->sigmas[i] > 0) || !isfinite(cfg->sigmas[i]))
         return sk__fail(SK_ERR_INVALID, "train: noise level %d is %g; levels must be positive", i,
                         cfg->sigmas[i]);
-      if (i > 0 && cfg->sigmas[i] > cfg->sigmas[i - 1])
-        return sk__fail(SK_ERR_INVALID, "train: noise level %d (%g) is above level %d (%g); the "
-                        "ladder goes largest first", i, cfg->sigmas[i], i - 1, cfg->sigmas[i - 1]);
+      /* Strictly: a model file's ladder decreases (sk_model_save, the loader). */
+      if (i > 0 && !(cfg->sigmas[i] < cfg->sigmas[i - 1]))
+        return sk__fail(SK_ERR_INVALID, "train: noise level %d (%g) is not below level %d (%g); "
+                        "the ladder decreases, largest first", i, cfg->sigmas[i], i - 1,
+                        cfg->sigmas[i - 1]);
     }
     /* vesde draws σ between the ladder's ends: they must make a range. */
     if (o == SK_OBJ_VESDE && !(cfg->sigmas[0] > cfg->sigmas[cfg->n_sigmas - 1]))
