@@ -27,4 +27,7 @@ sk_model *sk__unet_layout_classes(const sk_unet_config *u, int classes);
 sk_model *sk__convnet_layout(const sk_convnet_config *c);
 sk_status sk__model_alloc(sk_model *m);
 
+/* Whether m is a class-conditional score model (label input, sk_model_apply_labels). */
+int sk__cond_model(const sk_model_config *m);
+
 #endif

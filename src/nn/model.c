@@ -527,12 +527,12 @@ static sk_node unet_block(sk_model *m, sk_graph *g, const sk_node *p, int k, sk_
 /* A class-conditional model's label term, added to h (B, E): labels (B, K + 1)
  * times the embedding table, or with no labels the "no label" row K for
  * every row. */
-static int class_conditional(const sk_model_config *c) {
+int sk__cond_model(const sk_model_config *c) {
   return (c->kind == SK_MODEL_NCMLP || c->kind == SK_MODEL_UNET) && c->classes > 0;
 }
 
 static sk_node add_label(sk_model *m, sk_graph *g, const sk_node *p, sk_node h, sk_node labels) {
-  if (!class_conditional(&m->cfg)) return h;
+  if (!sk__cond_model(&m->cfg)) return h;
   const int K = m->cfg.classes;
   const sk_node table = p[m->n_tensors - 1];
   if (labels != SK_NONE) return sk_add(g, h, sk_matmul(g, labels, table, 0, 0));
@@ -639,7 +639,7 @@ sk_node sk_model_apply_labels(sk_model *m, sk_graph *g, const sk_node *params, s
                               sk_node sigma, sk_node labels) {
   const sk_model_config *c = &m->cfg;
   /* Only a class-conditional model has an embedding to read labels with. */
-  if (labels != SK_NONE && !class_conditional(c))
+  if (labels != SK_NONE && !sk__cond_model(c))
     return apply_fail(g, "model: labels given to a model that is not class-conditional "
                          "(pass SK_NONE)");
   if (c->kind == SK_MODEL_UNET) return unet_apply(m, g, params, x, sigma, labels);

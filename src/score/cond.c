@@ -8,10 +8,6 @@
 #include "score/internal.h"
 #include "scorekit/sample.h"
 
-int sk__cond_model(const sk_model_config *m) {
-  return (m->kind == SK_MODEL_NCMLP || m->kind == SK_MODEL_UNET) && m->classes > 0;
-}
-
 sk_status sk__cond_check(const sk_model_config *m, const sk_dataset *ds) {
   if (!sk__cond_model(m)) return SK_OK;
   if (!sk_dataset_labels(ds) || sk_dataset_classes(ds) < 1)

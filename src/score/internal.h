@@ -2,6 +2,7 @@
 #ifndef SK_SCORE_INTERNAL_H
 #define SK_SCORE_INTERNAL_H
 
+#include "nn/internal.h" /* sk__cond_model */
 #include "scorekit/sample.h"
 #include "scorekit/score.h"
 #include "scorekit/train.h"
@@ -37,8 +38,6 @@ sk_status sk__score_fn_custom(const sk__score_ops *ops, void *ctx, int dim, int 
 /* The state of a function made by sk__score_fn_custom, else NULL. */
 void *sk__score_fn_ctx(const sk_score_fn *f);
 
-/* Whether m is a class-conditional score model (label input, sk_model_apply_labels). */
-int sk__cond_model(const sk_model_config *m);
 /* SK_OK when model m can be trained on ds: a class-conditional model needs
  * labels and no more classes than its own. */
 sk_status sk__cond_check(const sk_model_config *m, const sk_dataset *ds);
