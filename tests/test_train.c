@@ -20,6 +20,13 @@ static double score_error(sk_model *m, const sk_gmm *law, float sigma, int n) {
   return e;
 }
 
+/* Removes a test's temporary directory and what it holds: 1 on success. */
+static int remove_dir(const char *dir) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) == 0;
+}
+
 static sk_dataset *mog8_data(int n) {
   sk_tensor *x = sk_tensor_new(2, (int64_t[]){n, 2});
   sk_tensor *l = sk_tensor_new(1, (int64_t[]){n});
@@ -149,9 +156,7 @@ static void resume_same_bits(sk_objective obj) {
     sk_dataset_free(ds);
   }
   free(straight);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 TEST(resume_gives_same_bits) { resume_same_bits(SK_OBJ_NCSN); }
@@ -268,9 +273,7 @@ TEST(vesde_config_and_resume_checks) {
   sk_model_free(m);
   sk_model_free(n);
   sk_dataset_free(ds);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* `text` with the first `from` replaced by `to`, in buf. */
@@ -352,9 +355,7 @@ TEST(resume_rejects_bad_state) {
   sk_trainer_free(t);
   sk_model_free(m);
   sk_dataset_free(ds);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* A state is checked field by field before anything is restored: the
@@ -476,9 +477,7 @@ TEST(resume_validates_every_field) {
   sk_trainer_free(t);
   sk_model_free(m);
   sk_dataset_free(ds);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* A resume continues only the run that saved the state: a trainer that
@@ -560,9 +559,7 @@ TEST(resume_refuses_another_run) {
     sk_model_free(m);
     sk_dataset_free(ds);
   }
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* sk_trainer_new_limited refuses what would not fit before allocating it:
@@ -681,9 +678,7 @@ TEST(allocation_failures_are_nomem) {
   sk_gmm_free(law);
   sk_dataset_free(ds);
   sk_model_free(m);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 TEST(model_file_round_trip) {
@@ -716,9 +711,7 @@ TEST(model_file_round_trip) {
   CHECK(strstr(sk_last_error(), "ema.clf.0.weight"));
   free(ema);
   sk_model_free(m);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* Writes model m (its weights also as the EMA) with `meta` as its metadata. */
@@ -818,9 +811,7 @@ TEST(model_file_refuses_out_of_range_metadata) {
   sk_model_free(back);
   sk_model_free(m);
   sk_dataset_free(ds);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* sk_model_save checks every field of info it writes before writing
@@ -885,9 +876,7 @@ TEST(model_save_refuses_bad_info) {
   CHECK(got.n_sigmas == SK_MAX_LEVELS && got.steps == edge.steps && got.image_shape[2] == 2);
   sk_model_free(back);
   sk_model_free(m);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* sk_trainer_save with a NULL info writes the model file with the config
@@ -932,9 +921,7 @@ TEST(trainer_save_null_info_and_dir) {
   sk_trainer_free(t);
   sk_model_free(m);
   sk_dataset_free(ds);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* A trainer owns the data stream from its creation: on a data set an
@@ -991,9 +978,7 @@ TEST(second_trainer_on_used_data_is_a_fresh_run) {
   sk_model_free(md);
   sk_dataset_free(used);
   sk_dataset_free(fresh);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  CHECK(system(cmd) == 0);
+  CHECK(remove_dir(dir));
 }
 
 /* Adam refuses a step with no parts or NULL arrays without counting it, and

@@ -134,6 +134,8 @@ sk_status sk__check_hooks(const char *what, const sk_sample_hooks *h);
  * indexed; the message gives the numbers as passed. */
 sk_status sk__check_row_range(const char *what, const sk_score_fn *f, int64_t n, int64_t first,
                               int64_t count);
+/* The index of the first of x's nd values that is not finite, or -1. */
+int64_t sk__first_not_finite(const float *x, size_t nd);
 /* SK_ERR_NUMERIC "what: x[i, j] is v" for the first value of the n rows
  * of x (n, d) that is not finite, i counted from first_row. */
 sk_status sk__check_rows_finite(const char *what, const float *x, int64_t n, int d,

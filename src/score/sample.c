@@ -163,12 +163,10 @@ sk_status sk__run_chunk_range(sk_score_fn *f, const sk__chunk_plan *p, sk_rng *r
 
 sk_status sk__check_diverged(const char *what, const float *x, int64_t nr, int d,
                             int64_t first_row, const char *hint) {
-  const size_t nd = (size_t)nr * (size_t)d;
-  for (size_t j = 0; j < nd; j++)
-    if (!isfinite(x[j]))
-      return sk__fail(SK_ERR_NUMERIC, "%s: sample %lld diverged (%s)", what,
-                      (long long)(first_row + (int64_t)(j / (size_t)d)), hint);
-  return SK_OK;
+  const int64_t j = sk__first_not_finite(x, (size_t)nr * (size_t)d);
+  if (j < 0) return SK_OK;
+  return sk__fail(SK_ERR_NUMERIC, "%s: sample %lld diverged (%s)", what,
+                  (long long)(first_row + j / d), hint);
 }
 
 sk_status sk__chunk_score(sk__chunk *c, float sigma, float *score, const char *what,

@@ -221,9 +221,8 @@ static sk_status run_graph(sk_score_fn *f, const float *x, int64_t n, float sigm
   return st;
 }
 
-sk_status sk__check_rows_finite(const char *what, const float *x, int64_t n, int d,
-                                int64_t first_row) {
-  const size_t nd = n > 0 ? (size_t)n * (size_t)d : 0, block = 4096;
+int64_t sk__first_not_finite(const float *x, size_t nd) {
+  const size_t block = 4096;
   for (size_t i0 = 0; i0 < nd; i0 += block) {
     const size_t i1 = SK_MIN(nd, i0 + block);
     /* A value is not finite where its exponent bits are all set; or-ed over
@@ -236,12 +235,17 @@ sk_status sk__check_rows_finite(const char *what, const float *x, int64_t n, int
       bad |= (b & 0x7f800000u) == 0x7f800000u;
     }
     for (size_t i = i0; bad && i < i1; i++)
-      if (!isfinite(x[i]))
-        return sk__fail(SK_ERR_NUMERIC, "%s: x[%lld, %d] is %g", what,
-                        (long long)(first_row + (int64_t)(i / (size_t)d)), (int)(i % (size_t)d),
-                        (double)x[i]);
+      if (!isfinite(x[i])) return (int64_t)i;
   }
-  return SK_OK;
+  return -1;
+}
+
+sk_status sk__check_rows_finite(const char *what, const float *x, int64_t n, int d,
+                                int64_t first_row) {
+  const int64_t i = sk__first_not_finite(x, n > 0 ? (size_t)n * (size_t)d : 0);
+  if (i < 0) return SK_OK;
+  return sk__fail(SK_ERR_NUMERIC, "%s: x[%lld, %d] is %g", what, (long long)(first_row + i / d),
+                  (int)(i % d), (double)x[i]);
 }
 
 sk_status sk_score_fn_eval(sk_score_fn *f, const float *x, int64_t n, float sigma, float *out) {
